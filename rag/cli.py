@@ -1,0 +1,245 @@
+"""The `rag` command: a thin typer app over the library.
+
+Each command parses its options, loads settings, calls one library function and renders the
+result. Errors the user can fix (RagError) become one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from rag.config import DEFAULT_INDEX, Settings, SettingsError
+from rag.errors import RagError
+
+app = typer.Typer(
+    help="Cited answers from clinical guidelines and articles, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+IndexOption = Annotated[
+    str,
+    typer.Option("--index", envvar="RAG_INDEX", help="Index folder.", show_default=True),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ModeOption = Annotated[
+    str | None, typer.Option("--mode", help="dense, lexical or hybrid (default: hybrid).")
+]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", help="Only sources whose organisation or journal contains this."),
+]
+SinceOption = Annotated[int | None, typer.Option("--since", help="Only sources from this year on.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(command: F) -> F:
+    """Turn the errors a user can fix into one line on stderr and exit status 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (RagError, SettingsError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load_settings(index: str | None = None, **overrides: Any) -> Settings:
+    settings = Settings.from_env()
+    changes: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
+    if index:
+        changes["index"] = index
+    return settings.merged(changes)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def print_markdown(text: str) -> None:
+    """Rich Markdown on a terminal, the plain Markdown otherwise (pipes, files, tests)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        typer.echo(text)
+
+
+@app.command()
+@user_errors
+def ingest(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders to ingest (default: corpus/).", show_default=False),
+    ] = None,
+    index: IndexOption = DEFAULT_INDEX,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Ingest the open-medicine guideline corpus.")
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove indexed documents this run did not produce.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Read documents (Markdown, text, HTML, PDF, PubMed/PMC XML, JSONL) into the index."""
+    from rag.index.store import Index
+    from rag.ingest.loaders import IngestProblem, load_paths
+
+    settings = load_settings(index)
+    problems: list[IngestProblem] = []
+
+    def documents():
+        if demo:
+            from rag.ingest.demo import load_demo_corpus
+
+            yield from load_demo_corpus()
+        if paths or not demo:
+            roots = list(paths or [Path("corpus")])
+            for item in load_paths(roots, exclude=[Path("corpus/README.md")]):
+                if isinstance(item, IngestProblem):
+                    problems.append(item)
+                    typer.echo(f"error: {item}", err=True)
+                else:
+                    yield item
+
+    store = Index.open(settings.index, settings, create=True)
+    report = store.ingest(documents(), prune=prune, progress=progress)
+    typer.echo(
+        f"{settings.index}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed; "
+        f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f}s; "
+        f"{store.document_count} documents, {store.chunk_count} chunks"
+    )
+    if problems:
+        typer.echo(f"{len(problems)} input problem(s); the rest was ingested", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="The clinical question.")],
+    index: IndexOption = DEFAULT_INDEX,
+    as_json: JsonOption = False,
+    mode: ModeOption = None,
+    k: Annotated[int | None, typer.Option("-k", help="Passages given to the generator.")] = None,
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="clinician (default) or patient.")
+    ] = None,
+    session: Annotated[
+        str | None,
+        typer.Option("--session", help="Continue (or start) this saved conversation."),
+    ] = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+) -> None:
+    """Answer a question with numbered citations and a reference list."""
+    from rag.answer import Engine
+    from rag.render import answer_markdown
+
+    settings = load_settings(index)
+    engine = Engine.load(settings)
+    history = []
+    store = None
+    if session:
+        from rag.converse import SessionStore, default_data_dir
+
+        store = SessionStore(default_data_dir(settings))
+        history = store.load_or_empty(session)
+    answer = engine.ask(
+        question,
+        history=history,
+        audience=audience,
+        mode=mode,
+        k=k,
+        session=session,
+        sources=source or (),
+        min_year=since,
+    )
+    if store is not None and session:
+        from rag.types import Turn
+
+        store.append(
+            session,
+            Turn(
+                question=answer.question,
+                answer=answer.answer,
+                standalone_question=answer.standalone_question,
+                cited_doc_ids=tuple(citation.doc_id for citation in answer.citations),
+            ),
+        )
+    if as_json:
+        print_json(answer.to_json())
+    else:
+        print_markdown(answer_markdown(answer))
+
+
+@app.command()
+@user_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    index: IndexOption = DEFAULT_INDEX,
+    as_json: JsonOption = False,
+    k: Annotated[int, typer.Option("-k", help="Passages to show.")] = 10,
+    mode: ModeOption = None,
+    source: SourceOption = None,
+    since: SinceOption = None,
+) -> None:
+    """Print the ranked passages for a query, without generating an answer."""
+    from rag.answer import Engine
+    from rag.render import hits_markdown
+
+    engine = Engine.load(load_settings(index))
+    hits = engine.search(query, mode=mode, k=k, sources=source or (), min_year=since)
+    if as_json:
+        print_json(
+            [
+                {
+                    key: value
+                    for key, value in hit.to_json().items()
+                    if key in ("chunk_id", "doc_id", "title", "section", "text", "score", "rank",
+                               "source", "year", "url", "doi")
+                }
+                for hit in hits
+            ]
+        )
+    else:
+        typer.echo(hits_markdown(hits))
+
+
+@app.command()
+@user_errors
+def config() -> None:
+    """Show every setting, its current value and what it does."""
+    from rag.config import describe
+
+    settings = Settings.from_env()
+    typer.echo(json.dumps(settings.to_json(), indent=2))
+    typer.echo("")
+    for name, default, description in describe():
+        typer.echo(f"{name} (default {default}): {description}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

