@@ -1,0 +1,478 @@
+"""Documents -> chunks that fit the embedder's input, cut along the Markdown structure.
+
+A document's Markdown is read as blocks (paragraphs, whole lists, tables, code) under a heading
+path. Blocks are packed into chunks up to the token budget without crossing a heading; a block
+too big alone is split at sentence boundaries (a table by rows, repeating its header), with
+`overlap_sentences` repeated so a split sentence group keeps its context. The budget holds for
+the passage the index embeds (`passage_for_embedding`), title and section line included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rag.config import ChunkSettings
+from rag.types import Chunk, Document
+
+SECTION_SEPARATOR = " > "
+_TITLE_CHARS = 120  # longest title kept in the embedded prefix
+_SECTION_CHARS = 120  # longest section path kept in the embedded prefix
+_MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^[ \t]{0,3}(```|~~~)")
+_RULE = re.compile(r"^[ \t]{0,3}([-*_])([ \t]*\1){2,}[ \t]*$")
+_LIST_ITEM = re.compile(r"^([ \t]*)([-*+]|\d{1,3}[.)])[ \t]+")
+_TABLE_ROW = re.compile(r"^[ \t]*\|")
+_TABLE_SEPARATOR = re.compile(
+    r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$"
+)
+# A sentence ends at . ! or ? (closing quotes/brackets allowed) before whitespace and a capital,
+# digit, opening bracket/quote or markup that starts the next sentence.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[*_]*[A-Z0-9])")
+_ABBREVIATIONS = frozenset(
+    {
+        "e.g", "i.e", "vs", "etc", "et al", "al", "dr", "mr", "mrs", "ms", "prof", "fig", "figs",
+        "no", "nos", "approx", "cf", "ca", "jr", "sr", "st", "inc", "ltd", "co", "resp", "ref",
+        "refs", "vol", "eq", "dept", "univ", "min", "max", "mt", "sp", "spp", "u.s", "u.k",
+    }
+)  # fmt: skip
+
+
+def passage_for_embedding(title: str, section: str, text: str) -> str:
+    """The string the index embeds for a chunk: a "title — section" line, a blank line, the text.
+
+    The heading line lets a passage match questions that name the topic only in its title or
+    heading. Overlong titles and section paths are shortened (a section keeps its deepest,
+    most specific headings), so the prefix cost is bounded.
+    """
+    heading_line = " — ".join(
+        part for part in (_short_title(title), _short_section(section)) if part
+    )
+    return f"{heading_line}\n\n{text}" if heading_line else text
+
+
+def _short_title(title: str) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 1].rstrip() + "…"
+
+
+def _short_section(section: str) -> str:
+    section = " ".join(section.split())
+    if len(section) <= _SECTION_CHARS:
+        return section
+    return "…" + section[-(_SECTION_CHARS - 1) :].lstrip()
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A unit of Markdown the chunker keeps whole when it can."""
+
+    kind: str  # paragraph, list, table, code
+    text: str
+
+
+def chunk_document(
+    document: Document, settings: ChunkSettings, count_tokens: Callable[[str], int]
+) -> list[Chunk]:
+    """Chunks of `document` in reading order, ids `<doc_id>#0..n-1`, none empty.
+
+    `count_tokens` counts the embedder's tokens (see rag.tokens.embedder_token_counter); every
+    chunk's `passage_for_embedding(document.title, chunk.section, chunk.text)` holds at most
+    `settings.max_tokens` of them. (When a very long title and section path would leave the text
+    under 32 tokens, or half the budget, the text keeps that much and the passage runs over;
+    the prefix is capped at 240 characters, so this stays far inside the model's 256.)
+    `Chunk.n_tokens` is the count of the chunk text alone.
+    """
+    counter = _CachedCounter(count_tokens)
+    chunk_texts: list[tuple[str, str]] = []  # (section, text)
+    for section, blocks in _sections(document.text, document.title):
+        if not blocks:
+            continue
+        prefix_tokens = counter(passage_for_embedding(document.title, section, ""))
+        floor = min(_MIN_TEXT_BUDGET, max(1, settings.max_tokens // 2))
+        budget = max(settings.max_tokens - prefix_tokens, floor)
+        limit = settings.max_tokens if budget + prefix_tokens <= settings.max_tokens else None
+        # Counts add up across whitespace for WordPiece; a tokenizer where they do not (BPE)
+        # can overshoot by a token or two, so the packed result is checked and, if needed,
+        # packed again with a smaller budget.
+        for _attempt in range(4):
+            texts = _pack(blocks, budget, settings.overlap_sentences, counter)
+            if limit is None or counter.additive:
+                break
+            overshoot = max(
+                counter(passage_for_embedding(document.title, section, text)) - limit
+                for text in texts
+            )
+            if overshoot <= 0 or budget <= 1:
+                break
+            budget = max(1, budget - overshoot)
+        chunk_texts.extend((section, text) for text in texts)
+    return [
+        Chunk(
+            id=f"{document.id}#{position}",
+            doc_id=document.id,
+            text=text,
+            section=section,
+            position=position,
+            n_tokens=counter(text),
+        )
+        for position, (section, text) in enumerate(chunk_texts)
+    ]
+
+
+class _CachedCounter:
+    """Counts each distinct string once: packing asks about the same blocks repeatedly.
+
+    When the tokenizer declares `sums_over_whitespace` (WordPiece splits on whitespace first,
+    so parts joined by whitespace cost exactly the sum of the parts), joined texts are never
+    tokenized again: their count is the sum already known.
+    """
+
+    def __init__(self, count_tokens: Callable[[str], int]) -> None:
+        self._count_tokens = count_tokens
+        self._counts: dict[str, int] = {}
+        self.additive = bool(getattr(count_tokens, "sums_over_whitespace", False))
+
+    def join(self, parts: list[str], joiners: list[str]) -> str:
+        """parts[0] + joiners[0] + parts[1] + ...; joiners are whitespace, so when counts are
+        additive the joined text's count is the sum of the parts' and is remembered as such."""
+        pieces = [parts[0]]
+        for joiner, part in zip(joiners, parts[1:], strict=True):
+            pieces.append(joiner)
+            pieces.append(part)
+        text = "".join(pieces)
+        if self.additive and text not in self._counts:
+            self._counts[text] = sum(self(part) for part in parts)
+        return text
+
+    def __call__(self, text: str) -> int:
+        count = self._counts.get(text)
+        if count is None:
+            count = self._count_tokens(text) if text else 0
+            self._counts[text] = count
+        return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown -> (section path, blocks)
+
+
+def _sections(markdown: str, title: str) -> list[tuple[str, list[_Block]]]:
+    """The blocks under each heading, with the heading path that names them."""
+    sections: list[tuple[str, list[_Block]]] = [("", [])]
+    heading_stack: list[tuple[int, str]] = []
+    title_key = _comparable(title)
+    lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.strip() or _RULE.match(line):
+            index += 1
+            continue
+        heading = _HEADING.match(line)
+        if heading:
+            level = len(heading.group(1))
+            name = _plain_heading(heading.group(2))
+            while heading_stack and heading_stack[-1][0] >= level:
+                heading_stack.pop()
+            # The document's own title as a top heading would repeat the title in every path.
+            if name and not (level == 1 and _comparable(name) == title_key):
+                heading_stack.append((level, name))
+            path = SECTION_SEPARATOR.join(name for _, name in heading_stack)
+            sections.append((path, []))
+            index += 1
+            continue
+        block, index = _read_block(lines, index)
+        if block.text.strip():
+            sections[-1][1].append(block)
+    return [(path, blocks) for path, blocks in sections if blocks]
+
+
+def _read_block(lines: list[str], start: int) -> tuple[_Block, int]:
+    """The block starting at lines[start] and the index of the line after it."""
+    line = lines[start]
+    fence = _FENCE.match(line)
+    if fence:
+        end = start + 1
+        while end < len(lines) and not lines[end].lstrip().startswith(fence.group(1)):
+            end += 1
+        end = min(end + 1, len(lines))
+        return _Block("code", "\n".join(lines[start:end]).strip("\n")), end
+    if _TABLE_ROW.match(line):
+        end = start
+        while end < len(lines) and _TABLE_ROW.match(lines[end]):
+            end += 1
+        return _Block("table", "\n".join(row.strip() for row in lines[start:end])), end
+    if _LIST_ITEM.match(line):
+        end = start + 1
+        while end < len(lines):
+            current = lines[end]
+            if current.strip():
+                if _HEADING.match(current) or _TABLE_ROW.match(current) or _RULE.match(current):
+                    break
+                if _FENCE.match(current):
+                    break
+                end += 1
+                continue
+            # A blank line ends the list unless an item or an indented continuation follows.
+            following = end + 1
+            while following < len(lines) and not lines[following].strip():
+                following += 1
+            if following < len(lines) and (
+                _LIST_ITEM.match(lines[following]) or lines[following][:1] in {" ", "\t"}
+            ):
+                end = following
+                continue
+            break
+        item_lines = [item for item in lines[start:end] if item.strip()]
+        return _Block("list", "\n".join(item.rstrip() for item in item_lines)), end
+    end = start + 1
+    while end < len(lines):
+        current = lines[end]
+        if not current.strip() or _HEADING.match(current) or _FENCE.match(current):
+            break
+        if _TABLE_ROW.match(current) or _RULE.match(current) or _LIST_ITEM.match(current):
+            break
+        end += 1
+    return _Block("paragraph", "\n".join(text.strip() for text in lines[start:end])), end
+
+
+def _plain_heading(heading: str) -> str:
+    """A heading without Markdown emphasis or code marks, for the section path."""
+    return " ".join(re.sub(r"(\*\*|__|`)", "", heading).split()).strip("*_ ")
+
+
+def _comparable(text: str) -> str:
+    return "".join(character for character in text.casefold() if character.isalnum())
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing blocks into chunks
+
+
+@dataclass(frozen=True)
+class _Atom:
+    """The smallest piece the packer places: a whole block when it fits the budget, else one
+    list item, line, table row, sentence or run of words of a block that does not."""
+
+    text: str
+    joiner: str  # put before it when it continues a chunk: "\n\n" between blocks
+    block: int  # index of the block it came from
+    sentence: bool = False  # a sentence of a split paragraph: eligible for overlap
+    header: str = ""  # a table row's header (and separator), repeated when a chunk starts here
+
+
+def _pack(
+    blocks: list[_Block], budget: int, overlap_sentences: int, count: _CachedCounter
+) -> list[str]:
+    """Chunk texts for the blocks of one section, each at most `budget` tokens."""
+    atoms: list[_Atom] = []
+    for number, block in enumerate(blocks):
+        if count(block.text) <= budget:
+            atoms.append(_Atom(block.text, "\n\n", number))
+        else:
+            atoms.extend(_split_block(block, number, budget, count))
+
+    chunks: list[str] = []
+    current: list[_Atom] = []
+    current_tokens = 0
+    for atom in atoms:
+        atom_tokens = count(atom.text) + (count(atom.header) if _opens_table(current, atom) else 0)
+        if current and current_tokens + atom_tokens > budget:
+            chunks.append(_compose(current, count))
+            carried = _overlap(current, atom, overlap_sentences)
+            carried_tokens = sum(count(sentence.text) for sentence in carried)
+            # Overlap is dropped, oldest first, when it would leave no room for the new atom.
+            while carried and carried_tokens + atom_tokens > budget:
+                carried_tokens -= count(carried.pop(0).text)
+            current, current_tokens = carried, carried_tokens
+            atom_tokens = count(atom.text) + (
+                count(atom.header) if _opens_table(current, atom) else 0
+            )
+        current.append(atom)
+        current_tokens += atom_tokens
+    if current:
+        chunks.append(_compose(current, count))
+    return [chunk for chunk in chunks if chunk.strip()]
+
+
+def _opens_table(chunk: list[_Atom], row: _Atom) -> bool:
+    """Whether `row` is the first row of its table in `chunk`, so its header goes before it."""
+    return bool(row.header) and (not chunk or chunk[-1].block != row.block)
+
+
+def _overlap(chunk: list[_Atom], following: _Atom, overlap_sentences: int) -> list[_Atom]:
+    """The last `overlap_sentences` sentences of `chunk` when `following` continues the same
+    paragraph, to be repeated before it."""
+    if overlap_sentences <= 0 or not following.sentence:
+        return []
+    tail: list[_Atom] = []
+    for atom in reversed(chunk):
+        if not atom.sentence or atom.block != following.block or len(tail) == overlap_sentences:
+            break
+        tail.insert(0, atom)
+    return tail
+
+
+def _compose(atoms: list[_Atom], count: _CachedCounter) -> str:
+    """The text of a chunk: atoms joined by their joiners; a table's first row in the chunk
+    brings the table's header."""
+    parts: list[str] = []
+    joiners: list[str] = []
+    for index, atom in enumerate(atoms):
+        if index:
+            joiners.append(atom.joiner)
+        if _opens_table(atoms[:index], atom):
+            parts.append(atom.header)
+            joiners.append("\n")
+        parts.append(atom.text)
+    return count.join(parts, joiners)
+
+
+def _split_block(block: _Block, number: int, budget: int, count: _CachedCounter) -> list[_Atom]:
+    """Atoms of a block over budget, each at most `budget` tokens (a table row with its header)."""
+    if block.kind == "table":
+        rows = block.text.split("\n")
+        if len(rows) > 2 and _TABLE_SEPARATOR.match(rows[1]):
+            header = "\n".join(rows[:2])
+            row_budget = budget - count(header)
+            if row_budget >= budget // 3:
+                atoms: list[_Atom] = []
+                for index, row in enumerate(rows[2:]):
+                    joiner = "\n\n" if index == 0 else "\n"
+                    row_atoms = _split_line(row, joiner, number, row_budget, count)
+                    atoms.extend(_with_header(atom, header) for atom in row_atoms)
+                return atoms
+        # No header, or one so large that repeating it would crowd out the rows.
+        return _split_lines(rows, number, budget, count)
+    if block.kind == "list":
+        atoms = []
+        for index, item in enumerate(_list_items(block.text)):
+            joiner = "\n\n" if index == 0 else "\n"
+            if count(item) <= budget:
+                atoms.append(_Atom(item, joiner, number))
+            else:
+                item_atoms = _split_lines(item.split("\n"), number, budget, count)
+                atoms.append(_with_joiner(item_atoms[0], joiner))
+                atoms.extend(item_atoms[1:])
+        return atoms
+    if block.kind == "code":
+        return _split_lines(block.text.split("\n"), number, budget, count)
+    return _split_sentences(block.text, "\n\n", number, budget, count)
+
+
+def _with_header(atom: _Atom, header: str) -> _Atom:
+    return _Atom(atom.text, atom.joiner, atom.block, atom.sentence, header)
+
+
+def _with_joiner(atom: _Atom, joiner: str) -> _Atom:
+    return _Atom(atom.text, joiner, atom.block, atom.sentence, atom.header)
+
+
+def _split_lines(lines: list[str], number: int, budget: int, count: _CachedCounter) -> list[_Atom]:
+    atoms: list[_Atom] = []
+    for index, line in enumerate(lines):
+        atoms.extend(_split_line(line, "\n\n" if index == 0 else "\n", number, budget, count))
+    return atoms
+
+
+def _split_line(
+    line: str, joiner: str, number: int, budget: int, count: _CachedCounter
+) -> list[_Atom]:
+    if count(line) <= budget:
+        return [_Atom(line, joiner, number)]
+    return _split_sentences(line, joiner, number, budget, count)
+
+
+def _split_sentences(
+    text: str, joiner: str, number: int, budget: int, count: _CachedCounter
+) -> list[_Atom]:
+    """Sentence atoms of `text`; a sentence over budget alone becomes runs of whole words."""
+    atoms: list[_Atom] = []
+    for sentence in split_sentences(text):
+        sentence_joiner = joiner if not atoms else " "
+        if count(sentence) <= budget:
+            atoms.append(_Atom(sentence, sentence_joiner, number, sentence=True))
+            continue
+        for index, words in enumerate(_split_words(sentence, budget, count)):
+            atoms.append(_Atom(words, sentence_joiner if index == 0 else " ", number))
+    return atoms
+
+
+def _list_items(list_text: str) -> list[str]:
+    """Top-level items of a list block, each with its nested lines."""
+    lines = list_text.split("\n")
+    indents = [len(m.group(1)) for line in lines if (m := _LIST_ITEM.match(line))]
+    top_indent = min(indents) if indents else 0
+    items: list[list[str]] = []
+    for line in lines:
+        match = _LIST_ITEM.match(line)
+        if (match and len(match.group(1)) <= top_indent) or not items:
+            items.append([line])
+        else:
+            items[-1].append(line)
+    return ["\n".join(item) for item in items]
+
+
+def _split_words(sentence: str, budget: int, count: _CachedCounter) -> list[str]:
+    """A sentence longer than the budget, cut between words into runs of at most `budget`."""
+    pieces: list[str] = []
+    current: list[str] = []
+    current_tokens = 0
+    for word in sentence.split():
+        word_tokens = count(word)
+        if current and current_tokens + word_tokens > budget:
+            pieces.append(count.join(current, [" "] * (len(current) - 1)))
+            current, current_tokens = [], 0
+        if word_tokens > budget:  # one absurd "word" (a URL, a base64 blob): cut by characters
+            pieces.extend(_split_characters(word, budget, count))
+            continue
+        current.append(word)
+        current_tokens += word_tokens
+    if current:
+        pieces.append(count.join(current, [" "] * (len(current) - 1)))
+    return pieces
+
+
+def _split_characters(word: str, budget: int, count: _CachedCounter) -> list[str]:
+    pieces: list[str] = []
+    start = 0
+    while start < len(word):
+        low, high = start + 1, len(word)
+        while low < high:  # longest prefix within budget, by bisection
+            middle = (low + high + 1) // 2
+            if count(word[start:middle]) <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        pieces.append(word[start:low])
+        start = low
+    return pieces
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a paragraph, cut after . ! ? unless the period closes a known abbreviation
+    or an initial; line breaks inside the paragraph are treated as spaces."""
+    flat = " ".join(text.split())
+    sentences: list[str] = []
+    start = 0
+    for boundary in _SENTENCE_END.finditer(flat):
+        candidate = flat[start : boundary.start()]
+        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".!?\"'”’)]").lstrip("(\"'[*_").lower()
+        if candidate.endswith(".") and (
+            last_word in _ABBREVIATIONS
+            or (len(last_word) == 1 and last_word.isalpha())
+            or candidate.lower().endswith("et al.")
+        ):
+            continue
+        sentence = flat[start : boundary.end()].strip()
+        if sentence:
+            sentences.append(sentence)
+        start = boundary.end()
+    tail = flat[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
