@@ -70,6 +70,7 @@ class LLMSettings:
     model: str = _described("gpt-4o-mini", "Model name sent to the endpoint.")
     timeout_s: float = _described(60.0, "Seconds before one request is abandoned.")
     retries: int = _described(3, "Attempts after the first failure, with exponential backoff.")
+    retry_backoff_s: float = _described(0.5, "First pause before a retry; doubles each time, capped at 8 s.")
     temperature: float = _described(0.0, "Sampling temperature.")
     max_tokens: int = _described(700, "Largest answer, in tokens.")
     context_tokens: int = _described(

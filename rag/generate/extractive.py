@@ -1,0 +1,339 @@
+"""The offline backend: an answer assembled only from sentences copied out of the passages.
+
+`ExtractiveGenerator` needs no LLM and is deterministic. It splits each passage into units
+(prose sentences; list items and table rows whole), scores every unit against the question,
+and writes the best few, each followed by its passage's [n]:
+
+    Bottom line: <best unit> [n].
+
+    ### <section>
+    <unit> [n]. <unit> [m].
+
+What it writes is always passage text: the only edits are dropped Markdown emphasis
+(**, __, *, _, backticks), dropped citation markers the source itself carried ("[12]", which
+would otherwise collide with ours), table cells joined by " | ", and the [n] it adds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rag.generate.base import Draft, check_audience
+from rag.generate.citations import content_words, split_prose_sentences, stem
+from rag.types import Hit
+
+
+def _words(text: str) -> frozenset[str]:
+    """The whitespace-separated words of a word list written as text."""
+    return frozenset(text.split())
+
+
+MAX_UNITS = 6
+MAX_WORDS = 180
+MAX_EMBEDDED_UNITS = 64  # bounds the embedder's work per question (~2 s worst case here)
+
+# Question words that say what kind of answer is wanted but not what it is about: a passage
+# sharing only these ("symptoms", "treatment") with the question is not on its topic.
+_GENERIC_WORDS = frozenset(
+    stem(word)
+    for word in _words(
+        """
+    symptom symptoms sign signs treatment treatments treat treated therapy therapies cause
+    causes caused diagnosis diagnose diagnosed risk risks factor factors prevent prevention
+    outlook prognosis people person patient patients disease diseases condition conditions
+    disorder disorders information type types test tests effect effects use used using
+    manage management recommended recommendation recommendations option options common best
+    many much know known get help need needs way ways mean means like affect affected first
+    long time adult adults child children study studies associated
+    """
+    )
+)
+
+# Text addressed to an AI rather than to a reader: a passage containing it is not quoted.
+_INJECTION = re.compile(
+    r"ignore (?:all |any )?(?:the )?(?:previous|prior|above|earlier) (?:instructions|prompts?)"
+    r"|disregard (?:all |any )?(?:the )?(?:previous|prior|above) "
+    r"|\bsystem prompt\b|\byou are (?:now )?(?:an? )?(?:ai|assistant|language model|chatbot)\b"
+    r"|\breply only with\b|\bcite (?:passage|source)s? \[",
+    re.IGNORECASE,
+)
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_SOURCE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]")
+_HEADING = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_VOWEL_GROUPS = re.compile(r"[aeiouy]+")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable piece of a passage: a sentence, list item or table row."""
+
+    text: str  # as it will be written (emphasis and source markers dropped)
+    passage: int  # 1-based position of its hit
+    position: int  # order inside the passage
+    section: str  # heading it sits under, for grouping
+    kind: str  # "sentence", "item" or "row"
+    words: frozenset[str]  # content words, for overlap and de-duplication
+
+
+def plain(text: str) -> str:
+    """`text` without Markdown emphasis markup and without numeric citation markers."""
+    previous = None
+    while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
+        previous, text = text, _EMPHASIS.sub(r"\2", text)
+    return " ".join(_SOURCE_MARKER.sub("", text).split())
+
+
+def passage_units(hit: Hit, passage: int) -> list[Unit]:
+    """The quotable units of `hit`'s text, in order; `passage` is its 1-based number."""
+    default_section = _section_name(hit)
+    section = default_section
+    units: list[Unit] = []
+    paragraph: list[str] = []
+
+    def add(text: str, kind: str) -> None:
+        text = plain(text)
+        words = frozenset(content_words(text))
+        if len(text.split()) >= 3 and words:
+            units.append(Unit(text, passage, len(units), section, kind, words))
+
+    def flush() -> None:
+        for sentence in split_prose_sentences(" ".join(paragraph)):
+            add(sentence, "sentence")
+        paragraph.clear()
+
+    for line in hit.text.splitlines():
+        heading = _HEADING.match(line)
+        if heading:
+            flush()
+            section = plain(heading.group(1)) or default_section
+        elif not line.strip() or _TABLE_RULE.match(line):
+            flush()
+        elif _TABLE_ROW.match(line):
+            flush()
+            cells = [cell.strip() for cell in _TABLE_ROW.match(line).group(1).split("|")]
+            add(" | ".join(cell for cell in cells if cell), "row")
+        elif _LIST_ITEM.match(line):
+            flush()
+            add(_LIST_ITEM.sub("", line), "item")
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return units
+
+
+class ExtractiveGenerator:
+    """Answers with the passage sentences that best match the question; never invents text.
+
+    `embedder` (optional) is anything with `embed_query(text) -> (d,)` and
+    `embed_passages(texts) -> (n, d)` returning unit vectors (rag.index.embedder.Embedder);
+    when given, cosine similarity with the question joins the lexical score, which lets a
+    paraphrase ("high blood pressure" for "hypertension") be found.
+    """
+
+    name = "extractive"
+
+    def __init__(self, embedder: Any | None = None) -> None:
+        self.embedder = embedder
+
+    def generate(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        audience: str = "clinician",
+        want_decision: bool = False,
+    ) -> Draft:
+        """A draft citing `hits` as [1]..[len(hits)], or Draft(text="", refused=True) when no
+        passage shares meaningful content with `question`. The decision is always None: this
+        backend copies sentences and cannot weigh them into a yes or no."""
+        check_audience(audience)
+        units = [
+            unit
+            for passage, hit in enumerate(hits, start=1)
+            if not _INJECTION.search(hit.text)
+            for unit in passage_units(hit, passage)
+        ]
+        question_words = set(content_words(question))
+        if not units or not question_words:
+            return Draft(text="", refused=True)
+
+        lexical = _lexical_scores(question_words, units)
+        topical_words = (question_words - _GENERIC_WORDS) or question_words
+        on_topic = [bool(unit.words & topical_words) for unit in units]
+        similarity = self._similarities(question, units, lexical)
+
+        scores: list[float] = []
+        for i, unit in enumerate(units):
+            score = lexical[i]
+            if similarity is not None:
+                score = 0.3 * score + 0.7 * max(similarity[i], 0.0)
+                on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
+            score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
+            scores.append(score if on_topic[i] else 0.0)
+
+        if max(scores) <= 0.0:
+            return Draft(text="", refused=True)
+        chosen = _select(units, scores)
+        return Draft(text=_render(chosen, hits), decision=None, refused=False)
+
+    def _similarities(
+        self, question: str, units: Sequence[Unit], lexical: Sequence[float]
+    ) -> list[float] | None:
+        """Cosine of each unit with the question, or None without an embedder. Beyond
+        MAX_EMBEDDED_UNITS, the units from the lowest-ranked passages get no vector (0.0)."""
+        if self.embedder is None:
+            return None
+        embedded = sorted(range(len(units)), key=lambda i: (units[i].passage, -lexical[i]))
+        embedded = embedded[:MAX_EMBEDDED_UNITS]
+        question_vector = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        unit_vectors = np.asarray(
+            self.embedder.embed_passages([units[i].text for i in embedded]), dtype=np.float32
+        )
+        similarities = [0.0] * len(units)
+        for row, i in enumerate(embedded):
+            similarities[i] = float(unit_vectors[row] @ question_vector)
+        return similarities
+
+
+# A unit this similar to the question (MiniLM cosine) is on topic even with no shared word.
+_PARAPHRASE_SIMILARITY = 0.4
+
+
+def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[float]:
+    """How much of the question each unit covers (0..1): its own share of the question's weight
+    blended with its passage's share. Weights are idf-like, computed over the units themselves:
+    a word in every unit says little, a rare one a lot; question words no unit contains weigh
+    the most, so they lower every unit's share alike."""
+    unit_count = len(units)
+    document_frequency = {
+        word: sum(1 for unit in units if word in unit.words) for word in question_words
+    }
+    weights = {
+        word: math.log(1.0 + unit_count / (1.0 + frequency))
+        * (0.35 if word in _GENERIC_WORDS else 1.0)
+        for word, frequency in document_frequency.items()
+    }
+    total = sum(weights.values()) or 1.0
+    passage_words: dict[int, set[str]] = {}
+    for unit in units:
+        passage_words.setdefault(unit.passage, set()).update(unit.words)
+    passage_share = {
+        passage: sum(weights[w] for w in question_words & words) / total
+        for passage, words in passage_words.items()
+    }
+    # A sentence from a passage that covers the whole question beats an equally matching
+    # sentence from a passage that only brushes it: the answer stays on one topic.
+    return [
+        0.65 * sum(weights[w] for w in question_words & unit.words) / total
+        + 0.35 * passage_share[unit.passage]
+        for unit in units
+    ]
+
+
+def _rank_weight(passage: int) -> float:
+    """Prefer what retrieval ranked higher, gently: rank 1 -> 1.0, rank 8 -> ~0.74."""
+    return 1.0 / (1.0 + 0.05 * (passage - 1))
+
+
+def _length_weight(unit: Unit, audience: str) -> float:
+    """Penalise very long units for everyone, and for patients long sentences and long,
+    technical words (four or more vowel groups, or thirteen letters and up)."""
+    words = unit.text.split()
+    if audience != "patient":
+        return 1.0 / (1.0 + max(0, len(words) - 40) / 40)
+    technical = sum(
+        1
+        for word in re.findall(r"[A-Za-z]+", unit.text)
+        if len(word) >= 13 or len(_VOWEL_GROUPS.findall(word.lower())) >= 4
+    )
+    technical_share = technical / max(len(words), 1)
+    return 1.0 / (1.0 + 0.04 * max(0, len(words) - 14) + 2.5 * technical_share)
+
+
+def _select(units: Sequence[Unit], scores: Sequence[float]) -> list[Unit]:
+    """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
+    under 60% of the best, none a near-duplicate of one already chosen."""
+    order = sorted(
+        range(len(units)), key=lambda i: (-scores[i], units[i].passage, units[i].position)
+    )
+    best = scores[order[0]]
+    chosen: list[Unit] = []
+    word_count = 0
+    for i in order:
+        unit = units[i]
+        if scores[i] <= 0.0 or scores[i] < 0.6 * best or len(chosen) >= MAX_UNITS:
+            break
+        if any(_jaccard(unit.words, other.words) >= 0.6 for other in chosen):
+            continue
+        length = len(unit.text.split())
+        if chosen and word_count + length > MAX_WORDS:
+            continue
+        chosen.append(unit)
+        word_count += length
+    return chosen
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def _cited(unit: Unit) -> str:
+    """The unit with its [n] placed before the closing punctuation ("... flare [2].")."""
+    match = re.match(r"^(.*?)([.!?…:;]+[\"'”’)]*)$", unit.text)
+    if match and match.group(1):
+        return f"{match.group(1)} [{unit.passage}]{match.group(2)}"
+    return f"{unit.text} [{unit.passage}]"
+
+
+def _render(chosen: Sequence[Unit], hits: Sequence[Hit]) -> str:
+    """Bottom line from the best unit, then the others, under "### section" headings when
+    they come from more than one section; inside a section in passage order."""
+    bottom, rest = chosen[0], list(chosen[1:])
+    lines = [f"Bottom line: {_cited(bottom)}", ""]
+    if not rest:
+        lines.append(_block([bottom]))
+        return "\n".join(lines).strip()
+    sections: dict[str, list[Unit]] = {}
+    for unit in rest:  # best first, so sections appear in order of their best unit
+        sections.setdefault(unit.section, []).append(unit)
+    for section, members in sections.items():
+        members.sort(key=lambda unit: (unit.passage, unit.position))
+        if len(sections) > 1:
+            lines += [f"### {section}", ""]
+        lines += [_block(members), ""]
+    return "\n".join(lines).strip()
+
+
+def _block(units: Sequence[Unit]) -> str:
+    """Sentences run together as a paragraph; list items and table rows as a Markdown list."""
+    parts: list[str] = []
+    for unit in units:
+        text = _cited(unit)
+        if unit.kind == "sentence" and parts and not parts[-1].startswith("- "):
+            parts[-1] += " " + text
+        elif unit.kind == "sentence":
+            parts.append(text)
+        else:
+            parts.append("- " + text)
+    # List items sit on consecutive lines; anything else is separated by a blank line.
+    block = parts[0]
+    for previous, part in itertools.pairwise(parts):
+        block += ("\n" if previous.startswith("- ") and part.startswith("- ") else "\n\n") + part
+    return block
+
+
+def _section_name(hit: Hit) -> str:
+    """The deepest heading of the hit's section path, else its title, else "Other"."""
+    if hit.section:
+        return hit.section.split(" > ")[-1].strip() or hit.section
+    return hit.title or "Other"

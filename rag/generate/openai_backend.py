@@ -1,0 +1,159 @@
+"""The LLM backend: any OpenAI-compatible chat-completions endpoint (OpenAI, llama.cpp's
+server, vLLM, Ollama's /v1, LM Studio...).
+
+`OpenAIGenerator(settings.llm)` sends the prompt from `rag.generate.prompts` and returns the
+reply as a `Draft`. Retries are ours, not the SDK's (its own are switched off), so the
+policy is visible and the final error can say how many attempts were made: connection
+errors, timeouts, HTTP 408/409/429 and 5xx are retried with exponential backoff; any other
+HTTP error (a wrong key, an unknown model) fails at once. Failure is one `LLMError` line
+naming the endpoint, the reason and the attempts.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import openai
+
+from rag.config import LLMSettings
+from rag.errors import LLMError
+from rag.generate.base import Draft, check_audience
+from rag.generate.citations import is_refusal, parse_decision, remove_unknown_markers
+from rag.generate.prompts import build_messages, passages_within_budget
+from rag.types import Hit
+
+BACKOFF_CAP_S = 8.0
+_RETRIED_STATUS = {408, 409, 429}
+# Reasoning models served locally often prefix their answer with their thinking.
+_THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+
+
+def endpoint_url(base_url: str) -> str:
+    """`base_url` without a trailing slash, with "/v1" added when it names only a host
+    ("http://localhost:8080" -> "http://localhost:8080/v1"), as OpenAI-compatible servers
+    serve the API there. LLMError when it is not an http(s) URL."""
+    url = base_url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise LLMError(f"LLM endpoint '{base_url}' is not an http(s) URL (set OPENAI_BASE_URL)")
+    return url if parts.path else url + "/v1"
+
+
+class OpenAIGenerator:
+    """Drafts answers with a chat-completions endpoint; safe to share between threads (one
+    SDK client, which pools connections; no other mutable state)."""
+
+    def __init__(self, settings: LLMSettings) -> None:
+        self.settings = settings
+        self.endpoint = endpoint_url(settings.base_url)
+        self.name = f"openai:{settings.model}"
+        self._client = openai.OpenAI(
+            base_url=self.endpoint,
+            api_key=settings.api_key or "not-needed",  # local servers accept any key
+            timeout=settings.timeout_s,
+            max_retries=0,
+        )
+
+    def generate(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        audience: str = "clinician",
+        want_decision: bool = False,
+    ) -> Draft:
+        """The model's answer to `question` from `hits` (numbered 1..len(hits)) as a Draft.
+
+        Numbers beyond the passages that fitted the prompt's budget are dropped here (the
+        model never saw those passages); the rest of the contract is `enforce_citations`'.
+        An empty reply or the refusal sentence gives `refused=True`; with `want_decision`
+        the "Decision:" line is parsed into `decision` and removed from the text.
+        Raises LLMError when the endpoint fails after the retries.
+        """
+        check_audience(audience)
+        messages = build_messages(
+            question,
+            hits,
+            audience=audience,
+            want_decision=want_decision,
+            context_tokens=self.settings.context_tokens,
+        )
+        text = _THINKING.sub("", self.complete(messages)).strip()
+        decision = None
+        if want_decision:
+            text, decision = parse_decision(text)
+        if hits:
+            shown = len(passages_within_budget(hits, self.settings.context_tokens))
+            text = remove_unknown_markers(text, shown)
+        if is_refusal(text):
+            return Draft(text=text, decision=decision, refused=True)
+        return Draft(text=text, decision=decision, refused=False)
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        """The text of the first choice for `messages` ("" when the model sent none),
+        retrying transient failures; LLMError naming the endpoint after the last attempt."""
+        attempts = 1 + max(0, self.settings.retries)
+        delay = max(0.0, self.settings.retry_backoff_s)
+        reason = "no attempt made"
+        for attempt in range(1, attempts + 1):
+            pause = delay
+            try:
+                response = self._client.chat.completions.create(
+                    model=self.settings.model,
+                    messages=messages,  # type: ignore[arg-type]
+                    temperature=self.settings.temperature,
+                    max_tokens=self.settings.max_tokens,
+                )
+            except openai.APITimeoutError:
+                reason = f"no reply within {self.settings.timeout_s:g} s"
+            except openai.APIConnectionError as error:
+                reason = f"cannot connect ({_root_cause(error)})"
+            except openai.APIStatusError as error:
+                reason = f"HTTP {error.status_code} ({_one_line(error.message)})"
+                if error.status_code not in _RETRIED_STATUS and error.status_code < 500:
+                    raise LLMError(
+                        f"LLM endpoint {self.endpoint} rejected the request: {reason}"
+                    ) from None
+                pause = max(pause, _retry_after(error))
+            except openai.OpenAIError as error:  # a reply that is not a chat completion
+                raise LLMError(
+                    f"LLM endpoint {self.endpoint} sent an unusable reply: {_one_line(str(error))}"
+                ) from None
+            else:
+                choices = getattr(response, "choices", None) or []
+                if not choices:
+                    return ""
+                return choices[0].message.content or ""
+            if attempt < attempts:
+                time.sleep(min(pause, BACKOFF_CAP_S))
+                delay = min(delay * 2, BACKOFF_CAP_S)
+        plural = "attempt" if attempts == 1 else "attempts"
+        raise LLMError(f"LLM endpoint {self.endpoint} failed after {attempts} {plural}: {reason}")
+
+    def close(self) -> None:
+        """Release the pooled connections."""
+        self._client.close()
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost cause's message ("[Errno 111] Connection refused"), on one line."""
+    cause: BaseException = error
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    return _one_line(str(cause) or type(cause).__name__)
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _retry_after(error: openai.APIStatusError) -> float:
+    """Seconds the server asked us to wait (Retry-After), 0 when it did not say."""
+    try:
+        return float(error.response.headers.get("retry-after", "0"))
+    except (TypeError, ValueError, AttributeError):
+        return 0.0

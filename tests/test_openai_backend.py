@@ -1,0 +1,274 @@
+"""The OpenAI-compatible backend against a real HTTP server on 127.0.0.1 (no mocks of the SDK)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rag.config import LLMSettings
+from rag.errors import LLMError
+from rag.generate.citations import enforce_citations
+from rag.generate.openai_backend import OpenAIGenerator, endpoint_url
+from rag.generate.prompts import REFUSAL_SENTENCE
+from rag.types import Hit
+
+HITS = [
+    Hit(
+        chunk_id="gout#0",
+        doc_id="gout",
+        text="Colchicine is first-line therapy for a gout flare.",
+        score=0.9,
+        rank=1,
+        title="Management of Gout Flares",
+        section="Acute flare treatment",
+    ),
+    Hit(
+        chunk_id="htn#0",
+        doc_id="htn",
+        text="A target below 130/80 mmHg is recommended.",
+        score=0.5,
+        rank=2,
+        title="Hypertension in Adults",
+        section="Treatment thresholds",
+    ),
+]
+QUESTION = "How should a gout flare be treated?"
+
+
+class FakeOpenAIServer:
+    """Speaks POST /v1/chat/completions; replies come from a queue of scripted steps and every
+    request body is recorded."""
+
+    def __init__(self) -> None:
+        self.steps: deque[tuple[str, object]] = deque()
+        self.requests: list[dict] = []
+        self.paths: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep test output clean
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.requests.append(body)
+                server.paths.append(self.path)
+                kind, value = server.steps.popleft() if server.steps else ("reply", "")
+                try:
+                    if kind == "sleep":
+                        time.sleep(float(value))
+                        self._send(200, completion("too late"))
+                    elif kind == "status":
+                        self._send(int(value), {"error": {"message": f"scripted {value}"}})
+                    elif self.path != "/v1/chat/completions":
+                        self._send(404, {"error": {"message": "not found"}})
+                    else:
+                        self._send(200, completion(str(value), model=body.get("model", "")))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test): nothing to answer
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+
+    def enqueue(self, kind: str, value: object) -> None:
+        self.steps.append((kind, value))
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def completion(content: str, model: str = "test-model") -> dict:
+    return {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model or "test-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    }
+
+
+@pytest.fixture()
+def server():
+    fake = FakeOpenAIServer()
+    yield fake
+    fake.stop()
+
+
+def generator_for(url: str, **overrides) -> OpenAIGenerator:
+    values = {
+        "base_url": url,
+        "model": "test-model",
+        "timeout_s": 5.0,
+        "retries": 2,
+        "retry_backoff_s": 0.01,
+        **overrides,
+    }
+    return OpenAIGenerator(LLMSettings(**values))
+
+
+def test_a_server_error_is_retried_and_the_answer_returned(server):
+    server.enqueue("status", 500)
+    server.enqueue("reply", "Bottom line: Colchicine is first-line [1].")
+    draft = generator_for(server.url).generate(QUESTION, HITS)
+    assert draft.text == "Bottom line: Colchicine is first-line [1]."
+    assert not draft.refused
+    assert len(server.requests) == 2
+
+
+def test_rate_limit_is_retried(server):
+    server.enqueue("status", 429)
+    server.enqueue("reply", "Bottom line: Colchicine [1].")
+    assert generator_for(server.url).generate(QUESTION, HITS).text == "Bottom line: Colchicine [1]."
+
+
+def test_a_timeout_ends_in_one_line_llm_error_naming_the_endpoint(server):
+    for _ in range(2):
+        server.enqueue("sleep", 1.5)
+    generator = generator_for(server.url, timeout_s=0.3, retries=1)
+    started = time.perf_counter()
+    with pytest.raises(LLMError) as raised:
+        generator.generate(QUESTION, HITS)
+    message = str(raised.value)
+    assert server.url in message
+    assert "2 attempts" in message and "0.3 s" in message
+    assert "\n" not in message
+    assert time.perf_counter() - started < 1.5  # two short timeouts, not the server's sleep
+
+
+def test_a_rejected_key_fails_at_once_without_retrying(server):
+    server.enqueue("status", 401)
+    with pytest.raises(LLMError, match="HTTP 401"):
+        generator_for(server.url).generate(QUESTION, HITS)
+    assert len(server.requests) == 1
+
+
+def test_connection_refused_is_an_llm_error_not_a_traceback():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    with pytest.raises(LLMError) as raised:
+        generator_for(url, retries=1).generate(QUESTION, HITS)
+    message = str(raised.value)
+    assert url in message and "2 attempts" in message and "connect" in message
+
+
+def test_an_invented_citation_number_is_gone_after_enforcement(server):
+    server.enqueue("reply", "Bottom line: Colchicine is first-line [1].\n\nBleach cures gout [7].")
+    draft = generator_for(server.url).generate(QUESTION, HITS)
+    cited = enforce_citations(draft.text, HITS)
+    assert "[7]" not in cited.answer
+    assert cited.answer == "Bleach cures gout."
+    assert [c.doc_id for c in cited.citations] == ["gout"]
+
+
+def test_a_reply_without_citations_leaves_no_citations(server):
+    server.enqueue("reply", "Bottom line: Rest the joint.\n\nIce helps.")
+    draft = generator_for(server.url).generate(QUESTION, HITS)
+    cited = enforce_citations(draft.text, HITS)
+    assert not draft.refused
+    assert cited.citations == ()
+    assert cited.bottom_line == "Rest the joint."
+
+
+def test_a_refusal_or_empty_reply_is_refused(server):
+    server.enqueue("reply", REFUSAL_SENTENCE)
+    server.enqueue("reply", "")
+    generator = generator_for(server.url)
+    assert generator.generate(QUESTION, HITS).refused
+    assert generator.generate(QUESTION, HITS).refused
+
+
+def test_decision_line_is_parsed_when_asked(server):
+    server.enqueue("reply", "Bottom line: Yes, colchicine works [1].\n\n**Decision:** Yes.")
+    draft = generator_for(server.url).generate(QUESTION, HITS, want_decision=True)
+    assert draft.decision == "yes"
+    assert "Decision" not in draft.text
+
+
+def test_the_request_carries_the_system_prompt_and_numbered_passages(server):
+    server.enqueue("reply", "Bottom line: Colchicine [1].")
+    generator_for(server.url).generate(QUESTION, HITS, audience="patient", want_decision=True)
+    (request,) = server.requests
+    assert server.paths == ["/v1/chat/completions"]
+    assert request["model"] == "test-model"
+    system, user = request["messages"]
+    assert system["role"] == "system" and user["role"] == "user"
+    assert REFUSAL_SENTENCE in system["content"]
+    assert "ignore" in system["content"].lower() and "plain" in system["content"].lower()
+    assert "Decision: yes" in system["content"]
+    assert QUESTION in user["content"]
+    first = user["content"].index('<passage n="1"')
+    second = user["content"].index('<passage n="2"')
+    assert (
+        first < user["content"].index(HITS[0].text) < second < user["content"].index(HITS[1].text)
+    )
+
+
+def test_passages_beyond_the_token_budget_are_not_sent_and_cannot_be_cited(server):
+    long_hits = [
+        Hit(
+            chunk_id=f"d{i}#0",
+            doc_id=f"d{i}",
+            text=f"Passage {i} about gout. " * 60,
+            score=1.0,
+            rank=i,
+        )
+        for i in range(1, 4)
+    ]
+    server.enqueue("reply", "Bottom line: Gout [1][3].")
+    draft = generator_for(server.url, context_tokens=500).generate(QUESTION, long_hits)
+    user = server.requests[0]["messages"][1]["content"]
+    assert '<passage n="1"' in user and '<passage n="3"' not in user
+    assert "[3]" not in draft.text
+
+
+def test_a_host_only_url_gets_the_v1_path():
+    assert endpoint_url("http://localhost:8080/") == "http://localhost:8080/v1"
+    assert endpoint_url("http://localhost:8080/v1/") == "http://localhost:8080/v1"
+    with pytest.raises(LLMError, match="not an http"):
+        endpoint_url("localhost:8080")
+
+
+def test_one_generator_serves_several_threads(server):
+    for _ in range(6):
+        server.enqueue("reply", "Bottom line: Colchicine [1].")
+    generator = generator_for(server.url)
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(generator.generate(QUESTION, HITS).text))
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["Bottom line: Colchicine [1]."] * 6
