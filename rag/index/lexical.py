@@ -1,0 +1,139 @@
+"""Lexical index: BM25 (bm25s) over the same title + section + text a chunk is embedded as.
+
+Dense vectors miss exact strings a clinician types: drug names, scores ("chads2"), gene
+symbols. BM25 catches them. Tokens are lowercased runs of letters and digits (so "CHADS2"
+stays one token and "CHA2DS2-VASc" becomes "cha2ds2", "vasc"), English stopwords dropped,
+and, when PyStemmer is installed, Snowball-stemmed so "treatments" meets "treatment".
+Position i of the BM25 corpus is chunk row id `row_ids[i]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import numpy as np
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+try:  # optional: stemming helps recall, the index works without it
+    import Stemmer
+
+    _STEMMER: Any = Stemmer.Stemmer("english")
+except ImportError:  # pragma: no cover - depends on the installation
+    _STEMMER = None
+
+# Recorded in the stamp: an index built by another tokenizer is rebuilt, not misread.
+TOKENIZER_VERSION = "words-v1" + ("+snowball" if _STEMMER is not None else "")
+
+_WORD = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
+_STAMP_FILE = "stamp.json"
+_ROWS_FILE = "row_ids.npy"
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercased word tokens of `text`, stopwords removed, stemmed when PyStemmer is present."""
+    words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+    if _STEMMER is not None:
+        words = _STEMMER.stemWords(words)
+    return words
+
+
+class LexicalIndex:
+    """BM25 scores over chunk passages, keyed by chunk row id; searches are thread-safe."""
+
+    def __init__(self, retriever: bm25s.BM25 | None, row_ids: np.ndarray) -> None:
+        self._retriever = retriever  # None for an empty corpus: bm25s cannot index nothing
+        self.row_ids = row_ids  # sorted ascending, so a row id finds its position by bisection
+
+    @classmethod
+    def build(cls, row_ids: np.ndarray, passages: Sequence[str]) -> LexicalIndex:
+        """Index `passages[i]` as chunk row `row_ids[i]`; `row_ids` must be ascending."""
+        ids = np.asarray(row_ids, dtype=np.int64)
+        if len(ids) != len(passages):
+            raise ValueError(f"{len(ids)} row ids for {len(passages)} passages")
+        if np.any(np.diff(ids) <= 0):
+            raise ValueError("row ids must be strictly ascending")
+        if len(ids) == 0:
+            return cls(None, ids)
+        retriever = bm25s.BM25()
+        retriever.index([tokenize(passage) for passage in passages], show_progress=False)
+        return cls(retriever, ids)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """Memory-map an index written by `save`."""
+        row_ids = np.load(folder / _ROWS_FILE, mmap_mode="r")
+        if len(row_ids) == 0:
+            return cls(None, np.asarray(row_ids, dtype=np.int64))
+        retriever = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)
+        return cls(retriever, row_ids)
+
+    @staticmethod
+    def read_stamp(folder: Path) -> dict[str, Any] | None:
+        """The stamp `save` wrote into `folder`, or None when missing or unreadable."""
+        try:
+            stamp = json.loads((folder / _STAMP_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(stamp, dict) or stamp.get("tokenizer") != TOKENIZER_VERSION:
+            return None
+        return stamp
+
+    def save(self, folder: Path, stamp: dict[str, Any]) -> None:
+        """Write the index into `folder` with `stamp`, replacing any previous one.
+
+        Built beside the target and swapped in by renames, so `folder` holds either a complete
+        index or nothing (a reader then rebuilds it); never a half-written one.
+        """
+        partial = folder.with_name(f"{folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        if self._retriever is not None:
+            self._retriever.save(str(partial), show_progress=False)
+        np.save(partial / _ROWS_FILE, np.asarray(self.row_ids, dtype=np.int64))
+        (partial / _STAMP_FILE).write_text(
+            json.dumps({**stamp, "tokenizer": TOKENIZER_VERSION}), encoding="utf-8"
+        )
+        retired = folder.with_name(f"{folder.name}.{os.getpid()}.old")
+        shutil.rmtree(retired, ignore_errors=True)
+        if folder.exists():
+            # A directory cannot be renamed over a non-empty one: move the old one aside first.
+            os.replace(folder, retired)
+        os.replace(partial, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+
+    @property
+    def size(self) -> int:
+        return len(self.row_ids)
+
+    def search(self, query: str, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The `k` best (row id, BM25 score) pairs for `query`, best first; only passages
+        sharing a term with the query, and only among `rows` when given."""
+        if k <= 0 or self._retriever is None:
+            return []
+        token_ids = self._retriever.get_tokens_ids(tokenize(query))
+        if not token_ids:
+            return []
+        scores = np.asarray(self._retriever.get_scores_from_ids(token_ids), dtype=np.float32)
+        if rows is not None:
+            allowed = np.zeros(len(scores), dtype=bool)
+            allowed[self._positions(np.asarray(rows, dtype=np.int64))] = True
+            scores = np.where(allowed, scores, 0.0)
+        candidates = np.flatnonzero(scores > 0)
+        if len(candidates) > k:
+            candidates = candidates[np.argpartition(-scores[candidates], k - 1)[:k]]
+        best = candidates[np.argsort(-scores[candidates], kind="stable")]
+        return [(int(self.row_ids[position]), float(scores[position])) for position in best]
+
+    def _positions(self, rows: np.ndarray) -> np.ndarray:
+        positions = np.searchsorted(self.row_ids, rows)
+        inside = positions < len(self.row_ids)
+        positions = positions[inside]
+        return positions[np.asarray(self.row_ids)[positions] == rows[inside]]

@@ -1,0 +1,912 @@
+"""The index folder: documents -> chunks -> vectors, kept in SQLite, searched through FAISS + BM25.
+
+Layout of an index folder (default indexes/default):
+
+    chunks.sqlite       source of truth: documents, chunks with their vectors, meta (WAL mode)
+    vectors.faiss       FAISS index of the chunk vectors      } derived from chunks.sqlite,
+    vectors.faiss.json  stamp: database instance, generation  } rebuilt when missing or stale
+    lexical/            BM25 index with its stamp inside      }
+    manifest.json       embedder, chunk settings, FAISS type, counts, per-document hashes
+
+Every ingest transaction bumps a generation counter in SQLite. A derived file is trusted only
+when its stamp names the current database instance and generation; otherwise it is rebuilt
+from SQLite on open. Because SQLite commits are atomic and derived files are replaced by
+rename, killing an ingest at any moment leaves an index that opens, and re-running the ingest
+embeds only what is missing.
+
+Chunk row ids (SQLite AUTOINCREMENT) are the FAISS ids and are never reused: a replaced
+document's chunks get new rows, so a row id always means the same vector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from rag.config import Settings
+from rag.errors import IndexMismatchError, IndexMissingError, InputError, RagError
+from rag.index.embedder import Embedder, embedder_id, load_embedder
+from rag.index.lexical import TOKENIZER_VERSION, LexicalIndex
+from rag.index.vectors import EXACT, HNSW, VectorIndex
+from rag.ingest.chunking import chunk_document, passage_for_embedding
+from rag.types import Chunk, Document, Hit
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no cross-process lock, one writer assumed
+    fcntl = None  # type: ignore[assignment]
+
+SCHEMA_VERSION = 1
+DATABASE_FILE = "chunks.sqlite"
+VECTORS_FILE = "vectors.faiss"
+VECTORS_STAMP_FILE = "vectors.faiss.json"
+LEXICAL_FOLDER = "lexical"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = "ingest.lock"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    year INTEGER,
+    url TEXT,
+    doi TEXT,
+    origin TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    chunking TEXT NOT NULL          -- the chunk settings (JSON) its chunks were cut with
+);
+CREATE TABLE chunks (
+    row_id INTEGER PRIMARY KEY AUTOINCREMENT,   -- the FAISS id, never reused
+    chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    section TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    vector BLOB NOT NULL            -- float32, unit length
+);
+CREATE INDEX chunks_by_document ON chunks (doc_id, position);
+"""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did: documents added, updated (content changed), unchanged, removed
+    (pruned), passages embedded, wall time, and document ids seen twice in the input (the
+    first occurrence is kept)."""
+
+    added: int
+    updated: int
+    unchanged: int
+    removed: int
+    chunks_embedded: int
+    seconds: float
+    duplicates: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexedDocument:
+    """A document as the index holds it: citation fields, content hash and chunk count."""
+
+    id: str
+    title: str
+    source: str
+    year: int | None
+    url: str | None
+    doi: str | None
+    origin: str
+    content_hash: str
+    n_chunks: int
+
+
+class Index:
+    """An open index folder: ingest documents into it, search it, read chunks back.
+
+    Safe to query from several threads at once (each thread gets its own SQLite connection;
+    FAISS and BM25 searches only read). One ingest at a time per folder, across processes.
+    """
+
+    # Passages embedded per SQLite transaction: large enough that the model sees big batches
+    # and commits are rare, small enough that a crash loses under ten seconds of embedding.
+    passages_per_commit = 256
+
+    def __init__(self, folder: Path, settings: Settings, embedder: Embedder, instance: str) -> None:
+        self.folder = folder
+        self.settings = settings
+        self.embedder = embedder
+        self._instance = instance
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._derived_lock = threading.Lock()
+        self._vectors: VectorIndex | None = None
+        self._lexical: LexicalIndex | None = None
+        self._derived_generation = -1
+
+    # ---- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path, settings: Settings, *, create: bool = False) -> Index:
+        """Open the index folder `path`, creating it when `create` is true.
+
+        Raises IndexMissingError when there is no index and `create` is false, and
+        IndexMismatchError when the index was built with another embedder than
+        `settings.embedder.model`, or its database is damaged. Rebuilds derived files
+        (FAISS, BM25) that are missing or older than the database.
+        """
+        folder = Path(path)
+        database = folder / DATABASE_FILE
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{path}: is a file; an index is a folder (give another --index)")
+        if not database.is_file() and not create:
+            raise _missing(path)
+        wanted_embedder = embedder_id(settings.embedder)
+        with _database_errors(folder):
+            recorded = _read_meta(database) if database.is_file() else None
+            if recorded is None and not create:
+                raise _missing(path)
+            if recorded is not None:
+                _check_embedder(path, recorded, wanted_embedder)
+            embedder = load_embedder(settings.embedder)
+            if recorded is None:
+                folder.mkdir(parents=True, exist_ok=True)
+                recorded = _create_database(database, embedder, settings)
+            if int(recorded["dimension"]) != embedder.dimension:
+                raise IndexMismatchError(
+                    f"{path} holds {recorded['dimension']}-dimensional vectors but embedder "
+                    f"{embedder.id} makes {embedder.dimension}; rebuild the index with "
+                    "`rag ingest` into a new --index folder"
+                )
+            index = cls(folder, settings, embedder, recorded["instance"])
+            index._load_derived()
+        return index
+
+    def close(self) -> None:
+        """Close every SQLite connection this object opened (from any thread)."""
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- ingest ------------------------------------------------------------------------
+
+    def ingest(
+        self, documents: Iterable[Document], *, prune: bool = False, progress: bool = True
+    ) -> IngestReport:
+        """Bring the index up to date with `documents`; returns what changed.
+
+        Unchanged documents (same content hash, same chunk settings) cost nothing; new and
+        changed ones are chunked and embedded in large batches across documents, each batch
+        committed in one transaction. With `prune`, indexed documents absent from
+        `documents` are removed. A progress bar goes to stderr when it is a terminal.
+        """
+        started = time.perf_counter()
+        counts = {
+            "added": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "removed": 0,
+            "embedded": 0,
+            "duplicates": 0,
+        }
+        chunking = _chunking_key(self.settings)
+        total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
+        with self._write_lock, self._ingest_lock(), _database_errors(self.folder):
+            connection = self._connection()
+            indexed = {
+                doc_id: (content_hash, doc_chunking)
+                for doc_id, content_hash, doc_chunking in connection.execute(
+                    "SELECT id, content_hash, chunking FROM documents"
+                )
+            }
+            seen: set[str] = set()
+            pending: list[_PendingDocument] = []
+            pending_passages = 0
+            try:
+                with _IngestProgress(progress, total) as bar:
+                    for document in documents:
+                        if not isinstance(document, Document):
+                            raise TypeError(
+                                f"ingest takes Documents, got {type(document).__name__}"
+                            )
+                        if document.id in seen:
+                            counts["duplicates"] += 1
+                            bar.advance(1)
+                            continue
+                        seen.add(document.id)
+                        content_hash = document.content_hash()
+                        previous = indexed.get(document.id)
+                        if previous == (content_hash, chunking):
+                            counts["unchanged"] += 1
+                            bar.advance(1)
+                            continue
+                        chunks = chunk_document(
+                            document, self.settings.chunking, self.embedder.count_tokens
+                        )
+                        pending.append(
+                            _PendingDocument(
+                                document, content_hash, chunks, replaces=previous is not None
+                            )
+                        )
+                        pending_passages += len(chunks)
+                        if pending_passages >= self.passages_per_commit:
+                            self._commit_batch(pending, chunking, counts, bar)
+                            pending, pending_passages = [], 0
+                    if pending:
+                        self._commit_batch(pending, chunking, counts, bar)
+                if prune:
+                    counts["removed"] = self._remove_documents(sorted(set(indexed) - seen))
+            finally:
+                # Whatever was committed is searchable at once, even when the input failed.
+                if self._read_generation() != self._derived_generation:
+                    self._derived_generation = -1
+            self._refresh_derived(persist=True, force=True)
+            self._write_manifest()
+        return IngestReport(
+            added=counts["added"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
+            removed=counts["removed"],
+            chunks_embedded=counts["embedded"],
+            seconds=round(time.perf_counter() - started, 3),
+            duplicates=counts["duplicates"],
+        )
+
+    def _commit_batch(
+        self,
+        pending: list[_PendingDocument],
+        chunking: str,
+        counts: dict[str, int],
+        bar: _IngestProgress,
+    ) -> None:
+        """Embed every passage of `pending` in one call, then store them in one transaction."""
+        passages = [
+            passage_for_embedding(item.document.title, chunk.section, chunk.text)
+            for item in pending
+            for chunk in item.chunks
+        ]
+        vectors = self.embedder.embed_passages(passages)
+        chunk_rows = []
+        vector_position = 0
+        for item in pending:
+            for chunk in item.chunks:
+                chunk_rows.append(
+                    (
+                        chunk.id,
+                        chunk.doc_id,
+                        chunk.section,
+                        chunk.position,
+                        chunk.text,
+                        chunk.n_tokens,
+                        vectors[vector_position].tobytes(),
+                    )
+                )
+                vector_position += 1
+        document_rows = [
+            (
+                item.document.id,
+                item.document.title,
+                item.document.source,
+                item.document.year,
+                item.document.url,
+                item.document.doi,
+                item.document.origin,
+                item.content_hash,
+                chunking,
+            )
+            for item in pending
+        ]
+        with self._transaction() as connection:
+            connection.executemany(
+                "DELETE FROM chunks WHERE doc_id = ?",
+                [(item.document.id,) for item in pending if item.replaces],
+            )
+            connection.executemany(
+                "INSERT INTO documents (id, title, source, year, url, doi, origin, content_hash,"
+                " chunking) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET title = excluded.title,"
+                " source = excluded.source, year = excluded.year, url = excluded.url,"
+                " doi = excluded.doi, origin = excluded.origin,"
+                " content_hash = excluded.content_hash, chunking = excluded.chunking",
+                document_rows,
+            )
+            connection.executemany(
+                "INSERT INTO chunks (chunk_id, doc_id, section, position, text, n_tokens, vector)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                chunk_rows,
+            )
+            connection.execute("UPDATE meta SET value = ? WHERE key = 'chunking'", (chunking,))
+        for item in pending:
+            counts["updated" if item.replaces else "added"] += 1
+        counts["embedded"] += len(passages)
+        bar.advance(len(pending), len(passages))
+
+    def _remove_documents(self, doc_ids: Sequence[str]) -> int:
+        if not doc_ids:
+            return 0
+        with self._transaction() as connection:
+            connection.executemany("DELETE FROM chunks WHERE doc_id = ?", [(i,) for i in doc_ids])
+            connection.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in doc_ids])
+        return len(doc_ids)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction that also bumps the generation; all or nothing."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+            connection.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _ingest_lock(self) -> Iterator[None]:
+        """Exclusive across processes: two ingests into one folder would race on derived files."""
+        with _file_lock(self.folder, blocking=False) as acquired:
+            if not acquired:
+                raise RagError(
+                    f"{self.folder}: another `rag ingest` is updating this index; "
+                    "wait for it to finish"
+                )
+            yield
+
+    # ---- derived files: FAISS and BM25 -------------------------------------------------
+
+    def _load_derived(self) -> None:
+        """Load FAISS and BM25 from disk; bring them up to date with the database if stale."""
+        generation = self._read_generation()
+        vectors_stamp = _read_json(self.folder / VECTORS_STAMP_FILE)
+        lexical_stamp = LexicalIndex.read_stamp(self.folder / LEXICAL_FOLDER)
+        # Files of this very database are worth loading even when stale: row ids are never
+        # reused, so a row id present in both means the same passage and the same vector, and
+        # only the rows added or removed since need work (see _refresh_derived).
+        vectors: VectorIndex | None = None
+        if vectors_stamp and vectors_stamp.get("instance") == self._instance:
+            try:
+                vectors = VectorIndex.load(self.folder / VECTORS_FILE)
+            except (RuntimeError, OSError):
+                vectors = None  # damaged or missing: rebuilt from SQLite
+            if vectors is not None and vectors.dimension != self.embedder.dimension:
+                vectors = None
+        lexical: LexicalIndex | None = None
+        if lexical_stamp and lexical_stamp.get("instance") == self._instance:
+            try:
+                lexical = LexicalIndex.load(self.folder / LEXICAL_FOLDER)
+            except (OSError, ValueError, KeyError):
+                lexical = None
+        self._vectors, self._lexical = vectors, lexical
+        if (
+            vectors is not None
+            and lexical is not None
+            and _stamp_matches(vectors_stamp, self._instance, generation)
+            and _stamp_matches(lexical_stamp, self._instance, generation)
+        ):
+            self._derived_generation = generation
+            return
+        self._refresh_derived(persist=True)
+
+    def _refresh_derived(self, *, persist: bool, force: bool = False) -> None:
+        """Bring FAISS and BM25 up to the database's current chunks; optionally save them."""
+        with self._derived_lock:
+            generation = self._read_generation()
+            if not force and generation == self._derived_generation:
+                return  # another thread refreshed while this one waited for the lock
+            row_ids = self._all_row_ids()
+            vectors = self._synced_vectors(self._vectors, row_ids)
+            lexical = self._lexical
+            if lexical is None or not np.array_equal(np.asarray(lexical.row_ids), row_ids):
+                lexical = self._build_lexical()
+            changed = vectors is not self._vectors or lexical is not self._lexical
+            self._vectors, self._lexical = vectors, lexical
+            self._derived_generation = generation
+            if persist and (changed or not self._derived_files_match(generation)):
+                self._persist_derived(generation)
+
+    def _synced_vectors(self, current: VectorIndex | None, row_ids: np.ndarray) -> VectorIndex:
+        limit = self.settings.retrieval.exact_search_limit
+        wanted_kind = EXACT if len(row_ids) <= limit else HNSW
+        if current is not None and current.kind == wanted_kind:
+            indexed = current.row_ids()
+            removed = np.setdiff1d(indexed, row_ids, assume_unique=True)
+            added = np.setdiff1d(row_ids, indexed, assume_unique=True)
+            if len(removed) == 0 and len(added) == 0:
+                return current
+            if wanted_kind == EXACT or len(removed) == 0:
+                # A copy, because searches may be running on `current` in other threads.
+                updated = current.copy()
+                updated.remove(removed)
+                added_ids, added_vectors = self._read_vectors(added)
+                updated.add(added_ids, added_vectors)
+                return updated
+        all_ids, all_vectors = self._read_vectors(row_ids)
+        return VectorIndex.build(
+            all_ids, all_vectors, dimension=self.embedder.dimension, exact_search_limit=limit
+        )
+
+    def _read_vectors(self, row_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, (n, d) vectors) for `row_ids` (sorted), read in one pass from the first one."""
+        if len(row_ids) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.embedder.dimension), np.float32)
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        wanted = set(row_ids.tolist()) if len(row_ids) < self.chunk_count else None
+        for row_id, blob in self._connection().execute(
+            "SELECT row_id, vector FROM chunks WHERE row_id >= ? ORDER BY row_id",
+            (int(row_ids[0]),),
+        ):
+            if wanted is None or row_id in wanted:
+                ids.append(row_id)
+                blobs.append(blob)
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32)
+        return np.array(ids, dtype=np.int64), vectors.reshape(len(ids), self.embedder.dimension)
+
+    def _build_lexical(self) -> LexicalIndex:
+        row_ids: list[int] = []
+        passages: list[str] = []
+        for row_id, title, section, text in self._connection().execute(
+            "SELECT c.row_id, d.title, c.section, c.text FROM chunks AS c"
+            " JOIN documents AS d ON d.id = c.doc_id ORDER BY c.row_id"
+        ):
+            row_ids.append(row_id)
+            passages.append(passage_for_embedding(title, section, text))
+        return LexicalIndex.build(np.array(row_ids, dtype=np.int64), passages)
+
+    def _derived_files_match(self, generation: int) -> bool:
+        return _stamp_matches(
+            _read_json(self.folder / VECTORS_STAMP_FILE), self._instance, generation
+        ) and _stamp_matches(
+            LexicalIndex.read_stamp(self.folder / LEXICAL_FOLDER), self._instance, generation
+        )
+
+    def _persist_derived(self, generation: int) -> None:
+        """Save FAISS and BM25 with stamps; skipped when another process holds the lock (it
+        will write its own) or the folder is read-only (the next open rebuilds again)."""
+        assert self._vectors is not None and self._lexical is not None
+        try:
+            with _file_lock(self.folder, blocking=False, reentrant=True) as acquired:
+                if not acquired:
+                    return
+                stamp = {"instance": self._instance, "generation": generation}
+                # The FAISS file first, its stamp after: a crash in between leaves a stamp
+                # naming an older generation, which only causes a rebuild.
+                self._vectors.save(self.folder / VECTORS_FILE)
+                _write_json_atomic(
+                    self.folder / VECTORS_STAMP_FILE, {**stamp, "kind": self._vectors.kind}
+                )
+                self._lexical.save(self.folder / LEXICAL_FOLDER, stamp)
+        except OSError:
+            return
+
+    # ---- manifest ----------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """What the index holds: embedder, chunk settings, FAISS type, counts, generation,
+        and the content hash of every document (the same data manifest.json holds)."""
+        with _database_errors(self.folder):
+            connection = self._connection()
+            hashes = dict(connection.execute("SELECT id, content_hash FROM documents ORDER BY id"))
+            meta = dict(connection.execute("SELECT key, value FROM meta"))
+        vectors = self._searchers()[0]
+        return {
+            "format": SCHEMA_VERSION,
+            "embedder": {"id": meta["embedder_id"], "dimension": int(meta["dimension"])},
+            "chunking": json.loads(meta["chunking"]),
+            "settings_fingerprint": self.settings.fingerprint(),
+            "faiss_index": vectors.describe(),
+            "faiss_kind": vectors.kind,
+            "lexical": {"library": "bm25s", "tokenizer": TOKENIZER_VERSION},
+            "documents": len(hashes),
+            "chunks": vectors.size,
+            "generation": int(meta["generation"]),
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+            "document_hashes": hashes,
+        }
+
+    def _write_manifest(self) -> None:
+        _write_json_atomic(self.folder / MANIFEST_FILE, self.manifest, indent=2)
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def search_dense(
+        self, query_vector: np.ndarray, k: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` chunks nearest to `query_vector` as (row id, cosine), best first; only
+        among `rows` (from `allowed_rows`) when given."""
+        return self._searchers()[0].search(query_vector, k, rows)
+
+    def search_lexical(
+        self, query: str, k: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The `k` best BM25 matches for `query` as (row id, score), best first; only among
+        `rows` when given. Chunks sharing no term with the query are never returned."""
+        return self._searchers()[1].search(query, k, rows)
+
+    def allowed_rows(
+        self, sources: Sequence[str] = (), min_year: int | None = None
+    ) -> np.ndarray | None:
+        """Row ids of chunks whose document's source contains any of `sources` (ignoring
+        case) and whose year is at least `min_year` (documents without a year fail a year
+        filter). None when no filter is given; an empty array when nothing qualifies."""
+        terms = [term.strip().casefold() for term in sources if term.strip()]
+        if not terms and min_year is None:
+            return None
+        clauses: list[str] = []
+        parameters: list[Any] = []
+        if terms:
+            clauses.append(
+                "(" + " OR ".join("instr(casefold(d.source), ?) > 0" for _ in terms) + ")"
+            )
+            parameters.extend(terms)
+        if min_year is not None:
+            clauses.append("d.year >= ?")
+            parameters.append(int(min_year))
+        with _database_errors(self.folder):
+            cursor = self._connection().execute(
+                "SELECT c.row_id FROM chunks AS c JOIN documents AS d ON d.id = c.doc_id"
+                f" WHERE {' AND '.join(clauses)} ORDER BY c.row_id",
+                parameters,
+            )
+            return np.fromiter((row for (row,) in cursor), dtype=np.int64)
+
+    def hits(self, scored_rows: Sequence[tuple[int, float]]) -> list[Hit]:
+        """Hits for (row id, score) pairs, in the given order with ranks 1..n, carrying the
+        document's citation fields. Rows no longer in the index are left out."""
+        rows = [int(row) for row, _ in scored_rows]
+        found: dict[int, tuple[Any, ...]] = {}
+        with _database_errors(self.folder):
+            connection = self._connection()
+            for start in range(0, len(rows), 500):
+                batch = rows[start : start + 500]
+                marks = ", ".join("?" * len(batch))
+                for record in connection.execute(
+                    "SELECT c.row_id, c.chunk_id, c.doc_id, c.text, c.section, d.title, d.source,"
+                    " d.year, d.url, d.doi FROM chunks AS c JOIN documents AS d ON d.id = c.doc_id"
+                    f" WHERE c.row_id IN ({marks})",
+                    batch,
+                ):
+                    found[record[0]] = record[1:]
+        hits: list[Hit] = []
+        for row, score in scored_rows:
+            record = found.get(int(row))
+            if record is None:
+                continue
+            chunk_id, doc_id, text, section, title, source, year, url, doi = record
+            hits.append(
+                Hit(
+                    chunk_id=chunk_id,
+                    doc_id=doc_id,
+                    text=text,
+                    score=float(score),
+                    rank=len(hits) + 1,
+                    title=title,
+                    section=section,
+                    source=source,
+                    year=year,
+                    url=url,
+                    doi=doi,
+                )
+            )
+        return hits
+
+    @property
+    def chunk_count(self) -> int:
+        return self._count("SELECT COUNT(*) FROM chunks")
+
+    @property
+    def document_count(self) -> int:
+        return self._count("SELECT COUNT(*) FROM documents")
+
+    def documents(self) -> list[IndexedDocument]:
+        """Every indexed document's metadata, ordered by id."""
+        with _database_errors(self.folder):
+            records = (
+                self._connection()
+                .execute(
+                    "SELECT d.id, d.title, d.source, d.year, d.url, d.doi, d.origin, d.content_hash,"
+                    " COUNT(c.row_id) FROM documents AS d LEFT JOIN chunks AS c ON c.doc_id = d.id"
+                    " GROUP BY d.id ORDER BY d.id"
+                )
+                .fetchall()
+            )
+        return [IndexedDocument(*record) for record in records]
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """The chunks of document `doc_id` in reading order (empty when it is not indexed)."""
+        with _database_errors(self.folder):
+            records = (
+                self._connection()
+                .execute(
+                    "SELECT chunk_id, doc_id, text, section, position, n_tokens FROM chunks"
+                    " WHERE doc_id = ? ORDER BY position",
+                    (doc_id,),
+                )
+                .fetchall()
+            )
+        return [
+            Chunk(
+                id=chunk_id,
+                doc_id=doc,
+                text=text,
+                section=section,
+                position=position,
+                n_tokens=n_tokens,
+            )
+            for chunk_id, doc, text, section, position, n_tokens in records
+        ]
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    def _searchers(self) -> tuple[VectorIndex, LexicalIndex]:
+        """FAISS and BM25, first brought up to date if an ingest here stopped half-way."""
+        if self._derived_generation < 0 or self._vectors is None or self._lexical is None:
+            with _database_errors(self.folder):
+                self._refresh_derived(persist=False)
+        assert self._vectors is not None and self._lexical is not None
+        return self._vectors, self._lexical
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite connections must not be shared between threads)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = _connect(self.folder / DATABASE_FILE)
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    def _read_generation(self) -> int:
+        return self._count("SELECT value FROM meta WHERE key = 'generation'")
+
+    def _all_row_ids(self) -> np.ndarray:
+        cursor = self._connection().execute("SELECT row_id FROM chunks ORDER BY row_id")
+        return np.fromiter((row for (row,) in cursor), dtype=np.int64)
+
+    def _count(self, sql: str) -> int:
+        with _database_errors(self.folder):
+            return int(self._connection().execute(sql).fetchone()[0])
+
+
+@dataclass
+class _PendingDocument:
+    document: Document
+    content_hash: str
+    chunks: list[Chunk]
+    replaces: bool  # an older version is indexed and its chunks must go
+
+
+class _IngestProgress:
+    """A rich progress bar on stderr, or nothing when stderr is not a terminal."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._total = total
+        self._enabled = enabled and sys.stderr.isatty()
+
+    def __enter__(self) -> Self:
+        if self._enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]ingesting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("documents, {task.fields[passages]} passages embedded"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("ingest", total=self._total, passages=0)
+        return self
+
+    def advance(self, documents: int, passages: int = 0) -> None:
+        """Count `documents` more as done and `passages` more as embedded."""
+        if self._progress is None:
+            return
+        task = self._progress.tasks[0]
+        self._progress.update(
+            self._task, advance=documents, passages=task.fields["passages"] + passages
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# ---- module helpers ----------------------------------------------------------------------
+
+
+def _missing(path: str | Path) -> IndexMissingError:
+    return IndexMissingError(
+        f"no index at {path}: build one with `rag ingest PATH` or `rag ingest --demo`"
+    )
+
+
+def _check_embedder(path: str | Path, meta: dict[str, str], wanted: str) -> None:
+    recorded = meta["embedder_id"]
+    if recorded != wanted:
+        raise IndexMismatchError(
+            f"{path} was built with embedder {recorded}, but the settings ask for {wanted}; "
+            f"rebuild it with that embedder (e.g. `rag ingest PATH --index NEW_FOLDER`) "
+            f"or set embedder.model back to {recorded}"
+        )
+
+
+def _connect(database: Path) -> sqlite3.Connection:
+    # isolation_level=None: transactions are begun and committed explicitly (_transaction).
+    connection = sqlite3.connect(
+        database, timeout=60, isolation_level=None, check_same_thread=False
+    )
+    # NORMAL in WAL mode survives any process crash; only a power cut can lose the last commit.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.create_function("casefold", 1, _casefold, deterministic=True)
+    return connection
+
+
+def _casefold(value: str | None) -> str:
+    # Python's casefold, because SQLite's lower() only knows ASCII ("Société" would not match).
+    return value.casefold() if value else ""
+
+
+def _read_meta(database: Path) -> dict[str, str] | None:
+    """The meta table, or None for a database that was never fully created."""
+    connection = _connect(database)
+    try:
+        tables = {
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "meta" not in tables:
+            if "chunks" in tables:
+                raise sqlite3.DatabaseError("the meta table is missing")
+            return None
+        meta = dict(connection.execute("SELECT key, value FROM meta"))
+    finally:
+        connection.close()
+    required = {"schema_version", "embedder_id", "dimension", "chunking", "generation", "instance"}
+    if not required <= set(meta):
+        raise sqlite3.DatabaseError(f"meta lacks {', '.join(sorted(required - set(meta)))}")
+    if int(meta["schema_version"]) != SCHEMA_VERSION:
+        raise IndexMismatchError(
+            f"{database.parent} uses index format {meta['schema_version']}, this version of rag "
+            f"reads format {SCHEMA_VERSION}; rebuild it with `rag ingest` into a new --index folder"
+        )
+    return meta
+
+
+def _create_database(database: Path, embedder: Embedder, settings: Settings) -> dict[str, str]:
+    """Create the tables and meta in one transaction, so a crash leaves all or nothing."""
+    meta = {
+        "schema_version": str(SCHEMA_VERSION),
+        "embedder_id": embedder.id,
+        "dimension": str(embedder.dimension),
+        "chunking": _chunking_key(settings),
+        "generation": "0",
+        "instance": uuid.uuid4().hex,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    connection = _connect(database)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")  # persistent: readers never block ingest
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):  # no ";" inside the statements or comments
+                if statement.strip():
+                    connection.execute(statement)
+            connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    finally:
+        connection.close()
+    return meta
+
+
+def _chunking_key(settings: Settings) -> str:
+    return json.dumps(asdict(settings.chunking), sort_keys=True)
+
+
+def _stamp_matches(stamp: dict[str, Any] | None, instance: str, generation: int) -> bool:
+    return (
+        bool(stamp) and stamp.get("instance") == instance and stamp.get("generation") == generation
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any], indent: int | None = None) -> None:
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(partial, path)
+
+
+_held_locks = threading.local()
+
+
+@contextmanager
+def _file_lock(folder: Path, *, blocking: bool, reentrant: bool = False) -> Iterator[bool]:
+    """An exclusive lock on `folder`/ingest.lock across processes; yields whether it was got.
+
+    With `reentrant`, a thread that already holds the lock (an ingest saving its derived
+    files) gets it again at once.
+    """
+    key = str(folder.resolve())
+    held: set[str] = getattr(_held_locks, "folders", set())
+    _held_locks.folders = held
+    if reentrant and key in held:
+        yield True
+        return
+    if fcntl is None:
+        yield True
+        return
+    with open(folder / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        held.add(key)
+        try:
+            yield True
+        finally:
+            held.discard(key)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _database_errors(folder: Path) -> Iterator[None]:
+    """Turn SQLite's errors about a damaged or unreadable database into one clear line."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        raise IndexMismatchError(
+            f"{folder / DATABASE_FILE}: the index database is damaged or unreadable ({error}); "
+            "rebuild it with `rag ingest` into a new --index folder"
+        ) from None
