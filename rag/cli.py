@@ -309,7 +309,8 @@ def serve(
     """Serve the clinician web page and the JSON API (set RAG_API_KEY to require a key)."""
     from rag.web.app import serve as serve_web
 
-    serve_web(load_settings(index), host=host, port=port)
+    settings = load_settings(index)
+    serve_web(settings, host=host, port=port, api_key=settings.api_key or None)
 
 
 @app.command()

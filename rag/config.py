@@ -83,6 +83,7 @@ class Settings:
     index: str = _described(DEFAULT_INDEX, "Index folder (RAG_INDEX).")
     data_dir: str = _described("", "Where conversations are saved (RAG_DATA_DIR); empty: platformdirs.")
     audience: str = _described("clinician", "clinician or patient.")
+    api_key: str = _described("", "Key the web page and API require when set (RAG_API_KEY).")
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
@@ -100,6 +101,8 @@ class Settings:
             overrides["index"] = environ["RAG_INDEX"]
         if environ.get("RAG_DATA_DIR"):
             overrides["data_dir"] = environ["RAG_DATA_DIR"]
+        if environ.get("RAG_API_KEY"):
+            overrides["api_key"] = environ["RAG_API_KEY"]
         if environ.get("RAG_EMBEDDER"):
             overrides["embedder"] = {"model": environ["RAG_EMBEDDER"]}
         llm: dict[str, Any] = {}
@@ -124,8 +127,9 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        if data["llm"]["api_key"]:
-            data["llm"]["api_key"] = "***"
+        for section in (data, data["llm"]):
+            if section["api_key"]:
+                section["api_key"] = "***"
         return data
 
 

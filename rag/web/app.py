@@ -1,0 +1,506 @@
+"""The clinician web page and its JSON API, as one FastAPI app.
+
+`create_app(engine, sessions)` takes its collaborators as arguments, so tests hand in fakes and
+`serve` hands in the real `Engine` and `SessionStore`. Routes:
+
+    GET  /                      the question page (static HTML, CSS and JS; no external requests)
+    GET  /static/...            the page's script and style sheet
+    POST /api/ask               {question, session?, audience?, mode?, k?} -> the `rag ask --json`
+                                object, plus `nearest_sources` and `disclaimer`
+    GET  /api/sessions/{id}     {session, turns: [{question, answer, ...}]}
+    POST /api/search            {query, k?, mode?, sources?, min_year?} -> {query, mode, hits}
+    GET  /api/health            {"status": "ok"} (never guarded: for load balancers and tests)
+    GET  /openapi.json          the machine-readable API description
+
+Every error is a JSON object {"error": "<one line>"} with a 4xx or 5xx status; tracebacks go to
+the server log, never to the client.
+
+Access key: when `api_key` is given, every route except /static and /api/health needs it, as
+`Authorization: Bearer KEY` or `X-API-Key: KEY`. A browser opens the page once as `/?key=KEY`;
+the page keeps the key in sessionStorage and sends it as a header, and the server also sets a
+same-site, HTTP-only cookie so that reloading the page works without the query.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.config import Settings
+from rag.errors import (
+    IndexMismatchError,
+    IndexMissingError,
+    InputError,
+    LLMError,
+    RagError,
+    SessionError,
+)
+from rag.types import DISCLAIMER, Answer, Hit, Turn
+
+logger = logging.getLogger("rag.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_QUESTION_CHARS = 2000
+MAX_BODY_BYTES = 64 * 1024  # a question, a few options: anything larger is not a real request
+KEY_COOKIE = "rag_api_key"
+# Session ids become file names in the session store, so only a safe alphabet is accepted.
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+# The page ships everything itself; this policy makes the browser refuse anything else,
+# including inline script, so a rendering bug cannot turn document text into code.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class AnswerEngine(Protocol):
+    """What the app needs from `rag.answer.Engine`."""
+
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        audience: str | None = None,
+        mode: str | None = None,
+        k: int | None = None,
+        session: str | None = None,
+    ) -> Answer: ...
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str | None = None,
+        k: int | None = None,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+    ) -> list[Hit]: ...
+
+
+class Sessions(Protocol):
+    """What the app needs from `rag.converse.SessionStore`."""
+
+    def load(self, name: str) -> list[Turn]: ...
+
+    def append(self, name: str, turn: Turn) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Request bodies. Field descriptions end up in /openapi.json.
+
+
+def _clean_text(value: str, field_name: str, limit: int) -> str:
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{field_name} is empty; type a {field_name}")
+    if len(text) > limit:
+        raise ValueError(
+            f"{field_name} is too long ({len(text)} characters; the limit is {limit})"
+        )
+    return text
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description=f"The question, 1 to {MAX_QUESTION_CHARS} characters.")
+    session: str | None = Field(
+        default=None,
+        description="A conversation id returned by an earlier answer; omit to start a new one.",
+    )
+    audience: Literal["clinician", "patient"] | None = Field(
+        default=None, description="Who the answer is written for; default from the settings."
+    )
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+        default=None, description="Retrieval mode; default from the settings."
+    )
+    k: int | None = Field(default=None, ge=1, le=50, description="Passages given to the generator.")
+
+    @field_validator("question")
+    @classmethod
+    def _question_fits(cls, value: str) -> str:
+        return _clean_text(value, "question", MAX_QUESTION_CHARS)
+
+    @field_validator("session")
+    @classmethod
+    def _session_is_an_id(cls, value: str | None) -> str | None:
+        if value is not None and not SESSION_ID_PATTERN.match(value):
+            raise ValueError(
+                "session must be an id returned by /api/ask (letters, digits, '-' and '_')"
+            )
+        return value
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters.")
+    k: int | None = Field(default=None, ge=1, le=100, description="How many passages to return.")
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+        default=None, description="Retrieval mode; default from the settings."
+    )
+    sources: list[str] = Field(
+        default_factory=list, max_length=50, description="Keep only these organisations/journals."
+    )
+    min_year: int | None = Field(
+        default=None, ge=1000, le=9999, description="Keep only documents from this year on."
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _query_fits(cls, value: str) -> str:
+        return _clean_text(value, "query", MAX_QUESTION_CHARS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors: one JSON shape for all of them.
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _describe_validation_errors(errors: Sequence[dict[str, Any]]) -> tuple[int, str]:
+    """Turn pydantic's error list into (status, one readable line) without internals."""
+    messages: list[str] = []
+    for error in errors:
+        kind = error.get("type", "")
+        location = [str(part) for part in error.get("loc", ()) if part != "body"]
+        if kind == "json_invalid":
+            return 400, "request body is not valid JSON"
+        if not location and kind in {"model_attributes_type", "dict_type", "model_type"}:
+            return 400, "request body must be a JSON object"
+        if not location and kind == "missing":
+            return 400, "request body is missing; send a JSON object"
+        field_name = ".".join(location) or "request"
+        if kind == "missing":
+            messages.append(f"{field_name} is required")
+        elif kind == "extra_forbidden":
+            messages.append(f"{field_name} is not a known field")
+        else:
+            message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+            if message.startswith(field_name):
+                messages.append(message)
+                continue
+            given = error.get("input")
+            if isinstance(given, (str, int, float)) and len(repr(given)) <= 40:
+                message = f"{message} (got {given!r})"
+            messages.append(f"{field_name}: {message}")
+    return 422, "; ".join(messages) or "request is not valid"
+
+
+def _status_for(error: RagError) -> int:
+    if isinstance(error, SessionError):
+        return 404
+    if isinstance(error, (IndexMissingError, IndexMismatchError)):
+        return 503
+    if isinstance(error, LLMError):
+        return 502
+    if isinstance(error, InputError):
+        return 400
+    return 400
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        status, message = _describe_validation_errors(error.errors())
+        return _error(status, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        messages = {404: f"not found: {request.url.path}", 405: "method not allowed"}
+        message = messages.get(error.status_code) or str(error.detail)
+        return _error(error.status_code, message, getattr(error, "headers", None))
+
+    @app.exception_handler(RagError)
+    async def _rag_error(request: Request, error: RagError) -> JSONResponse:
+        return _error(_status_for(error), str(error))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+        return _error(500, "internal error")
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers as the page needs them.
+
+
+def _nearest_sources(answer: Answer, limit: int = 5) -> list[dict[str, Any]]:
+    """One entry per retrieved document, best first: what an abstention can point to."""
+    seen: set[str] = set()
+    sources: list[dict[str, Any]] = []
+    for hit in answer.retrieved:
+        if hit.doc_id in seen:
+            continue
+        seen.add(hit.doc_id)
+        sources.append(
+            {
+                "doc_id": hit.doc_id,
+                "chunk_id": hit.chunk_id,
+                "title": hit.title,
+                "source": hit.source,
+                "year": hit.year,
+                "url": hit.url,
+                "doi": hit.doi,
+                "section": hit.section,
+            }
+        )
+        if len(sources) == limit:
+            break
+    return sources
+
+
+def _turn_from(answer: Answer, question: str) -> Turn:
+    return Turn(
+        question=question,
+        answer=answer.answer,
+        standalone_question=answer.standalone_question or question,
+        cited_doc_ids=tuple(dict.fromkeys(citation.doc_id for citation in answer.citations)),
+    )
+
+
+def _turn_json(turn: Turn) -> dict[str, Any]:
+    return {
+        "question": turn.question,
+        "answer": turn.answer,
+        "standalone_question": turn.standalone_question,
+        "cited_doc_ids": list(turn.cited_doc_ids),
+    }
+
+
+def _new_session_id() -> str:
+    return f"web-{uuid.uuid4().hex[:16]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The access key.
+
+
+def _key_matches(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _presented_key(request: Request) -> str | None:
+    authorization = request.headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return request.headers.get("x-api-key") or request.cookies.get(KEY_COOKIE)
+
+
+def _key_form(message: str) -> HTMLResponse:
+    """A minimal page asking for the key; it submits back to /?key=..."""
+    body = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Access key needed</title><link rel='stylesheet' href='/static/style.css'></head>"
+        "<body><main class='key-page'><h1>Access key needed</h1>"
+        f"<p>{message}</p>"
+        "<form method='get' action='/'><label for='key'>Access key</label> "
+        "<input id='key' name='key' type='password' autocomplete='current-password' required> "
+        "<button type='submit'>Open</button></form></main></body></html>"
+    )
+    return HTMLResponse(body, status_code=401)
+
+
+def _install_access_key(app: FastAPI, api_key: str) -> None:
+    open_prefixes = ("/static/", "/api/health")
+
+    @app.middleware("http")
+    async def _require_key(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if path.startswith(open_prefixes):
+            return await call_next(request)
+        if path == "/":
+            query_key = request.query_params.get("key")
+            if _key_matches(query_key, api_key):
+                response = await call_next(request)
+                # The cookie lets a reload work once the page has dropped ?key= from the URL.
+                response.set_cookie(
+                    KEY_COOKIE, api_key, httponly=True, samesite="strict", path="/"
+                )
+                return response
+            if _key_matches(_presented_key(request), api_key):
+                return await call_next(request)
+            message = (
+                "That key is not right; try again."
+                if query_key
+                else "This server is protected. Enter the access key you were given."
+            )
+            return _key_form(message)
+        if _key_matches(_presented_key(request), api_key):
+            return await call_next(request)
+        return _error(
+            401,
+            "missing or wrong access key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The app.
+
+
+def create_app(engine: AnswerEngine, sessions: Sessions, *, api_key: str | None = None) -> FastAPI:
+    """The web app over a loaded `engine` and a `sessions` store.
+
+    `api_key`, when given, guards the page and the API (see the module docstring). The engine is
+    shared by all requests; its blocking calls run in the threadpool so requests overlap.
+    """
+    app = FastAPI(
+        title="rag: cited answers from clinical guidelines",
+        description=(
+            "Ask clinical questions and get answers whose every statement cites a numbered "
+            "passage from the indexed guidelines and articles. " + DISCLAIMER
+        ),
+        version="0.1.0",
+        # The interactive docs pages load their script from a CDN; the page must work offline,
+        # so only the JSON description is served.
+        docs_url=None,
+        redoc_url=None,
+    )
+    _install_error_handlers(app)
+    # One lock per conversation, so two quick follow-ups in the same session are answered in
+    # order and each sees the turn before it.
+    session_locks: dict[str, threading.Lock] = {}
+    locks_guard = threading.Lock()
+
+    def lock_for(session_id: str) -> threading.Lock:
+        with locks_guard:
+            return session_locks.setdefault(session_id, threading.Lock())
+
+    # Middleware added last runs first: the key check sits inside the size limit and headers.
+    if api_key:
+        _install_access_key(app, api_key)
+
+    @app.middleware("http")
+    async def _limit_and_harden(request: Request, call_next: Any) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, "Content-Length header is not a number")
+            if int(declared) > MAX_BODY_BYTES:
+                return _error(413, f"request body is too large (limit {MAX_BODY_BYTES} bytes)")
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/api/health", summary="Liveness check")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    def answer_question(request: AskRequest) -> dict[str, Any]:
+        session_id = request.session or _new_session_id()
+        with lock_for(session_id):
+            # A given id must exist; a new conversation starts with no history.
+            history = sessions.load(session_id) if request.session else []
+            answer = engine.ask(
+                request.question,
+                history=history,
+                audience=request.audience,
+                mode=request.mode,
+                k=request.k,
+                session=session_id,
+            )
+            sessions.append(session_id, _turn_from(answer, request.question))
+        payload = answer.to_json()
+        payload["session"] = session_id
+        payload["nearest_sources"] = _nearest_sources(answer)
+        payload["disclaimer"] = DISCLAIMER
+        return payload
+
+    @app.post(
+        "/api/ask",
+        summary="Answer a question with numbered citations",
+        responses={
+            400: {"description": "Malformed request"},
+            404: {"description": "Unknown session"},
+            422: {"description": "A field has a bad value"},
+        },
+    )
+    async def ask(request: AskRequest) -> dict[str, Any]:
+        return await run_in_threadpool(answer_question, request)
+
+    @app.get(
+        "/api/sessions/{session_id}",
+        summary="The turns of a conversation",
+        responses={404: {"description": "Unknown session"}},
+    )
+    def session_turns(session_id: str) -> dict[str, Any]:
+        if not SESSION_ID_PATTERN.match(session_id):
+            raise SessionError(f"no conversation named '{session_id[:64]}'")
+        turns = sessions.load(session_id)
+        return {"session": session_id, "turns": [_turn_json(turn) for turn in turns]}
+
+    @app.post("/api/search", summary="Ranked passages for a query, best first")
+    def search(request: SearchRequest) -> dict[str, Any]:
+        hits = engine.search(
+            request.query,
+            mode=request.mode,
+            k=request.k,
+            sources=tuple(request.sources),
+            min_year=request.min_year,
+        )
+        return {
+            "query": request.query,
+            "mode": request.mode,
+            "hits": [hit.to_json() for hit in hits],
+        }
+
+    return app
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    api_key: str | None = None,
+) -> None:
+    """Load the engine once from `settings` and serve the app on host:port until interrupted.
+
+    Binds to loopback by default. `api_key` (RAG_API_KEY, read by the caller) guards the page and
+    the API; when not given, a `settings.api_key` field is used if the settings have one.
+    """
+    import uvicorn
+
+    from rag.answer import Engine
+    from rag.converse import SessionStore, default_data_dir
+
+    if api_key is None:
+        api_key = getattr(settings, "api_key", "") or None
+    engine = Engine.load(settings)
+    sessions = SessionStore(default_data_dir(settings))
+    if host not in {"127.0.0.1", "localhost", "::1"} and not api_key:
+        logger.warning(
+            "serving on %s without an access key: anyone who can reach this address can use it "
+            "(set RAG_API_KEY)",
+            host,
+        )
+    app = create_app(engine, sessions, api_key=api_key)
+    uvicorn.run(app, host=host, port=port, log_level="info")
