@@ -1,0 +1,495 @@
+"""Conversations: follow-up -> standalone question, and saved sessions.
+
+Two jobs, both about questions asked in the light of earlier ones:
+
+- `condense(question, history)` turns an elliptical follow-up ("And how long for?") into one
+  question that retrieval can use on its own. With a chat function it asks the LLM to rewrite
+  the follow-up and checks the reply; without one (or when the reply is unusable) it carries the
+  conversation's topic terms into the query deterministically.
+- `SessionStore(data_dir)` keeps each conversation as one JSON file of `Turn`s, written
+  atomically, so `rag ask --session NAME`, `rag chat` and the web page can continue it later.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import InputError, SessionError
+from rag.types import Turn
+
+# ---------------------------------------------------------------------------------------------
+# Condensation
+
+ChatFunction = Callable[[list[dict[str, str]]], str]
+"""Messages in the OpenAI chat shape ([{"role", "content"}, ...]) -> the reply text."""
+
+CONDENSE_SYSTEM_PROMPT = (
+    "You rewrite the last question of a clinical conversation so that it can be understood "
+    "without the conversation. Name the condition, drug, score, procedure or patient group that "
+    "the earlier turns were about, keep every detail of the last question, and do not answer "
+    "it. Reply with the rewritten question only, on one line, ending with a question mark. If "
+    "the last question is already self-contained, repeat it unchanged."
+)
+
+CONDENSE_USER_TEMPLATE = "Conversation so far:\n{conversation}\n\nLast question: {question}\n\nStandalone question:"
+
+# How much of the conversation the rewrite prompt shows: the first turn (it usually names the
+# topic) plus the most recent ones, each answer cut short; the answers matter only for context.
+PROMPT_RECENT_TURNS = 3
+PROMPT_ANSWER_CHARS = 300
+
+# A rewritten question longer than this is an answer or a ramble, not a question.
+MAX_REWRITE_CHARS = 400
+
+# The deterministic method. A follow-up with at least this many content words and no elliptical
+# cue is taken as self-contained and left alone. Otherwise the topic terms appended are those of
+# the anchor question (up to FIRST_TURN_MAX_TERMS) and of the most recent earlier question (up
+# to RECENT_TURN_MAX_TERMS). Tuned on the dev half of evals/conversations.jsonl (grid in
+# evals/README.md): words of an elliptical second turn ("Which IV drugs are preferred?") pulled
+# third turns towards the second turn's document more often than they helped, hence 0.
+SELF_CONTAINED_MIN_TERMS = 5
+FIRST_TURN_MAX_TERMS = 12
+RECENT_TURN_MAX_TERMS = 0
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[-+*/.'][A-Za-z0-9]+)*")
+
+# Function words, question words and conversational filler: none of them says what a
+# conversation is about, so none is carried into the standalone question.
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+STOPWORDS = _word_set(
+    """
+    a about above after again against all also am an and any anyone anything are aren't as at
+    be because been before being below between both but by can can't cannot could couldn't did
+    didn't do does doesn't doing don't done down during each else either etc even ever every few
+    for from further get gets getting give given giving go goes going got had has hasn't have
+    having he her here hers herself him himself his how however i if in instead into is isn't it
+    it's its itself just kind let like may me might more most much must my myself need needed
+    needs neither no nor not now of off ok okay on once one ones only or other others otherwise
+    our ours ourselves out over own particular please rather really regarding same say shall she
+    should shouldn't so some someone something such tell than that that's the their theirs them
+    themselves then there these they thing things this those though through to too under until
+    up upon us use used uses using very was wasn't we were what what's whatever when where which
+    while who whom whose why will with within without would wouldn't yes yet you your yours
+    patient patients person people someone's case cases still anymore already thanks
+    """
+)
+
+# Words that make a question lean on the earlier turns: a leading connective ("And in
+# pregnancy?") or a pronoun standing for something said before ("How long should it continue?").
+LEADING_CUES = (
+    "and",
+    "or",
+    "but",
+    "so",
+    "also",
+    "then",
+    "what about",
+    "how about",
+    "what if",
+    "and if",
+    "same",
+)
+ANAPHORA = _word_set(
+    "it its it's they them their theirs this that these those she her he him his one ones "
+    "such same former latter above"
+)
+
+_REFUSAL = re.compile(
+    r"\b(i can(?:no|')t|i cannot|i'm sorry|i am sorry|sorry,|as an ai|i'm unable|i am unable|"
+    r"unable to (?:help|rewrite|answer)|not able to)\b",
+    re.IGNORECASE,
+)
+_QUESTION_START = re.compile(
+    r"^(what|which|when|where|who|whom|whose|why|how|is|are|was|were|do|does|did|should|"
+    r"would|could|can|may|might|must|shall|will|has|have|had|in|for|at|after|before|during)\b",
+    re.IGNORECASE,
+)
+_LABEL = re.compile(r"^(standalone|rewritten|reformulated)?\s*question\s*:\s*", re.IGNORECASE)
+
+
+def words(text: str) -> list[str]:
+    """The words of `text`, lower-cased, keeping clinical tokens whole (CHA2DS2-VASc, 2.5)."""
+    return [match.group(0).lower() for match in _WORD.finditer(text)]
+
+
+def content_terms(text: str) -> list[str]:
+    """Words of `text` that say what it is about, in order, without repeats."""
+    terms: list[str] = []
+    for word in words(text):
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        if word not in terms:
+            terms.append(word)
+    return terms
+
+
+def _stem(term: str) -> str:
+    # Crude plural folding so "flares" matches "flare"; enough for overlap checks.
+    if len(term) > 4 and term.endswith("ies"):
+        return term[:-3] + "y"
+    if len(term) > 3 and term.endswith("s") and not term.endswith("ss"):
+        return term[:-1]
+    return term
+
+
+def is_elliptical(question: str) -> bool:
+    """Whether `question` leans on earlier turns: a leading connective or a pronoun."""
+    lowered = " ".join(words(question))
+    if any(lowered == cue or lowered.startswith(cue + " ") for cue in LEADING_CUES):
+        return True
+    return any(word in ANAPHORA for word in words(question))
+
+
+def is_self_contained(question: str) -> bool:
+    """Whether `question` names its own topic: no elliptical cue and enough content words."""
+    return not is_elliptical(question) and len(content_terms(question)) >= SELF_CONTAINED_MIN_TERMS
+
+
+def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list[str]:
+    """The conversation's topic, as content words in order, minus `exclude` (the follow-up's
+    own words): first the anchor question (the latest earlier question that was
+    self-contained, else the first one: it names the condition), then a few words of the most
+    recent earlier question when that is a different one. Earlier standalone questions are not
+    used: they already carry older topic terms, and chaining them would let a topic drift on."""
+    if not history:
+        return []
+    anchor = 0
+    for position in range(len(history) - 1, 0, -1):
+        if is_self_contained(history[position].question):
+            anchor = position
+            break
+    seen = {_stem(term) for term in exclude}
+    chosen: list[str] = []
+
+    def take(question: str, limit: int) -> None:
+        taken = 0
+        for term in content_terms(question):
+            if taken >= limit:
+                break
+            if _stem(term) in seen:
+                continue
+            seen.add(_stem(term))
+            chosen.append(term)
+            taken += 1
+
+    take(history[anchor].question, FIRST_TURN_MAX_TERMS)
+    if anchor != len(history) - 1:
+        take(history[-1].question, RECENT_TURN_MAX_TERMS)
+    return chosen
+
+
+def condense_deterministic(question: str, history: Sequence[Turn]) -> str:
+    """The follow-up with the conversation's topic terms appended in brackets.
+
+    "And how long for?" after "What is the first-line treatment for a gout flare?" becomes
+    "And how long for? (context: first-line treatment gout flare)". A self-contained question
+    comes back unchanged, so a change of subject is not dragged back to the old topic.
+    """
+    question = " ".join(question.split())
+    if not history or is_self_contained(question):
+        return question
+    topic = topic_terms(history, exclude=content_terms(question))
+    if not topic:
+        return question
+    return f"{question} (context: {' '.join(topic)})"
+
+
+def rewrite_messages(question: str, history: Sequence[Turn]) -> list[dict[str, str]]:
+    """The chat messages that ask an LLM to rewrite `question` as a standalone question."""
+    shown = list(enumerate(history, start=1))
+    if len(shown) > PROMPT_RECENT_TURNS + 1:
+        shown = shown[:1] + shown[-PROMPT_RECENT_TURNS:]
+    lines: list[str] = []
+    for number, turn in shown:
+        lines.append(f"Q{number}: {' '.join(turn.question.split())}")
+        answer = " ".join(turn.answer.split())
+        if len(answer) > PROMPT_ANSWER_CHARS:
+            answer = answer[:PROMPT_ANSWER_CHARS].rsplit(" ", 1)[0] + " ..."
+        if answer:
+            lines.append(f"A{number}: {answer}")
+    user = CONDENSE_USER_TEMPLATE.format(
+        conversation="\n".join(lines), question=" ".join(question.split())
+    )
+    return [
+        {"role": "system", "content": CONDENSE_SYSTEM_PROMPT},
+        {"role": "user", "content": user},
+    ]
+
+
+def usable_rewrite(reply: str, question: str) -> str | None:
+    """The rewritten question from an LLM `reply`, or None when it cannot be trusted: empty,
+    too long, a refusal, an answer rather than a question, or sharing no content word with the
+    follow-up it rewrites."""
+    text = (reply or "").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    text = _LABEL.sub("", lines[0]).strip().strip("\"'`“”‘’").strip()
+    if not text or len(text) > MAX_REWRITE_CHARS or _REFUSAL.search(text):
+        return None
+    if not text.endswith("?") and not _QUESTION_START.match(text):
+        return None
+    followup_terms = {_stem(term) for term in content_terms(question)}
+    if followup_terms and not followup_terms & {_stem(term) for term in content_terms(text)}:
+        return None
+    return text
+
+
+def condense(
+    question: str,
+    history: Sequence[Turn],
+    *,
+    rewrite: ChatFunction | None = None,
+) -> str:
+    """One standalone question for retrieval from a follow-up and the turns before it.
+
+    With `rewrite` (a chat function from the LLM backend) the model rewrites the follow-up; a
+    reply that is unusable, or a call that fails, falls back to `condense_deterministic`. The
+    result is shown to the user as the standalone question, so it stays readable.
+    """
+    question = " ".join((question or "").split())
+    if not history or not question:
+        return question
+    if rewrite is not None:
+        try:
+            reply = rewrite(rewrite_messages(question, history))
+        except Exception:  # noqa: BLE001 - any backend failure means: use the fallback
+            reply = ""
+        rewritten = usable_rewrite(reply if isinstance(reply, str) else "", question)
+        if rewritten:
+            return rewritten
+    return condense_deterministic(question, history)
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved conversations
+
+SESSION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+SESSION_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One saved conversation as listed by `rag sessions list`; `updated` is ISO 8601 UTC."""
+
+    name: str
+    turns: int
+    updated: str
+    damaged: bool = False
+
+
+def default_data_dir(settings: Settings) -> Path:
+    """Where conversations live: `settings.data_dir` (RAG_DATA_DIR), else the platform's user
+    data folder for "rag" (e.g. ~/.local/share/rag)."""
+    if settings.data_dir:
+        return Path(settings.data_dir).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("rag"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def check_session_name(name: str) -> str:
+    """`name` if it is a usable session name, else InputError saying what is allowed."""
+    if not isinstance(name, str) or not SESSION_NAME.match(name):
+        shown = name if isinstance(name, str) else repr(name)
+        raise InputError(
+            f"session name '{shown[:80]}' is not allowed: use 1 to 100 letters, digits, '-' or '_'"
+        )
+    return name
+
+
+class SessionStore:
+    """Conversations saved under `data_dir`/sessions, one JSON file per session name.
+
+    Each file holds {"format", "name", "created", "updated", "turns": [Turn fields...]}. Writes
+    go to a temporary file in the same folder, are fsynced and then renamed over the old file,
+    so a crash leaves either the old or the new conversation, never half of one. One lock per
+    store serialises the read-modify-write of `append` between threads.
+    """
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self.directory = self.data_dir / "sessions"
+        self._lock = threading.RLock()
+
+    def path(self, name: str) -> Path:
+        """The file that holds session `name` (which is validated first)."""
+        return self.directory / f"{check_session_name(name)}.json"
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        """The parsed file of `name`, None when there is none; SessionError when damaged."""
+        path = self.path(name)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise SessionError(f"session file {path} cannot be read ({error.strerror})") from None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            _check_shape(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as error:
+            raise SessionError(
+                f"session file {path} is damaged ({_short(error)}); delete it with "
+                f"`rag sessions delete {name}` or restore it from a backup"
+            ) from None
+        return data
+
+    def load(self, name: str) -> list[Turn]:
+        """The turns of session `name`, oldest first; SessionError if it does not exist."""
+        with self._lock:
+            data = self._read(name)
+        if data is None:
+            raise SessionError(f"no session named '{name}' (see `rag sessions list`)")
+        return [_turn_from_json(item) for item in data["turns"]]
+
+    def load_or_empty(self, name: str) -> list[Turn]:
+        """Like `load`, but a session that does not exist yet is an empty conversation."""
+        with self._lock:
+            data = self._read(name)
+        return [] if data is None else [_turn_from_json(item) for item in data["turns"]]
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def names(self) -> list[SessionInfo]:
+        """Every saved session, most recently updated first. A damaged file is listed with
+        `damaged=True` (and 0 turns) instead of hiding the others."""
+        if not self.directory.is_dir():
+            return []
+        infos: list[SessionInfo] = []
+        with self._lock:
+            for path in self.directory.glob("*.json"):
+                name = path.stem
+                if not SESSION_NAME.match(name):
+                    continue
+                try:
+                    data = self._read(name)
+                except SessionError:
+                    infos.append(SessionInfo(name, 0, "", damaged=True))
+                    continue
+                if data is not None:
+                    infos.append(SessionInfo(name, len(data["turns"]), str(data["updated"])))
+        return sorted(infos, key=lambda info: (info.updated, info.name), reverse=True)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, name: str, turn: Turn) -> None:
+        """Add `turn` to session `name`, creating the session if needed."""
+        with self._lock:
+            data = self._read(name)
+            now = _now()
+            if data is None:
+                data = {"format": SESSION_FORMAT, "name": name, "created": now, "turns": []}
+            data["turns"].append(_turn_to_json(turn))
+            data["updated"] = now
+            self._write(name, data)
+
+    def delete(self, name: str) -> None:
+        """Remove session `name` (damaged or not); SessionError if there is none."""
+        path = self.path(name)
+        with self._lock:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                raise SessionError(f"no session named '{name}' (see `rag sessions list`)") from None
+
+    def _write(self, name: str, data: dict[str, Any]) -> None:
+        path = self.path(name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8")
+        handle, temp_name = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as temp:
+                temp.write(payload)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.replace(temp_name, path)
+        except BaseException:
+            try:
+                os.unlink(temp_name)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_directory(self.directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a folder be opened for this.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _check_shape(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise TypeError("not a JSON object")
+    turns = data.get("turns")
+    if not isinstance(turns, list):
+        raise TypeError("no list of turns")
+    if not isinstance(data.get("updated", ""), str):
+        raise TypeError("'updated' is not a time")
+    for number, item in enumerate(turns, start=1):
+        if not isinstance(item, dict):
+            raise TypeError(f"turn {number} is not an object")
+        for key in ("question", "answer"):
+            if not isinstance(item.get(key), str):
+                raise TypeError(f"turn {number} has no {key}")
+        if not isinstance(item.get("standalone_question", ""), str):
+            raise TypeError(f"turn {number} has a bad standalone_question")
+        cited = item.get("cited_doc_ids", [])
+        if not isinstance(cited, list) or not all(isinstance(doc_id, str) for doc_id in cited):
+            raise TypeError(f"turn {number} has a bad cited_doc_ids")
+    data.setdefault("updated", "")
+
+
+def _short(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON at line {error.lineno} column {error.colno}"
+    if isinstance(error, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return str(error)
+
+
+def _turn_to_json(turn: Turn) -> dict[str, Any]:
+    return {
+        "question": turn.question,
+        "answer": turn.answer,
+        "standalone_question": turn.standalone_question,
+        "cited_doc_ids": list(turn.cited_doc_ids),
+    }
+
+
+def _turn_from_json(item: dict[str, Any]) -> Turn:
+    return Turn(
+        question=item["question"],
+        answer=item["answer"],
+        standalone_question=item.get("standalone_question", ""),
+        cited_doc_ids=tuple(item.get("cited_doc_ids", ())),
+    )
