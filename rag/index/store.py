@@ -669,8 +669,14 @@ class Index:
     # ---- plumbing ----------------------------------------------------------------------
 
     def _searchers(self) -> tuple[VectorIndex, LexicalIndex]:
-        """FAISS and BM25, first brought up to date if an ingest here stopped half-way."""
-        if self._derived_generation < 0 or self._vectors is None or self._lexical is None:
+        """FAISS and BM25, first brought up to date if an ingest here stopped half-way or
+        another process (a `rag ingest` beside a running `rag serve`) changed the database."""
+        if (
+            self._derived_generation < 0
+            or self._vectors is None
+            or self._lexical is None
+            or self._read_generation() != self._derived_generation
+        ):
             with _database_errors(self.folder):
                 self._refresh_derived(persist=False)
         assert self._vectors is not None and self._lexical is not None
