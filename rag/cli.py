@@ -243,9 +243,12 @@ def chat(
     from rag.converse import SessionStore, default_data_dir
 
     settings = load_settings(index)
-    engine = Engine.load(settings)
     store = SessionStore(default_data_dir(settings))
-    chat_loop(engine, store, session or time.strftime("chat-%Y%m%d-%H%M%S"), audience=audience)
+    name = session or time.strftime("chat-%Y%m%d-%H%M%S")
+    store.load_or_empty(name)  # a bad name or a damaged file fails now, not after the slow load
+    typer.echo(f"Loading the index {settings.index} ...", err=True)  # takes seconds: say why
+    engine = Engine.load(settings)
+    chat_loop(engine, store, name, audience=audience)
 
 
 sessions_app = typer.Typer(help="List, show and delete saved conversations.", no_args_is_help=True)
@@ -342,33 +345,39 @@ def batch(
 @app.command("eval")
 @user_errors
 def evaluate(
-    gold: Annotated[Path, typer.Argument(help="Gold questions (JSONL, see evals/README.md).")],
+    gold: Annotated[Path, typer.Argument(help="Gold questions (JSONL: id, question, relevant_doc_ids, answer?, label?).")],
     index: IndexOption = DEFAULT_INDEX,
     modes: Annotated[str, typer.Option(help="Comma-separated retrieval modes.")] = "dense,lexical,hybrid",
     as_json: JsonOption = False,
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Per-question rows (JSONL); the Markdown report goes beside it.")
+        Path | None,
+        typer.Option("-o", "--output", help="Per-question rows (JSONL); the Markdown table is written beside it (.md)."),
     ] = None,
     answers: Annotated[
-        bool, typer.Option("--answers", help="Also generate answers and score them against the gold.")
+        bool, typer.Option("--answers", help="Also generate answers, with and without retrieval, and score them.")
     ] = False,
-    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    limit: Annotated[int | None, typer.Option(help="With --answers: only the first N questions.")] = None,
 ) -> None:
-    """Retrieval metrics (Recall@1/5/10, MRR@10, nDCG@10) per mode, and answer quality with --answers."""
-    from rag.evaluate import run_evaluation
+    """Retrieval metrics per mode (Recall@1/5/10, MRR@10, nDCG@10); answer quality with --answers."""
+    from rag.evaluate import run_retrieval_eval
 
-    report = run_evaluation(
-        load_settings(index),
-        gold,
-        modes=[mode.strip() for mode in modes.split(",") if mode.strip()],
-        output=output,
-        answers=answers,
-        limit=limit,
-    )
+    settings = load_settings(index)
+    report = run_retrieval_eval(gold, settings=settings, modes=modes, rows_path=output)
+    markdown = report.to_markdown()
+    result: dict[str, Any] = {"retrieval": report.to_json()}
+    if output is not None:
+        output.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
+    if answers:
+        from rag.evaluate_answers import run_answer_evaluation
+
+        prefix = output.with_name(output.stem + "-answers") if output is not None else None
+        answer_report = run_answer_evaluation(settings, gold, output_prefix=prefix, limit=limit)
+        markdown += "\n\n" + answer_report.to_markdown()
+        result["answers"] = answer_report.to_json()
     if as_json:
-        print_json(report.to_json())
+        print_json(result)
     else:
-        typer.echo(report.to_markdown())
+        typer.echo(markdown)
 
 
 def _mount_llm_commands() -> None:
