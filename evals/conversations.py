@@ -10,9 +10,12 @@ level against the turn's `relevant_doc_ids`:
 - first turns:     the self-contained opening question (the ceiling to aim for);
 - follow-ups alone: the elliptical follow-up as typed ("And how long for?");
 - concatenated:    every earlier question and the follow-up joined into one query;
-- condensed:       `rag.converse.condense` without an LLM, the history being what a real session
-                   holds: earlier questions, their standalone questions, and the documents the
-                   previous answer cited (simulated as the top 3 documents retrieved for it).
+- condensed query: `Engine.condense` (the LLM rewrite when an endpoint is configured, else the
+                   deterministic method), the history being what a real session holds: earlier
+                   questions, their standalone questions, and the documents the previous answer
+                   cited (simulated as the top 3 documents retrieved for it); searched alone;
+- condensed:       what `Engine.ask` does: the condensed query searched with the history, so
+                   the sections of the guideline the previous answer cited move up a little.
 
 Metrics are MRR@10 and Recall@5 over document rankings (one entry per document, best passage
 first), the definitions of rag/evaluate.py. Tune condensation on `--split dev` only; report
@@ -34,13 +37,12 @@ sys.path.insert(0, str(REPO))
 
 from rag.answer import Engine
 from rag.config import Settings
-from rag.converse import condense
 from rag.errors import InputError, RagError
 from rag.evaluate import gold_ranks, recall_at, reciprocal_rank_at
 from rag.types import Turn
 
 GOLD = REPO / "evals" / "conversations.jsonl"
-CONDITIONS = ("first turns", "follow-ups alone", "concatenated", "condensed")
+CONDITIONS = ("first turns", "follow-ups alone", "concatenated", "condensed query", "condensed")
 CITED_PER_TURN = 3  # documents the simulated previous answer cites
 TARGET_SHARE = 0.95
 
@@ -66,8 +68,15 @@ class Scores:
         default_factory=lambda: {condition: [] for condition in CONDITIONS}
     )
 
-    def add(self, condition: str, conv_id: str, turn: int, query: str, ranked: list[str],
-            relevant: tuple[str, ...]) -> None:
+    def add(
+        self,
+        condition: str,
+        conv_id: str,
+        turn: int,
+        query: str,
+        ranked: list[str],
+        relevant: tuple[str, ...],
+    ) -> None:
         ranks = gold_ranks(ranked, relevant)
         self.rows[condition].append(
             (conv_id, turn, query, reciprocal_rank_at(ranks, 10), recall_at(ranks, 5))
@@ -95,7 +104,9 @@ def read_conversations(path: Path) -> list[Conversation]:
                 GoldTurn(str(turn["question"]), tuple(turn["relevant_doc_ids"]))
                 for turn in record["turns"]
             )
-            conversations.append(Conversation(str(record["id"]), str(record.get("split", "")), turns))
+            conversations.append(
+                Conversation(str(record["id"]), str(record.get("split", "")), turns)
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise InputError(f"{where}: not a conversation ({error})") from None
         if len(turns) < 2 or any(not turn.relevant_doc_ids for turn in turns):
@@ -107,27 +118,55 @@ def evaluate(engine: Engine, conversations: list[Conversation]) -> Scores:
     """Search every turn under every condition; document rankings of depth 10."""
     scores = Scores()
 
-    def ranked(query: str) -> list[str]:
-        return [hit.doc_id for hit in engine.search(query, k=10)]
+    def ranked(query: str, history: list[Turn] | None = None) -> list[str]:
+        return [hit.doc_id for hit in engine.search(query, k=10, history=history or ())]
 
     for conversation in conversations:
         first = conversation.turns[0]
         first_ranking = ranked(first.question)
-        scores.add("first turns", conversation.id, 1, first.question, first_ranking,
-                   first.relevant_doc_ids)
+        scores.add(
+            "first turns", conversation.id, 1, first.question, first_ranking, first.relevant_doc_ids
+        )
         history = [Turn(first.question, "", first.question, tuple(first_ranking[:CITED_PER_TURN]))]
         for number, turn in enumerate(conversation.turns[1:], start=2):
             alone = turn.question
-            joined = " ".join([earlier.question for earlier in conversation.turns[: number - 1]]
-                              + [turn.question])
-            standalone = condense(turn.question, history)
-            scores.add("follow-ups alone", conversation.id, number, alone, ranked(alone),
-                       turn.relevant_doc_ids)
-            scores.add("concatenated", conversation.id, number, joined, ranked(joined),
-                       turn.relevant_doc_ids)
-            condensed_ranking = ranked(standalone)
-            scores.add("condensed", conversation.id, number, standalone, condensed_ranking,
-                       turn.relevant_doc_ids)
+            joined = " ".join(
+                [earlier.question for earlier in conversation.turns[: number - 1]] + [turn.question]
+            )
+            standalone = engine.condense(turn.question, history)
+            scores.add(
+                "follow-ups alone",
+                conversation.id,
+                number,
+                alone,
+                ranked(alone),
+                turn.relevant_doc_ids,
+            )
+            scores.add(
+                "concatenated",
+                conversation.id,
+                number,
+                joined,
+                ranked(joined),
+                turn.relevant_doc_ids,
+            )
+            scores.add(
+                "condensed query",
+                conversation.id,
+                number,
+                standalone,
+                ranked(standalone),
+                turn.relevant_doc_ids,
+            )
+            condensed_ranking = ranked(standalone, history)
+            scores.add(
+                "condensed",
+                conversation.id,
+                number,
+                standalone,
+                condensed_ranking,
+                turn.relevant_doc_ids,
+            )
             history.append(
                 Turn(turn.question, "", standalone, tuple(condensed_ranking[:CITED_PER_TURN]))
             )
@@ -180,14 +219,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("index", type=Path, help="Index folder built from the demo corpus.")
     parser.add_argument("--gold", type=Path, default=GOLD, help="Conversations JSONL.")
-    parser.add_argument("--split", choices=("dev", "heldout", "all"), default=None,
-                        help="Only this split (default: dev and heldout, then all).")
-    parser.add_argument("--mode", choices=("dense", "lexical", "hybrid"), default=None,
-                        help="Retrieval mode (default: the settings').")
-    parser.add_argument("--build", action="store_true",
-                        help="Build (or update) the demo index in INDEX first.")
-    parser.add_argument("--misses", action="store_true",
-                        help="List condensed follow-ups that miss rank 1.")
+    parser.add_argument(
+        "--split",
+        choices=("dev", "heldout", "all"),
+        default=None,
+        help="Only this split (default: dev and heldout, then all).",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("dense", "lexical", "hybrid"),
+        default=None,
+        help="Retrieval mode (default: the settings').",
+    )
+    parser.add_argument(
+        "--build", action="store_true", help="Build (or update) the demo index in INDEX first."
+    )
+    parser.add_argument(
+        "--misses", action="store_true", help="List condensed follow-ups that miss rank 1."
+    )
     args = parser.parse_args(argv)
 
     overrides: dict = {"index": str(args.index), "retrieval": {"per_document": 1}}
@@ -211,8 +260,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no conversations in split '{split}'", file=sys.stderr)
             continue
         scores = evaluate(engine, chosen)
-        print(report(scores, f"{split} ({settings.retrieval.mode})",
-                     len(scores.rows["condensed"]), len(chosen)))
+        rewrite = "LLM rewrite" if hasattr(engine.generator, "complete") else "deterministic"
+        print(
+            report(
+                scores,
+                f"{split} ({settings.retrieval.mode}, {rewrite})",
+                len(scores.rows["condensed"]),
+                len(chosen),
+            )
+        )
         if args.misses:
             print(misses(scores))
         print()

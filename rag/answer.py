@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 from rag.config import Settings
 from rag.errors import InputError
-from rag.generate.base import Generator
+from rag.generate.abstention import Coverage, measure_coverage
+from rag.generate.base import Draft, Generator
 from rag.generate.citations import enforce_citations
+from rag.generate.support import check_support
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.retrieve import retrieve
@@ -66,19 +68,27 @@ class Engine:
         k: int | None = None,
         sources: Sequence[str] = (),
         min_year: int | None = None,
+        history: Sequence[Turn] = (),
     ) -> list[Hit]:
-        """Ranked passages for `query`, best first, ranks from 1."""
+        """Ranked passages for `query`, best first, ranks from 1. With `history`, passages of the
+        source the previous answer cited (documents sharing its title) move up a few places
+        (rag.converse.lift_cited_source): a follow-up usually stays in the guideline being read."""
+        from rag.converse import CITED_SOURCE_DEPTH, cited_source_doc_ids, lift_cited_source
+
         retrieval = self.settings.retrieval
-        return retrieve(
+        k = k or retrieval.k
+        preferred = cited_source_doc_ids(history, self._same_title_doc_ids)
+        hits = retrieve(
             self.index,
             _require_text(query, "query"),
             mode=mode or retrieval.mode,
-            k=k or retrieval.k,
+            k=max(k, CITED_SOURCE_DEPTH) if preferred else k,
             per_document=retrieval.per_document,
             candidates=retrieval.candidates,
             sources=sources,
             min_year=min_year,
         )
+        return lift_cited_source(hits, preferred)[:k] if preferred else hits
 
     def ask(
         self,
@@ -101,7 +111,9 @@ class Engine:
         2. Retrieve passages for it (none when `use_retrieval` is False: the no-context baseline).
         3. Generate a draft that cites the passages by number.
         4. Enforce the citation contract: unknown numbers removed, references renumbered.
-        5. Abstain, listing the nearest sources, when the draft is a refusal or cites nothing.
+        5. Abstain, listing the nearest sources, when the index does not cover the question
+           (checked before generating: `coverage`), the draft is a refusal, or it cites nothing
+           once citations its passage does not support are removed (`check_support`).
         6. Suggest related questions the index can answer (skipped by `suggest_related=False`).
         """
         question = _require_text(question, "question")
@@ -117,19 +129,41 @@ class Engine:
 
         started = time.perf_counter()
         hits = (
-            self.search(standalone, mode=mode, k=k, sources=sources, min_year=min_year)
+            self.search(
+                standalone, mode=mode, k=k, sources=sources, min_year=min_year, history=history
+            )
             if use_retrieval
             else []
         )
         timings["retrieve"] = _ms_since(started)
 
         started = time.perf_counter()
-        draft = self.generator.generate(
-            standalone, hits, audience=audience, want_decision=want_decision
+        covered = not use_retrieval or (
+            bool(hits)
+            and self.coverage(standalone, hits, sources=sources, min_year=min_year).covered(
+                self.settings.answer.min_coverage_score
+            )
+        )
+        timings["coverage"] = _ms_since(started)
+
+        started = time.perf_counter()
+        draft = (
+            self.generator.generate(
+                standalone, hits, audience=audience, want_decision=want_decision
+            )
+            if covered
+            else Draft(text="", refused=True)  # nothing in the index answers it: do not guess
         )
         timings["generate"] = _ms_since(started)
 
-        cited = enforce_citations(draft.text, hits)
+        started = time.perf_counter()
+        cited = check_support(
+            enforce_citations(draft.text, hits),
+            hits,
+            self.index.embedder,
+            remove_below=self.settings.answer.support_remove_below,
+        )
+        timings["support"] = _ms_since(started)
         abstained = draft.refused or (use_retrieval and not cited.citations)
         answer_text, bottom_line = cited.answer, cited.bottom_line
         if abstained and use_retrieval:
@@ -196,13 +230,51 @@ class Engine:
             grouped.setdefault(document.title, []).append(document)
         return grouped
 
+    def coverage(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+    ) -> Coverage:
+        """How well the index (filtered like retrieval) and the top `hits` cover `question`."""
+        rows = self.index.allowed_rows(sources=tuple(sources), min_year=min_year)
+        return measure_coverage(self.index, question, hits, rows=rows)
+
     def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """The follow-up and the conversation so far as one standalone question."""
+        """The follow-up and the conversation so far as one standalone question.
+
+        A generator that can chat (`complete(messages) -> str`, the OpenAI-compatible backend)
+        rewrites the follow-up, shown the titles of the sources the last answer cited; without
+        one, or when the call fails or the reply is unusable, rag.converse's deterministic
+        method carries the topic terms instead."""
         if not history:
             return question
         from rag.converse import condense
 
-        return condense(question, history)
+        complete = getattr(self.generator, "complete", None)
+        return condense(
+            question,
+            history,
+            rewrite=complete if callable(complete) else None,
+            source_titles=self._cited_titles(history),
+        )
+
+    def _cited_titles(self, history: Sequence[Turn]) -> list[str]:
+        """Titles of the documents cited by the latest turn that cited any, in citation order."""
+        by_id = self._documents_by_id()
+        for turn in reversed(history):
+            if turn.cited_doc_ids:
+                return [by_id[doc_id].title for doc_id in turn.cited_doc_ids if doc_id in by_id]
+        return []
+
+    def _same_title_doc_ids(self, doc_id: str) -> list[str]:
+        """Ids of the documents sharing `doc_id`'s title (the sections of one guideline)."""
+        document = self._documents_by_id().get(doc_id)
+        if document is None:
+            return []
+        return [sibling.id for sibling in self._documents_by_title().get(document.title, [])]
 
 
 def _require_text(text: str, what: str) -> str:

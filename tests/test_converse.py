@@ -11,13 +11,15 @@ import pytest
 from rag.config import Settings
 from rag.converse import (
     SessionStore,
+    cited_source_doc_ids,
     condense,
     condense_deterministic,
     default_data_dir,
+    lift_cited_source,
     rewrite_messages,
 )
 from rag.errors import InputError, SessionError
-from rag.types import Turn
+from rag.types import Hit, Turn
 
 GOUT = Turn(
     question="What is the first-line treatment for a gout flare?",
@@ -32,7 +34,9 @@ GOUT = Turn(
 
 def test_turns_survive_a_new_store_instance(tmp_path: Path) -> None:
     SessionStore(tmp_path).append("gout-1", GOUT)
-    follow_up = Turn("And how long for?", "Until the flare resolves [1].", "gout flare duration", ())
+    follow_up = Turn(
+        "And how long for?", "Until the flare resolves [1].", "gout flare duration", ()
+    )
     SessionStore(tmp_path).append("gout-1", follow_up)
 
     turns = SessionStore(tmp_path).load("gout-1")
@@ -85,7 +89,12 @@ def test_missing_session_names_the_list_command(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b'{"turns": [{"question": "q"', b"\xff\xfe not text", b"[1, 2]", b'{"turns": [{"answer": "a"}]}'],
+    [
+        b'{"turns": [{"question": "q"',
+        b"\xff\xfe not text",
+        b"[1, 2]",
+        b'{"turns": [{"answer": "a"}]}',
+    ],
 )
 def test_damaged_file_is_a_clear_session_error(tmp_path: Path, content: bytes) -> None:
     store = SessionStore(tmp_path)
@@ -117,7 +126,9 @@ def test_damaged_file_is_listed_and_can_be_deleted(tmp_path: Path) -> None:
     assert [info.name for info in store.names()] == ["good"]
 
 
-@pytest.mark.parametrize("name", ["", "../escape", "has space", "a/b", "semi;colon", "x" * 101, "é"])
+@pytest.mark.parametrize(
+    "name", ["", "../escape", "has space", "a/b", "semi;colon", "x" * 101, "é"]
+)
 def test_invalid_session_names_are_refused(tmp_path: Path, name: str) -> None:
     store = SessionStore(tmp_path)
     with pytest.raises(InputError, match="letters, digits"):
@@ -239,7 +250,10 @@ def test_good_rewrite_is_used() -> None:
 
 def test_rewrite_label_and_quotes_are_stripped() -> None:
     chat = RecordingChat('Standalone question: "How long is a gout flare treated for?"')
-    assert condense("And how long for?", [GOUT], rewrite=chat) == "How long is a gout flare treated for?"
+    assert (
+        condense("And how long for?", [GOUT], rewrite=chat)
+        == "How long is a gout flare treated for?"
+    )
 
 
 @pytest.mark.parametrize(
@@ -271,3 +285,179 @@ def test_rewrite_prompt_keeps_first_turn_and_cuts_long_answers() -> None:
     assert "Q1: What is the first-line treatment for a gout flare?" in user
     assert "Follow-up 0?" not in user and "Follow-up 5?" in user
     assert len(user) < 2500
+
+
+def test_rewrite_prompt_names_the_sources_the_last_answer_cited() -> None:
+    messages = rewrite_messages(
+        "How long should it continue?",
+        [GOUT],
+        source_titles=[
+            "2020 ACR Guideline for Management of Gout",
+            "2020 ACR Guideline for Management of Gout",
+        ],
+    )
+
+    user = messages[-1]["content"]
+    assert user.count("2020 ACR Guideline for Management of Gout") == 1
+    assert "Sources cited in the last answer" in user
+
+
+# --- the cited guideline moves up in the ranking ----------------------------------------------
+
+
+def _hit(doc_id: str, rank: int) -> Hit:
+    return Hit(
+        chunk_id=f"{doc_id}#0", doc_id=doc_id, text="passage", score=1.0 - rank / 100, rank=rank
+    )
+
+
+# Sections as the demo corpus has them: one guideline per title, several documents per title.
+TITLES = {
+    "acs/antithrombotic": "ESC Guidelines for acute coronary syndromes",
+    "acs/invasive": "ESC Guidelines for acute coronary syndromes",
+    "tia/early_management": "Transient Ischemic Attack statement",
+    "stroke/thrombolysis": "Acute Ischemic Stroke guideline",
+    "single/paper": "A paper whose title no other document has",
+}
+
+
+def _siblings(doc_id: str) -> list[str]:
+    title = TITLES.get(doc_id)
+    return [other for other, other_title in TITLES.items() if other_title == title]
+
+
+def test_sections_of_the_cited_guideline_move_up_a_few_places() -> None:
+    # "How long should dual antiplatelet therapy continue?" after an ACS question: the TIA and
+    # stroke sections match the words better, the ACS guideline is what the user is reading.
+    history = [
+        Turn(
+            "Which P2Y12 inhibitor in NSTE-ACS?",
+            "Ticagrelor [1][2].",
+            "",
+            ("acs/invasive", "stroke/thrombolysis"),
+        )
+    ]
+    hits = [
+        _hit("tia/early_management", 1),
+        _hit("stroke/thrombolysis", 2),
+        _hit("acs/antithrombotic", 3),
+    ]
+
+    preferred = cited_source_doc_ids(history, _siblings)
+    lifted = lift_cited_source(hits, preferred)
+
+    assert preferred == {"acs/antithrombotic", "acs/invasive"}
+    assert [hit.doc_id for hit in lifted] == [
+        "acs/antithrombotic",
+        "tia/early_management",
+        "stroke/thrombolysis",
+    ]
+    assert [hit.rank for hit in lifted] == [1, 2, 3]
+    assert lifted[0].score == hits[2].score  # retrieval scores are not rewritten
+
+
+def test_a_strong_match_far_down_is_not_pulled_to_the_top() -> None:
+    history = [Turn("q", "a", "", ("acs/invasive",))]
+    hits = [_hit(f"other/{n}", n) for n in range(1, 15)] + [_hit("acs/antithrombotic", 15)]
+
+    lifted = lift_cited_source(hits, cited_source_doc_ids(history, _siblings))
+
+    assert lifted[0].doc_id == "other/1"
+    assert 2 < [hit.doc_id for hit in lifted].index("acs/antithrombotic") + 1 < 15
+
+
+def test_a_document_with_a_title_of_its_own_gets_no_lift() -> None:
+    # Lifting the cited document itself pinned follow-ups to the previous section on dev.
+    history = [Turn("q", "a", "", ("single/paper", "acs/invasive"))]
+    assert cited_source_doc_ids(history, _siblings) == frozenset()
+    assert cited_source_doc_ids([], _siblings) == frozenset()
+    # A turn that cited nothing (an abstention) leaves the previous source in force.
+    abstained = Turn("And the dose?", "The indexed sources do not answer this question.")
+    assert cited_source_doc_ids([Turn("q", "a", "", ("acs/invasive",)), abstained], _siblings) == {
+        "acs/antithrombotic",
+        "acs/invasive",
+    }
+
+
+# --- the engine condenses with the configured LLM ---------------------------------------------
+
+
+@pytest.fixture()
+def llm_server():
+    from tests.test_openai_backend import FakeOpenAIServer
+
+    fake = FakeOpenAIServer()
+    yield fake
+    fake.stop()
+
+
+def _gout_doc_id(engine) -> str:
+    return next(
+        doc.id for doc in engine.index.documents() if doc.title == "Management of Gout Flares"
+    )
+
+
+def _gout_history(engine) -> list[Turn]:
+    return [
+        Turn(
+            question="What is the first-line treatment for a gout flare?",
+            answer="Colchicine, NSAIDs or glucocorticoids [1].",
+            standalone_question="What is the first-line treatment for a gout flare?",
+            cited_doc_ids=(_gout_doc_id(engine),),
+        )
+    ]
+
+
+def _llm_engine(small_index: Path, url: str):
+    from rag.answer import Engine
+    from tests.conftest import settings_for
+
+    return Engine.load(
+        settings_for(small_index, llm={"base_url": url, "retries": 0, "timeout_s": 5.0})
+    )
+
+
+def test_engine_asks_the_llm_for_the_standalone_question(small_index: Path, llm_server) -> None:
+    rewritten = "How long should colchicine be continued for an acute gout flare?"
+    llm_server.enqueue("reply", rewritten)
+    engine = _llm_engine(small_index, llm_server.url)
+
+    answer = engine.ask("And how long for?", history=_gout_history(engine), suggest_related=False)
+
+    assert answer.standalone_question == rewritten
+    condense_request = llm_server.requests[0]["messages"]
+    assert "rewrite the last question" in condense_request[0]["content"]
+    assert "And how long for?" in condense_request[-1]["content"]
+    assert "Management of Gout Flares" in condense_request[-1]["content"]  # the cited title
+    # The generation request that follows works from the rewritten question.
+    assert any(rewritten in json.dumps(body) for body in llm_server.requests[1:])
+
+
+@pytest.mark.parametrize("reply", ["I'm sorry, I cannot help with that.", "status"])
+def test_engine_falls_back_when_the_llm_rewrite_is_unusable(
+    small_index: Path, llm_server, reply
+) -> None:
+    if reply == "status":
+        llm_server.enqueue("status", 503)  # the endpoint fails: condensing must not
+    else:
+        llm_server.enqueue("reply", reply)
+    engine = _llm_engine(small_index, llm_server.url)
+
+    history = _gout_history(engine)
+    standalone = engine.condense("And how long for?", history)
+
+    assert standalone == condense_deterministic("And how long for?", history)
+    assert "gout" in standalone.lower()
+    assert len(llm_server.requests) == 1
+
+
+def test_engine_without_an_llm_condenses_deterministically(small_index: Path) -> None:
+    from rag.answer import Engine
+    from tests.conftest import settings_for
+
+    engine = Engine.load(settings_for(small_index))
+    history = _gout_history(engine)
+    answer = engine.ask("And how long for?", history=history, suggest_related=False)
+
+    assert answer.standalone_question == condense_deterministic("And how long for?", history)
+    assert answer.retrieved and answer.retrieved[0].doc_id == _gout_doc_id(engine)
