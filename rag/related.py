@@ -21,8 +21,7 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
     leaf = _clean_heading(section.split(" > ")[-1]) if section else ""
     if not leaf or leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
         return None
-    if not _has_acronym(leaf):
-        leaf = leaf[0].lower() + leaf[1:]
+    leaf = " ".join(word if _is_acronym(word) else word.lower() for word in leaf.split())
     guideline = " ".join(str(part) for part in (source, year) if part) or title
     return f"What does the {guideline} guideline say about {leaf}?"
 
@@ -73,6 +72,9 @@ def _clean_heading(heading: str) -> str:
     return heading.strip(" :.")
 
 
-def _has_acronym(text: str) -> bool:
-    first = text.split(" ", 1)[0]
-    return sum(char.isupper() for char in first) > 1
+def _is_acronym(word: str) -> bool:
+    """CURB-65, IL-1, NSAIDs, qSOFA: words whose capitals carry meaning and must stay."""
+    parts = word.split("-")  # "Second-Line" is Title Case, "IL-1" is not
+    return any(sum(char.isupper() for char in part) > 1 for part in parts) or (
+        any(char.isupper() for char in word) and any(char.isdigit() for char in word)
+    )

@@ -40,7 +40,7 @@ def answer_markdown(answer: Answer, *, numbered_related: bool = False) -> str:
         lines.append("")
     if answer.citations:
         lines.append("### References")
-        lines += [reference_line(citation) for citation in answer.citations]
+        lines += [f"- {reference_line(citation)}" for citation in answer.citations]
         lines.append("")
     if answer.related_questions:
         lines.append("### Related questions")

@@ -141,6 +141,10 @@
     if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
   }
 
+  function withoutEmphasis(text) {
+    return String(text).replace(/\*\*([^*]+?)\*\*/g, "$1").replace(/\*([^*\s][^*]*?)\*/g, "$1");
+  }
+
   function renderMarkdown(markdown, makeCitation) {
     const fragment = document.createDocumentFragment();
     const lines = String(markdown || "").replace(/\r\n?/g, "\n").split("\n");
@@ -226,7 +230,7 @@
       link.href = "#" + referenceId(turnNumber, n);
       link.setAttribute("aria-label", "Reference " + n + ": " + (citation.title || citation.doc_id));
       // The quote as a hover preview; the title attribute is plain text, never markup.
-      if (citation.quote) link.title = citation.quote;
+      if (citation.quote) link.title = withoutEmphasis(citation.quote);
       link.addEventListener("click", (event) => {
         event.preventDefault();
         highlightReference(turnNumber, n);
@@ -276,7 +280,10 @@
       if (citation.quote) {
         const details = make("details", "reference-quote");
         details.appendChild(make("summary", null, "Quoted passage"));
-        details.appendChild(make("blockquote", null, citation.quote));
+        // Passages keep the source's **bold** and *emphasis*; numbers in them are not links.
+        const quote = make("blockquote");
+        appendInline(quote, citation.quote, () => null);
+        details.appendChild(quote);
         item.appendChild(details);
       }
       list.appendChild(item);

@@ -1,0 +1,79 @@
+"""Related questions: built from sections that exist, kept only when the index answers them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.related import heading_question, related_questions
+from rag.types import Citation, Hit
+
+
+def hit(doc_id: str, section: str, title: str = "Gout guideline") -> Hit:
+    return Hit(chunk_id=f"{doc_id}#0", doc_id=doc_id, text="...", score=1.0, rank=1,
+               title=title, section=section, source="ACR", year=2020)
+
+
+def cite(doc_id: str, section: str) -> Citation:
+    return Citation(n=1, doc_id=doc_id, chunk_id=f"{doc_id}#0", title="Gout guideline",
+                    source="ACR", year=2020, url=None, doi=None, section=section, quote="")
+
+
+def test_heading_question_names_the_guideline_and_keeps_acronyms():
+    question = heading_question("t", "ACR", 2020, "Flare Management — ACR 2020 > Second-Line: IL-1 Inhibitors")
+    assert question == "What does the ACR 2020 guideline say about second-line: IL-1 inhibitors?"
+    assert "CURB-65" in heading_question("t", "BTS", 2009, "Severity > CURB-65 Score")
+
+
+def test_generic_or_empty_headings_give_no_question():
+    assert heading_question("t", "ACR", 2020, "") is None
+    assert heading_question("t", "ACR", 2020, "Guide > Overview") is None
+
+
+def test_suggestions_skip_cited_sections_and_unanswerable_ones():
+    cited = [cite("gout/flares", "Flares > Colchicine")]
+    siblings = {
+        "gout/flares": [
+            hit("gout/flares", "Flares > Colchicine"),  # already used by the answer
+            hit("gout/ult", "Urate Lowering > Allopurinol Dosing"),
+            hit("gout/diet", "Lifestyle > Alcohol Intake"),
+        ]
+    }
+
+    def retrieve(question: str) -> list[Hit]:
+        # The index answers the allopurinol question but not the lifestyle one.
+        if "allopurinol" in question:
+            return [hit("gout/ult", "Urate Lowering > Allopurinol Dosing")]
+        return [hit("other/doc", "Something else")]
+
+    suggestions = related_questions(
+        "What treats a gout flare?", [], cited, lambda doc_id: siblings.get(doc_id, []), retrieve
+    )
+    assert suggestions == ["What does the ACR 2020 guideline say about allopurinol dosing?"]
+
+
+def test_suggestions_are_limited_and_distinct():
+    sections = [hit(f"g/{n}", f"Part > Topic Number {n}") for n in range(3)] * 2
+    sections += [hit(f"g/{n}", f"Part > Topic Number {n}") for n in range(3, 10)]
+
+    def retrieve(question: str) -> list[Hit]:
+        number = question.rstrip("?").split()[-1]
+        return [section for section in sections if section.doc_id == f"g/{number}"]
+
+    cited = [cite("g/0", "Part > Topic Number 0")]
+    suggestions = related_questions("q", [], cited, lambda doc_id: sections, retrieve, limit=4)
+    assert len(suggestions) == 4
+    assert len(set(suggestions)) == 4
+    assert not any(suggestion.endswith("number 0?") for suggestion in suggestions)
+
+
+def test_engine_answer_offers_related_questions_from_the_index(small_index: Path):
+    from rag.answer import Engine
+    from tests.conftest import settings_for
+
+    engine = Engine.load(settings_for(small_index))
+    answer = engine.ask("What is the first-line treatment for a gout flare?")
+    assert not answer.abstained
+    assert answer.related_questions
+    for question in answer.related_questions:
+        top = engine.search(question, k=3)
+        assert top, question
