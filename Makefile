@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 
 DEMO_QUESTION ?= How is community-acquired pneumonia severity assessed with CURB-65, and who should be admitted?
 
-.PHONY: install demo test test-deps browser local-llm lint clean
+.PHONY: install demo test test-deps lint clean
 
 install: $(STAMP)
 

