@@ -64,6 +64,28 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class AnswerSettings:
+    min_coverage_score: float = _described(
+        1.326,
+        "Abstain (list the nearest sources instead of answering) when the question's coverage "
+        "score is below this: the idf-weighted share of its topical words found in the top 3 "
+        "passages plus the cosine of the nearest passage (rag.generate.abstention). Calibrated "
+        "on the dev split of evals/abstention.jsonl over the demo index (dev: 0/20 false "
+        "answers, 0/20 false abstentions; heldout: 1/20 and 2/20); see "
+        "evals/results/abstention.md.",
+    )
+    support_remove_below: float = _described(
+        0.41,
+        "Remove a citation from a sentence when the cited passage supports it less than this "
+        "(0..1: half embedder cosine, half share of the sentence's content words in the "
+        "passage; rag.generate.support). Calibrated as the 5th percentile of PubMedQA dev "
+        "conclusions scored against their own abstracts; on heldout 5% of those lose the "
+        "citation while 100% of citations to a random abstract and 95% of citations to "
+        "another section of the same demo guideline are removed.",
+    )
+
+
+@dataclass(frozen=True)
 class LLMSettings:
     base_url: str = _described("", "OpenAI-compatible endpoint; empty means the extractive backend.")
     api_key: str = _described("", "API key for the endpoint (OPENAI_API_KEY).")
@@ -87,6 +109,7 @@ class Settings:
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     @classmethod

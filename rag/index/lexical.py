@@ -45,6 +45,33 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
+def _token_ids(passages: Sequence[str]) -> tuple[list[list[int]], dict[str, int]]:
+    """(token ids of each passage, vocabulary token -> id), tokenized exactly as `tokenize`.
+
+    Each distinct word is lowercased, checked against the stopwords and stemmed once, and
+    every occurrence then shares one int object: a million passages hold a hundred million
+    words, and a list of fresh strings per passage (what bm25s builds from) would not fit
+    in memory on a small machine.
+    """
+    vocabulary: dict[str, int] = {}
+    token_id_of_word: dict[str, int | None] = {}  # None: a stopword
+    corpus_token_ids: list[list[int]] = []
+    for passage in passages:
+        token_ids: list[int] = []
+        for word in _WORD.findall(passage.lower()):
+            token_id = token_id_of_word.get(word, -1)
+            if token_id == -1:
+                token_id = None
+                if word not in _STOPWORDS:
+                    token = _STEMMER.stemWord(word) if _STEMMER is not None else word
+                    token_id = vocabulary.setdefault(token, len(vocabulary))
+                token_id_of_word[word] = token_id
+            if token_id is not None:
+                token_ids.append(token_id)
+        corpus_token_ids.append(token_ids)
+    return corpus_token_ids, vocabulary
+
+
 class LexicalIndex:
     """BM25 scores over chunk passages, keyed by chunk row id; searches are thread-safe."""
 
@@ -63,7 +90,7 @@ class LexicalIndex:
         if len(ids) == 0:
             return cls(None, ids)
         retriever = bm25s.BM25()
-        retriever.index([tokenize(passage) for passage in passages], show_progress=False)
+        retriever.index(_token_ids(passages), show_progress=False)
         return cls(retriever, ids)
 
     @classmethod

@@ -145,13 +145,22 @@ class Index:
     # ---- opening -----------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path, settings: Settings, *, create: bool = False) -> Index:
+    def open(
+        cls,
+        path: str | Path,
+        settings: Settings,
+        *,
+        create: bool = False,
+        embedder: Embedder | None = None,
+    ) -> Index:
         """Open the index folder `path`, creating it when `create` is true.
 
-        Raises IndexMissingError when there is no index and `create` is false, and
-        IndexMismatchError when the index was built with another embedder than
-        `settings.embedder.model`, or its database is damaged. Rebuilds derived files
-        (FAISS, BM25) that are missing or older than the database.
+        `embedder`, when given, is used instead of loading `settings.embedder.model` (a model
+        loaded elsewhere, or a stand-in for precomputed vectors); its `id` is what the index
+        records and checks. Raises IndexMissingError when there is no index and `create` is
+        false, and IndexMismatchError when the index was built with another embedder, or its
+        database is damaged. Rebuilds derived files (FAISS, BM25) that are missing or older
+        than the database.
         """
         folder = Path(path)
         database = folder / DATABASE_FILE
@@ -159,14 +168,15 @@ class Index:
             raise InputError(f"{path}: is a file; an index is a folder (give another --index)")
         if not database.is_file() and not create:
             raise _missing(path)
-        wanted_embedder = embedder_id(settings.embedder)
+        wanted_embedder = embedder.id if embedder is not None else embedder_id(settings.embedder)
         with _database_errors(folder):
             recorded = _read_meta(database) if database.is_file() else None
             if recorded is None and not create:
                 raise _missing(path)
             if recorded is not None:
                 _check_embedder(path, recorded, wanted_embedder)
-            embedder = load_embedder(settings.embedder)
+            if embedder is None:
+                embedder = load_embedder(settings.embedder)
             if recorded is None:
                 folder.mkdir(parents=True, exist_ok=True)
                 recorded = _create_database(database, embedder, settings)
@@ -291,7 +301,17 @@ class Index:
             for item in pending
             for chunk in item.chunks
         ]
-        vectors = self.embedder.embed_passages(passages)
+        self._store_batch(pending, self.embedder.embed_passages(passages), chunking)
+        for item in pending:
+            counts["updated" if item.replaces else "added"] += 1
+        counts["embedded"] += len(passages)
+        bar.advance(len(pending), len(passages))
+
+    def _store_batch(
+        self, pending: list[_PendingDocument], vectors: np.ndarray, chunking: str
+    ) -> None:
+        """Write `pending` documents and their chunks, `vectors` row i for the i-th chunk in
+        order, replacing older versions, in one transaction."""
         chunk_rows = []
         vector_position = 0
         for item in pending:
@@ -342,10 +362,103 @@ class Index:
                 chunk_rows,
             )
             connection.execute("UPDATE meta SET value = ? WHERE key = 'chunking'", (chunking,))
-        for item in pending:
-            counts["updated" if item.replaces else "added"] += 1
-        counts["embedded"] += len(passages)
-        bar.advance(len(pending), len(passages))
+
+    def ingest_vectors(
+        self,
+        items: Iterable[tuple[Document, Sequence[Chunk], np.ndarray]],
+        *,
+        rows_per_commit: int = 20_000,
+    ) -> IngestReport:
+        """Store documents whose chunks are already cut and embedded; embeds nothing.
+
+        Each item is (document, its chunks in order, their vectors as a (len(chunks),
+        dimension) array from this index's embedder). Vectors are normalised to unit length
+        here. A document already indexed is replaced; one whose content hash and chunk
+        settings are unchanged is skipped, as in `ingest`. For bulk loads (a corpus embedded
+        elsewhere, benchmarks): rows are committed `rows_per_commit` at a time and FAISS and
+        BM25 are rebuilt once at the end. Raises InputError naming the document when its
+        chunks belong to another document or its vectors do not fit.
+        """
+        started = time.perf_counter()
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "embedded": 0, "duplicates": 0}
+        chunking = _chunking_key(self.settings)
+        with self._write_lock, self._ingest_lock(), _database_errors(self.folder):
+            indexed = {
+                doc_id: (content_hash, doc_chunking)
+                for doc_id, content_hash, doc_chunking in self._connection().execute(
+                    "SELECT id, content_hash, chunking FROM documents"
+                )
+            }
+            seen: set[str] = set()
+            pending: list[_PendingDocument] = []
+            pending_vectors: list[np.ndarray] = []
+            pending_rows = 0
+
+            def commit() -> None:
+                self._store_batch(pending, np.concatenate(pending_vectors), chunking)
+                for item in pending:
+                    counts["updated" if item.replaces else "added"] += 1
+                counts["embedded"] += pending_rows
+
+            try:
+                for document, chunks, vectors in items:
+                    if document.id in seen:
+                        counts["duplicates"] += 1
+                        continue
+                    seen.add(document.id)
+                    content_hash = document.content_hash()
+                    previous = indexed.get(document.id)
+                    if previous == (content_hash, chunking):
+                        counts["unchanged"] += 1
+                        continue
+                    pending.append(
+                        _PendingDocument(
+                            document, content_hash, list(chunks), replaces=previous is not None
+                        )
+                    )
+                    pending_vectors.append(self._checked_vectors(document, chunks, vectors))
+                    pending_rows += len(chunks)
+                    if pending_rows >= rows_per_commit:
+                        commit()
+                        pending, pending_vectors, pending_rows = [], [], 0
+                if pending:
+                    commit()
+            finally:
+                if self._read_generation() != self._derived_generation:
+                    self._derived_generation = -1
+            self._refresh_derived(persist=True, force=True)
+            self._write_manifest()
+        return IngestReport(
+            added=counts["added"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
+            removed=0,
+            chunks_embedded=counts["embedded"],
+            seconds=round(time.perf_counter() - started, 3),
+            duplicates=counts["duplicates"],
+        )
+
+    def _checked_vectors(
+        self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> np.ndarray:
+        """`vectors` as unit-length float32 rows, after checking they fit `chunks`."""
+        for chunk in chunks:
+            if chunk.doc_id != document.id:
+                raise InputError(
+                    f"document {document.id}: chunk {chunk.id} belongs to document {chunk.doc_id}"
+                )
+        array = np.asarray(vectors, dtype=np.float32)
+        expected = (len(chunks), self.embedder.dimension)
+        if array.shape != expected:
+            raise InputError(
+                f"document {document.id}: vectors have shape {array.shape}, expected {expected} "
+                f"({len(chunks)} chunks of embedder {self.embedder.id})"
+            )
+        if not np.isfinite(array).all():
+            raise InputError(f"document {document.id}: vectors contain NaN or infinite values")
+        norms = np.linalg.norm(array, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return array / norms
 
     def _remove_documents(self, doc_ids: Sequence[str]) -> int:
         if not doc_ids:
@@ -458,18 +571,21 @@ class Index:
         """(ids, (n, d) vectors) for `row_ids` (sorted), read in one pass from the first one."""
         if len(row_ids) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.embedder.dimension), np.float32)
-        ids: list[int] = []
-        blobs: list[bytes] = []
+        # Filled row by row into one array: a million chunks' vectors are 1.5 GB, and holding
+        # the blobs and a joined copy besides would triple that.
+        ids = np.empty(len(row_ids), dtype=np.int64)
+        vectors = np.empty((len(row_ids), self.embedder.dimension), dtype=np.float32)
         wanted = set(row_ids.tolist()) if len(row_ids) < self.chunk_count else None
+        found = 0
         for row_id, blob in self._connection().execute(
             "SELECT row_id, vector FROM chunks WHERE row_id >= ? ORDER BY row_id",
             (int(row_ids[0]),),
         ):
-            if wanted is None or row_id in wanted:
-                ids.append(row_id)
-                blobs.append(blob)
-        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32)
-        return np.array(ids, dtype=np.int64), vectors.reshape(len(ids), self.embedder.dimension)
+            if (wanted is None or row_id in wanted) and found < len(row_ids):
+                ids[found] = row_id
+                vectors[found] = np.frombuffer(blob, dtype=np.float32)
+                found += 1
+        return ids[:found], vectors[:found]
 
     def _build_lexical(self) -> LexicalIndex:
         row_ids: list[int] = []

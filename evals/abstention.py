@@ -1,0 +1,362 @@
+"""Calibrate and report abstention and citation support.
+
+    .venv/bin/python evals/abstention.py                 # calibrate on dev, report dev + heldout
+    .venv/bin/python evals/abstention.py --skip-answers  # coverage gate only (no Engine.ask runs)
+    .venv/bin/python evals/abstention.py --index DIR     # another copy of the demo index
+
+Abstention (evals/abstention.jsonl: answerable and unanswerable questions over the demo
+guideline corpus, each with a dev/heldout split). For every question the script retrieves with
+the default settings and measures the coverage score (rag.generate.abstention). The threshold
+is chosen on dev only: the cut between two adjacent dev scores with the fewest errors (false
+answers + false abstentions), the middle of the widest such gap. It then reports, per split,
+the false answer rate (answering an unanswerable question) and the false abstention rate
+(abstaining on an answerable one) of the gate alone and, unless --skip-answers, of the whole
+`Engine.ask` with the extractive backend and the calibrated threshold.
+
+Citation support (rag.generate.support). Positive pairs: the first sentence of a PubMedQA
+conclusion (written by the authors, absent from the corpus) with its own abstract: a real,
+paraphrased claim its passage backs. Negative pairs: the same sentence with another random
+abstract, and demo-corpus sentences cited to another section of the same guideline (hard) or
+to another guideline. The removal threshold is the 5th percentile of the positive scores on
+PubMedQA dev (so about 5% of supported claims would lose their citation); heldout reports how
+many positives would be wrongly removed and how many negatives caught.
+
+The index is indexes/default, built from the demo corpus when missing (`rag ingest --demo`
+builds the same). Writes evals/results/abstention.md and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rag.answer import Engine
+from rag.config import Settings
+from rag.generate.citations import split_sentences
+from rag.generate.support import support_scores
+from rag.index.store import Index
+from rag.ingest.demo import load_demo_corpus
+
+QUESTIONS = REPO / "evals" / "abstention.jsonl"
+DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "evals" / "results"
+SPLITS = ("dev", "heldout")
+SUPPORT_FALSE_REMOVAL = 0.05
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstention
+
+
+@dataclass(frozen=True)
+class Scored:
+    id: str
+    split: str
+    answerable: bool
+    score: float
+    nearest_cosine: float
+    word_coverage: float
+    missing_words: tuple[str, ...]
+
+
+def read_questions(path: Path) -> list[dict]:
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()
+    ]
+    for row in rows:
+        if row.get("split") not in SPLITS or not isinstance(row.get("answerable"), bool):
+            raise SystemExit(
+                f"{path}: question {row.get('id')!r} lacks a dev/heldout split or answerable flag"
+            )
+    return rows
+
+
+def coverage_scores(engine: Engine, questions: Sequence[dict]) -> list[Scored]:
+    scored = []
+    for number, row in enumerate(questions, start=1):
+        hits = engine.search(row["question"])
+        coverage = engine.coverage(row["question"], hits)
+        scored.append(
+            Scored(
+                row["id"],
+                row["split"],
+                row["answerable"],
+                coverage.score,
+                coverage.nearest_cosine,
+                coverage.word_coverage,
+                coverage.missing_words,
+            )
+        )
+        if number % 20 == 0:
+            log(f"coverage: {number}/{len(questions)} questions")
+    return scored
+
+
+def errors_at(scored: Sequence[Scored], threshold: float) -> tuple[int, int]:
+    """(false answers, false abstentions) when answering iff score >= threshold."""
+    false_answers = sum(1 for s in scored if not s.answerable and s.score >= threshold)
+    false_abstentions = sum(1 for s in scored if s.answerable and s.score < threshold)
+    return false_answers, false_abstentions
+
+
+def calibrate_threshold(dev: Sequence[Scored]) -> float:
+    """The dev cut with the fewest errors; among equally good cuts the widest gap's middle."""
+    values = sorted({s.score for s in dev})
+    cuts = list(itertools.pairwise(values))
+    cuts += [(values[0] - 0.1, values[0]), (values[-1], values[-1] + 0.1)]
+
+    def key(cut: tuple[float, float]) -> tuple[int, float]:
+        middle = (cut[0] + cut[1]) / 2
+        return sum(errors_at(dev, middle)), -(cut[1] - cut[0])
+
+    low, high = min(cuts, key=key)
+    return round((low + high) / 2, 3)
+
+
+def rates(answerable_abstained: Sequence[bool], unanswerable_answered: Sequence[bool]) -> str:
+    def share(flags: Sequence[bool]) -> str:
+        return f"{sum(flags)}/{len(flags)} ({100 * sum(flags) / max(len(flags), 1):.0f}%)"
+
+    return f"{share(unanswerable_answered)} | {share(answerable_abstained)}"
+
+
+def end_to_end(engine: Engine, questions: Sequence[dict]) -> dict[str, bool]:
+    """Whether `Engine.ask` abstained, per question id."""
+    abstained = {}
+    for number, row in enumerate(questions, start=1):
+        answer = engine.ask(row["question"], suggest_related=False)
+        abstained[row["id"]] = answer.abstained
+        if number % 10 == 0:
+            log(f"answers: {number}/{len(questions)} questions")
+    return abstained
+
+
+# ---------------------------------------------------------------------------------------------
+# Citation support
+
+
+def first_sentence(text: str) -> str:
+    sentences = split_sentences(text)
+    return sentences[0] if sentences else text.strip()
+
+
+def pubmedqa_pairs(
+    split: str, limit: int, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(positives, negatives) from PubMedQA `split`: a conclusion's first sentence with its own
+    abstract, and with a random other abstract of the same sample."""
+    folder = DATA / "pubmedqa"
+    corpus = {}
+    for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
+        document = json.loads(line)
+        corpus[document["id"]] = document["text"]
+    gold = [
+        json.loads(line)
+        for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").split("\n")
+        if line.strip()
+    ]
+    gold = [row for row in gold if row.get("answer") and row["relevant_doc_ids"][0] in corpus]
+    random.Random(seed).shuffle(gold)
+    gold = gold[:limit]
+    positives = [
+        (first_sentence(row["answer"]), corpus[row["relevant_doc_ids"][0]]) for row in gold
+    ]
+    rotated = positives[1:] + positives[:1]
+    negatives = [(claim, other) for (claim, _), (_, other) in zip(positives, rotated, strict=True)]
+    return positives, negatives
+
+
+def demo_negative_pairs(
+    index: Index, guideline_half: int, limit: int, seed: int
+) -> tuple[list, list]:
+    """(same-guideline negatives, other-guideline negatives) from the demo index: a sentence of
+    one section cited to another section of the same guideline, or to another guideline.
+    Guidelines are split in two halves by sorted order (0 for tuning, 1 for reporting)."""
+    generator = random.Random(seed)
+    documents = sorted(index.documents(), key=lambda document: document.id)
+    guidelines = sorted({document.id.split("/")[0] for document in documents})
+    chosen = set(guidelines[guideline_half::2])
+    by_guideline: dict[str, list] = {}
+    for document in documents:
+        guideline = document.id.split("/")[0]
+        if guideline in chosen:
+            by_guideline.setdefault(guideline, []).extend(index.chunks_of(document.id))
+    same, other = [], []
+    names = sorted(by_guideline)
+    for _ in range(limit * 3):
+        if len(same) >= limit:
+            break
+        guideline = generator.choice(names)
+        chunks = by_guideline[guideline]
+        source = generator.choice(chunks)
+        sentences = [s for s in split_sentences(source.text) if len(s.split()) >= 8]
+        others = [c for c in chunks if c.doc_id != source.doc_id]
+        foreign = by_guideline[generator.choice([n for n in names if n != guideline])]
+        if not sentences or not others:
+            continue
+        sentence = generator.choice(sentences)
+        same.append((sentence, generator.choice(others).text))
+        other.append((sentence, generator.choice(foreign).text))
+    return same, other
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(share * len(ordered))))]
+
+
+def below(values: Sequence[float], threshold: float) -> str:
+    count = sum(1 for value in values if value < threshold)
+    return f"{count}/{len(values)} ({100 * count / max(len(values), 1):.0f}%)"
+
+
+def support_report(index: Index, limit: int, seed: int) -> tuple[list[str], float | None]:
+    embedder = index.embedder
+    lines = ["## Citation support", ""]
+    if not (DATA / "pubmedqa" / "corpus.jsonl").exists():
+        lines.append(f"Skipped: {DATA / 'pubmedqa'} is absent.")
+        return lines, None
+    scores: dict[str, dict[str, list[float]]] = {}
+    for part, split, half in (("tune", "dev", 0), ("report", "heldout", 1)):
+        log(f"support: scoring the {part} pairs")
+        positives, negatives = pubmedqa_pairs(split, limit, seed)
+        same, other = demo_negative_pairs(index, half, limit, seed)
+        scores[part] = {
+            "PubMedQA conclusion -> own abstract (supported)": support_scores(positives, embedder),
+            "PubMedQA conclusion -> random abstract": support_scores(negatives, embedder),
+            "demo sentence -> own passage (verbatim)": [1.0] * len(same),
+            "demo sentence -> other section, same guideline": support_scores(same, embedder),
+            "demo sentence -> other guideline": support_scores(other, embedder),
+        }
+    supported = "PubMedQA conclusion -> own abstract (supported)"
+    threshold = round(percentile(scores["tune"][supported], SUPPORT_FALSE_REMOVAL), 2)
+    lines += [
+        (
+            f"Threshold: {threshold} = the {100 * SUPPORT_FALSE_REMOVAL:.0f}th percentile of "
+            f"supported PubMedQA dev pairs (tune: PubMedQA dev + even-numbered demo guidelines; "
+            f"report: PubMedQA heldout + odd-numbered demo guidelines; {limit} pairs of each kind)."
+        ),
+        "",
+        "| pairs | part | mean support | removed (below threshold) |",
+        "|---|---|---|---|",
+    ]
+    for part in ("tune", "report"):
+        for name, values in scores[part].items():
+            mean = sum(values) / max(len(values), 1)
+            lines.append(f"| {name} | {part} | {mean:.3f} | {below(values, threshold)} |")
+    lines.append("")
+    return lines, threshold
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def open_demo_index(path: Path) -> Settings:
+    settings = Settings.from_env().merged({"index": str(path)})
+    if not (path / "chunks.sqlite").exists():
+        log(f"building the demo index at {path} (a few minutes)")
+        with Index.open(path, settings, create=True) as index:
+            index.ingest(load_demo_corpus(), progress=False)
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--index", type=Path, default=REPO / "indexes" / "default")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument("--skip-answers", action="store_true", help="gate only, no Engine.ask")
+    parser.add_argument("--skip-support", action="store_true", help="no citation-support part")
+    parser.add_argument("--support-pairs", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--output", type=Path, default=RESULTS / "abstention.md")
+    arguments = parser.parse_args(argv)
+
+    settings = open_demo_index(arguments.index)
+    questions = read_questions(arguments.questions)
+    engine = Engine.load(settings)
+    log(f"coverage scores for {len(questions)} questions")
+    scored = coverage_scores(engine, questions)
+    threshold = calibrate_threshold([s for s in scored if s.split == "dev"])
+
+    lines = [
+        "# Abstention and citation support",
+        "",
+        (
+            f"Made by `.venv/bin/python evals/abstention.py` on {time.strftime('%Y-%m-%d')}; "
+            f"index {arguments.index.name} ({engine.index.document_count} documents, "
+            f"{engine.index.chunk_count} chunks), questions {arguments.questions.name}."
+        ),
+        "",
+        "## Abstention",
+        "",
+        (
+            f"Coverage score = idf-weighted share of the question's topical words in the top 3 "
+            f"passages + cosine of the nearest passage. Threshold calibrated on dev: "
+            f"**{threshold}** (`answer.min_coverage_score`, currently "
+            f"{settings.answer.min_coverage_score} in rag/config.py)."
+        ),
+        "",
+        "| split | what | false answers (unanswerable answered) | false abstentions (answerable abstained) |",
+        "|---|---|---|---|",
+    ]
+    for split in SPLITS:
+        part = [s for s in scored if s.split == split]
+        gate = rates(
+            [s.score < threshold for s in part if s.answerable],
+            [s.score >= threshold for s in part if not s.answerable],
+        )
+        lines.append(f"| {split} | coverage gate | {gate} |")
+    if not arguments.skip_answers:
+        engine.settings = engine.settings.merged({"answer": {"min_coverage_score": threshold}})
+        log("end to end: Engine.ask with the extractive backend")
+        abstained = end_to_end(engine, questions)
+        for split in SPLITS:
+            part = [row for row in questions if row["split"] == split]
+            asked = rates(
+                [abstained[row["id"]] for row in part if row["answerable"]],
+                [not abstained[row["id"]] for row in part if not row["answerable"]],
+            )
+            lines.append(f"| {split} | Engine.ask ({engine.generator.name}) | {asked} |")
+    lines += ["", "Errors (heldout is never used to choose the threshold):", ""]
+    for s in sorted(scored, key=lambda s: (s.split, s.answerable, s.score)):
+        wrong = (s.score >= threshold) != s.answerable
+        if wrong:
+            kind = "answered" if s.score >= threshold else "abstained"
+            lines.append(
+                f"- {s.split} {s.id}: {kind}, score {s.score:.3f} (cosine {s.nearest_cosine:.3f}, "
+                f"words {s.word_coverage:.2f}, missing: {', '.join(s.missing_words) or '-'})"
+            )
+    lines.append("")
+
+    if not arguments.skip_support:
+        support_lines, _ = support_report(engine.index, arguments.support_pairs, arguments.seed)
+        lines += support_lines
+
+    text = "\n".join(lines)
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(text, encoding="utf-8")
+    with open(arguments.output.with_suffix(".jsonl"), "w", encoding="utf-8") as rows:
+        for s in scored:
+            rows.write(json.dumps(s.__dict__) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Abstention: does the index hold evidence for this question at all?
+
+A generator asked about something the index does not cover still finds *some* passages (the
+nearest ones) and, being obliging, answers from them. Before generating, `measure_coverage`
+looks at two signals that are cheap and need no LLM:
+
+- `nearest_cosine`: the embedder's cosine between the question and the nearest passage in the
+  (filtered) index. Off-topic questions have no close passage.
+- `word_coverage`: the share of the question's topical words (content words minus generic
+  ones like "treatment") found in the top retrieved passages (Snowball stems, so "admitted"
+  meets "admission" and "transfused" "transfusion"), each word weighted by
+  its rarity in the index (an idf from the lexical index). A question about "Helicobacter
+  pylori" over an index that never names it misses its two rarest words, whatever else it
+  shares with the passages.
+
+`Coverage.covered(min_score)` says whether to answer from their sum; the threshold lives in
+`rag.config.AnswerSettings`, calibrated on the dev split of evals/abstention.jsonl by
+evals/abstention.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from rag.generate.citations import content_words
+from rag.generate.extractive import GENERIC_WORDS
+from rag.index.lexical import tokenize
+from rag.types import Hit
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# A word found in this many passages or more counts as common; bounds the lexical look-ups.
+DOCUMENT_FREQUENCY_CAP = 200
+TOP_PASSAGES = 3
+_SURFACE_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+
+
+class CoverageIndex(Protocol):
+    """What coverage needs from an index (rag.index.store.Index provides it)."""
+
+    @property
+    def embedder(self) -> _QueryEmbedder: ...
+
+    @property
+    def chunk_count(self) -> int: ...
+
+    def search_dense(
+        self, query_vector: np.ndarray, k: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]: ...
+
+    def search_lexical(
+        self, query: str, k: int, rows: np.ndarray | None = None
+    ) -> list[tuple[int, float]]: ...
+
+
+class _QueryEmbedder(Protocol):
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How well the index covers a question.
+
+    nearest_cosine: cosine (-1..1) between the question and the nearest passage.
+    word_coverage: 0..1, idf-weighted share of the question's topical words present in the top
+    retrieved passages (1.0 when the question has no topical word to check).
+    missing_words: the topical words (lightly stemmed) absent from those passages, rarest first.
+    """
+
+    nearest_cosine: float
+    word_coverage: float
+    missing_words: tuple[str, ...] = ()
+
+    @property
+    def score(self) -> float:
+        """The one number compared with the threshold: word coverage plus nearest cosine.
+
+        Summed, so a question whose only missing words are ordinary ones ("given", "define")
+        is still answered when a passage is semantically close, and a close-sounding passage
+        does not rescue a question whose rare, defining words appear nowhere."""
+        return self.word_coverage + self.nearest_cosine
+
+    def covered(self, min_score: float) -> bool:
+        """True when `score` reaches `min_score`: the evidence is worth answering from."""
+        return self.score >= min_score
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "nearest_cosine": round(self.nearest_cosine, 4),
+            "word_coverage": round(self.word_coverage, 4),
+            "score": round(self.score, 4),
+            "missing_words": list(self.missing_words),
+        }
+
+
+def topical_words(question: str) -> dict[str, str]:
+    """The question's topical words: {light stem: the word as written}, in question order.
+
+    Content words (no stopwords) minus the generic ones that say what kind of answer is wanted
+    ("treatment", "dose", "recommended"); when nothing else is left, all content words."""
+    by_stem: dict[str, str] = {}
+    every: dict[str, str] = {}
+    for surface in _SURFACE_WORD.findall(question):
+        for stem in content_words(surface):
+            every.setdefault(stem, surface)
+            if stem not in GENERIC_WORDS:
+                by_stem.setdefault(stem, surface)
+    return by_stem or every
+
+
+def measure_coverage(
+    index: CoverageIndex,
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    rows: np.ndarray | None = None,
+    query_vector: np.ndarray | None = None,
+    top_passages: int = TOP_PASSAGES,
+) -> Coverage:
+    """The coverage of `question` by the index and by its top `top_passages` `hits`.
+
+    `rows` restricts the nearest-passage search as retrieval was restricted (source and year
+    filters; `Index.allowed_rows`); `query_vector` saves embedding the question again. An index
+    or filter with no passage gives Coverage(-1.0, 0.0): nothing covers anything.
+    """
+    if rows is not None and len(rows) == 0:
+        return Coverage(-1.0, 0.0, tuple(topical_words(question)))
+    if query_vector is None:
+        query_vector = index.embedder.embed_query(question)
+    nearest = index.search_dense(query_vector, 1, rows)
+    nearest_cosine = float(nearest[0][1]) if nearest else -1.0
+
+    words = topical_words(question)
+    if not words:
+        return Coverage(nearest_cosine, 1.0)
+    passage_stems: set[str] = set()
+    for hit in hits[:top_passages]:
+        passage_stems.update(
+            _family(token) for token in tokenize(f"{hit.title} {hit.section} {hit.text}")
+        )
+    passage_count = max(int(index.chunk_count), 1)
+    weights: dict[str, float] = {}
+    found: set[str] = set()
+    for stem, surface in words.items():
+        tokens = [_family(token) for token in tokenize(surface)]
+        if not tokens:
+            continue  # a stopword to the lexical index: its frequency cannot be looked up
+        frequency = len(
+            index.search_lexical(surface, min(DOCUMENT_FREQUENCY_CAP, passage_count), rows)
+        )
+        weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
+        if any(_same_family(token, other) for token in tokens for other in passage_stems):
+            found.add(stem)
+    total = sum(weights.values())
+    if total <= 0.0:
+        return Coverage(nearest_cosine, 1.0)
+    missing = sorted((stem for stem in weights if stem not in found), key=lambda s: -weights[s])
+    return Coverage(nearest_cosine, sum(weights[stem] for stem in found) / total, tuple(missing))
+
+
+def _family(stem: str) -> str:
+    """A Snowball stem with the Latin t/ss alternation folded, so "admitted" (admit) and
+    "admission" (admiss) meet; both sides go through it, so only consistency matters."""
+    return stem[:-2] + "t" if len(stem) > 5 and stem.endswith("ss") else stem
+
+
+def _same_family(a: str, b: str) -> bool:
+    """Equal stems, or stems sharing a long prefix: at least 5 letters and 80% of the shorter
+    ("defin"/"definit", "percent"/"percentag"), but not "hypertens"/"hyperthyroid"."""
+    if a == b:
+        return True
+    shared = len(os.path.commonprefix([a, b]))
+    return shared >= 5 and shared >= 0.8 * min(len(a), len(b))

@@ -1,0 +1,337 @@
+"""Retrieval: a question -> ranked passages (Hits), by dense, lexical or hybrid search.
+
+Hybrid search takes `candidates` rows from each retriever and fuses the two ranked lists into
+one. Two fusions are implemented as pure functions over `(row, score)` lists:
+
+- reciprocal-rank fusion (RRF): a row scores sum(1 / (c + rank)) over the lists it appears in;
+  it ignores the raw scores, so it needs no calibration between cosine and BM25.
+- a score blend: each list's scores are normalised (min-max or z-score) and mixed as
+  alpha * dense + (1 - alpha) * lexical; a row missing from a list gets that list's lowest
+  normalised score, as it scored at most that much there.
+
+After fusion no document may flood the result: at most `per_document` passages per document are
+kept (its best ones) and the freed places go to the next documents in line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from rag.errors import InputError
+from rag.types import Hit
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MODES = ("dense", "lexical", "hybrid")
+FUSION_METHODS = ("rrf", "blend")
+NORMALISATIONS = ("minmax", "zscore")
+
+ScoredRows = list[tuple[int, float]]
+
+
+class Embedder(Protocol):
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class SearchableIndex(Protocol):
+    """What retrieval needs from an index (rag.index.store.Index provides it)."""
+
+    embedder: Embedder
+
+    def search_dense(
+        self, query_vector: np.ndarray, k: int, rows: np.ndarray | None = None
+    ) -> ScoredRows: ...
+
+    def search_lexical(self, query: str, k: int, rows: np.ndarray | None = None) -> ScoredRows: ...
+
+    def allowed_rows(
+        self, sources: Sequence[str] = (), min_year: int | None = None
+    ) -> np.ndarray | None: ...
+
+    def hits(self, scored_rows: Sequence[tuple[int, float]]) -> list[Hit]: ...
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid search merges the dense and the lexical candidate lists.
+
+    method: "rrf" or "blend". rrf_k: the c in 1 / (c + rank); larger c flattens the
+    advantage of the very top ranks. dense_weight: RRF weight of the dense list (the lexical
+    list weighs 1). alpha: the dense weight of the blend (lexical gets 1 - alpha).
+    normalisation: "minmax" or "zscore", applied to each list before blending.
+    """
+
+    method: str = "rrf"
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    alpha: float = 0.5
+    normalisation: str = "minmax"
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise InputError(
+                f"fusion '{self.method}' is unknown; choose one of {', '.join(FUSION_METHODS)}"
+            )
+        if self.normalisation not in NORMALISATIONS:
+            raise InputError(
+                f"normalisation '{self.normalisation}' is unknown; "
+                f"choose one of {', '.join(NORMALISATIONS)}"
+            )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise InputError(f"fusion alpha must be between 0 and 1, got {self.alpha}")
+        if self.rrf_k < 0:
+            raise InputError(f"fusion rrf_k must be 0 or more, got {self.rrf_k}")
+        if self.dense_weight < 0:
+            raise InputError(f"fusion dense_weight must be 0 or more, got {self.dense_weight}")
+
+    def describe(self) -> str:
+        """A short label for reports, e.g. 'rrf c=60 dense_weight=1'."""
+        if self.method == "rrf":
+            return f"rrf c={self.rrf_k:g} dense_weight={self.dense_weight:g}"
+        return f"blend {self.normalisation} alpha={self.alpha:g}"
+
+    def fuse(
+        self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]
+    ) -> ScoredRows:
+        """The fused list of `(row, score)`, best first."""
+        if self.method == "rrf":
+            return reciprocal_rank_fusion(
+                [dense, lexical], rrf_k=self.rrf_k, weights=[self.dense_weight, 1.0]
+            )
+        return blend_scores(dense, lexical, alpha=self.alpha, normalisation=self.normalisation)
+
+
+# The default hybrid fusion, chosen on the dev splits (evals/retrieval.py --tune, tables in
+# evals/results/<set>-tuning.md). PubMedQA dev (all 500, document nDCG@10, 50 candidates):
+# RRF c=5 0.9932, RRF c=60 0.9906, best blend (z-score, alpha 0.6) 0.9923, dense 0.9892,
+# BM25 0.9782 -- saturated: the spread is one or two questions of 500, so MedQuAD dev decides.
+DEFAULT_FUSION = Fusion(method="rrf", rrf_k=60.0)
+
+
+def reciprocal_rank_fusion(
+    ranked_lists: Sequence[Sequence[tuple[int, float]]],
+    *,
+    rrf_k: float = 60.0,
+    weights: Sequence[float] | None = None,
+) -> ScoredRows:
+    """Fuse ranked `(row, score)` lists (best first) by reciprocal rank.
+
+    A row's fused score is sum over lists of weight / (rrf_k + rank), rank counted from 1 in
+    each list where the row appears. Returns `(row, fused score)` best first; ties keep the
+    order in which rows were first met (earlier lists first), so the result is deterministic.
+    """
+    if weights is None:
+        weights = [1.0] * len(ranked_lists)
+    if len(weights) != len(ranked_lists):
+        raise ValueError("reciprocal_rank_fusion: one weight per ranked list")
+    fused: dict[int, float] = {}
+    for ranked, weight in zip(ranked_lists, weights, strict=True):
+        for rank, (row, _score) in enumerate(ranked, start=1):
+            fused[row] = fused.get(row, 0.0) + weight / (rrf_k + rank)
+    # sorted() is stable and dict order is first-seen order, hence deterministic ties.
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def normalise_scores(
+    scored_rows: Sequence[tuple[int, float]], normalisation: str = "minmax"
+) -> dict[int, float]:
+    """Map each row to its score rescaled within its own list.
+
+    "minmax": (s - min) / (max - min), so the list spans 0..1 (all 1.0 when every score is
+    equal). "zscore": (s - mean) / standard deviation (all 0.0 when every score is equal).
+    """
+    if normalisation not in NORMALISATIONS:
+        raise InputError(
+            f"normalisation '{normalisation}' is unknown; choose one of {', '.join(NORMALISATIONS)}"
+        )
+    if not scored_rows:
+        return {}
+    scores = [score for _row, score in scored_rows]
+    if normalisation == "minmax":
+        low, high = min(scores), max(scores)
+        spread = high - low
+        if spread <= 0:
+            return {row: 1.0 for row, _score in scored_rows}
+        return {row: (score - low) / spread for row, score in scored_rows}
+    mean = sum(scores) / len(scores)
+    deviation = math.sqrt(sum((score - mean) ** 2 for score in scores) / len(scores))
+    if deviation <= 0:
+        return {row: 0.0 for row, _score in scored_rows}
+    return {row: (score - mean) / deviation for row, score in scored_rows}
+
+
+def blend_scores(
+    dense: Sequence[tuple[int, float]],
+    lexical: Sequence[tuple[int, float]],
+    *,
+    alpha: float = 0.5,
+    normalisation: str = "minmax",
+) -> ScoredRows:
+    """Fuse a dense and a lexical `(row, score)` list by a weighted sum of normalised scores.
+
+    fused = alpha * dense_norm + (1 - alpha) * lexical_norm. A row absent from one list takes
+    that list's lowest normalised score: it ranked below every candidate the list returned,
+    so that is the most it can have scored there. Returns `(row, fused)` best first.
+    """
+    dense_norm = normalise_scores(dense, normalisation)
+    lexical_norm = normalise_scores(lexical, normalisation)
+    dense_floor = min(dense_norm.values(), default=0.0)
+    lexical_floor = min(lexical_norm.values(), default=0.0)
+    fused: dict[int, float] = {}
+    for row in list(dense_norm) + [row for row in lexical_norm if row not in dense_norm]:
+        fused[row] = alpha * dense_norm.get(row, dense_floor) + (1.0 - alpha) * lexical_norm.get(
+            row, lexical_floor
+        )
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def limit_per_document(hits: Sequence[Hit], per_document: int, k: int) -> list[Hit]:
+    """The first `k` of `hits` (best first) with at most `per_document` from any document.
+
+    A document's best passages are kept because `hits` arrive best first; the places its
+    surplus passages would have taken go to the next hits in line. Ranks are renumbered 1..n.
+    """
+    kept: list[Hit] = []
+    per_doc_count: dict[str, int] = {}
+    for hit in hits:
+        if len(kept) >= k:
+            break
+        if per_doc_count.get(hit.doc_id, 0) >= per_document:
+            continue
+        per_doc_count[hit.doc_id] = per_doc_count.get(hit.doc_id, 0) + 1
+        kept.append(hit)
+    return [replace(hit, rank=rank) for rank, hit in enumerate(kept, start=1)]
+
+
+def check_mode(mode: str) -> str:
+    """`mode` if it is a retrieval mode, else InputError listing the modes."""
+    if mode not in MODES:
+        raise InputError(f"retrieval mode '{mode}' is unknown; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def candidate_rows(
+    index: SearchableIndex,
+    query: str,
+    *,
+    mode: str,
+    candidates: int,
+    rows: np.ndarray | None = None,
+    fusion: Fusion = DEFAULT_FUSION,
+    query_vector: np.ndarray | None = None,
+) -> ScoredRows:
+    """The ranked `(row, score)` candidates of one mode, before the per-document limit.
+
+    Dense and lexical return their own top `candidates`; hybrid fuses the two top-`candidates`
+    lists. `query_vector` skips embedding the query when the caller already has it.
+    """
+    check_mode(mode)
+    dense: ScoredRows = []
+    lexical: ScoredRows = []
+    if mode in ("dense", "hybrid"):
+        if query_vector is None:
+            query_vector = index.embedder.embed_query(query)
+        dense = index.search_dense(query_vector, candidates, rows)
+    if mode in ("lexical", "hybrid"):
+        lexical = index.search_lexical(query, candidates, rows)
+    if mode == "dense":
+        return list(dense)
+    if mode == "lexical":
+        return list(lexical)
+    return fusion.fuse(dense, lexical)
+
+
+def retrieve(
+    index: SearchableIndex,
+    query: str,
+    *,
+    mode: str = "hybrid",
+    k: int = 8,
+    per_document: int = 3,
+    candidates: int = 50,
+    sources: Sequence[str] = (),
+    min_year: int | None = None,
+    fusion: Fusion | None = None,
+) -> list[Hit]:
+    """Up to `k` passages for `query`, best first, ranks 1..n, at most `per_document` per document.
+
+    mode: "dense" (embedding cosine), "lexical" (BM25) or "hybrid" (both, fused by `fusion`,
+    default DEFAULT_FUSION). candidates: rows taken from each retriever; when the per-document
+    limit leaves fewer than `k` hits the pool is doubled until `k` fit or the index runs out.
+    sources / min_year restrict the search to documents from those sources (organisation or
+    journal) and published that year or later; no matching document gives an empty list.
+    Raises InputError for an unknown mode, an empty query or a k/per_document/candidates below 1.
+    """
+    check_mode(mode)
+    if not query or not query.strip():
+        raise InputError("the query is empty; give a question or keywords to search for")
+    for name, value in (("k", k), ("per_document", per_document), ("candidates", candidates)):
+        if value < 1:
+            raise InputError(f"{name} must be 1 or more, got {value}")
+    fusion = fusion or DEFAULT_FUSION
+
+    if isinstance(sources, str):  # one source given bare must not become its characters
+        sources = (sources,)
+    rows = index.allowed_rows(sources=tuple(sources), min_year=min_year)
+    if rows is not None and len(rows) == 0:
+        return []
+    query_vector = index.embedder.embed_query(query) if mode != "lexical" else None
+
+    pool = max(candidates, k)
+    while True:
+        scored = candidate_rows(
+            index,
+            query,
+            mode=mode,
+            candidates=pool,
+            rows=rows,
+            fusion=fusion,
+            query_vector=query_vector,
+        )
+        hits = limit_per_document(index.hits(scored), per_document, k)
+        # Fewer rows than asked (for hybrid: the union of both lists is smaller than one list's
+        # quota, so neither filled it): the (filtered) index holds nothing more to find.
+        exhausted = len(scored) < pool
+        if len(hits) >= k or exhausted or pool >= _pool_ceiling(index, rows):
+            return hits
+        pool *= 2
+
+
+def retrieve_documents(
+    index: SearchableIndex,
+    query: str,
+    *,
+    mode: str = "hybrid",
+    k: int = 10,
+    candidates: int = 50,
+    sources: Sequence[str] = (),
+    min_year: int | None = None,
+    fusion: Fusion | None = None,
+) -> list[Hit]:
+    """Document-level ranking: up to `k` documents, one Hit each (its best passage), best first.
+
+    A document's rank is the rank of its best passage in the passage ranking of `mode`,
+    so this is `retrieve` with one passage per document. Used by the retrieval evaluation.
+    """
+    return retrieve(
+        index,
+        query,
+        mode=mode,
+        k=k,
+        per_document=1,
+        candidates=candidates,
+        sources=sources,
+        min_year=min_year,
+        fusion=fusion,
+    )
+
+
+def _pool_ceiling(index: SearchableIndex, rows: np.ndarray | None) -> int:
+    if rows is not None:
+        return len(rows)
+    chunk_count = getattr(index, "chunk_count", None)
+    return int(chunk_count) if chunk_count is not None else 1 << 30

@@ -1,0 +1,112 @@
+"""Abstention: a question the index does not cover gets "the sources do not cover this" and the
+nearest sources, never a guess; a covered one gets a cited answer. Real index, real embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from rag.answer import NOT_COVERED, Engine
+from rag.config import Settings
+from rag.generate.abstention import Coverage, topical_words
+from rag.generate.base import Draft
+from rag.render import answer_markdown
+from rag.types import Hit
+
+OFF_TOPIC = "What is the first-line eradication regimen for Helicobacter pylori infection?"
+ON_TOPIC = "Which colchicine dose is preferred for an acute gout flare?"
+
+
+def engine_for(index: Path, generator=None) -> Engine:
+    settings = Settings().merged({"index": str(index)})
+    return Engine.load(settings, generator=generator)
+
+
+@pytest.fixture(scope="module")
+def engine(small_index: Path) -> Engine:
+    return engine_for(small_index)
+
+
+class RecordingGenerator:
+    """A stand-in LLM that answers every question from passage 1 and records each call."""
+
+    name = "recording"
+
+    def __init__(self, reply: str = "Bottom line: Colchicine is first-line therapy [1].") -> None:
+        self.reply = reply
+        self.questions: list[str] = []
+
+    def generate(
+        self, question: str, hits: Sequence[Hit], *, audience="clinician", want_decision=False
+    ) -> Draft:
+        self.questions.append(question)
+        return Draft(text=self.reply)
+
+
+def test_an_off_topic_question_abstains_and_lists_the_nearest_sources(engine: Engine):
+    answer = engine.ask(OFF_TOPIC, suggest_related=False)
+    assert answer.abstained
+    assert answer.answer == NOT_COVERED
+    assert answer.citations == ()
+    assert answer.retrieved  # the nearest passages are still returned ...
+    shown = answer_markdown(answer)
+    assert "### Nearest sources" in shown  # ... and shown, instead of an answer
+    assert "Management of Gout Flares" in shown or "Hypertension" in shown or "Pneumonia" in shown
+    assert "[1]" not in shown
+
+
+def test_an_on_topic_question_is_answered_with_citations(engine: Engine):
+    answer = engine.ask(ON_TOPIC, suggest_related=False)
+    assert not answer.abstained
+    assert "colchicine" in (answer.bottom_line + answer.answer).lower()
+    assert answer.citations and answer.citations[0].doc_id.endswith("gout.md")
+    assert all(c.support is not None and c.support > 0.9 for c in answer.citations)  # verbatim
+
+
+def test_coverage_names_the_words_the_index_lacks(engine: Engine):
+    hits = engine.search(OFF_TOPIC)
+    coverage = engine.coverage(OFF_TOPIC, hits)
+    assert {"helicobacter", "pylori"} <= set(coverage.missing_words)
+    on_topic = engine.coverage(ON_TOPIC, engine.search(ON_TOPIC))
+    assert on_topic.score > coverage.score
+    minimum = engine.settings.answer.min_coverage_score
+    assert on_topic.covered(minimum) and not coverage.covered(minimum)
+
+
+def test_the_llm_is_not_asked_when_the_index_does_not_cover_the_question(small_index: Path):
+    generator = RecordingGenerator()
+    engine = engine_for(small_index, generator)
+    assert engine.ask(OFF_TOPIC, suggest_related=False).abstained
+    assert generator.questions == []  # no call, no cost, no chance to guess
+    assert not engine.ask(ON_TOPIC, suggest_related=False).abstained
+    assert generator.questions == [ON_TOPIC]
+
+
+def test_an_llm_answer_citing_only_unsupportive_passages_abstains(small_index: Path):
+    # The model cites a real passage number for a claim that passage does not make.
+    generator = RecordingGenerator("Bottom line: Drinking garlic tea every morning cures it [1].")
+    answer = engine_for(small_index, generator).ask(ON_TOPIC, suggest_related=False)
+    assert generator.questions == [ON_TOPIC]
+    assert answer.abstained and answer.citations == ()
+    assert "garlic" not in answer.answer + answer.bottom_line
+
+
+def test_a_source_filter_that_excludes_everything_abstains(engine: Engine):
+    answer = engine.ask(ON_TOPIC, sources=["No Such Society"], suggest_related=False)
+    assert answer.abstained and answer.citations == ()
+
+
+def test_generic_question_words_do_not_count_as_topic():
+    words = topical_words("What is the recommended treatment for Kawasaki disease?")
+    assert set(words) == {"kawasaki"}
+    assert Coverage(0.7, 0.6).score == pytest.approx(1.3)
+
+
+def test_a_question_worded_differently_from_its_passage_is_still_answered(engine: Engine):
+    # "admitted" vs the passage's "admission": same word family, not a missing topic.
+    question = "When should a patient with pneumonia be admitted to hospital?"
+    coverage = engine.coverage(question, engine.search(question))
+    assert coverage.missing_words == ()
+    assert not engine.ask(question, suggest_related=False).abstained
