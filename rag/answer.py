@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from rag.config import Settings
 from rag.errors import InputError
 from rag.generate.abstention import Coverage, measure_coverage
-from rag.generate.base import Draft, Generator
+from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import enforce_citations
 from rag.generate.support import check_support
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.retrieve import retrieve
 from rag.types import Answer, Hit, Turn
-
-AUDIENCES = ("clinician", "patient")
 
 NOT_COVERED = (
     "The indexed sources do not answer this question. The nearest sources found are listed "
@@ -49,6 +47,7 @@ class Engine:
     generator: Generator
     timings_ms: dict[str, float] = field(default_factory=dict)
     _documents: dict[str, IndexedDocument] | None = field(default=None, repr=False)
+    _documents_titled: dict[str, list[IndexedDocument]] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, settings: Settings, *, generator: Generator | None = None) -> Engine:
@@ -117,9 +116,7 @@ class Engine:
         6. Suggest related questions the index can answer (skipped by `suggest_related=False`).
         """
         question = _require_text(question, "question")
-        audience = audience or self.settings.audience
-        if audience not in AUDIENCES:
-            raise InputError(f"audience '{audience}' is not one of: {', '.join(AUDIENCES)}")
+        audience = check_audience(audience or self.settings.audience)
         mode = mode or self.settings.retrieval.mode
         timings: dict[str, float] = {}
 
@@ -200,12 +197,8 @@ class Engine:
     def neighbours(self, doc_id: str) -> list[Hit]:
         """One hit per section of the documents that share `doc_id`'s title (the other
         sections of the same guideline), for suggesting related questions."""
-        by_id = self._documents_by_id()
-        document = by_id.get(doc_id)
-        if document is None:
-            return []
         sections: list[Hit] = []
-        for sibling in self._documents_by_title()[document.title]:
+        for sibling in self._same_title_documents(doc_id):
             seen: set[str] = set()
             for chunk in self.index.chunks_of(sibling.id):
                 if chunk.section in seen:
@@ -224,11 +217,19 @@ class Engine:
             self._documents = {document.id: document for document in self.index.documents()}
         return self._documents
 
-    def _documents_by_title(self) -> dict[str, list[IndexedDocument]]:
-        grouped: dict[str, list[IndexedDocument]] = {}
-        for document in self._documents_by_id().values():
-            grouped.setdefault(document.title, []).append(document)
-        return grouped
+    def _same_title_documents(self, doc_id: str) -> list[IndexedDocument]:
+        """The documents sharing `doc_id`'s title (the sections of one guideline, `doc_id`'s
+        own included), in index order; [] for an unknown id. The grouping by title is built
+        once: the index does not change while the engine is loaded."""
+        document = self._documents_by_id().get(doc_id)
+        if document is None:
+            return []
+        if self._documents_titled is None:
+            grouped: dict[str, list[IndexedDocument]] = {}
+            for each in self._documents_by_id().values():
+                grouped.setdefault(each.title, []).append(each)
+            self._documents_titled = grouped
+        return list(self._documents_titled[document.title])
 
     def coverage(
         self,
@@ -271,10 +272,7 @@ class Engine:
 
     def _same_title_doc_ids(self, doc_id: str) -> list[str]:
         """Ids of the documents sharing `doc_id`'s title (the sections of one guideline)."""
-        document = self._documents_by_id().get(doc_id)
-        if document is None:
-            return []
-        return [sibling.id for sibling in self._documents_by_title().get(document.title, [])]
+        return [sibling.id for sibling in self._same_title_documents(doc_id)]
 
 
 def _require_text(text: str, what: str) -> str:

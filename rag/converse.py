@@ -467,7 +467,7 @@ class SessionStore:
             now = _now()
             if data is None:
                 data = {"format": SESSION_FORMAT, "name": name, "created": now, "turns": []}
-            data["turns"].append(_turn_to_json(turn))
+            data["turns"].append(turn_to_json(turn))
             data["updated"] = now
             self._write(name, data)
 
@@ -544,7 +544,8 @@ def _short(error: Exception) -> str:
     return str(error)
 
 
-def _turn_to_json(turn: Turn) -> dict[str, Any]:
+def turn_to_json(turn: Turn) -> dict[str, Any]:
+    """`turn` as the JSON object a session file stores and the web API returns."""
     return {
         "question": turn.question,
         "answer": turn.answer,

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from rag.errors import InputError
 from rag.types import Hit
 
-AUDIENCES = ("clinician", "patient")
+# Who an answer is written for. The web API validates requests against the Literal, the
+# generators and the engine against the tuple: one list, so the two cannot drift apart.
+Audience = Literal["clinician", "patient"]
+AUDIENCES: tuple[str, ...] = get_args(Audience)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -596,27 +596,33 @@ def _load_xml(path: Path, shown: str) -> Iterator[Document | IngestProblem]:
         raise _Unusable(f"XML does not parse ({_clean(str(error))})", line) from None
     _strip_namespaces(root)
     if root.tag in {"PubmedArticleSet", "PubmedArticle"}:
-        articles = [root] if root.tag == "PubmedArticle" else root.findall("PubmedArticle")
-        if not articles:
-            raise _Unusable("PubmedArticleSet holds no PubmedArticle")
-        for number, article in enumerate(articles, start=1):
-            try:
-                yield _pubmed_document(article, shown, number)
-            except _Unusable as problem:
-                yield IngestProblem(shown, problem.message, problem.line)
+        yield from _xml_articles(root, "PubmedArticleSet", "PubmedArticle", _pubmed_document, shown)
     elif root.tag in {"article", "pmc-articleset"}:
-        articles = [root] if root.tag == "article" else root.findall("article")
-        if not articles:
-            raise _Unusable("pmc-articleset holds no article")
-        for number, article in enumerate(articles, start=1):
-            try:
-                yield _pmc_document(article, shown, number)
-            except _Unusable as problem:
-                yield IngestProblem(shown, problem.message, problem.line)
+        yield from _xml_articles(root, "pmc-articleset", "article", _pmc_document, shown)
     else:
         raise _Unusable(
             f"XML root <{root.tag}> is neither PubMed (PubmedArticleSet) nor PMC JATS (<article>)"
         )
+
+
+def _xml_articles(
+    root: ElementTree.Element,
+    set_tag: str,
+    article_tag: str,
+    to_document: Callable[[ElementTree.Element, str, int], Document],
+    shown: str,
+) -> Iterator[Document | IngestProblem]:
+    """One Document per `article_tag` element of `root` (itself one, or a `set_tag` holding
+    them), numbered from 1; an article that cannot be used becomes an IngestProblem and the
+    rest still load. _Unusable when a set holds no article."""
+    articles = [root] if root.tag == article_tag else root.findall(article_tag)
+    if not articles:
+        raise _Unusable(f"{set_tag} holds no {article_tag}")
+    for number, article in enumerate(articles, start=1):
+        try:
+            yield to_document(article, shown, number)
+        except _Unusable as problem:
+            yield IngestProblem(shown, problem.message, problem.line)
 
 
 def _strip_namespaces(root: ElementTree.Element) -> None:

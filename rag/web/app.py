@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.config import Settings
+from rag.converse import turn_to_json
 from rag.errors import (
     IndexMismatchError,
     IndexMissingError,
@@ -49,6 +50,7 @@ from rag.errors import (
     RagError,
     SessionError,
 )
+from rag.generate.base import Audience
 from rag.types import DISCLAIMER, Answer, Hit, Turn
 
 logger = logging.getLogger("rag.web")
@@ -66,6 +68,8 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+# The retrieval modes rag.retrieve.MODES lists, as a type the request bodies validate against.
+RetrievalMode = Literal["dense", "lexical", "hybrid"]
 
 
 class AnswerEngine(Protocol):
@@ -124,10 +128,10 @@ class AskRequest(BaseModel):
         default=None,
         description="A conversation id returned by an earlier answer; omit to start a new one.",
     )
-    audience: Literal["clinician", "patient"] | None = Field(
+    audience: Audience | None = Field(
         default=None, description="Who the answer is written for; default from the settings."
     )
-    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+    mode: RetrievalMode | None = Field(
         default=None, description="Retrieval mode; default from the settings."
     )
     k: int | None = Field(default=None, ge=1, le=50, description="Passages given to the generator.")
@@ -152,7 +156,7 @@ class SearchRequest(BaseModel):
 
     query: str = Field(description=f"Search text, 1 to {MAX_QUESTION_CHARS} characters.")
     k: int | None = Field(default=None, ge=1, le=100, description="How many passages to return.")
-    mode: Literal["dense", "lexical", "hybrid"] | None = Field(
+    mode: RetrievalMode | None = Field(
         default=None, description="Retrieval mode; default from the settings."
     )
     sources: list[str] = Field(
@@ -275,15 +279,6 @@ def _turn_from(answer: Answer, question: str) -> Turn:
         standalone_question=answer.standalone_question or question,
         cited_doc_ids=tuple(dict.fromkeys(citation.doc_id for citation in answer.citations)),
     )
-
-
-def _turn_json(turn: Turn) -> dict[str, Any]:
-    return {
-        "question": turn.question,
-        "answer": turn.answer,
-        "standalone_question": turn.standalone_question,
-        "cited_doc_ids": list(turn.cited_doc_ids),
-    }
 
 
 def _new_session_id() -> str:
@@ -455,7 +450,7 @@ def create_app(engine: AnswerEngine, sessions: Sessions, *, api_key: str | None 
         if not SESSION_ID_PATTERN.match(session_id):
             raise SessionError(f"no conversation named '{session_id[:64]}'")
         turns = sessions.load(session_id)
-        return {"session": session_id, "turns": [_turn_json(turn) for turn in turns]}
+        return {"session": session_id, "turns": [turn_to_json(turn) for turn in turns]}
 
     @app.post("/api/search", summary="Ranked passages for a query, best first")
     def search(request: SearchRequest) -> dict[str, Any]:
