@@ -35,6 +35,12 @@ from rag.types import Hit
 if TYPE_CHECKING:
     import numpy as np
 
+# Words that say what kind of answer is wanted, not what it is about. Beyond the extractive
+# scorer's list: "first-line" / "second-line" split into "first" + "line", and a passage that
+# names the first-line drug rarely says "line" (the answer scorer keeps "line", where it helps
+# pick the sentence that does say "first-line").
+COVERAGE_GENERIC_WORDS = GENERIC_WORDS | {"line", "second", "third"}
+
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
 TOP_PASSAGES = 3
@@ -109,7 +115,7 @@ def topical_words(question: str) -> dict[str, str]:
     for surface in _SURFACE_WORD.findall(question):
         for stem in content_words(surface):
             every.setdefault(stem, surface)
-            if stem not in GENERIC_WORDS:
+            if stem not in COVERAGE_GENERIC_WORDS:
                 by_stem.setdefault(stem, surface)
     return by_stem or every
 

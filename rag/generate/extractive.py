@@ -51,7 +51,7 @@ GENERIC_WORDS = frozenset(
     disorder disorders information type types test tests effect effects use used using
     manage management recommended recommendation recommendations option options common best
     many much know known get help need needs way ways mean means like affect affected first
-    long time adult adults child children study studies associated line second third
+    long time adult adults child children study studies associated
     """
     )
 )
