@@ -122,7 +122,9 @@ def read_items(input_path: Path) -> list[BatchItem]:
 
 
 def _jsonl_items(text: str) -> Iterator[BatchItem]:
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    # Only "\n" ends a JSONL line: str.splitlines() would also cut at U+2028/U+2029, which
+    # JSON allows raw inside strings (PubMedQA abstracts carry them).
+    for line_number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

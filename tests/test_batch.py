@@ -381,3 +381,18 @@ def test_an_answer_that_cannot_be_written_as_json_is_an_error_line(tmp_path: Pat
     assert "could not be written as JSON" in records["q1"]["error"]
     assert records["q2"]["answer"] == "ok"
     assert (summary.answered, summary.failed) == (1, 1)
+
+
+def test_a_question_holding_a_raw_paragraph_separator_stays_one_line(tmp_path):
+    """JSON allows raw U+2028/U+2029 inside strings; they must not split the input line."""
+    from rag.batch import read_items
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"id": "q1", "question": "Does it help?\u2029Really?"}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
+    items = read_items(questions)
+    assert len(items) == 1
+    assert "\u2029" in items[0].question

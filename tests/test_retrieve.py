@@ -157,11 +157,19 @@ def test_retrieve_grows_the_candidate_pool_until_k_hits_survive_the_limit():
 
 def test_hybrid_fuses_both_lists_and_documents_rank_by_their_best_passage():
     index = _flooding_index()
-    documents = retrieve_documents(index, "query", mode="hybrid", k=3, candidates=9)
+    documents = retrieve_documents(
+        index, "query", mode="hybrid", k=3, candidates=9, fusion=Fusion("rrf", rrf_k=60)
+    )
     # RRF: row 0 (a) dense 1 + lexical 3; row 8 (b) dense 9 + lexical 1; row 7 (c) 8 + 2.
     assert [hit.doc_id for hit in documents] == ["a", "b", "c"]
     assert [hit.rank for hit in documents] == [1, 2, 3]
+    assert documents[1].score == pytest.approx(1 / 69 + 1 / 61)
     assert index.embedded == ["query"]
+    # A dense-only blend ranks by the dense list alone: b's best row (6) comes before c's (7).
+    dense_only = retrieve_documents(
+        index, "query", mode="hybrid", k=3, candidates=9, fusion=Fusion("blend", alpha=1.0)
+    )
+    assert [hit.chunk_id for hit in dense_only] == ["a#0", "b#0", "c#0"]
 
 
 def test_lexical_mode_never_embeds_the_query():
