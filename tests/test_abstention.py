@@ -110,3 +110,14 @@ def test_a_question_worded_differently_from_its_passage_is_still_answered(engine
     coverage = engine.coverage(question, engine.search(question))
     assert coverage.missing_words == ()
     assert not engine.ask(question, suggest_related=False).abstained
+
+
+def test_the_context_label_of_a_condensed_follow_up_is_not_a_topic_word():
+    """A condensed follow-up carries "(context: ...)": the label must not count as a topic
+    word the sources fail to mention, or every follow-up would lean towards abstaining."""
+    from rag.generate.abstention import topical_words
+
+    words = topical_words("And what if those are contraindicated? (context: first-line treatment acute gout flare)")
+    assert "context" not in words.values()
+    assert "gout" in words.values()
+    assert "line" not in words.values()

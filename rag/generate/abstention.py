@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 # Words that say what kind of answer is wanted, not what it is about. Beyond the extractive
 # scorer's list: "first-line" / "second-line" split into "first" + "line", and a passage that
 # names the first-line drug rarely says "line" (the answer scorer keeps "line", where it helps
-# pick the sentence that does say "first-line").
-COVERAGE_GENERIC_WORDS = GENERIC_WORDS | {"line", "second", "third"}
+# pick the sentence that does say "first-line"). "context" labels the topic terms a condensed
+# follow-up carries ("And how long? (context: gout flare)"): rag's own word, not the user's.
+COVERAGE_GENERIC_WORDS = GENERIC_WORDS | {"line", "second", "third", "context"}
 
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
