@@ -278,13 +278,17 @@ class Index:
                 # Whatever was committed is searchable at once, even when the input failed.
                 if self._read_generation() != self._derived_generation:
                     self._derived_generation = -1
-            self._refresh_derived(persist=True, force=True)
-            self._write_manifest()
+            return self._publish(counts, started)
+
+    def _publish(self, counts: dict[str, int], started: float) -> IngestReport:
+        """After an ingest: bring FAISS, BM25 and the manifest up to date, and report."""
+        self._refresh_derived(persist=True, force=True)
+        self._write_manifest()
         return IngestReport(
             added=counts["added"],
             updated=counts["updated"],
             unchanged=counts["unchanged"],
-            removed=counts["removed"],
+            removed=counts.get("removed", 0),
             chunks_embedded=counts["embedded"],
             seconds=round(time.perf_counter() - started, 3),
             duplicates=counts["duplicates"],
@@ -428,17 +432,7 @@ class Index:
             finally:
                 if self._read_generation() != self._derived_generation:
                     self._derived_generation = -1
-            self._refresh_derived(persist=True, force=True)
-            self._write_manifest()
-        return IngestReport(
-            added=counts["added"],
-            updated=counts["updated"],
-            unchanged=counts["unchanged"],
-            removed=0,
-            chunks_embedded=counts["embedded"],
-            seconds=round(time.perf_counter() - started, 3),
-            duplicates=counts["duplicates"],
-        )
+            return self._publish(counts, started)
 
     def _checked_vectors(
         self, document: Document, chunks: Sequence[Chunk], vectors: np.ndarray
