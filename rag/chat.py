@@ -138,12 +138,7 @@ def chat_loop(
         show(answer_markdown(answer, numbered_related=True))
         related = list(answer.related_questions)
         answered += 1
-        turn = Turn(
-            question=answer.question,
-            answer=answer.answer,
-            standalone_question=answer.standalone_question,
-            cited_doc_ids=tuple(citation.doc_id for citation in answer.citations),
-        )
+        turn = answer.as_turn()
         history.append(turn)
         try:
             store.append(session, turn)

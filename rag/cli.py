@@ -174,17 +174,7 @@ def ask(
         min_year=since,
     )
     if store is not None and session:
-        from rag.types import Turn
-
-        store.append(
-            session,
-            Turn(
-                question=answer.question,
-                answer=answer.answer,
-                standalone_question=answer.standalone_question,
-                cited_doc_ids=tuple(citation.doc_id for citation in answer.citations),
-            ),
-        )
+        store.append(session, answer.as_turn())
     if as_json:
         print_json(answer.to_json())
     else:

@@ -629,6 +629,7 @@ def evaluate_answers(
     limit: int | None = None,
     progress: bool = True,
     block_size: int = 25,
+    done: Sequence[AnswerRow] = (),
     on_row: Callable[[AnswerRow], None] | None = None,
     gold_path: str = "",
     index_path: str = "",
@@ -640,7 +641,8 @@ def evaluate_answers(
     without. (An LLM server reuses the prompt prefix of its previous request; the two modes
     have different system prompts, so alternating them per question would re-read the system
     prompt every time, while blocks keep both modes covering the same questions if the run is
-    cut short.) A failed question becomes an error row and the run goes on; after
+    cut short.) `done` holds rows of an earlier, interrupted run: a (question id, mode) it
+    covers is not asked again. A failed question becomes an error row and the run goes on; after
     MAX_CONSECUTIVE_ERRORS failures in a row it stops and the report says so. `on_row` sees
     each row as it is made (to save partial results); `progress` prints one line per answer
     to stderr. Returns the report, rows ordered by question then mode.
@@ -662,7 +664,13 @@ def evaluate_answers(
         raise InputError("there are no gold questions to evaluate")
 
     started = time.perf_counter()
-    rows: dict[tuple[int, str], AnswerRow] = {}
+    earlier = {(row.question_id, row.mode): row for row in done}
+    rows: dict[tuple[int, str], AnswerRow] = {
+        (position, answer_mode): earlier[(gold.id, answer_mode)]
+        for position, gold in enumerate(questions)
+        for answer_mode in modes
+        if (gold.id, answer_mode) in earlier
+    }
     consecutive_errors = 0
     stopped_early: str | None = None
     total = len(questions) * len(modes)
@@ -672,6 +680,8 @@ def evaluate_answers(
         block = numbered[block_start : block_start + block_size]
         for answer_mode in modes:
             for position, gold in block:
+                if (position, answer_mode) in rows:
+                    continue
                 row = _ask_one(engine, gold, answer_mode, mode=mode, k=k)
                 rows[(position, answer_mode)] = row
                 consecutive_errors = consecutive_errors + 1 if row.error else 0
@@ -702,7 +712,7 @@ def evaluate_answers(
         or type(engine).__name__,
         retrieval_mode=mode,
         k=k,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started + sum(row.seconds for row in earlier.values()),
         stopped_early=stopped_early,
     )
 

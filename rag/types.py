@@ -127,6 +127,15 @@ class Answer:
     backend: str = ""
     decision: str | None = None  # yes / no / maybe when the caller asked for one
 
+    def as_turn(self) -> Turn:
+        """This exchange as a session keeps it: what the next follow-up is read against."""
+        return Turn(
+            question=self.question,
+            answer=self.answer,
+            standalone_question=self.standalone_question or self.question,
+            cited_doc_ids=tuple(dict.fromkeys(citation.doc_id for citation in self.citations)),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The `rag ask --json` object."""
         return {

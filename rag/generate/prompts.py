@@ -56,12 +56,14 @@ PATIENT_STYLE = (
     "talking to their doctor or nurse where the passages support it."
 )
 
+# With `want_decision` the decision comes first: a reply cut short by the token limit still
+# carries it, and a small model decides before it wanders.
 DECISION_RULE = """
 
-8. After the answer, end with a last line that is exactly one of "{label} yes", \
+8. This question also wants a decision. Your first line is exactly one of "{label} yes", \
 "{label} no" or "{label} maybe": yes or no when the passages support that answer to the \
-question, maybe when they are mixed or inconclusive. If you refuse under rule 7, still end \
-with "{label} maybe"."""
+question, maybe when they are mixed or inconclusive. After it, write the bottom line and \
+the answer as rules 3 to 6 say."""
 
 USER_PROMPT = """\
 Question: {question}
@@ -70,8 +72,7 @@ Question: {question}
 {passages}
 </passages>
 
-Answer the question from the passages above, following the rules. Start with \
-"{bottom_line_label}"."""
+Answer the question from the passages above, following the rules. {opening}"""
 
 # With no passages at all (the no-retrieval baseline of `rag evaluate`) the model answers from
 # what it knows, in the same shape, without citations.
@@ -89,7 +90,7 @@ Markdown headings that start with "### ".
 NO_CONTEXT_USER_PROMPT = """\
 Question: {question}
 
-Start with "{bottom_line_label}"."""
+{opening}"""
 
 PASSAGE_TEMPLATE = '<passage n="{n}"{attributes}>\n{text}\n</passage>'
 
@@ -105,7 +106,7 @@ def system_prompt(*, audience: str, want_decision: bool, with_passages: bool = T
     if want_decision:
         decision_rule = DECISION_RULE.format(label=DECISION_LABEL)
         if not with_passages:
-            decision_rule = decision_rule.replace("8.", "6.").replace("rule 7", "rule 5")
+            decision_rule = decision_rule.replace("8.", "6.").replace("rules 3 to 6", "rules 1 to 4")
             decision_rule = decision_rule.replace("the passages support", "the evidence supports")
             decision_rule = decision_rule.replace("they are mixed", "the evidence is mixed")
     audience_style = PATIENT_STYLE if audience == "patient" else CLINICIAN_STYLE
@@ -183,6 +184,11 @@ def build_messages(
     `context_tokens` tokens. With no hits at all the model is asked to answer from its own
     knowledge without citations (the no-retrieval baseline).
     """
+    opening = (
+        f'Start with "{DECISION_LABEL}", then "{BOTTOM_LINE_LABEL}".'
+        if want_decision
+        else f'Start with "{BOTTOM_LINE_LABEL}".'
+    )
     if not hits:
         return [
             {
@@ -194,7 +200,7 @@ def build_messages(
             {
                 "role": "user",
                 "content": NO_CONTEXT_USER_PROMPT.format(
-                    question=question.strip(), bottom_line_label=BOTTOM_LINE_LABEL
+                    question=question.strip(), opening=opening
                 ),
             },
         ]
@@ -202,7 +208,7 @@ def build_messages(
     user = USER_PROMPT.format(
         question=question.strip(),
         passages="\n".join(passages),
-        bottom_line_label=BOTTOM_LINE_LABEL,
+        opening=opening,
     )
     return [
         {

@@ -272,15 +272,6 @@ def _nearest_sources(answer: Answer, limit: int = 5) -> list[dict[str, Any]]:
     return sources
 
 
-def _turn_from(answer: Answer, question: str) -> Turn:
-    return Turn(
-        question=question,
-        answer=answer.answer,
-        standalone_question=answer.standalone_question or question,
-        cited_doc_ids=tuple(dict.fromkeys(citation.doc_id for citation in answer.citations)),
-    )
-
-
 def _new_session_id() -> str:
     return f"web-{uuid.uuid4().hex[:16]}"
 
@@ -422,7 +413,7 @@ def create_app(engine: AnswerEngine, sessions: Sessions, *, api_key: str | None 
                 k=request.k,
                 session=session_id,
             )
-            sessions.append(session_id, _turn_from(answer, request.question))
+            sessions.append(session_id, answer.as_turn())
         payload = answer.to_json()
         payload["session"] = session_id
         payload["nearest_sources"] = _nearest_sources(answer)
