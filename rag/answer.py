@@ -15,7 +15,7 @@ from rag.errors import InputError
 from rag.generate.abstention import Coverage, measure_coverage
 from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import enforce_citations
-from rag.generate.support import check_support
+from rag.generate.support import attribute_uncited, check_support
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.retrieve import retrieve
@@ -109,7 +109,9 @@ class Engine:
         1. Condense the follow-up and the history into one standalone question.
         2. Retrieve passages for it (none when `use_retrieval` is False: the no-context baseline).
         3. Generate a draft that cites the passages by number.
-        4. Enforce the citation contract: unknown numbers removed, references renumbered.
+        4. Enforce the citation contract: sentences the model left uncited get the passage
+           that clearly supports them (`attribute_uncited`), unknown numbers are removed,
+           references renumbered.
         5. Abstain, listing the nearest sources, when the index does not cover the question
            (checked before generating: `coverage`), the draft is a refusal, or it cites nothing
            once citations its passage does not support are removed (`check_support`).
@@ -154,8 +156,18 @@ class Engine:
         timings["generate"] = _ms_since(started)
 
         started = time.perf_counter()
+        text = draft.text
+        if hits and not draft.refused:
+            # The pipeline, not the model, guarantees citations: a sentence the model left
+            # uncited gets the passage that clearly backs it.
+            text = attribute_uncited(
+                text,
+                hits,
+                self.index.embedder,
+                min_support=self.settings.answer.attribute_min_support,
+            )
         cited = check_support(
-            enforce_citations(draft.text, hits),
+            enforce_citations(text, hits),
             hits,
             self.index.embedder,
             remove_below=self.settings.answer.support_remove_below,

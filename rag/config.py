@@ -83,6 +83,12 @@ class AnswerSettings:
         "citation while 100% of citations to a random abstract and 95% of citations to "
         "another section of the same demo guideline are removed.",
     )
+    attribute_min_support: float = _described(
+        0.5,
+        "Add a citation to a sentence the model left uncited when one retrieved passage "
+        "supports it at least this much (the support score above; stricter than the removal "
+        "threshold, so only clear support is attributed). 0 or more; above 1 switches it off.",
+    )
 
 
 @dataclass(frozen=True)

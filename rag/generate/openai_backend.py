@@ -29,6 +29,10 @@ BACKOFF_CAP_S = 8.0
 _RETRIED_STATUS = {408, 409, 429}
 # Reasoning models served locally often prefix their answer with their thinking.
 _THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+# A sentence end: a full stop, question or exclamation mark (and any [n] markers after it)
+# followed by white space or the end of the text.
+_SENTENCE_END = re.compile(r"[.!?](?:\s*\[\d+\])*(?=\s|$)")
+_EMPTY_OPENING = re.compile(r"^\s*(?:#{1,6}\s.*|\d{1,3}[.)]|[-*+•])\s*$")
 
 
 def endpoint_url(base_url: str) -> str:
@@ -126,7 +130,10 @@ class OpenAIGenerator:
                 choices = getattr(response, "choices", None) or []
                 if not choices:
                     return ""
-                return choices[0].message.content or ""
+                text = choices[0].message.content or ""
+                if getattr(choices[0], "finish_reason", None) == "length":
+                    text = without_unfinished_sentence(text)
+                return text
             if attempt < attempts:
                 time.sleep(min(pause, BACKOFF_CAP_S))
                 delay = min(delay * 2, BACKOFF_CAP_S)
@@ -136,6 +143,22 @@ class OpenAIGenerator:
     def close(self) -> None:
         """Release the pooled connections."""
         self._client.close()
+
+
+def without_unfinished_sentence(text: str) -> str:
+    """`text` cut back to its last finished sentence or line: what a reply stopped by the
+    token limit ends with ("... in patients with se") is not shown. A reply with no
+    finished sentence or line break at all is returned as it is."""
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    line_break = text.rfind("\n")
+    cut = max([*ends, line_break])
+    if cut <= 0:
+        return text
+    lines = text[:cut].rstrip().split("\n")
+    # A heading or list number left with nothing after it ("### Evidence:", "1.") goes too.
+    while len(lines) > 1 and (not lines[-1].strip() or _EMPTY_OPENING.match(lines[-1])):
+        lines.pop()
+    return "\n".join(lines).rstrip()
 
 
 def _root_cause(error: BaseException) -> str:

@@ -56,14 +56,15 @@ PATIENT_STYLE = (
     "talking to their doctor or nurse where the passages support it."
 )
 
-# With `want_decision` the decision comes first: a reply cut short by the token limit still
-# carries it, and a small model decides before it wanders.
+# With `want_decision` the decision comes right after the bottom line: the model has put its
+# answer into words first (asked for the decision before anything else, a small model said
+# "yes" to nearly everything), and a reply cut short by the token limit still carries it.
 DECISION_RULE = """
 
-8. This question also wants a decision. Your first line is exactly one of "{label} yes", \
-"{label} no" or "{label} maybe": yes or no when the passages support that answer to the \
-question, maybe when they are mixed or inconclusive. After it, write the bottom line and \
-the answer as rules 3 to 6 say."""
+8. This question also wants a decision. Right after the bottom line, write a line that is \
+exactly one of "{label} yes", "{label} no" or "{label} maybe": yes or no when the passages \
+support that answer to the question, maybe when they are mixed or inconclusive. Then write \
+the rest of the answer as rules 4 to 6 say."""
 
 USER_PROMPT = """\
 Question: {question}
@@ -106,7 +107,7 @@ def system_prompt(*, audience: str, want_decision: bool, with_passages: bool = T
     if want_decision:
         decision_rule = DECISION_RULE.format(label=DECISION_LABEL)
         if not with_passages:
-            decision_rule = decision_rule.replace("8.", "6.").replace("rules 3 to 6", "rules 1 to 4")
+            decision_rule = decision_rule.replace("8.", "6.").replace("rules 4 to 6", "rules 2 to 4")
             decision_rule = decision_rule.replace("the passages support", "the evidence supports")
             decision_rule = decision_rule.replace("they are mixed", "the evidence is mixed")
     audience_style = PATIENT_STYLE if audience == "patient" else CLINICIAN_STYLE
@@ -185,7 +186,7 @@ def build_messages(
     knowledge without citations (the no-retrieval baseline).
     """
     opening = (
-        f'Start with "{DECISION_LABEL}", then "{BOTTOM_LINE_LABEL}".'
+        f'Start with "{BOTTOM_LINE_LABEL}", then "{DECISION_LABEL}".'
         if want_decision
         else f'Start with "{BOTTOM_LINE_LABEL}".'
     )

@@ -203,3 +203,58 @@ def _rebuild(units: Sequence[_Unit | None], removed: set[tuple[int, int]], *, of
             text = re.sub(rf"[ \t]*\[{number}\]", "", text)
         lines[unit.line] = lines.get(unit.line, "") + text
     return "\n".join(lines[line] for line in sorted(lines))
+
+
+# A sentence needs this many content words to be worth attributing: shorter ones ("### Dosing",
+# "Yes.") claim nothing a passage could back.
+ATTRIBUTE_MIN_WORDS = 4
+_LABEL = re.compile(r"^\s*\**\s*(bottom line|answer|summary)\s*:\**\s*", re.IGNORECASE)
+
+
+def attribute_uncited(
+    text: str,
+    hits: Sequence[Hit],
+    embedder: PassageEmbedder | None,
+    *,
+    min_support: float,
+) -> str:
+    """`text` (a draft citing `hits` as [1]..[len(hits)]) with a marker added to each sentence
+    that cites nothing but that one passage clearly backs.
+
+    Small models often state what a passage says without the [n]. Each such sentence (at least
+    ATTRIBUTE_MIN_WORDS content words) is scored against every passage as `support_scores`
+    does; when the best passage reaches `min_support` (stricter than the removal threshold,
+    so only clear support is attributed) its number goes at the end of the sentence, before
+    the final full stop. Everything else is left exactly as written; `enforce_citations` and
+    `check_support` then treat the added markers like the model's own.
+    """
+    if not hits or not text.strip():
+        return text
+    units = _sentence_units(text)
+    candidates = [
+        index
+        for index, unit in enumerate(units)
+        if not unit.numbers
+        and len(set(content_words(_LABEL.sub("", unit.claim)))) >= ATTRIBUTE_MIN_WORDS
+    ]
+    if not candidates:
+        return text
+    pairs = [
+        (_LABEL.sub("", units[index].claim), hit.text) for index in candidates for hit in hits
+    ]
+    scores = support_scores(pairs, embedder)
+    lines: dict[int, str] = {}
+    best_by_unit = {}
+    for position, index in enumerate(candidates):
+        row = scores[position * len(hits) : (position + 1) * len(hits)]
+        best = max(range(len(hits)), key=lambda n: row[n])
+        if row[best] >= min_support:
+            best_by_unit[index] = best + 1
+    for index, unit in enumerate(units):
+        piece = unit.text
+        if index in best_by_unit:
+            end = re.search(r"([.!?;:]?)(\s*)$", piece)
+            assert end is not None  # the pattern matches the empty end of any string
+            piece = f"{piece[: end.start()]} [{best_by_unit[index]}]{end.group(1)}{end.group(2)}"
+        lines[unit.line] = lines.get(unit.line, "") + piece
+    return "\n".join(lines[line] for line in sorted(lines))
