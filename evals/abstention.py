@@ -71,6 +71,11 @@ class Scored:
     nearest_cosine: float
     word_coverage: float
     missing_words: tuple[str, ...]
+    unknown_words: tuple[str, ...] = ()
+
+    def answered_at(self, threshold: float) -> bool:
+        """Whether the gate lets the question through at `threshold` (Coverage.covered)."""
+        return not self.unknown_words and self.score >= threshold
 
 
 def read_questions(path: Path) -> list[dict]:
@@ -99,6 +104,7 @@ def coverage_scores(engine: Engine, questions: Sequence[dict]) -> list[Scored]:
                 coverage.nearest_cosine,
                 coverage.word_coverage,
                 coverage.missing_words,
+                coverage.unknown_words,
             )
         )
         if number % 20 == 0:
@@ -107,15 +113,16 @@ def coverage_scores(engine: Engine, questions: Sequence[dict]) -> list[Scored]:
 
 
 def errors_at(scored: Sequence[Scored], threshold: float) -> tuple[int, int]:
-    """(false answers, false abstentions) when answering iff score >= threshold."""
-    false_answers = sum(1 for s in scored if not s.answerable and s.score >= threshold)
-    false_abstentions = sum(1 for s in scored if s.answerable and s.score < threshold)
+    """(false answers, false abstentions) when answering as the gate does at `threshold`."""
+    false_answers = sum(1 for s in scored if not s.answerable and s.answered_at(threshold))
+    false_abstentions = sum(1 for s in scored if s.answerable and not s.answered_at(threshold))
     return false_answers, false_abstentions
 
 
 def calibrate_threshold(dev: Sequence[Scored]) -> float:
-    """The dev cut with the fewest errors; among equally good cuts the widest gap's middle."""
-    values = sorted({s.score for s in dev})
+    """The dev cut with the fewest errors; among equally good cuts the widest gap's middle.
+    Questions the unknown-term veto decides are left out: no threshold changes them."""
+    values = sorted({s.score for s in dev if not s.unknown_words})
     cuts = list(itertools.pairwise(values))
     cuts += [(values[0] - 0.1, values[0]), (values[-1], values[-1] + 0.1)]
 
@@ -307,7 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         (
             f"Coverage score = idf-weighted share of the question's topical words in the top 3 "
-            f"passages + cosine of the nearest passage. Threshold calibrated on dev: "
+            f"passages + cosine of the nearest passage; a question naming a term no passage "
+            f"contains and the embedder cannot spell as one token abstains whatever its score "
+            f"(vetoed: {sum(1 for s in scored if s.unknown_words)} of {len(scored)}). "
+            f"Threshold calibrated on dev: "
             f"**{threshold}** (`answer.min_coverage_score`, currently "
             f"{settings.answer.min_coverage_score} in rag/config.py)."
         ),
@@ -318,8 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for split in SPLITS:
         part = [s for s in scored if s.split == split]
         gate = rates(
-            [s.score < threshold for s in part if s.answerable],
-            [s.score >= threshold for s in part if not s.answerable],
+            [not s.answered_at(threshold) for s in part if s.answerable],
+            [s.answered_at(threshold) for s in part if not s.answerable],
         )
         lines.append(f"| {split} | coverage gate | {gate} |")
     if not arguments.skip_answers:
@@ -335,12 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines.append(f"| {split} | Engine.ask ({engine.generator.name}) | {asked} |")
     lines += ["", "Errors (heldout is never used to choose the threshold):", ""]
     for s in sorted(scored, key=lambda s: (s.split, s.answerable, s.score)):
-        wrong = (s.score >= threshold) != s.answerable
-        if wrong:
-            kind = "answered" if s.score >= threshold else "abstained"
+        if s.answered_at(threshold) != s.answerable:
+            kind = "answered" if s.answered_at(threshold) else "abstained"
+            unknown = f", unknown: {', '.join(s.unknown_words)}" if s.unknown_words else ""
             lines.append(
                 f"- {s.split} {s.id}: {kind}, score {s.score:.3f} (cosine {s.nearest_cosine:.3f}, "
-                f"words {s.word_coverage:.2f}, missing: {', '.join(s.missing_words) or '-'})"
+                f"words {s.word_coverage:.2f}, missing: {', '.join(s.missing_words) or '-'}"
+                f"{unknown})"
             )
     lines.append("")
 

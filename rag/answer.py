@@ -137,11 +137,13 @@ class Engine:
         timings["retrieve"] = _ms_since(started)
 
         started = time.perf_counter()
+        coverage = (
+            self.coverage(standalone, hits, sources=sources, min_year=min_year)
+            if use_retrieval and hits
+            else None
+        )
         covered = not use_retrieval or (
-            bool(hits)
-            and self.coverage(standalone, hits, sources=sources, min_year=min_year).covered(
-                self.settings.answer.min_coverage_score
-            )
+            coverage is not None and coverage.covered(self.settings.answer.min_coverage_score)
         )
         timings["coverage"] = _ms_since(started)
 
@@ -177,6 +179,9 @@ class Engine:
         answer_text, bottom_line = cited.answer, cited.bottom_line
         if abstained and use_retrieval:
             answer_text, bottom_line = NOT_COVERED, "The indexed sources do not cover this question."
+            if coverage is not None and coverage.unknown_words:
+                named = ", ".join(f"'{word}'" for word in coverage.unknown_words)
+                answer_text += f" No indexed passage mentions {named}."
         related: list[str] = []
         if suggest_related and use_retrieval:
             started = time.perf_counter()

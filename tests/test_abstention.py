@@ -48,7 +48,9 @@ class RecordingGenerator:
 def test_an_off_topic_question_abstains_and_lists_the_nearest_sources(engine: Engine):
     answer = engine.ask(OFF_TOPIC, suggest_related=False)
     assert answer.abstained
-    assert answer.answer == NOT_COVERED
+    assert answer.answer.startswith(NOT_COVERED)
+    # The terms the index never mentions are named, so the user sees why.
+    assert "'Helicobacter'" in answer.answer and "'pylori'" in answer.answer
     assert answer.citations == ()
     assert answer.retrieved  # the nearest passages are still returned ...
     shown = answer_markdown(answer)
@@ -121,3 +123,34 @@ def test_the_context_label_of_a_condensed_follow_up_is_not_a_topic_word():
     assert "context" not in words.values()
     assert "gout" in words.values()
     assert "line" not in words.values()
+
+
+def test_a_term_the_index_never_mentions_vetoes_an_otherwise_close_question(engine: Engine):
+    """A question about a drug the index never names abstains even though the rest of it
+    (gout, flare, first-line) is well covered; an ordinary word the passages happen not to use
+    ("straight") does not."""
+    unknown_drug = "Is zuranolone a first-line treatment for an acute gout flare?"
+    coverage = engine.coverage(unknown_drug, engine.search(unknown_drug))
+    assert coverage.unknown_words == ("zuranolone",)
+    assert not coverage.covered(engine.settings.answer.min_coverage_score)
+    answer = engine.ask(unknown_drug, suggest_related=False)
+    assert answer.abstained and "'zuranolone'" in answer.answer
+
+    ordinary = "Which colchicine dose is preferred straight away for an acute gout flare?"
+    coverage = engine.coverage(ordinary, engine.search(ordinary))
+    assert coverage.unknown_words == ()
+    assert not engine.ask(ordinary, suggest_related=False).abstained
+
+
+def test_numbers_and_known_words_are_never_unknown_terms():
+    from rag.generate.abstention import _unknown_to
+
+    class Splitter:  # splits every word of more than four letters, like a WordPiece vocabulary
+        @staticmethod
+        def count_tokens(word: str) -> int:
+            return 1 if len(word) <= 4 else 2
+
+    assert _unknown_to(Splitter(), "resmetirom")
+    assert not _unknown_to(Splitter(), "dose")
+    assert not _unknown_to(Splitter(), "15000")  # digits: a dose or a count, not a term
+    assert not _unknown_to(object(), "resmetirom")  # an embedder that cannot count tokens

@@ -246,6 +246,22 @@ def test_runner_stops_when_the_endpoint_keeps_failing():
     assert report.summary(WITH_RETRIEVAL).metrics["accuracy"] == 0.0
 
 
+def test_a_resumed_run_asks_only_what_the_saved_rows_lack():
+    first = QueuedEngine(fake_replies())
+    saved: list = []
+    evaluate_answers(first, GOLD, progress=False, on_row=saved.append)
+    # Interrupted after the retrieval block: p1 and m1 answered, p2 failed (not kept).
+    done = [row for row in saved[:3] if row.error is None]
+    again = QueuedEngine(fake_replies()[1:2] + fake_replies()[3:])
+    report = evaluate_answers(again, GOLD, progress=False, done=done)
+    asked = [(call["question"], call["use_retrieval"]) for call in again.calls]
+    assert asked == [(GOLD[1].question, True)] + [(gold.question, False) for gold in GOLD]
+    assert [(row.question_id, row.mode) for row in report.rows] == [
+        (qid, mode) for qid in ("p1", "p2", "m1") for mode in (WITH_RETRIEVAL, WITHOUT_RETRIEVAL)
+    ]
+    assert report.rows[0] == done[0]  # the saved row itself, not a new answer
+
+
 def test_runner_limit_and_bad_arguments():
     engine = QueuedEngine(fake_replies())
     report = evaluate_answers(engine, GOLD, limit=1, progress=False, block_size=1)

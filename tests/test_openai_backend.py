@@ -69,6 +69,8 @@ class FakeOpenAIServer:
                         self._send(int(value), {"error": {"message": f"scripted {value}"}})
                     elif self.path != "/v1/chat/completions":
                         self._send(404, {"error": {"message": "not found"}})
+                    elif kind == "cut":  # the reply the token limit stopped
+                        self._send(200, completion(str(value), finish_reason="length"))
                     else:
                         self._send(200, completion(str(value), model=body.get("model", "")))
                 except (BrokenPipeError, ConnectionResetError):
@@ -98,7 +100,7 @@ class FakeOpenAIServer:
         self.httpd.server_close()
 
 
-def completion(content: str, model: str = "test-model") -> dict:
+def completion(content: str, model: str = "test-model", finish_reason: str = "stop") -> dict:
     return {
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -108,7 +110,7 @@ def completion(content: str, model: str = "test-model") -> dict:
             {
                 "index": 0,
                 "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
+                "finish_reason": finish_reason,
             }
         ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
@@ -212,6 +214,11 @@ def test_decision_line_is_parsed_when_asked(server):
     draft = generator_for(server.url).generate(QUESTION, HITS, want_decision=True)
     assert draft.decision == "yes"
     assert "Decision" not in draft.text
+    # The model is asked to put its answer into words first, then decide: asked for the
+    # decision before anything else, a small model said "yes" to nearly every question.
+    system, user = (message["content"] for message in server.requests[-1]["messages"])
+    assert "Right after the bottom line" in system
+    assert user.rstrip().endswith('Start with "Bottom line:", then "Decision:".')
 
 
 def test_the_request_carries_the_system_prompt_and_numbered_passages(server):
@@ -272,3 +279,27 @@ def test_one_generator_serves_several_threads(server):
     for thread in threads:
         thread.join()
     assert results == ["Bottom line: Colchicine [1]."] * 6
+
+
+def test_a_reply_cut_by_the_token_limit_loses_its_unfinished_sentence(server):
+    cut = (
+        "Bottom line: Colchicine is first-line therapy [1].\nDecision: yes\n\n"
+        "### Dosing\nLow-dose colchicine is preferred [1]. It causes fewer side eff"
+    )
+    server.enqueue("cut", cut)
+    server.enqueue("reply", cut)  # the same text, finished by the model: left alone
+    generator = generator_for(server.url)
+    draft = generator.generate(QUESTION, HITS, want_decision=True)
+    assert draft.decision == "yes"
+    assert draft.text.endswith("Low-dose colchicine is preferred [1].")
+    assert "side eff" not in draft.text
+    assert generator.generate(QUESTION, HITS, want_decision=True).text.endswith("side eff")
+
+
+def test_a_cut_reply_ending_in_an_empty_heading_loses_the_heading_too():
+    from rag.generate.openai_backend import without_unfinished_sentence
+
+    assert without_unfinished_sentence("Bottom line: Yes [1].\n\n### Evidence:\n1.") == (
+        "Bottom line: Yes [1]."
+    )
+    assert without_unfinished_sentence("no sentence ends here") == "no sentence ends here"

@@ -9,7 +9,12 @@ import pytest
 
 from rag.config import EmbedderSettings, Settings
 from rag.generate.citations import enforce_citations
-from rag.generate.support import check_support, lexical_share, support_scores
+from rag.generate.support import (
+    attribute_uncited,
+    check_support,
+    lexical_share,
+    support_scores,
+)
 from rag.types import Hit
 
 GOUT = (
@@ -137,3 +142,26 @@ def test_lists_and_headings_survive_the_check_unchanged(embedder):
     assert checked.answer == cited.answer  # every citation here is supported
     assert checked.answer.startswith("### Dosing\n\n- Low-dose")
     assert all(c.support >= REMOVE_BELOW for c in checked.citations)
+
+
+def test_an_uncited_sentence_gets_the_passage_that_backs_it(embedder):
+    """A small model often states what a passage says without the [n]: the pipeline adds it,
+    but only where one passage clearly backs the sentence."""
+    hits = [hit("hands", HANDS, 1), hit("gout", GOUT, 2), hit("af", AF, 3)]
+    draft = (
+        f"Bottom line: {PARAPHRASE}\n\n### Anticoagulation\n"
+        "Atrial fibrillation with a CHA2DS2-VASc score of 2 or more in men calls for a direct "
+        "oral anticoagulant [3]. Regular exercise and a cheerful outlook help everyone."
+    )
+    attributed = attribute_uncited(
+        draft, hits, embedder, min_support=Settings().answer.attribute_min_support
+    )
+    assert attributed.startswith(f"Bottom line: {PARAPHRASE[:-1]} [2].")
+    assert "oral anticoagulant [3]." in attributed  # the model's own citation is kept as is
+    assert "cheerful outlook help everyone." in attributed  # nothing backs it: no marker
+    assert shown_numbers(attributed) == [2, 3]
+    cited = check_support(
+        enforce_citations(attributed, hits), hits, embedder, remove_below=REMOVE_BELOW
+    )
+    assert_contract(cited)
+    assert [c.doc_id for c in cited.citations] == ["gout", "af"]

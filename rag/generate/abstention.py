@@ -13,6 +13,13 @@ looks at two signals that are cheap and need no LLM:
   pylori" over an index that never names it misses its two rarest words, whatever else it
   shares with the passages.
 
+A third signal is a veto: `unknown_words`, topical words that no passage of the (filtered)
+index contains and that the embedder's own vocabulary does not hold as one token either
+("resmetirom", "zuranolone", "Helicobacter"): a named drug, organism or condition that the
+index never mentions. On the dev and heldout sets of evals/abstention.jsonl such a word occurs
+only in questions the corpus cannot answer; the ordinary words an answerable question may use
+without the passages using them ("drip", "straight", "afterwards") are single tokens.
+
 `Coverage.covered(min_score)` says whether to answer from their sum; the threshold lives in
 `rag.config.AnswerSettings`, calibrated on the dev split of evals/abstention.jsonl by
 evals/abstention.py.
@@ -78,11 +85,14 @@ class Coverage:
     word_coverage: 0..1, idf-weighted share of the question's topical words present in the top
     retrieved passages (1.0 when the question has no topical word to check).
     missing_words: the topical words (lightly stemmed) absent from those passages, rarest first.
+    unknown_words: the topical words as written that no passage of the index contains and the
+    embedder cannot spell as one token: terms the index never mentions.
     """
 
     nearest_cosine: float
     word_coverage: float
     missing_words: tuple[str, ...] = ()
+    unknown_words: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -94,8 +104,9 @@ class Coverage:
         return self.word_coverage + self.nearest_cosine
 
     def covered(self, min_score: float) -> bool:
-        """True when `score` reaches `min_score`: the evidence is worth answering from."""
-        return self.score >= min_score
+        """True when `score` reaches `min_score` and the question names no term the index
+        never mentions: the evidence is worth answering from."""
+        return not self.unknown_words and self.score >= min_score
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -103,6 +114,7 @@ class Coverage:
             "word_coverage": round(self.word_coverage, 4),
             "score": round(self.score, 4),
             "missing_words": list(self.missing_words),
+            "unknown_words": list(self.unknown_words),
         }
 
 
@@ -154,6 +166,7 @@ def measure_coverage(
     passage_count = max(int(index.chunk_count), 1)
     weights: dict[str, float] = {}
     found: set[str] = set()
+    unknown: list[str] = []
     for stem, surface in words.items():
         tokens = [_family(token) for token in tokenize(surface)]
         if not tokens:
@@ -164,11 +177,28 @@ def measure_coverage(
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if any(_same_family(token, other) for token in tokens for other in passage_stems):
             found.add(stem)
+        elif frequency == 0 and _unknown_to(index.embedder, surface):
+            unknown.append(surface)
     total = sum(weights.values())
     if total <= 0.0:
-        return Coverage(nearest_cosine, 1.0)
+        return Coverage(nearest_cosine, 1.0, unknown_words=tuple(unknown))
     missing = sorted((stem for stem in weights if stem not in found), key=lambda s: -weights[s])
-    return Coverage(nearest_cosine, sum(weights[stem] for stem in found) / total, tuple(missing))
+    return Coverage(
+        nearest_cosine,
+        sum(weights[stem] for stem in found) / total,
+        tuple(missing),
+        tuple(unknown),
+    )
+
+
+def _unknown_to(embedder: object, word: str) -> bool:
+    """Whether `word` is a term the embedder's vocabulary does not hold whole: more than one
+    token. Words with digits (doses, scores, ages) never count: "1500" may split into pieces
+    and still be ordinary. False when the embedder cannot count tokens."""
+    count_tokens = getattr(embedder, "count_tokens", None)
+    if count_tokens is None or any(character.isdigit() for character in word):
+        return False
+    return int(count_tokens(word.lower())) > 1
 
 
 def _family(stem: str) -> str:
