@@ -72,10 +72,11 @@ class Scored:
     word_coverage: float
     missing_words: tuple[str, ...]
     unknown_words: tuple[str, ...] = ()
+    dose_missing: bool = False
 
     def answered_at(self, threshold: float) -> bool:
         """Whether the gate lets the question through at `threshold` (Coverage.covered)."""
-        return not self.unknown_words and self.score >= threshold
+        return not self.unknown_words and not self.dose_missing and self.score >= threshold
 
 
 def read_questions(path: Path) -> list[dict]:
@@ -105,6 +106,7 @@ def coverage_scores(engine: Engine, questions: Sequence[dict]) -> list[Scored]:
                 coverage.word_coverage,
                 coverage.missing_words,
                 coverage.unknown_words,
+                coverage.dose_missing,
             )
         )
         if number % 20 == 0:
@@ -121,8 +123,9 @@ def errors_at(scored: Sequence[Scored], threshold: float) -> tuple[int, int]:
 
 def calibrate_threshold(dev: Sequence[Scored]) -> float:
     """The dev cut with the fewest errors; among equally good cuts the widest gap's middle.
-    Questions the unknown-term veto decides are left out: no threshold changes them."""
-    values = sorted({s.score for s in dev if not s.unknown_words})
+    Questions the unknown-term veto or the dose check decides are left out: no threshold
+    changes them."""
+    values = sorted({s.score for s in dev if not s.unknown_words and not s.dose_missing})
     cuts = list(itertools.pairwise(values))
     cuts += [(values[0] - 0.1, values[0]), (values[-1], values[-1] + 0.1)]
 
@@ -316,7 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Coverage score = idf-weighted share of the question's topical words in the top 3 "
             f"passages + cosine of the nearest passage; a question naming a term no passage "
             f"contains and the embedder cannot spell as one token abstains whatever its score "
-            f"(vetoed: {sum(1 for s in scored if s.unknown_words)} of {len(scored)}). "
+            f"(vetoed: {sum(1 for s in scored if s.unknown_words)} of {len(scored)}), and so does "
+            f"a dose question whose retrieved passages state no dose for its key term "
+            f"({sum(1 for s in scored if s.dose_missing and not s.unknown_words)} more). "
             f"Threshold calibrated on dev: "
             f"**{threshold}** (`answer.min_coverage_score`, currently "
             f"{settings.answer.min_coverage_score} in rag/config.py)."
@@ -348,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if s.answered_at(threshold) != s.answerable:
             kind = "answered" if s.answered_at(threshold) else "abstained"
             unknown = f", unknown: {', '.join(s.unknown_words)}" if s.unknown_words else ""
+            unknown += ", no dose found" if s.dose_missing else ""
             lines.append(
                 f"- {s.split} {s.id}: {kind}, score {s.score:.3f} (cosine {s.nearest_cosine:.3f}, "
                 f"words {s.word_coverage:.2f}, missing: {', '.join(s.missing_words) or '-'}"

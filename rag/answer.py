@@ -182,6 +182,8 @@ class Engine:
             if coverage is not None and coverage.unknown_words:
                 named = ", ".join(f"'{word}'" for word in coverage.unknown_words)
                 answer_text += f" No indexed passage mentions {named}."
+            elif coverage is not None and coverage.dose_missing:
+                answer_text += " None of the passages found states a dose for what was asked."
         related: list[str] = []
         if suggest_related and use_retrieval:
             started = time.perf_counter()

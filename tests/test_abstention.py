@@ -154,3 +154,27 @@ def test_numbers_and_known_words_are_never_unknown_terms():
     assert not _unknown_to(Splitter(), "dose")
     assert not _unknown_to(Splitter(), "15000")  # digits: a dose or a count, not a term
     assert not _unknown_to(object(), "resmetirom")  # an embedder that cannot count tokens
+
+
+def test_a_dose_question_needs_a_passage_that_doses_what_it_asks_about(engine: Engine):
+    """The index names apixaban but never doses it: asked for its dose, rag declines rather
+    than quote a passage about choosing it. Allopurinol's dose is given, so that is answered."""
+    undosed = "What dose of apixaban is used for stroke prevention in atrial fibrillation?"
+    coverage = engine.coverage(undosed, engine.search(undosed))
+    assert coverage.dose_missing and coverage.unknown_words == ()
+    answer = engine.ask(undosed, suggest_related=False)
+    assert answer.abstained and "states a dose" in answer.answer
+
+    dosed = "What starting dose of allopurinol is used in gout?"
+    assert not engine.coverage(dosed, engine.search(dosed)).dose_missing
+    answer = engine.ask(dosed, suggest_related=False)
+    assert not answer.abstained and "100 mg" in answer.bottom_line + answer.answer
+
+
+def test_dose_amounts_are_told_from_concentrations():
+    from rag.generate.abstention import _DOSE_AMOUNT
+
+    for amount in ("666 mg three times daily", "0.25 mg/kg IV", "30 mL/kg", "10 units", "1,998 mg/day"):
+        assert _DOSE_AMOUNT.search(amount), amount
+    for concentration in ("below 6 mg/dL", "5 mmol/L", "ferritin 100 ng/mL", "300 cells/µL"):
+        assert not _DOSE_AMOUNT.search(concentration), concentration

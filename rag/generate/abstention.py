@@ -20,6 +20,12 @@ index never mentions. On the dev and heldout sets of evals/abstention.jsonl such
 only in questions the corpus cannot answer; the ordinary words an answerable question may use
 without the passages using them ("drip", "straight", "afterwards") are single tokens.
 
+A fourth is a check of the answer's type for dose questions: a question asking for a dose
+("What dose of roflumilast ...?") needs a retrieved passage that names its key term (the
+rarest topical word the top passages contain) together with an amount in a dose unit ("500
+mg", "0.25 mg/kg", "30 mL/kg"). A guideline that names a drug without ever dosing it is the
+near miss the overlap signals cannot see: every topic word is there, only the fact is not.
+
 `Coverage.covered(min_score)` says whether to answer from their sum; the threshold lives in
 `rag.config.AnswerSettings`, calibrated on the dev split of evals/abstention.jsonl by
 evals/abstention.py.
@@ -48,6 +54,15 @@ if TYPE_CHECKING:
 # pick the sentence that does say "first-line"). "context" labels the topic terms a condensed
 # follow-up carries ("And how long? (context: gout flare)"): rag's own word, not the user's.
 COVERAGE_GENERIC_WORDS = GENERIC_WORDS | {"line", "second", "third", "context"}
+
+# A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
+# "30 mL/kg", "10 units", "1,998 mg/day"; not a concentration ("200 mg/dL", "5 mmol/L").
+_WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage)\b", re.IGNORECASE)
+_DOSE_AMOUNT = re.compile(
+    r"\d(?:[\d.,]*\d)?\s*(?:mg|g|mcg|µg|μg|IU|units?|mmol|mEq|mL|ml)"
+    r"(?:/(?:kg|day|d|h|hr|hour|min|dose|m2))*(?![/\w])",
+    re.IGNORECASE,
+)
 
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
@@ -87,12 +102,15 @@ class Coverage:
     missing_words: the topical words (lightly stemmed) absent from those passages, rarest first.
     unknown_words: the topical words as written that no passage of the index contains and the
     embedder cannot spell as one token: terms the index never mentions.
+    dose_missing: the question asks for a dose and no retrieved passage gives one for its key
+    term.
     """
 
     nearest_cosine: float
     word_coverage: float
     missing_words: tuple[str, ...] = ()
     unknown_words: tuple[str, ...] = ()
+    dose_missing: bool = False
 
     @property
     def score(self) -> float:
@@ -106,7 +124,7 @@ class Coverage:
     def covered(self, min_score: float) -> bool:
         """True when `score` reaches `min_score` and the question names no term the index
         never mentions: the evidence is worth answering from."""
-        return not self.unknown_words and self.score >= min_score
+        return not self.unknown_words and not self.dose_missing and self.score >= min_score
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -115,6 +133,7 @@ class Coverage:
             "score": round(self.score, 4),
             "missing_words": list(self.missing_words),
             "unknown_words": list(self.unknown_words),
+            "dose_missing": self.dose_missing,
         }
 
 
@@ -167,10 +186,12 @@ def measure_coverage(
     weights: dict[str, float] = {}
     found: set[str] = set()
     unknown: list[str] = []
+    tokens_of: dict[str, list[str]] = {}
     for stem, surface in words.items():
         tokens = [_family(token) for token in tokenize(surface)]
         if not tokens:
             continue  # a stopword to the lexical index: its frequency cannot be looked up
+        tokens_of[stem] = tokens
         frequency = len(
             index.search_lexical(surface, min(DOCUMENT_FREQUENCY_CAP, passage_count), rows)
         )
@@ -179,6 +200,10 @@ def measure_coverage(
             found.add(stem)
         elif frequency == 0 and _unknown_to(index.embedder, surface):
             unknown.append(surface)
+    dose_missing = False
+    if found and _WANTS_DOSE.search(question):
+        key = max(found, key=lambda stem: weights[stem])
+        dose_missing = not any(_gives_dose(hit, tokens_of[key]) for hit in hits)
     total = sum(weights.values())
     if total <= 0.0:
         return Coverage(nearest_cosine, 1.0, unknown_words=tuple(unknown))
@@ -188,7 +213,17 @@ def measure_coverage(
         sum(weights[stem] for stem in found) / total,
         tuple(missing),
         tuple(unknown),
+        dose_missing,
     )
+
+
+def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
+    """Whether `hit` names the key term (any of its stems) and states an amount in a dose
+    unit somewhere in the same passage."""
+    text = f"{hit.title} {hit.section} {hit.text}"
+    stems = {_family(token) for token in tokenize(text)}
+    names_it = any(_same_family(key, stem) for key in key_tokens for stem in stems)
+    return names_it and _DOSE_AMOUNT.search(text) is not None
 
 
 def _unknown_to(embedder: object, word: str) -> bool:
