@@ -114,7 +114,7 @@ def comparison_notes(report: AnswerReport, command: str, split: str) -> tuple[st
             "StatPearls, Wikipedia), while this corpus is the 1,000 PubMedQA abstracts without "
             "their conclusions, so every question's own abstract can be found; MIRAGE asks the "
             "models for step-by-step reasoning and an answer choice, while rag asks for a "
-            "cited answer that ends with the decision."
+            "cited answer whose decision line follows its one-sentence bottom line."
         ),
         "",
         f"Command: `.venv/bin/python {command}`",

@@ -18,7 +18,7 @@ from rag.generate.citations import enforce_citations
 from rag.generate.support import attribute_uncited, check_support
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
-from rag.retrieve import retrieve
+from rag.retrieve import Fusion, retrieve
 from rag.types import Answer, Hit, Turn
 
 NOT_COVERED = (
@@ -84,6 +84,12 @@ class Engine:
             k=max(k, CITED_SOURCE_DEPTH) if preferred else k,
             per_document=retrieval.per_document,
             candidates=retrieval.candidates,
+            fusion=Fusion(
+                method=retrieval.fusion,
+                alpha=retrieval.fusion_alpha,
+                normalisation="zscore",
+                rrf_k=retrieval.rrf_k,
+            ),
             sources=sources,
             min_year=min_year,
         )

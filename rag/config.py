@@ -58,6 +58,13 @@ class RetrievalSettings:
     k: int = _described(8, "Passages handed to the generator.")
     per_document: int = _described(3, "Most passages kept from any one document.")
     candidates: int = _described(50, "Hits taken from each retriever before fusion.")
+    fusion: str = _described(
+        "blend",
+        "How hybrid mode merges the dense and lexical lists: blend (z-score normalised scores, "
+        "weighted by fusion_alpha) or rrf (reciprocal rank fusion with rrf_k).",
+    )
+    fusion_alpha: float = _described(0.6, "Dense weight of the blend (lexical gets the rest).")
+    rrf_k: float = _described(60.0, "The c of RRF's 1 / (c + rank).")
     exact_search_limit: int = _described(
         200_000, "Above this many chunks FAISS switches from exact search to HNSW."
     )

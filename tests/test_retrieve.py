@@ -245,3 +245,18 @@ def test_one_passage_per_document_on_a_real_index(real_index):
     doc_ids = [hit.doc_id for hit in documents]
     assert len(doc_ids) == len(set(doc_ids))
     assert len(doc_ids) == 5  # every test document matches something; none is repeated
+
+
+@pytest.mark.slow
+def test_the_fusion_is_a_setting(small_index):
+    from rag.answer import Engine
+    from rag.config import Settings
+
+    question = "first-line treatment of an acute gout flare"
+    for fusion in ("blend", "rrf"):
+        settings = Settings().merged({"index": str(small_index), "retrieval": {"fusion": fusion}})
+        hits = Engine.load(settings).search(question, k=3)
+        assert hits[0].title == "Management of Gout Flares"
+    settings = Settings().merged({"index": str(small_index), "retrieval": {"fusion": "average"}})
+    with pytest.raises(InputError, match="fusion 'average' is unknown; choose one of"):
+        Engine.load(settings).search(question)
