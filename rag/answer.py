@@ -173,6 +173,7 @@ class Engine:
                 hits,
                 self.index.embedder,
                 min_support=self.settings.answer.attribute_min_support,
+                question=standalone,
             )
         cited = check_support(
             enforce_citations(text, hits),

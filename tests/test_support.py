@@ -165,3 +165,13 @@ def test_an_uncited_sentence_gets_the_passage_that_backs_it(embedder):
     )
     assert_contract(cited)
     assert [c.doc_id for c in cited.citations] == ["gout", "af"]
+
+
+def test_a_sentence_off_the_question_is_not_attributed(embedder):
+    """An echoed stray sentence gets no source even when a passage says it word for word."""
+    hits = [hit("hands", HANDS, 1), hit("gout", GOUT, 2)]
+    draft = "Hands should be rubbed with alcohol-based hand rub for 20 to 30 seconds."
+    question = "Which colchicine dose is preferred for a gout flare?"
+    minimum = Settings().answer.attribute_min_support
+    assert attribute_uncited(draft, hits, embedder, min_support=minimum, question=question) == draft
+    assert attribute_uncited(draft, hits, embedder, min_support=minimum).endswith("seconds [1].")
