@@ -194,14 +194,23 @@ def _line_pieces(line: str) -> list[str]:
 def _rebuild(units: Sequence[_Unit | None], removed: set[tuple[int, int]], *, offset: int) -> str:
     """The text of `units` again, without the markers of the removed (unit index, number)
     pairs; unit indexes count from `offset`."""
-    lines: dict[int, str] = {}
+    pieces: list[tuple[int, str]] = []
     for index, unit in enumerate(units, start=offset):
         if unit is None:
             continue
         text = unit.text
         for number in {n for (i, n) in removed if i == index}:
             text = re.sub(rf"[ \t]*\[{number}\]", "", text)
-        lines[unit.line] = lines.get(unit.line, "") + text
+        pieces.append((unit.line, text))
+    return _joined(pieces)
+
+
+def _joined(pieces: Sequence[tuple[int, str]]) -> str:
+    """(line index, sentence text) pieces put back together: each line's pieces in order,
+    lines joined with newlines."""
+    lines: dict[int, str] = {}
+    for line, text in pieces:
+        lines[line] = lines.get(line, "") + text
     return "\n".join(lines[line] for line in sorted(lines))
 
 
@@ -251,18 +260,18 @@ def attribute_uncited(
         (_LABEL.sub("", units[index].claim), hit.text) for index in candidates for hit in hits
     ]
     scores = support_scores(pairs, embedder)
-    lines: dict[int, str] = {}
     best_by_unit = {}
     for position, index in enumerate(candidates):
         row = scores[position * len(hits) : (position + 1) * len(hits)]
         best = max(range(len(hits)), key=lambda n: row[n])
         if row[best] >= min_support:
             best_by_unit[index] = best + 1
+    pieces: list[tuple[int, str]] = []
     for index, unit in enumerate(units):
         piece = unit.text
         if index in best_by_unit:
             end = re.search(r"([.!?;:]?)(\s*)$", piece)
             assert end is not None  # the pattern matches the empty end of any string
             piece = f"{piece[: end.start()]} [{best_by_unit[index]}]{end.group(1)}{end.group(2)}"
-        lines[unit.line] = lines.get(unit.line, "") + piece
-    return "\n".join(lines[line] for line in sorted(lines))
+        pieces.append((unit.line, piece))
+    return _joined(pieces)
