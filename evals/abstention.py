@@ -31,27 +31,33 @@ import argparse
 import itertools
 import json
 import random
+import signal
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.answer import Engine
+import torch
+
+from rag.answer import Engine, load_generator
 from rag.config import Settings
 from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
 from rag.index.store import Index
 from rag.ingest.demo import load_demo_corpus
+from rag.local_llm import fetch_model, start_server
 
 QUESTIONS = REPO / "evals" / "abstention.jsonl"
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "evals" / "results"
 SPLITS = ("dev", "heldout")
 SUPPORT_FALSE_REMOVAL = 0.05
+LOCAL_MODEL = "qwen2.5-coder-1.5b"
 
 
 def log(message: str) -> None:
@@ -73,10 +79,15 @@ class Scored:
     missing_words: tuple[str, ...]
     unknown_words: tuple[str, ...] = ()
     dose_missing: bool = False
+    answerable_probability: float | None = None  # the LLM check's P(yes), when it was asked
 
-    def answered_at(self, threshold: float) -> bool:
-        """Whether the gate lets the question through at `threshold` (Coverage.covered)."""
-        return not self.unknown_words and not self.dose_missing and self.score >= threshold
+    def answered_at(self, threshold: float, check_threshold: float = 0.0) -> bool:
+        """Whether the question is answered at coverage `threshold` (Coverage.covered) and,
+        when the LLM check was asked, at `check_threshold` (Engine.ask's check)."""
+        if self.unknown_words or self.dose_missing or self.score < threshold:
+            return False
+        probability = self.answerable_probability
+        return probability is None or probability >= check_threshold
 
 
 def read_questions(path: Path) -> list[dict]:
@@ -114,27 +125,42 @@ def coverage_scores(engine: Engine, questions: Sequence[dict]) -> list[Scored]:
     return scored
 
 
-def errors_at(scored: Sequence[Scored], threshold: float) -> tuple[int, int]:
-    """(false answers, false abstentions) when answering as the gate does at `threshold`."""
-    false_answers = sum(1 for s in scored if not s.answerable and s.answered_at(threshold))
-    false_abstentions = sum(1 for s in scored if s.answerable and not s.answered_at(threshold))
-    return false_answers, false_abstentions
-
-
-def calibrate_threshold(dev: Sequence[Scored]) -> float:
-    """The dev cut with the fewest errors; among equally good cuts the widest gap's middle.
-    Questions the unknown-term veto or the dose check decides are left out: no threshold
-    changes them."""
-    values = sorted({s.score for s in dev if not s.unknown_words and not s.dose_missing})
+def calibrate_threshold(points: Sequence[tuple[float, bool]]) -> float:
+    """The cut through (value, answerable) dev points with the fewest errors (an answerable
+    point below it, an unanswerable one at or above it); among equally good cuts the middle
+    of the widest gap. Only the points a threshold can change are passed in: not the
+    questions the unknown-term veto or the dose check decides, nor, for the LLM check, the
+    ones the coverage gate already stopped."""
+    values = sorted({value for value, _ in points})
     cuts = list(itertools.pairwise(values))
     cuts += [(values[0] - 0.1, values[0]), (values[-1], values[-1] + 0.1)]
 
     def key(cut: tuple[float, float]) -> tuple[int, float]:
         middle = (cut[0] + cut[1]) / 2
-        return sum(errors_at(dev, middle)), -(cut[1] - cut[0])
+        errors = sum(1 for value, answerable in points if (value >= middle) != answerable)
+        return errors, -(cut[1] - cut[0])
 
     low, high = min(cuts, key=key)
     return round((low + high) / 2, 3)
+
+
+def check_probabilities(
+    engine: Engine, questions: Sequence[dict], scored: Sequence[Scored], threshold: float
+) -> list[Scored]:
+    """`scored` with the LLM check's P(yes) for every question the coverage gate lets through
+    at `threshold` (as Engine.ask asks it: the top passages of the same retrieval)."""
+    text_of = {row["id"]: row["question"] for row in questions}
+    checked = []
+    for number, s in enumerate(scored, start=1):
+        if s.answered_at(threshold):
+            question = text_of[s.id]
+            s = replace(
+                s, answerable_probability=engine.answerable(question, engine.search(question))
+            )
+        checked.append(s)
+        if number % 20 == 0:
+            log(f"LLM check: {number}/{len(scored)} questions")
+    return checked
 
 
 def rates(answerable_abstained: Sequence[bool], unanswerable_answered: Sequence[bool]) -> str:
@@ -277,6 +303,31 @@ def support_report(index: Index, limit: int, seed: int) -> tuple[list[str], floa
 # ---------------------------------------------------------------------------------------------
 
 
+def llm_engine(engine: Engine, arguments: argparse.Namespace, stack: ExitStack) -> Engine:
+    """`engine` with the OpenAI-compatible backend: the endpoint at --llm-url, or the local
+    model served by llama.cpp for as long as `stack` is open. The check is switched on (any
+    threshold above 0: only the probability is used here)."""
+    base_url, model = arguments.llm_url, arguments.llm_model
+    if not base_url:
+        server = stack.enter_context(start_server(fetch_model(LOCAL_MODEL, log=log), timeout_s=300))
+        base_url, model = server.base_url, Path(server.model_path).stem
+    # The llama.cpp server needs both cores; one thread embeds a query quickly enough.
+    torch.set_num_threads(1)
+    settings = engine.settings.merged(
+        {
+            "llm": {
+                "base_url": base_url,
+                "api_key": "local",
+                "model": model or "local",
+                "timeout_s": 600.0,
+                "retries": 1,
+            },
+            "answer": {"min_answerable_probability": 0.5},
+        }
+    )
+    return Engine(settings, engine.index, load_generator(settings, engine.index))
+
+
 def open_demo_index(path: Path) -> Settings:
     settings = Settings.from_env().merged({"index": str(path)})
     if not (path / "chunks.sqlite").exists():
@@ -295,14 +346,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--support-pairs", type=int, default=150)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--output", type=Path, default=RESULTS / "abstention.md")
+    parser.add_argument(
+        "--llm",
+        action="store_true",
+        help=f"also calibrate and report the LLM check with the local {LOCAL_MODEL} "
+        "(llama.cpp server started here; ~12 s per question on 2 cores)",
+    )
+    parser.add_argument("--llm-url", default="", help="use this OpenAI-compatible endpoint instead")
+    parser.add_argument("--llm-model", default="", help="model name at --llm-url")
     arguments = parser.parse_args(argv)
+    # `kill PID` of a background run: leave through the `with` block so the server stops too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     settings = open_demo_index(arguments.index)
     questions = read_questions(arguments.questions)
     engine = Engine.load(settings)
     log(f"coverage scores for {len(questions)} questions")
     scored = coverage_scores(engine, questions)
-    threshold = calibrate_threshold([s for s in scored if s.split == "dev"])
+    threshold = calibrate_threshold(
+        [
+            (s.score, s.answerable)
+            for s in scored
+            if s.split == "dev"
+            if not s.unknown_words and not s.dose_missing
+        ]
+    )
+    check_threshold, check_name = None, ""
+    if arguments.llm or arguments.llm_url:
+        with ExitStack() as stack:
+            checker = llm_engine(engine, arguments, stack)
+            log(f"LLM check with {checker.generator.name}")
+            scored = check_probabilities(checker, questions, scored, threshold)
+            check_name = checker.generator.name
+        check_threshold = calibrate_threshold(
+            [
+                (s.answerable_probability, s.answerable)
+                for s in scored
+                if s.split == "dev"
+                if s.answerable_probability is not None
+            ]
+        )
 
     lines = [
         "# Abstention and citation support",
@@ -337,6 +420,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             [s.answered_at(threshold) for s in part if not s.answerable],
         )
         lines.append(f"| {split} | coverage gate | {gate} |")
+        if check_threshold is not None:
+            checked = rates(
+                [not s.answered_at(threshold, check_threshold) for s in part if s.answerable],
+                [s.answered_at(threshold, check_threshold) for s in part if not s.answerable],
+            )
+            lines.append(f"| {split} | coverage gate + LLM check ({check_name}) | {checked} |")
     if not arguments.skip_answers:
         engine.settings = engine.settings.merged({"answer": {"min_coverage_score": threshold}})
         log("end to end: Engine.ask with the extractive backend")
@@ -348,12 +437,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [not abstained[row["id"]] for row in part if not row["answerable"]],
             )
             lines.append(f"| {split} | Engine.ask ({engine.generator.name}) | {asked} |")
-    lines += ["", "Errors (heldout is never used to choose the threshold):", ""]
+    if check_threshold is not None:
+        lines += [
+            "",
+            (
+                f"LLM check: asked for every question the coverage gate lets through, the model "
+                f"({check_name}) gives P(yes) that the top 3 passages state the answer; "
+                f"threshold calibrated on dev: **{check_threshold}** "
+                f"(`answer.min_answerable_probability`, currently "
+                f"{settings.answer.min_answerable_probability} in rag/config.py)."
+            ),
+        ]
+    final = check_threshold or 0.0
+    lines += ["", "Errors (heldout is never used to choose a threshold):", ""]
     for s in sorted(scored, key=lambda s: (s.split, s.answerable, s.score)):
-        if s.answered_at(threshold) != s.answerable:
-            kind = "answered" if s.answered_at(threshold) else "abstained"
+        if s.answered_at(threshold, final) != s.answerable:
+            kind = "answered" if s.answered_at(threshold, final) else "abstained"
             unknown = f", unknown: {', '.join(s.unknown_words)}" if s.unknown_words else ""
             unknown += ", no dose found" if s.dose_missing else ""
+            if s.answerable_probability is not None:
+                unknown += f", LLM P(yes) {s.answerable_probability:.3f}"
             lines.append(
                 f"- {s.split} {s.id}: {kind}, score {s.score:.3f} (cosine {s.nearest_cosine:.3f}, "
                 f"words {s.word_coverage:.2f}, missing: {', '.join(s.missing_words) or '-'}"

@@ -13,8 +13,9 @@ passages) and without (the bare question); write evals/results/answers-pubmedqa-
 full table). Rows are also appended to <prefix>.partial.jsonl as they come, so an
 interrupted run keeps what it did, and `--resume` carries on from them.
 
-The coverage gate (`answer.min_coverage_score`) is off here unless `--coverage-gate` is given:
-its threshold was calibrated on the demo guideline corpus, not on PubMedQA abstracts, and a
+The coverage gate (`answer.min_coverage_score`) and the LLM answerability check
+(`answer.min_answerable_probability`) are off here unless `--coverage-gate` is given: their
+thresholds were calibrated on the demo guideline corpus, not on PubMedQA abstracts, and a
 gated question never reaches the model, so it would have no decision and count as wrong.
 The model's own refusal and the citation support check still make it abstain.
 """
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--coverage-gate",
         action="store_true",
-        help="keep the coverage gate calibrated on the demo corpus (off by default, see above)",
+        help="keep the coverage gate and LLM check calibrated on the demo corpus (off by default)",
     )
     parser.add_argument(
         "--resume",
@@ -223,7 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "timeout_s": 600.0,
                     "retries": 1,
                 },
-                **({} if args.coverage_gate else {"answer": {"min_coverage_score": 0.0}}),
+                **(
+                    {}
+                    if args.coverage_gate
+                    else {"answer": {"min_coverage_score": 0.0, "min_answerable_probability": 0.0}}
+                ),
             }
         )
         engine = Engine(settings, index, load_generator(settings, index))

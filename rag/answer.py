@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from rag.config import Settings
 from rag.errors import InputError
-from rag.generate.abstention import Coverage, measure_coverage
+from rag.generate.abstention import TOP_PASSAGES, Coverage, measure_coverage
 from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import enforce_citations
 from rag.generate.support import attribute_uncited, check_support
@@ -153,6 +153,17 @@ class Engine:
         )
         timings["coverage"] = _ms_since(started)
 
+        checked_out = False
+        if use_retrieval and covered:
+            started = time.perf_counter()
+            probability = self.answerable(standalone, hits)
+            checked_out = (
+                probability is not None
+                and probability < self.settings.answer.min_answerable_probability
+            )
+            covered = not checked_out
+            timings["check"] = _ms_since(started)
+
         started = time.perf_counter()
         draft = (
             self.generator.generate(
@@ -185,12 +196,19 @@ class Engine:
         abstained = draft.refused or (use_retrieval and not cited.citations)
         answer_text, bottom_line = cited.answer, cited.bottom_line
         if abstained and use_retrieval:
-            answer_text, bottom_line = NOT_COVERED, "The indexed sources do not cover this question."
+            answer_text, bottom_line = (
+                NOT_COVERED,
+                "The indexed sources do not cover this question.",
+            )
             if coverage is not None and coverage.unknown_words:
                 named = ", ".join(f"'{word}'" for word in coverage.unknown_words)
                 answer_text += f" No indexed passage mentions {named}."
             elif coverage is not None and coverage.dose_missing:
                 answer_text += " None of the passages found states a dose for what was asked."
+            elif checked_out:
+                answer_text += (
+                    " The passages found are on the topic but do not state an answer to it."
+                )
         related: list[str] = []
         if suggest_related and use_retrieval:
             started = time.perf_counter()
@@ -231,10 +249,19 @@ class Engine:
                     continue
                 seen.add(chunk.section)
                 sections.append(
-                    Hit(chunk_id=chunk.id, doc_id=sibling.id, text=chunk.text, score=0.0,
-                        rank=len(sections) + 1, title=sibling.title, section=chunk.section,
-                        source=sibling.source, year=sibling.year, url=sibling.url,
-                        doi=sibling.doi)
+                    Hit(
+                        chunk_id=chunk.id,
+                        doc_id=sibling.id,
+                        text=chunk.text,
+                        score=0.0,
+                        rank=len(sections) + 1,
+                        title=sibling.title,
+                        section=chunk.section,
+                        source=sibling.source,
+                        year=sibling.year,
+                        url=sibling.url,
+                        doi=sibling.doi,
+                    )
                 )
         return sections
 
@@ -268,6 +295,15 @@ class Engine:
         """How well the index (filtered like retrieval) and the top `hits` cover `question`."""
         rows = self.index.allowed_rows(sources=tuple(sources), min_year=min_year)
         return measure_coverage(self.index, question, hits, rows=rows)
+
+    def answerable(self, question: str, hits: Sequence[Hit]) -> float | None:
+        """The generator's probability (0..1) that the top passages of `hits` state the answer
+        to `question`; None when it cannot judge (the extractive backend), the check is off
+        (`answer.min_answerable_probability` 0) or its reply could not be read."""
+        check = getattr(self.generator, "answerable", None)
+        if check is None or self.settings.answer.min_answerable_probability <= 0 or not hits:
+            return None
+        return check(question, hits[:TOP_PASSAGES])
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         """The follow-up and the conversation so far as one standalone question.

@@ -82,6 +82,15 @@ class AnswerSettings:
         "over the demo index (dev: 2/40 false answers, 0/40 false abstentions; heldout: 3/30 "
         "and 3/30); see evals/results/abstention.md.",
     )
+    min_answerable_probability: float = _described(
+        0.5,
+        "With an LLM endpoint, abstain when the model, asked whether the top 3 passages state "
+        "the answer, gives 'yes' a probability below this (from its log-probabilities; "
+        "rag.generate.openai_backend). Asked only when the coverage score lets the question "
+        "through; 0 switches the check off. Calibrated for the local Qwen2.5-Coder-1.5B "
+        "model on the dev split of evals/abstention.jsonl (evals/abstention.py --llm); "
+        "recalibrate it for another model.",
+    )
     support_remove_below: float = _described(
         0.41,
         "Remove a citation from a sentence when the cited passage supports it less than this "
@@ -101,12 +110,16 @@ class AnswerSettings:
 
 @dataclass(frozen=True)
 class LLMSettings:
-    base_url: str = _described("", "OpenAI-compatible endpoint; empty means the extractive backend.")
+    base_url: str = _described(
+        "", "OpenAI-compatible endpoint; empty means the extractive backend."
+    )
     api_key: str = _described("", "API key for the endpoint (OPENAI_API_KEY).")
     model: str = _described("gpt-4o-mini", "Model name sent to the endpoint.")
     timeout_s: float = _described(60.0, "Seconds before one request is abandoned.")
     retries: int = _described(3, "Attempts after the first failure, with exponential backoff.")
-    retry_backoff_s: float = _described(0.5, "First pause before a retry; doubles each time, capped at 8 s.")
+    retry_backoff_s: float = _described(
+        0.5, "First pause before a retry; doubles each time, capped at 8 s."
+    )
     temperature: float = _described(0.0, "Sampling temperature.")
     max_tokens: int = _described(700, "Largest answer, in tokens.")
     context_tokens: int = _described(
@@ -117,7 +130,9 @@ class LLMSettings:
 @dataclass(frozen=True)
 class Settings:
     index: str = _described(DEFAULT_INDEX, "Index folder (RAG_INDEX).")
-    data_dir: str = _described("", "Where conversations are saved (RAG_DATA_DIR); empty: platformdirs.")
+    data_dir: str = _described(
+        "", "Where conversations are saved (RAG_DATA_DIR); empty: platformdirs."
+    )
     audience: str = _described("clinician", "clinician or patient.")
     api_key: str = _described("", "Key the web page and API require when set (RAG_API_KEY).")
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rag.errors import InputError
 from rag.retrieve import MODES, Fusion, check_mode, retrieve_documents
@@ -203,6 +203,21 @@ class ModeSummary:
         }
 
 
+_Summary = TypeVar("_Summary", bound="_HasMode")
+
+
+class _HasMode(Protocol):
+    mode: str
+
+
+def summary_for(summaries: Sequence[_Summary], mode: str) -> _Summary:
+    """The summary of `mode` among a report's `summaries`; KeyError when it was not run."""
+    for summary in summaries:
+        if summary.mode == mode:
+            return summary
+    raise KeyError(mode)
+
+
 @dataclass(frozen=True)
 class RetrievalReport:
     """What `rag eval` prints: per-mode summaries, per-question rows, and the gold documents
@@ -222,10 +237,7 @@ class RetrievalReport:
         return self.summaries[0].questions if self.summaries else 0
 
     def summary(self, mode: str) -> ModeSummary:
-        for summary in self.summaries:
-            if summary.mode == mode:
-                return summary
-        raise KeyError(mode)
+        return summary_for(self.summaries, mode)
 
     def to_json(self) -> dict[str, Any]:
         """The summary object of `rag eval --json` (per-question rows go to JSONL)."""

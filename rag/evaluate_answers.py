@@ -47,12 +47,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InputError, RagError
-from rag.evaluate import GoldQuestion, read_gold
+from rag.evaluate import GoldQuestion, read_gold, summary_for
 from rag.generate.citations import split_sentences
 from rag.retrieve import check_mode
 from rag.types import Answer
@@ -243,60 +243,35 @@ class AnswerRow:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.question_id,
-            "mode": self.mode,
-            "question": self.question,
-            "label": self.label,
-            "has_reference": self.has_reference,
-            "decision": self.decision,
-            "correct": self.correct,
-            "rouge_l": _rounded(self.rouge_l),
-            "token_f1": _rounded(self.token_f1),
-            "markers": self.markers,
-            "valid_markers": self.valid_markers,
-            "sentences": self.sentences,
-            "cited_sentences": self.cited_sentences,
-            "supports": [round(value, 4) for value in self.supports],
-            "abstained": self.abstained,
-            "gold_retrieved": self.gold_retrieved,
-            "bottom_line": self.bottom_line,
-            "answer": self.answer,
-            "cited_doc_ids": list(self.cited_doc_ids),
-            "retrieved_doc_ids": list(self.retrieved_doc_ids),
-            "seconds": round(self.seconds, 2),
-            "error": self.error,
-            "timings_ms": dict(self.timings_ms),
-        }
+        """The row as JSON: every field by name (`question_id` as "id"), scores rounded to 4
+        places and seconds to 2, tuples as lists."""
+        record: dict[str, Any] = {}
+        for each in fields(self):
+            value = getattr(self, each.name)
+            if isinstance(value, float):
+                value = round(value, 2 if each.name == "seconds" else 4)
+            elif isinstance(value, tuple):
+                value = [_rounded(item) if isinstance(item, float) else item for item in value]
+            elif isinstance(value, dict):
+                value = dict(value)
+            record[_JSON_NAMES.get(each.name, each.name)] = value
+        return record
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> AnswerRow:
-        """The row `to_json` wrote (to rebuild a report from a saved or partial JSONL)."""
-        return cls(
-            question_id=record["id"],
-            mode=record["mode"],
-            question=record["question"],
-            label=record["label"],
-            has_reference=record["has_reference"],
-            decision=record["decision"],
-            correct=record["correct"],
-            rouge_l=record["rouge_l"],
-            token_f1=record["token_f1"],
-            markers=record["markers"],
-            valid_markers=record["valid_markers"],
-            sentences=record["sentences"],
-            cited_sentences=record["cited_sentences"],
-            supports=tuple(record["supports"]),
-            abstained=record["abstained"],
-            gold_retrieved=record["gold_retrieved"],
-            bottom_line=record["bottom_line"],
-            answer=record["answer"],
-            cited_doc_ids=tuple(record["cited_doc_ids"]),
-            retrieved_doc_ids=tuple(record["retrieved_doc_ids"]),
-            seconds=record["seconds"],
-            error=record["error"],
-            timings_ms=dict(record.get("timings_ms") or {}),
-        )
+        """The row `to_json` wrote (to rebuild a report from a saved or partial JSONL); a
+        field an older file lacks takes its default."""
+        values: dict[str, Any] = {}
+        for each in fields(cls):
+            name = _JSON_NAMES.get(each.name, each.name)
+            if name in record:
+                value = record[name]
+                values[each.name] = tuple(value) if isinstance(value, list) else value
+        return cls(**values)
+
+
+# AnswerRow fields written under another name in the JSON rows.
+_JSON_NAMES = {"question_id": "id"}
 
 
 def read_rows(path: str | Path) -> list[AnswerRow]:
@@ -474,10 +449,7 @@ class AnswerReport:
         return max((summary.questions for summary in self.summaries), default=0)
 
     def summary(self, mode: str) -> ModeAnswerSummary:
-        for summary in self.summaries:
-            if summary.mode == mode:
-                return summary
-        raise KeyError(mode)
+        return summary_for(self.summaries, mode)
 
     def to_json(self) -> dict[str, Any]:
         """The summary object (per-question rows go to JSONL)."""

@@ -178,3 +178,52 @@ def test_dose_amounts_are_told_from_concentrations():
         assert _DOSE_AMOUNT.search(amount), amount
     for concentration in ("below 6 mg/dL", "5 mmol/L", "ferritin 100 ng/mL", "300 cells/µL"):
         assert not _DOSE_AMOUNT.search(concentration), concentration
+
+
+@pytest.fixture()
+def llm_server():
+    from tests.test_openai_backend import FakeOpenAIServer
+
+    fake = FakeOpenAIServer()
+    yield fake
+    fake.stop()
+
+
+def llm_engine_for(index: Path, url: str, **answer) -> Engine:
+    settings = Settings().merged(
+        {"index": str(index), "llm": {"base_url": url, "retries": 0}, "answer": answer}
+    )
+    return Engine.load(settings)
+
+
+def test_the_model_saying_the_passages_do_not_answer_makes_the_engine_abstain(
+    small_index: Path, llm_server
+):
+    llm_server.check_replies.append(0.2)  # the model: these passages do not state it
+    engine = llm_engine_for(small_index, llm_server.url, min_answerable_probability=0.5)
+    answer = engine.ask(ON_TOPIC, suggest_related=False)
+    assert answer.abstained and answer.citations == ()
+    assert "do not state an answer" in answer.answer
+    assert llm_server.requests == []  # no answer was generated from passages judged useless
+    (check,) = llm_server.checks
+    assert ON_TOPIC in check["messages"][-1]["content"]
+    assert "colchicine" in check["messages"][-1]["content"].lower()  # the top passage
+
+    llm_server.check_replies.append(0.8)
+    llm_server.enqueue("reply", "Bottom line: Low-dose colchicine is preferred [1].")
+    answer = engine.ask(ON_TOPIC, suggest_related=False)
+    assert not answer.abstained and answer.citations
+    assert len(llm_server.requests) == 1
+
+
+def test_the_check_is_not_asked_when_coverage_already_abstains_or_it_is_off(
+    small_index: Path, llm_server
+):
+    engine = llm_engine_for(small_index, llm_server.url, min_answerable_probability=0.5)
+    assert engine.ask(OFF_TOPIC, suggest_related=False).abstained
+    assert llm_server.checks == [] and llm_server.requests == []
+
+    engine = llm_engine_for(small_index, llm_server.url, min_answerable_probability=0.0)
+    llm_server.enqueue("reply", "Bottom line: Low-dose colchicine is preferred [1].")
+    assert not engine.ask(ON_TOPIC, suggest_related=False).abstained
+    assert llm_server.checks == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from importlib import metadata
@@ -117,7 +118,7 @@ def test_long_paragraphs_split_at_sentence_ends_with_overlap():
         assert passage_words(document, chunk) <= 50
         # Every chunk is made of whole sentences: no cut mid-sentence.
         assert all(piece in sentences for piece in split_sentences(chunk.text))
-    for previous, following in zip(chunks, chunks[1:], strict=False):
+    for previous, following in itertools.pairwise(chunks):
         last_sentence = split_sentences(previous.text)[-1]
         assert following.text.startswith(last_sentence)
     covered = {piece for chunk in chunks for piece in split_sentences(chunk.text)}

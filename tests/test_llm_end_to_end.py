@@ -62,11 +62,14 @@ def cli_env(
 
     The settings file keeps the prompt within the 2048-token window SmolLM2 is served with
     (passages of about 400 tokens plus the rules) and the reply short enough to be quick on a
-    busy machine; the timeout is generous because the 2 cores are shared.
+    busy machine; the timeout is generous because the 2 cores are shared. The answerability
+    check is off: its threshold is calibrated for Qwen2.5-Coder, not for SmolLM2, and these
+    tests are about what the model writes (the check has its own test below).
     """
     settings_file = tmp_path / "local-llm.toml"
     settings_file.write_text(
-        "[llm]\ncontext_tokens = 400\nmax_tokens = 96\ntimeout_s = 300\nretries = 1\n",
+        "[llm]\ncontext_tokens = 400\nmax_tokens = 96\ntimeout_s = 300\nretries = 1\n"
+        "[answer]\nmin_answerable_probability = 0\n",
         encoding="utf-8",
     )
     monkeypatch.setenv("OPENAI_BASE_URL", smollm2_server.base_url)
@@ -129,3 +132,28 @@ def test_a_weak_local_model_still_yields_resolvable_citations(
     assert chat_requests(cli_env) == requests_before + 1
     assert answer["retrieved"], "nothing retrieved from the small index"
     assert_citation_contract(answer)
+
+
+def test_the_local_server_gives_the_answerability_check_a_probability(
+    smollm2_server: ServerProcess, small_index: Path
+) -> None:
+    from rag.answer import Engine
+    from rag.config import Settings
+
+    settings = Settings().merged(
+        {
+            "index": str(small_index),
+            "llm": {
+                "base_url": smollm2_server.base_url,
+                "model": smollm2_server.model,
+                "context_tokens": 400,
+                "timeout_s": 300,
+            },
+        }
+    )
+    engine = Engine.load(settings)
+    requests_before = chat_requests(smollm2_server)
+    probability = engine.answerable(GOUT_QUESTION, engine.search(GOUT_QUESTION))
+    # llama.cpp's server sends the log-probabilities the check reads, not just a word.
+    assert probability is not None and 0.0 < probability < 1.0
+    assert chat_requests(smollm2_server) == requests_before + 1

@@ -383,8 +383,10 @@ def test_missing_path_and_explicit_unsupported_file_are_problems(tmp_path: Path)
     assert [document.id for document in documents] == ["fine.md"]
     assert [str(problem) for problem in problems] == [
         f"{tmp_path / 'nope.md'}: no such file or folder",
-        "slides.pptx: unsupported file type '.pptx' (supported: .htm, .html, .jsonl, "
-        ".markdown, .md, .pdf, .txt, .xml)",
+        (
+            "slides.pptx: unsupported file type '.pptx' (supported: .htm, .html, .jsonl, "
+            ".markdown, .md, .pdf, .txt, .xml)"
+        ),
     ]
 
 

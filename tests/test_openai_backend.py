@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import threading
 import time
@@ -43,12 +44,18 @@ QUESTION = "How should a gout flare be treated?"
 
 class FakeOpenAIServer:
     """Speaks POST /v1/chat/completions; replies come from a queue of scripted steps and every
-    request body is recorded."""
+    request body is recorded.
+
+    The answerability check (a one-token request asking for log-probabilities) is kept apart:
+    it is recorded in `checks` and answered from `check_replies`, P(yes) values (0.9 when
+    none is queued), so the scripted answers meet only the requests that want an answer."""
 
     def __init__(self) -> None:
         self.steps: deque[tuple[str, object]] = deque()
         self.requests: list[dict] = []
         self.paths: list[str] = []
+        self.checks: list[dict] = []
+        self.check_replies: deque[float] = deque()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,6 +65,11 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if body.get("logprobs") and body.get("max_tokens") == 1:
+                    server.checks.append(body)
+                    reply = server.check_replies.popleft() if server.check_replies else 0.9
+                    self._send(200, check_completion(reply))
+                    return
                 server.requests.append(body)
                 server.paths.append(self.path)
                 kind, value = server.steps.popleft() if server.steps else ("reply", "")
@@ -115,6 +127,25 @@ def completion(content: str, model: str = "test-model", finish_reason: str = "st
         ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
     }
+
+
+def check_completion(p_yes: float) -> dict:
+    """A one-token reply to the answerability check, as llama.cpp's server sends it: the word
+    the model chose and the log-probabilities of its top candidates."""
+    candidates = [("Yes", p_yes), ("No", 1.0 - p_yes)]
+    payload = completion(max(candidates, key=lambda pair: pair[1])[0], finish_reason="length")
+    payload["choices"][0]["logprobs"] = {
+        "content": [
+            {
+                "token": payload["choices"][0]["message"]["content"],
+                "logprob": math.log(max(p_yes, 1.0 - p_yes)),
+                "top_logprobs": [
+                    {"token": token, "logprob": math.log(max(p, 1e-9))} for token, p in candidates
+                ],
+            }
+        ]
+    }
+    return payload
 
 
 @pytest.fixture()
@@ -303,3 +334,31 @@ def test_a_cut_reply_ending_in_an_empty_heading_loses_the_heading_too():
         "Bottom line: Yes [1]."
     )
     assert without_unfinished_sentence("no sentence ends here") == "no sentence ends here"
+
+
+def test_the_answerability_check_reads_p_yes_from_the_log_probabilities(server):
+    server.check_replies.extend([0.8, 0.1])
+    generator = generator_for(server.url)
+    assert generator.answerable(QUESTION, HITS) == pytest.approx(0.8)
+    assert generator.answerable(QUESTION, HITS) == pytest.approx(0.1)
+    request = server.checks[0]
+    assert request["max_tokens"] == 1 and request["top_logprobs"] >= 2
+    system, user = (message["content"] for message in request["messages"])
+    assert "yes or no" in system
+    assert QUESTION in user and "Colchicine is first-line therapy" in user
+    assert server.requests == []  # no answer was asked for
+
+
+def test_the_check_falls_back_to_the_word_when_the_endpoint_sends_no_log_probabilities():
+    from types import SimpleNamespace
+
+    from rag.generate.openai_backend import yes_probability
+
+    def choice(word: str) -> SimpleNamespace:
+        return SimpleNamespace(logprobs=None, message=SimpleNamespace(content=word))
+
+    assert yes_probability(choice("Yes.")) == 1.0
+    assert yes_probability(choice(" no")) == 0.0
+    # A reply that is neither word decides nothing: the coverage gate alone stands.
+    assert yes_probability(choice("The passages discuss gout.")) is None
+    assert yes_probability(choice("")) is None

@@ -11,9 +11,11 @@ naming the endpoint, the reason and the attempts.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import openai
@@ -22,7 +24,11 @@ from rag.config import LLMSettings
 from rag.errors import LLMError
 from rag.generate.base import Draft, check_audience
 from rag.generate.citations import is_refusal, parse_decision, remove_unknown_markers
-from rag.generate.prompts import build_messages, passages_within_budget
+from rag.generate.prompts import (
+    build_check_messages,
+    build_messages,
+    passages_within_budget,
+)
 from rag.types import Hit
 
 BACKOFF_CAP_S = 8.0
@@ -99,6 +105,28 @@ class OpenAIGenerator:
     def complete(self, messages: list[dict[str, str]]) -> str:
         """The text of the first choice for `messages` ("" when the model sent none),
         retrying transient failures; LLMError naming the endpoint after the last attempt."""
+        choice = self._first_choice(messages, max_tokens=self.settings.max_tokens)
+        if choice is None:
+            return ""
+        text = choice.message.content or ""
+        if getattr(choice, "finish_reason", None) == "length":
+            text = without_unfinished_sentence(text)
+        return text
+
+    def answerable(self, question: str, hits: Sequence[Hit]) -> float | None:
+        """The model's probability (0..1) that `hits` state the answer to `question`.
+
+        The model is asked for one word, yes or no (`build_check_messages`); the probability
+        is P(yes) / (P(yes) + P(no)) from the first token's log-probabilities, or 1.0 / 0.0
+        from the word itself when the endpoint sends none. None when the reply is neither
+        word: the check cannot be read and decides nothing. LLMError as `complete`."""
+        messages = build_check_messages(question, hits, context_tokens=self.settings.context_tokens)
+        choice = self._first_choice(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+        return None if choice is None else yes_probability(choice)
+
+    def _first_choice(self, messages: list[dict[str, str]], **options: Any) -> Any:
+        """The first choice of a chat completion for `messages` (None when the reply has
+        none), retrying transient failures with backoff; LLMError after the last attempt."""
         attempts = 1 + max(0, self.settings.retries)
         delay = max(0.0, self.settings.retry_backoff_s)
         reason = "no attempt made"
@@ -109,7 +137,7 @@ class OpenAIGenerator:
                     model=self.settings.model,
                     messages=messages,  # type: ignore[arg-type]
                     temperature=self.settings.temperature,
-                    max_tokens=self.settings.max_tokens,
+                    **options,
                 )
             except openai.APITimeoutError:
                 reason = f"no reply within {self.settings.timeout_s:g} s"
@@ -128,12 +156,7 @@ class OpenAIGenerator:
                 ) from None
             else:
                 choices = getattr(response, "choices", None) or []
-                if not choices:
-                    return ""
-                text = choices[0].message.content or ""
-                if getattr(choices[0], "finish_reason", None) == "length":
-                    text = without_unfinished_sentence(text)
-                return text
+                return choices[0] if choices else None
             if attempt < attempts:
                 time.sleep(min(pause, BACKOFF_CAP_S))
                 delay = min(delay * 2, BACKOFF_CAP_S)
@@ -143,6 +166,26 @@ class OpenAIGenerator:
     def close(self) -> None:
         """Release the pooled connections."""
         self._client.close()
+
+
+def yes_probability(choice: Any) -> float | None:
+    """P(yes) / (P(yes) + P(no)) for a one-word yes/no reply: from the first token's top
+    log-probabilities ("Yes", " yes" and "YES" all count), else 1.0 or 0.0 from the reply's
+    word; None when the reply is neither yes nor no."""
+    logprobs = getattr(choice, "logprobs", None)
+    tokens = getattr(logprobs, "content", None) or []
+    if tokens:
+        mass = {"yes": 0.0, "no": 0.0}
+        for candidate in getattr(tokens[0], "top_logprobs", None) or []:
+            word = str(candidate.token).strip().lower()
+            if word in mass:
+                mass[word] += math.exp(candidate.logprob)
+        if mass["yes"] + mass["no"] > 0.0:
+            return mass["yes"] / (mass["yes"] + mass["no"])
+    message = getattr(choice, "message", None)
+    word = _THINKING.sub("", getattr(message, "content", None) or "").strip().lower()
+    word = word.strip(" .!\"'")
+    return {"yes": 1.0, "no": 0.0}.get(word)
 
 
 def without_unfinished_sentence(text: str) -> str:

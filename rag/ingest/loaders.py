@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from xml.etree import ElementTree
 
 from rag.types import Document
 
@@ -532,7 +532,7 @@ def _load_pdf(path: Path, shown: str) -> Document:
         title=title or path.stem,
         text=text,
         source=author,
-        year=_year_from(created[2:] if created.startswith("D:") else created),
+        year=_year_from(created.removeprefix("D:")),
         origin=shown,
     )
 
