@@ -3,6 +3,9 @@
     .venv/bin/python evals/abstention.py                 # calibrate on dev, report dev + heldout
     .venv/bin/python evals/abstention.py --skip-answers  # coverage gate only (no Engine.ask runs)
     .venv/bin/python evals/abstention.py --index DIR     # another copy of the demo index
+    .venv/bin/python evals/abstention.py --llm           # + the LLM check (local Qwen2.5-Coder)
+    .venv/bin/python evals/abstention.py --llm --llm-answers  # + heldout answered by the LLM
+    .venv/bin/python evals/abstention.py --splits dev    # while tuning: heldout stays unseen
 
 Abstention (evals/abstention.jsonl: answerable and unanswerable questions over the demo
 guideline corpus, each with a dev/heldout split). For every question the script retrieves with
@@ -12,6 +15,13 @@ answers + false abstentions), the middle of the widest such gap. It then reports
 the false answer rate (answering an unanswerable question) and the false abstention rate
 (abstaining on an answerable one) of the gate alone and, unless --skip-answers, of the whole
 `Engine.ask` with the extractive backend and the calibrated threshold.
+
+With `--llm` (the local Qwen2.5-Coder-1.5B served by llama.cpp here) or `--llm-url`, every
+question the coverage gate lets through is also put to the model's answerability check
+(`Engine.answerable`: P(yes) that the top 3 passages state the answer); its threshold
+(`answer.min_answerable_probability`) is calibrated on the dev questions the gate passed, the
+same way, and the table gains the gate-plus-check rows. `--llm-answers` then answers the
+heldout questions with `Engine.ask` and the LLM, so the model's own refusal counts too.
 
 Citation support (rag.generate.support). Positive pairs: the first sentence of a PubMedQA
 conclusion (written by the authors, absent from the corpus) with its own abstract: a real,
@@ -316,6 +326,7 @@ def llm_engine(engine: Engine, arguments: argparse.Namespace, stack: ExitStack) 
     settings = engine.settings.merged(
         {
             "llm": {
+                "max_tokens": 160,
                 "base_url": base_url,
                 "api_key": "local",
                 "model": model or "local",
@@ -347,6 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--output", type=Path, default=RESULTS / "abstention.md")
     parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        default=list(SPLITS),
+        help="score only these (`--splits dev` while tuning keeps heldout unseen)",
+    )
+    parser.add_argument(
         "--llm",
         action="store_true",
         help=f"also calibrate and report the LLM check with the local {LOCAL_MODEL} "
@@ -354,12 +372,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--llm-url", default="", help="use this OpenAI-compatible endpoint instead")
     parser.add_argument("--llm-model", default="", help="model name at --llm-url")
+    parser.add_argument(
+        "--llm-answers",
+        action="store_true",
+        help="with --llm/--llm-url, also answer every heldout question with Engine.ask and the "
+        "LLM (check, generation, the model's own refusal; ~25 s per answer here)",
+    )
     arguments = parser.parse_args(argv)
     # `kill PID` of a background run: leave through the `with` block so the server stops too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     settings = open_demo_index(arguments.index)
-    questions = read_questions(arguments.questions)
+    questions = [
+        row for row in read_questions(arguments.questions) if row["split"] in arguments.splits
+    ]
     engine = Engine.load(settings)
     log(f"coverage scores for {len(questions)} questions")
     scored = coverage_scores(engine, questions)
@@ -372,20 +398,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     )
     check_threshold, check_name = None, ""
+    llm_abstained: dict[str, bool] = {}
     if arguments.llm or arguments.llm_url:
         with ExitStack() as stack:
             checker = llm_engine(engine, arguments, stack)
             log(f"LLM check with {checker.generator.name}")
             scored = check_probabilities(checker, questions, scored, threshold)
             check_name = checker.generator.name
-        check_threshold = calibrate_threshold(
-            [
-                (s.answerable_probability, s.answerable)
-                for s in scored
-                if s.split == "dev"
-                if s.answerable_probability is not None
-            ]
-        )
+            check_threshold = calibrate_threshold(
+                [
+                    (s.answerable_probability, s.answerable)
+                    for s in scored
+                    if s.split == "dev"
+                    if s.answerable_probability is not None
+                ]
+            )
+            if arguments.llm_answers:
+                checker.settings = checker.settings.merged(
+                    {
+                        "answer": {
+                            "min_coverage_score": threshold,
+                            "min_answerable_probability": check_threshold,
+                        }
+                    }
+                )
+                log(f"end to end on heldout: Engine.ask with {check_name}")
+                llm_abstained = end_to_end(
+                    checker, [row for row in questions if row["split"] == "heldout"]
+                )
 
     lines = [
         "# Abstention and citation support",
@@ -413,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| split | what | false answers (unanswerable answered) | false abstentions (answerable abstained) |",
         "|---|---|---|---|",
     ]
-    for split in SPLITS:
+    for split in arguments.splits:
         part = [s for s in scored if s.split == split]
         gate = rates(
             [not s.answered_at(threshold) for s in part if s.answerable],
@@ -430,13 +470,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.settings = engine.settings.merged({"answer": {"min_coverage_score": threshold}})
         log("end to end: Engine.ask with the extractive backend")
         abstained = end_to_end(engine, questions)
-        for split in SPLITS:
+        for split in arguments.splits:
             part = [row for row in questions if row["split"] == split]
             asked = rates(
                 [abstained[row["id"]] for row in part if row["answerable"]],
                 [not abstained[row["id"]] for row in part if not row["answerable"]],
             )
             lines.append(f"| {split} | Engine.ask ({engine.generator.name}) | {asked} |")
+    if llm_abstained:
+        part = [row for row in questions if row["id"] in llm_abstained]
+        asked = rates(
+            [llm_abstained[row["id"]] for row in part if row["answerable"]],
+            [not llm_abstained[row["id"]] for row in part if not row["answerable"]],
+        )
+        lines.append(f"| heldout | Engine.ask ({check_name}) | {asked} |")
     if check_threshold is not None:
         lines += [
             "",
