@@ -119,7 +119,8 @@ class Engine:
            that clearly supports them (`attribute_uncited`), unknown numbers are removed,
            references renumbered.
         5. Abstain, listing the nearest sources, when the index does not cover the question
-           (checked before generating: `coverage`), the draft is a refusal, or it cites nothing
+           (checked before generating: `coverage`, then, when switched on, the LLM's own
+           judgement of the top passages: `answerable`), the draft is a refusal, or it cites nothing
            once citations its passage does not support are removed (`check_support`).
         6. Suggest related questions the index can answer (skipped by `suggest_related=False`).
         """
