@@ -189,3 +189,72 @@ def test_a_single_qualifying_sentence_is_said_once():
     shown = cited.bottom_line + "\n" + cited.answer
     assert shown.count("20 to 30 seconds") == 1
     assert [c.doc_id for c in cited.citations] == ["hands"]
+
+
+PNEUMONIA_SEVERITY = (
+    "The CURB-65 score is the recommended tool for assessing the severity of pneumonia at "
+    "presentation. One point each for confusion, urea above 7 mmol/L, respiratory rate of 30 "
+    "or more, low blood pressure and age 65 or over.\n\n"
+    "- **Score 0-1 (low risk):**\n"
+    "  - Consider treatment at home.\n"
+    "- **Score 3-5 (high risk):**\n"
+    "  - Manage as severe pneumonia with urgent hospital admission.\n"
+    "  - Give intravenous antibiotics."
+)
+
+
+def test_a_nested_list_item_is_quoted_with_the_label_it_sits_under():
+    from rag.generate.extractive import passage_units
+
+    texts = [unit.text for unit in passage_units(hit("cap", PNEUMONIA_SEVERITY, 1), 1)]
+    assert "Score 3-5 (high risk): Manage as severe pneumonia with urgent hospital admission." in (
+        texts
+    )
+    assert "Score 0-1 (low risk): Consider treatment at home." in texts
+
+
+def test_questions_asking_two_things_are_split_in_two():
+    from rag.generate.extractive import question_parts
+
+    assert question_parts("How is severity assessed with CURB-65, and who should be admitted?") == [
+        "How is severity assessed with CURB-65",
+        "who should be admitted",
+    ]
+    assert question_parts("What is the dose? How long for?") == ["What is the dose", "How long for"]
+    question = "Should aspirin and clopidogrel be combined?"  # "and" inside one question
+    assert question_parts(question) == [question]
+
+
+# Many sentences answering "how is severity assessed": on their own they fill the answer.
+SEVERITY_ASSESSMENT = (
+    "The CURB-65 score is the recommended tool for assessing the severity of pneumonia at "
+    "presentation. Severity of pneumonia is assessed with CURB-65 in every adult at "
+    "presentation. CURB-65 severity assessment counts confusion, urea, respiratory rate, blood "
+    "pressure and age. Pneumonia severity assessed with CURB-65 predicts 30-day mortality. "
+    "Each CURB-65 criterion scores one point when assessing pneumonia severity. Assess "
+    "pneumonia severity again with CURB-65 when the patient deteriorates. CURB-65 pneumonia "
+    "severity assessment needs a urea result."
+)
+SITE_OF_CARE = (
+    "- **Score 3-5 (high risk):**\n"
+    "  - Manage as severe pneumonia with urgent hospital admission.\n"
+    "  - Give intravenous antibiotics."
+)
+
+
+@pytest.mark.slow
+def test_each_part_of_a_two_part_question_gets_an_answer(real_embedder):
+    hits = [
+        hit("assessment", SEVERITY_ASSESSMENT, 1, "Assessment"),
+        hit("site", SITE_OF_CARE, 2, "Site of care"),
+    ]
+    question = "How is pneumonia severity assessed with CURB-65, and who should be admitted?"
+    draft = ExtractiveGenerator(embedder=real_embedder).generate(question, hits)
+    cited = enforce_citations(draft.text, hits)
+    shown = cited.bottom_line + "\n" + cited.answer
+    assert "assessed with CURB-65" in shown  # the first part
+    # The second part, which the first part's many matches used to crowd out, with its label.
+    assert "Score 3-5 (high risk): Manage as severe pneumonia with urgent hospital admission" in (
+        shown
+    )
+    assert [c.doc_id for c in cited.citations] == ["assessment", "site"]

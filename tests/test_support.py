@@ -175,3 +175,15 @@ def test_a_sentence_off_the_question_is_not_attributed(embedder):
     minimum = Settings().answer.attribute_min_support
     assert attribute_uncited(draft, hits, embedder, min_support=minimum, question=question) == draft
     assert attribute_uncited(draft, hits, embedder, min_support=minimum).endswith("seconds [1].")
+
+
+def test_a_heading_is_never_given_a_citation(embedder):
+    """A heading that repeats a passage's title names a topic; a [n] after it would count as
+    a claim and shift the numbering of the sentences below."""
+    hits = [hit("gout", GOUT, 1)]
+    heading = "### Low-dose colchicine for an acute gout flare"
+    draft = f"Bottom line: {GOUT} [1]\n\n{heading}\n\n{GOUT} [1]"
+    question = "Which colchicine dose is preferred for an acute gout flare?"
+    minimum = Settings().answer.attribute_min_support
+    attributed = attribute_uncited(draft, hits, embedder, min_support=minimum, question=question)
+    assert f"\n{heading}\n" in attributed

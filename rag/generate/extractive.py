@@ -11,7 +11,9 @@ and writes the best few, each followed by its passage's [n]:
 
 What it writes is always passage text: the only edits are dropped Markdown emphasis
 (**, __, *, _, backticks), dropped citation markers the source itself carried ("[12]", which
-would otherwise collide with ours), table cells joined by " | ", and the [n] it adds.
+would otherwise collide with ours), table cells joined by " | ", a nested list item written
+after the label of the item it sits under ("Score 3-5 (high risk): Manage as severe
+pneumonia ..."), and the [n] it adds.
 """
 
 from __future__ import annotations
@@ -111,21 +113,33 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
             add(sentence, "sentence")
         paragraph.clear()
 
+    # The list items enclosing the current one: (indent, text). A nested item under a label
+    # ("Score 3-5 (high risk):") means nothing without it, so it is quoted with the label.
+    enclosing: list[tuple[int, str]] = []
     for line in hit.text.splitlines():
         heading = _HEADING.match(line)
         if heading:
             flush()
+            enclosing.clear()
             section = plain(heading.group(1)) or default_section
         elif not line.strip() or _TABLE_RULE.match(line):
             flush()
         elif _TABLE_ROW.match(line):
             flush()
+            enclosing.clear()
             cells = [cell.strip() for cell in _TABLE_ROW.match(line).group(1).split("|")]
             add(" | ".join(cell for cell in cells if cell), "row")
         elif _LIST_ITEM.match(line):
             flush()
-            add(_LIST_ITEM.sub("", line), "item")
+            indent = len(line) - len(line.lstrip())
+            while enclosing and enclosing[-1][0] >= indent:
+                enclosing.pop()
+            item = _LIST_ITEM.sub("", line).strip()
+            label = plain(enclosing[-1][1]) if enclosing else ""
+            add(f"{label} {item}" if label.endswith(":") else item, "item")
+            enclosing.append((indent, item))
         else:
+            enclosing.clear()
             paragraph.append(line.strip())
     flush()
     return units
@@ -170,7 +184,14 @@ class ExtractiveGenerator:
         lexical = _lexical_scores(question_words, units)
         topical_words = (question_words - GENERIC_WORDS) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
-        similarity = self._similarities(question, units, lexical)
+        vectors = self._unit_vectors(units, lexical)
+        similarity = None
+        if vectors:
+            question_vector = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+            similarity = [
+                float(vectors[i] @ question_vector) if i in vectors else 0.0
+                for i in range(len(units))
+            ]
 
         scores: list[float] = []
         for i, unit in enumerate(units):
@@ -184,29 +205,98 @@ class ExtractiveGenerator:
         if max(scores) <= 0.0:
             return Draft(text="", refused=True)
         chosen = _select(units, scores)
+        if vectors:
+            chosen = self._cover_parts(question, units, scores, chosen, vectors)
         return Draft(text=_render(chosen, hits), decision=None, refused=False)
 
-    def _similarities(
-        self, question: str, units: Sequence[Unit], lexical: Sequence[float]
-    ) -> list[float] | None:
-        """Cosine of each unit with the question, or None without an embedder. Beyond
-        MAX_EMBEDDED_UNITS, the units from the lowest-ranked passages get no vector (0.0)."""
+    def _cover_parts(
+        self,
+        question: str,
+        units: Sequence[Unit],
+        scores: Sequence[float],
+        chosen: list[Unit],
+        vectors: dict[int, np.ndarray],
+    ) -> list[Unit]:
+        """`chosen` with, for each part of a question that asks two things ("How is severity
+        assessed, and who should be admitted?"), the unit that best answers a part no chosen
+        unit touches. The best units for the whole question tend to answer its first part
+        only. A part is asked with the topic words of the rest of the question ("who should
+        be admitted pneumonia severity CURB-65"), so its answer stays on the topic; a part is
+        touched when a chosen unit is close to it alone."""
+        parts = question_parts(question)
+        if len(parts) < 2:
+            return chosen
+        candidates = [i for i, score in enumerate(scores) if score > 0.0 and i in vectors]
+        index_of = {id(unit): i for i, unit in enumerate(units)}
+        chosen = list(chosen)
+        for number, part in enumerate(parts):
+            others = " ".join(parts[:number] + parts[number + 1 :])
+            alone = np.asarray(self.embedder.embed_query(part), dtype=np.float32)
+            if any(
+                float(vectors[index_of[id(unit)]] @ alone) >= _PARAPHRASE_SIMILARITY
+                for unit in chosen
+                if index_of[id(unit)] in vectors
+            ):
+                continue
+            focused = np.asarray(
+                self.embedder.embed_query(f"{part} {_topic_words(others)}"), dtype=np.float32
+            )
+            best, best_similarity = None, _PARAPHRASE_SIMILARITY
+            for i in candidates:
+                if units[i] in chosen or any(
+                    _jaccard(units[i].words, other.words) >= 0.6 for other in chosen
+                ):
+                    continue
+                similarity = float(vectors[i] @ focused)
+                if similarity > best_similarity:
+                    best, best_similarity = units[i], similarity
+            if best is not None:
+                chosen = [*chosen[: MAX_UNITS - 1], best]
+        return chosen
+
+    def _unit_vectors(
+        self, units: Sequence[Unit], lexical: Sequence[float]
+    ) -> dict[int, np.ndarray]:
+        """{unit index: unit vector} for the units the embedder sees ({} without one): at most
+        MAX_EMBEDDED_UNITS, the lowest-ranked passages' units left out first."""
         if self.embedder is None:
-            return None
+            return {}
         embedded = sorted(range(len(units)), key=lambda i: (units[i].passage, -lexical[i]))
         embedded = embedded[:MAX_EMBEDDED_UNITS]
-        question_vector = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         unit_vectors = np.asarray(
             self.embedder.embed_passages([units[i].text for i in embedded]), dtype=np.float32
         )
-        similarities = [0.0] * len(units)
-        for row, i in enumerate(embedded):
-            similarities[i] = float(unit_vectors[row] @ question_vector)
-        return similarities
+        return dict(zip(embedded, unit_vectors, strict=True))
 
 
 # A unit this similar to the question (MiniLM cosine) is on topic even with no shared word.
 _PARAPHRASE_SIMILARITY = 0.4
+
+# Where a question asking two things divides: after a question mark, or at ", and" / "and"
+# before a question word ("..., and who should be admitted?").
+_PART_BOUNDARY = re.compile(
+    r"\?\s+|,?\s+and\s+(?=(?:who|whom|what|when|where|which|why|how|whether|should|is|are"
+    r"|does|do|can)\b)",
+    re.IGNORECASE,
+)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a question asks, in order ("How is X assessed, and who should be
+    admitted?" -> ["How is X assessed", "who should be admitted"]); [question] for one."""
+    parts = [part.strip(" ?,;") for part in _PART_BOUNDARY.split(question)]
+    parts = [part for part in parts if content_words(part)]
+    return parts if len(parts) > 1 else [question]
+
+
+def _topic_words(text: str) -> str:
+    """The words of `text` that say what it is about: no stopwords, no generic question
+    words ("how", "assessed" stays: only the extractive scorer's generic list is left out)."""
+    return " ".join(
+        word
+        for word in re.findall(r"[\w-]+", text)
+        if content_words(word) and not set(content_words(word)) <= GENERIC_WORDS
+    )
 
 
 def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[float]:

@@ -246,6 +246,8 @@ def attribute_uncited(
     asked = set(content_words(question))
 
     def worth_attributing(unit: _Unit) -> bool:
+        if unit.text.lstrip().startswith("#"):
+            return False  # a heading names a topic; it claims nothing
         words = set(content_words(_LABEL.sub("", unit.claim)))
         return len(words) >= ATTRIBUTE_MIN_WORDS and (not asked or bool(words & asked))
 
