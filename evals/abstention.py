@@ -44,7 +44,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -173,7 +173,12 @@ def check_probabilities(
     return checked
 
 
-def rates(answerable_abstained: Sequence[bool], unanswerable_answered: Sequence[bool]) -> str:
+def rates(outcomes: Iterable[tuple[bool, bool]]) -> str:
+    """ "false answers | false abstentions" as table cells, from (answerable, answered) pairs."""
+    pairs = list(outcomes)
+    answerable_abstained = [not answered for answerable, answered in pairs if answerable]
+    unanswerable_answered = [answered for answerable, answered in pairs if not answerable]
+
     def share(flags: Sequence[bool]) -> str:
         return f"{sum(flags)}/{len(flags)} ({100 * sum(flags) / max(len(flags), 1):.0f}%)"
 
@@ -455,33 +460,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     for split in arguments.splits:
         part = [s for s in scored if s.split == split]
-        gate = rates(
-            [not s.answered_at(threshold) for s in part if s.answerable],
-            [s.answered_at(threshold) for s in part if not s.answerable],
-        )
+        gate = rates((s.answerable, s.answered_at(threshold)) for s in part)
         lines.append(f"| {split} | coverage gate | {gate} |")
         if check_threshold is not None:
-            checked = rates(
-                [not s.answered_at(threshold, check_threshold) for s in part if s.answerable],
-                [s.answered_at(threshold, check_threshold) for s in part if not s.answerable],
-            )
+            checked = rates((s.answerable, s.answered_at(threshold, check_threshold)) for s in part)
             lines.append(f"| {split} | coverage gate + LLM check ({check_name}) | {checked} |")
     if not arguments.skip_answers:
         engine.settings = engine.settings.merged({"answer": {"min_coverage_score": threshold}})
         log("end to end: Engine.ask with the extractive backend")
         abstained = end_to_end(engine, questions)
         for split in arguments.splits:
-            part = [row for row in questions if row["split"] == split]
             asked = rates(
-                [abstained[row["id"]] for row in part if row["answerable"]],
-                [not abstained[row["id"]] for row in part if not row["answerable"]],
+                (row["answerable"], not abstained[row["id"]])
+                for row in questions
+                if row["split"] == split
             )
             lines.append(f"| {split} | Engine.ask ({engine.generator.name}) | {asked} |")
     if llm_abstained:
-        part = [row for row in questions if row["id"] in llm_abstained]
         asked = rates(
-            [llm_abstained[row["id"]] for row in part if row["answerable"]],
-            [not llm_abstained[row["id"]] for row in part if not row["answerable"]],
+            (row["answerable"], not llm_abstained[row["id"]])
+            for row in questions
+            if row["id"] in llm_abstained
         )
         lines.append(f"| heldout | Engine.ask ({check_name}) | {asked} |")
     if check_threshold is not None:

@@ -133,6 +133,11 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _HEADING = re.compile(r"^\s*#{1,6}\s+")
 
 
+def is_heading(line: str) -> bool:
+    """Whether `line` is a Markdown heading ("### Dosing")."""
+    return _HEADING.match(line) is not None
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of Markdown `text`, in order: prose split into sentences, each list item and
     table row one unit, headings and table rules skipped."""

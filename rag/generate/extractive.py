@@ -243,9 +243,7 @@ class ExtractiveGenerator:
             )
             best, best_similarity = None, _PARAPHRASE_SIMILARITY
             for i in candidates:
-                if units[i] in chosen or any(
-                    _jaccard(units[i].words, other.words) >= 0.6 for other in chosen
-                ):
+                if _repeats(units[i], chosen):
                     continue
                 similarity = float(vectors[i] @ focused)
                 if similarity > best_similarity:
@@ -363,7 +361,7 @@ def _select(units: Sequence[Unit], scores: Sequence[float]) -> list[Unit]:
         unit = units[i]
         if scores[i] <= 0.0 or scores[i] < 0.6 * best or len(chosen) >= MAX_UNITS:
             break
-        if any(_jaccard(unit.words, other.words) >= 0.6 for other in chosen):
+        if _repeats(unit, chosen):
             continue
         length = len(unit.text.split())
         if chosen and word_count + length > MAX_WORDS:
@@ -371,6 +369,12 @@ def _select(units: Sequence[Unit], scores: Sequence[float]) -> list[Unit]:
         chosen.append(unit)
         word_count += length
     return chosen
+
+
+def _repeats(unit: Unit, chosen: Sequence[Unit]) -> bool:
+    """Whether `unit` is one of `chosen` or a near-duplicate of one (word Jaccard 0.6 or
+    more; every unit has words, so a unit always repeats itself)."""
+    return any(_jaccard(unit.words, other.words) >= 0.6 for other in chosen)
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

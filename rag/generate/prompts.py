@@ -8,7 +8,7 @@ the rules and a user message holding the question and the numbered passages betw
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rag.generate.base import check_audience
 from rag.tokens import prompt_token_count, truncate_to_tokens
@@ -167,28 +167,36 @@ def format_passage(n: int, hit: Hit, text: str | None = None) -> str:
     return PASSAGE_TEMPLATE.format(n=n, attributes=attributes, text=body)
 
 
-def passages_within_budget(hits: Sequence[Hit], context_tokens: int) -> list[str]:
+def passages_within_budget(
+    hits: Sequence[Hit],
+    context_tokens: int,
+    *,
+    formatter: Callable[[int, Hit, str | None], str] = format_passage,
+    separator_tokens: int = 1,
+) -> list[str]:
     """Formatted passages for `hits`, numbered from 1 in the order given, in that order until
     `context_tokens` (cl100k tokens) are used; the last one is truncated to fit.
 
-    The first passage is always included (truncated if need be) so a question is never sent
-    with no context at all. Returns the formatted passages; their count tells how many hits
-    the model saw.
+    `formatter(n, hit, text)` writes passage n (`text`, when given, replaces the hit's text:
+    the truncated last passage); `separator_tokens` is what joining two passages costs (1 for
+    the newline of the answer prompt). The first passage is always included (truncated if
+    need be) so a question is never sent with no context at all. Returns the formatted
+    passages; their count tells how many hits the model saw.
     """
     passages: list[str] = []
     used = 0
     for n, hit in enumerate(hits, start=1):
-        formatted = format_passage(n, hit)
-        cost = prompt_token_count(formatted) + 1  # +1 for the newline joining passages
+        formatted = formatter(n, hit, None)
+        cost = prompt_token_count(formatted) + separator_tokens
         if used + cost <= context_tokens:
             passages.append(formatted)
             used += cost
             continue
-        frame_cost = prompt_token_count(format_passage(n, hit, text="")) + 1
+        frame_cost = prompt_token_count(formatter(n, hit, "")) + separator_tokens
         room = context_tokens - used - frame_cost
         if room >= _MIN_TRUNCATED_PASSAGE_TOKENS or not passages:
             truncated = truncate_to_tokens(hit.text, max(room, _MIN_TRUNCATED_PASSAGE_TOKENS))
-            passages.append(format_passage(n, hit, text=truncated + " ..."))
+            passages.append(formatter(n, hit, truncated + " ..."))
         break
     return passages
 
@@ -249,27 +257,22 @@ def build_check_messages(
     question: str, hits: Sequence[Hit], *, context_tokens: int
 ) -> list[dict[str, str]]:
     """Chat messages asking whether `hits` (numbered 1..k, "[n] title - section" then the
-    text; the last one cut to fit `context_tokens`) state the answer to `question`; the
-    expected reply is the one word "yes" or "no"."""
-    passages: list[str] = []
-    used = 0
-    for n, hit in enumerate(hits, start=1):
-        passage = CHECK_PASSAGE_TEMPLATE.format(
-            n=n, title=hit.title, section=hit.section, text=hit.text
-        )
-        cost = prompt_token_count(passage) + 2  # the blank line joining passages
-        if used + cost > context_tokens and passages:
-            room = context_tokens - used - 2
-            if room < _MIN_TRUNCATED_PASSAGE_TOKENS:
-                break
-            passage = truncate_to_tokens(passage, room) + " ..."
-        passages.append(passage)
-        used += cost
+    text, cut to `context_tokens` as the answer prompt's passages are) state the answer to
+    `question`; the expected reply is the one word "yes" or "no"."""
+    passages = passages_within_budget(
+        hits, context_tokens, formatter=_check_passage, separator_tokens=2
+    )
     user = CHECK_USER_PROMPT.format(passages="\n\n".join(passages), question=question)
     return [
         {"role": "system", "content": CHECK_SYSTEM_PROMPT},
         {"role": "user", "content": user},
     ]
+
+
+def _check_passage(n: int, hit: Hit, text: str | None = None) -> str:
+    """Passage `n` as the answerability check shows it: "[n] title - section", then the text."""
+    body = hit.text if text is None else text
+    return CHECK_PASSAGE_TEMPLATE.format(n=n, title=hit.title, section=hit.section, text=body)
 
 
 def _attribute(value: str) -> str:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from rag.generate.citations import (
     CitedText,
     content_words,
+    is_heading,
     rewrite_markers,
     split_prose_sentences,
 )
@@ -246,7 +247,7 @@ def attribute_uncited(
     asked = set(content_words(question))
 
     def worth_attributing(unit: _Unit) -> bool:
-        if unit.text.lstrip().startswith("#"):
+        if is_heading(unit.text):
             return False  # a heading names a topic; it claims nothing
         words = set(content_words(_LABEL.sub("", unit.claim)))
         return len(words) >= ATTRIBUTE_MIN_WORDS and (not asked or bool(words & asked))
