@@ -156,6 +156,40 @@ def test_numbers_and_known_words_are_never_unknown_terms():
     assert not _unknown_to(object(), "resmetirom")  # an embedder that cannot count tokens
 
 
+def test_british_spellings_are_looked_up_in_american(demo_index: Path):
+    """The guidelines mostly write "norepinephrine" and "hemorrhage"; a clinician writing
+    "noradrenaline" and "haemorrhage" is answered as if they had spelled it that way, neither
+    told the index never mentions the word nor marked down for it."""
+    engine = engine_for(demo_index)
+    pairs = [
+        (
+            "Is noradrenaline the first-choice vasopressor in septic shock?",
+            "Is norepinephrine the first-choice vasopressor in septic shock?",
+        ),
+        (
+            "How is oesophageal variceal haemorrhage treated in cirrhosis?",
+            "How is esophageal variceal hemorrhage treated in cirrhosis?",
+        ),
+    ]
+    for british, american in pairs:
+        as_british = engine.coverage(british, engine.search(british))
+        as_american = engine.coverage(american, engine.search(american))
+        assert as_british.unknown_words == ()
+        assert as_british.missing_words == as_american.missing_words
+        assert not engine.ask(british, suggest_related=False).abstained
+
+
+def test_american_spelling_respells_british_forms_only():
+    from rag.generate.abstention import american_spelling
+
+    assert american_spelling("Haemorrhage") == "hemorrhage"
+    assert american_spelling("oedema") == "edema"
+    assert american_spelling("hospitalised") == "hospitalized"
+    assert american_spelling("tumours") == "tumors"
+    assert american_spelling("Paracetamol") == "acetaminophen"
+    assert american_spelling("warfarin") == "warfarin"
+
+
 def test_a_dose_question_needs_a_passage_that_doses_what_it_asks_about(engine: Engine):
     """The index names apixaban but never doses it: asked for its dose, rag declines rather
     than quote a passage about choosing it. Allopurinol's dose is given, so that is answered."""

@@ -46,9 +46,11 @@ class FakeOpenAIServer:
     """Speaks POST /v1/chat/completions; replies come from a queue of scripted steps and every
     request body is recorded.
 
-    The answerability check (a one-token request asking for log-probabilities) is kept apart:
-    it is recorded in `checks` and answered from `check_replies`, P(yes) values (0.9 when
-    none is queued), so the scripted answers meet only the requests that want an answer."""
+    The answerability check (a one-token request) is kept apart: it is recorded in `checks`
+    and answered from `check_replies`, P(yes) values (0.9 when none is queued), so the
+    scripted answers meet only the requests that want an answer. With `rejects_logprobs` the
+    server answers a request for log-probabilities with HTTP 400, as endpoints without them
+    do, and a check without them gets the likelier word alone."""
 
     def __init__(self) -> None:
         self.steps: deque[tuple[str, object]] = deque()
@@ -56,6 +58,7 @@ class FakeOpenAIServer:
         self.paths: list[str] = []
         self.checks: list[dict] = []
         self.check_replies: deque[float] = deque()
+        self.rejects_logprobs = False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -65,10 +68,17 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if body.get("logprobs") and body.get("max_tokens") == 1:
+                if body.get("logprobs") and server.rejects_logprobs:
+                    server.checks.append(body)
+                    self._send(400, {"error": {"message": "logprobs is not supported"}})
+                    return
+                if body.get("max_tokens") == 1:
                     server.checks.append(body)
                     reply = server.check_replies.popleft() if server.check_replies else 0.9
-                    self._send(200, check_completion(reply))
+                    payload = check_completion(reply)
+                    if not body.get("logprobs"):
+                        del payload["choices"][0]["logprobs"]
+                    self._send(200, payload)
                     return
                 server.requests.append(body)
                 server.paths.append(self.path)
@@ -347,6 +357,18 @@ def test_the_answerability_check_reads_p_yes_from_the_log_probabilities(server):
     assert "yes or no" in system
     assert QUESTION in user and "Colchicine is first-line therapy" in user
     assert server.requests == []  # no answer was asked for
+
+
+def test_an_endpoint_refusing_log_probabilities_is_asked_for_the_word_instead(server):
+    """An OpenAI-compatible server without log-probabilities answers the check's request with
+    HTTP 400; the check asks again without them, reads the word, and does not ask for them
+    again."""
+    server.rejects_logprobs = True
+    server.check_replies.extend([0.8, 0.2])
+    generator = generator_for(server.url)
+    assert generator.answerable(QUESTION, HITS) == 1.0
+    assert generator.answerable(QUESTION, HITS) == 0.0
+    assert [bool(request.get("logprobs")) for request in server.checks] == [True, False, False]
 
 
 def test_the_check_falls_back_to_the_word_when_the_endpoint_sends_no_log_probabilities():

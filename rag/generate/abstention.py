@@ -16,7 +16,9 @@ looks at two signals that are cheap and need no LLM:
 A third signal is a veto: `unknown_words`, topical words that no passage of the (filtered)
 index contains and that the embedder's own vocabulary does not hold as one token either
 ("resmetirom", "zuranolone", "Helicobacter"): a named drug, organism or condition that the
-index never mentions. On the dev and heldout sets of evals/abstention.jsonl such a word occurs
+index never mentions. A word the index lacks as written is looked up again in its American
+spelling ("bacteraemia" as "bacteremia", "noradrenaline" as "norepinephrine"), so a British
+clinician's spelling neither vetoes the answer nor counts as missing. On the dev and heldout sets of evals/abstention.jsonl such a word occurs
 only in questions the corpus cannot answer; the ordinary words an answerable question may use
 without the passages using them ("drip", "straight", "afterwards") are single tokens.
 
@@ -68,6 +70,25 @@ _DOSE_AMOUNT = re.compile(
 DOCUMENT_FREQUENCY_CAP = 200
 TOP_PASSAGES = 3
 _SURFACE_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+_WORD = re.compile(r"[A-Za-z]+")
+
+# British spellings and drug names, as (pattern, American). Question and passage words are
+# both respelled before they are compared, so a rule that also catches an ordinary word
+# ("exercise" -> "exercize") changes it the same way on both sides; the lexical index's own
+# counts are looked up in the American spelling only for a word it lacks as written.
+_AMERICAN_SPELLINGS = (
+    (re.compile(r"noradrenalin(e)?"), "norepinephrine"),
+    (re.compile(r"adrenalin(e)?"), "epinephrine"),
+    (re.compile(r"paracetamol"), "acetaminophen"),
+    (re.compile(r"salbutamol"), "albuterol"),
+    (re.compile(r"frusemide"), "furosemide"),
+    (re.compile(r"lignocaine"), "lidocaine"),
+    (re.compile(r"oe(?=[a-z])"), "e"),  # oedema, oesophagus, diarrhoea, foetal, coeliac
+    (re.compile(r"ae(?=[a-z])"), "e"),  # haemorrhage, anaemia, paediatric, bacteraemia
+    (re.compile(r"(?<=[a-z])is(e|es|ed|ing|ation|ations)$"), r"iz\1"),  # hospitalised
+    (re.compile(r"(?<=[a-z])our(s)?$"), r"or\1"),  # tumour, tumours
+    (re.compile(r"(?<=[a-z])tre(s)?$"), r"ter\1"),  # litre, centres
+)
 
 
 class CoverageIndex(Protocol):
@@ -179,22 +200,21 @@ def measure_coverage(
         return Coverage(nearest_cosine, 1.0)
     passage_stems: set[str] = set()
     for hit in hits[:top_passages]:
-        passage_stems.update(
-            _family(token) for token in tokenize(f"{hit.title} {hit.section} {hit.text}")
-        )
+        passage_stems.update(_stems(f"{hit.title} {hit.section} {hit.text}"))
     passage_count = max(int(index.chunk_count), 1)
+    limit = min(DOCUMENT_FREQUENCY_CAP, passage_count)
     weights: dict[str, float] = {}
     found: set[str] = set()
     unknown: list[str] = []
     tokens_of: dict[str, list[str]] = {}
     for stem, surface in words.items():
-        tokens = [_family(token) for token in tokenize(surface)]
+        tokens = _stems(surface)
         if not tokens:
             continue  # a stopword to the lexical index: its frequency cannot be looked up
         tokens_of[stem] = tokens
-        frequency = len(
-            index.search_lexical(surface, min(DOCUMENT_FREQUENCY_CAP, passage_count), rows)
-        )
+        frequency = len(index.search_lexical(surface, limit, rows))
+        if frequency == 0 and (american := american_spelling(surface)) != surface.lower():
+            frequency = len(index.search_lexical(american, limit, rows))
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if any(_same_family(token, other) for token in tokens for other in passage_stems):
             found.add(stem)
@@ -217,11 +237,21 @@ def measure_coverage(
     )
 
 
+def american_spelling(word: str) -> str:
+    """`word`, lowercased, in American spelling: "haemorrhage" -> "hemorrhage", "oedema" ->
+    "edema", "hospitalised" -> "hospitalized", "noradrenaline" -> "norepinephrine". A word
+    with no British spelling in it comes back lowercased, otherwise unchanged."""
+    american = word.lower()
+    for pattern, replacement in _AMERICAN_SPELLINGS:
+        american = pattern.sub(replacement, american)
+    return american
+
+
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
     """Whether `hit` names the key term (any of its stems) and states an amount in a dose
     unit somewhere in the same passage."""
     text = f"{hit.title} {hit.section} {hit.text}"
-    stems = {_family(token) for token in tokenize(text)}
+    stems = set(_stems(text))
     names_it = any(_same_family(key, stem) for key in key_tokens for stem in stems)
     return names_it and _DOSE_AMOUNT.search(text) is not None
 
@@ -234,6 +264,13 @@ def _unknown_to(embedder: object, word: str) -> bool:
     if count_tokens is None or any(character.isdigit() for character in word):
         return False
     return int(count_tokens(word.lower())) > 1
+
+
+def _stems(text: str) -> list[str]:
+    """The lexical index's stems of `text` in American spelling, t/ss families folded: the
+    one form in which question words and passage words are compared."""
+    american = _WORD.sub(lambda match: american_spelling(match.group()), text)
+    return [_family(token) for token in tokenize(american)]
 
 
 def _family(stem: str) -> str:

@@ -33,6 +33,9 @@ from rag.types import Hit
 
 BACKOFF_CAP_S = 8.0
 _RETRIED_STATUS = {408, 409, 429}
+# What an endpoint answers to a request option it does not support (OpenAI: 400; some
+# OpenAI-compatible servers validate the body and answer 422).
+_UNSUPPORTED_STATUS = {400, 422}
 # Reasoning models served locally often prefix their answer with their thinking.
 _THINKING = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 # A sentence end: a full stop, question or exclamation mark (and any [n] markers after it)
@@ -52,9 +55,18 @@ def endpoint_url(base_url: str) -> str:
     return url if parts.path else url + "/v1"
 
 
+class _Rejected(LLMError):
+    """The endpoint refused the request (a 4xx status that retrying cannot change)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class OpenAIGenerator:
     """Drafts answers with a chat-completions endpoint; safe to share between threads (one
-    SDK client, which pools connections; no other mutable state)."""
+    SDK client, which pools connections; the only other state is whether the endpoint has
+    refused log-probabilities, set once)."""
 
     def __init__(self, settings: LLMSettings) -> None:
         self.settings = settings
@@ -66,6 +78,7 @@ class OpenAIGenerator:
             timeout=settings.timeout_s,
             max_retries=0,
         )
+        self._sends_logprobs = True  # until the endpoint refuses them
 
     def generate(
         self,
@@ -118,10 +131,21 @@ class OpenAIGenerator:
 
         The model is asked for one word, yes or no (`build_check_messages`); the probability
         is P(yes) / (P(yes) + P(no)) from the first token's log-probabilities, or 1.0 / 0.0
-        from the word itself when the endpoint sends none. None when the reply is neither
-        word: the check cannot be read and decides nothing. LLMError as `complete`."""
+        from the word itself when the endpoint sends none. An endpoint that refuses the
+        log-probability options (HTTP 400 or 422) is asked again without them, and from then
+        on never with them. None when the reply is neither word: the check cannot be read and
+        decides nothing. LLMError as `complete`."""
         messages = build_check_messages(question, hits, context_tokens=self.settings.context_tokens)
-        choice = self._first_choice(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+        choice = None
+        if self._sends_logprobs:
+            try:
+                choice = self._first_choice(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+            except _Rejected as error:
+                if error.status not in _UNSUPPORTED_STATUS:
+                    raise
+                self._sends_logprobs = False
+        if not self._sends_logprobs:
+            choice = self._first_choice(messages, max_tokens=1)
         return None if choice is None else yes_probability(choice)
 
     def _first_choice(self, messages: list[dict[str, str]], **options: Any) -> Any:
@@ -146,8 +170,9 @@ class OpenAIGenerator:
             except openai.APIStatusError as error:
                 reason = f"HTTP {error.status_code} ({_one_line(error.message)})"
                 if error.status_code not in _RETRIED_STATUS and error.status_code < 500:
-                    raise LLMError(
-                        f"LLM endpoint {self.endpoint} rejected the request: {reason}"
+                    raise _Rejected(
+                        f"LLM endpoint {self.endpoint} rejected the request: {reason}",
+                        error.status_code,
                     ) from None
                 pause = max(pause, _retry_after(error))
             except openai.OpenAIError as error:  # a reply that is not a chat completion
