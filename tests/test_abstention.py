@@ -180,7 +180,7 @@ def test_british_spellings_are_looked_up_in_american(demo_index: Path):
 
 
 def test_american_spelling_respells_british_forms_only():
-    from rag.generate.abstention import american_spelling
+    from rag.index.lexical import american_spelling
 
     assert american_spelling("Haemorrhage") == "hemorrhage"
     assert american_spelling("oedema") == "edema"

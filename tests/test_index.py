@@ -37,7 +37,7 @@ DOCUMENTS = [
         url="https://example.org/afib",
         origin="afib.md",
         text="## Stroke prevention\n\nOffer anticoagulation with a DOAC such as apixaban to "
-        "people whose CHA2DS2-VASc score is 2 or more.",
+        "people whose CHA2DS2-VASc score is 2 or more, weighing the risk of hemorrhage.",
     ),
     Document(
         id="asthma",
@@ -45,7 +45,7 @@ DOCUMENTS = [
         source="Global Initiative for Asthma",
         year=2019,
         text="## Controller therapy\n\nInhaled corticosteroids are the first-line controller "
-        "for persistent asthma in adults.",
+        "for persistent asthma in adults. Paediatric doses are lower.",
     ),
     Document(
         id="gout",
@@ -193,6 +193,9 @@ def test_lexical_search_matches_exact_terms_and_the_title(index: Index) -> None:
     assert top_doc_lexical(index, "allopurinol") == "gout"
     assert {hit.doc_id for hit in index.hits(index.search_lexical("gout", 5))} == {"gout"}
     assert index.search_lexical("zebra xylophone", 5) == []
+    # British and American spellings meet, whichever side uses which.
+    assert top_doc_lexical(index, "haemorrhage") == "afib"
+    assert top_doc_lexical(index, "pediatric") == "asthma"
 
 
 def test_hits_carry_citation_fields_and_ranks_in_the_given_order(index: Index) -> None:

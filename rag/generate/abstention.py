@@ -16,7 +16,7 @@ looks at two signals that are cheap and need no LLM:
 A third signal is a veto: `unknown_words`, topical words that no passage of the (filtered)
 index contains and that the embedder's own vocabulary does not hold as one token either
 ("resmetirom", "zuranolone", "Helicobacter"): a named drug, organism or condition that the
-index never mentions. A word the index lacks as written is looked up again in its American
+index never mentions. Words are compared as the lexical index tokenizes them, in American
 spelling ("bacteraemia" as "bacteremia", "noradrenaline" as "norepinephrine"), so a British
 clinician's spelling neither vetoes the answer nor counts as missing. On the dev and heldout sets of evals/abstention.jsonl such a word occurs
 only in questions the corpus cannot answer; the ordinary words an answerable question may use
@@ -70,25 +70,6 @@ _DOSE_AMOUNT = re.compile(
 DOCUMENT_FREQUENCY_CAP = 200
 TOP_PASSAGES = 3
 _SURFACE_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
-_WORD = re.compile(r"[A-Za-z]+")
-
-# British spellings and drug names, as (pattern, American). Question and passage words are
-# both respelled before they are compared, so a rule that also catches an ordinary word
-# ("exercise" -> "exercize") changes it the same way on both sides; the lexical index's own
-# counts are looked up in the American spelling only for a word it lacks as written.
-_AMERICAN_SPELLINGS = (
-    (re.compile(r"noradrenalin(e)?"), "norepinephrine"),
-    (re.compile(r"adrenalin(e)?"), "epinephrine"),
-    (re.compile(r"paracetamol"), "acetaminophen"),
-    (re.compile(r"salbutamol"), "albuterol"),
-    (re.compile(r"frusemide"), "furosemide"),
-    (re.compile(r"lignocaine"), "lidocaine"),
-    (re.compile(r"oe(?=[a-z])"), "e"),  # oedema, oesophagus, diarrhoea, foetal, coeliac
-    (re.compile(r"ae(?=[a-z])"), "e"),  # haemorrhage, anaemia, paediatric, bacteraemia
-    (re.compile(r"(?<=[a-z])is(e|es|ed|ing|ation|ations)$"), r"iz\1"),  # hospitalised
-    (re.compile(r"(?<=[a-z])our(s)?$"), r"or\1"),  # tumour, tumours
-    (re.compile(r"(?<=[a-z])tre(s)?$"), r"ter\1"),  # litre, centres
-)
 
 
 class CoverageIndex(Protocol):
@@ -213,8 +194,6 @@ def measure_coverage(
             continue  # a stopword to the lexical index: its frequency cannot be looked up
         tokens_of[stem] = tokens
         frequency = len(index.search_lexical(surface, limit, rows))
-        if frequency == 0 and (american := american_spelling(surface)) != surface.lower():
-            frequency = len(index.search_lexical(american, limit, rows))
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if any(_same_family(token, other) for token in tokens for other in passage_stems):
             found.add(stem)
@@ -237,16 +216,6 @@ def measure_coverage(
     )
 
 
-def american_spelling(word: str) -> str:
-    """`word`, lowercased, in American spelling: "haemorrhage" -> "hemorrhage", "oedema" ->
-    "edema", "hospitalised" -> "hospitalized", "noradrenaline" -> "norepinephrine". A word
-    with no British spelling in it comes back lowercased, otherwise unchanged."""
-    american = word.lower()
-    for pattern, replacement in _AMERICAN_SPELLINGS:
-        american = pattern.sub(replacement, american)
-    return american
-
-
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
     """Whether `hit` names the key term (any of its stems) and states an amount in a dose
     unit somewhere in the same passage."""
@@ -267,10 +236,9 @@ def _unknown_to(embedder: object, word: str) -> bool:
 
 
 def _stems(text: str) -> list[str]:
-    """The lexical index's stems of `text` in American spelling, t/ss families folded: the
+    """The lexical index's stems of `text` (American spelling), t/ss families folded: the
     one form in which question words and passage words are compared."""
-    american = _WORD.sub(lambda match: american_spelling(match.group()), text)
-    return [_family(token) for token in tokenize(american)]
+    return [_family(token) for token in tokenize(text)]
 
 
 def _family(stem: str) -> str:

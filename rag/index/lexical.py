@@ -3,7 +3,9 @@
 Dense vectors miss exact strings a clinician types: drug names, scores ("chads2"), gene
 symbols. BM25 catches them. Tokens are lowercased runs of letters and digits (so "CHADS2"
 stays one token and "CHA2DS2-VASc" becomes "cha2ds2", "vasc"), English stopwords dropped,
-and, when PyStemmer is installed, Snowball-stemmed so "treatments" meets "treatment".
+respelled in American ("haemorrhage" meets "hemorrhage", "noradrenaline" "norepinephrine":
+guidelines and clinicians write both) and, when PyStemmer is installed, Snowball-stemmed so
+"treatments" meets "treatment".
 Position i of the BM25 corpus is chunk row id `row_ids[i]`.
 """
 
@@ -29,17 +31,47 @@ except ImportError:  # pragma: no cover - depends on the installation
     _STEMMER = None
 
 # Recorded in the stamp: an index built by another tokenizer is rebuilt, not misread.
-TOKENIZER_VERSION = "words-v1" + ("+snowball" if _STEMMER is not None else "")
+TOKENIZER_VERSION = "words-v2" + ("+snowball" if _STEMMER is not None else "")
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 _STAMP_FILE = "stamp.json"
+
+# British spellings and drug names, as (pattern, American), applied to every lowercased word
+# of passages and queries alike: a rule that also catches an ordinary word ("exercise" ->
+# "exercize", "four" -> "for") changes it the same way on both sides, so matching is unharmed.
+_AMERICAN_SPELLINGS = (
+    (re.compile(r"noradrenalin(e)?"), "norepinephrine"),
+    (re.compile(r"adrenalin(e)?"), "epinephrine"),
+    (re.compile(r"paracetamol"), "acetaminophen"),
+    (re.compile(r"salbutamol"), "albuterol"),
+    (re.compile(r"frusemide"), "furosemide"),
+    (re.compile(r"lignocaine"), "lidocaine"),
+    (re.compile(r"oe(?=[a-z])"), "e"),  # oedema, oesophagus, diarrhoea, foetal, coeliac
+    (re.compile(r"ae(?=[a-z])"), "e"),  # haemorrhage, anaemia, paediatric, bacteraemia
+    (re.compile(r"(?<=[a-z])is(e|es|ed|ing|ation|ations)$"), r"iz\1"),  # hospitalised
+    (re.compile(r"(?<=[a-z])our(s)?$"), r"or\1"),  # tumour, tumours
+    (re.compile(r"(?<=[a-z])tre(s)?$"), r"ter\1"),  # litre, centres
+)
 _ROWS_FILE = "row_ids.npy"
 
 
+def american_spelling(word: str) -> str:
+    """`word`, lowercased, in American spelling: "haemorrhage" -> "hemorrhage", "oedema" ->
+    "edema", "hospitalised" -> "hospitalized", "noradrenaline" -> "norepinephrine". A word
+    with no British spelling in it comes back lowercased, otherwise unchanged."""
+    american = word.lower()
+    for pattern, replacement in _AMERICAN_SPELLINGS:
+        american = pattern.sub(replacement, american)
+    return american
+
+
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens of `text`, stopwords removed, stemmed when PyStemmer is present."""
-    words = [word for word in _WORD.findall(text.lower()) if word not in _STOPWORDS]
+    """Lowercased word tokens of `text`, stopwords removed, respelled in American (after the
+    stopword test: "does" is a stopword, not "des"), stemmed when PyStemmer is present."""
+    words = [
+        american_spelling(word) for word in _WORD.findall(text.lower()) if word not in _STOPWORDS
+    ]
     if _STEMMER is not None:
         words = _STEMMER.stemWords(words)
     return words
@@ -63,7 +95,8 @@ def _token_ids(passages: Sequence[str]) -> tuple[list[list[int]], dict[str, int]
             if token_id == -1:
                 token_id = None
                 if word not in _STOPWORDS:
-                    token = _STEMMER.stemWord(word) if _STEMMER is not None else word
+                    american = american_spelling(word)
+                    token = _STEMMER.stemWord(american) if _STEMMER is not None else american
                     token_id = vocabulary.setdefault(token, len(vocabulary))
                 token_id_of_word[word] = token_id
             if token_id is not None:
