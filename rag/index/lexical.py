@@ -36,6 +36,7 @@ TOKENIZER_VERSION = "words-v2" + ("+snowball" if _STEMMER is not None else "")
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 _STAMP_FILE = "stamp.json"
+_ROWS_FILE = "row_ids.npy"
 
 # British spellings and drug names, as (pattern, American), applied to every lowercased word
 # of passages and queries alike: a rule that also catches an ordinary word ("exercise" ->
@@ -53,7 +54,6 @@ _AMERICAN_SPELLINGS = (
     (re.compile(r"(?<=[a-z])our(s)?$"), r"or\1"),  # tumour, tumours
     (re.compile(r"(?<=[a-z])tre(s)?$"), r"ter\1"),  # litre, centres
 )
-_ROWS_FILE = "row_ids.npy"
 
 
 def american_spelling(word: str) -> str:
