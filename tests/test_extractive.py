@@ -213,6 +213,47 @@ def test_a_nested_list_item_is_quoted_with_the_label_it_sits_under():
     assert "Score 0-1 (low risk): Consider treatment at home." in texts
 
 
+VARICEAL_ALGORITHM = (
+    "### Management algorithm\n\n"
+    "```\n"
+    "Variceal bleeding confirmed at endoscopy\n"
+    "  → Oesophageal varices?\n"
+    "      → YES → Endoscopic band ligation\n"
+    "              → Bleeding controlled?\n"
+    "                  → YES → Continue terlipressin (up to 5 days),\n"
+    "                          prophylactic antibiotics (7 days).\n"
+    "                  → NO → Consider TIPS\n"
+    "```\n\n"
+    "Offer terlipressin to patients with suspected variceal bleeding at presentation."
+)
+
+
+def test_a_fenced_decision_tree_is_quoted_one_branch_at_a_time():
+    """Each leaf of a guideline's decision tree is quoted with the steps that lead to it, and
+    the fence's backticks never reach the answer."""
+    from rag.generate.extractive import passage_units
+
+    texts = [unit.text for unit in passage_units(hit("ugib", VARICEAL_ALGORITHM, 1), 1)]
+    path = "Variceal bleeding confirmed at endoscopy → Oesophageal varices? → YES → Endoscopic "
+    assert texts == [
+        path + "band ligation → Bleeding controlled? → YES → Continue terlipressin (up to 5 "
+        "days), prophylactic antibiotics (7 days).",
+        path + "band ligation → Bleeding controlled? → NO → Consider TIPS",
+        "Offer terlipressin to patients with suspected variceal bleeding at presentation.",
+    ]
+    answer = ExtractiveGenerator().generate(
+        "When is TIPS considered for variceal bleeding?", [hit("ugib", VARICEAL_ALGORITHM, 1)]
+    )
+    assert "NO → Consider TIPS [1]" in answer.text and "`" not in answer.text
+    # A chain of steps is no one-sentence bottom line: a prose sentence leads when chosen.
+    answer = ExtractiveGenerator().generate(
+        "How long is terlipressin continued in variceal bleeding?",
+        [hit("ugib", VARICEAL_ALGORITHM, 1)],
+    )
+    assert answer.text.startswith("Bottom line: Offer terlipressin")
+    assert "Continue terlipressin (up to 5 days)" in answer.text
+
+
 def test_questions_asking_two_things_are_split_in_two():
     from rag.generate.extractive import question_parts
 

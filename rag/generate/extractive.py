@@ -13,7 +13,8 @@ What it writes is always passage text: the only edits are dropped Markdown empha
 (**, __, *, _, backticks), dropped citation markers the source itself carried ("[12]", which
 would otherwise collide with ours), table cells joined by " | ", a nested list item written
 after the label of the item it sits under ("Score 3-5 (high risk): Manage as severe
-pneumonia ..."), and the [n] it adds.
+pneumonia ..."), a line of a fenced block (the guidelines' decision trees) written after the
+lines it branches from, and the [n] it adds.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ _HEADING = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 
 
@@ -83,7 +85,7 @@ class Unit:
     passage: int  # 1-based position of its hit
     position: int  # order inside the passage
     section: str  # heading it sits under, for grouping
-    kind: str  # "sentence", "item" or "row"
+    kind: str  # "sentence", "item", "row" or "path" (a decision tree's branch)
     words: frozenset[str]  # content words, for overlap and de-duplication
 
 
@@ -116,9 +118,21 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
     # The list items enclosing the current one: (indent, text). A nested item under a label
     # ("Score 3-5 (high risk):") means nothing without it, so it is quoted with the label.
     enclosing: list[tuple[int, str]] = []
+    fenced: list[str] | None = None  # the lines of an open fenced block
     for line in hit.text.splitlines():
         heading = _HEADING.match(line)
-        if heading:
+        if _FENCE.match(line):
+            flush()
+            enclosing.clear()
+            if fenced is None:
+                fenced = []
+            else:
+                for path in tree_paths(fenced):
+                    add(path, "path")
+                fenced = None
+        elif fenced is not None:
+            fenced.append(line)
+        elif heading:
             flush()
             enclosing.clear()
             section = plain(heading.group(1)) or default_section
@@ -142,7 +156,38 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
             enclosing.clear()
             paragraph.append(line.strip())
     flush()
+    for path in tree_paths(fenced or []):  # a block the passage cut before its closing fence
+        add(path, "path")
     return units
+
+
+def tree_paths(lines: Sequence[str]) -> list[str]:
+    """Each leaf of an indented tree (a fenced decision tree's lines) with the lines it sits
+    under, root first: "Variceal bleeding confirmed -> Oesophageal varices? -> YES -> Band
+    ligation" from four lines indented ever deeper. A line followed by a deeper one is a
+    branch, quoted only as part of its leaves' paths; a blank line ends a tree. A line
+    opening in lower case or with a parenthesis continues the line before it ("Continue
+    terlipressin (up to 5 days)," / "prophylactic antibiotics (7 days).")."""
+    paths: list[str] = []
+    rows: list[tuple[int, str]] = []
+    for line in lines:
+        text = line.strip()
+        if rows and rows[-1][1] and (text[:1].islower() or text.startswith("(")):
+            rows[-1] = (rows[-1][0], f"{rows[-1][1]} {text}")
+        else:
+            rows.append((len(line) - len(line.lstrip()), text))
+    branch: list[tuple[int, str]] = []
+    for number, (indent, text) in enumerate(rows):
+        if not text:
+            branch.clear()
+            continue
+        while branch and branch[-1][0] >= indent:
+            branch.pop()
+        following = rows[number + 1] if number + 1 < len(rows) else (0, "")
+        if not (following[1] and following[0] > indent):
+            paths.append(" ".join([*(step for _, step in branch), text]))
+        branch.append((indent, text))
+    return paths
 
 
 class ExtractiveGenerator:
@@ -390,11 +435,13 @@ def _cited(unit: Unit) -> str:
 
 
 def _render(chosen: Sequence[Unit], hits: Sequence[Hit]) -> str:
-    """Bottom line from the best unit, then the others, under "### section" headings when
-    they come from more than one section; inside a section in passage order. When only one
-    unit qualifies the bottom line is the whole answer: repeating it as the body would say
-    the same sentence twice."""
-    bottom, rest = chosen[0], list(chosen[1:])
+    """Bottom line from the best unit that is not a decision tree's branch (a chain of steps
+    is not a one-sentence summary; it leads only when nothing else was chosen), then the
+    others, under "### section" headings when they come from more than one section; inside
+    a section in passage order. When only one unit qualifies the bottom line is the whole
+    answer: repeating it as the body would say the same sentence twice."""
+    bottom = next((unit for unit in chosen if unit.kind != "path"), chosen[0])
+    rest = [unit for unit in chosen if unit is not bottom]
     lines = [f"Bottom line: {_cited(bottom)}", ""]
     if not rest:
         return lines[0]
