@@ -136,16 +136,15 @@ class OpenAIGenerator:
         on never with them. None when the reply is neither word: the check cannot be read and
         decides nothing. LLMError as `complete`."""
         messages = build_check_messages(question, hits, context_tokens=self.settings.context_tokens)
-        choice = None
         if self._sends_logprobs:
             try:
                 choice = self._first_choice(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+                return None if choice is None else yes_probability(choice)
             except _Rejected as error:
                 if error.status not in _UNSUPPORTED_STATUS:
                     raise
                 self._sends_logprobs = False
-        if not self._sends_logprobs:
-            choice = self._first_choice(messages, max_tokens=1)
+        choice = self._first_choice(messages, max_tokens=1)
         return None if choice is None else yes_probability(choice)
 
     def _first_choice(self, messages: list[dict[str, str]], **options: Any) -> Any:

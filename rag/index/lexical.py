@@ -67,23 +67,28 @@ def american_spelling(word: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens of `text`, stopwords removed, respelled in American (after the
-    stopword test: "does" is a stopword, not "des"), stemmed when PyStemmer is present."""
-    words = [
-        american_spelling(word) for word in _WORD.findall(text.lower()) if word not in _STOPWORDS
-    ]
-    if _STEMMER is not None:
-        words = _STEMMER.stemWords(words)
-    return words
+    """Lowercased word tokens of `text` (`_word_token` of each word), stopwords removed."""
+    tokens = (_word_token(word) for word in _WORD.findall(text.lower()))
+    return [token for token in tokens if token is not None]
+
+
+def _word_token(word: str) -> str | None:
+    """The index token of one lowercased word: None for a stopword, else the word respelled in
+    American (after the stopword test: "does" is a stopword, not "des") and stemmed when
+    PyStemmer is present. Queries and passages both go through it."""
+    if word in _STOPWORDS:
+        return None
+    american = american_spelling(word)
+    return _STEMMER.stemWord(american) if _STEMMER is not None else american
 
 
 def _token_ids(passages: Sequence[str]) -> tuple[list[list[int]], dict[str, int]]:
     """(token ids of each passage, vocabulary token -> id), tokenized exactly as `tokenize`.
 
-    Each distinct word is lowercased, checked against the stopwords and stemmed once, and
-    every occurrence then shares one int object: a million passages hold a hundred million
-    words, and a list of fresh strings per passage (what bm25s builds from) would not fit
-    in memory on a small machine.
+    Each distinct word is lowercased and given its `_word_token` once, and every occurrence
+    then shares one int object: a million passages hold a hundred million words, and a list
+    of fresh strings per passage (what bm25s builds from) would not fit in memory on a small
+    machine.
     """
     vocabulary: dict[str, int] = {}
     token_id_of_word: dict[str, int | None] = {}  # None: a stopword
@@ -93,11 +98,8 @@ def _token_ids(passages: Sequence[str]) -> tuple[list[list[int]], dict[str, int]
         for word in _WORD.findall(passage.lower()):
             token_id = token_id_of_word.get(word, -1)
             if token_id == -1:
-                token_id = None
-                if word not in _STOPWORDS:
-                    american = american_spelling(word)
-                    token = _STEMMER.stemWord(american) if _STEMMER is not None else american
-                    token_id = vocabulary.setdefault(token, len(vocabulary))
+                token = _word_token(word)
+                token_id = None if token is None else vocabulary.setdefault(token, len(vocabulary))
                 token_id_of_word[word] = token_id
             if token_id is not None:
                 token_ids.append(token_id)
