@@ -18,7 +18,7 @@ from rag.generate.citations import enforce_citations
 from rag.generate.support import attribute_uncited, check_support
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
-from rag.retrieve import Fusion, retrieve
+from rag.retrieve import Fusion, expand_sections, retrieve
 from rag.types import Answer, Hit, Turn
 
 NOT_COVERED = (
@@ -166,9 +166,17 @@ class Engine:
             timings["check"] = _ms_since(started)
 
         started = time.perf_counter()
+        # The passages the answer is written from: the hits, the top ones with the rest of
+        # their section (a table's rows, a list's nested rules).
+        passages = expand_sections(
+            hits,
+            self.index.chunks_of,
+            top=self.settings.answer.expand_top,
+            per_hit=self.settings.answer.expand_chunks,
+        )
         draft = (
             self.generator.generate(
-                standalone, hits, audience=audience, want_decision=want_decision
+                standalone, passages, audience=audience, want_decision=want_decision
             )
             if covered
             else Draft(text="", refused=True)  # nothing in the index answers it: do not guess
@@ -177,19 +185,19 @@ class Engine:
 
         started = time.perf_counter()
         text = draft.text
-        if hits and not draft.refused:
+        if passages and not draft.refused:
             # The pipeline, not the model, guarantees citations: a sentence the model left
             # uncited gets the passage that clearly backs it.
             text = attribute_uncited(
                 text,
-                hits,
+                passages,
                 self.index.embedder,
                 min_support=self.settings.answer.attribute_min_support,
                 question=standalone,
             )
         cited = check_support(
-            enforce_citations(text, hits),
-            hits,
+            enforce_citations(text, passages),
+            passages,
             self.index.embedder,
             remove_below=self.settings.answer.support_remove_below,
         )

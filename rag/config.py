@@ -102,6 +102,14 @@ class AnswerSettings:
         "citation while 100% of citations to a random abstract and 95% of citations to "
         "another section of the same demo guideline are removed.",
     )
+    expand_top: int = _described(
+        3,
+        "Before answering, the top this-many passages bring the rest of their section (its "
+        "other chunks and its subsections, at most expand_chunks each), so a table's rows, a "
+        "list's nested rules and a score's stratification reach the answer even when "
+        "retrieval ranked only the section's first chunk. 0 switches it off.",
+    )
+    expand_chunks: int = _described(4, "Most chunks one passage brings with it (expand_top).")
     attribute_min_support: float = _described(
         0.5,
         "Add a citation to a sentence the model left uncited when one retrieved passage "

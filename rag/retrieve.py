@@ -16,12 +16,12 @@ kept (its best ones) and the freed places go to the next documents in line.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import InputError
-from rag.types import Hit
+from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -347,3 +347,39 @@ def _pool_ceiling(index: SearchableIndex, rows: np.ndarray | None) -> int:
         return len(rows)
     chunk_count = getattr(index, "chunk_count", None)
     return int(chunk_count) if chunk_count is not None else 1 << 30
+
+
+def expand_sections(
+    hits: Sequence[Hit], chunks_of: Callable[[str], Sequence[Chunk]], *, top: int, per_hit: int
+) -> list[Hit]:
+    """`hits` with, after each of the first `top`, the other chunks of its section and of the
+    sections under it (same document, reading order, at most `per_hit`), unless already there.
+
+    Retrieval ranks chunks, but a clinician's answer is often the chunk beside the one that
+    matched: the question names the score ("CURB-65 score of 2"), the section's opening chunk
+    ranks first, and the row for score 2 sits in its "Risk Stratification" subsection. The
+    added hits carry their document's citation fields and the score of the hit that brought
+    them; ranks are renumbered 1..n."""
+    if top <= 0 or per_hit <= 0:
+        return list(hits)
+    present = {hit.chunk_id for hit in hits}
+    expanded: list[Hit] = []
+    for position, hit in enumerate(hits):
+        expanded.append(hit)
+        if position >= top:
+            continue
+        added = 0
+        for chunk in chunks_of(hit.doc_id):
+            if added == per_hit:
+                break
+            inside = chunk.section == hit.section or (
+                hit.section and chunk.section.startswith(hit.section + " > ")
+            )
+            if not inside or chunk.id in present:
+                continue
+            present.add(chunk.id)
+            added += 1
+            expanded.append(
+                replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
+            )
+    return [replace(hit, rank=rank) for rank, hit in enumerate(expanded, start=1)]

@@ -19,18 +19,22 @@ lines it branches from, and the [n] it adds.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rag.generate.base import Draft, check_audience
-from rag.generate.citations import content_words, split_prose_sentences, stem
+from rag.generate.citations import content_words, stem
+from rag.generate.units import Unit, passage_units, plain, shown_text
+from rag.generate.values import match as value_match
+from rag.generate.values import question_values
+from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
 from rag.types import Hit
+
+__all__ = ["GENERIC_WORDS", "ExtractiveGenerator", "plain", "question_parts"]
 
 
 def _words(text: str) -> frozenset[str]:
@@ -38,8 +42,8 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-MAX_UNITS = 6
-MAX_WORDS = 180
+MAX_UNITS = 8
+MAX_WORDS = 220
 MAX_EMBEDDED_UNITS = 64  # bounds the embedder's work per question (~2 s worst case here)
 
 # Question words that say what kind of answer is wanted but not what it is about: a passage
@@ -67,131 +71,11 @@ _INJECTION = re.compile(
     r"|\breply only with\b|\bcite (?:passage|source)s? \[",
     re.IGNORECASE,
 )
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
-_SOURCE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]")
-_HEADING = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$")
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
-_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_FENCE = re.compile(r"^\s*(?:```|~~~)")
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One quotable piece of a passage: a sentence, list item or table row."""
-
-    text: str  # as it will be written (emphasis and source markers dropped)
-    passage: int  # 1-based position of its hit
-    position: int  # order inside the passage
-    section: str  # heading it sits under, for grouping
-    kind: str  # "sentence", "item", "row" or "path" (a decision tree's branch)
-    words: frozenset[str]  # content words, for overlap and de-duplication
-
-
-def plain(text: str) -> str:
-    """`text` without Markdown emphasis markup and without numeric citation markers."""
-    previous = None
-    while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
-        previous, text = text, _EMPHASIS.sub(r"\2", text)
-    return " ".join(_SOURCE_MARKER.sub("", text).split())
-
-
-def passage_units(hit: Hit, passage: int) -> list[Unit]:
-    """The quotable units of `hit`'s text, in order; `passage` is its 1-based number."""
-    default_section = _section_name(hit)
-    section = default_section
-    units: list[Unit] = []
-    paragraph: list[str] = []
-
-    def add(text: str, kind: str) -> None:
-        text = plain(text)
-        words = frozenset(content_words(text))
-        if len(text.split()) >= 3 and words:
-            units.append(Unit(text, passage, len(units), section, kind, words))
-
-    def flush() -> None:
-        for sentence in split_prose_sentences(" ".join(paragraph)):
-            add(sentence, "sentence")
-        paragraph.clear()
-
-    # The list items enclosing the current one: (indent, text). A nested item under a label
-    # ("Score 3-5 (high risk):") means nothing without it, so it is quoted with the label.
-    enclosing: list[tuple[int, str]] = []
-    fenced: list[str] | None = None  # the lines of an open fenced block
-    for line in hit.text.splitlines():
-        heading = _HEADING.match(line)
-        if _FENCE.match(line):
-            flush()
-            enclosing.clear()
-            if fenced is None:
-                fenced = []
-            else:
-                for path in tree_paths(fenced):
-                    add(path, "path")
-                fenced = None
-        elif fenced is not None:
-            fenced.append(line)
-        elif heading:
-            flush()
-            enclosing.clear()
-            section = plain(heading.group(1)) or default_section
-        elif not line.strip() or _TABLE_RULE.match(line):
-            flush()
-        elif _TABLE_ROW.match(line):
-            flush()
-            enclosing.clear()
-            cells = [cell.strip() for cell in _TABLE_ROW.match(line).group(1).split("|")]
-            add(" | ".join(cell for cell in cells if cell), "row")
-        elif _LIST_ITEM.match(line):
-            flush()
-            indent = len(line) - len(line.lstrip())
-            while enclosing and enclosing[-1][0] >= indent:
-                enclosing.pop()
-            item = _LIST_ITEM.sub("", line).strip()
-            label = plain(enclosing[-1][1]) if enclosing else ""
-            add(f"{label} {item}" if label.endswith(":") else item, "item")
-            enclosing.append((indent, item))
-        else:
-            enclosing.clear()
-            paragraph.append(line.strip())
-    flush()
-    for path in tree_paths(fenced or []):  # a block the passage cut before its closing fence
-        add(path, "path")
-    return units
-
-
-def tree_paths(lines: Sequence[str]) -> list[str]:
-    """Each leaf of an indented tree (a fenced decision tree's lines) with the lines it sits
-    under, root first: "Variceal bleeding confirmed -> Oesophageal varices? -> YES -> Band
-    ligation" from four lines indented ever deeper. A line followed by a deeper one is a
-    branch, quoted only as part of its leaves' paths; a blank line ends a tree. A line
-    opening in lower case or with a parenthesis continues the line before it ("Continue
-    terlipressin (up to 5 days)," / "prophylactic antibiotics (7 days).")."""
-    paths: list[str] = []
-    rows: list[tuple[int, str]] = []
-    for line in lines:
-        text = line.strip()
-        if rows and rows[-1][1] and (text[:1].islower() or text.startswith("(")):
-            rows[-1] = (rows[-1][0], f"{rows[-1][1]} {text}")
-        else:
-            rows.append((len(line) - len(line.lstrip()), text))
-    branch: list[tuple[int, str]] = []
-    for number, (indent, text) in enumerate(rows):
-        if not text:
-            branch.clear()
-            continue
-        while branch and branch[-1][0] >= indent:
-            branch.pop()
-        following = rows[number + 1] if number + 1 < len(rows) else (0, "")
-        if not (following[1] and following[0] > indent):
-            paths.append(" ".join([*(step for _, step in branch), text]))
-        branch.append((indent, text))
-    return paths
-
-
 class ExtractiveGenerator:
-    """Answers with the passage sentences that best match the question; never invents text.
+    """Answers with the passage units that best match the question; never invents a claim.
 
     `embedder` (optional) is anything with `embed_query(text) -> (d,)` and
     `embed_passages(texts) -> (n, d)` returning unit vectors (rag.index.embedder.Embedder);
@@ -214,13 +98,24 @@ class ExtractiveGenerator:
     ) -> Draft:
         """A draft citing `hits` as [1]..[len(hits)], or Draft(text="", refused=True) when no
         passage shares meaningful content with `question`. The decision is always None: this
-        backend copies sentences and cannot weigh them into a yes or no."""
+        backend copies passages and cannot weigh them into a yes or no.
+
+        1. Split every passage into units that keep their structure (rag.generate.units).
+        2. Score each unit against the question: shared words weighted by rarity, the
+           embedder's similarity, the retrieval rank, and whether the row or branch matches
+           the values the question gives (rag.generate.values).
+        3. Keep to the guideline of the best unit: another guideline's unit stays only when
+           it answers as well, and is then labelled with its organisation and year.
+        4. The best unit, written as one sentence, is the bottom line; the others follow under
+           their section headings, tables as tables, lists under their intro.
+        """
         check_audience(audience)
         units = [
             unit
             for passage, hit in enumerate(hits, start=1)
             if not _INJECTION.search(hit.text)
             for unit in passage_units(hit, passage)
+            if not unit.is_header_only
         ]
         question_words = set(content_words(question))
         if not units or not question_words:
@@ -238,6 +133,8 @@ class ExtractiveGenerator:
                 for i in range(len(units))
             ]
 
+        values = question_values(question)
+        wants_list = bool(_WANTS_LIST.search(question))
         scores: list[float] = []
         for i, unit in enumerate(units):
             score = lexical[i]
@@ -245,14 +142,24 @@ class ExtractiveGenerator:
                 score = 0.3 * score + 0.7 * max(similarity[i], 0.0)
                 on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
             score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
+            score *= _VALUE_WEIGHT[value_match(values, _condition_text(unit))]
+            if unit.kind in ("list", "table"):
+                score *= 1.25 if wants_list else 0.8
             scores.append(score if on_topic[i] else 0.0)
 
         if max(scores) <= 0.0:
             return Draft(text="", refused=True)
-        chosen = _select(units, scores)
+        scores = _in_scope(units, scores, hits)
+        chosen = _select(units, scores, question_words)
         if vectors:
             chosen = self._cover_parts(question, units, scores, chosen, vectors)
-        return Draft(text=_render(chosen, hits), decision=None, refused=False)
+        matched = {i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0}
+        chosen = _whole_groups(chosen, units, matched)
+        lead = next(
+            (units[i] for i in sorted(matched, key=lambda i: -scores[i]) if units[i] in chosen),
+            None,
+        )
+        return Draft(text=_render(chosen, hits, audience, lead), decision=None, refused=False)
 
     def _cover_parts(
         self,
@@ -307,13 +214,25 @@ class ExtractiveGenerator:
         embedded = sorted(range(len(units)), key=lambda i: (units[i].passage, -lexical[i]))
         embedded = embedded[:MAX_EMBEDDED_UNITS]
         unit_vectors = np.asarray(
-            self.embedder.embed_passages([units[i].text for i in embedded]), dtype=np.float32
+            self.embedder.embed_passages([_embedded_text(units[i]) for i in embedded]),
+            dtype=np.float32,
         )
         return dict(zip(embedded, unit_vectors, strict=True))
 
 
 # A unit this similar to the question (MiniLM cosine) is on topic even with no shared word.
 _PARAPHRASE_SIMILARITY = 0.4
+# A row or branch whose condition the question's values meet (+1) leads; one they contradict
+# (-1: "Score 0-1" when the question says the score is 2) falls far behind.
+_VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
+# Questions that ask for a set ("What are the criteria for ...?"): a list or table whole answers.
+_WANTS_LIST = re.compile(
+    r"\b(?:components?|criteria|criterion|elements|features|items|list|which (?:\w+ )?(?:are|include)"
+    r"|what are the|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made))\b",
+    re.IGNORECASE,
+)
+# Another guideline's unit stays in the answer only when it scores this close to the best.
+SCOPE_RATIO = 0.85
 
 # Where a question asking two things divides: after a question mark, or at ", and" / "and"
 # before a question word ("..., and who should be admitted?").
@@ -342,12 +261,24 @@ def _topic_words(text: str) -> str:
     )
 
 
+def _condition_text(unit: Unit) -> str:
+    """What says when a unit applies: its condition, and for a tree branch its steps."""
+    return unit.condition if unit.kind != "path" else f"{unit.condition} {unit.section}"
+
+
+def _embedded_text(unit: Unit) -> str:
+    """The text the embedder compares with the question: the unit as shown, under its section."""
+    return f"{unit.section}: {shown_text(unit)}"
+
+
 def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[float]:
     """How much of the question each unit covers (0..1): its own share of the question's weight
     blended with its passage's share. Weights are idf-like, computed over the units themselves:
     a word in every unit says little, a rare one a lot; question words no unit contains weigh
-    the most, so they lower every unit's share alike."""
+    the most, so they lower every unit's share alike. A unit's words include its section
+    heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing."""
     unit_count = len(units)
+    section_words = [frozenset(content_words(unit.section)) for unit in units]
     document_frequency = {
         word: sum(1 for unit in units if word in unit.words) for word in question_words
     }
@@ -358,19 +289,22 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
     }
     total = sum(weights.values()) or 1.0
     passage_words: dict[int, set[str]] = {}
-    for unit in units:
-        passage_words.setdefault(unit.passage, set()).update(unit.words)
+    for unit, section in zip(units, section_words, strict=True):
+        passage_words.setdefault(unit.passage, set()).update(unit.words | section)
     passage_share = {
         passage: sum(weights[w] for w in question_words & words) / total
         for passage, words in passage_words.items()
     }
-    # A sentence from a passage that covers the whole question beats an equally matching
-    # sentence from a passage that only brushes it: the answer stays on one topic.
-    return [
-        0.65 * sum(weights[w] for w in question_words & unit.words) / total
-        + 0.35 * passage_share[unit.passage]
-        for unit in units
-    ]
+    # A unit from a passage that covers the whole question beats an equally matching unit
+    # from a passage that only brushes it: the answer stays on one topic.
+    scores = []
+    for unit, section in zip(units, section_words, strict=True):
+        own = sum(weights[w] for w in question_words & unit.words)
+        heading = sum(weights[w] for w in (question_words & section) - unit.words)
+        scores.append(
+            0.65 * (own + 0.5 * heading) / total + 0.35 * passage_share[unit.passage]
+        )
+    return scores
 
 
 def _rank_weight(passage: int) -> float:
@@ -381,101 +315,252 @@ def _rank_weight(passage: int) -> float:
 def _length_weight(unit: Unit, audience: str) -> float:
     """Penalise very long units for everyone, and for patients long sentences and long,
     technical words (four or more vowel groups, or thirteen letters and up)."""
-    words = unit.text.split()
+    words = shown_text(unit).split()
     if audience != "patient":
-        return 1.0 / (1.0 + max(0, len(words) - 40) / 40)
+        return 1.0 / (1.0 + max(0, len(words) - 60) / 60)
     technical = sum(
         1
         for word in re.findall(r"[A-Za-z]+", unit.text)
         if len(word) >= 13 or len(_VOWEL_GROUPS.findall(word.lower())) >= 4
     )
     technical_share = technical / max(len(words), 1)
-    return 1.0 / (1.0 + 0.04 * max(0, len(words) - 14) + 2.5 * technical_share)
+    return 1.0 / (1.0 + 0.03 * max(0, len(words) - 20) + 2.5 * technical_share)
 
 
-def _select(units: Sequence[Unit], scores: Sequence[float]) -> list[Unit]:
+def _in_scope(units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit]) -> list[float]:
+    """`scores` with units of other guidelines than the best unit's set to 0 unless they score
+    within SCOPE_RATIO of the best: a question about AF dosing is answered from the AF
+    guideline, not padded with a TIA statement's bullets."""
+    best = max(range(len(units)), key=lambda i: scores[i])
+    main = _guideline(hits[units[best].passage - 1])
+    return [
+        score
+        if _guideline(hits[unit.passage - 1]) == main or score >= SCOPE_RATIO * scores[best]
+        else 0.0
+        for unit, score in zip(units, scores, strict=True)
+    ]
+
+
+def _guideline(hit: Hit) -> str:
+    """What makes two passages the same source: the title (the sections of one guideline
+    share it), else the document."""
+    return hit.title or hit.doc_id
+
+
+def _select(
+    units: Sequence[Unit], scores: Sequence[float], question_words: set[str]
+) -> list[Unit]:
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
-    under 60% of the best, none a near-duplicate of one already chosen."""
+    under 60% of the best, none a near-duplicate of one already chosen or contained in one,
+    and none that lacks the rare question words the best unit has (its anchors: "apixaban")
+    without bringing another question word instead."""
     order = sorted(
         range(len(units)), key=lambda i: (-scores[i], units[i].passage, units[i].position)
     )
     best = scores[order[0]]
+    anchors = _anchors(units, units[order[0]], question_words)
     chosen: list[Unit] = []
     word_count = 0
     for i in order:
         unit = units[i]
-        if scores[i] <= 0.0 or scores[i] < 0.6 * best or len(chosen) >= MAX_UNITS:
+        if scores[i] <= 0.0 or scores[i] < 0.5 * best or len(chosen) >= MAX_UNITS:
             break
         if _repeats(unit, chosen):
             continue
-        length = len(unit.text.split())
+        if chosen and anchors and not (unit.words & anchors) and not (
+            (unit.words & question_words) - units[order[0]].words
+        ):
+            continue  # a sibling about another drug or score, adding nothing asked for
+        length = len(shown_text(unit).split())
         if chosen and word_count + length > MAX_WORDS:
             continue
+        # A whole list or table makes the items or rows already chosen from it redundant.
+        chosen = [
+            other for other in chosen if not (_contains(unit, other) and other is not chosen[0])
+        ]
         chosen.append(unit)
-        word_count += length
+        word_count = sum(len(shown_text(other).split()) for other in chosen)
     return chosen
 
 
+def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
+    """The question's words in `best` that few units have (a quarter of them at most): what
+    makes the best unit the answer ("apixaban" among the DOAC doses)."""
+    limit = max(1, len(units) // 4)
+    return frozenset(
+        word
+        for word in (question_words & best.words) - GENERIC_WORDS
+        if sum(1 for unit in units if word in unit.words) <= limit and not word.isdigit()
+    )
+
+
+def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) -> list[Unit]:
+    """`chosen` with rows and items shown in their table or list: where the question's values
+    pick rows of a table (`matched`: unit indexes), the other rows of that table are dropped;
+    where they do not, the first chosen row or item of a short table or flat list under an
+    intro is replaced by the whole table or list ("discharge when ALL of the following are
+    met:" is answered by all of them), and its other chosen members are dropped."""
+    whole = {(u.passage, u.group): u for u in units if u.kind in ("table", "list")}
+    picked = {(units[i].passage, units[i].group) for i in matched if units[i].kind == "row"}
+    result: list[Unit] = []
+    placed: set[tuple[int, int]] = set()
+    for unit in chosen:
+        key = (unit.passage, unit.group)
+        if unit.kind not in ("row", "item") or unit.group < 0:
+            result.append(unit)
+        elif key in picked:
+            if any(unit is units[i] for i in matched):
+                result.append(unit)
+        elif key in whole and len(shown_text(whole[key]).split()) <= MAX_WHOLE_WORDS:
+            if key not in placed:
+                result.append(whole[key])
+                placed.add(key)
+        else:
+            result.append(unit)
+    return [unit for unit in result if unit.kind not in ("table", "list") or unit in result]
+
+
+MAX_WHOLE_WORDS = 140  # the longest table or list shown whole in place of a chosen row or item
+
+
+def _contains(unit: Unit, other: Unit) -> bool:
+    """Whether `unit` shows everything `other` does (a list its items, an item its child)."""
+    return unit is not other and other.passage == unit.passage and other.words <= unit.words
+
+
 def _repeats(unit: Unit, chosen: Sequence[Unit]) -> bool:
-    """Whether `unit` is one of `chosen` or a near-duplicate of one (word Jaccard 0.6 or
-    more; every unit has words, so a unit always repeats itself)."""
-    return any(_jaccard(unit.words, other.words) >= 0.6 for other in chosen)
+    """Whether `unit` is a near-duplicate of a chosen unit (word Jaccard 0.6 or more) or shows
+    nothing a chosen unit does not already show."""
+    return any(
+        _jaccard(unit.words, other.words) >= 0.6 or _contains(other, unit) for other in chosen
+    )
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-def _cited(unit: Unit) -> str:
-    """The unit with its [n] placed before the closing punctuation ("... flare [2].")."""
-    match = re.match(r"^(.*?)([.!?…:;]+[\"'”’)]*)$", unit.text)
+def _cite(text: str, n: int) -> str:
+    """`text` with [n] placed before its closing punctuation ("... flare [2].")."""
+    text = text.rstrip()
+    match = re.match(r"^(.*?)([.!?…:;]+[\"'”’)]*)$", text)
     if match and match.group(1):
-        return f"{match.group(1)} [{unit.passage}]{match.group(2)}"
-    return f"{unit.text} [{unit.passage}]"
+        return f"{match.group(1)} [{n}]{match.group(2)}"
+    return f"{text} [{n}]"
 
 
-def _render(chosen: Sequence[Unit], hits: Sequence[Hit]) -> str:
-    """Bottom line from the best unit that is not a decision tree's branch (a chain of steps
-    is not a one-sentence summary; it leads only when nothing else was chosen), then the
-    others, under "### section" headings when they come from more than one section; inside
-    a section in passage order. When only one unit qualifies the bottom line is the whole
-    answer: repeating it as the body would say the same sentence twice."""
-    bottom = next((unit for unit in chosen if unit.kind != "path"), chosen[0])
-    rest = [unit for unit in chosen if unit is not bottom]
-    lines = [f"Bottom line: {_cited(bottom)}", ""]
-    if not rest:
+def _render(
+    chosen: Sequence[Unit], hits: Sequence[Hit], audience: str, lead: Unit | None = None
+) -> str:
+    """Bottom line: the best unit that reads as a sentence (a decision-tree path or a bare row
+    leads only when nothing else was chosen), written as one sentence. Then the chosen units
+    under "### section" headings, best section first, inside a section in passage order:
+    tables with their header, list items under their intro with their nested items. The
+    bottom line's unit is shown again in the body only when the body adds its structure (its
+    intro, nested items or table); a section from another guideline than the first unit's is
+    labelled with its organisation and year."""
+    defined = definitions("\n".join(hit.text for hit in hits)) if audience == "patient" else {}
+
+    def adapt(text: str) -> str:
+        return for_patient(text, defined) if audience == "patient" else text
+
+    candidates = [lead, *chosen] if lead is not None else list(chosen)
+    bottom = next(
+        (unit for unit in candidates if is_sentence(sentence_form(unit))), chosen[0]
+    )
+    lines = [f"Bottom line: {_cite(adapt(sentence_form(bottom)), bottom.passage)}", ""]
+    body = [
+        unit
+        for unit in chosen
+        if unit is not bottom or unit.children or unit.lead or unit.kind == "row"
+    ]
+    if not body:
         return lines[0]
-    sections: dict[str, list[Unit]] = {}
-    for unit in rest:  # best first, so sections appear in order of their best unit
-        sections.setdefault(unit.section, []).append(unit)
-    for section, members in sections.items():
+    main = _guideline(hits[chosen[0].passage - 1])
+    sections: dict[tuple[str, str], list[Unit]] = {}
+    for unit in body:  # best first, so sections appear in order of their best unit
+        hit = hits[unit.passage - 1]
+        label = "" if _guideline(hit) == main else _origin(hit)
+        sections.setdefault((unit.section, label), []).append(unit)
+    for (section, label), members in sections.items():
         members.sort(key=lambda unit: (unit.passage, unit.position))
-        if len(sections) > 1:
-            lines += [f"### {section}", ""]
-        lines += [_block(members), ""]
+        heading = f"{section} ({label})" if label else section
+        lines += [f"### {heading}", "", _block(members, adapt), ""]
     return "\n".join(lines).strip()
 
 
-def _block(units: Sequence[Unit]) -> str:
-    """Sentences run together as a paragraph; list items and table rows as a Markdown list."""
+def _origin(hit: Hit) -> str:
+    """"ACC/AHA 2023": the organisation and year a reader weighs a source by."""
+    return " ".join(str(part) for part in (hit.source, hit.year) if part) or hit.title
+
+
+def _block(units: Sequence[Unit], adapt: Any) -> str:
+    """The Markdown of one section's units: sentences as a paragraph, items as a list under
+    their intro, rows as a table under their header; every line cites its passage."""
     parts: list[str] = []
+    shown_leads: set[tuple[int, int, str]] = set()
+    tables: dict[tuple[int, int], list[Unit]] = {}
     for unit in units:
-        text = _cited(unit)
-        if unit.kind == "sentence" and parts and not parts[-1].startswith("- "):
-            parts[-1] += " " + text
-        elif unit.kind == "sentence":
-            parts.append(text)
-        else:
-            parts.append("- " + text)
-    # List items sit on consecutive lines; anything else is separated by a blank line.
-    block = parts[0]
-    for previous, part in itertools.pairwise(parts):
-        block += ("\n" if previous.startswith("- ") and part.startswith("- ") else "\n\n") + part
-    return block
+        if unit.kind == "row":
+            tables.setdefault((unit.passage, unit.group), []).append(unit)
+    for unit in units:
+        n = unit.passage
+        if unit.kind == "sentence":
+            text = _cite(adapt(unit.text), n)
+            if parts and not parts[-1].startswith(("- ", "|")) and "\n" not in parts[-1]:
+                parts[-1] += " " + text
+            else:
+                parts.append(text)
+        elif unit.kind == "path":
+            parts.append("- " + _cite(adapt(unit.text), n))
+        elif unit.kind == "row":
+            rows = tables.pop((unit.passage, unit.group), None)
+            if rows:
+                parts.append(_table(rows[0].lead, rows[0].header, [r.cells for r in rows], n, adapt))
+        elif unit.kind == "table":
+            rows = [tuple(row.split(" | ")) for row in unit.children]
+            parts.append(_table(unit.lead, unit.header, rows, n, adapt))
+        else:  # item or list
+            lines = []
+            key = (unit.passage, unit.group, unit.lead)
+            if unit.kind == "list":
+                lines.append(_cite(adapt(unit.text), n))
+                lines += [f"- {_cite(adapt(child), n)}" for child in unit.children]
+            else:
+                if unit.lead and key not in shown_leads:
+                    lines.append(_cite(adapt(unit.lead), n))
+                    shown_leads.add(key)
+                indent = ""
+                if unit.parent:
+                    parent_key = (unit.passage, unit.group, "parent:" + unit.parent)
+                    if parent_key not in shown_leads:
+                        lines.append(f"- {_cite(adapt(unit.parent), n)}")
+                        shown_leads.add(parent_key)
+                    indent = "  "
+                lines.append(f"{indent}- {_cite(adapt(unit.text), n)}")
+                lines += [f"{indent}  - {_cite(adapt(child), n)}" for child in unit.children]
+            if parts and parts[-1].startswith("- ") and not (unit.lead and lines[0] == _cite(adapt(unit.lead), n)):
+                parts[-1] += "\n" + "\n".join(lines)
+            else:
+                parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
-def _section_name(hit: Hit) -> str:
-    """The deepest heading of the hit's section path, else its title, else "Other"."""
-    if hit.section:
-        return hit.section.split(" > ")[-1].strip() or hit.section
-    return hit.title or "Other"
+def _table(
+    lead: str, header: Sequence[str], rows: Sequence[Sequence[str]], n: int, adapt: Any
+) -> str:
+    """A Markdown table: the lead line, the header, the rows; [n] in each row's last cell."""
+    lines = [_cite(adapt(lead), n)] if lead else []
+    width = max([len(header), *(len(row) for row in rows)])
+    if header:
+        lines.append("| " + " | ".join(_padded(header, width)) + " |")
+        lines.append("|" + "---|" * width)
+    for row in rows:
+        cells = _padded([adapt(cell) for cell in row], width)
+        cells[-1] = f"{cells[-1]} [{n}]".strip()
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _padded(cells: Sequence[str], width: int) -> list[str]:
+    return [*cells, *([""] * (width - len(cells)))]

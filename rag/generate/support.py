@@ -247,8 +247,8 @@ def attribute_uncited(
     asked = set(content_words(question))
 
     def worth_attributing(unit: _Unit) -> bool:
-        if is_heading(unit.text):
-            return False  # a heading names a topic; it claims nothing
+        if is_heading(unit.text) or unit.text.lstrip().startswith("|"):
+            return False  # a heading names a topic; a table row is cited in its last cell
         words = set(content_words(_LABEL.sub("", unit.claim)))
         return len(words) >= ATTRIBUTE_MIN_WORDS and (not asked or bool(words & asked))
 

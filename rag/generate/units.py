@@ -1,0 +1,328 @@
+"""Passages -> quotable units that keep the structure a clinician needs to read them right.
+
+A guideline states a dose with its dose-reduction rule nested under it, a criterion as a table
+row whose meaning is in the header, a list of criteria under an intro ("requires 2 of the
+following 3:"), a decision as a path through a tree. Quoting any of these pieces alone says
+something else, so a unit here is the whole piece:
+
+- `sentence`: a sentence of prose;
+- `item`: a list item with its nested items (`children`), under the label of the item it sits
+  in or the intro the list follows (`lead`: "Apixaban:", "Women:", "Criteria for admission:");
+- `list`: a list intro with all its (short) items, for questions asking what the criteria are;
+- `row`: a table row with the table's `header`; `table`: a short table whole;
+- `path`: a leaf of a fenced decision tree with the steps leading to it.
+
+Every unit knows its `condition` (the label, lead, first cell or heading saying when it
+applies: "Score 2 (Moderate risk)", "CrCl 15–50 mL/min"), which `rag.generate.values` matches
+against the values a question gives. Text is plain: Markdown emphasis and the source's own
+numeric citation markers are dropped, nothing else changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from rag.generate.citations import content_words, split_prose_sentences
+from rag.types import Hit
+
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_SOURCE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]")
+_HEADING = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^(\s*)(?:[-*+•]|(\d{1,3})[.)])\s+")
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_FENCE = re.compile(r"^\s*(?:```|~~~)")
+# "Apixaban: Standard dose ..." -> label "Apixaban"; a label is short and comes first.
+_LABEL = re.compile(r"^([^:]{1,80}?):\s+(?=\S)")
+
+SHORT_ITEM_WORDS = 30  # a list whose items are all this short can be quoted whole
+LIST_MAX_ITEMS = 10
+TABLE_MAX_ROWS = 8
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable piece of a passage, with the structure around it."""
+
+    kind: str  # sentence | item | list | row | table | path
+    text: str  # the unit's own words (a row: its cells joined by " | ")
+    passage: int  # 1-based position of its hit
+    position: int  # order inside the passage
+    section: str  # the heading it sits under
+    group: int = -1  # the list or table it belongs to (rows of one table share it)
+    lead: str = ""  # the intro or label line it is read under ("Women:", "Criteria:")
+    parent: str = ""  # a nested item's parent item ("Apixaban: Standard dose is 5 mg BID.")
+    children: tuple[str, ...] = ()  # nested items (item), items (list), rows (table)
+    header: tuple[str, ...] = ()  # a table's header cells (row, table)
+    cells: tuple[str, ...] = ()  # a row's cells
+    words: frozenset[str] = field(default=frozenset(), compare=False)  # content words shown
+    condition: str = ""  # when it applies: label, lead, first cell, heading
+
+    @property
+    def is_header_only(self) -> bool:
+        return self.kind == "row" and self.cells == self.header
+
+
+def plain(text: str) -> str:
+    """`text` without Markdown emphasis markup and without numeric citation markers."""
+    previous = None
+    while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
+        previous, text = text, _EMPHASIS.sub(r"\2", text)
+    return " ".join(_SOURCE_MARKER.sub("", text).split())
+
+
+def label_of(text: str) -> str:
+    """The label a list item opens with ("Apixaban: Standard dose ..." -> "Apixaban"), the
+    whole item when it is a label for its nested items ("Score 2 (Moderate risk):"), or ""."""
+    if text.rstrip().endswith(":") and len(text.split()) <= 15:
+        return text.rstrip().rstrip(":")
+    match = _LABEL.match(text)
+    return match.group(1).strip() if match else ""
+
+
+def shown_text(unit: Unit) -> str:
+    """Everything a unit shows, as one plain string (for scoring and overlap)."""
+    parts = [unit.lead, unit.parent, unit.text, *unit.children]
+    if unit.kind in ("row", "table"):
+        parts.append(" ".join(unit.header))
+    return " ".join(part for part in parts if part)
+
+
+@dataclass
+class _ListItem:
+    indent: int
+    text: str
+    children: list[_ListItem] = field(default_factory=list)
+
+
+def passage_units(hit: Hit, passage: int) -> list[Unit]:
+    """The quotable units of `hit`'s text, in reading order; `passage` is its 1-based number."""
+    builder = _Builder(passage, _section_name(hit))
+    lines = hit.text.splitlines()
+    index = 0
+    paragraph: list[str] = []
+    while index < len(lines):
+        line = lines[index]
+        heading = _HEADING.match(line)
+        if _FENCE.match(line):
+            builder.paragraph(paragraph)
+            end = index + 1
+            while end < len(lines) and not _FENCE.match(lines[end]):
+                end += 1
+            builder.tree(lines[index + 1 : end])
+            index = end + 1
+        elif heading:
+            builder.paragraph(paragraph)
+            builder.section = plain(heading.group(1)) or builder.default_section
+            builder.intro = ""
+            index += 1
+        elif not line.strip():
+            builder.paragraph(paragraph, keep_intro=True)
+            index += 1
+        elif _TABLE_ROW.match(line):
+            builder.paragraph(paragraph, keep_intro=True)
+            end = index
+            while end < len(lines) and (_TABLE_ROW.match(lines[end]) or _TABLE_RULE.match(lines[end])):
+                end += 1
+            builder.table(lines[index:end])
+            index = end
+        elif _LIST_ITEM.match(line):
+            builder.paragraph(paragraph, keep_intro=True)
+            end = index + 1
+            while end < len(lines):
+                current = lines[end]
+                if _LIST_ITEM.match(current) or (current.startswith((" ", "\t")) and current.strip()):
+                    end += 1
+                elif not current.strip() and end + 1 < len(lines) and _LIST_ITEM.match(lines[end + 1]):
+                    end += 1
+                else:
+                    break
+            builder.list(lines[index:end])
+            index = end
+        else:
+            paragraph.append(line.strip().lstrip("> ").strip())  # a quoted aside reads as prose
+            index += 1
+    builder.paragraph(paragraph)
+    return builder.units
+
+
+class _Builder:
+    """Collects the units of one passage; `intro` is the sentence a following list or table
+    is read under (a paragraph ending in ":", or a bold label line such as "Women:")."""
+
+    def __init__(self, passage: int, section: str) -> None:
+        self.passage = passage
+        self.default_section = section
+        self.section = section
+        self.intro = ""
+        self.units: list[Unit] = []
+        self.groups = 0
+
+    def add(self, kind: str, text: str, **fields: object) -> None:
+        text = plain(text)
+        unit = Unit(kind, text, self.passage, len(self.units), self.section, **fields)  # type: ignore[arg-type]
+        words = frozenset(content_words(shown_text(unit)))
+        if len(shown_text(unit).split()) < 3 or not words:
+            return
+        condition = fields.get("condition") or ""
+        if not condition:
+            condition = " ".join(
+                part for part in (unit.lead, unit.parent, label_of(text)) if part
+            )
+        self.units.append(
+            Unit(
+                kind, text, self.passage, len(self.units), self.section,
+                group=unit.group, lead=unit.lead, parent=unit.parent, children=unit.children,
+                header=unit.header,
+                cells=unit.cells, words=words, condition=f"{condition} {self.section}".strip(),
+            )
+        )  # fmt: skip
+
+    def paragraph(self, lines: list[str], *, keep_intro: bool = False) -> None:
+        """Prose sentences; a paragraph ending in ":" becomes the intro of what follows."""
+        if not lines:
+            if not keep_intro:
+                self.intro = ""
+            return
+        sentences = split_prose_sentences(" ".join(lines))
+        lines.clear()
+        for sentence in sentences:
+            self.add("sentence", sentence)
+        last = plain(sentences[-1]) if sentences else ""
+        self.intro = last if last.endswith(":") else ""
+        if self.intro and self.units and self.units[-1].text == self.intro:
+            self.units.pop()  # an intro alone says nothing; it is quoted with its list
+
+    def new_group(self) -> int:
+        self.groups += 1
+        return self.groups
+
+    def list(self, lines: Sequence[str]) -> None:
+        roots = _parse_items(lines)
+        group = self.new_group()
+        intro = self.intro
+        self.intro = ""
+        for item in roots:
+            self._item(item, intro, "", group)
+        flat = [plain(item.text) for item in roots]
+        # A list quoted whole must not lose nested rules: only flat lists of short items.
+        if intro and 2 <= len(flat) <= LIST_MAX_ITEMS and all(
+            len(text.split()) <= SHORT_ITEM_WORDS and not item.children
+            for text, item in zip(flat, roots, strict=True)
+        ):
+            self.add("list", intro, group=group, children=tuple(flat), condition=intro)
+
+    def _item(self, item: _ListItem, lead: str, parent: str, group: int) -> None:
+        text = plain(item.text)
+        children = tuple(_flatten(child) for child in item.children)
+        self.add("item", text, group=group, lead=lead, parent=parent, children=children)
+        # A nested item is also a unit of its own, read under its parent item.
+        for child in item.children:
+            self._item(child, lead, text, group)
+
+    def table(self, lines: Sequence[str]) -> None:
+        rows = [_cells(line) for line in lines if not _TABLE_RULE.match(line)]
+        has_rule = len(lines) > 1 and bool(_TABLE_RULE.match(lines[1]))
+        if not rows:
+            return
+        header = tuple(rows[0]) if has_rule else ()
+        body = rows[1:] if has_rule else rows
+        group = self.new_group()
+        intro = self.intro
+        self.intro = ""
+        for cells in body:
+            if not any(cells):
+                continue
+            self.add(
+                "row", " | ".join(cell for cell in cells if cell), group=group, lead=intro,
+                header=header, cells=tuple(cells), condition=f"{intro} {cells[0]}".strip(),
+            )  # fmt: skip
+        if header and 2 <= len(body) <= TABLE_MAX_ROWS:
+            self.add(
+                "table", intro or " | ".join(header), group=group, lead=intro, header=header,
+                children=tuple(" | ".join(cells) for cells in body), condition=intro,
+            )  # fmt: skip
+
+    def tree(self, lines: Sequence[str]) -> None:
+        self.intro = ""
+        for path in tree_paths(lines):
+            steps = path.split(" → ")
+            self.add("path", path, condition=" ".join(steps[:-1]))
+
+
+def _parse_items(lines: Sequence[str]) -> list[_ListItem]:
+    """List lines -> items with their nested items; continuation lines join their item."""
+    roots: list[_ListItem] = []
+    stack: list[_ListItem] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        match = _LIST_ITEM.match(line)
+        if not match:
+            if stack:
+                stack[-1].text += " " + line.strip()
+            continue
+        indent = len(match.group(1).expandtabs(4))
+        item = _ListItem(indent, line[match.end() :].strip())
+        while stack and stack[-1].indent >= indent:
+            stack.pop()
+        (stack[-1].children if stack else roots).append(item)
+        stack.append(item)
+    return roots
+
+
+def _flatten(item: _ListItem) -> str:
+    """An item and its own nested items as one line: "Label: text (sub; sub)"."""
+    text = plain(item.text)
+    if item.children:
+        inner = "; ".join(_flatten(child) for child in item.children)
+        text = f"{text.rstrip(':')}: {inner}" if text.endswith(":") else f"{text} ({inner})"
+    return text
+
+
+def _cells(line: str) -> list[str]:
+    match = _TABLE_ROW.match(line)
+    inner = match.group(1) if match else line.strip().strip("|")
+    return [plain(cell.strip()) for cell in inner.split("|")]
+
+
+def tree_paths(lines: Sequence[str]) -> list[str]:
+    """Each leaf of an indented tree (a fenced decision tree's lines) with the lines it sits
+    under, root first, joined by " → ": "Variceal bleeding confirmed → Oesophageal varices? →
+    YES → Band ligation". A line followed by a deeper one is a branch, quoted only as part of
+    its leaves' paths; a blank line ends a tree. A line opening in lower case or with a
+    parenthesis continues the line before it. Arrows and connector glyphs the source drew
+    ("├──", "→") are dropped from the steps."""
+    paths: list[str] = []
+    rows: list[tuple[int, str]] = []
+    for line in lines:
+        stripped = line.rstrip()
+        text = re.sub(r"^[\s│├└─|>→\-–]*", "", stripped).strip()
+        text = re.sub(r"^(?:→|->)\s*", "", text)
+        indent = len(stripped) - len(text) if text else 0
+        if rows and rows[-1][1] and text and (text[:1].islower() or text.startswith("(")):
+            rows[-1] = (rows[-1][0], f"{rows[-1][1]} {text}")
+        else:
+            rows.append((indent, text))
+    branch: list[tuple[int, str]] = []
+    for number, (indent, text) in enumerate(rows):
+        if not text:
+            branch.clear()
+            continue
+        while branch and branch[-1][0] >= indent:
+            branch.pop()
+        following = rows[number + 1] if number + 1 < len(rows) else (0, "")
+        if not (following[1] and following[0] > indent):
+            steps = [step for _, step in branch] + [text]
+            paths.append(" → ".join(plain(step).rstrip(" →") for step in steps))
+        branch.append((indent, text))
+    return paths
+
+
+def _section_name(hit: Hit) -> str:
+    """The deepest heading of the hit's section path, else its title, else "Other"."""
+    if hit.section:
+        return hit.section.split(" > ")[-1].strip() or hit.section
+    return hit.title or "Other"

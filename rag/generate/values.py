@@ -1,0 +1,182 @@
+"""The values a question gives, matched against the conditions a guideline row states.
+
+"What does a CURB-65 score of 2 mean for site of care?" gives the value 2 (a score); the row
+"Score 2 (Moderate risk)" matches it and "Score 0–1" and "Score 3–5" do not. "eGFR 25 on
+metformin" gives 25 mL/min; "eGFR < 30: contraindicated" matches, "eGFR 30–45: reduce" does
+not. A value and a condition are compared only when they measure the same kind of thing (age,
+weight, kidney function, a score, a time, a dose, a percentage, a pressure) or one of them
+does not say; the digits inside names (CURB-65, CHA2DS2-VASc, NEWS2, IL-1, HbA1c) are not
+values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
+# "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
+_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[-/][A-Za-z0-9]+)*\d[A-Za-z0-9]*(?:[-/][A-Za-z0-9]+)*\b")
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_RANGE = re.compile(rf"({_NUMBER})\s*(?:–|—|-|to)\s*({_NUMBER})")
+_COMPARISON = re.compile(rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below)\s*({_NUMBER})")
+_PLAIN = re.compile(rf"(?<![\d.,])({_NUMBER})(?![\d.,]*\s*(?:–|—|to)\s*\d)")
+_OR_MORE = re.compile(rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)")
+_OR_LESS = re.compile(rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:less|younger|below|under|lower|fewer)")
+
+_KINDS = (
+    ("age", re.compile(r"^\s*(?:-?\s*)?(?:years?|yrs?|y/?o|-year-old|year-old|yo)\b|^\s*(?:y\b)", re.I)),
+    ("weight", re.compile(r"^\s*kg\b", re.I)),
+    ("kidney", re.compile(r"^\s*(?:ml/min|ml/min/1\.73)", re.I)),
+    ("percent", re.compile(r"^\s*%")),
+    ("pressure", re.compile(r"^\s*mm\s?hg\b", re.I)),
+    ("time", re.compile(r"^\s*(?:-?\s*)(?:hours?|hrs?|h|days?|weeks?|months?|minutes?|min)\b", re.I)),
+    ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.I)),
+    ("temperature", re.compile(r"^\s*°", re.I)),
+    ("rate", re.compile(r"^\s*(?:bpm|breaths|/min)\b", re.I)),
+)
+_BEFORE = (
+    ("age", re.compile(r"\b(?:age|aged|ages)\s*$", re.I)),
+    ("kidney", re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\s*(?:of|is|was)?\s*$", re.I)),
+    ("weight", re.compile(r"\b(?:weight|weighs|weighing)\s*(?:of|is)?\s*$", re.I)),
+    ("score", re.compile(r"(?:\bscore|\bscores|\bscored|\bpoints?|\bgrade|\bstage|\bclass)\s*(?:of|is|was|=)?\s*$", re.I)),
+)
+
+
+@dataclass(frozen=True)
+class Value:
+    """A number a question gives, with the kind of thing it measures ("" when unknown)."""
+
+    number: float
+    kind: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition a row states: low <= x <= high (either end open), for a kind of thing."""
+
+    low: float | None
+    high: float | None
+    kind: str
+    strict_low: bool = False
+    strict_high: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.strict_low and value == self.low)):
+            return False
+        return not (
+            self.high is not None
+            and (value > self.high or (self.strict_high and value == self.high))
+        )
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "."))
+
+
+def _masked(text: str) -> str:
+    """`text` with the digits inside names blanked out, positions kept; a score name leaves
+    the word "score" so the number after it reads as a score."""
+    return _NAME.sub(lambda m: "score" + " " * (len(m.group(0)) - 5) if len(m.group(0)) >= 5 else " " * len(m.group(0)), text)
+
+
+def _kind(text: str, start: int, end: int) -> str:
+    after = text[end : end + 14]
+    for kind, pattern in _KINDS:
+        if pattern.match(after):
+            return kind
+    before = re.sub(r"(?:≥|>=|≤|<=|>|<|=|at least|more than|less than)\s*$", "", text[max(0, start - 40) : start])
+    for kind, pattern in _BEFORE:
+        if pattern.search(before):
+            return kind
+    return ""
+
+
+def question_values(question: str) -> list[Value]:
+    """The numbers `question` gives, each with its kind; names' digits excluded."""
+    text = _masked(question)
+    values: list[Value] = []
+    for match in re.finditer(_NUMBER, text):
+        before = text[max(0, match.start() - 1) : match.start()]
+        if before.isalpha():
+            continue
+        values.append(Value(_number(match.group(0)), _kind(text, match.start(), match.end())))
+    return values
+
+
+def conditions(text: str) -> list[Condition]:
+    """The numeric conditions `text` states: ranges, comparisons, "65 or older", bare numbers."""
+    text = _masked(text)
+    found: list[Condition] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= a or start >= b for a, b in taken)
+
+    for match in _RANGE.finditer(text):
+        low, high = _number(match.group(1)), _number(match.group(2))
+        if low <= high:
+            found.append(Condition(low, high, _kind(text, match.start(), match.end())))
+            taken.append(match.span())
+    for pattern, open_high in ((_OR_MORE, True), (_OR_LESS, False)):
+        for match in pattern.finditer(text):
+            if free(*match.span()):
+                number = _number(match.group(1))
+                kind = _kind(text, match.start(1), match.end(1))
+                found.append(Condition(number, None, kind) if open_high else Condition(None, number, kind))
+                taken.append(match.span())
+    for match in _COMPARISON.finditer(text):
+        if not free(*match.span()):
+            continue
+        sign, number = match.group(1).lower(), _number(match.group(2))
+        kind = _kind(text, match.start(2), match.end(2))
+        if sign in ("≥", ">=", "at least"):
+            found.append(Condition(number, None, kind))
+        elif sign in (">", "more than", "over", "above"):
+            found.append(Condition(number, None, kind, strict_low=True))
+        elif sign in ("≤", "<=",):
+            found.append(Condition(None, number, kind))
+        elif sign in ("<", "less than", "under", "below"):
+            found.append(Condition(None, number, kind, strict_high=True))
+        else:
+            found.append(Condition(number, number, kind))
+        taken.append(match.span())
+    for match in _PLAIN.finditer(text):
+        if free(*match.span()) and not text[max(0, match.start() - 1) : match.start()].isalpha():
+            number = _number(match.group(1))
+            found.append(Condition(number, number, _kind(text, match.start(), match.end())))
+    return found
+
+
+_PHYSICAL = frozenset({"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate"})
+
+
+def compatible(value: Value, condition: Condition) -> bool:
+    """Whether a value and a condition measure the same kind of thing. A condition that does
+    not say ("> 2.67" in a FIB-4 table) is compared with values that are not measurements
+    (a score, a bare number), never with an age or a weight."""
+    if not condition.kind:
+        return value.kind not in _PHYSICAL
+    return not value.kind or value.kind == condition.kind
+
+
+def match(values: list[Value], condition_text: str) -> int:
+    """+1 when a value of the question meets a condition of `condition_text`, -1 when the
+    condition text states conditions of the kinds the question gives and none is met, 0 when
+    they cannot be compared (no values, no conditions, or different kinds)."""
+    if not values:
+        return 0
+    stated = conditions(condition_text)
+    comparable = [
+        (v, c) for v in values for c in stated if compatible(v, c) and (v.kind or c.kind)
+    ]
+    if not comparable:
+        # Neither side says what it measures: compare plain numbers only when the
+        # condition is a score-like small number and so is the value.
+        comparable = [
+            (v, c) for v in values for c in stated
+            if not v.kind and not c.kind and v.number <= 50 and (c.high or c.low or 0) <= 50
+        ]  # fmt: skip
+    if not comparable:
+        return 0
+    return 1 if any(c.holds(v.number) for v, c in comparable) else -1

@@ -1,0 +1,170 @@
+"""Units written as a reader reads them: one sentence for a bottom line, plainer words for patients.
+
+`sentence_form` writes a unit as one sentence without adding a claim: a list item with its
+nested items ("Apixaban: Standard dose is 5 mg BID; Dose Reduction: Reduce to 2.5 mg BID if
+..."), a list intro with its items, a table row with its header, a decision-tree path as its
+conditions and its leaf. `is_sentence` is the test every bottom line must pass (and the answer
+benchmark counts). `for_patient` expands abbreviations (the dosing ones every prescription
+uses, and those the passages define: "transjugular intrahepatic portosystemic shunt (TIPS)")
+and drops the grading brackets a patient cannot use ("(Class I)", "(Strong, High)").
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag.generate.units import Unit, label_of
+
+_VERBISH = re.compile(
+    r"\b(?:is|are|was|were|be|been|being|has|have|had|do|does|did|can|could|may|might|must|"
+    r"should|shall|will|would|need|needs|require|requires|required|recommend|recommends|"
+    r"recommended|suggest|suggests|suggested|consider|considered|use|used|give|given|start|"
+    r"started|stop|stopped|avoid|avoided|reduce|reduced|increase|increased|continue|"
+    r"offer|offered|means|indicates|indicated|defined|include|includes|included|"
+    r"[a-z]{3,}(?:ed|es|s))\b",
+    re.IGNORECASE,
+)
+
+
+def is_sentence(text: str) -> bool:
+    """Whether `text` reads as one grammatical sentence: it opens with a capital or a digit,
+    ends with . ! or ?, has at least four words and a verb (by a word list and verb endings),
+    is no table row, heading or arrow chain, and does not end on a colon (an intro without
+    its list)."""
+    text = re.sub(r"\s*\[\d+\]", "", text).strip()
+    if len(text.split()) < 4 or not text[:1].isupper() and not text[:1].isdigit():
+        return False
+    if not re.search(r"[.!?][\"'”’)]*$", text) or re.search(r":\s*[.!?]?$", text):
+        return False
+    if "|" in text or "→" in text or text.startswith("#"):
+        return False
+    return bool(_VERBISH.search(text))
+
+
+def _end(text: str) -> str:
+    """`text` closed with a full stop (unless it already ends a sentence)."""
+    text = text.rstrip(" ;,:")
+    return text if re.search(r"[.!?][\"'”’)]*$", text) else text + "."
+
+
+def _joined(head: str, items: list[str]) -> str:
+    """"head: a; b; c." — items lose their own full stops."""
+    inner = "; ".join(item.rstrip(" .;") for item in items if item.strip())
+    head = head.rstrip(" .")
+    if head.endswith(":"):
+        return _end(f"{head} {inner}")
+    return _end(f"{head}; {inner}" if inner else head)
+
+
+def sentence_form(unit: Unit) -> str:
+    """`unit` as one sentence (see the module docstring); a short lead ("Women:", "Score 2
+    (moderate risk):") is kept in front, because it says for whom the rest holds."""
+    lead = unit.lead.rstrip()
+    short_lead = lead if lead and len(lead.split()) <= 8 else ""
+    if unit.kind == "item":
+        text = _joined(unit.text, list(unit.children))
+        if unit.parent:
+            parent = unit.parent.rstrip(" .:")
+            if len(parent.split()) > 25:
+                parent = label_of(unit.parent) or parent
+            text = f"{parent}: {text[:1].lower() + text[1:] if not text[:2].isupper() else text}"
+        return f"{short_lead} {text}" if short_lead and not text.startswith(short_lead) else text
+    if unit.kind == "list":
+        return _joined(unit.text, list(unit.children))
+    if unit.kind == "row":
+        cells = [cell for cell in unit.cells if cell]
+        header = list(unit.header)
+        if len(cells) >= 2 and len(header) >= 2:
+            rest = "; ".join(
+                f"{name.lower()}: {cell}" if name and name.lower() not in cell.lower() else cell
+                for name, cell in zip(header[1:], cells[1:], strict=False)
+            )
+            text = _end(f"{cells[0]} ({header[0].lower()}) — {rest}" if header[0] else f"{cells[0]} — {rest}")
+        else:
+            text = _end(" — ".join(cells))
+        return f"{short_lead} {text}" if short_lead else text
+    if unit.kind == "table":
+        rows = [row.split(" | ") for row in unit.children]
+        compact = [f"{row[0]} — {', '.join(row[1:])}" if len(row) > 1 else row[0] for row in rows]
+        head = unit.lead or f"{unit.section}:"
+        return _joined(head if head.endswith(":") else head + ":", compact)
+    if unit.kind == "path":
+        return _path_sentence(unit.text)
+    return _end(unit.text)
+
+
+def _path_sentence(path: str) -> str:
+    """"Root → Question? → YES → Action" as "Root — question? yes: action." (a tree's own
+    questions and answers kept as written, so nothing is reworded)."""
+    steps = [step.strip() for step in path.split("→") if step.strip()]
+    if len(steps) < 2:
+        return _end(path)
+    conditions: list[str] = []
+    for step in steps[1:-1]:
+        if step.upper() in ("YES", "NO") and conditions:
+            conditions[-1] += f" {step.lower()}"
+        else:
+            conditions.append(step)
+    action = steps[-1]
+    if action.upper() in ("YES", "NO") and conditions:
+        conditions[-1] += f" {action.lower()}"
+        action = ""
+    sentence = steps[0].rstrip(" :")
+    if conditions:
+        sentence += " — " + "; ".join(conditions)
+    if action:
+        sentence += ": " + action
+    return _end(sentence)
+
+
+# Abbreviations every prescription uses, in the words a patient would use.
+PLAIN_WORDS = {
+    "BID": "twice a day", "BD": "twice a day", "TID": "three times a day",
+    "TDS": "three times a day", "QID": "four times a day", "QDS": "four times a day",
+    "OD": "once a day", "QD": "once a day", "PRN": "when needed", "PO": "by mouth",
+    "IV": "into a vein (IV)", "IM": "into a muscle", "SC": "under the skin",
+    "hrs": "hours", "ICU": "intensive care (ICU)",
+    "OAC": "blood-thinning medicine (OAC)", "DOAC": "blood-thinning tablet (DOAC)",
+    "DOACs": "blood-thinning tablets (DOACs)", "NSAID": "anti-inflammatory painkiller (NSAID)",
+    "NSAIDs": "anti-inflammatory painkillers (NSAIDs)", "BP": "blood pressure",
+    "HR": "heart rate", "CKD": "chronic kidney disease", "AF": "atrial fibrillation",
+    "MI": "heart attack", "CXR": "chest X-ray", "GP": "family doctor",
+}  # fmt: skip
+_GRADING = re.compile(
+    r"\s*\((?:Class|COR|LOE|Level|Grade|Strong|Conditional|Weak|Recommendation|Evidence)\b[^()]*\)",
+    re.IGNORECASE,
+)
+_DEFINED = re.compile(r"\b([A-Za-z][A-Za-z -]{6,80}?)\s+\(([A-Z][A-Za-z0-9]{1,7})\)")
+
+
+def definitions(text: str) -> dict[str, str]:
+    """Abbreviations a text defines, "Direct oral anticoagulants (DOACs)" -> {"DOACs": ...};
+    the definition is the words before the bracket that start with the abbreviation's letters."""
+    found: dict[str, str] = {}
+    for match in _DEFINED.finditer(text):
+        words, abbreviation = match.group(1).split(), match.group(2)
+        letters = [char for char in abbreviation if char.isupper()]
+        if len(letters) < 2 or len(letters) > len(words):
+            continue
+        phrase = words[-len(letters) :]
+        if all(word[:1].upper() == letter for word, letter in zip(phrase, letters, strict=True)):
+            found.setdefault(abbreviation, " ".join(phrase).lower())
+    return found
+
+
+def for_patient(text: str, defined: dict[str, str] | None = None) -> str:
+    """`text` in plainer words: grading brackets dropped, abbreviations spelled out (the
+    definition followed by the abbreviation in brackets when a passage defined it)."""
+    text = _GRADING.sub("", text)
+    glossary = {**(defined or {}), **PLAIN_WORDS}
+
+    def spell(match: re.Match[str]) -> str:
+        word = match.group(0)
+        plain = glossary.get(word)
+        if plain is None or plain == word:
+            return word
+        if word in PLAIN_WORDS:
+            return plain
+        return f"{plain} ({word})"
+
+    return re.sub(r"\b[A-Za-z]{1,7}s?\b", lambda m: spell(m) if m.group(0) in glossary else m.group(0), text)
