@@ -135,6 +135,7 @@ class ExtractiveGenerator:
 
         values = question_values(question)
         wants_list = bool(_WANTS_LIST.search(question))
+        wants = _answer_type(question)
         scores: list[float] = []
         for i, unit in enumerate(units):
             score = lexical[i]
@@ -145,6 +146,7 @@ class ExtractiveGenerator:
             score *= _VALUE_WEIGHT[value_match(values, _condition_text(unit))]
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
+            score *= _answer_type_weight(wants, shown_text(unit))
             scores.append(score if on_topic[i] else 0.0)
 
         if max(scores) <= 0.0:
@@ -156,7 +158,11 @@ class ExtractiveGenerator:
         matched = {i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0}
         chosen = _whole_groups(chosen, units, matched)
         lead = next(
-            (units[i] for i in sorted(matched, key=lambda i: -scores[i]) if units[i] in chosen),
+            (
+                units[i]
+                for i in sorted(matched, key=lambda i: (units[i].kind == "path", -scores[i]))
+                if units[i] in chosen
+            ),
             None,
         )
         return Draft(text=_render(chosen, hits, audience, lead), decision=None, refused=False)
@@ -231,6 +237,34 @@ _WANTS_LIST = re.compile(
     r"|what are the|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made))\b",
     re.IGNORECASE,
 )
+# What kind of answer a question asks for, and what a unit giving one contains.
+_ASKS_DOSE = re.compile(r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen)\b", re.IGNORECASE)
+_ASKS_NUMBER = re.compile(
+    r"\b(?:threshold|thresholds|cutoffs?|cut-offs?|target|targets|goal|level|range|how long|"
+    r"how often|how soon|how many|within|timing|when|duration|score|interval|frequency)\b",
+    re.IGNORECASE,
+)
+_DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL)(?:/kg)?\b")
+_ANY_NUMBER = re.compile(r"\d")
+
+
+def _answer_type(question: str) -> str:
+    """"dose", "number" or "" for what `question` asks: a dose, a threshold or time, or else."""
+    if _ASKS_DOSE.search(question):
+        return "dose"
+    return "number" if _ASKS_NUMBER.search(question) else ""
+
+
+def _answer_type_weight(wants: str, text: str) -> float:
+    """Favour units that give the kind of answer asked for: a dose amount for a dose question,
+    a number for a threshold or timing question."""
+    if wants == "dose":
+        return 1.5 if _DOSE_AMOUNT.search(text) else 1.0
+    if wants == "number":
+        return 1.3 if _ANY_NUMBER.search(text) else 1.0
+    return 1.0
+
+
 # Another guideline's unit stays in the answer only when it scores this close to the best.
 SCOPE_RATIO = 0.85
 

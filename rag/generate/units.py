@@ -246,10 +246,16 @@ class _Builder:
             )  # fmt: skip
 
     def tree(self, lines: Sequence[str]) -> None:
+        """One unit per branch end: leaves under the same steps are one unit ("Score 5–6? →
+        urgent response within 60 minutes; hourly monitoring; consider sepsis")."""
         self.intro = ""
+        branches: dict[str, list[str]] = {}
         for path in tree_paths(lines):
             steps = path.split(" → ")
-            self.add("path", path, condition=" ".join(steps[:-1]))
+            branches.setdefault(" → ".join(steps[:-1]), []).append(steps[-1])
+        for prefix, leaves in branches.items():
+            text = " → ".join(part for part in (prefix, "; ".join(leaves)) if part)
+            self.add("path", text, condition=prefix)
 
 
 def _parse_items(lines: Sequence[str]) -> list[_ListItem]:

@@ -27,14 +27,14 @@ _VERBISH = re.compile(
 
 
 def is_sentence(text: str) -> bool:
-    """Whether `text` reads as one grammatical sentence: it opens with a capital or a digit,
-    ends with . ! or ?, has at least four words and a verb (by a word list and verb endings),
+    """Whether `text` reads as one grammatical statement: it opens with a capital or a digit,
+    ends with . or ! (a question answers nothing), has at least four words and a verb (by a word list and verb endings),
     is no table row, heading or arrow chain, and does not end on a colon (an intro without
     its list)."""
     text = re.sub(r"\s*\[\d+\]", "", text).strip()
     if len(text.split()) < 4 or not text[:1].isupper() and not text[:1].isdigit():
         return False
-    if not re.search(r"[.!?][\"'”’)]*$", text) or re.search(r":\s*[.!?]?$", text):
+    if not re.search(r"[.!][\"'”’)]*$", text) or re.search(r":\s*[.!]?$", text):
         return False
     if "|" in text or "→" in text or text.startswith("#"):
         return False
@@ -75,11 +75,17 @@ def sentence_form(unit: Unit) -> str:
         cells = [cell for cell in unit.cells if cell]
         header = list(unit.header)
         if len(cells) >= 2 and len(header) >= 2:
-            rest = "; ".join(
-                f"{name.lower()}: {cell}" if name and name.lower() not in cell.lower() else cell
+            # "For <first cell>, <column> is <cell> and <column> is <cell>.": the header says
+            # what each cell is; nothing else is added.
+            pairs = [
+                f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} is {cell}"
+                if name
+                else cell
                 for name, cell in zip(header[1:], cells[1:], strict=False)
-            )
-            text = _end(f"{cells[0]} ({header[0].lower()}) — {rest}" if header[0] else f"{cells[0]} — {rest}")
+                if cell
+            ]
+            rest = ", ".join(pairs[:-1]) + (" and " if len(pairs) > 1 else "") + pairs[-1]
+            text = _end(f"For {cells[0]}, {rest}")
         else:
             text = _end(" — ".join(cells))
         return f"{short_lead} {text}" if short_lead else text
@@ -105,11 +111,11 @@ def _path_sentence(path: str) -> str:
             conditions[-1] += f" {step.lower()}"
         else:
             conditions.append(step)
-    action = steps[-1]
+    action = steps[-1].rstrip(" ?")
     if action.upper() in ("YES", "NO") and conditions:
         conditions[-1] += f" {action.lower()}"
         action = ""
-    sentence = steps[0].rstrip(" :")
+    sentence = steps[0].rstrip(" :?")
     if conditions:
         sentence += " — " + "; ".join(conditions)
     if action:
