@@ -30,14 +30,14 @@ HYPERTENSION = (
 HAND_HYGIENE = "Hands should be rubbed with alcohol-based hand rub for 20 to 30 seconds."
 
 
-def hit(doc_id: str, text: str, rank: int, section: str = "") -> Hit:
+def hit(doc_id: str, text: str, rank: int, section: str = "", title: str = "") -> Hit:
     return Hit(
         chunk_id=f"{doc_id}#0",
         doc_id=doc_id,
         text=text,
         score=1.0 / rank,
         rank=rank,
-        title=doc_id.title(),
+        title=title or doc_id.title(),
         section=section,
     )
 
@@ -106,6 +106,7 @@ def test_sections_become_headings_when_sentences_come_from_several():
             "for three to six months in gout.",
             2,
             "Management > Urate-lowering therapy",
+            title="Gout",
         ),
     ]
     draft = ExtractiveGenerator().generate("When is colchicine used in gout?", hits)
@@ -204,11 +205,13 @@ PNEUMONIA_SEVERITY = (
 
 
 def test_a_nested_list_item_is_quoted_with_the_label_it_sits_under():
-    from rag.generate.extractive import passage_units
+    from rag.generate.units import passage_units
+    from rag.generate.wording import sentence_form
 
-    texts = [unit.text for unit in passage_units(hit("cap", PNEUMONIA_SEVERITY, 1), 1)]
-    assert "Score 3-5 (high risk): Manage as severe pneumonia with urgent hospital admission." in (
-        texts
+    texts = [sentence_form(unit) for unit in passage_units(hit("cap", PNEUMONIA_SEVERITY, 1), 1)]
+    assert (
+        "Score 3-5 (high risk): Manage as severe pneumonia with urgent hospital admission; "
+        "Give intravenous antibiotics." in texts
     )
     assert "Score 0-1 (low risk): Consider treatment at home." in texts
 
@@ -231,7 +234,7 @@ VARICEAL_ALGORITHM = (
 def test_a_fenced_decision_tree_is_quoted_one_branch_at_a_time():
     """Each leaf of a guideline's decision tree is quoted with the steps that lead to it, and
     the fence's backticks never reach the answer."""
-    from rag.generate.extractive import passage_units
+    from rag.generate.units import passage_units
 
     texts = [unit.text for unit in passage_units(hit("ugib", VARICEAL_ALGORITHM, 1), 1)]
     path = "Variceal bleeding confirmed at endoscopy → Oesophageal varices? → YES → Endoscopic "
@@ -244,14 +247,18 @@ def test_a_fenced_decision_tree_is_quoted_one_branch_at_a_time():
     answer = ExtractiveGenerator().generate(
         "When is TIPS considered for variceal bleeding?", [hit("ugib", VARICEAL_ALGORITHM, 1)]
     )
-    assert "NO → Consider TIPS [1]" in answer.text and "`" not in answer.text
-    # A chain of steps is no one-sentence bottom line: a prose sentence leads when chosen.
+    # The branch that answers leads, written as one sentence with its conditions.
+    assert answer.text.startswith("Bottom line: Variceal bleeding confirmed at endoscopy — ")
+    assert "Bleeding controlled? no: Consider TIPS [1]." in answer.text and "`" not in answer.text
+    # The branch giving the duration answers "how long", not the sentence that only names
+    # the drug; written as a sentence, its steps as conditions.
     answer = ExtractiveGenerator().generate(
         "How long is terlipressin continued in variceal bleeding?",
         [hit("ugib", VARICEAL_ALGORITHM, 1)],
     )
-    assert answer.text.startswith("Bottom line: Offer terlipressin")
-    assert "Continue terlipressin (up to 5 days)" in answer.text
+    bottom_line = answer.text.splitlines()[0]
+    assert "Bleeding controlled? yes: Continue terlipressin (up to 5 days)" in bottom_line
+    assert "→" not in bottom_line
 
 
 def test_questions_asking_two_things_are_split_in_two():
@@ -295,7 +302,6 @@ def test_each_part_of_a_two_part_question_gets_an_answer(real_embedder):
     shown = cited.bottom_line + "\n" + cited.answer
     assert "assessed with CURB-65" in shown  # the first part
     # The second part, which the first part's many matches used to crowd out, with its label.
-    assert "Score 3-5 (high risk): Manage as severe pneumonia with urgent hospital admission" in (
-        shown
-    )
+    assert "- Score 3-5 (high risk)" in shown
+    assert "  - Manage as severe pneumonia with urgent hospital admission" in shown
     assert [c.doc_id for c in cited.citations] == ["assessment", "site"]

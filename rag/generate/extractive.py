@@ -151,10 +151,12 @@ class ExtractiveGenerator:
 
         if max(scores) <= 0.0:
             return Draft(text="", refused=True)
+        topical = scores
         scores = _in_scope(units, scores, hits)
         chosen = _select(units, scores, question_words)
         if vectors:
-            chosen = self._cover_parts(question, units, scores, chosen, vectors)
+            # Each part of a two-part question may be answered by another guideline.
+            chosen = self._cover_parts(question, units, topical, chosen, vectors)
         matched = {i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0}
         chosen = _whole_groups(chosen, units, matched)
         lead = next(
