@@ -27,11 +27,13 @@ from typer.testing import CliRunner
 from rag.answer import Engine
 from rag.cli import app as cli_app
 from rag.converse import SessionStore
+from rag.errors import LLMError
 from rag.types import Turn
 from rag.web.app import create_app
 from rag.web.openai_api import ChatMessage, ProtocolError, RecentReplies, read_conversation
 from tests.conftest import settings_for
 from tests.live_server import LiveServer
+from tests.test_web_api import FakeEngine, FakeSessions
 
 API_KEY = "sdk-test-key"
 QUESTION = "What is the first-line treatment for a gout flare?"
@@ -290,6 +292,19 @@ def test_malformed_body_is_a_400_in_the_protocols_shape(server):
     )
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "model is required"
+
+
+def test_engine_failures_and_oversized_requests_reach_the_sdk_as_one_line():
+    failing = FakeEngine(failure=LLMError("LLM endpoint http://127.0.0.1:9/v1 timed out"))
+    with LiveServer(create_app(failing, FakeSessions())) as live:
+        client = sdk_client(live)
+        with pytest.raises(openai.APIStatusError, match="timed out") as raised:
+            client.chat.completions.create(model="rag", messages=[user(QUESTION)], stream=True)
+        assert raised.value.status_code == 502
+        huge = [user("x" * 1000)] * 1100  # over the 1 MB a conversation may take
+        with pytest.raises(openai.APIStatusError, match="too large") as raised:
+            client.chat.completions.create(model="rag", messages=huge)
+        assert raised.value.status_code == 413
 
 
 # ------------------------------------------------------------------------------------------------

@@ -73,8 +73,7 @@ class ProtocolError(InputError):
     object names it) and `code` the protocol's error code."""
 
     def __init__(
-        self, message: str, *, param: str | None = None, code: str | None = None,
-        status: int = 400,
+        self, message: str, *, param: str | None = None, code: str | None = None, status: int = 400
     ) -> None:
         super().__init__(message)
         self.param = param
