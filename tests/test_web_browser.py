@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Self
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,6 +23,7 @@ import pytest
 from rag.errors import LLMError, SessionError
 from rag.types import Answer, Citation, Hit, Turn
 from rag.web.app import create_app
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.browser
 
@@ -177,37 +175,6 @@ class MemorySessions:
 
 # ------------------------------------------------------------------------------------------------
 # Server and browser
-
-
-class LiveServer:
-    """The app under uvicorn on 127.0.0.1, on a port the OS picked, in a daemon thread."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.socket.bind(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
-
-    def __enter__(self) -> Self:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.socket.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,13 @@
     POST /api/search            {query, k?, mode?, sources?, min_year?} -> {query, mode, hits}
     GET  /api/health            {"status": "ok"} (never guarded: for load balancers and tests)
     GET  /openapi.json          the machine-readable API description
+    GET  /v1/models             rag as an OpenAI-compatible model (rag.web.openai_api)
+    POST /v1/chat/completions   {model: "rag", messages, stream?} -> a chat completion whose
+                                content is the `rag ask` Markdown, the structured answer in `rag`
 
-Every error is a JSON object {"error": "<one line>"} with a 4xx or 5xx status; tracebacks go to
-the server log, never to the client.
+Every error is a JSON object {"error": "<one line>"} with a 4xx or 5xx status; under /v1/ it is
+the OpenAI protocol's {"error": {"message", "type", "param", "code"}}, so the SDKs show the
+message. Tracebacks go to the server log, never to the client.
 
 Access key: when `api_key` is given, every route except /static and /api/health needs it, as
 `Authorization: Bearer KEY` or `X-API-Key: KEY`. A browser opens the page once as `/?key=KEY`;
@@ -27,6 +31,7 @@ import hmac
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +40,7 @@ from typing import Any, Literal, Protocol
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -51,13 +56,18 @@ from rag.errors import (
     SessionError,
 )
 from rag.generate.base import Audience
+from rag.render import answer_markdown
 from rag.types import DISCLAIMER, Answer, Hit, Turn
+from rag.web import openai_api
 
 logger = logging.getLogger("rag.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_QUESTION_CHARS = 2000
 MAX_BODY_BYTES = 64 * 1024  # a question, a few options: anything larger is not a real request
+# A chat-completions request carries the whole conversation, earlier answers included.
+MAX_CHAT_BODY_BYTES = 1024 * 1024
+OPENAI_PREFIX = "/v1/"
 KEY_COOKIE = "rag_api_key"
 # Session ids become file names in the session store, so only a safe alphabet is accepted.
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
@@ -180,6 +190,22 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def _error_for(
+    request: Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+) -> JSONResponse:
+    """The error in the shape the route's clients read: the OpenAI protocol's under /v1/."""
+    if request.url.path.startswith(OPENAI_PREFIX):
+        body = openai_api.error_body(message, status=status, param=param, code=code)
+        return JSONResponse(body, status_code=status, headers=headers)
+    return _error(status, message, headers)
+
+
 def _describe_validation_errors(errors: Sequence[dict[str, Any]]) -> tuple[int, str]:
     """Turn pydantic's error list into (status, one readable line) without internals."""
     messages: list[str] = []
@@ -225,22 +251,28 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         status, message = _describe_validation_errors(error.errors())
-        return _error(status, message)
+        if request.url.path.startswith(OPENAI_PREFIX):
+            status = 400  # the protocol answers every malformed request with 400
+        return _error_for(request, status, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         messages = {404: f"not found: {request.url.path}", 405: "method not allowed"}
         message = messages.get(error.status_code) or str(error.detail)
-        return _error(error.status_code, message, getattr(error, "headers", None))
+        return _error_for(request, error.status_code, message, getattr(error, "headers", None))
 
     @app.exception_handler(RagError)
     async def _rag_error(request: Request, error: RagError) -> JSONResponse:
-        return _error(_status_for(error), str(error))
+        if isinstance(error, openai_api.ProtocolError):
+            return _error_for(
+                request, error.status, str(error), param=error.param, code=error.code
+            )
+        return _error_for(request, _status_for(error), str(error))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-        return _error(500, "internal error")
+        return _error_for(request, 500, "internal error")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +302,14 @@ def _nearest_sources(answer: Answer, limit: int = 5) -> list[dict[str, Any]]:
         if len(sources) == limit:
             break
     return sources
+
+
+def _answer_payload(answer: Answer) -> dict[str, Any]:
+    """The `rag ask --json` object plus what the page and chat clients show beside it."""
+    payload = answer.to_json()
+    payload["nearest_sources"] = _nearest_sources(answer)
+    payload["disclaimer"] = DISCLAIMER
+    return payload
 
 
 def _new_session_id() -> str:
@@ -333,7 +373,8 @@ def _install_access_key(app: FastAPI, api_key: str) -> None:
             return _key_form(message)
         if _key_matches(_presented_key(request), api_key):
             return await call_next(request)
-        return _error(
+        return _error_for(
+            request,
             401,
             "missing or wrong access key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
             headers={"WWW-Authenticate": "Bearer"},
@@ -379,11 +420,16 @@ def create_app(engine: AnswerEngine, sessions: Sessions, *, api_key: str | None 
     @app.middleware("http")
     async def _limit_and_harden(request: Request, call_next: Any) -> Response:
         declared = request.headers.get("content-length")
+        limit = (
+            MAX_CHAT_BODY_BYTES if request.url.path == "/v1/chat/completions" else MAX_BODY_BYTES
+        )
         if declared is not None:
             if not declared.isdigit():
-                return _error(400, "Content-Length header is not a number")
-            if int(declared) > MAX_BODY_BYTES:
-                return _error(413, f"request body is too large (limit {MAX_BODY_BYTES} bytes)")
+                return _error_for(request, 400, "Content-Length header is not a number")
+            if int(declared) > limit:
+                return _error_for(
+                    request, 413, f"request body is too large (limit {limit} bytes)"
+                )
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -414,10 +460,8 @@ def create_app(engine: AnswerEngine, sessions: Sessions, *, api_key: str | None 
                 session=session_id,
             )
             sessions.append(session_id, answer.as_turn())
-        payload = answer.to_json()
+        payload = _answer_payload(answer)
         payload["session"] = session_id
-        payload["nearest_sources"] = _nearest_sources(answer)
-        payload["disclaimer"] = DISCLAIMER
         return payload
 
     @app.post(
@@ -458,7 +502,60 @@ def create_app(engine: AnswerEngine, sessions: Sessions, *, api_key: str | None 
             "hits": [hit.to_json() for hit in hits],
         }
 
+    _install_openai_routes(app, engine)
     return app
+
+
+def _install_openai_routes(app: FastAPI, engine: AnswerEngine) -> None:
+    """GET /v1/models and POST /v1/chat/completions: rag as the model `rag` (openai_api)."""
+    started = int(time.time())
+    recent_replies = openai_api.RecentReplies()
+
+    @app.get("/v1/models", summary="The model this server answers as (OpenAI protocol)")
+    def list_models() -> dict[str, Any]:
+        return openai_api.model_list(started)
+
+    @app.get("/v1/models/{model_id}", summary="One model (OpenAI protocol)")
+    def get_model(model_id: str) -> dict[str, Any]:
+        openai_api.check_model(model_id)
+        return openai_api.model_card(started)
+
+    def answer_conversation(request: openai_api.ChatCompletionRequest) -> openai_api.Reply:
+        openai_api.check_supported(request)
+        question, history = openai_api.read_conversation(
+            request.messages, recent_replies.recall, max_question_chars=MAX_QUESTION_CHARS
+        )
+        # The same call and the same Markdown as `rag ask`.
+        answer = engine.ask(question, history=history)
+        content = answer_markdown(answer)
+        recent_replies.remember(content, answer.as_turn())
+        payload = _answer_payload(answer)
+        payload.pop("session")  # the client keeps the conversation; no session is saved
+        return openai_api.new_reply(content, payload, int(time.time()))
+
+    @app.post(
+        "/v1/chat/completions",
+        summary="A cited answer to the conversation's last question (OpenAI protocol)",
+        response_model=None,
+        responses={
+            400: {"description": "Malformed request or a parameter rag does not support"},
+            401: {"description": "Missing or wrong key (when RAG_API_KEY is set)"},
+            404: {"description": "Unknown model"},
+        },
+    )
+    async def chat_completions(
+        request: openai_api.ChatCompletionRequest,
+    ) -> dict[str, Any] | StreamingResponse:
+        # The whole answer, citations enforced, exists before the first byte is sent: a
+        # stream never shows a number that does not resolve.
+        reply = await run_in_threadpool(answer_conversation, request)
+        if request.stream:
+            return StreamingResponse(
+                openai_api.completion_chunks(reply),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return openai_api.completion(reply)
 
 
 def serve(
