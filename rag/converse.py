@@ -208,9 +208,44 @@ def condense_deterministic(question: str, history: Sequence[Turn]) -> str:
     if not history or is_self_contained(question):
         return question
     topic = topic_terms(history, exclude=content_terms(question))
+    topic += [term for term in carried_facts(question, history) if term not in topic]
     if not topic:
         return question
     return f"{question} (context: {' '.join(topic)})"
+
+
+# "score is 2", "CURB-65 of 2", "eGFR 25", "CrCl 40": a value the conversation gave.
+_GIVEN_VALUE = re.compile(
+    r"\b((?:[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\d[A-Za-z0-9-]*)|score|egfr|gfr|crcl|age|weight|"
+    r"inr|hba1c|a1c)\s*(?:is|of|=|was|at|:)?\s*(\d+(?:\.\d+)?)\b",
+    re.IGNORECASE,
+)
+# Names with digits in them (CURB-65, CHA2DS2-VASc, NEWS2, ABCD2): the score or scale a
+# conversation is about.
+_NAMED_SCALE = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\d[A-Za-z0-9]*(?:-[A-Za-z]+)?\b")
+
+
+def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
+    """What a follow-up's "the score", "that dose" or "then" refers to, carried from the
+    conversation: the named score or scale the last answer is about (its most frequent name
+    with digits, "CURB-65") when the follow-up names none, and the values the last two
+    questions gave ("score 2") when the follow-up gives none of its own."""
+    carried: list[str] = []
+    if not _NAMED_SCALE.search(question):
+        last = history[-1]
+        names = _NAMED_SCALE.findall(f"{last.question} {last.answer}")
+        if names:
+            counts: dict[str, int] = {}
+            for name in names:
+                counts[name] = counts.get(name, 0) + 1
+            carried.append(max(counts, key=lambda name: (counts[name], -names.index(name))))
+    if not _GIVEN_VALUE.search(question):
+        for turn in reversed(history[-2:]):
+            for name, value in _GIVEN_VALUE.findall(turn.question):
+                carried.append(f"{name} {value}")
+            if carried and len(carried) > 1:
+                break
+    return carried
 
 
 def rewrite_messages(

@@ -167,6 +167,17 @@ class ExtractiveGenerator:
             ),
             None,
         )
+        if lead is not None and lead.parent:
+            # The whole item the matched rule sits in ("Score 2 (Moderate risk):" with all
+            # its actions), not one of its actions alone.
+            whole = next(
+                (u for u in units if u.passage == lead.passage and u.text == lead.parent), None
+            )
+            if whole is not None and len(shown_text(whole).split()) <= MAX_WHOLE_WORDS:
+                chosen = [whole if unit is lead else unit for unit in chosen]
+                chosen = [unit for unit in chosen if not _contains(whole, unit) or unit is whole]
+                chosen = [unit for n, unit in enumerate(chosen) if unit not in chosen[:n]]
+                lead = whole
         return Draft(text=_render(chosen, hits, audience, lead), decision=None, refused=False)
 
     def _cover_parts(
@@ -236,7 +247,8 @@ _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
 # Questions that ask for a set ("What are the criteria for ...?"): a list or table whole answers.
 _WANTS_LIST = re.compile(
     r"\b(?:components?|criteria|criterion|elements|features|items|list|which (?:\w+ )?(?:are|include)"
-    r"|what are the|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made))\b",
+    r"|what are the|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made)"
+    r"|how is .{0,60}(?:assessed|calculated|scored))\b",
     re.IGNORECASE,
 )
 # What kind of answer a question asks for, and what a unit giving one contains.
