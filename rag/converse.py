@@ -227,13 +227,13 @@ _NAMED_SCALE = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\d[A-Za-z0-9
 
 def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
     """What a follow-up's "the score", "that dose" or "then" refers to, carried from the
-    conversation: the named score or scale the last answer is about (its most frequent name
-    with digits, "CURB-65") when the follow-up names none, and the values the last two
+    conversation: the named score or scale the last two turns are about (their most frequent
+    name with digits, "CURB-65") when the follow-up names none, and the values the last two
     questions gave ("score 2") when the follow-up gives none of its own."""
     carried: list[str] = []
     if not _NAMED_SCALE.search(question):
-        last = history[-1]
-        names = _NAMED_SCALE.findall(f"{last.question} {last.answer}")
+        recent = " ".join(f"{turn.question} {turn.answer}" for turn in history[-2:])
+        names = _NAMED_SCALE.findall(recent)
         if names:
             counts: dict[str, int] = {}
             for name in names:

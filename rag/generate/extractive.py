@@ -28,7 +28,7 @@ import numpy as np
 
 from rag.generate.base import Draft, check_audience
 from rag.generate.citations import content_words, stem
-from rag.generate.units import Unit, passage_units, plain, shown_text
+from rag.generate.units import Unit, answer_words, passage_units, plain, shown_text
 from rag.generate.values import match as value_match
 from rag.generate.values import question_values
 from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
@@ -62,6 +62,9 @@ GENERIC_WORDS = frozenset(
     """
     )
 )
+
+# The same words as the answerer compares them (rag.generate.units.answer_words).
+_GENERIC = frozenset(answer_words(" ".join(GENERIC_WORDS)))
 
 # Text addressed to an AI rather than to a reader: a passage containing it is not quoted.
 _INJECTION = re.compile(
@@ -117,12 +120,12 @@ class ExtractiveGenerator:
             for unit in passage_units(hit, passage)
             if not unit.is_header_only
         ]
-        question_words = set(content_words(question))
+        question_words = set(answer_words(question))
         if not units or not question_words:
             return Draft(text="", refused=True)
 
         lexical = _lexical_scores(question_words, units)
-        topical_words = (question_words - GENERIC_WORDS) or question_words
+        topical_words = (question_words - _GENERIC) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
         similarity = None
@@ -305,7 +308,7 @@ def _topic_words(text: str) -> str:
     return " ".join(
         word
         for word in re.findall(r"[\w-]+", text)
-        if content_words(word) and not set(content_words(word)) <= GENERIC_WORDS
+        if content_words(word) and not answer_words(word) <= _GENERIC
     )
 
 
@@ -326,13 +329,13 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
     the most, so they lower every unit's share alike. A unit's words include its section
     heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing."""
     unit_count = len(units)
-    section_words = [frozenset(content_words(unit.section)) for unit in units]
+    section_words = [answer_words(unit.section) for unit in units]
     document_frequency = {
         word: sum(1 for unit in units if word in unit.words) for word in question_words
     }
     weights = {
         word: math.log(1.0 + unit_count / (1.0 + frequency))
-        * (0.35 if word in GENERIC_WORDS else 1.0)
+        * (0.35 if word in _GENERIC else 1.0)
         for word, frequency in document_frequency.items()
     }
     total = sum(weights.values()) or 1.0
@@ -432,12 +435,12 @@ def _select(
 
 
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
-    """The question's words in `best` that few units have (a quarter of them at most): what
+    """The question's words in `best` that few units have (a third of them at most): what
     makes the best unit the answer ("apixaban" among the DOAC doses)."""
-    limit = max(1, len(units) // 4)
+    limit = max(2, len(units) // 3)
     return frozenset(
         word
-        for word in (question_words & best.words) - GENERIC_WORDS
+        for word in (question_words & best.words) - _GENERIC
         if sum(1 for unit in units if word in unit.words) <= limit and not word.isdigit()
     )
 

@@ -82,6 +82,14 @@ def label_of(text: str) -> str:
     return match.group(1).strip() if match else ""
 
 
+def answer_words(text: str) -> frozenset[str]:
+    """The content words the answerer compares, with a final "e" folded so that "discharge"
+    meets "discharged" and "dose" meets "dosed" (the light stemmer keeps them apart)."""
+    return frozenset(
+        word[:-1] if len(word) > 4 and word.endswith("e") else word for word in content_words(text)
+    )
+
+
 def shown_text(unit: Unit) -> str:
     """Everything a unit shows, as one plain string (for scoring and overlap)."""
     parts = [unit.lead, unit.parent, unit.text, *unit.children]
@@ -163,7 +171,7 @@ class _Builder:
     def add(self, kind: str, text: str, **fields: object) -> None:
         text = plain(text)
         unit = Unit(kind, text, self.passage, len(self.units), self.section, **fields)  # type: ignore[arg-type]
-        words = frozenset(content_words(shown_text(unit)))
+        words = answer_words(shown_text(unit))
         if len(shown_text(unit).split()) < 3 or not words:
             return
         condition = fields.get("condition") or ""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 # Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
 # "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
-_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:[-/][A-Za-z0-9]+)*\d[A-Za-z0-9]*(?:[-/][A-Za-z0-9]+)*\b")
+_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 _NUMBER = r"\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"({_NUMBER})\s*(?:–|—|-|to)\s*({_NUMBER})")
 _COMPARISON = re.compile(rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below)\s*({_NUMBER})")

@@ -160,7 +160,8 @@ def definitions(text: str) -> dict[str, str]:
 
 def for_patient(text: str, defined: dict[str, str] | None = None) -> str:
     """`text` in plainer words: grading brackets dropped, abbreviations spelled out (the
-    definition followed by the abbreviation in brackets when a passage defined it)."""
+    definition followed by the abbreviation in brackets when a passage defined it), and
+    clauses joined by semicolons written as sentences of their own."""
     text = _GRADING.sub("", text)
     glossary = {**(defined or {}), **PLAIN_WORDS}
 
@@ -173,4 +174,6 @@ def for_patient(text: str, defined: dict[str, str] | None = None) -> str:
             return plain
         return f"{plain} ({word})"
 
-    return re.sub(r"\b[A-Za-z]{1,7}s?\b", lambda m: spell(m) if m.group(0) in glossary else m.group(0), text)
+    text = re.sub(r"\b[A-Za-z]{1,7}s?\b", lambda m: spell(m) if m.group(0) in glossary else m.group(0), text)
+    # Shorter sentences: each clause a list of rules ran together becomes a sentence.
+    return re.sub(r";\s+(\w)", lambda m: ". " + m.group(1).upper(), text)

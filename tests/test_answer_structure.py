@@ -1,0 +1,197 @@
+"""The answer a clinician reads keeps the evidence whole: one test per failure class of the
+answer issue, on small guideline texts written for the tests."""
+
+from __future__ import annotations
+
+import re
+
+from rag.answer_metrics import auc, has_fact, readability_grade
+from rag.converse import condense_deterministic
+from rag.generate.citations import enforce_citations
+from rag.generate.extractive import ExtractiveGenerator
+from rag.generate.support import support_scores
+from rag.generate.values import conditions, match, question_values
+from rag.generate.wording import definitions, for_patient, is_sentence
+from rag.retrieve import expand_sections
+from rag.types import Chunk, Hit, Turn
+
+AF_DOSING = """\
+#### DOAC Dosing and Adjustments
+Standard dosing and criteria for dose reduction in non-valvular AF:
+
+- **Apixaban:** Standard dose is 5 mg BID.
+  - *Dose Reduction:* Reduce to 2.5 mg BID if the patient has **at least two** of the following characteristics: Age ≥ 80 years, Body weight ≤ 60 kg, or Serum creatinine ≥ 1.5 mg/dL.
+- **Rivaroxaban:** Standard dose is 20 mg once daily with the evening meal.
+  - *Dose Reduction:* Reduce to 15 mg once daily if CrCl ≤ 50 mL/min.
+- **Edoxaban:** Standard dose is 60 mg once daily.
+  - *Dose Reduction:* Reduce to 30 mg once daily if CrCl 15–50 mL/min.
+"""
+TIA_STATEMENT = """\
+### Anticoagulation for Cardioembolism
+- Warfarin remains an option for patients with a mechanical heart valve after a TIA.
+- Apixaban dose adjustment after a TIA follows the cardioembolic source and renal function.
+"""
+SEVERITY_TABLE = """\
+### Risk Stratification
+| CURB-65 score | Risk | Site of care |
+|---|---|---|
+| 0–1 | Low | Home treatment |
+| 2 | Moderate | Short inpatient stay or supervised outpatient treatment |
+| 3–5 | High | Urgent hospital admission; assess for ICU at 4–5 |
+"""
+DISCHARGE_LIST = """\
+## Clinical Stability for Discharge
+Patients may be discharged when ALL of the following criteria are met:
+
+1. Temperature < 37.5°C for at least 24 hours.
+2. Heart rate < 100 bpm.
+3. Respiratory rate < 24 breaths/min.
+4. Adequate oral intake.
+"""
+NEWS_TREE = """\
+### Response
+```
+NEWS2 score calculated
+  → Score 5–6?
+      → Urgent response within 60 minutes
+  → Score ≥ 7?
+      → Emergency response with continuous monitoring
+```
+"""
+
+
+def hit(doc_id: str, text: str, rank: int, *, title: str, section: str = "", source: str = "", year: int | None = None) -> Hit:
+    return Hit(
+        chunk_id=f"{doc_id}#{rank}", doc_id=doc_id, text=text, score=1.0 / rank, rank=rank,
+        title=title, section=section, source=source, year=year,
+    )  # fmt: skip
+
+
+def answer(question: str, hits: list[Hit], audience: str = "clinician"):
+    draft = ExtractiveGenerator().generate(question, hits, audience=audience)
+    assert not draft.refused
+    return enforce_citations(draft.text, hits)
+
+
+def test_a_dose_keeps_the_dose_reduction_rule_nested_under_it():
+    cited = answer(
+        "What is the apixaban dose in atrial fibrillation?",
+        [hit("af", AF_DOSING, 1, title="AF guideline", section="DOAC Dosing")],
+    )
+    assert "5 mg BID" in cited.bottom_line and "Reduce to 2.5 mg BID" in cited.bottom_line
+    assert "Age ≥ 80 years, Body weight ≤ 60 kg" in cited.bottom_line
+    # The body shows the nesting: the dose, the rule indented under it, under the list intro.
+    assert "- Apixaban: Standard dose is 5 mg BID [1]." in cited.answer
+    assert "  - Dose Reduction: Reduce to 2.5 mg BID" in cited.answer
+    # Other drugs' doses do not pad the answer to an apixaban question.
+    assert "Edoxaban" not in cited.answer and "Rivaroxaban" not in cited.answer
+
+
+def test_the_table_row_matching_the_value_is_shown_with_its_header():
+    cited = answer(
+        "What does a CURB-65 score of 2 mean for site of care?",
+        [hit("cap", SEVERITY_TABLE, 1, title="CAP guideline", section="Risk Stratification")],
+    )
+    assert "Short inpatient stay" in cited.bottom_line and is_sentence(cited.bottom_line)
+    assert "Home treatment" not in cited.bottom_line
+    assert "| CURB-65 score | Risk | Site of care |" in cited.answer  # the header, as a table
+    assert re.search(r"^\| 2 \| Moderate \| .+ \[1\] \|$", cited.answer, re.MULTILINE)
+    assert "| 0–1 |" not in cited.answer  # rows the value rules out are left out
+
+
+def test_a_list_intro_comes_with_its_whole_list():
+    cited = answer(
+        "When is a patient with pneumonia stable enough for discharge?",
+        [hit("cap", DISCHARGE_LIST, 1, title="CAP guideline", section="Discharge")],
+    )
+    shown = cited.bottom_line + "\n" + cited.answer
+    for criterion in ("Temperature < 37.5°C", "Heart rate < 100 bpm", "Respiratory rate < 24", "Adequate oral intake"):
+        assert criterion in shown
+    assert not cited.bottom_line.rstrip(" .[]0123456789").endswith(":")
+
+
+def test_the_decision_branch_matching_the_score_is_chosen_not_the_other():
+    cited = answer(
+        "NEWS2 of 8 on the ward: what response?",
+        [hit("news", NEWS_TREE, 1, title="NEWS2", section="Response")],
+    )
+    assert "Emergency response" in cited.bottom_line
+    assert "Urgent response within 60 minutes" not in cited.bottom_line
+    assert "→" not in cited.bottom_line and is_sentence(cited.bottom_line)
+
+
+def test_another_guidelines_rows_stay_out_unless_they_answer_and_are_then_labelled():
+    hits = [
+        hit("af", AF_DOSING, 1, title="AF guideline", section="DOAC Dosing", source="ACC/AHA", year=2023),
+        hit("tia", TIA_STATEMENT, 2, title="TIA statement", section="Cardioembolism", source="AHA/ASA", year=2009),
+    ]
+    cited = answer("What is the apixaban dose for stroke prevention in atrial fibrillation?", hits)
+    assert "mechanical heart valve" not in cited.answer
+    for heading in re.findall(r"^### (.+)$", cited.answer, re.MULTILINE):
+        if "Cardioembolism" in heading:
+            assert heading.endswith("(AHA/ASA 2009)")
+
+
+def test_bottom_lines_are_sentences_never_headers_fragments_or_questions():
+    assert is_sentence("Apixaban: Standard dose is 5 mg BID [1].")
+    assert not is_sentence("Criterion | Definition")
+    assert not is_sentence("Requires 2 of the following 3 criteria:")
+    assert not is_sentence("Score 5–6?")
+    assert not is_sentence("A → B → C.")
+    assert not is_sentence("### DOAC Dosing")
+
+
+def test_values_in_a_question_meet_the_conditions_rows_state():
+    assert [v.kind for v in question_values("72-year-old, CHA2DS2-VASc 3, eGFR 25")] == ["age", "score", "kidney"]
+    assert match(question_values("CURB-65 score of 2"), "Score 2 (Moderate risk)") == 1
+    assert match(question_values("CURB-65 score of 2"), "Score 3–5 (High risk)") == -1
+    # An age is never compared with a threshold of another kind of measure.
+    assert match(question_values("FIB-4 1.9, age 54"), "> 2.67") == -1
+    assert match(question_values("FIB-4 1.9, age 54"), "1.3–2.67") == 1
+    assert conditions("CrCl 15–50 mL/min")[0].kind == "kidney"
+
+
+def test_a_follow_up_carries_the_score_and_the_value_it_refers_to():
+    history = [
+        Turn("How is pneumonia severity assessed?", "Bottom line: The CURB-65 score is the tool [1]."),
+        Turn("What if the score is 2?", "Score 2 (Moderate risk): consider a short stay [1]."),
+    ]
+    condensed = condense_deterministic("Which antibiotics then?", history)
+    assert "CURB-65" in condensed and "score 2" in condensed
+
+
+def test_the_top_passages_bring_the_rest_of_their_section():
+    chunks = [
+        Chunk("cap#0", "cap", "CURB-65 is the tool.", "Severity > CURB-65", 0, 5),
+        Chunk("cap#1", "cap", "| 2 | Moderate |", "Severity > CURB-65 > Risk", 1, 5),
+        Chunk("cap#2", "cap", "Other topic.", "Antibiotics", 2, 5),
+    ]
+    top = Hit("cap#0", "cap", "CURB-65 is the tool.", 1.0, 1, title="CAP", section="Severity > CURB-65")
+    expanded = expand_sections([top], lambda doc_id: chunks, top=3, per_hit=4)
+    assert [h.chunk_id for h in expanded] == ["cap#0", "cap#1"]
+    assert [h.rank for h in expanded] == [1, 2] and expanded[1].title == "CAP"
+
+
+def test_support_separates_the_cited_passage_from_another():
+    claim = "Reduce to 2.5 mg BID if the patient has at least two of the criteria."
+    real = support_scores([(claim, AF_DOSING)], None)
+    other = support_scores([(claim, SEVERITY_TABLE)], None)
+    assert real[0] > 0.9 > other[0] + 0.5
+    assert auc([0.9, 0.8], [0.1, 0.85]) == 0.75
+
+
+def test_patient_wording_spells_out_abbreviations_and_reads_easier():
+    text = "Direct oral anticoagulants (DOACs) at 5 mg BID are recommended (Class I)."
+    plain = for_patient(text, definitions(text))
+    assert "twice a day" in plain and "(Class I)" not in plain
+    clinician = answer("What is the apixaban dose in atrial fibrillation?", [hit("af", AF_DOSING, 1, title="AF")])
+    patient = answer("What is the apixaban dose in atrial fibrillation?", [hit("af", AF_DOSING, 1, title="AF")], "patient")
+    assert "BID" in clinician.bottom_line and "twice a day" in patient.bottom_line
+    assert readability_grade(patient.bottom_line) < readability_grade(clinician.bottom_line)
+
+
+def test_key_facts_are_found_only_with_their_numbers():
+    text = "Apixaban: reduce to 2.5 mg BID if age >= 80 years [1]."
+    assert has_fact(text, "2.5 mg BID")
+    assert has_fact(text, "age ≥ 80 years")
+    assert not has_fact(text, "5 mg BID daily if age ≥ 85")
