@@ -17,13 +17,49 @@ GENERIC_HEADINGS = {"overview", "introduction", "summary", "background", "notes"
 
 
 def heading_question(title: str, source: str, year: int | None, section: str) -> str | None:
-    """'What does <source year> recommend on <section>?' for a heading worth asking about."""
-    leaf = _clean_heading(section.split(" > ")[-1]) if section else ""
+    """A question a clinician would ask about a heading worth asking about, in plain words:
+    "Bleeding Risk Assessment" under "Anticoagulation in Atrial Fibrillation" becomes "How is
+    bleeding risk assessed in anticoagulation in atrial fibrillation?"; a heading no pattern
+    fits becomes "What does ACC/AHA 2023 recommend on <heading>?"."""
+    parts = section.split(" > ") if section else []
+    leaf = _clean_heading(parts[-1]) if parts else ""
     if not leaf or leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
         return None
-    leaf = " ".join(word if _is_acronym(word) else word.lower() for word in leaf.split())
+    leaf = _lowered(leaf)
+    topic = _lowered(_clean_heading(parts[0])) if len(parts) > 1 else ""
+    where = f" for {topic}" if topic and topic not in leaf else ""
+    for pattern, template in _TEMPLATES:
+        match = pattern.fullmatch(leaf)
+        if match:
+            return template.format(x=match.group(1).strip(), where=where)
     guideline = " ".join(str(part) for part in (source, year) if part) or title
-    return f"What does the {guideline} guideline say about {leaf}?"
+    return f"What does {guideline} recommend on {leaf}{where}?"
+
+
+# Headings that say what kind of question they answer: "<x> assessment", "dosing of <x>".
+_TEMPLATES = tuple(
+    (re.compile(pattern, re.IGNORECASE), template)
+    for pattern, template in (
+        (r"(.+?) (?:assessment|evaluation)", "How is {x} assessed{where}?"),
+        (r"(?:assessment|evaluation) of (.+)", "How is {x} assessed{where}?"),
+        (r"(.+?) criteria", "What are the {x} criteria{where}?"),
+        (r"(.+?) (?:dosing|doses|dosage)(?: and adjustments)?", "How is {x} dosed{where}?"),
+        (r"(?:management|treatment) of (.+)", "How is {x} managed?"),
+        (r"(.+?) (?:management|treatment)", "How is {x} managed{where}?"),
+        (r"contraindications (?:to|for) (.+)", "What are the contraindications to {x}?"),
+        (r"indications for (.+)", "When is {x} indicated?"),
+        (r"(.+?) monitoring", "How should {x} be monitored{where}?"),
+        (r"(.+?) (?:targets?|goals?|thresholds?)", "What are the {x} targets{where}?"),
+        (r"(.+?) (?:prevention|prophylaxis)", "How is {x} prevented{where}?"),
+        (r"(.+?) diagnosis", "How is {x} diagnosed{where}?"),
+        (r"diagnosis of (.+)", "How is {x} diagnosed?"),
+    )
+)
+
+
+def _lowered(text: str) -> str:
+    """Lower case except words whose capitals carry meaning (CURB-65, NSAIDs, qSOFA)."""
+    return " ".join(word if _is_acronym(word) else word.lower() for word in text.split())
 
 
 def related_questions(
@@ -67,7 +103,8 @@ def related_questions(
 
 def _clean_heading(heading: str) -> str:
     heading = re.sub(r"[*_`#]+", "", heading)
-    heading = re.sub(r"\s*[—–-]\s*[A-Z][A-Za-z/&]+ \d{4}$", "", heading)  # "... — AASLD 2023"
+    heading = re.sub(r"\s*[—–-]\s*[A-Z][A-Za-z/&]+(?: [A-Z][A-Za-z/&]+)? \d{4}$", "", heading)  # "... — AASLD 2023"
+    heading = re.sub(r"\s*\((?:Class|Rec|Recommendation|LOE)[^)]*\)", "", heading)
     heading = re.sub(r"^\d+(\.\d+)*[.)]?\s+", "", heading)  # "2.1 Dosing"
     return heading.strip(" :.")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rag.related import heading_question, related_questions
@@ -20,7 +21,14 @@ def cite(doc_id: str, section: str) -> Citation:
 
 def test_heading_question_names_the_guideline_and_keeps_acronyms():
     question = heading_question("t", "ACR", 2020, "Flare Management — ACR 2020 > Second-Line: IL-1 Inhibitors")
-    assert question == "What does the ACR 2020 guideline say about second-line: IL-1 inhibitors?"
+    assert question == "What does ACR 2020 recommend on second-line: IL-1 inhibitors for flare management?"
+    # Headings that say what they answer become the question a clinician would ask.
+    assert heading_question("t", "ACC/AHA", 2023, "Anticoagulation in AF — ACC/AHA 2023 > Bleeding Risk Assessment") == (
+        "How is bleeding risk assessed for anticoagulation in AF?"
+    )
+    assert heading_question("t", "BTS", 2009, "Discharge — BTS 2009 > Discharge Criteria") == (
+        "What are the discharge criteria?"
+    )
     assert "CURB-65" in heading_question("t", "BTS", 2009, "Severity > CURB-65 Score")
 
 
@@ -48,7 +56,7 @@ def test_suggestions_skip_cited_sections_and_unanswerable_ones():
     suggestions = related_questions(
         "What treats a gout flare?", [], cited, lambda doc_id: siblings.get(doc_id, []), retrieve
     )
-    assert suggestions == ["What does the ACR 2020 guideline say about allopurinol dosing?"]
+    assert suggestions == ["How is allopurinol dosed for urate lowering?"]
 
 
 def test_suggestions_are_limited_and_distinct():
@@ -56,7 +64,7 @@ def test_suggestions_are_limited_and_distinct():
     sections += [hit(f"g/{n}", f"Part > Topic Number {n}") for n in range(3, 10)]
 
     def retrieve(question: str) -> list[Hit]:
-        number = question.rstrip("?").split()[-1]
+        number = re.search(r"number (\d+)", question).group(1)
         return [section for section in sections if section.doc_id == f"g/{number}"]
 
     cited = [cite("g/0", "Part > Topic Number 0")]
