@@ -75,11 +75,14 @@ class Engine:
         from rag.converse import CITED_SOURCE_DEPTH, cited_source_doc_ids, lift_cited_source
 
         retrieval = self.settings.retrieval
-        k = k or retrieval.k
+        k = _checked_k(k, retrieval.k)
+        # A follow-up condensed with its history may outgrow the limit its question kept to.
+        limit = None if history else self.settings.answer.max_question_chars
+        query = _require_text(query, "query", limit)
         preferred = cited_source_doc_ids(history, self._same_title_doc_ids)
         hits = retrieve(
             self.index,
-            _require_text(query, "query"),
+            query,
             mode=mode or retrieval.mode,
             k=max(k, CITED_SOURCE_DEPTH) if preferred else k,
             per_document=retrieval.per_document,
@@ -124,7 +127,8 @@ class Engine:
            once citations its passage does not support are removed (`check_support`).
         6. Suggest related questions the index can answer (skipped by `suggest_related=False`).
         """
-        question = _require_text(question, "question")
+        question = _require_text(question, "question", self.settings.answer.max_question_chars)
+        _checked_k(k, self.settings.retrieval.k)
         audience = check_audience(audience or self.settings.audience)
         mode = mode or self.settings.retrieval.mode
         timings: dict[str, float] = {}
@@ -346,11 +350,26 @@ class Engine:
         return [sibling.id for sibling in self._same_title_documents(doc_id)]
 
 
-def _require_text(text: str, what: str) -> str:
+def _require_text(text: str, what: str, limit: int | None = None) -> str:
+    """`text` stripped; InputError when it is empty or longer than `limit` characters."""
     text = (text or "").strip()
     if not text:
         raise InputError(f"the {what} is empty")
+    if limit is not None and len(text) > limit:
+        raise InputError(
+            f"the {what} is too long ({len(text)} characters; the limit is {limit}, "
+            "setting answer.max_question_chars)"
+        )
     return text
+
+
+def _checked_k(k: int | None, default: int) -> int:
+    """`k`, or `default` when not given; InputError when it is below 1."""
+    if k is None:
+        return default
+    if k < 1:
+        raise InputError(f"k must be 1 or more (got {k}): it is how many passages to use")
+    return k
 
 
 def _ms_since(started: float) -> float:

@@ -6,6 +6,7 @@ result. Errors the user can fix (RagError) become one line on stderr and exit st
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -14,11 +15,42 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 
 from rag.config import DEFAULT_INDEX, Settings, SettingsError
 from rag.errors import RagError
 
+
+class _OneLineUsageErrors(typer.core.TyperGroup):
+    """A bad option or argument (`--since abc`, `-k 0`) as one line on stderr and exit status
+    2, like every other user error, instead of a boxed usage message."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        except Exception as error:
+            # Usage errors are click's, or typer's own copy of them in typer >= 0.24: known
+            # here by their shape (a message and an exit code), not by their class.
+            if not (hasattr(error, "format_message") and hasattr(error, "exit_code")):
+                raise
+            context = getattr(error, "ctx", None)
+            if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+                typer.echo(context.get_help(), err=True)  # `rag` alone: the help
+            else:
+                message = " ".join(error.format_message().split())
+                hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+                typer.echo(f"error: {message}{hint}", err=True)
+            sys.exit(error.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     help="Cited answers from clinical guidelines and articles, offline.",
     no_args_is_help=True,
     add_completion=False,
@@ -119,8 +151,15 @@ def ingest(
                 else:
                     yield item
 
+    # The index folder is created only once there is something to put in it.
+    incoming = documents()
+    first = next(incoming, None)
+    if first is None and not Index.exists(settings.index):
+        typer.echo(f"error: nothing to ingest; no index created at {settings.index}", err=True)
+        raise typer.Exit(1)
     store = Index.open(settings.index, settings, create=True)
-    report = store.ingest(documents(), prune=prune, progress=progress)
+    items = incoming if first is None else itertools.chain([first], incoming)
+    report = store.ingest(items, prune=prune, progress=progress)
     typer.echo(
         f"{settings.index}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed; "
@@ -132,6 +171,26 @@ def ingest(
         raise typer.Exit(1)
 
 
+@app.command("check-index")
+@user_errors
+def check_index(index: IndexOption = DEFAULT_INDEX) -> None:
+    """Check the whole index: database integrity, every vector, FAISS and BM25 against it."""
+    from rag.index.store import Index
+
+    settings = load_settings(index)
+    store = Index.open(settings.index, settings)
+    problems = store.verify()
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        typer.echo(f"{index}: {len(problems)} problem(s) found", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"{index}: ok ({store.document_count} documents, {store.chunk_count} chunks; database, "
+        "vectors, FAISS and BM25 agree)"
+    )
+
+
 @app.command()
 @user_errors
 def ask(
@@ -139,7 +198,9 @@ def ask(
     index: IndexOption = DEFAULT_INDEX,
     as_json: JsonOption = False,
     mode: ModeOption = None,
-    k: Annotated[int | None, typer.Option("-k", help="Passages given to the generator.")] = None,
+    k: Annotated[
+        int | None, typer.Option("-k", min=1, help="Passages given to the generator.")
+    ] = None,
     audience: Annotated[
         str | None, typer.Option("--audience", help="clinician (default) or patient.")
     ] = None,
@@ -187,7 +248,7 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     index: IndexOption = DEFAULT_INDEX,
     as_json: JsonOption = False,
-    k: Annotated[int, typer.Option("-k", help="Passages to show.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="Passages to show.")] = 10,
     mode: ModeOption = None,
     source: SourceOption = None,
     since: SinceOption = None,

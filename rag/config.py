@@ -72,6 +72,11 @@ class RetrievalSettings:
 
 @dataclass(frozen=True)
 class AnswerSettings:
+    max_question_chars: int = _described(
+        2000,
+        "Longest question or search text accepted, in characters, by every entry point (ask, "
+        "search, chat, batch, the web API); a longer one is refused with a message.",
+    )
     min_coverage_score: float = _described(
         0.985,
         "Abstain (list the nearest sources instead of answering) when the question's coverage "

@@ -135,3 +135,111 @@ def test_demo_gout_flare_question_cites_the_gout_guideline(demo_index: Path):
     answer = json.loads(result.output)
     cited = {citation["doc_id"] for citation in answer["citations"]}
     assert any("gout" in doc_id for doc_id in cited), cited
+
+
+# ---- hard edges: one clear line, nothing lost -------------------------------------------
+
+
+def test_ingest_of_a_missing_path_creates_no_index_folder(tmp_path: Path):
+    index = tmp_path / "index"
+    result = run("ingest", str(tmp_path / "nonexistent"), "--index", str(index), "--no-progress")
+    assert result.exit_code == 1
+    assert f"{tmp_path / 'nonexistent'}: no such file or folder" in result.output
+    assert f"nothing to ingest; no index created at {index}" in result.output
+    assert not index.exists()
+
+
+def test_a_symlink_loop_is_reported_and_the_rest_is_ingested(tmp_path: Path, test_docs: Path):
+    folder = tmp_path / "docs"
+    shutil.copytree(test_docs, folder)
+    (folder / "loop-a").symlink_to(folder / "loop-b")
+    (folder / "loop-b").symlink_to(folder / "loop-a")
+    index = tmp_path / "index"
+    result = run("ingest", str(folder), "--index", str(index), "--no-progress")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    loops = [line for line in result.output.splitlines() if "symbolic link loop" in line]
+    assert len(loops) == 2 and "loop-a" in loops[0] and "loop-b" in loops[1]
+    assert "5 added" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "wanted"),
+    [
+        (["search", "gout", "-k", "0"], "Invalid value for '-k'"),
+        (["ask", "gout?", "-k", "0"], "Invalid value for '-k'"),
+        (["search", "gout", "--since", "abc"], "Invalid value for '--since'"),
+        (["ask", "gout?", "--since", "20x1"], "Invalid value for '--since'"),
+    ],
+)
+def test_a_bad_option_value_is_one_line(small_index: Path, arguments: list[str], wanted: str):
+    result = run(*arguments, "--index", str(small_index))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and wanted in lines[0]
+    assert "--help" in lines[0]
+
+
+def test_k_below_one_is_refused_by_the_library_too(small_index: Path):
+    from rag.answer import Engine
+    from rag.errors import InputError
+    from tests.conftest import settings_for
+
+    engine = Engine.load(settings_for(small_index))
+    for call in (engine.search, engine.ask):
+        with pytest.raises(InputError, match="k must be 1 or more"):
+            call("colchicine for gout", k=0)
+
+
+def test_one_question_length_limit_holds_for_every_entry_point(
+    small_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from fastapi.testclient import TestClient
+
+    from rag.answer import Engine
+    from rag.converse import SessionStore
+    from rag.web.app import create_app
+    from tests.conftest import settings_for
+
+    long_question = "What treats a gout flare? " + "x" * 2000  # 2026 characters
+    wanted = "too long (2026 characters; the limit is 2000"
+    for command in ("ask", "search"):
+        result = run(command, long_question, "--index", str(small_index))
+        assert result.exit_code == 1 and wanted in result.output, result.output
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(json.dumps({"id": "q1", "question": long_question}) + "\n")
+    result = run("batch", str(questions), "-o", str(tmp_path / "out.jsonl"), "--index",
+                 str(small_index), "--no-progress")
+    assert result.exit_code == 1
+    assert wanted in json.loads((tmp_path / "out.jsonl").read_text())["error"]
+    engine = Engine.load(settings_for(small_index))
+    client = TestClient(create_app(engine, SessionStore(tmp_path / "sessions")))
+    for route, field in (("/api/ask", "question"), ("/api/search", "query")):
+        response = client.post(route, json={field: long_question})
+        assert response.status_code == 400 and wanted in response.json()["error"]
+
+    # The limit is a setting: raised, every entry point takes the long question.
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text("[answer]\nmax_question_chars = 3000\n")
+    monkeypatch.setenv("RAG_SETTINGS", str(settings_file))
+    result = run("search", long_question, "--index", str(small_index), "--json")
+    assert result.exit_code == 0 and json.loads(result.output)[0]["doc_id"].endswith("gout.md")
+    engine = Engine.load(settings_for(small_index))
+    client = TestClient(create_app(engine, SessionStore(tmp_path / "sessions")))
+    assert client.post("/api/ask", json={"question": long_question}).status_code == 200
+
+
+def test_check_index_passes_a_sound_index_and_names_damage(small_index: Path, tmp_path: Path):
+    result = run("check-index", "--index", str(small_index))
+    assert result.exit_code == 0, result.output
+    assert "ok (5 documents" in result.output
+    damaged = tmp_path / "index"
+    shutil.copytree(small_index, damaged)
+    with open(damaged / "chunks.sqlite", "r+b") as handle:
+        handle.seek(7 * 4096)
+        handle.write(bytes(range(256)) * 16)
+    for command in (["check-index"], ["search", "gout"], ["ingest", str(tmp_path)]):
+        result = run(*command, "--index", str(damaged))
+        assert result.exit_code == 1, (command, result.output)
+        assert "chunks.sqlite: the index database is damaged" in result.output
+        assert "Traceback" not in result.output

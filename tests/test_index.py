@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -481,3 +484,191 @@ def test_a_damaged_faiss_file_is_rebuilt(tmp_path: Path, minilm: Embedder) -> No
     index = Index.open(path, Settings())
     assert top_doc_dense(index, "inhaler for asthma") == "asthma"
     assert os.path.getsize(path / "vectors.faiss") > 1000
+
+
+# ---- the index never lies ----------------------------------------------------------------
+
+
+def test_random_bytes_in_the_faiss_file_fail_its_checksum_and_it_is_rebuilt(
+    tmp_path: Path, minilm: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "index"
+    built(path).close()
+    with open(path / "vectors.faiss", "r+b") as handle:  # the file still loads in FAISS
+        handle.seek(200)
+        handle.write(random.Random(4).randbytes(4096))
+    with caplog.at_level(logging.WARNING, logger="rag.index"):
+        index = Index.open(path, Settings())
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "rag.index"]
+    assert "vectors.faiss does not match the checksum" in warning and "rebuilt" in warning
+    question = index.embedder.embed_query("What is the first-line drug for gout?")
+    scored = index.search_dense(question, 5)
+    assert index.hits(scored)[0].doc_id == "gout"
+    assert all(-1.0001 <= score <= 1.0001 for _, score in scored)  # cosines, not 4e37
+    # Rebuilt on disk too: the next open says nothing.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rag.index"):
+        Index.open(path, Settings()).close()
+    assert [record for record in caplog.records if record.name == "rag.index"] == []
+
+
+def test_a_damaged_bm25_file_fails_its_checksum_and_is_rebuilt(
+    tmp_path: Path, minilm: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "index"
+    built(path).close()
+    data = next((path / "lexical").glob("data.*"))
+    data.write_bytes(data.read_bytes()[:-8] + bytes(8))  # the last scores zeroed
+    with caplog.at_level(logging.WARNING, logger="rag.index"):
+        index = Index.open(path, Settings())
+    assert any("lexical does not match the checksum" in r.getMessage() for r in caplog.records)
+    assert top_doc_lexical(index, "nitrofurantoin") == "uti"
+
+
+def test_the_manifest_records_the_checksums_of_the_derived_files(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    path = tmp_path / "index"
+    built(path).close()
+    manifest = json.loads((path / "manifest.json").read_text())
+    recorded = manifest["checksums"]["vectors.faiss"]
+    assert recorded == hashlib.sha256((path / "vectors.faiss").read_bytes()).hexdigest()
+    assert len(manifest["checksums"]["lexical"]) == 64
+
+
+def test_random_bytes_in_the_database_are_refused_on_open_ingest_and_check(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    path = tmp_path / "index"
+    built(path).close()
+    with open(path / "chunks.sqlite", "r+b") as handle:  # page 8, which searches never read
+        handle.seek(7 * 4096)
+        handle.write(random.Random(15).randbytes(4096))
+    with pytest.raises(IndexMismatchError, match="the index database is damaged"):
+        Index.open(path, Settings())
+    # An index too big for the check on open is still checked before an ingest writes to it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("rag.index.store.QUICK_CHECK_ON_OPEN_BYTES", 0)
+        index = Index.open(path, Settings())
+        with pytest.raises(IndexMismatchError, match="damaged"):
+            index.ingest(DOCUMENTS[:1], progress=False)
+        assert top_doc_lexical(index, "ramipril") == "hypertension"  # it would answer, and lie
+        problems = index.verify()
+        assert problems[0].startswith(f"{path / 'chunks.sqlite'}: ")
+        assert "malformed" in problems[0] and "rebuild" in problems[-1]
+
+
+def test_a_full_check_finds_a_damaged_vector_that_quick_checks_miss(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    path = tmp_path / "index"
+    index = built(path)
+    assert index.verify() == []
+    index.close()
+    with sqlite3.connect(path / "chunks.sqlite") as connection:
+        connection.execute("UPDATE chunks SET vector = randomblob(1536) WHERE chunk_id = 'uti#0'")
+    problems = Index.open(path, Settings()).verify()
+    assert any("1 chunk vectors are not finite unit vectors" in p for p in problems), problems
+    assert any("vectors.faiss: 1 vectors differ from the database" in p for p in problems)
+
+
+def test_temporary_files_left_by_a_killed_process_are_removed_by_the_next_open(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    path = tmp_path / "index"
+    built(path).close()
+    (path / "vectors.faiss.999999.tmp").write_bytes(b"half a FAISS file")
+    (path / "manifest.json.999999.tmp").write_text("{")
+    for folder in ("lexical.999999.tmp", "lexical.999999.old"):
+        (path / folder).mkdir()
+        (path / folder / "vocab.index.json").write_text("{}")
+    Index.open(path, Settings()).close()
+    assert sorted(entry.name for entry in path.iterdir()) == [
+        "chunks.sqlite", "ingest.lock", "lexical", "manifest.json", "vectors.faiss",
+        "vectors.faiss.json",
+    ]  # fmt: skip
+
+
+# ---- large documents ---------------------------------------------------------------------
+
+BIG = Document(
+    id="big",
+    title="Antibiotic handbook",
+    source="Formulary",
+    text="\n\n".join(
+        f"## Drug {number}\n\nDrug {number} is given at {number * 10} mg twice daily for "
+        f"infections of kind {number}."
+        for number in range(40)
+    ),
+)
+
+_KILLED_LARGE_INGEST = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {repository!r})
+    from rag.config import Settings
+    from rag.index.store import Index
+    from tests.test_index import BIG
+
+    index = Index.open(sys.argv[1], Settings(), create=True)
+    index.passages_per_commit = 8
+    embed = index.embedder.embed_passages
+    calls = []
+
+    def embed_then_sudden_death(passages):
+        calls.append(len(passages))
+        if len(calls) == 3:  # two batches of eight are committed by now
+            os.kill(os.getpid(), signal.SIGKILL)
+        return embed(passages)
+
+    index.embedder.embed_passages = embed_then_sudden_death
+    index.ingest([BIG], progress=False)
+    """
+)
+
+
+def test_a_large_document_is_committed_in_batches_and_a_rerun_resumes_inside_it(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    path = tmp_path / "index"
+    script = tmp_path / "ingest.py"
+    script.write_text(_KILLED_LARGE_INGEST.format(repository=str(REPOSITORY)))
+    finished = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPOSITORY,
+    )
+    assert finished.returncode == -signal.SIGKILL, finished.stderr
+
+    index = open_counting(path, create=False)
+    index.passages_per_commit = 8
+    assert index.chunk_count == 16  # what was committed before the kill is kept, and found
+    assert top_doc_lexical(index, "drug 3") == "big"
+    assert index.verify() == ["big: only partly ingested; re-run `rag ingest` to finish it"]
+    report = index.ingest([BIG], progress=False)
+    assert (report.added, report.chunks_embedded) == (1, 24)
+    assert len(index.embedder.passages) == 24 and index.embedder.calls == 3
+    assert index.chunk_count == 40 and index.verify() == []
+    assert index.manifest["document_hashes"]["big"] == BIG.content_hash()
+    assert index.ingest([BIG], progress=False).unchanged == 1
+
+
+def test_an_ingest_without_a_terminal_prints_progress_lines(
+    tmp_path: Path, minilm: Embedder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr("rag.index.store._IngestProgress.line_interval_s", 0.0)
+    try:
+        index = Index.open(tmp_path / "index", Settings(), create=True)
+        index.passages_per_commit = 16
+        index.ingest([*DOCUMENTS, BIG], progress=True)
+    finally:
+        monkeypatch.undo()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("ingest: 5/6 documents, 6 passages embedded, 0m")
+    assert lines[-1].startswith("ingest: 6/6 documents, 46 passages embedded")
+    assert lines[-1].endswith("; big: 40/40 passages")
+    assert any(line.endswith("; big: 16/40 passages") for line in lines)

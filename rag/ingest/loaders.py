@@ -8,13 +8,17 @@ Markdown ("## " headings, "- " list items, "| a | b |" table rows) for the chunk
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 from rag.types import Document
@@ -85,10 +89,11 @@ def load_paths(
     for given in paths:
         path = Path(given)
         if not path.exists():
-            yield IngestProblem(str(given), "no such file or folder")
+            yield IngestProblem(str(given), _broken_link(path) or "no such file or folder")
             continue
         if _resolved(path) in excluded:
             continue
+        files: Iterator[Path | IngestProblem]
         if path.is_dir():
             files = _walk_folder(path, excluded)
         elif path.suffix.lower() in SUPPORTED_SUFFIXES:
@@ -101,6 +106,9 @@ def load_paths(
             )
             continue
         for file_path in files:
+            if isinstance(file_path, IngestProblem):
+                yield file_path
+                continue
             for item in load_file(file_path):
                 if isinstance(item, Document):
                     first_origin = seen_ids.get(item.id)
@@ -150,26 +158,43 @@ def display_path(path: Path) -> str:
 def _resolved(path: Path) -> Path:
     try:
         return path.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python before 3.13)
         return Path(os.path.abspath(path))
 
 
-def _walk_folder(folder: Path, excluded: set[Path]) -> Iterator[Path]:
+def _broken_link(path: Path) -> str | None:
+    """What is wrong with `path` when it is a symlink that leads nowhere, else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself); skipped"
+        return "symbolic link to a missing file or folder; skipped"
+    return None
+
+
+def _walk_folder(folder: Path, excluded: set[Path]) -> Iterator[Path | IngestProblem]:
     visited: set[Path] = set()
 
-    def walk(current: Path) -> Iterator[Path]:
+    def walk(current: Path) -> Iterator[Path | IngestProblem]:
         real = _resolved(current)
-        if real in visited:  # a symlink loop would otherwise recurse forever
+        if real in visited:  # a folder linked from inside itself would recurse forever
             return
         visited.add(real)
         try:
             entries = sorted(current.iterdir(), key=lambda entry: entry.name)
-        except OSError:
+        except OSError as error:
+            yield IngestProblem(display_path(current), f"cannot read folder ({error.strerror})")
             return
         for entry in entries:
             if entry.name.startswith(".") or _resolved(entry) in excluded:
                 continue
-            if entry.is_dir():
+            broken = _broken_link(entry)
+            if broken:
+                yield IngestProblem(display_path(entry), broken)
+            elif entry.is_dir():
                 yield from walk(entry)
             elif entry.is_file() and entry.suffix.lower() in SUPPORTED_SUFFIXES:
                 yield entry
@@ -227,8 +252,9 @@ def _load_markdown(path: Path, shown: str, *, is_markdown: bool) -> Document:
     if not body.strip():
         raise _Unusable("no text after the front matter")
     title = metadata.get("title", "")
-    if not title and is_markdown:
-        title = _first_heading(body)
+    if not title:
+        # Markdown: the first "# " heading; plain text: a "# " heading on its first line.
+        title = _first_heading(body if is_markdown else body.lstrip().split("\n", 1)[0])
     return Document(
         id=shown,
         title=title or path.stem,
@@ -277,106 +303,148 @@ def _first_heading(markdown: str) -> str:
 # HTML
 
 
-_DROPPED_HTML = frozenset({"script", "style", "nav", "header", "footer", "noscript", "template"})
+# Always dropped with everything inside them.
+_DROPPED_HTML = frozenset({"script", "style", "noscript", "template", "nav", "aside", "form"})
+# Page furniture when outside the article: a <header> inside <article> holds its title.
+_FURNITURE_HTML = frozenset({"header", "footer"})
 _BLOCK_HTML = frozenset(
     {
-        "p", "div", "section", "article", "main", "aside", "blockquote", "figure", "figcaption",
-        "dl", "dt", "dd", "address", "details", "summary", "form", "fieldset", "body",
+        "p", "div", "section", "article", "main", "blockquote", "figure", "figcaption",
+        "dl", "dt", "dd", "address", "details", "summary", "fieldset", "body",
     }
 )  # fmt: skip
 _VOID_HTML = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 )
+# Landmark roles and class/id words that mark clutter around the article: cookie and consent
+# banners, sidebars, "related" boxes, sharing and newsletter widgets.
+_CLUTTER_ROLES = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "dialog", "alertdialog", "search"}
+)
+_CLUTTER_WORDS = frozenset(
+    {
+        "cookie", "cookies", "cookieconsent", "consent", "gdpr", "sidebar", "related",
+        "newsletter", "breadcrumb", "breadcrumbs", "share", "sharing", "social", "advert",
+        "advertisement", "promo", "popup", "modal", "navbar", "topbar", "masthead", "subscribe",
+    }
+)  # fmt: skip
+_FURNITURE_WORDS = frozenset({"header", "footer"})
+_HEADINGS_HTML = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 class _HtmlToMarkdown(HTMLParser):
-    """Collects <head> metadata and turns the visible body into Markdown-ish blocks."""
+    """Collects <head> metadata and turns the page's main content into Markdown blocks.
 
-    def __init__(self) -> None:
+    With `scope` "main" or "article", only text inside <main> (or role="main") or <article>
+    elements is kept. Navigation, asides, forms, scripts, and elements that are cookie
+    banners, sidebars or "related" boxes by their role, class or id are dropped; headers and
+    footers too unless they sit inside the article. Ordered lists keep their numbers.
+    """
+
+    def __init__(self, scope: str = "") -> None:
         super().__init__(convert_charrefs=True)
         self.title_parts: list[str] = []
         self.meta: dict[str, str] = {}
         self.canonical_url = ""
         self.blocks: list[str] = []
+        self._scope = scope
+        self._scope_depth = 0
+        self._open: list[tuple[str, bool, bool]] = []  # (tag, drops, opens scope)
         self._inline: list[str] = []
         self._in_title = False
         self._dropped_depth = 0
         self._pre_depth = 0
         self._heading_level = 0
-        self._list_depth = 0
-        self._in_item = False
+        self._lists: list[list[int]] = []  # per open list: [next number] for <ol>, [] for <ul>
+        self._item_markers: list[str] = []  # the marker of each open <li>, outermost first
+        self._item_started = False  # the current <li>'s first line is not yet written
         self._table_rows: list[list[str]] = []
         self._row: list[str] | None = None
         self._cell: list[str] | None = None
-        self._row_is_header = False
-        self._header_row_seen = False
 
     # -- parser callbacks --------------------------------------------------------------------
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name.lower(): (value or "") for name, value in attrs}
-        if tag in _DROPPED_HTML:
-            if tag not in _VOID_HTML:
-                self._dropped_depth += 1
+        if tag in _VOID_HTML:
+            self._void_tag(tag, attributes)
             return
-        if self._dropped_depth:
+        drops = self._dropped_depth > 0 or self._is_clutter(tag, attributes)
+        opens_scope = self._opens_scope(tag, attributes)
+        self._open.append((tag, drops and not self._dropped_depth, opens_scope))
+        if drops:
+            self._dropped_depth += 1
             return
+        if opens_scope:
+            self._flush()
+            self._scope_depth += 1
         if tag == "title":
             self._in_title = True
-        elif tag == "meta":
-            self._take_meta(attributes)
-        elif tag == "link" and "canonical" in attributes.get("rel", "").lower().split():
-            self.canonical_url = self.canonical_url or attributes.get("href", "").strip()
-        elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+        elif tag in _HEADINGS_HTML:
             self._flush()
             self._heading_level = int(tag[1])
         elif tag in {"ul", "ol"}:
             self._flush()
-            self._list_depth += 1
+            start = attributes.get("start", "1").strip()
+            self._lists.append([int(start) if start.isdigit() else 1] if tag == "ol" else [])
         elif tag == "li":
             self._flush()
-            self._in_item = True
+            numbering = self._lists[-1] if self._lists else []
+            if numbering:
+                marker = f"{numbering[0]}."
+                numbering[0] += 1
+            else:
+                marker = "-"
+            self._item_markers.append(marker)
+            self._item_started = True
         elif tag == "table":
             self._flush()
             self._table_rows = []
-            self._header_row_seen = False
         elif tag == "tr":
             self._row = []
-            self._row_is_header = False
         elif tag in {"td", "th"}:
             self._cell = []
-            if tag == "th":
-                self._row_is_header = True
         elif tag == "pre":
             self._flush()
             self._pre_depth += 1
-        elif tag == "br":
-            self._write("\n")
-        elif tag in _BLOCK_HTML or tag == "hr":
+        elif tag in _BLOCK_HTML:
             self._flush()
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROPPED_HTML:
-            return  # a self-closed <nav/> opens nothing to drop
-        self.handle_starttag(tag, attrs)
+        if tag in _VOID_HTML:
+            self._void_tag(tag, {name.lower(): (value or "") for name, value in attrs})
+        # a self-closed non-void element (<div/>) opens nothing
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in _DROPPED_HTML:
-            self._dropped_depth = max(0, self._dropped_depth - 1)
+        if tag in _VOID_HTML:
             return
+        # Close up to the matching open tag; unclosed children (<p>, <li>) close with it.
+        if not any(open_tag == tag for open_tag, _, _ in self._open):
+            return
+        while self._open:
+            open_tag, dropped_here, opened_scope = self._open.pop()
+            self._close(open_tag, dropped_here, opened_scope)
+            if open_tag == tag:
+                break
+
+    def _close(self, tag: str, dropped_here: bool, opened_scope: bool) -> None:
         if self._dropped_depth:
+            self._dropped_depth -= 1
             return
         if tag == "title":
             self._in_title = False
-        elif tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
+        elif tag in _HEADINGS_HTML:
             self._flush()
             self._heading_level = 0
         elif tag == "li":
             self._flush()
-            self._in_item = False
+            if self._item_markers:
+                self._item_markers.pop()
+            self._item_started = False
         elif tag in {"ul", "ol"}:
             self._flush()
-            self._list_depth = max(0, self._list_depth - 1)
+            if self._lists:
+                self._lists.pop()
         elif tag in {"td", "th"}:
             if self._cell is not None and self._row is not None:
                 self._row.append(_clean("".join(self._cell)).replace("|", "\\|"))
@@ -392,24 +460,70 @@ class _HtmlToMarkdown(HTMLParser):
             self._pre_depth = max(0, self._pre_depth - 1)
         elif tag in _BLOCK_HTML:
             self._flush()
+        if opened_scope:
+            self._flush()
+            self._scope_depth -= 1
 
     def handle_data(self, data: str) -> None:
         if self._dropped_depth:
             return
         if self._in_title:
             self.title_parts.append(data)
+        elif self._scope and not self._scope_depth:
+            return
         elif self._cell is not None:
             self._cell.append(data)
         elif self._row is None:
-            self._write(data)
+            # Line breaks in the HTML source are spaces; only <br> breaks a line.
+            self._write(data if self._pre_depth else re.sub(r"\s+", " ", data))
 
     def close(self) -> None:
         super().close()
+        while self._open:
+            self._close(*self._open.pop())
         if self._table_rows:
             self._emit_table()
         self._flush()
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _void_tag(self, tag: str, attributes: dict[str, str]) -> None:
+        if self._dropped_depth:
+            return
+        if tag == "meta":
+            self._take_meta(attributes)
+        elif tag == "link" and "canonical" in attributes.get("rel", "").lower().split():
+            self.canonical_url = self.canonical_url or attributes.get("href", "").strip()
+        elif tag == "br":
+            self._write("\n")
+        elif tag == "hr":
+            self._flush()
+
+    def _inside(self, tags: set[str]) -> bool:
+        return any(open_tag in tags for open_tag, _, _ in self._open)
+
+    def _is_clutter(self, tag: str, attributes: dict[str, str]) -> bool:
+        if tag in _DROPPED_HTML:
+            return True
+        in_article = self._inside({"article", "main"}) or self._scope_depth > 0
+        if tag in _FURNITURE_HTML and not in_article:
+            return True
+        if attributes.get("role", "").strip().lower() in _CLUTTER_ROLES:
+            return True
+        if attributes.get("aria-hidden", "").lower() == "true" or "hidden" in attributes:
+            return True
+        words = {
+            word
+            for name in ("class", "id")
+            for token in attributes.get(name, "").lower().split()
+            for word in re.split(r"[-_]+", token)
+        }
+        return bool(words & _CLUTTER_WORDS) or (not in_article and bool(words & _FURNITURE_WORDS))
+
+    def _opens_scope(self, tag: str, attributes: dict[str, str]) -> bool:
+        if self._scope == "main":
+            return tag == "main" or attributes.get("role", "").lower() == "main"
+        return self._scope == "article" and tag == "article"
 
     def _take_meta(self, attributes: dict[str, str]) -> None:
         name = (attributes.get("name") or attributes.get("property") or "").strip().lower()
@@ -433,40 +547,61 @@ class _HtmlToMarkdown(HTMLParser):
             return
         if self._heading_level:
             self.blocks.append("#" * self._heading_level + " " + text.replace("\n", " "))
-        elif self._in_item or self._list_depth:
-            indent = "  " * max(0, self._list_depth - 1)
-            self.blocks.append(indent + "- " + text.replace("\n", " "))
+        elif self._item_markers:
+            # Nested items are indented by the width of their parents' markers.
+            indent = "".join(" " * (len(marker) + 1) for marker in self._item_markers[:-1])
+            marker = self._item_markers[-1] if self._item_started else " " * len(
+                self._item_markers[-1]
+            )
+            self.blocks.append(f"{indent}{marker} " + text.replace("\n", " "))
+            self._item_started = False
         else:
             self.blocks.append(text)
 
     def _emit_table(self) -> None:
         rows = self._table_rows
         self._table_rows = []
-        if not rows:
-            return
-        width = max(len(row) for row in rows)
-        lines = ["| " + " | ".join(row + [""] * (width - len(row))) + " |" for row in rows]
-        # Markdown needs the separator under the header row; the first row serves as header.
-        lines.insert(1, "|" + "---|" * width)
-        self.blocks.append("\n".join(lines))
+        if rows:
+            self.blocks.append(_pipe_table(rows))
 
     def markdown(self) -> str:
         """Blocks joined Markdown-style; consecutive list items stay in one list."""
         parts: list[str] = []
         for block in self.blocks:
-            is_item = block.lstrip().startswith("- ")
-            if parts and is_item and parts[-1].lstrip().startswith("- "):
+            is_item = bool(_LIST_LINE.match(block))
+            if parts and is_item and _LIST_LINE.match(parts[-1].split("\n")[-1]):
                 parts[-1] += "\n" + block
             else:
                 parts.append(block)
         return "\n\n".join(parts)
 
 
+_LIST_LINE = re.compile(r"^\s*(-|\d+\.)\s")
+
+
+def _html_scope(html: str) -> str:
+    """"main" when the page marks its main content, else "article" when it has an article
+    element, else "" (the whole body)."""
+    lowered = html.lower()
+    if re.search(r"<main[\s>]|role\s*=\s*[\"']?main\b", lowered):
+        return "main"
+    if re.search(r"<article[\s>]", lowered):
+        return "article"
+    return ""
+
+
 def _load_html(path: Path, shown: str) -> Document:
-    parser = _HtmlToMarkdown()
-    parser.feed(_read_text(path))
+    html = _read_text(path)
+    parser = _HtmlToMarkdown(_html_scope(html))
+    parser.feed(html)
     parser.close()
     body = parser.markdown()
+    if not body.strip() and parser._scope:
+        # A <main> or <article> that holds no text (a placeholder filled by script): the body.
+        whole = _HtmlToMarkdown()
+        whole.feed(html)
+        whole.close()
+        body = whole.markdown()
     if not body.strip():
         raise _Unusable("no visible text in the HTML body")
     meta = parser.meta
@@ -504,6 +639,12 @@ def _load_html(path: Path, shown: str) -> Document:
 
 
 def _load_pdf(path: Path, shown: str) -> Document:
+    """A PDF as Markdown: sections from its outline (bookmarks) or, without one, from heading
+    typography; ruled tables as pipe tables; running headers, footers and page numbers dropped.
+
+    pypdf opens the file (damage, encryption, metadata, outline); pdfplumber reads the layout.
+    Should pdfplumber fail on a file pypdf can read, the plain page text is used instead.
+    """
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -513,28 +654,375 @@ def _load_pdf(path: Path, shown: str) -> Document:
         reader = PdfReader(str(path))
         if reader.is_encrypted and not reader.decrypt(""):
             raise _Unusable("encrypted PDF; save an unencrypted copy")
-        pages = [page.extract_text() or "" for page in reader.pages]
         info = reader.metadata or {}
-        title = _clean(str(info.get("/Title") or ""))
+        title = _pdf_title(str(info.get("/Title") or ""))
         author = _clean(str(info.get("/Author") or "")) or _clean(str(info.get("/Subject") or ""))
         created = str(info.get("/CreationDate") or "")
+        outline = _pdf_outline(reader)
+        try:
+            text, first_heading = _pdf_markdown(path, outline)
+        except Exception:  # noqa: BLE001 - any layout failure falls back to the plain text
+            pages = [page.extract_text() or "" for page in reader.pages]
+            text = "\n\n".join(page.strip() for page in pages if page.strip())
+            first_heading = ""
     except _Unusable:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
         # pypdf signals damage with several exception types depending on where parsing fails.
         reason = _clean(str(error)) or type(error).__name__
         raise _Unusable(f"corrupt or unreadable PDF ({reason})") from None
-    text = "\n\n".join(page.strip() for page in pages if page.strip())
-    if not text:
+    if not text.strip():
         raise _Unusable("no extractable text in the PDF (scanned images need OCR first)")
     return Document(
         id=shown,
-        title=title or path.stem,
+        title=title or first_heading or path.stem,
         text=text,
         source=author,
         year=_year_from(created.removeprefix("D:")),
         origin=shown,
     )
+
+
+def _pdf_title(value: str) -> str:
+    """The metadata title, unless it is a word processor's placeholder ("untitled", a file name)."""
+    title = _clean(value)
+    if title.lower() in {"untitled", "title", "document"} or re.search(
+        r"\.(docx?|pdf|indd|rtf|odt|pptx?)$", title, re.IGNORECASE
+    ):
+        return ""
+    return title
+
+
+@dataclass(frozen=True)
+class _OutlineEntry:
+    level: int  # 1 for a top-level bookmark
+    title: str
+    page: int  # 0-based
+    top: float | None  # distance from the top of the page, when the bookmark gives one
+
+
+def _pdf_outline(reader: Any) -> list[_OutlineEntry]:
+    """The PDF's bookmarks in order; empty when it has none or they cannot be read."""
+    entries: list[_OutlineEntry] = []
+
+    def walk(items: list[Any], level: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            title = _clean(str(getattr(item, "title", "") or ""))
+            try:
+                page = reader.get_destination_page_number(item)
+            except Exception:  # noqa: BLE001, S112 - a broken bookmark is skipped, not fatal
+                continue
+            if not title or page is None or page < 0:
+                continue
+            top = getattr(item, "top", None)
+            height = float(reader.pages[page].mediabox.height)
+            distance = height - float(top) if isinstance(top, int | float) else None
+            entries.append(_OutlineEntry(min(level, 5), title, page, distance))
+
+    try:
+        walk(list(reader.outline), 1)
+    except Exception:  # noqa: BLE001 - an unreadable outline leaves typography to find headings
+        return []
+    return entries
+
+
+@dataclass
+class _PdfLine:
+    page: int
+    top: float
+    bottom: float
+    x0: float
+    text: str
+    size: float  # the font size most of its characters have
+    bold: bool  # every character is set in a bold face
+    heading: int = 0  # Markdown heading level once found to be one
+
+
+@dataclass
+class _PdfTable:
+    page: int
+    top: float
+    rows: list[list[str]]
+
+
+_BULLET = re.compile(r"^([•●▪■◦○‣∙·*\-–]|\(?\d{1,3}[.)]|\(?[a-z][.)])\s+")
+_BOLD_FONT = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
+_MARGIN = 0.08  # share of the page height at top and bottom where running headers sit
+
+
+def _pdf_markdown(path: Path, outline: list[_OutlineEntry]) -> tuple[str, str]:
+    """(the PDF's text as Markdown, its first level-1 heading) read with pdfplumber."""
+    import pdfplumber
+
+    items: list[_PdfLine | _PdfTable] = []
+    heights: list[float] = []
+    with pdfplumber.open(str(path)) as pdf:
+        for number, page in enumerate(pdf.pages):
+            heights.append(float(page.height))
+            tables = [
+                table
+                for table in page.find_tables()
+                if len(table.rows) >= 2 and len(table.rows[0].cells) >= 2
+            ]
+            boxes = [table.bbox for table in tables]
+
+            def outside_tables(obj: dict[str, Any], boxes: list[Any] = boxes) -> bool:
+                if obj.get("object_type") != "char":
+                    return True
+                middle_x = (obj["x0"] + obj["x1"]) / 2
+                middle_y = (obj["top"] + obj["bottom"]) / 2
+                return not any(
+                    x0 <= middle_x <= x1 and top <= middle_y <= bottom
+                    for x0, top, x1, bottom in boxes
+                )
+
+            page_items: list[_PdfLine | _PdfTable] = []
+            for table in tables:
+                rows = [
+                    [_clean(cell).replace("|", "\\|") for cell in row]
+                    for row in table.extract()
+                    if any(cell and cell.strip() for cell in row)
+                ]
+                if len(rows) >= 2:
+                    page_items.append(_PdfTable(number, float(table.bbox[1]), rows))
+            for line in page.filter(outside_tables).extract_text_lines():
+                text = _clean(line["text"])
+                if not text:
+                    continue
+                chars = [char for char in line["chars"] if char["text"].strip()]
+                sizes = Counter(round(float(char["size"]) * 2) / 2 for char in chars)
+                page_items.append(
+                    _PdfLine(
+                        page=number,
+                        top=float(line["top"]),
+                        bottom=float(line["bottom"]),
+                        x0=float(line["x0"]),
+                        text=text,
+                        size=sizes.most_common(1)[0][0] if sizes else 0.0,
+                        bold=bool(chars)
+                        and all(_BOLD_FONT.search(char.get("fontname", "")) for char in chars),
+                    )
+                )
+            page_items.sort(key=lambda item: item.top)
+            items.extend(page_items)
+    lines = [item for item in items if isinstance(item, _PdfLine)]
+    running = _running_lines(lines, heights)
+    items = [item for item in items if not (isinstance(item, _PdfLine) and id(item) in running)]
+    lines = [item for item in items if isinstance(item, _PdfLine)]
+    if outline:
+        items = _headings_from_outline(items, outline)
+    else:
+        _headings_from_typography(lines)
+    return _pdf_blocks_to_markdown(items)
+
+
+def _running_lines(lines: list[_PdfLine], heights: list[float]) -> set[int]:
+    """ids of the lines in the top or bottom margin that repeat on most pages (digits aside),
+    and lone page numbers there: running headers and footers, not content."""
+    if not heights:
+        return set()
+
+    def in_margin(line: _PdfLine) -> bool:
+        height = heights[line.page]
+        return line.top < height * _MARGIN or line.bottom > height * (1 - _MARGIN)
+
+    def key(line: _PdfLine) -> str:
+        return re.sub(r"\d+", "#", line.text.lower())
+
+    pages_with: dict[str, set[int]] = {}
+    for line in lines:
+        if in_margin(line):
+            pages_with.setdefault(key(line), set()).add(line.page)
+    repeated = {
+        text
+        for text, pages in pages_with.items()
+        if len(heights) >= 2 and len(pages) >= max(2, len(heights) // 2)
+    }
+    return {
+        id(line)
+        for line in lines
+        if in_margin(line)
+        and (key(line) in repeated or re.fullmatch(r"(page )?\d+( of \d+)?", line.text.lower()))
+    }
+
+
+def _comparable_text(text: str) -> str:
+    return "".join(character for character in text.casefold() if character.isalnum())
+
+
+def _headings_from_outline(
+    items: list[_PdfLine | _PdfTable], outline: list[_OutlineEntry]
+) -> list[_PdfLine | _PdfTable]:
+    """Mark the line each bookmark names as a heading (level + 1: the outline's top level is
+    the document's sections); a bookmark whose text is not on its page becomes a heading
+    line of its own at the bookmark's position."""
+    result = list(items)
+    for entry in outline:
+        wanted = _comparable_text(entry.title)
+        match = None
+        for position, item in enumerate(result):
+            if not isinstance(item, _PdfLine) or item.heading or item.page < entry.page:
+                continue
+            if item.page > entry.page + 1:
+                break
+            text = _comparable_text(item.text)
+            if text == wanted:
+                match = (position, 1)
+            elif text and wanted.startswith(text) and position + 1 < len(result):
+                following = result[position + 1]
+                if isinstance(following, _PdfLine) and _comparable_text(
+                    item.text + following.text
+                ) == wanted:
+                    match = (position, 2)  # a bookmarked heading wrapped over two lines
+            if match:
+                break
+        level = min(entry.level + 1, 6)
+        if match:
+            position, count = match
+            heading = result[position]
+            assert isinstance(heading, _PdfLine)
+            if count == 2:
+                following = result.pop(position + 1)
+                assert isinstance(following, _PdfLine)
+                heading.text = f"{heading.text} {following.text}"
+            heading.heading = level
+            continue
+        top = entry.top if entry.top is not None else -1.0
+        insert_at = next(
+            (
+                position
+                for position, item in enumerate(result)
+                if item.page > entry.page or (item.page == entry.page and item.top >= top)
+            ),
+            len(result),
+        )
+        result.insert(
+            insert_at,
+            _PdfLine(entry.page, top, top, 0.0, entry.title, 0.0, False, heading=level),
+        )
+    return result
+
+
+def _headings_from_typography(lines: list[_PdfLine]) -> None:
+    """Mark as headings the short lines set larger than the body text, or in bold at body
+    size; bigger type is a higher level (the largest is "#")."""
+    weights: Counter[float] = Counter()
+    for line in lines:
+        weights[line.size] += len(line.text)
+    if not weights:
+        return
+    body = weights.most_common(1)[0][0]
+
+    def looks_like_heading(line: _PdfLine) -> bool:
+        words = line.text.split()
+        if not 0 < len(words) <= 15 or line.text.endswith((".", ",", ";")):
+            return False
+        if not any(character.isalpha() for character in line.text) or _BULLET.match(line.text):
+            return False
+        return line.size >= body * 1.15 or (line.bold and line.size >= body * 0.95)
+
+    candidates = [line for line in lines if looks_like_heading(line)]
+    larger = sorted({line.size for line in candidates if line.size >= body * 1.15}, reverse=True)
+    for line in candidates:
+        if line.size in larger:
+            line.heading = min(larger.index(line.size) + 1, 6)
+        else:
+            line.heading = min(len(larger) + 1, 6)
+    # A heading wrapped over two lines: same level, the second right under the first.
+    for previous, line in itertools.pairwise(lines):
+        if (
+            previous.heading
+            and line.heading == previous.heading
+            and line.page == previous.page
+            and line.top - previous.bottom < line.size * 0.35
+        ):
+            line.text = f"{previous.text} {line.text}"
+            previous.text = ""
+
+
+def _pdf_blocks_to_markdown(items: list[_PdfLine | _PdfTable]) -> tuple[str, str]:
+    """Markdown blocks from lines and tables in reading order: headings, paragraphs (lines
+    joined while the spacing stays that of one paragraph), list items, pipe tables (a table
+    continued on the next page, its header repeated or not, stays one table)."""
+    blocks: list[str] = []
+    first_heading = ""
+    paragraph: list[str] = []
+    kind = ""  # "paragraph" or "item" while lines are being collected
+    previous: _PdfLine | None = None
+    item_x0 = 0.0  # where the current list item's marker stands
+    last_table: list[list[str]] | None = None
+
+    def flush() -> None:
+        nonlocal paragraph, kind
+        if paragraph:
+            text = paragraph[0]
+            for line in paragraph[1:]:
+                # A line broken after a hyphen ("beta-" / "blocker") joins without a space.
+                text += line if re.search(r"[A-Za-z]-$", text) else " " + line
+            blocks.append(text)
+        paragraph, kind = [], ""
+
+    for item in items:
+        if isinstance(item, _PdfTable):
+            flush()
+            rows = item.rows
+            if last_table is not None and len(rows[0]) == len(last_table[0]):
+                last_table.extend(rows[1:] if rows[0] == last_table[0] else rows)
+                blocks[-1] = _pipe_table(last_table)
+            else:
+                last_table = [list(row) for row in rows]
+                blocks.append(_pipe_table(last_table))
+            previous = None
+            continue
+        if not item.text:
+            continue
+        if item.heading:
+            flush()
+            last_table = None
+            blocks.append("#" * item.heading + " " + item.text)
+            if item.heading == 1 and not first_heading:
+                first_heading = item.text
+            previous = None
+            continue
+        last_table = None
+        bullet = _BULLET.match(item.text)
+        close = previous is not None and (
+            (item.page == previous.page and item.top - previous.bottom <= item.size * 0.6)
+            or (item.page == previous.page + 1 and not paragraph[-1].endswith((".", ":", "!", "?")))
+        )
+        if bullet:
+            flush()
+            marker = bullet.group(1).strip("()")
+            marker = marker if marker[0].isdigit() else "-"
+            if marker[-1] == ")":
+                marker = marker[:-1] + "."
+            paragraph, kind, item_x0 = [f"{marker} {item.text[bullet.end():]}"], "item", item.x0
+        elif paragraph and close and (kind == "paragraph" or item.x0 > item_x0 + 2):
+            paragraph.append(item.text)
+        else:
+            flush()
+            paragraph, kind = [item.text], "paragraph"
+        previous = item
+    flush()
+    # Consecutive list items form one list (one block for the chunker).
+    merged: list[str] = []
+    for block in blocks:
+        if merged and _BULLET.match(block) and _BULLET.match(merged[-1].split("\n")[-1]):
+            merged[-1] += "\n" + block
+        else:
+            merged.append(block)
+    return "\n\n".join(merged), first_heading
+
+
+def _pipe_table(rows: list[list[str]]) -> str:
+    """A Markdown pipe table, the first row as its header."""
+    width = max(len(row) for row in rows)
+    lines = ["| " + " | ".join(row + [""] * (width - len(row))) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * width)
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
