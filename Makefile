@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-DEMO_QUESTION ?= How is community-acquired pneumonia severity assessed with CURB-65, and who should be admitted?
+DEMO_QUESTION ?= What is the apixaban dose for stroke prevention in atrial fibrillation?
 
 .PHONY: install demo test test-deps lint clean
 

@@ -435,9 +435,9 @@ def _select(
 
 
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
-    """The question's words in `best` that few units have (a third of them at most): what
+    """The question's words in `best` that few units have (a quarter of them at most): what
     makes the best unit the answer ("apixaban" among the DOAC doses)."""
-    limit = max(2, len(units) // 3)
+    limit = max(2, len(units) // 4)
     return frozenset(
         word
         for word in (question_words & best.words) - _GENERIC
