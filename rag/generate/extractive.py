@@ -139,6 +139,9 @@ class ExtractiveGenerator:
         values = question_values(question)
         wants_list = bool(_WANTS_LIST.search(question))
         wants = _answer_type(question)
+        # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
+        # apart ("first" alone is a generic word).
+        phrases = {term.lower() for term in re.findall(r"\b[A-Za-z]+(?:-[A-Za-z]+)+\b", question)}
         scores: list[float] = []
         for i, unit in enumerate(units):
             score = lexical[i]
@@ -150,6 +153,7 @@ class ExtractiveGenerator:
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
+            score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
             scores.append(score if on_topic[i] else 0.0)
 
         if max(scores) <= 0.0:
