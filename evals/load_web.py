@@ -2,8 +2,10 @@
 
 Starts the web server in its own process with the extractive backend (no LLM) over the demo
 index, waits until it answers, fires `--requests` questions at it with up to `--concurrency`
-in flight over loopback, and prints the latency percentiles, the throughput and the error count.
-This is a benchmark, not a test: it prints figures and exits 1 only when a request failed.
+in flight over loopback, and prints the latency percentiles, the throughput, the error count
+and the server's resident memory (RSS, sampled every 50 ms from /proc on Linux: after the
+warm-up question, at its peak under load, and after the load). This is a benchmark, not a
+test: it prints figures and exits 1 only when a request failed.
 
     rag ingest --demo                      # builds indexes/default once
     .venv/bin/python evals/load_web.py     # 50 questions, all 50 at once
@@ -20,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +51,10 @@ SERVER_SCRIPT = """
 import sys
 from rag.config import Settings
 from rag.web.app import serve
-settings = Settings.from_env().merged(
-    {"index": sys.argv[1], "data_dir": sys.argv[2], "llm": {"base_url": ""}}
-)
-serve(settings, host="127.0.0.1", port=int(sys.argv[3]))
+overrides = {"index": sys.argv[1], "data_dir": sys.argv[2], "llm": {"base_url": ""}}
+if sys.argv[4:]:
+    overrides["concurrent_answers"] = int(sys.argv[4])
+serve(Settings.from_env().merged(overrides), host="127.0.0.1", port=int(sys.argv[3]))
 """
 
 
@@ -69,13 +72,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(index: Path, data_dir: Path, port: int) -> subprocess.Popen:
+def start_server(
+    index: Path, data_dir: Path, port: int, concurrent_answers: int | None = None
+) -> subprocess.Popen:
     """`serve` in a child process, so client and server do not share one interpreter lock."""
     environment = dict(os.environ)
     environment.pop("OPENAI_BASE_URL", None)  # the extractive backend, whatever the shell says
     environment.pop("RAG_API_KEY", None)
     return subprocess.Popen(
-        [sys.executable, "-c", SERVER_SCRIPT, str(index), str(data_dir), str(port)],
+        [sys.executable, "-c", SERVER_SCRIPT, str(index), str(data_dir), str(port)]
+        + ([str(concurrent_answers)] if concurrent_answers else []),
         cwd=REPO,
         env=environment,
         stdout=subprocess.DEVNULL,
@@ -133,6 +139,50 @@ async def ask_all(url: str, questions: list[str], concurrency: int, key: str | N
         return list(outcomes), time.perf_counter() - started
 
 
+class MemorySampler:
+    """The resident memory of process `pid`, read from /proc every `interval_s` seconds in a
+    background thread; `peak_mb` is the largest sample since `reset`. Silent where /proc is
+    not (not Linux): every figure is then None."""
+
+    def __init__(self, pid: int, interval_s: float = 0.05) -> None:
+        self._status = Path(f"/proc/{pid}/status")
+        self._interval_s = interval_s
+        self._peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def rss_mb(self) -> float | None:
+        try:
+            for line in self._status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            rss = self.rss_mb()
+            if rss is not None:
+                self._peak_kb = max(self._peak_kb, int(rss * 1024))
+
+    def reset(self) -> None:
+        self._peak_kb = 0
+
+    @property
+    def peak_mb(self) -> float | None:
+        return self._peak_kb / 1024 if self._peak_kb else None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _mb(value: float | None) -> str:
+    return f"{value:.0f} MB" if value is not None else "n/a"
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of `values` (fraction in 0..1)."""
     ordered = sorted(values)
@@ -155,6 +205,40 @@ def report(outcomes: list[Outcome], wall_s: float, concurrency: int) -> int:
     return len(failures)
 
 
+def serve_and_measure(
+    index: Path, questions: list[str], args: argparse.Namespace, concurrent_answers: int | None
+) -> int:
+    """Start a server, warm it up, send the load, print the figures; returns the failures."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="rag-load-") as data_dir:
+        server = start_server(index, Path(data_dir), port, concurrent_answers)
+        try:
+            ready_s = wait_until_ready(url, server, timeout_s=180)
+            print(f"server        {url}, extractive backend, {index.name} index "
+                  f"(ready in {ready_s:.1f} s)")
+            # One question first, so model warm-up is not counted as load.
+            asyncio.run(ask_all(url, questions[:1], 1, None, args.timeout))
+            memory = MemorySampler(server.pid)
+            before = memory.rss_mb()
+            outcomes, wall_s = asyncio.run(
+                ask_all(url, questions, args.concurrency, None, args.timeout))
+            peak = memory.peak_mb
+            time.sleep(1.0)
+            after = memory.rss_mb()
+            memory.stop()
+            failed = report(outcomes, wall_s, args.concurrency)
+            print(f"server RSS    {_mb(before)} after warm-up, {_mb(peak)} peak under load, "
+                  f"{_mb(after)} after")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    return failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", default="indexes/default",
@@ -164,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request")
     parser.add_argument("--url", help="benchmark a server that is already running instead")
     parser.add_argument("--key", help="access key for --url, when the server has one")
+    parser.add_argument(
+        "--concurrent-answers", default="",
+        help="comma-separated values of the server's concurrent_answers setting, each measured "
+        "with a fresh server, one after the other (default: the setting as configured)")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.concurrency < 1:
         parser.error("--requests and --concurrency must be at least 1")
@@ -179,25 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{index}: no index here; build the demo index with `rag ingest --demo`",
               file=sys.stderr)
         return 2
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="rag-load-") as data_dir:
-        server = start_server(index, Path(data_dir), port)
-        try:
-            ready_s = wait_until_ready(url, server, timeout_s=180)
-            print(f"server        {url}, extractive backend, {index.name} index "
-                  f"(ready in {ready_s:.1f} s)")
-            # One question first, so model warm-up is not counted as load.
-            asyncio.run(ask_all(url, questions[:1], 1, None, args.timeout))
-            outcomes, wall_s = asyncio.run(
-                ask_all(url, questions, args.concurrency, None, args.timeout))
-            failed = report(outcomes, wall_s, args.concurrency)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    limits = [int(value) for value in args.concurrent_answers.split(",") if value.strip()]
+    failed = 0
+    for limit in limits or [None]:
+        if limits:
+            print(f"\n## concurrent_answers = {limit}")
+        failed += serve_and_measure(index, questions, args, limit)
     return 1 if failed else 0
 
 

@@ -150,6 +150,13 @@ class Settings:
     )
     audience: str = _described("clinician", "clinician or patient.")
     api_key: str = _described("", "Key the web page and API require when set (RAG_API_KEY).")
+    concurrent_answers: int = _described(
+        2,
+        "Questions `rag serve` answers at once; more wait their turn. Each thread that answers "
+        "keeps its own memory pools: 50 at once grew the server from 0.8 to 1.6 GB, 2 at once "
+        "by ~0.1 GB at the same answers/s on 2 cores (evals/load_web.py). About the number of "
+        "cores.",
+    )
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     chunking: ChunkSettings = field(default_factory=ChunkSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)

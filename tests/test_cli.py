@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,8 @@ def test_check_index_passes_a_sound_index_and_names_damage(small_index: Path, tm
     assert "ok (5 documents" in result.output
     damaged = tmp_path / "index"
     shutil.copytree(small_index, damaged)
+    with sqlite3.connect(damaged / "chunks.sqlite") as connection:  # every page in the file
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with open(damaged / "chunks.sqlite", "r+b") as handle:
         handle.seek(7 * 4096)
         handle.write(bytes(range(256)) * 16)

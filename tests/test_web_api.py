@@ -462,3 +462,25 @@ def test_concurrent_asks_run_in_parallel(sessions):
     assert statuses == [200] * 4
     assert slow.max_active > 1
     assert elapsed < 4 * 0.3
+
+
+def test_concurrent_asks_are_bounded_by_concurrent_answers(sessions):
+    # Fifty questions at once must not mean fifty threads answering: each keeps its own memory
+    # pools (evals/load_web.py measures the server's RSS); the rest wait their turn.
+    slow = FakeEngine(delay_s=0.2)
+    app = create_app(slow, sessions, concurrent_answers=2)
+    statuses: list[int] = []
+    # One event loop serves every request, as under uvicorn.
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        def ask_one(index: int) -> None:
+            response = client.post("/api/ask", json={"question": f"Q{index}?"})
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=ask_one, args=(index,)) for index in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert statuses == [200] * 8
+    assert slow.max_active == 2

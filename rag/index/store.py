@@ -653,7 +653,9 @@ class Index:
         if bad_values:
             problems.append(f"{database}: {bad_values} chunk vectors are not finite unit vectors")
         if differing:
-            problems.append(f"{self.folder / VECTORS_FILE}: {differing} vectors differ from the database")
+            problems.append(
+                f"{self.folder / VECTORS_FILE}: {differing} vectors differ from the database"
+            )
         return problems
 
     def _verify_derived(self) -> list[str]:

@@ -1248,12 +1248,7 @@ def _jats_blocks(element: ElementTree.Element, level: int, blocks: list[str]) ->
                 ]
                 rows = [row for row in rows if any(row)]
                 if rows:
-                    width = max(len(row) for row in rows)
-                    lines = [
-                        "| " + " | ".join(row + [""] * (width - len(row))) + " |" for row in rows
-                    ]
-                    lines.insert(1, "|" + "---|" * width)
-                    blocks.append("\n".join(lines))
+                    blocks.append(_pipe_table(rows))
         elif tag in {"fig", "boxed-text", "disp-quote"}:
             caption = _inner_text(child.find("caption")) if tag == "fig" else ""
             if caption:
