@@ -232,7 +232,9 @@ def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
     questions gave ("score 2") when the follow-up gives none of its own."""
     carried: list[str] = []
     if not _NAMED_SCALE.search(question):
-        recent = " ".join(f"{turn.question} {turn.answer}" for turn in history[-2:])
+        recent = " ".join(
+            f"{turn.question} {turn.standalone_question} {turn.answer}" for turn in history[-2:]
+        )
         names = _NAMED_SCALE.findall(recent)
         if names:
             counts: dict[str, int] = {}

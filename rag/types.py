@@ -131,7 +131,7 @@ class Answer:
         """This exchange as a session keeps it: what the next follow-up is read against."""
         return Turn(
             question=self.question,
-            answer=f"{self.bottom_line}\n\n{self.answer}" if self.bottom_line else self.answer,
+            answer=self.answer,
             standalone_question=self.standalone_question or self.question,
             cited_doc_ids=tuple(dict.fromkeys(citation.doc_id for citation in self.citations)),
         )

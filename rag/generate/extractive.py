@@ -28,7 +28,8 @@ import numpy as np
 
 from rag.generate.base import Draft, check_audience
 from rag.generate.citations import content_words, stem
-from rag.generate.units import Unit, answer_words, passage_units, plain, shown_text
+from rag.generate.units import Unit, answer_words, label_of, passage_units, plain, shown_text
+from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.values import question_values
 from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
@@ -259,7 +260,11 @@ _WANTS_LIST = re.compile(
     re.IGNORECASE,
 )
 # What kind of answer a question asks for, and what a unit giving one contains.
-_ASKS_DOSE = re.compile(r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen)\b", re.IGNORECASE)
+_ASKS_DOSE = re.compile(
+    r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen|(?:which|what) (?:\w+ )?(?:antibiotics?|"
+    r"drugs?|medications?|medicines?|agents?|inhalers?|antiplatelets?|anticoagulants?))\b",
+    re.IGNORECASE,
+)
 _ASKS_NUMBER = re.compile(
     r"\b(?:threshold|thresholds|cutoffs?|cut-offs?|target|targets|goal|level|range|how long|"
     r"how often|how soon|how many|within|timing|when|duration|score|interval|frequency)\b",
@@ -523,7 +528,14 @@ def _render(
     bottom = next(
         (unit for unit in candidates if is_sentence(sentence_form(unit))), chosen[0]
     )
-    lines = [f"Bottom line: {_cite(adapt(sentence_form(bottom)), bottom.passage)}", ""]
+    sentence = sentence_form(bottom)
+    if bottom is lead and value_conditions(bottom.section) and not value_conditions(
+        f"{bottom.lead} {bottom.parent} {label_of(bottom.text)}"
+    ):
+        # The heading is what the question's values matched ("Moderate Severity (CURB-65 2,
+        # inpatient ward)"): it says for whom the sentence holds.
+        sentence = f"{bottom.section}: {sentence[:1].lower() + sentence[1:] if sentence[1:2].islower() else sentence}"
+    lines = [f"Bottom line: {_cite(adapt(sentence), bottom.passage)}", ""]
     body = [
         unit
         for unit in chosen

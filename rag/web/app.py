@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -527,12 +527,15 @@ def create_app(
             "hits": [hit.to_json() for hit in hits],
         }
 
-    _install_openai_routes(app, engine)
+    _install_openai_routes(app, engine, slots)
     return app
 
 
-def _install_openai_routes(app: FastAPI, engine: AnswerEngine) -> None:
-    """GET /v1/models and POST /v1/chat/completions: rag as the model `rag` (openai_api)."""
+def _install_openai_routes(
+    app: FastAPI, engine: AnswerEngine, slots: Callable[[], anyio.CapacityLimiter]
+) -> None:
+    """GET /v1/models and POST /v1/chat/completions: rag as the model `rag` (openai_api).
+    Answers share `slots()`, the bound on questions answered at once, with /api/ask."""
     started = int(time.time())
     recent_replies = openai_api.RecentReplies()
 
@@ -545,10 +548,15 @@ def _install_openai_routes(app: FastAPI, engine: AnswerEngine) -> None:
         openai_api.check_model(model_id)
         return openai_api.model_card(started)
 
+    # The engine's own limit (answer.max_question_chars), so the refusal comes in the
+    # protocol's error shape; an engine without settings (a test's fake) gets the default.
+    settings = getattr(engine, "settings", None)
+    limit = (settings or Settings()).answer.max_question_chars
+
     def answer_conversation(request: openai_api.ChatCompletionRequest) -> openai_api.Reply:
         openai_api.check_supported(request)
         question, history = openai_api.read_conversation(
-            request.messages, recent_replies.recall, max_question_chars=MAX_QUESTION_CHARS
+            request.messages, recent_replies.recall, max_question_chars=limit
         )
         # The same call and the same Markdown as `rag ask`.
         answer = engine.ask(question, history=history)
@@ -573,7 +581,7 @@ def _install_openai_routes(app: FastAPI, engine: AnswerEngine) -> None:
     ) -> dict[str, Any] | StreamingResponse:
         # The whole answer, citations enforced, exists before the first byte is sent: a
         # stream never shows a number that does not resolve.
-        reply = await run_in_threadpool(answer_conversation, request)
+        reply = await anyio.to_thread.run_sync(answer_conversation, request, limiter=slots())
         if request.stream:
             return StreamingResponse(
                 openai_api.completion_chunks(reply),
