@@ -256,7 +256,8 @@ _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
 _WANTS_LIST = re.compile(
     r"\b(?:components?|criteria|criterion|elements|features|items|list|which (?:\w+ )?(?:are|include)"
     r"|what are the|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made)"
-    r"|how is .{0,60}(?:assessed|calculated|scored))\b",
+    r"|how is .{0,60}(?:assessed|calculated|scored)|cutoffs|cut-offs|thresholds|categories"
+    r"|classification|classes|stages|grades)\b",
     re.IGNORECASE,
 )
 # What kind of answer a question asks for, and what a unit giving one contains.

@@ -24,7 +24,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag.generate.citations import content_words, split_prose_sentences
+import Stemmer
+
+from rag.generate.citations import STOPWORDS, split_prose_sentences
 from rag.types import Hit
 
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
@@ -82,12 +84,22 @@ def label_of(text: str) -> str:
     return match.group(1).strip() if match else ""
 
 
+_STEMMER = Stemmer.Stemmer("english")
+_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+
+
 def answer_words(text: str) -> frozenset[str]:
-    """The content words the answerer compares, with a final "e" folded so that "discharge"
-    meets "discharged" and "dose" meets "dosed" (the light stemmer keeps them apart)."""
-    return frozenset(
-        word[:-1] if len(word) > 4 and word.endswith("e") else word for word in content_words(text)
-    )
+    """The content words the answerer compares: lower case, no stopwords or one-letter words
+    (numbers kept), Snowball-stemmed (PyStemmer) so that "contraindicated" meets
+    "contraindications" and "discharge" "discharged", which the light stemmer of
+    rag.generate.citations keeps apart."""
+    words = []
+    for match in _WORD.finditer(text.lower()):
+        word = match.group(0).replace("’", "'").split("'")[0]
+        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+            continue
+        words.append(word)
+    return frozenset(_STEMMER.stemWords(words))
 
 
 def shown_text(unit: Unit) -> str:

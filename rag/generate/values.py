@@ -93,7 +93,15 @@ def _kind(text: str, start: int, end: int) -> str:
 
 
 def question_values(question: str) -> list[Value]:
-    """The numbers `question` gives, each with its kind; names' digits excluded."""
+    """The numbers `question` gives, each with its kind; names' digits excluded. A condensed
+    follow-up ("What if the score is 5? (context: ... score 2)") gives its own values when it
+    has any: the context's are what it replaces."""
+    asked, _, context = question.partition("(context:")
+    own = _values(asked)
+    return own if own or not context else _values(context)
+
+
+def _values(question: str) -> list[Value]:
     text = _masked(question)
     values: list[Value] = []
     for match in re.finditer(_NUMBER, text):
