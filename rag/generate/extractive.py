@@ -43,8 +43,8 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-MAX_UNITS = 8
-MAX_WORDS = 220
+MAX_UNITS = 10
+MAX_WORDS = 300
 MAX_EMBEDDED_UNITS = 64  # bounds the embedder's work per question (~2 s worst case here)
 
 # Question words that say what kind of answer is wanted but not what it is about: a passage
@@ -412,7 +412,7 @@ def _select(
     units: Sequence[Unit], scores: Sequence[float], question_words: set[str]
 ) -> list[Unit]:
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
-    under 60% of the best, none a near-duplicate of one already chosen or contained in one,
+    under 40% of the best, none a near-duplicate of one already chosen or contained in one,
     and none that lacks the rare question words the best unit has (its anchors: "apixaban")
     without bringing another question word instead."""
     order = sorted(
@@ -424,7 +424,7 @@ def _select(
     word_count = 0
     for i in order:
         unit = units[i]
-        if scores[i] <= 0.0 or scores[i] < 0.5 * best or len(chosen) >= MAX_UNITS:
+        if scores[i] <= 0.0 or scores[i] < 0.4 * best or len(chosen) >= MAX_UNITS:
             break
         if _repeats(unit, chosen):
             continue
@@ -530,7 +530,7 @@ def _render(
         (unit for unit in candidates if is_sentence(sentence_form(unit))), chosen[0]
     )
     sentence = sentence_form(bottom)
-    if bottom is lead and value_conditions(bottom.section) and not value_conditions(
+    if bottom is lead and not sentence.startswith(bottom.section) and value_conditions(bottom.section) and not value_conditions(
         f"{bottom.lead} {bottom.parent} {label_of(bottom.text)}"
     ):
         # The heading is what the question's values matched ("Moderate Severity (CURB-65 2,
