@@ -467,6 +467,8 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     placed: set[tuple[int, int]] = set()
     for unit in chosen:
         key = (unit.passage, unit.group)
+        if unit.kind in ("table", "list") and key in picked:
+            continue  # the question's values picked rows of it: those rows, not all
         if unit.kind not in ("row", "item") or unit.group < 0:
             result.append(unit)
         elif key in picked:
