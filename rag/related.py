@@ -77,7 +77,9 @@ def related_questions(
     neighbours(doc_id): other sections (as hits) of the same guideline, for cited documents;
     retrieve(question): the engine's retrieval, to check each suggestion is answerable.
     """
-    used_sections = {(citation.doc_id, citation.section) for citation in citations}
+    # The section the bottom line quotes is what was asked; sections the body only brushes
+    # (one rule of a longer section) are still worth asking about in full.
+    used_sections = {(citation.doc_id, citation.section) for citation in citations[:1]}
     candidates: list[Hit] = []
     for citation in citations:
         candidates += neighbours(citation.doc_id)
