@@ -35,8 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.answer import Engine  # noqa: E402
-from rag.answer_metrics import (  # noqa: E402
+from rag.answer import Engine
+from rag.answer_metrics import (
     answer_text,
     auc,
     has_fact,
@@ -44,11 +44,11 @@ from rag.answer_metrics import (  # noqa: E402
     readability_grade,
     word_count,
 )
-from rag.config import Settings  # noqa: E402
-from rag.generate.citations import split_sentences  # noqa: E402
-from rag.generate.support import support_scores  # noqa: E402
-from rag.generate.wording import is_sentence  # noqa: E402
-from rag.types import Answer, Turn  # noqa: E402
+from rag.config import Settings
+from rag.generate.citations import split_sentences
+from rag.generate.support import support_scores
+from rag.generate.wording import is_sentence
+from rag.types import Answer, Turn
 
 GOLD = REPO / "evals" / "clinical_answers.jsonl"
 RESULTS = REPO / "evals" / "results"
@@ -100,7 +100,9 @@ def ask(engine: Engine, item: Item, audience: str) -> Answer:
     return engine.ask(item.question, history=history, audience=audience, suggest_related=False)
 
 
-def support_pairs(engine: Engine, answer: Answer, rng: random.Random) -> tuple[list[float], list[float]]:
+def support_pairs(
+    engine: Engine, answer: Answer, rng: random.Random
+) -> tuple[list[float], list[float]]:
     """Support of each (cited sentence, its passage) and of the same sentence with another
     retrieved passage of a different section."""
     texts: dict[str, str] = {}
@@ -129,7 +131,9 @@ def support_pairs(engine: Engine, answer: Answer, rng: random.Random) -> tuple[l
     return support_scores(real, embedder), support_scores(shuffled, embedder)
 
 
-def evaluate(engine: Engine, items: list[Item], *, patient: bool, show: int) -> tuple[dict, list[dict]]:
+def evaluate(
+    engine: Engine, items: list[Item], *, patient: bool, show: int
+) -> tuple[dict, list[dict]]:
     rng = random.Random(7)
     rows: list[dict] = []
     real_support: list[float] = []
@@ -198,7 +202,17 @@ def report(summary: dict, title: str) -> str:
     lines = [f"# {title}", "", "| metric | value | target |", "|---|---:|---|"]
     for name, value in summary.items():
         if isinstance(value, float):
-            shown = f"{value:.1%}" if ("facts" in name or "share" in name or "lines" in name or "citations" in name or "cited" in name) else f"{value:.3f}"
+            shown = (
+                f"{value:.1%}"
+                if (
+                    "facts" in name
+                    or "share" in name
+                    or "lines" in name
+                    or "citations" in name
+                    or "cited" in name
+                )
+                else f"{value:.3f}"
+            )
         else:
             shown = str(value)
         lines.append(f"| {name} | {shown} | {targets.get(name, '')} |")
@@ -209,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="heldout", choices=("dev", "heldout", "all"))
     parser.add_argument("--index", default=str(REPO / "indexes" / "default"))
-    parser.add_argument("--llm", default="", help="a local model name (rag llm list) to answer with")
+    parser.add_argument(
+        "--llm", default="", help="a local model name (rag llm list) to answer with"
+    )
     parser.add_argument("--no-patient", action="store_true", help="skip the patient-audience pass")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--kind", default="", help="only items of this kind")
@@ -237,7 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f"clinical-answers-{args.split}-{backend}" + (f"-limit{args.limit}" if args.limit else "")
+    stem = f"clinical-answers-{args.split}-{backend}" + (
+        f"-limit{args.limit}" if args.limit else ""
+    )
     title = f"Clinical answers: {args.split} ({len(items)} questions), {backend} backend"
     text = report(summary, title)
     (RESULTS / f"{stem}.md").write_text(text, encoding="utf-8")

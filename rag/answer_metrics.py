@@ -28,14 +28,24 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 def normalised(text: str) -> str:
     """`text` with Markdown, comparison signs, dashes and spacing written one way."""
     text = _MARKER.sub("", text)
-    for written, same in ((">=", "≥"), ("<=", "≤"), ("−", "-"), ("–", "-"), ("—", "-"), ("--", "-")):
+    for written, same in (
+        (">=", "≥"),
+        ("<=", "≤"),
+        ("−", "-"),
+        ("–", "-"),
+        ("—", "-"),
+        ("--", "-"),
+    ):
         text = text.replace(written, same)
     text = re.sub(r"[*_`|#]+", " ", text)
     return " ".join(text.split()).lower()
 
 
 def _numbers(text: str) -> list[str]:
-    return [number.rstrip("0").rstrip(".") if "." in number else number for number in _NUMBER.findall(text)]
+    return [
+        number.rstrip("0").rstrip(".") if "." in number else number
+        for number in _NUMBER.findall(text)
+    ]
 
 
 def has_fact(text: str, fact: str) -> bool:

@@ -60,7 +60,16 @@ NEWS2 score calculated
 """
 
 
-def hit(doc_id: str, text: str, rank: int, *, title: str, section: str = "", source: str = "", year: int | None = None) -> Hit:
+def hit(
+    doc_id: str,
+    text: str,
+    rank: int,
+    *,
+    title: str,
+    section: str = "",
+    source: str = "",
+    year: int | None = None,
+) -> Hit:
     return Hit(
         chunk_id=f"{doc_id}#{rank}", doc_id=doc_id, text=text, score=1.0 / rank, rank=rank,
         title=title, section=section, source=source, year=year,
@@ -105,7 +114,12 @@ def test_a_list_intro_comes_with_its_whole_list():
         [hit("cap", DISCHARGE_LIST, 1, title="CAP guideline", section="Discharge")],
     )
     shown = cited.bottom_line + "\n" + cited.answer
-    for criterion in ("Temperature < 37.5°C", "Heart rate < 100 bpm", "Respiratory rate < 24", "Adequate oral intake"):
+    for criterion in (
+        "Temperature < 37.5°C",
+        "Heart rate < 100 bpm",
+        "Respiratory rate < 24",
+        "Adequate oral intake",
+    ):
         assert criterion in shown
     assert not cited.bottom_line.rstrip(" .[]0123456789").endswith(":")
 
@@ -122,8 +136,24 @@ def test_the_decision_branch_matching_the_score_is_chosen_not_the_other():
 
 def test_another_guidelines_rows_stay_out_unless_they_answer_and_are_then_labelled():
     hits = [
-        hit("af", AF_DOSING, 1, title="AF guideline", section="DOAC Dosing", source="ACC/AHA", year=2023),
-        hit("tia", TIA_STATEMENT, 2, title="TIA statement", section="Cardioembolism", source="AHA/ASA", year=2009),
+        hit(
+            "af",
+            AF_DOSING,
+            1,
+            title="AF guideline",
+            section="DOAC Dosing",
+            source="ACC/AHA",
+            year=2023,
+        ),
+        hit(
+            "tia",
+            TIA_STATEMENT,
+            2,
+            title="TIA statement",
+            section="Cardioembolism",
+            source="AHA/ASA",
+            year=2009,
+        ),
     ]
     cited = answer("What is the apixaban dose for stroke prevention in atrial fibrillation?", hits)
     assert "mechanical heart valve" not in cited.answer
@@ -142,7 +172,11 @@ def test_bottom_lines_are_sentences_never_headers_fragments_or_questions():
 
 
 def test_values_in_a_question_meet_the_conditions_rows_state():
-    assert [v.kind for v in question_values("72-year-old, CHA2DS2-VASc 3, eGFR 25")] == ["age", "score", "kidney"]
+    assert [v.kind for v in question_values("72-year-old, CHA2DS2-VASc 3, eGFR 25")] == [
+        "age",
+        "score",
+        "kidney",
+    ]
     assert match(question_values("CURB-65 score of 2"), "Score 2 (Moderate risk)") == 1
     assert match(question_values("CURB-65 score of 2"), "Score 3–5 (High risk)") == -1
     # An age is never compared with a threshold of another kind of measure.
@@ -153,7 +187,9 @@ def test_values_in_a_question_meet_the_conditions_rows_state():
 
 def test_a_follow_up_carries_the_score_and_the_value_it_refers_to():
     history = [
-        Turn("How is pneumonia severity assessed?", "Bottom line: The CURB-65 score is the tool [1]."),
+        Turn(
+            "How is pneumonia severity assessed?", "Bottom line: The CURB-65 score is the tool [1]."
+        ),
         Turn("What if the score is 2?", "Score 2 (Moderate risk): consider a short stay [1]."),
     ]
     condensed = condense_deterministic("Which antibiotics then?", history)
@@ -166,7 +202,9 @@ def test_the_top_passages_bring_the_rest_of_their_section():
         Chunk("cap#1", "cap", "| 2 | Moderate |", "Severity > CURB-65 > Risk", 1, 5),
         Chunk("cap#2", "cap", "Other topic.", "Antibiotics", 2, 5),
     ]
-    top = Hit("cap#0", "cap", "CURB-65 is the tool.", 1.0, 1, title="CAP", section="Severity > CURB-65")
+    top = Hit(
+        "cap#0", "cap", "CURB-65 is the tool.", 1.0, 1, title="CAP", section="Severity > CURB-65"
+    )
     expanded = expand_sections([top], lambda doc_id: chunks, top=3, per_hit=4)
     assert [h.chunk_id for h in expanded] == ["cap#0", "cap#1"]
     assert [h.rank for h in expanded] == [1, 2] and expanded[1].title == "CAP"
@@ -184,8 +222,14 @@ def test_patient_wording_spells_out_abbreviations_and_reads_easier():
     text = "Direct oral anticoagulants (DOACs) at 5 mg BID are recommended (Class I)."
     plain = for_patient(text, definitions(text))
     assert "twice a day" in plain and "(Class I)" not in plain
-    clinician = answer("What is the apixaban dose in atrial fibrillation?", [hit("af", AF_DOSING, 1, title="AF")])
-    patient = answer("What is the apixaban dose in atrial fibrillation?", [hit("af", AF_DOSING, 1, title="AF")], "patient")
+    clinician = answer(
+        "What is the apixaban dose in atrial fibrillation?", [hit("af", AF_DOSING, 1, title="AF")]
+    )
+    patient = answer(
+        "What is the apixaban dose in atrial fibrillation?",
+        [hit("af", AF_DOSING, 1, title="AF")],
+        "patient",
+    )
     assert "BID" in clinician.bottom_line and "twice a day" in patient.bottom_line
     assert readability_grade(patient.bottom_line) < readability_grade(clinician.bottom_line)
 

@@ -165,7 +165,9 @@ class ExtractiveGenerator:
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
-        matched = {i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0}
+        matched = {
+            i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0
+        }
         chosen = _whole_groups(chosen, units, matched)
         lead = next(
             (
@@ -276,7 +278,7 @@ _ANY_NUMBER = re.compile(r"\d")
 
 
 def _answer_type(question: str) -> str:
-    """"dose", "number" or "" for what `question` asks: a dose, a threshold or time, or else."""
+    """ "dose", "number" or "" for what `question` asks: a dose, a threshold or time, or else."""
     if _ASKS_DOSE.search(question):
         return "dose"
     return "number" if _ASKS_NUMBER.search(question) else ""
@@ -344,8 +346,7 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
         word: sum(1 for unit in units if word in unit.words) for word in question_words
     }
     weights = {
-        word: math.log(1.0 + unit_count / (1.0 + frequency))
-        * (0.35 if word in _GENERIC else 1.0)
+        word: math.log(1.0 + unit_count / (1.0 + frequency)) * (0.35 if word in _GENERIC else 1.0)
         for word, frequency in document_frequency.items()
     }
     total = sum(weights.values()) or 1.0
@@ -362,9 +363,7 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
     for unit, section in zip(units, section_words, strict=True):
         own = sum(weights[w] for w in question_words & unit.words)
         heading = sum(weights[w] for w in (question_words & section) - unit.words)
-        scores.append(
-            0.65 * (own + 0.5 * heading) / total + 0.35 * passage_share[unit.passage]
-        )
+        scores.append(0.65 * (own + 0.5 * heading) / total + 0.35 * passage_share[unit.passage])
     return scores
 
 
@@ -408,9 +407,7 @@ def _guideline(hit: Hit) -> str:
     return hit.title or hit.doc_id
 
 
-def _select(
-    units: Sequence[Unit], scores: Sequence[float], question_words: set[str]
-) -> list[Unit]:
+def _select(units: Sequence[Unit], scores: Sequence[float], question_words: set[str]) -> list[Unit]:
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
     under 40% of the best, none a near-duplicate of one already chosen or contained in one,
     and none that lacks the rare question words the best unit has (its anchors: "apixaban")
@@ -428,8 +425,11 @@ def _select(
             break
         if _repeats(unit, chosen):
             continue
-        if chosen and anchors and not (unit.words & anchors) and not (
-            (unit.words & question_words) - units[order[0]].words
+        if (
+            chosen
+            and anchors
+            and not (unit.words & anchors)
+            and not ((unit.words & question_words) - units[order[0]].words)
         ):
             continue  # a sibling about another drug or score, adding nothing asked for
         length = len(shown_text(unit).split())
@@ -528,12 +528,13 @@ def _render(
         return for_patient(text, defined) if audience == "patient" else text
 
     candidates = [lead, *chosen] if lead is not None else list(chosen)
-    bottom = next(
-        (unit for unit in candidates if is_sentence(sentence_form(unit))), chosen[0]
-    )
+    bottom = next((unit for unit in candidates if is_sentence(sentence_form(unit))), chosen[0])
     sentence = sentence_form(bottom)
-    if bottom is lead and not sentence.startswith(bottom.section) and value_conditions(bottom.section) and not value_conditions(
-        f"{bottom.lead} {bottom.parent} {label_of(bottom.text)}"
+    if (
+        bottom is lead
+        and not sentence.startswith(bottom.section)
+        and value_conditions(bottom.section)
+        and not value_conditions(f"{bottom.lead} {bottom.parent} {label_of(bottom.text)}")
     ):
         # The heading is what the question's values matched ("Moderate Severity (CURB-65 2,
         # inpatient ward)"): it says for whom the sentence holds.
@@ -560,7 +561,7 @@ def _render(
 
 
 def _origin(hit: Hit) -> str:
-    """"ACC/AHA 2023": the organisation and year a reader weighs a source by."""
+    """ "ACC/AHA 2023": the organisation and year a reader weighs a source by."""
     return " ".join(str(part) for part in (hit.source, hit.year) if part) or hit.title
 
 
@@ -586,7 +587,9 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
         elif unit.kind == "row":
             rows = tables.pop((unit.passage, unit.group), None)
             if rows:
-                parts.append(_table(rows[0].lead, rows[0].header, [r.cells for r in rows], n, adapt))
+                parts.append(
+                    _table(rows[0].lead, rows[0].header, [r.cells for r in rows], n, adapt)
+                )
         elif unit.kind == "table":
             rows = [tuple(row.split(" | ")) for row in unit.children]
             parts.append(_table(unit.lead, unit.header, rows, n, adapt))
@@ -609,7 +612,11 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
                     indent = "  "
                 lines.append(f"{indent}- {_cite(adapt(unit.text), n)}")
                 lines += [f"{indent}  - {_cite(adapt(child), n)}" for child in unit.children]
-            if parts and parts[-1].startswith("- ") and not (unit.lead and lines[0] == _cite(adapt(unit.lead), n)):
+            if (
+                parts
+                and parts[-1].startswith("- ")
+                and not (unit.lead and lines[0] == _cite(adapt(unit.lead), n))
+            ):
                 parts[-1] += "\n" + "\n".join(lines)
             else:
                 parts.append("\n".join(lines))

@@ -144,7 +144,9 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
         elif _TABLE_ROW.match(line):
             builder.paragraph(paragraph, keep_intro=True)
             end = index
-            while end < len(lines) and (_TABLE_ROW.match(lines[end]) or _TABLE_RULE.match(lines[end])):
+            while end < len(lines) and (
+                _TABLE_ROW.match(lines[end]) or _TABLE_RULE.match(lines[end])
+            ):
                 end += 1
             builder.table(lines[index:end])
             index = end
@@ -153,9 +155,13 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
             end = index + 1
             while end < len(lines):
                 current = lines[end]
-                if _LIST_ITEM.match(current) or (current.startswith((" ", "\t")) and current.strip()):
-                    end += 1
-                elif not current.strip() and end + 1 < len(lines) and _LIST_ITEM.match(lines[end + 1]):
+                if (
+                    _LIST_ITEM.match(current)
+                    or (current.startswith((" ", "\t")) and current.strip())
+                    or not current.strip()
+                    and end + 1 < len(lines)
+                    and _LIST_ITEM.match(lines[end + 1])
+                ):
                     end += 1
                 else:
                     break
@@ -188,9 +194,7 @@ class _Builder:
             return
         condition = fields.get("condition") or ""
         if not condition:
-            condition = " ".join(
-                part for part in (unit.lead, unit.parent, label_of(text)) if part
-            )
+            condition = " ".join(part for part in (unit.lead, unit.parent, label_of(text)) if part)
         self.units.append(
             Unit(
                 kind, text, self.passage, len(self.units), self.section,
@@ -228,9 +232,13 @@ class _Builder:
             self._item(item, intro, "", group)
         flat = [plain(item.text) for item in roots]
         # A list quoted whole must not lose nested rules: only flat lists of short items.
-        if intro and 2 <= len(flat) <= LIST_MAX_ITEMS and all(
-            len(text.split()) <= SHORT_ITEM_WORDS and not item.children
-            for text, item in zip(flat, roots, strict=True)
+        if (
+            intro
+            and 2 <= len(flat) <= LIST_MAX_ITEMS
+            and all(
+                len(text.split()) <= SHORT_ITEM_WORDS and not item.children
+                for text, item in zip(flat, roots, strict=True)
+            )
         ):
             self.add("list", intro, group=group, children=tuple(flat), condition=intro)
 

@@ -19,27 +19,52 @@ from dataclasses import dataclass
 _NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 _NUMBER = r"\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"({_NUMBER})\s*(?:–|—|-|to)\s*({_NUMBER})")
-_COMPARISON = re.compile(rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below)\s*({_NUMBER})")
+_COMPARISON = re.compile(
+    rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below)\s*({_NUMBER})"
+)
 _PLAIN = re.compile(rf"(?<![\d.,])({_NUMBER})(?![\d.,]*\s*(?:–|—|to)\s*\d)")
-_OR_MORE = re.compile(rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)")
-_OR_LESS = re.compile(rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:less|younger|below|under|lower|fewer)")
+_OR_MORE = re.compile(
+    rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)"
+)
+_OR_LESS = re.compile(
+    rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:less|younger|below|under|lower|fewer)"
+)
 
 _KINDS = (
-    ("age", re.compile(r"^\s*(?:-?\s*)?(?:years?|yrs?|y/?o|-year-old|year-old|yo)\b|^\s*(?:y\b)", re.I)),
-    ("weight", re.compile(r"^\s*kg\b", re.I)),
-    ("kidney", re.compile(r"^\s*(?:ml/min|ml/min/1\.73)", re.I)),
+    (
+        "age",
+        re.compile(
+            r"^\s*(?:-?\s*)?(?:years?|yrs?|y/?o|-year-old|year-old|yo)\b|^\s*(?:y\b)", re.IGNORECASE
+        ),
+    ),
+    ("weight", re.compile(r"^\s*kg\b", re.IGNORECASE)),
+    ("kidney", re.compile(r"^\s*(?:ml/min|ml/min/1\.73)", re.IGNORECASE)),
     ("percent", re.compile(r"^\s*%")),
-    ("pressure", re.compile(r"^\s*mm\s?hg\b", re.I)),
-    ("time", re.compile(r"^\s*(?:-?\s*)(?:hours?|hrs?|h|days?|weeks?|months?|minutes?|min)\b", re.I)),
-    ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.I)),
-    ("temperature", re.compile(r"^\s*°", re.I)),
-    ("rate", re.compile(r"^\s*(?:bpm|breaths|/min)\b", re.I)),
+    ("pressure", re.compile(r"^\s*mm\s?hg\b", re.IGNORECASE)),
+    (
+        "time",
+        re.compile(
+            r"^\s*(?:-?\s*)(?:hours?|hrs?|h|days?|weeks?|months?|minutes?|min)\b", re.IGNORECASE
+        ),
+    ),
+    ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.IGNORECASE)),
+    ("temperature", re.compile(r"^\s*°", re.IGNORECASE)),
+    ("rate", re.compile(r"^\s*(?:bpm|breaths|/min)\b", re.IGNORECASE)),
 )
 _BEFORE = (
-    ("age", re.compile(r"\b(?:age|aged|ages)\s*$", re.I)),
-    ("kidney", re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\s*(?:of|is|was)?\s*$", re.I)),
-    ("weight", re.compile(r"\b(?:weight|weighs|weighing)\s*(?:of|is)?\s*$", re.I)),
-    ("score", re.compile(r"(?:\bscore|\bscores|\bscored|\bpoints?|\bgrade|\bstage|\bclass)\s*(?:of|is|was|=)?\s*$", re.I)),
+    ("age", re.compile(r"\b(?:age|aged|ages)\s*$", re.IGNORECASE)),
+    (
+        "kidney",
+        re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\s*(?:of|is|was)?\s*$", re.IGNORECASE),
+    ),
+    ("weight", re.compile(r"\b(?:weight|weighs|weighing)\s*(?:of|is)?\s*$", re.IGNORECASE)),
+    (
+        "score",
+        re.compile(
+            r"(?:\bscore|\bscores|\bscored|\bpoints?|\bgrade|\bstage|\bclass)\s*(?:of|is|was|=)?\s*$",
+            re.IGNORECASE,
+        ),
+    ),
 )
 
 
@@ -77,7 +102,12 @@ def _number(text: str) -> float:
 def _masked(text: str) -> str:
     """`text` with the digits inside names blanked out, positions kept; a score name leaves
     the word "score" so the number after it reads as a score."""
-    return _NAME.sub(lambda m: "score" + " " * (len(m.group(0)) - 5) if len(m.group(0)) >= 5 else " " * len(m.group(0)), text)
+    return _NAME.sub(
+        lambda m: (
+            "score" + " " * (len(m.group(0)) - 5) if len(m.group(0)) >= 5 else " " * len(m.group(0))
+        ),
+        text,
+    )
 
 
 def _kind(text: str, start: int, end: int) -> str:
@@ -85,7 +115,11 @@ def _kind(text: str, start: int, end: int) -> str:
     for kind, pattern in _KINDS:
         if pattern.match(after):
             return kind
-    before = re.sub(r"(?:≥|>=|≤|<=|>|<|=|at least|more than|less than)\s*$", "", text[max(0, start - 40) : start])
+    before = re.sub(
+        r"(?:≥|>=|≤|<=|>|<|=|at least|more than|less than)\s*$",
+        "",
+        text[max(0, start - 40) : start],
+    )
     for kind, pattern in _BEFORE:
         if pattern.search(before):
             return kind
@@ -131,7 +165,9 @@ def conditions(text: str) -> list[Condition]:
             if free(*match.span()):
                 number = _number(match.group(1))
                 kind = _kind(text, match.start(1), match.end(1))
-                found.append(Condition(number, None, kind) if open_high else Condition(None, number, kind))
+                found.append(
+                    Condition(number, None, kind) if open_high else Condition(None, number, kind)
+                )
                 taken.append(match.span())
     for match in _COMPARISON.finditer(text):
         if not free(*match.span()):
@@ -142,7 +178,10 @@ def conditions(text: str) -> list[Condition]:
             found.append(Condition(number, None, kind))
         elif sign in (">", "more than", "over", "above"):
             found.append(Condition(number, None, kind, strict_low=True))
-        elif sign in ("≤", "<=",):
+        elif sign in (
+            "≤",
+            "<=",
+        ):
             found.append(Condition(None, number, kind))
         elif sign in ("<", "less than", "under", "below"):
             found.append(Condition(None, number, kind, strict_high=True))
@@ -156,7 +195,9 @@ def conditions(text: str) -> list[Condition]:
     return found
 
 
-_PHYSICAL = frozenset({"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate"})
+_PHYSICAL = frozenset(
+    {"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate"}
+)
 
 
 def compatible(value: Value, condition: Condition) -> bool:
@@ -175,9 +216,7 @@ def match(values: list[Value], condition_text: str) -> int:
     if not values:
         return 0
     stated = conditions(condition_text)
-    comparable = [
-        (v, c) for v in values for c in stated if compatible(v, c) and (v.kind or c.kind)
-    ]
+    comparable = [(v, c) for v in values for c in stated if compatible(v, c) and (v.kind or c.kind)]
     if not comparable:
         # Neither side says what it measures: compare plain numbers only when the
         # condition is a score-like small number and so is the value.

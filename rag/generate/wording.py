@@ -48,7 +48,7 @@ def _end(text: str) -> str:
 
 
 def _joined(head: str, items: list[str]) -> str:
-    """"head: a; b; c." — items lose their own full stops."""
+    """ "head: a; b; c." — items lose their own full stops."""
     inner = "; ".join(item.rstrip(" .;") for item in items if item.strip())
     head = head.rstrip(" .")
     if head.endswith(":"):
@@ -100,7 +100,7 @@ def sentence_form(unit: Unit) -> str:
 
 
 def _path_sentence(path: str) -> str:
-    """"Root → Question? → YES → Action" as "Root — question? yes: action." (a tree's own
+    """ "Root → Question? → YES → Action" as "Root — question? yes: action." (a tree's own
     questions and answers kept as written, so nothing is reworded)."""
     steps = [step.strip() for step in path.split("→") if step.strip()]
     if len(steps) < 2:
@@ -174,6 +174,8 @@ def for_patient(text: str, defined: dict[str, str] | None = None) -> str:
             return plain
         return f"{plain} ({word})"
 
-    text = re.sub(r"\b[A-Za-z]{1,7}s?\b", lambda m: spell(m) if m.group(0) in glossary else m.group(0), text)
+    text = re.sub(
+        r"\b[A-Za-z]{1,7}s?\b", lambda m: spell(m) if m.group(0) in glossary else m.group(0), text
+    )
     # Shorter sentences: each clause a list of rules ran together becomes a sentence.
     return re.sub(r";\s+(\w)", lambda m: ". " + m.group(1).upper(), text)
