@@ -138,6 +138,7 @@ class ExtractiveGenerator:
             ]
 
         values = question_values(question)
+        must_have = _must_have_coverage(units, topical_words)
         wants_list = bool(_WANTS_LIST.search(question))
         wants = _answer_type(question)
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
@@ -155,12 +156,20 @@ class ExtractiveGenerator:
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
             score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
+            score *= 0.5 + 0.5 * must_have[i]
             scores.append(score if on_topic[i] else 0.0)
 
         if max(scores) <= 0.0:
             return Draft(text="", refused=True)
         topical = scores
-        scores = _in_scope(units, scores, hits)
+        names = {name.lower() for name in _DIGIT_NAME.findall(question)}
+        named = [
+            all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
+            for unit in units
+        ]
+        scores = _in_scope(
+            units, scores, hits, [m if n else 0.0 for m, n in zip(must_have, named, strict=True)]
+        )
         chosen = _select(units, scores, question_words)
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
@@ -294,6 +303,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
     return 1.0
 
 
+# Names with digits in them (CURB-65, CHA2DS2-VASc, ABCD2): another guideline's unit must name them.
+_DIGIT_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 # Another guideline's unit stays in the answer only when it scores this close to the best.
 SCOPE_RATIO = 0.85
 
@@ -372,6 +383,22 @@ def _rank_weight(passage: int) -> float:
     return 1.0 / (1.0 + 0.05 * (passage - 1))
 
 
+def _must_have_coverage(units: Sequence[Unit], topical_words: set[str]) -> list[float]:
+    """For each unit, the share (0..1) of the question's rare topical words it or its heading
+    holds: the words few units share ("apixaban" among the DOAC doses) name what the
+    question is about, and an answer lacking them is about something else. 1.0 for every
+    unit when the question has no such word."""
+    limit = max(1, len(units) // 4)
+    must = {
+        word
+        for word in topical_words
+        if not word.isdigit() and 1 <= sum(1 for unit in units if word in unit.words) <= limit
+    }
+    if not must:
+        return [1.0] * len(units)
+    return [len(must & (unit.words | answer_words(unit.section))) / len(must) for unit in units]
+
+
 def _length_weight(unit: Unit, audience: str) -> float:
     """Penalise very long units for everyone, and for patients long sentences and long,
     technical words (four or more vowel groups, or thirteen letters and up)."""
@@ -383,21 +410,27 @@ def _length_weight(unit: Unit, audience: str) -> float:
         for word in re.findall(r"[A-Za-z]+", unit.text)
         if len(word) >= 13 or len(_VOWEL_GROUPS.findall(word.lower())) >= 4
     )
-    technical_share = technical / max(len(words), 1)
-    return 1.0 / (1.0 + 0.03 * max(0, len(words) - 20) + 2.5 * technical_share)
+    own = unit.text.split()
+    technical_share = technical / max(len(own), 1)
+    return 1.0 / (1.0 + 0.03 * max(0, len(own) - 20) + 2.5 * technical_share)
 
 
-def _in_scope(units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit]) -> list[float]:
+def _in_scope(
+    units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit], must_have: Sequence[float]
+) -> list[float]:
     """`scores` with units of other guidelines than the best unit's set to 0 unless they score
-    within SCOPE_RATIO of the best: a question about AF dosing is answered from the AF
-    guideline, not padded with a TIA statement's bullets."""
+    within SCOPE_RATIO of the best and hold every rare word and every name with digits of the
+    question (`must_have` is 1.0 for those units): a
+    question about AF dosing is answered from the AF guideline, not padded with a TIA
+    statement's bullets, and a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
     main = _guideline(hits[units[best].passage - 1])
     return [
         score
-        if _guideline(hits[unit.passage - 1]) == main or score >= SCOPE_RATIO * scores[best]
+        if _guideline(hits[unit.passage - 1]) == main
+        or (score >= SCOPE_RATIO * scores[best] and covered == 1.0)
         else 0.0
-        for unit, score in zip(units, scores, strict=True)
+        for unit, score, covered in zip(units, scores, must_have, strict=True)
     ]
 
 

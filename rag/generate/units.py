@@ -69,6 +69,7 @@ class Unit:
 
 def plain(text: str) -> str:
     """`text` without Markdown emphasis markup and without numeric citation markers."""
+    text = re.sub(r"\*\*(\S(?:.*?\S)?)\*\*", r"\1", text)  # bold, inside a word too ("**A**ge")
     previous = None
     while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
         previous, text = text, _EMPHASIS.sub(r"\2", text)
