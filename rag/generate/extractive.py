@@ -156,7 +156,6 @@ class ExtractiveGenerator:
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
             score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
-            score *= 0.5 + 0.5 * must_have[i]
             scores.append(score if on_topic[i] else 0.0)
 
         if max(scores) <= 0.0:
@@ -178,6 +177,8 @@ class ExtractiveGenerator:
             i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0
         }
         chosen = _whole_groups(chosen, units, matched)
+        if not chosen:
+            return Draft(text="", refused=True)
         lead = next(
             (
                 units[i]
@@ -500,20 +501,24 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     placed: set[tuple[int, int]] = set()
     for unit in chosen:
         key = (unit.passage, unit.group)
-        if unit.kind in ("table", "list") and key in picked:
-            continue  # the question's values picked rows of it: those rows, not all
-        if unit.kind not in ("row", "item") or unit.group < 0:
+        if unit.kind in ("row", "table") and key in picked:
+            # The rows of this table the values picked, in place of the row chosen.
+            if key not in placed:
+                result += [
+                    units[i]
+                    for i in sorted(matched)
+                    if (units[i].passage, units[i].group) == key and units[i].kind == "row"
+                ]
+                placed.add(key)
+        elif unit.kind not in ("row", "item") or unit.group < 0:
             result.append(unit)
-        elif key in picked:
-            if any(unit is units[i] for i in matched):
-                result.append(unit)
         elif key in whole and len(shown_text(whole[key]).split()) <= MAX_WHOLE_WORDS:
             if key not in placed:
                 result.append(whole[key])
                 placed.add(key)
         else:
             result.append(unit)
-    return [unit for unit in result if unit.kind not in ("table", "list") or unit in result]
+    return result
 
 
 MAX_WHOLE_WORDS = 140  # the longest table or list shown whole in place of a chosen row or item
