@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -114,8 +115,6 @@ def support_pairs(
     others = [hit for hit in answer.retrieved if hit.chunk_id not in texts]
     real: list[tuple[str, str]] = []
     shuffled: list[tuple[str, str]] = []
-    import re
-
     for sentence in split_sentences(f"{answer.bottom_line}\n\n{answer.answer}"):
         numbers = [int(n) for n in re.findall(r"\[(\d+)\]", sentence)]
         claim = re.sub(r"\s*\[\d+\]", "", sentence).lstrip("- ").strip()

@@ -72,16 +72,21 @@ def stem(word: str) -> str:
     return word
 
 
-def content_words(text: str) -> list[str]:
-    """Lower-cased, lightly stemmed words of `text` without stopwords or one-letter words
-    (numbers are kept: doses and thresholds matter), in order, repeats kept."""
+def content_tokens(text: str) -> list[str]:
+    """Lower-cased words of `text` without stopwords or one-letter words (numbers are kept:
+    doses and thresholds matter), unstemmed, in order, repeats kept."""
     words: list[str] = []
     for match in _WORD.finditer(text.lower()):
         word = match.group(0).replace("’", "'").split("'")[0]
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             continue
-        words.append(stem(word))
+        words.append(word)
     return words
+
+
+def content_words(text: str) -> list[str]:
+    """`content_tokens` lightly stemmed: the words lexical overlap compares."""
+    return [stem(word) for word in content_tokens(text)]
 
 
 # Words that end with a period without ending a sentence.

@@ -29,9 +29,9 @@ import numpy as np
 from rag.generate.base import Draft, check_audience
 from rag.generate.citations import content_words, stem
 from rag.generate.units import Unit, answer_words, label_of, passage_units, plain, shown_text
+from rag.generate.values import NAME_WITH_DIGITS, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
-from rag.generate.values import question_values
 from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
 from rag.types import Hit
 
@@ -161,7 +161,7 @@ class ExtractiveGenerator:
         if max(scores) <= 0.0:
             return Draft(text="", refused=True)
         topical = scores
-        names = {name.lower() for name in _DIGIT_NAME.findall(question)}
+        names = {name.lower() for name in NAME_WITH_DIGITS.findall(question)}
         named = [
             all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
             for unit in units
@@ -304,8 +304,6 @@ def _answer_type_weight(wants: str, text: str) -> float:
     return 1.0
 
 
-# Names with digits in them (CURB-65, CHA2DS2-VASc, ABCD2): another guideline's unit must name them.
-_DIGIT_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 # Another guideline's unit stays in the answer only when it scores this close to the best.
 SCOPE_RATIO = 0.85
 
@@ -389,15 +387,19 @@ def _must_have_coverage(units: Sequence[Unit], topical_words: set[str]) -> list[
     holds: the words few units share ("apixaban" among the DOAC doses) name what the
     question is about, and an answer lacking them is about something else. 1.0 for every
     unit when the question has no such word."""
-    limit = max(1, len(units) // 4)
-    must = {
-        word
-        for word in topical_words
-        if not word.isdigit() and 1 <= sum(1 for unit in units if word in unit.words) <= limit
-    }
+    must = _rare_words(units, topical_words, max(1, len(units) // 4))
     if not must:
         return [1.0] * len(units)
     return [len(must & (unit.words | answer_words(unit.section))) / len(must) for unit in units]
+
+
+def _rare_words(units: Sequence[Unit], words: set[str], limit: int) -> frozenset[str]:
+    """The words (numbers aside) that at least one and at most `limit` units hold."""
+    return frozenset(
+        word
+        for word in words
+        if not word.isdigit() and 1 <= sum(1 for unit in units if word in unit.words) <= limit
+    )
 
 
 def _length_weight(unit: Unit, audience: str) -> float:
@@ -481,12 +483,7 @@ def _select(units: Sequence[Unit], scores: Sequence[float], question_words: set[
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
     """The question's words in `best` that few units have (a quarter of them at most): what
     makes the best unit the answer ("apixaban" among the DOAC doses)."""
-    limit = max(2, len(units) // 4)
-    return frozenset(
-        word
-        for word in (question_words & best.words) - _GENERIC
-        if sum(1 for unit in units if word in unit.words) <= limit and not word.isdigit()
-    )
+    return _rare_words(units, (question_words & best.words) - _GENERIC, max(2, len(units) // 4))
 
 
 def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) -> list[Unit]:

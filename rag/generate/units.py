@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import Stemmer
 
-from rag.generate.citations import STOPWORDS, split_prose_sentences
+from rag.generate.citations import content_tokens, split_prose_sentences
 from rag.types import Hit
 
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
@@ -86,21 +86,13 @@ def label_of(text: str) -> str:
 
 
 _STEMMER = Stemmer.Stemmer("english")
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 
 
 def answer_words(text: str) -> frozenset[str]:
-    """The content words the answerer compares: lower case, no stopwords or one-letter words
-    (numbers kept), Snowball-stemmed (PyStemmer) so that "contraindicated" meets
-    "contraindications" and "discharge" "discharged", which the light stemmer of
-    rag.generate.citations keeps apart."""
-    words = []
-    for match in _WORD.finditer(text.lower()):
-        word = match.group(0).replace("’", "'").split("'")[0]
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        words.append(word)
-    return frozenset(_STEMMER.stemWords(words))
+    """The content words the answerer compares, Snowball-stemmed (PyStemmer) so that
+    "contraindicated" meets "contraindications" and "discharge" "discharged", which the light
+    stemmer of rag.generate.citations keeps apart."""
+    return frozenset(_STEMMER.stemWords(content_tokens(text)))
 
 
 def shown_text(unit: Unit) -> str:
@@ -188,22 +180,17 @@ class _Builder:
         self.groups = 0
 
     def add(self, kind: str, text: str, **fields: object) -> None:
-        text = plain(text)
-        unit = Unit(kind, text, self.passage, len(self.units), self.section, **fields)  # type: ignore[arg-type]
-        words = answer_words(shown_text(unit))
-        if len(shown_text(unit).split()) < 3 or not words:
+        unit = Unit(kind, plain(text), self.passage, len(self.units), self.section, **fields)  # type: ignore[arg-type]
+        shown = shown_text(unit)
+        words = answer_words(shown)
+        if len(shown.split()) < 3 or not words:
             return
-        condition = fields.get("condition") or ""
-        if not condition:
-            condition = " ".join(part for part in (unit.lead, unit.parent, label_of(text)) if part)
+        condition = unit.condition or " ".join(
+            part for part in (unit.lead, unit.parent, label_of(unit.text)) if part
+        )
         self.units.append(
-            Unit(
-                kind, text, self.passage, len(self.units), self.section,
-                group=unit.group, lead=unit.lead, parent=unit.parent, children=unit.children,
-                header=unit.header,
-                cells=unit.cells, words=words, condition=f"{condition} {self.section}".strip(),
-            )
-        )  # fmt: skip
+            replace(unit, words=words, condition=f"{condition} {self.section}".strip())
+        )
 
     def paragraph(self, lines: list[str], *, keep_intro: bool = False) -> None:
         """Prose sentences; a paragraph ending in ":" becomes the intro of what follows."""

@@ -174,8 +174,6 @@ def for_patient(text: str, defined: dict[str, str] | None = None) -> str:
             return plain
         return f"{plain} ({word})"
 
-    text = re.sub(
-        r"\b[A-Za-z]{1,7}s?\b", lambda m: spell(m) if m.group(0) in glossary else m.group(0), text
-    )
+    text = re.sub(r"\b[A-Za-z]{1,7}s?\b", spell, text)
     # Shorter sentences: each clause a list of rules ran together becomes a sentence.
     return re.sub(r";\s+(\w)", lambda m: ". " + m.group(1).upper(), text)
