@@ -251,7 +251,7 @@ class MilvusIndex:
         """
         total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
         with _milvus_errors(self.location):
-            indexed = self._indexed_hashes()
+            indexed = self.indexed_versions()
         with _IngestProgress(progress, total) as bar:
             return self._ingest(self._embedded(documents, indexed, bar), prune=prune, indexed=indexed)
 
@@ -335,7 +335,7 @@ class MilvusIndex:
         chunking = _chunking_key(self.settings)
         with _milvus_errors(self.location):
             if indexed is None:
-                indexed = self._indexed_hashes()
+                indexed = self.indexed_versions()
             seen: set[str] = set()
             batch: list[tuple[Document, str, list[Chunk], np.ndarray]] = []
             batch_rows = 0
@@ -436,8 +436,8 @@ class MilvusIndex:
             self._client.delete(self._documents, filter=f"id in {some}")
         return len(doc_ids)
 
-    def _indexed_hashes(self) -> dict[str, tuple[str, str]]:
-        """Every document row as id -> (content hash, chunk settings)."""
+    def indexed_versions(self) -> dict[str, tuple[str, str]]:
+        """Every indexed document as id -> (content hash, chunk settings)."""
         return {
             row["id"]: (row["content_hash"], row["chunking"])
             for row in self._iterate(self._documents, ["id", "content_hash", "chunking"])
