@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,7 @@ def _pipeline(
         _read_sources,
         batch_size=1,
         batch_format="pyarrow",
-        fn_kwargs={"indexed": indexed},
+        fn_kwargs={"indexed": indexed, "cwd": os.getcwd()},
         num_cpus=0.5,
     )
     passages = documents.map_batches(
@@ -181,25 +181,29 @@ def _pipeline(
     )
 
 
-def _read_sources(batch: Any, indexed: dict[str, str]) -> Iterator[Any]:
+def _read_sources(batch: Any, indexed: dict[str, str], cwd: str) -> Iterator[Any]:
     """Stage 1 (CPU task): the documents of the source files in `batch`, as rows. `indexed`:
-    doc id -> content hash of the documents indexed with the current chunk settings."""
+    doc id -> content hash of the documents indexed with the current chunk settings. Files
+    are read from `cwd`, the ingesting process's working directory, because document ids are
+    paths relative to it (rag.ingest.loaders.display_path)."""
     rows: list[dict[str, Any]] = []
-    for source in batch.column("source").to_pylist():
-        if not source:
-            continue
-        for item in _documents_of(source):
-            if isinstance(item, IngestProblem):
-                rows.append(_row("problem", message=item.message, origin=item.path, line=item.line))
-                continue
-            content_hash = item.content_hash()
-            if indexed.get(item.id) == content_hash:
-                rows.append(_row("unchanged", doc_id=item.id, content_hash=content_hash))
-            else:
-                rows.append(_document_row(item, content_hash))
-            if len(rows) >= DOCUMENTS_PER_BLOCK:
-                yield _table(rows, _DOCUMENT_SCHEMA())
-                rows = []
+    # The directory is held across yields: a Ray worker runs one task at a time.
+    with chdir(cwd):
+        for source in batch.column("source").to_pylist():
+            for item in _documents_of(source) if source else ():
+                if isinstance(item, IngestProblem):
+                    rows.append(
+                        _row("problem", message=item.message, origin=item.path, line=item.line)
+                    )
+                    continue
+                content_hash = item.content_hash()
+                if indexed.get(item.id) == content_hash:
+                    rows.append(_row("unchanged", doc_id=item.id, content_hash=content_hash))
+                else:
+                    rows.append(_document_row(item, content_hash))
+                if len(rows) >= DOCUMENTS_PER_BLOCK:
+                    yield _table(rows, _DOCUMENT_SCHEMA())
+                    rows = []
     yield _table(rows, _DOCUMENT_SCHEMA())
 
 
