@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -600,7 +601,7 @@ def announced(self, batch, chunking):
     print("written", flush=True)
 MilvusIndex._write = announced
 settings = Settings().merged({{"index_store": {{"backend": "milvus", "uri": {str(uri)!r}}},
-                               "ingest": {{"cpus": 1, "batch_size": 2}}}})
+                               "ingest": {{"cpus": 2, "batch_size": 2}}}})
 index = open_index(settings, create=True)
 index.passages_per_commit = 2
 ingest_on_ray(index, settings, [__import__("pathlib").Path("corpus")], progress=False)
@@ -612,8 +613,9 @@ print("finished", flush=True)
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     try:
-        first = job.stdout.readline().strip()
-        assert first == "written"
+        ready, _, _ = select.select([job.stdout], [], [], 300)
+        assert ready, "the ingest wrote nothing within 5 minutes"
+        assert job.stdout.readline().strip() == "written"
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(timeout=60)

@@ -146,28 +146,32 @@ def _pipeline(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress and _stderr_is_terminal()
     context.print_on_execution_start = False
-    gpus = int(ray.cluster_resources().get("GPU", 0))
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
     actors = settings.ingest.embed_actors or max(gpus, 1)
+    # A CPU per chunking task on a real cluster; on a machine of two or three cores, half a
+    # CPU, so that the tasks, the reader and a CPU-only model actor always fit together.
+    task_cpus = 1.0 if resources.get("CPU", 0) >= 4 else 0.5
     files = ray.data.from_items(
         [{"source": source} for source in sources] or [{"source": ""}],
         override_num_blocks=max(1, len(sources)),
     )
-    # Distinct resources keep Ray Data from fusing the stages into one: reading is light
-    # (half a CPU); a chunking task loads the model's tokenizer (and the model itself, for
-    # now: `load_embedder`), so it reserves memory; the model has its own actors.
+    # Distinct resources keep Ray Data from fusing the stages into one: reading is light;
+    # a chunking task loads the model's tokenizer (and, through `load_embedder`, the model),
+    # so it reserves memory; the model has its own actors.
     documents = files.map_batches(
         _read_sources,
         batch_size=1,
         batch_format="pyarrow",
         fn_kwargs={"indexed": indexed, "cwd": os.getcwd()},
-        num_cpus=0.5,
+        num_cpus=task_cpus / 2,
     )
     passages = documents.map_batches(
         _cut_passages,
         batch_size=64,
         batch_format="pyarrow",
         fn_kwargs={"settings": settings},
-        num_cpus=1,
+        num_cpus=task_cpus,
         memory=CHUNK_TASK_MEMORY,
     )
     return passages.map_batches(
@@ -176,7 +180,7 @@ def _pipeline(
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=1 if gpus else 0,
-        num_cpus=1,
+        num_cpus=1.0 if gpus else task_cpus,
         memory=EMBED_ACTOR_MEMORY,
     )
 
