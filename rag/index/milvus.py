@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,6 +46,9 @@ from typing import Any, Self
 import numpy as np
 
 from rag.config import Settings
+
+# gRPC (under pymilvus) logs a note each time another library forks (Ray starting workers).
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from rag.errors import IndexMismatchError, IndexMissingError, InputError, RagError
 from rag.index.embedder import Embedder, embedder_id, load_embedder
 from rag.index.lexical import TOKENIZER_VERSION, tokenize
