@@ -497,7 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.time()
             result = {"medquad": bench_medquad, "latency": bench_latency, "ann": bench_ann}[section](work, args)
             result.update(command=" ".join(sys.argv), started=time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), machine=bench.machine_description())
-            (RESULTS / f"scale-{section}{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
+            path = RESULTS / f"scale-{section}{suffix}.json"
+            if section == "latency" and path.is_file():
+                # Sizes measured by an earlier run (another --sizes) are kept beside the new ones.
+                measured = {row["chunks"] for row in result["sizes"]}
+                earlier = [row for row in json.loads(path.read_text())["sizes"] if row["chunks"] not in measured]
+                result["sizes"] = sorted(earlier + result["sizes"], key=lambda row: row["chunks"])
+            path.write_text(json.dumps(result, indent=1, default=float))
     results = {}
     for section in SECTIONS:
         path = RESULTS / f"scale-{section}{suffix}.json"

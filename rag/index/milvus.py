@@ -36,6 +36,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -138,31 +139,38 @@ class MilvusIndex:
         store = settings.index_store
         chunks = f"{store.collection}_chunks"
         wanted = embedder.id if embedder is not None else embedder_id(settings.embedder)
-        with _milvus_errors(location):
-            exists = client.has_collection(chunks)
-            if not exists and not create:
-                client.close()
-                raise IndexMissingError(
-                    f"no index at {location}: build one with `rag ingest PATH` "
-                    "(index.backend = milvus)"
-                )
-            if exists:
-                _check_collection(client, chunks, location, wanted, embedder)
-            if embedder is None:
-                embedder = load_embedder(settings.embedder)
-            index = cls(client, settings, embedder, location)
-            if exists:
-                recorded = int(index._properties().get("rag.dimension", embedder.dimension))
-                if recorded != embedder.dimension:
-                    raise _dimension_mismatch(location, recorded, embedder)
-            else:
-                index._create_collections()
-            client.load_collection(index._chunks)
-            client.load_collection(index._documents)
+        try:
+            with _milvus_errors(location):
+                exists = client.has_collection(chunks)
+                if not exists and not create:
+                    raise IndexMissingError(
+                        f"no index at {location}: build one with `rag ingest PATH` "
+                        "(index.backend = milvus)"
+                    )
+                if exists:
+                    _check_collection(client, chunks, location, wanted, embedder)
+                if embedder is None:
+                    embedder = load_embedder(settings.embedder)
+                index = cls(client, settings, embedder, location)
+                if exists:
+                    recorded = int(index._properties().get("rag.dimension", embedder.dimension))
+                    if recorded != embedder.dimension:
+                        raise _dimension_mismatch(location, recorded, embedder)
+                else:
+                    index._create_collections()
+                client.load_collection(index._chunks)
+                client.load_collection(index._documents)
+        except BaseException:
+            client.close()
+            _release_lite(milvus_uri(settings))
+            raise
         return index
 
     def close(self) -> None:
+        """Disconnect; the last index of this process on a Milvus Lite file also stops the
+        embedded Lite server, which frees the file for another process."""
         self._client.close()
+        _release_lite(milvus_uri(self.settings))
 
     def __enter__(self) -> Self:
         return self
@@ -713,7 +721,11 @@ def _connect(settings: Settings) -> Any:
         except OSError as error:
             raise InputError(f"{uri}: cannot create {folder} ({error.strerror or error})") from None
     try:
-        return MilvusClient(uri=uri, token=settings.index_store.token, timeout=10)
+        client = MilvusClient(uri=uri, token=settings.index_store.token, timeout=10)
+        if is_lite(uri):
+            with _lite_lock:
+                _lite_users[str(Path(uri).resolve())] += 1
+        return client
     except Exception as error:  # noqa: BLE001 - pymilvus raises many kinds for one cause
         reason = _reason(error)
         if is_lite(uri) and _locked(uri):
@@ -722,6 +734,25 @@ def _connect(settings: Settings) -> Any:
                 "a time; run a Milvus server to ingest while serving)"
             )
         raise RagError(f"cannot reach Milvus at {location}: {reason}") from None
+
+
+# Milvus Lite runs one embedded server per file per process; indexes opened on it, counted.
+_lite_lock = threading.Lock()
+_lite_users: Counter[str] = Counter()
+
+
+def _release_lite(uri: str) -> None:
+    if not is_lite(uri):
+        return
+    key = str(Path(uri).resolve())
+    with _lite_lock:
+        _lite_users[key] -= 1
+        if _lite_users[key] > 0:
+            return
+        del _lite_users[key]
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(key)
 
 
 def _locked(uri: str) -> bool:
