@@ -166,8 +166,10 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
         passages = _checked_texts(texts)
         if not passages:
             return []
+        # `preprocess` in sentence-transformers 6, `tokenize` before.
+        preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize
         with self._lock:
-            features = self._model.preprocess(passages)
+            features = preprocess(passages)
         lengths = features["attention_mask"].sum(dim=1).tolist()
         return [row[:length].tolist() for row, length in zip(features["input_ids"], lengths)]
 
