@@ -631,3 +631,40 @@ print("finished", flush=True)
     assert index.documents() == local.documents()
     index.close()
     local.close()
+
+
+def test_rag_serve_answers_from_milvus_over_http(
+    milvus_lite_index: Path, local_engine_index: Path, tmp_path: Path
+):
+    """`rag serve` with index.backend = milvus, a real server on 127.0.0.1, filters included."""
+    import httpx
+
+    uri = tmp_path / "served.db"
+    shutil.copytree(milvus_lite_index, uri)  # this process keeps the fixture's file open
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        env={**os.environ, **milvus_env(uri), "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        request = {"query": "when to admit a patient with pneumonia", "k": 5, "sources": ["test"]}
+        served = httpx.post(f"http://127.0.0.1:{port}/api/search", json=request, timeout=60)
+        assert served.status_code == 200, served.text
+        local = run(
+            "search", request["query"], "-k", "5", "--source", "test", "--json",
+            "--index", str(local_engine_index),
+        )  # fmt: skip
+        hits = served.json()["hits"]
+        assert hits and all(hit["source"].startswith("Test") for hit in hits)
+        assert [hit["chunk_id"] for hit in hits] == [hit["chunk_id"] for hit in json.loads(local.output)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
