@@ -99,13 +99,20 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     log(f"medquad: {len(documents)} pages, {len(passages)} passages; raw sample {len(sample)}")
     result: dict[str, Any] = {"pages": len(documents), "chunks": len(passages), "runs": {}}
 
+    raw_cpu = timed(lambda: embedder.embed_passages(sample)).cpu / len(sample)
+
     def engine_run(name: str, run: Callable[[], Any]) -> None:
         before = raw_rate(embedder, sample)
+        cpu_before = tree_cpu_seconds()
         done = timed(run)
+        cpu = tree_cpu_seconds() - cpu_before
         after = raw_rate(embedder, sample)
         raw = (before + after) / 2
         rate = done.result.chunks_embedded / done.wall
         result["runs"][name] = {
+            "cpu_s_per_chunk": cpu / max(1, done.result.chunks_embedded),
+            "raw_cpu_s_per_chunk": raw_cpu,
+            "ratio_cpu": raw_cpu / (cpu / max(1, done.result.chunks_embedded)),
             "chunks": done.result.chunks_embedded,
             "seconds": done.wall,
             "chunks_per_s": rate,
@@ -127,6 +134,11 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     local_index = Index.open(local_folder, local_settings, create=True, embedder=embedder)
     engine_run("local engine -> local backend", lambda: local_index.ingest(documents, progress=False))
     milvus_index = MilvusIndex.open(milvus_settings, create=True, embedder=embedder)
+    # A Ray started here (ingest_on_ray reuses it) outlives the run, so the CPU time of its
+    # worker processes can be read after it.
+    import ray
+
+    ray.init(num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
     engine_run(
         "ray engine -> milvus backend",
         lambda: ingest_on_ray(milvus_index, milvus_settings, [subset_file(documents, work, corpus)], progress=False),
@@ -171,6 +183,21 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         log(f"{name}: " + ", ".join(f"{s.mode} nDCG@10 {s.metrics['ndcg@10']:.4f}" for s in report.summaries))
     result["questions"] = len(questions)
     return result
+
+
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and every live process under it (a local
+    Ray's GCS, raylet and workers included)."""
+    import psutil
+
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
 
 
 def subset_file(documents: list, work: Path, corpus: Path) -> Path:
@@ -432,14 +459,16 @@ def bench_ann(work: Path, args: argparse.Namespace) -> dict[str, Any]:
 def render(results: dict[str, Any]) -> str:
     lines = ["# Scale path: figures measured on this machine", ""]
     lines.append("Made by `evals/scale_bench.py` (see its docstring for the method); docs/scale.md plans with them.")
-    medquad = results.get("medquad")
-    if medquad:
+    for medquad in results.get("medquad", []):
         lines += ["", f"## MedQuAD through both engines ({medquad['pages']:,} pages, {medquad['chunks']:,} chunks)", ""]
         lines += [f"Command: `{medquad['command']}`, started {medquad['started']}.", ""]
-        lines += ["| run | chunks/s | raw model chunks/s (before, after) | ratio to raw | wall | load avg |", "|---|---:|---:|---:|---:|---|"]
+        lines += ["Wall: chunks/s against the raw model's chunks/s (timed before and after the run). CPU: the raw model's CPU seconds per chunk against the run's, counting every process of the run (a local Ray's workers, GCS and raylet included).", ""]
+        lines += ["| run | chunks/s | raw model chunks/s (before, after) | ratio to raw (wall) | CPU ms per chunk (raw) | ratio to raw (CPU) | wall | load avg |", "|---|---:|---:|---:|---:|---:|---:|---|"]
         for name, run in medquad["runs"].items():
             before, after = run["raw_runs"]
-            lines.append(f"| {name} | {run['chunks_per_s']:.1f} | {run['raw_chunks_per_s']:.1f} ({before:.1f}, {after:.1f}) | {run['ratio']:.3f} | {run['seconds']:.0f} s | {run['load']} |")
+            cpu = f"{run['cpu_s_per_chunk'] * 1000:.0f} ({run['raw_cpu_s_per_chunk'] * 1000:.0f})" if "cpu_s_per_chunk" in run else "-"
+            ratio_cpu = f"{run['ratio_cpu']:.3f}" if "ratio_cpu" in run else "-"
+            lines.append(f"| {name} | {run['chunks_per_s']:.1f} | {run['raw_chunks_per_s']:.1f} ({before:.1f}, {after:.1f}) | {run['ratio']:.3f} | {cpu} | {ratio_cpu} | {run['seconds']:.0f} s | {run['load']} |")
         vectors = medquad["vectors"]
         lines += ["", f"Vectors, Ray engine against local engine: same chunk ids {vectors['same_chunk_ids']}, {vectors['chunks']:,} chunks, largest difference in any component {vectors['max_abs_difference']:.2e}, lowest cosine {vectors['min_cosine']:.6f}.", f"Writing {medquad['chunks']:,} embedded chunks into Milvus Lite: {medquad['milvus_write_chunks_per_s']:.0f} chunks/s."]
         lines += ["", f"Heldout retrieval, {medquad['questions']:,} questions (../shared/data/medquad/heldout.jsonl), document level:", ""]
@@ -505,11 +534,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 earlier = [row for row in json.loads(path.read_text())["sizes"] if row["chunks"] not in measured]
                 result["sizes"] = sorted(earlier + result["sizes"], key=lambda row: row["chunks"])
             path.write_text(json.dumps(result, indent=1, default=float))
-    results = {}
+    results: dict[str, Any] = {}
     for section in SECTIONS:
         path = RESULTS / f"scale-{section}{suffix}.json"
         if path.is_file():
             results[section] = json.loads(path.read_text())
+    # MedQuAD runs kept from earlier (scale-medquad-<name>.json) are shown too, largest first.
+    runs = [results["medquad"]] if "medquad" in results else []
+    if not suffix:
+        runs += [json.loads(path.read_text()) for path in sorted(RESULTS.glob("scale-medquad-*.json"))]
+    results["medquad"] = sorted(runs, key=lambda run: -run["pages"])
     (RESULTS / f"scale{suffix}.md").write_text(render(results))
     print(render(results))
     return 0

@@ -39,7 +39,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -53,7 +53,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from rag.errors import IndexMismatchError, IndexMissingError, InputError, RagError
 from rag.index.embedder import Embedder, embedder_id, load_embedder
 from rag.index.lexical import TOKENIZER_VERSION, tokenize
-from rag.index.store import Index, IndexedDocument, IngestReport, _IngestProgress
+from rag.index.store import Index, IndexedDocument, IngestReport, _chunking_key, _IngestProgress
 from rag.ingest.chunking import chunk_document, passage_for_embedding
 from rag.types import Chunk, Document, Hit
 
@@ -826,10 +826,6 @@ def _milvus_errors(location: str) -> Iterator[None]:
 def _reason(error: BaseException) -> str:
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     return " ".join(str(message).split())
-
-
-def _chunking_key(settings: Settings) -> str:
-    return json.dumps(asdict(settings.chunking), sort_keys=True)
 
 
 def _row_id(content_hash: str, chunk_id: str) -> int:
