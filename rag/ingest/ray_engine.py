@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import chdir, contextmanager
+from contextlib import chdir, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,8 +191,9 @@ def _read_sources(batch: Any, indexed: dict[str, str], cwd: str) -> Iterator[Any
     are read from `cwd`, the ingesting process's working directory, because document ids are
     paths relative to it (rag.ingest.loaders.display_path)."""
     rows: list[dict[str, Any]] = []
-    # The directory is held across yields: a Ray worker runs one task at a time.
-    with chdir(cwd):
+    # The directory is held across yields: a Ray worker runs one task at a time. A node
+    # without it (no shared file system) reports each file it cannot read as a problem.
+    with chdir(cwd) if os.path.isdir(cwd) else nullcontext():
         for source in batch.column("source").to_pylist():
             for item in _documents_of(source) if source else ():
                 if isinstance(item, IngestProblem):
