@@ -1,7 +1,7 @@
 """The scale path: `rag ingest --engine ray` on a real local Ray and `index.backend = milvus` on
 real Milvus Lite (a file, and its gRPC server on 127.0.0.1), with the real embedding model.
 
-Ray runs with 2 CPUs, started once for the session; corpora are a handful of documents. The
+Ray runs with 2 CPUs, started once for this module; corpora are a handful of documents. The
 extra `rag[scale]` is installed by `make test`; without it these tests skip, except in CI.
 """
 
@@ -106,7 +106,7 @@ def milvus_env(uri: Path | str) -> dict[str, str]:
 # ---- fixtures ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def scale_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The test guidelines plus a PubMed baseline file (three articles, one without abstract)."""
     folder = tmp_path_factory.mktemp("scale") / "corpus"
@@ -117,9 +117,10 @@ def scale_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_running():
-    """One local Ray for the session (2 CPUs); `rag ingest --engine ray` uses it."""
+    """One local Ray for these tests (2 CPUs), stopped after them; `rag ingest --engine ray`
+    uses it."""
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -127,7 +128,7 @@ def ray_running():
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_engine_index(scale_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("local-engine") / "index"
     result = ingest(scale_corpus, "--index", str(path))
@@ -135,7 +136,7 @@ def local_engine_index(scale_corpus: Path, tmp_path_factory: pytest.TempPathFact
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_engine_index(
     scale_corpus: Path, ray_running, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
@@ -145,7 +146,7 @@ def ray_engine_index(
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def milvus_lite_index(scale_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The corpus in a Milvus Lite file, ingested by the local engine through the CLI."""
     uri = tmp_path_factory.mktemp("milvus") / "rag.db"
