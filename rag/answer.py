@@ -16,6 +16,7 @@ from rag.generate.abstention import TOP_PASSAGES, Coverage, measure_coverage
 from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import enforce_citations
 from rag.generate.support import attribute_uncited, check_support
+from rag.index.backend import open_index
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.retrieve import Fusion, expand_sections, retrieve
@@ -54,7 +55,7 @@ class Engine:
         """Open the index named by `settings.index`; raises IndexMissingError naming the command
         that builds one, or IndexMismatchError when the embedder differs."""
         started = time.perf_counter()
-        index = Index.open(settings.index, settings)
+        index = open_index(settings)
         engine = cls(settings, index, generator or load_generator(settings, index))
         engine.timings_ms["load"] = _ms_since(started)
         return engine

@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable
 from functools import wraps
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -129,39 +130,81 @@ def ingest(
         bool, typer.Option("--prune", help="Remove indexed documents this run did not produce.")
     ] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            envvar="RAG_INGEST_ENGINE",
+            help="local (this process) or ray (Ray Data; RAY_ADDRESS names a cluster).",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="With --engine ray: passages per embedding call."),
+    ] = None,
 ) -> None:
-    """Read documents (Markdown, text, HTML, PDF, PubMed/PMC XML, JSONL) into the index."""
+    """Read documents (Markdown, text, HTML, PDF, PubMed/PMC XML, PubMed baseline .xml.gz,
+    JSONL) into the index."""
+    from rag.index.backend import index_location, open_index
     from rag.index.store import Index
+    from rag.ingest.baseline import is_baseline, read_baselines
     from rag.ingest.loaders import IngestProblem, load_paths
 
-    settings = load_settings(index)
+    ingest_overrides = {"engine": engine, "batch_size": batch_size}
+    settings = load_settings(
+        index, ingest={key: value for key, value in ingest_overrides.items() if value is not None}
+    )
     problems: list[IngestProblem] = []
+    roots = list(paths or [Path("corpus")]) if (paths or not demo) else []
+    exclude = [Path("corpus/README.md")]
+
+    def report_problem(problem: IngestProblem) -> None:
+        problems.append(problem)
+        typer.echo(f"error: {problem}", err=True)
 
     def documents():
         if demo:
             from rag.ingest.demo import load_demo_corpus
 
             yield from load_demo_corpus()
-        if paths or not demo:
-            roots = list(paths or [Path("corpus")])
-            for item in load_paths(roots, exclude=[Path("corpus/README.md")]):
-                if isinstance(item, IngestProblem):
-                    problems.append(item)
-                    typer.echo(f"error: {item}", err=True)
-                else:
-                    yield item
+        plain_roots = [root for root in roots if not is_baseline(root)]
+        for item in chain(load_paths(plain_roots, exclude=exclude), read_baselines(roots)):
+            if isinstance(item, IngestProblem):
+                report_problem(item)
+            else:
+                yield item
 
-    # The index folder is created only once there is something to put in it.
-    incoming = documents()
-    first = next(incoming, None)
-    if first is None and not Index.exists(settings.index):
-        typer.echo(f"error: nothing to ingest; no index created at {settings.index}", err=True)
-        raise typer.Exit(1)
-    store = Index.open(settings.index, settings, create=True)
-    items = incoming if first is None else itertools.chain([first], incoming)
-    report = store.ingest(items, prune=prune, progress=progress)
+    if settings.ingest.engine == "ray":
+        from rag.ingest.ray_engine import ingest_on_ray
+
+        store = open_index(settings, create=True)
+        report = ingest_on_ray(
+            store,
+            settings,
+            roots,
+            demo=demo,
+            exclude=exclude,
+            prune=prune,
+            progress=progress,
+            on_problem=report_problem,
+        )
+    else:
+        # A local index folder is created only once there is something to put in it.
+        incoming = documents()
+        first = next(incoming, None)
+        if (
+            first is None
+            and settings.index_store.backend == "local"
+            and not Index.exists(settings.index)
+        ):
+            typer.echo(f"error: nothing to ingest; no index created at {settings.index}", err=True)
+            raise typer.Exit(1)
+        store = open_index(settings, create=True)
+        items = incoming if first is None else itertools.chain([first], incoming)
+        report = store.ingest(items, prune=prune, progress=progress)
     typer.echo(
-        f"{settings.index}: {report.added} added, {report.updated} updated, "
+        f"{index_location(settings)}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed; "
         f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f}s; "
         f"{store.document_count} documents, {store.chunk_count} chunks"

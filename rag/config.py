@@ -142,6 +142,60 @@ class LLMSettings:
     )
 
 
+INDEX_BACKENDS = ("local", "milvus")
+INGEST_ENGINES = ("local", "ray")
+MILVUS_VECTOR_INDEXES = ("FLAT", "HNSW", "IVF_SQ8", "IVF_FLAT")
+
+
+@dataclass(frozen=True)
+class IndexStoreSettings:
+    """Where the index lives. Written `index.backend`, `index.uri`, `index.collection` in a
+    settings file (`[index]`, whose `folder` key is the top-level `index`)."""
+
+    backend: str = _described(
+        "local",
+        "local (SQLite + FAISS + BM25 in the index folder) or milvus (a Milvus collection at "
+        "index.uri; extra rag[scale]) (RAG_INDEX_BACKEND).",
+    )
+    uri: str = _described(
+        "",
+        "Milvus: a Milvus Lite file (path ending .db) or a server endpoint "
+        "(http://host:19530); empty: milvus.db inside the index folder (RAG_INDEX_URI).",
+    )
+    collection: str = _described(
+        "rag", "Milvus: name prefix of the collections (<name>_chunks, <name>_documents)."
+    )
+    token: str = _described(
+        "", "Milvus: credentials 'user:password' or an API key (MILVUS_TOKEN)."
+    )
+    vector_index: str = _described(
+        "FLAT",
+        "Milvus: index of the chunk vectors, set when the collection is made: FLAT (exact), "
+        "HNSW, IVF_SQ8 or IVF_FLAT (docs/scale.md compares them).",
+    )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    engine: str = _described(
+        "local",
+        "local (this process) or ray (Ray Data stages on the cluster named by RAY_ADDRESS, or "
+        "a local Ray when it is unset; extra rag[scale]) (RAG_INGEST_ENGINE).",
+    )
+    ray_address: str = _described(
+        "", "Ray cluster to run on (RAY_ADDRESS); empty: start a local one."
+    )
+    batch_size: int = _described(
+        256, "Ray: passages per call of an embedding actor (each actor sorts them by length)."
+    )
+    embed_actors: int = _described(
+        0, "Ray: embedding actors; 0: one per GPU, or one on a cluster without GPUs."
+    )
+    cpus: int = _described(
+        0, "Ray: CPUs of a local Ray started by rag; 0: all of this machine's."
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     index: str = _described(DEFAULT_INDEX, "Index folder (RAG_INDEX).")
@@ -162,6 +216,8 @@ class Settings:
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
     answer: AnswerSettings = field(default_factory=AnswerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    index_store: IndexStoreSettings = field(default_factory=IndexStoreSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -188,11 +244,45 @@ class Settings:
             llm["model"] = environ["RAG_LLM_MODEL"]
         if llm:
             overrides["llm"] = llm
+        store = {
+            key: environ[variable]
+            for key, variable in (
+                ("backend", "RAG_INDEX_BACKEND"),
+                ("uri", "RAG_INDEX_URI"),
+                ("token", "MILVUS_TOKEN"),
+            )
+            if environ.get(variable)
+        }
+        if store:
+            overrides["index_store"] = store
+        ingest = {
+            key: environ[variable]
+            for key, variable in (("engine", "RAG_INGEST_ENGINE"), ("ray_address", "RAY_ADDRESS"))
+            if environ.get(variable)
+        }
+        if ingest:
+            overrides["ingest"] = ingest
         return settings.merged(overrides)
 
     def merged(self, overrides: dict[str, Any]) -> Settings:
-        """A copy with `overrides` (nested dicts by section) applied; unknown keys raise."""
-        return _merge(self, overrides, "")
+        """A copy with `overrides` (nested dicts by section) applied; unknown keys raise.
+
+        `index` may be a table too (a settings file's `[index]`): its `folder` is the index
+        folder and its other keys (`backend`, `uri`, ...) go to `index_store`.
+        """
+        if isinstance(overrides.get("index"), dict):
+            overrides = dict(overrides)
+            table = dict(overrides.pop("index"))
+            if "folder" in table:
+                overrides["index"] = table.pop("folder")
+            overrides["index_store"] = {**overrides.get("index_store", {}), **table}
+        merged = _merge(self, overrides, "")
+        _check_choice("index.backend", merged.index_store.backend, INDEX_BACKENDS)
+        _check_choice("ingest.engine", merged.ingest.engine, INGEST_ENGINES)
+        _check_choice(
+            "index.vector_index", merged.index_store.vector_index, MILVUS_VECTOR_INDEXES
+        )
+        return merged
 
     def fingerprint(self) -> str:
         """Hash of the settings that change what an index contains."""
@@ -204,6 +294,8 @@ class Settings:
         for section in (data, data["llm"]):
             if section["api_key"]:
                 section["api_key"] = "***"
+        if data["index_store"]["token"]:
+            data["index_store"]["token"] = "***"
         return data
 
 
@@ -218,10 +310,16 @@ def _merge(obj: Any, overrides: dict[str, Any], prefix: str) -> Any:
         if is_dataclass(current):
             if not isinstance(value, dict):
                 raise SettingsError(f"setting '{name}' is a section; give it a table")
-            changes[key] = _merge(current, value, f"{name}.")
+            shown = "index" if name == "index_store" else name  # see Settings.merged
+            changes[key] = _merge(current, value, f"{shown}.")
         else:
             changes[key] = _coerce(value, type(current), name)
     return replace(obj, **changes)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"setting '{name}' is '{value}'; choose one of {', '.join(choices)}")
 
 
 def _coerce(value: Any, kind: type, name: str) -> Any:
@@ -252,7 +350,8 @@ def describe() -> list[tuple[str, str, str]]:
         for f in fields(obj):
             value = getattr(obj, f.name)
             if is_dataclass(value):
-                walk(value, f"{prefix}{f.name}.")
+                # index_store is written `index.` in settings files (see Settings.merged).
+                walk(value, "index." if f.name == "index_store" else f"{prefix}{f.name}.")
             else:
                 rows.append((f"{prefix}{f.name}", repr(value), f.metadata.get("description", "")))
 

@@ -435,14 +435,15 @@ def run_retrieval_eval(
     InputError for bad modes or gold lines.
     """
     from rag.config import Settings
-    from rag.index.store import Index
+    from rag.index.backend import index_location, open_index
 
     settings = settings or Settings.from_env()
     if isinstance(modes, str):
         modes = parse_modes(modes)
     questions = read_gold(gold_path)  # bad gold fails before the (slow) index load
-    path = Path(index_path) if index_path is not None else Path(settings.index)
-    index = Index.open(path, settings)
+    if index_path is not None:
+        settings = settings.merged({"index": str(index_path)})
+    index = open_index(settings)
     report = evaluate_retrieval(
         index,
         gold_path,
@@ -450,7 +451,7 @@ def run_retrieval_eval(
         k,
         candidates=settings.retrieval.candidates,
         questions=questions,
-        index_path=str(path),
+        index_path=index_location(settings),
     )
     if rows_path is not None:
         report.write_rows(rows_path)

@@ -150,6 +150,57 @@ class SentenceTransformerEmbedder(BatchedEmbedder):
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
+    # Tokenizing apart from the model: rag ingest --engine ray tokenizes in CPU tasks and runs
+    # the model in actors (on a GPU the model is several times faster than one tokenizer).
+
+    @property
+    def tokenizes_apart(self) -> bool:
+        """Whether `passage_token_ids` + `embed_token_ids` equal `embed_passages` for this
+        model: a plain text model without a document prompt (MiniLM is one)."""
+        prompts = getattr(self._model, "prompts", None) or {}
+        return not any(prompts.get(name) for name in ("document", "passage", "corpus"))
+
+    def passage_token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each passage's token ids as `embed_passages` feeds them to the model (special
+        tokens added, truncated to the model's input), without padding."""
+        passages = _checked_texts(texts)
+        if not passages:
+            return []
+        # `preprocess` in sentence-transformers 6, `tokenize` before.
+        preprocess = getattr(self._model, "preprocess", None) or self._model.tokenize
+        with self._lock:
+            features = preprocess(passages)
+        lengths = features["attention_mask"].sum(dim=1).tolist()
+        return [row[:length].tolist() for row, length in zip(features["input_ids"], lengths)]
+
+    def embed_token_ids(self, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """(len(token_ids), dimension) unit vectors of passages given as `passage_token_ids`;
+        batched by length like `embed_passages`, so the vectors match it to float rounding."""
+        import torch
+
+        vectors = np.zeros((len(token_ids), self.dimension), dtype=np.float32)
+        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+        pad_id = self._model.tokenizer.pad_token_id or 0
+        device = self._model.device
+        for start in range(0, len(order), self.batch_size):
+            positions = order[start : start + self.batch_size]
+            longest = max(len(token_ids[i]) for i in positions)
+            input_ids = torch.full((len(positions), longest), pad_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(positions), longest), dtype=torch.long)
+            for row, position in enumerate(positions):
+                ids = torch.as_tensor(token_ids[position], dtype=torch.long)
+                input_ids[row, : len(ids)] = ids
+                attention_mask[row, : len(ids)] = 1
+            features = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if "token_type_ids" in self._model.tokenizer.model_input_names:
+                features["token_type_ids"] = torch.zeros_like(input_ids)
+            features = {name: tensor.to(device) for name, tensor in features.items()}
+            with self._lock, torch.inference_mode():
+                output = self._model.forward(features)["sentence_embedding"]
+            batch_vectors = output.float().cpu().numpy()
+            vectors[positions] = self._checked_vectors(batch_vectors, len(positions))
+        return _normalised(vectors)
+
 
 class OnnxMiniLMEmbedder(BatchedEmbedder):
     """all-MiniLM-L6-v2 with int8 weights, run by onnxruntime (no PyTorch needed).

@@ -994,6 +994,13 @@ class Index:
             )
         return [IndexedDocument(*record) for record in records]
 
+    def indexed_versions(self) -> dict[str, tuple[str, str]]:
+        """Every indexed document as id -> (content hash, chunk settings): what decides that a
+        document is unchanged (rag ingest --engine ray checks it before sending documents out)."""
+        with _database_errors(self.folder):
+            records = self._connection().execute("SELECT id, content_hash, chunking FROM documents")
+            return {doc_id: (content_hash, chunking) for doc_id, content_hash, chunking in records}
+
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """The chunks of document `doc_id` in reading order (empty when it is not indexed)."""
         with _database_errors(self.folder):
