@@ -10,17 +10,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rag.config import Settings
+from rag.config import AnswerSettings, Settings
 from rag.errors import InputError
 from rag.generate.abstention import TOP_PASSAGES, Coverage, measure_coverage
+from rag.generate.agreement import Disagreement, compare_sources
 from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import enforce_citations
+from rag.generate.evidence import NONE, PARTIAL, Evidence, grade_evidence, lead_with_missing
+from rag.generate.extractive import GENERIC_WORDS
 from rag.generate.support import attribute_uncited, check_support
+from rag.generate.units import answer_words
 from rag.index.backend import open_index
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.retrieve import Fusion, expand_sections, retrieve
-from rag.types import Answer, Hit, Turn
+from rag.types import Answer, Citation, Hit, Turn
+
+# Answer-type words ("dose", "recommended") do not make two passages address the same point.
+_POINTLESS_WORDS = frozenset(answer_words(" ".join(GENERIC_WORDS)))
 
 NOT_COVERED = (
     "The indexed sources do not answer this question. The nearest sources found are listed "
@@ -154,8 +161,10 @@ class Engine:
             if use_retrieval and hits
             else None
         )
+        # Graded, not yes/no: from min_partial_score up the question is answered, and the
+        # evidence grade (below, on the cited passages) says whether directly or partly.
         covered = not use_retrieval or (
-            coverage is not None and coverage.covered(self.settings.answer.min_coverage_score)
+            coverage is not None and _worth_answering(coverage, self.settings.answer)
         )
         timings["coverage"] = _ms_since(started)
 
@@ -190,6 +199,10 @@ class Engine:
 
         started = time.perf_counter()
         text = draft.text
+        found: list[Disagreement] = []
+        if passages and not draft.refused and use_retrieval:
+            # Another source on the same point: the newer leads, a disagreement is shown.
+            text, found = compare_sources(standalone, text, passages, _POINTLESS_WORDS)
         if passages and not draft.refused:
             # The pipeline, not the model, guarantees citations: a sentence the model left
             # uncited gets the passage that clearly backs it.
@@ -209,6 +222,17 @@ class Engine:
         timings["support"] = _ms_since(started)
         abstained = draft.refused or (use_retrieval and not cited.citations)
         answer_text, bottom_line = cited.answer, cited.bottom_line
+        evidence = Evidence(NONE)
+        if use_retrieval and not abstained:
+            cited_ids = {citation.chunk_id for citation in cited.citations}
+            evidence = grade_evidence(
+                standalone,
+                coverage,
+                [passage for passage in passages if passage.chunk_id in cited_ids],
+                direct_score=self.settings.answer.min_coverage_score,
+            )
+            if evidence.grade == PARTIAL:
+                answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
         if abstained and use_retrieval:
             answer_text, bottom_line = (
                 NOT_COVERED,
@@ -250,6 +274,8 @@ class Engine:
             mode=mode if use_retrieval else "none",
             backend=self.generator.name,
             decision=draft.decision,
+            evidence=evidence if use_retrieval else None,
+            disagreements=() if abstained else _cited_sides(found, passages, cited.citations),
         )
 
     def neighbours(self, doc_id: str) -> list[Hit]:
@@ -349,6 +375,35 @@ class Engine:
     def _same_title_doc_ids(self, doc_id: str) -> list[str]:
         """Ids of the documents sharing `doc_id`'s title (the sections of one guideline)."""
         return [sibling.id for sibling in self._same_title_documents(doc_id)]
+
+
+def _cited_sides(
+    found: Sequence[Disagreement], passages: Sequence[Hit], citations: Sequence[Citation]
+) -> tuple[dict, ...]:
+    """The disagreements as the JSON gives them: the point and, per side, its citation number,
+    source and year; sides whose citation did not survive the support check are dropped, and
+    a disagreement left with one side is no disagreement."""
+    number_of = {citation.chunk_id: citation.n for citation in citations}
+    shown = []
+    for disagreement in found:
+        sides = [
+            {"citation": number_of[passages[side.passage - 1].chunk_id], "source": side.label,
+             "year": side.year}
+            for side in disagreement.sides
+            if passages[side.passage - 1].chunk_id in number_of
+        ]  # fmt: skip
+        if len(sides) >= 2:
+            shown.append({"point": disagreement.point, "sides": sides})
+    return tuple(shown)
+
+
+def _worth_answering(coverage: Coverage, settings: AnswerSettings) -> bool:
+    """Whether the index covers the question enough to answer it at all (graded direct or
+    partial afterwards): a coverage score of at least `min_partial_score`; a question naming a
+    term the index never mentions needs the full `min_coverage_score` besides."""
+    if coverage.score < settings.min_partial_score:
+        return False
+    return not coverage.unknown_words or coverage.score >= settings.min_coverage_score
 
 
 def _require_text(text: str, what: str, limit: int | None = None) -> str:

@@ -88,6 +88,13 @@ class AnswerSettings:
         "abstentions); 1.2 trades to 16/190 and 64/190 for a deployment that would rather "
         "decline than answer from a near miss. See evals/results/abstention.md.",
     )
+    min_partial_score: float = _described(
+        0.9,
+        "Below this coverage score the answer is graded 'none' and rag abstains; from here up to "
+        "min_coverage_score (or when a facet the question names is missing from the cited "
+        "passages) it answers graded 'partial', led by what the sources lack "
+        "(rag.generate.evidence).",
+    )
     min_answerable_probability: float = _described(
         0.0,
         "With an LLM endpoint, abstain when the model, asked whether the top 3 passages state "

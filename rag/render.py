@@ -22,9 +22,26 @@ def reference_line(citation: Citation) -> str:
     return " ".join(parts)
 
 
+EVIDENCE_WORDING = {
+    "direct": "direct: the cited passages state the answer to what was asked.",
+    "partial": "partial: the sources cover the topic but not everything asked.",
+}
+
+
+def evidence_line(evidence: object) -> str:
+    """The evidence grade as a reader sees it: "partial: No indexed source addresses ..."."""
+    grade = getattr(evidence, "grade", "")
+    statement = evidence.statement() if hasattr(evidence, "statement") else ""
+    if grade == "partial" and statement:
+        return f"partial: {statement}"
+    return EVIDENCE_WORDING.get(grade, grade)
+
+
 def answer_markdown(answer: Answer, *, numbered_related: bool = False) -> str:
     """Bottom line, body, references, related questions and the disclaimer."""
     lines = [f"**Bottom line:** {answer.bottom_line}", ""]
+    if answer.evidence is not None and not answer.abstained:
+        lines.insert(1, f"**Evidence:** {evidence_line(answer.evidence)}")
     if answer.standalone_question and answer.standalone_question != answer.question:
         lines[:0] = [f"_Understood as: {answer.standalone_question}_", ""]
     lines += [answer.answer.strip(), ""]

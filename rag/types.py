@@ -126,6 +126,12 @@ class Answer:
     mode: str = "hybrid"
     backend: str = ""
     decision: str | None = None  # yes / no / maybe when the caller asked for one
+    # How directly the cited passages answer (rag.generate.evidence.Evidence): grade direct,
+    # partial or none, and the facets the sources lack. None without retrieval.
+    evidence: Any = None
+    # Sources that disagree on the point asked: {"point", "sides": [{"citation", "source",
+    # "year"}, ...]}, newest first (rag.generate.agreement).
+    disagreements: tuple[dict[str, Any], ...] = ()
 
     def as_turn(self) -> Turn:
         """This exchange as a session keeps it: what the next follow-up is read against."""
@@ -146,6 +152,8 @@ class Answer:
             "answer": self.answer,
             "abstained": self.abstained,
             "decision": self.decision,
+            "evidence": self.evidence.to_json() if self.evidence is not None else None,
+            "disagreements": [dict(item) for item in self.disagreements],
             "audience": self.audience,
             "mode": self.mode,
             "backend": self.backend,

@@ -355,6 +355,18 @@
     if (data.abstained) {
       article.appendChild(renderAbstention(data));
     } else {
+      if (data.evidence && data.evidence.grade) {
+        const grade = data.evidence.grade;
+        const wording = grade === "partial" && data.evidence.statement
+          ? data.evidence.statement
+          : grade === "direct"
+            ? "The cited passages state the answer to what was asked."
+            : "";
+        const evidence = make("p", "evidence evidence-" + grade);
+        evidence.appendChild(make("strong", "evidence-grade", "Evidence: " + grade));
+        if (wording) evidence.appendChild(document.createTextNode(" \u2014 " + wording));
+        article.appendChild(evidence);
+      }
       if (data.bottom_line) {
         const bottom = make("div", "bottom-line");
         bottom.appendChild(make("h3", "bottom-line-label", "Bottom line"));

@@ -1,0 +1,140 @@
+"""Measure the evidence grade (direct / partial / none) against the old yes/no gate.
+
+    .venv/bin/python evals/evidence.py --split dev        # while tuning
+    .venv/bin/python evals/evidence.py --split heldout    # report (once per change)
+    .venv/bin/python evals/evidence.py --split dev --show partial   # print graded answers
+
+Two sets over the demo index (indexes/default, built by `rag ingest --demo`):
+
+- evals/abstention.jsonl: the abstention rounds (answerable / unanswerable questions);
+- evals/evidence.jsonl: a round written blind for the grade (answerable, unanswerable and near
+  misses: the topic is covered but a facet asked about is not; each near miss names the facet
+  and the words a statement of it would use).
+
+Every question goes through `Engine.ask` (extractive backend, default settings). Per set and
+kind it counts the grades, and beside them the old binary gate (answer when
+`Coverage.covered(answer.min_coverage_score)`): false answers and false abstentions. Targets
+(issue 14): `direct` on unanswerable <= 5%; `none` on answerable <= 10%; on near misses graded
+`partial`, the missing facet named (one of its words in the statement) in >= 80%. Writes
+evals/results/evidence-<split>.md and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from rag.answer import Engine
+from rag.config import Settings
+
+SETS = {
+    "abstention": REPO / "evals" / "abstention.jsonl",
+    "evidence": REPO / "evals" / "evidence.jsonl",
+}
+
+
+def kind_of(row: dict) -> str:
+    if "kind" in row:
+        return row["kind"]
+    return "answerable" if row["answerable"] else "unanswerable"
+
+
+def facet_named(row: dict, statement: str) -> bool:
+    lowered = statement.lower()
+    terms = row.get("missing_terms") or [row.get("missing_facet", "")]
+    return any(term and term.lower() in lowered for term in terms)
+
+
+def measure(engine: Engine, rows: list[dict], show: str | None) -> list[dict]:
+    results = []
+    min_score = engine.settings.answer.min_coverage_score
+    for row in rows:
+        answer = engine.ask(row["question"], suggest_related=False)
+        hits = engine.search(row["question"])
+        coverage = engine.coverage(row["question"], hits) if hits else None
+        grade = answer.evidence.grade if answer.evidence is not None else "none"
+        statement = answer.evidence.statement() if answer.evidence is not None else ""
+        result = {
+            "id": row["id"],
+            "kind": kind_of(row),
+            "grade": "none" if answer.abstained else grade,
+            "statement": statement,
+            "old_answered": bool(coverage is not None and coverage.covered(min_score)),
+            "named": facet_named(row, statement) if kind_of(row) == "near_miss" else None,
+        }
+        results.append(result)
+        if show and (show == result["grade"] or show == result["kind"]):
+            print(f"## {row['id']} [{result['kind']} -> {result['grade']}] {row['question']}")
+            print(f"   bottom line: {answer.bottom_line}\n")
+    return results
+
+
+def table(name: str, results: list[dict]) -> list[str]:
+    lines = [
+        f"### {name}",
+        "",
+        "| kind | n | direct | partial | none | old gate answered | facet named (partial) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind in ("answerable", "near_miss", "unanswerable"):
+        rows = [r for r in results if r["kind"] == kind]
+        if not rows:
+            continue
+        grades = Counter(r["grade"] for r in rows)
+        n = len(rows)
+
+        def share(count: int, total: int = n) -> str:
+            return f"{count}/{total} ({100 * count / total:.1f}%)" if total else "-"
+
+        partial = [r for r in rows if r["grade"] == "partial"]
+        named = share(sum(bool(r["named"]) for r in partial), len(partial)) if kind == "near_miss" else ""
+        lines.append(
+            f"| {kind} | {n} | {share(grades['direct'])} | {share(grades['partial'])} | "
+            f"{share(grades['none'])} | {share(sum(r['old_answered'] for r in rows))} | {named} |"
+        )
+    return lines + [""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", default="dev", choices=("dev", "heldout"))
+    parser.add_argument("--show", help="print answers of this grade or kind")
+    parser.add_argument("--limit", type=int, default=0, help="first N questions of each set")
+    args = parser.parse_args()
+
+    settings = Settings.from_env()
+    engine = Engine.load(settings)
+    report = [
+        f"# Evidence grade, {args.split} split (extractive backend, demo index)",
+        "",
+        (f"min_partial_score {settings.answer.min_partial_score}, min_coverage_score "
+        f"{settings.answer.min_coverage_score}. Targets: direct on unanswerable <= 5%; none on "
+        "answerable <= 10%; near misses graded partial name the facet >= 80%. 'old gate "
+        "answered': the yes/no gate before the grade (answered when covered)."),
+        "",
+    ]
+    every = []
+    for name, path in SETS.items():
+        if not path.exists():
+            continue
+        rows = [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
+        rows = [row for row in rows if row.get("split") == args.split]
+        if args.limit:
+            rows = rows[: args.limit]
+        results = measure(engine, rows, args.show)
+        every += [{**result, "set": name} for result in results]
+        report += table(f"{name}.jsonl ({len(rows)} questions)", results)
+    out = REPO / "evals" / "results" / f"evidence-{args.split}"
+    out.with_suffix(".md").write_text("\n".join(report))
+    out.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in every))
+    print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Sources on the same point: the newer leads, and a disagreement is said out loud.
+
+An answer written from one guideline can be out of date or contested by another indexed
+source: BTS 2009 recommends CURB-65 for the site-of-care decision, ATS/IDSA 2019 prefers the
+PSI; a hospital's local note may state another colchicine dose than the ACR guideline. After a
+draft is written (by any backend), `compare_sources` looks among the passages the answer was
+written from for another source (another guideline title) whose best unit addresses the same
+point: it shares most of the question's topical words, as much as the draft's own best unit
+does. Such a source is added to the draft, labelled with organisation and year:
+
+- when the two disagree (numbers in the same unit differ: "within 24 h" vs "within 72 h",
+  "150-300 mg" vs "162-325 mg"; or one recommends against, prefers another option or no longer
+  recommends what the other recommends), under "Sources differ on this point" at the top of
+  the body, newer source first and the older marked as older guidance;
+- when they agree, under "Other guidance on this point" after the body.
+
+It works on passage numbers before the citation contract is enforced, so the added lines cite
+like any other and every [n] resolves. `Disagreement` keeps each side's passage number;
+`Engine.ask` turns them into citation numbers for the JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.generate.units import Unit, answer_words, passage_units, shown_text
+from rag.types import Hit
+
+# How much of the question's topical words a unit must share to address the same point, alone
+# and against the draft's own best unit.
+SAME_POINT_SHARE = 0.4
+SAME_POINT_RATIO = 0.7
+UNITS_COMPARED = 3  # the best units of each side whose pairs are compared
+MAX_OTHER_SOURCES = 2
+
+_MARKER = re.compile(r"\[(\d+)\]")
+_BOTTOM_LINE = re.compile(r"^\W*bottom[\s-]+line\b", re.IGNORECASE)
+_AGAINST = re.compile(
+    r"\b(?:not recommended|no longer|should not|not be used|recommends? against|rather than|"
+    r"preferred over|instead of|avoid(?:ed)?|not routinely|is not|are not|do not|does not)\b",
+    re.IGNORECASE,
+)
+_AMOUNT = re.compile(
+    r"(\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*(\d+(?:\.\d+)?))?\s*"
+    r"(mg|g|mcg|mmhg|mmol|ml|%|hours?|h|days?|weeks?|months?|years?|minutes?|min|points?)\b",
+    re.IGNORECASE,
+)
+_UNIT_FAMILY = {"hour": "h", "hours": "h", "day": "d", "days": "d", "week": "w", "weeks": "w",
+                "month": "mo", "months": "mo", "year": "y", "years": "y", "minute": "min",
+                "minutes": "min", "point": "pt", "points": "pt"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Side:
+    """One source's statement on the point: its passage number (1-based) and label."""
+
+    passage: int
+    label: str  # "ATS/IDSA 2019"
+    year: int | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Two or more sources stating different things on one point, newest first."""
+
+    point: str
+    sides: tuple[Side, ...]
+
+
+def compare_sources(
+    question: str, draft: str, passages: Sequence[Hit], generic_words: frozenset[str] = frozenset()
+) -> tuple[str, list[Disagreement]]:
+    """`draft` with other sources on the same point added, and the disagreements found.
+
+    `generic_words` are answer-type words ("dose", "recommended") that do not make a point."""
+    cited = [n for n in dict.fromkeys(int(m) for m in _MARKER.findall(draft)) if 1 <= n <= len(passages)]
+    words = answer_words(question) - generic_words
+    if not cited or len(words) < 2:
+        return draft, []
+    lead_titles = {_source(passages[n - 1]) for n in cited}
+    lead_units = _units_on_point([(n, passages[n - 1]) for n in cited], words)
+    if not lead_units:
+        return draft, []
+    floor = max(SAME_POINT_SHARE, SAME_POINT_RATIO * lead_units[0][0])
+    others: dict[str, list[tuple[float, Unit]]] = {}
+    for n, hit in enumerate(passages, start=1):
+        if _source(hit) not in lead_titles:
+            others.setdefault(_source(hit), []).extend(_units_on_point([(n, hit)], words))
+    ranked = sorted(
+        (sorted(units, key=lambda item: -item[0])[:UNITS_COMPARED] for units in others.values()),
+        key=lambda units: -units[0][0] if units else 0.0,
+    )
+    chosen = [units for units in ranked if units and units[0][0] >= floor][:MAX_OTHER_SOURCES]
+    if not chosen:
+        return draft, []
+    lead_side = _side(passages, lead_units[0][1])
+    differing: list[Side] = []
+    agreeing: list[Side] = []
+    for units in chosen:
+        pair = next(
+            ((mine, theirs) for _, mine in lead_units for _, theirs in units
+             if _shares_entity(mine, theirs, words) and differ(shown_text(mine), shown_text(theirs))),
+            None,
+        )  # fmt: skip
+        if pair is None:
+            agreeing.append(_side(passages, units[0][1]))
+        else:
+            lead_side = _side(passages, pair[0])
+            differing.append(_side(passages, pair[1]))
+    disagreements: list[Disagreement] = []
+    if differing:
+        sides = _newest_first([lead_side, *differing])
+        disagreements.append(Disagreement(point=question.strip(), sides=tuple(sides)))
+        draft = _after_bottom_line(draft, _section("Sources differ on this point", sides, lead_side))
+    if agreeing:
+        draft = draft.rstrip() + "\n\n" + _section("Other guidance on this point", agreeing, lead_side)
+    return draft, disagreements
+
+
+def differ(a: str, b: str) -> bool:
+    """Whether two statements on one point disagree: amounts in the same unit that share no
+    value, or one recommending against (or preferring another option) and the other not."""
+    amounts_a, amounts_b = _amounts(a), _amounts(b)
+    for family in set(amounts_a) & set(amounts_b):
+        if not amounts_a[family] & amounts_b[family]:
+            return True
+    return bool(_AGAINST.search(a)) != bool(_AGAINST.search(b))
+
+
+def label_of_source(hit: Hit) -> str:
+    """ "ATS/IDSA 2019": organisation and year, else the title."""
+    return " ".join(str(part) for part in (hit.source, hit.year) if part) or hit.title or hit.doc_id
+
+
+def _amounts(text: str) -> dict[str, set[float]]:
+    found: dict[str, set[float]] = {}
+    for low, high, unit in _AMOUNT.findall(text):
+        family = _UNIT_FAMILY.get(unit.lower(), unit.lower())
+        values = found.setdefault(family, set())
+        values.add(float(low))
+        if high:
+            values.add(float(high))
+    return found
+
+
+def _units_on_point(
+    numbered: Sequence[tuple[int, Hit]], words: frozenset[str]
+) -> list[tuple[float, Unit]]:
+    """The best units of these passages by their share of the question's words, best first."""
+    scored = []
+    for n, hit in numbered:
+        for unit in passage_units(hit, n):
+            if unit.is_header_only:
+                continue
+            own = answer_words(shown_text(unit)) & words
+            heading = (answer_words(unit.section) & words) - own
+            share = (len(own) + 0.5 * len(heading)) / len(words)  # the heading counts half
+            if share > 0:
+                scored.append((share, unit))
+    scored.sort(key=lambda item: -item[0])
+    return scored[:UNITS_COMPARED]
+
+
+def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
+    """Whether two units both name one of the question's words in their own text (not only
+    in their headings): they talk about the same thing."""
+    return bool(answer_words(shown_text(a)) & answer_words(shown_text(b)) & words)
+
+
+def _side(passages: Sequence[Hit], unit: Unit) -> Side:
+    hit = passages[unit.passage - 1]
+    return Side(unit.passage, label_of_source(hit), hit.year, shown_text(unit))
+
+
+def _newest_first(sides: Sequence[Side]) -> list[Side]:
+    return sorted(sides, key=lambda side: -(side.year or 0))
+
+
+def _section(heading: str, sides: Sequence[Side], lead: Side) -> str:
+    newest = max((side.year or 0) for side in [*sides, lead])
+    lines = [f"### {heading}", ""]
+    for side in sides:
+        label = side.label
+        if side.year and side.year < newest:
+            label += " (older guidance)"
+        elif side.year and side.year == newest and any((s.year or 0) < newest for s in [*sides, lead]):
+            label += " (newer)"
+        text = side.text.rstrip().rstrip(".")
+        lines.append(f"- {label}: {text} [{side.passage}].")
+    return "\n".join(lines)
+
+
+def _source(hit: Hit) -> str:
+    return hit.title or hit.doc_id
+
+
+def _after_bottom_line(draft: str, section: str) -> str:
+    lines = draft.splitlines()
+    for i, line in enumerate(lines):
+        if _BOTTOM_LINE.match(line):
+            return "\n".join([*lines[: i + 1], "", section, "", *lines[i + 1 :]])
+    return f"{section}\n\n{draft}"

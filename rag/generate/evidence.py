@@ -1,0 +1,209 @@
+"""Evidence grade: does what the answer cites state the answer for what was asked?
+
+The abstention gate (rag.generate.abstention) asks whether the index covers a question at all.
+A clinician also needs the middle case said out loud: the guideline covers the topic but not
+the facet asked about ("the sources give the adult dose, not a paediatric one"). After the
+answer is written, its cited passages are checked against the facets the question names:
+
+- populations: children, newborns, pregnancy, breastfeeding, older adults, kidney or liver
+  impairment ("8-year-old" counts as a child);
+- drugs (words shaped like drug names: "-xaban", "-mab", "-cillin", ...), each one named;
+- a dose, when the question asks for one: an amount in a dose unit;
+- a duration, when it asks how long: an amount of time;
+- terms the index never mentions (the gate's `unknown_words`).
+
+`grade_evidence` gives `direct` (every facet is in the cited passages and the gate passed),
+`partial` (the answer is given, led by what is missing) or `none` (abstain, as before).
+Facets are checked in the passages the answer cites, not anywhere in the top k: a paediatric
+dose table three hits down does not make an adult-only answer direct.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.generate.abstention import Coverage, topical_words
+from rag.types import Hit
+
+DIRECT, PARTIAL, NONE = "direct", "partial", "none"
+
+# Population facets: what the question may say, and what a passage must say to cover it.
+# Patterns are matched on lower-cased text; a passage matches any pattern of the group.
+_POPULATIONS: dict[str, tuple[str, str]] = {
+    # facet name: (pattern in the question, pattern in a passage)
+    "children": (
+        (r"\b(?:child|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|"
+        r"adolescents?|teen(?:ager)?s?|boy|girl)\b"),
+        (r"\b(?:child|children|childhood|paediatric|pediatric|infants?|adolescents?|"
+        r"younger than 18|under 18|< ?18 years)\b"),
+    ),
+    "newborns": (
+        r"\b(?:newborns?|neonates?|neonatal|preterm|premature)\b",
+        r"\b(?:newborns?|neonates?|neonatal|preterm|premature|birth)\b",
+    ),
+    "pregnancy": (
+        r"\b(?:pregnant|pregnancy|antenatal|gestation(?:al)?|trimester)\b",
+        r"\b(?:pregnant|pregnancy|antenatal|gestation(?:al)?|trimester|perinatal)\b",
+    ),
+    "breastfeeding": (
+        r"\b(?:breast-?feeding|lactating|lactation|breast milk|nursing mother)\b",
+        r"\b(?:breast-?feeding|lactating|lactation|breast milk)\b",
+    ),
+    "older adults": (
+        r"\b(?:elderly|frail|older adults?|geriatric)\b",
+        (r"\b(?:elderly|frail|older adults?|older patients|geriatric|age[ds]? (?:>|≥|>=|over) ?\d\d|"
+        r"aged? \d\d|\d\d years)\b"),
+    ),
+    "kidney impairment": (
+        (r"\b(?:h(?:a)?emodialysis|dialysis|renal (?:impairment|failure|insufficiency)|ckd|"
+        r"crcl|creatinine clearance)\b"),
+        r"\b(?:h(?:a)?emodialysis|dialysis|renal|kidney|ckd|crcl|creatinine clearance|egfr)\b",
+    ),
+    "liver impairment": (
+        (r"\b(?:hepatic impairment|liver (?:disease|impairment|failure)|cirrho(?:sis|tic)|"
+        r"child-pugh)\b"),
+        r"\b(?:hepatic|liver|cirrho(?:sis|tic)|child-pugh)\b",
+    ),
+}
+_AGE = re.compile(r"\b(\d{1,3})[- ](?:year|yr|month|week|day)s?[- ]old\b|\baged? (\d{1,3})\b")
+
+# Drug names by their international stems: enough to notice that a question names a drug the
+# cited passages never mention. Not a formulary: a drug outside these shapes is still caught
+# by the gate's unknown-word check when the index never names it.
+_DRUG = re.compile(
+    r"\b(?:[a-z]{3,}(?:xaban|gatran|parin|farin|grel|grelor|mab|nib|pril|sartan|olol|dipine|"
+    r"statin|cillin|mycin|micin|floxacin|oxacin|azole|cycline|gliflozin|glutide|gliptin|"
+    r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
+    r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
+    r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
+    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin)|cef[a-z]{4,})\b"
+)
+# Common words the drug shapes would catch.
+_NOT_DRUGS = frozenset(
+    {"examine", "determine", "undermine", "heparin", "statin", "statins", "toxin", "dioxin",
+     "antiplatelet", "nucleotide"}
+)
+
+_WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage|how much|loading)\b")
+_DOSE_AMOUNT = re.compile(
+    r"\d(?:[\d.,]*\d)?\s*(?:mg|g|mcg|µg|μg|iu|units?|mmol|meq|ml)"
+    r"(?:/(?:kg|day|d|h|hr|hour|min|dose|m2))*(?![/\w])"
+)
+_WANTS_DURATION = re.compile(
+    r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
+)
+_DURATION = re.compile(
+    r"\b\d+(?:\s*(?:-|–|to|or)\s*\d+)?\s*(?:days?|weeks?|wk|months?|years?|hours?|h|hrs?)\b|"
+    r"\b(?:indefinite(?:ly)?|lifelong|long-term|until)\b"
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How directly the cited passages answer the question.
+
+    grade: direct, partial or none.
+    missing: the facets the question asks about that the cited passages do not state, in
+    plain words ("children", "a dose", "ticagrelor"), in question order.
+    """
+
+    grade: str
+    missing: tuple[str, ...] = ()
+
+    def statement(self) -> str:
+        """The sentence a partial answer leads with; "" when nothing is missing."""
+        if not self.missing:
+            return ""
+        return f"No indexed source addresses {_join(self.missing)}."
+
+    def to_json(self) -> dict[str, object]:
+        return {"grade": self.grade, "missing": list(self.missing), "statement": self.statement()}
+
+
+def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
+    """The facets `question` asks about: {plain name: a pattern a passage must match}.
+
+    A drug's pattern is its own name; "a dose" and "a duration" need an amount."""
+    lowered = question.lower()
+    facets: dict[str, re.Pattern[str] | None] = {}
+    for name, (asked, stated) in _POPULATIONS.items():
+        if re.search(asked, lowered):
+            facets[name] = re.compile(stated)
+    for match in _AGE.finditer(lowered):
+        age = int(match.group(1) or match.group(2))
+        unit = match.group(0)
+        if "month" in unit or "week" in unit or "day" in unit or age < 18:
+            facets.setdefault("children", re.compile(_POPULATIONS["children"][1]))
+    for drug in dict.fromkeys(_DRUG.findall(lowered)):
+        if drug not in _NOT_DRUGS:
+            facets[drug] = re.compile(rf"\b{re.escape(drug[:max(5, len(drug) - 2)])}")
+    if _WANTS_DOSE.search(lowered):
+        facets["a dose"] = _DOSE_AMOUNT
+    if _WANTS_DURATION.search(lowered):
+        facets["a duration"] = _DURATION
+    return facets
+
+
+def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
+    """The facets of `question` that no cited passage states."""
+    text = "\n".join(f"{hit.title}\n{hit.section}\n{hit.text}" for hit in cited).lower()
+    facets = question_facets(question)
+    missing = [name for name, pattern in facets.items() if pattern and not pattern.search(text)]
+    populations = [name for name in missing if name in _POPULATIONS]
+    if "a dose" in facets and populations:
+        # An adult dose does not answer a paediatric dose question: "a dose for children".
+        if "a dose" in missing:
+            missing.remove("a dose")
+        missing[missing.index(populations[0])] = f"a dose for {populations[0]}"
+    return tuple(missing)
+
+
+def grade_evidence(
+    question: str,
+    coverage: Coverage | None,
+    cited: Sequence[Hit],
+    *,
+    direct_score: float,
+) -> Evidence:
+    """The grade of an answer to `question` citing the passages `cited`.
+
+    `coverage` is the gate's measure of the question; `direct_score` the score it needs for a
+    direct grade (setting answer.min_coverage_score). No cited passage: none."""
+    if not cited:
+        return Evidence(NONE)
+    missing = list(missing_facets(question, cited))
+    if coverage is not None:
+        for word in coverage.unknown_words:
+            if not any(word.lower() in item.lower() for item in missing):
+                missing.append(word)
+    gate_passed = coverage is None or coverage.covered(direct_score)
+    if not gate_passed and not missing and coverage is not None:
+        # Partly covered with no facet of a known kind missing: name the rarest topical
+        # words the top passages lack, as the question wrote them.
+        if coverage.dose_missing:
+            missing.append("a dose")
+        else:
+            written = topical_words(question)
+            missing += [written[stem] for stem in coverage.missing_words[:2] if stem in written]
+    if missing or not gate_passed:
+        return Evidence(PARTIAL, tuple(missing))
+    return Evidence(DIRECT)
+
+
+def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tuple[str, str]:
+    """A partial answer's text and bottom line, led by what the sources lack."""
+    statement = evidence.statement()
+    if not statement:
+        return answer, bottom_line
+    said = bottom_line
+    if said[:1].isupper() and not said[1:2].isupper():
+        said = said[:1].lower() + said[1:]  # "Apixaban ..." but not "CURB-65 ..."
+    return f"{statement}\n\n{answer}", f"{statement[:-1]}; what they state: {said}"
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + f" or {items[-1]}"

@@ -1,0 +1,150 @@
+"""Evidence a clinician can weigh: the grade (direct / partial / none), what the sources do not
+say, and sources that disagree (newer first, older marked), on small documents written for the
+tests and indexed with the real embedder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.answer import Engine
+from rag.generate.agreement import differ
+from rag.generate.evidence import missing_facets, question_facets
+from rag.render import answer_markdown
+from rag.types import Document, Hit
+
+from .conftest import build_index, settings_for
+
+DOCUMENTS = [
+    Document(
+        id="acc-htn-2017",
+        title="Guideline for High Blood Pressure in Adults",
+        source="ACC/AHA",
+        year=2017,
+        text=(
+            "## Blood pressure in chronic kidney disease\n\n"
+            "In adults with chronic kidney disease (CKD), the blood pressure target is below "
+            "130/80 mmHg, a systolic blood pressure below 130 mmHg.\n"
+        ),
+    ),
+    Document(
+        id="kdigo-bp-2024",
+        title="Clinical Practice Guideline for Blood Pressure in Chronic Kidney Disease",
+        source="KDIGO",
+        year=2024,
+        text=(
+            "## Blood pressure targets\n\n"
+            "In adults with chronic kidney disease (CKD) and high blood pressure, target a "
+            "systolic blood pressure below 120 mmHg when tolerated.\n"
+        ),
+    ),
+    Document(
+        id="acr-gout-2020",
+        title="Guideline for the Management of Gout",
+        source="ACR",
+        year=2020,
+        text=(
+            "## Treating a gout flare\n\n"
+            "For a gout flare, low-dose colchicine is given as 1.2 mg at the first sign of "
+            "the flare followed by 0.6 mg one hour later.\n"
+        ),
+    ),
+    Document(
+        id="ward-note-2024",
+        title="Ward 7 pharmacy note: colchicine",
+        source="Ward 7 pharmacy",
+        year=2024,
+        text=(
+            "## Colchicine for a gout flare\n\n"
+            "For a gout flare on the ward, colchicine is given as 1 mg at the first sign of "
+            "the flare followed by 0.5 mg one hour later.\n"
+        ),
+    ),
+    Document(
+        id="vte-2020",
+        title="Guideline for the Treatment of Venous Thromboembolism",
+        source="ASH",
+        year=2020,
+        text=(
+            "## Apixaban for deep vein thrombosis\n\n"
+            "For acute deep vein thrombosis in adults, apixaban is given at 10 mg twice daily "
+            "for 7 days, then 5 mg twice daily.\n"
+        ),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    index = build_index(tmp_path_factory.mktemp("evidence") / "index", DOCUMENTS)
+    return Engine.load(settings_for(Path(index)))
+
+
+def test_two_guidelines_disagreeing_on_a_threshold_are_both_shown_newer_first(engine: Engine):
+    answer = engine.ask("What systolic blood pressure target for adults with chronic kidney disease?")
+    assert not answer.abstained
+    [disagreement] = answer.disagreements
+    sides = disagreement["sides"]
+    assert [side["source"] for side in sides] == ["KDIGO 2024", "ACC/AHA 2017"]
+    by_number = {citation.n: citation for citation in answer.citations}
+    assert {by_number[side["citation"]].doc_id for side in sides} == {"kdigo-bp-2024", "acc-htn-2017"}
+    shown = answer_markdown(answer)
+    assert "Sources differ on this point" in shown
+    newer = shown.index("KDIGO 2024 (newer)")
+    older = shown.index("ACC/AHA 2017 (older guidance)")
+    assert newer < older
+    assert "120 mmHg" in shown and "130 mmHg" in shown
+    payload = json.loads(json.dumps(answer.to_json()))
+    assert payload["disagreements"][0]["sides"][0]["year"] == 2024
+
+
+def test_a_local_note_with_another_dose_does_not_silently_lead(engine: Engine):
+    answer = engine.ask("What colchicine dose for a gout flare?")
+    assert not answer.abstained
+    shown = answer_markdown(answer)
+    assert "1.2 mg" in shown and "1 mg" in shown, shown
+    assert answer.disagreements, shown
+    sources = {side["source"] for side in answer.disagreements[0]["sides"]}
+    assert sources == {"ACR 2020", "Ward 7 pharmacy 2024"}
+
+
+def test_an_adult_only_dose_asked_for_a_child_is_partial_and_says_what_is_missing(engine: Engine):
+    child = engine.ask("What apixaban dose for deep vein thrombosis in an 8-year-old child?")
+    assert not child.abstained
+    assert child.evidence.grade == "partial"
+    assert "children" in child.evidence.statement()
+    assert child.bottom_line.startswith("No indexed source addresses a dose for children")
+    assert "10 mg twice daily" in child.bottom_line  # what the sources do say follows
+    assert "**Evidence:** partial" in answer_markdown(child)
+
+    adult = engine.ask("What apixaban dose for acute deep vein thrombosis in adults?")
+    assert adult.evidence.grade == "direct"
+    assert adult.evidence.missing == ()
+    assert not adult.bottom_line.startswith("No indexed source")
+
+
+def test_a_question_the_sources_do_not_cover_is_graded_none(engine: Engine):
+    answer = engine.ask("What is the first-line eradication regimen for Helicobacter pylori?")
+    assert answer.abstained
+    assert answer.citations == ()
+    assert answer.to_json()["evidence"]["grade"] == "none"
+
+
+def test_facets_come_from_the_question_and_are_checked_in_the_cited_passages():
+    assert set(question_facets("Ticagrelor dose in pregnancy, and for how long?")) == {
+        "pregnancy", "ticagrelor", "a dose", "a duration"
+    }  # fmt: skip
+    adult = Hit("c1", "d1", "Adults: enoxaparin 1 mg/kg twice daily for 5 days.", 1.0, 1)
+    child = Hit("c2", "d2", "In children, enoxaparin 1 mg/kg twice daily.", 0.9, 2)
+    question = "Enoxaparin dose for a 6-year-old?"
+    assert missing_facets(question, [adult]) == ("a dose for children",)
+    assert missing_facets(question, [adult, child]) == ()
+
+
+def test_statements_differ_on_amounts_or_direction_not_on_wording():
+    assert differ("Target a systolic below 120 mmHg.", "Target a systolic below 130 mmHg.")
+    assert differ("CURB-65 is the recommended tool.", "PSI is preferred over CURB-65.")
+    assert not differ("Give 1.2 mg then 0.6 mg.", "Colchicine 1.2 mg, then 0.6 mg an hour later.")
+    assert not differ("Start within 24 hours.", "Begin treatment within 24 h.")
