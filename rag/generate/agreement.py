@@ -25,6 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.generate.extractive import quotable
 from rag.generate.units import Unit, answer_words, passage_units, shown_text
 from rag.types import Hit
 
@@ -152,6 +153,8 @@ def _units_on_point(
     """The best units of these passages by their share of the question's words, best first."""
     scored = []
     for n, hit in numbered:
+        if not quotable(hit):
+            continue
         for unit in passage_units(hit, n):
             if unit.is_header_only:
                 continue

@@ -78,6 +78,11 @@ _INJECTION = re.compile(
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 
 
+def quotable(hit: Hit) -> bool:
+    """Whether a passage may be quoted: none holding text addressed to an AI."""
+    return not _INJECTION.search(hit.text)
+
+
 class ExtractiveGenerator:
     """Answers with the passage units that best match the question; never invents a claim.
 
@@ -117,7 +122,7 @@ class ExtractiveGenerator:
         units = [
             unit
             for passage, hit in enumerate(hits, start=1)
-            if not _INJECTION.search(hit.text)
+            if quotable(hit)
             for unit in passage_units(hit, passage)
             if not unit.is_header_only
         ]

@@ -33,7 +33,9 @@ that appear in the passages' headers.
 3. Begin with one line: "{bottom_line_label} <one sentence that answers the question>", \
 with its citations.
 4. Then give the answer. When it is longer than a few sentences, group it under short \
-Markdown headings that start with "### ".
+Markdown headings that start with "### ". When passages from different sources give \
+different recommendations or thresholds for the same point, say so in one sentence that \
+names each source with its organisation and year and cites both, the newer source first.
 5. {audience_style}
 6. Do not write a reference list, a "Sources" section, or passage titles at the end; the \
 program lists the cited sources itself.
