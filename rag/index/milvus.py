@@ -51,11 +51,12 @@ from rag.config import Settings
 # gRPC (under pymilvus) logs a note each time another library forks (Ray starting workers).
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 from rag.errors import IndexMismatchError, IndexMissingError, InputError, RagError
+from rag.index.backend import DocumentVersion, chunking_key
+from rag.index.database import IndexedDocument
 from rag.index.embedder import Embedder, embedder_id, load_embedder
 from rag.index.lexical import TOKENIZER_VERSION, tokenize
-from rag.index.store import Index, IndexedDocument, IngestReport, _chunking_key, _IngestProgress
-from rag.ingest.chunking import chunk_document, passage_for_embedding
-from rag.types import Chunk, Document, Hit
+from rag.index.passage import passage_for_embedding
+from rag.types import Chunk, Hit
 
 FORMAT = "1"
 INSTALL_HINT = "pip install 'rag[scale]'"
@@ -101,13 +102,16 @@ class MilvusFilter:
 
 
 class MilvusIndex:
-    """An open Milvus index: ingest documents into it, search it, read chunks back.
+    """An open Milvus index: search it, read chunks back, and write to it (the ingest
+    pipeline, rag.ingest.pipeline, does, through `writing()`).
 
     The same methods as rag.index.store.Index, so retrieval, answers, evaluation, the CLI and
     the web server work on either. Safe to query from several threads (pymilvus clients are).
     """
 
     passages_per_commit = 1024  # as rag.index.store.Index: embedded and written per batch
+    # Crash safety here is per document (see above), so a document is always written whole.
+    writes_documents_in_parts = False
 
     def __init__(
         self, client: Any, settings: Settings, embedder: Embedder, location: str
@@ -240,7 +244,7 @@ class MilvusIndex:
                 "rag.format": FORMAT,
                 "rag.embedder_id": self.embedder.id,
                 "rag.dimension": str(self.embedder.dimension),
-                "rag.chunking": _chunking_key(self.settings),
+                "rag.chunking": chunking_key(self.settings),
                 "rag.tokenizer": TOKENIZER_VERSION,
                 "rag.created": datetime.now(UTC).isoformat(timespec="seconds"),
             },
@@ -249,162 +253,36 @@ class MilvusIndex:
     def _properties(self) -> dict[str, str]:
         return dict(self._client.describe_collection(self._chunks).get("properties") or {})
 
-    # ---- ingest ------------------------------------------------------------------------
+    # ---- writing (rag.ingest.pipeline) -------------------------------------------------
 
-    def ingest(
-        self, documents: Iterable[Document], *, prune: bool = False, progress: bool = True
-    ) -> IngestReport:
-        """Bring the collections up to date with `documents`; returns what changed.
-
-        As rag.index.store.Index.ingest: unchanged documents (same content hash and chunk
-        settings) cost nothing, new and changed ones are chunked and embedded in batches of
-        about `passages_per_commit` passages, and with `prune` indexed documents absent from
-        `documents` are removed.
-        """
-        total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One ingest's writes; on success both collections are flushed, so what was written
+        is searchable. Errors from Milvus become one line naming the location."""
         with _milvus_errors(self.location):
-            indexed = self.indexed_versions()
-        with _IngestProgress(progress, total) as bar:
-            return self._ingest(self._embedded(documents, indexed, bar), prune=prune, indexed=indexed)
-
-    def ingest_vectors(
-        self,
-        items: Iterable[tuple[Document, Sequence[Chunk], np.ndarray]],
-        *,
-        rows_per_commit: int = 20_000,
-        prune: bool = False,
-    ) -> IngestReport:
-        """Store documents whose chunks are already cut and embedded (rag ingest --engine
-        ray, benchmarks); embeds nothing. As rag.index.store.Index.ingest_vectors, plus
-        `prune`."""
-        # The local backend's check (shape, finite values, unit length); it reads only
-        # self.embedder.
-        checked = (
-            (document, list(chunks), Index._checked_vectors(self, document, chunks, vectors))  # type: ignore[arg-type]
-            for document, chunks, vectors in items
-        )
-        return self._ingest(checked, prune=prune, rows_per_commit=rows_per_commit)
-
-    def _embedded(
-        self,
-        documents: Iterable[Document],
-        indexed: dict[str, tuple[str, str]],
-        bar: _IngestProgress,
-    ) -> Iterator[tuple[Document, list[Chunk], np.ndarray | None]]:
-        """(document, chunks, vectors) for each document; vectors are None for a document
-        `_ingest` will find unchanged or a repeat (it is neither chunked nor embedded).
-        Embeds documents in batches of about `passages_per_commit` passages."""
-        chunking = _chunking_key(self.settings)
-        seen: set[str] = set()
-        pending: list[tuple[Document, list[Chunk]]] = []
-        passages: list[str] = []
-
-        def flush() -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:
-            vectors = self.embedder.embed_passages(passages)
-            start = 0
-            for document, chunks in pending:
-                yield document, chunks, vectors[start : start + len(chunks)]
-                start += len(chunks)
-            bar.advance(len(pending), len(passages))
-
-        for document in documents:
-            if not isinstance(document, Document):
-                raise TypeError(f"ingest takes Documents, got {type(document).__name__}")
-            if document.id in seen or indexed.get(document.id) == (
-                document.content_hash(),
-                chunking,
-            ):
-                bar.advance(1)
-                yield document, [], None
-                continue
-            seen.add(document.id)
-            chunks = chunk_document(document, self.settings.chunking, self.embedder.count_tokens)
-            pending.append((document, chunks))
-            passages.extend(
-                passage_for_embedding(document.title, chunk.section, chunk.text)
-                for chunk in chunks
-            )
-            if len(passages) >= self.passages_per_commit:
-                yield from flush()
-                pending, passages = [], []
-        if pending:
-            yield from flush()
-
-    def _ingest(
-        self,
-        items: Iterable[tuple[Document, list[Chunk], np.ndarray | None]],
-        *,
-        prune: bool,
-        rows_per_commit: int | None = None,
-        indexed: dict[str, tuple[str, str]] | None = None,
-    ) -> IngestReport:
-        """Write `items` (document, chunks, vectors or None when unchanged) in batches of
-        about `rows_per_commit` chunks; with `prune`, remove documents not among them."""
-        started = time.perf_counter()
-        rows_per_commit = rows_per_commit or self.passages_per_commit
-        counts = dict.fromkeys(("added", "updated", "unchanged", "removed", "embedded"), 0)
-        counts["duplicates"] = 0
-        chunking = _chunking_key(self.settings)
-        with _milvus_errors(self.location):
-            if indexed is None:
-                indexed = self.indexed_versions()
-            seen: set[str] = set()
-            batch: list[tuple[Document, str, list[Chunk], np.ndarray]] = []
-            batch_rows = 0
-            for document, chunks, vectors in items:
-                if document.id in seen:
-                    counts["duplicates"] += 1
-                    continue
-                seen.add(document.id)
-                content_hash = document.content_hash()
-                previous = indexed.get(document.id)
-                if previous == (content_hash, chunking):
-                    counts["unchanged"] += 1
-                    continue
-                if vectors is None:
-                    raise RuntimeError(f"document {document.id} changed but was not embedded")
-                counts["updated" if previous is not None else "added"] += 1
-                batch.append((document, content_hash, chunks, vectors))
-                batch_rows += len(chunks)
-                if batch_rows >= rows_per_commit:
-                    self._write(batch, chunking)
-                    counts["embedded"] += batch_rows
-                    batch, batch_rows = [], 0
-            if batch:
-                self._write(batch, chunking)
-                counts["embedded"] += batch_rows
-            if prune:
-                counts["removed"] = self._remove_documents(sorted(set(indexed) - seen))
+            yield
             self._client.flush(self._chunks)
             self._client.flush(self._documents)
             self._counted = None
-        return IngestReport(
-            added=counts["added"],
-            updated=counts["updated"],
-            unchanged=counts["unchanged"],
-            removed=counts["removed"],
-            chunks_embedded=counts["embedded"],
-            seconds=round(time.perf_counter() - started, 3),
-            duplicates=counts["duplicates"],
-        )
 
-    def _write(
-        self, batch: list[tuple[Document, str, list[Chunk], np.ndarray]], chunking: str
-    ) -> None:
-        """Replace the batch's documents: delete their chunks, insert the new ones, then
-        upsert the document rows (the order the module docstring relies on)."""
-        doc_ids = [document.id for document, *_ in batch]
+    def write_batch(self, versions: Sequence[DocumentVersion], vectors: np.ndarray) -> None:
+        """Replace the documents of `versions`: delete their chunks, insert the new ones
+        (`vectors` row i for the i-th chunk in order), then upsert the document rows (the
+        order the module docstring relies on)."""
+        chunking = chunking_key(self.settings)
+        doc_ids = [version.document.id for version in versions]
         self._client.delete(self._chunks, filter=f"doc_id in {_list_literal(doc_ids)}")
         chunk_rows = []
-        for document, content_hash, chunks, vectors in batch:
-            for chunk, vector in zip(chunks, vectors, strict=True):
+        for version in versions:
+            document = version.document
+            for chunk in version.chunks:
                 passage = passage_for_embedding(document.title, chunk.section, chunk.text)
                 chunk_rows.append(
                     {
-                        "id": _row_id(content_hash, chunk.id),
+                        "id": _row_id(version.content_hash, chunk.id),
                         "chunk_id": chunk.id,
                         "doc_id": document.id,
-                        "content_hash": content_hash,
+                        "content_hash": version.content_hash,
                         "text": chunk.text,
                         "section": chunk.section,
                         "position": chunk.position,
@@ -415,33 +293,44 @@ class MilvusIndex:
                         "year": document.year,
                         "url": document.url or "",
                         "doi": document.doi or "",
-                        "vector": vector.tolist(),
+                        "vector": vectors[len(chunk_rows)].tolist(),
                         "lexical": " ".join(tokenize(passage)),
                     }
                 )
+        if len(chunk_rows) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors for {len(chunk_rows)} chunks")
         for start in range(0, len(chunk_rows), 2_000):
             self._client.insert(self._chunks, chunk_rows[start : start + 2_000])
         self._client.upsert(
             self._documents,
             [
                 {
-                    "id": document.id,
-                    "title": document.title,
-                    "source": document.source,
-                    "year": document.year,
-                    "url": document.url or "",
-                    "doi": document.doi or "",
-                    "origin": document.origin,
-                    "content_hash": content_hash,
+                    "id": version.document.id,
+                    "title": version.document.title,
+                    "source": version.document.source,
+                    "year": version.document.year,
+                    "url": version.document.url or "",
+                    "doi": version.document.doi or "",
+                    "origin": version.document.origin,
+                    "content_hash": version.content_hash,
                     "chunking": chunking,
-                    "n_chunks": len(chunks),
+                    "n_chunks": len(version.chunks),
                     "placeholder": [0.0, 0.0],
                 }
-                for document, content_hash, chunks, _ in batch
+                for version in versions
             ],
         )
 
-    def _remove_documents(self, doc_ids: Sequence[str]) -> int:
+    def stored_chunk_ids(self, doc_id: str) -> set[str]:
+        """Chunk ids stored for `doc_id` (this backend writes a document whole, so the
+        pipeline never resumes inside one; for the protocol's sake)."""
+        return {
+            row["chunk_id"]
+            for row in self._iterate(self._chunks, ["chunk_id"], f"doc_id == {_string(doc_id)}")
+        }
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> int:
+        """Remove these documents and their chunks; returns how many."""
         for start in range(0, len(doc_ids), 1_000):
             some = _list_literal(doc_ids[start : start + 1_000])
             self._client.delete(self._chunks, filter=f"doc_id in {some}")
