@@ -24,8 +24,10 @@ import pytest
 from rag.config import Settings
 from rag.errors import IndexMismatchError, IndexMissingError, RagError
 from rag.index.embedder import Embedder, load_embedder
+from rag.index.passage import passage_for_embedding
 from rag.index.store import Index
-from rag.ingest.pipeline import ingest
+from rag.ingest.chunking import chunk_document
+from rag.ingest.pipeline import ingest, ingest_vectors
 from rag.types import Document
 
 pytestmark = pytest.mark.slow
@@ -336,6 +338,51 @@ def test_prune_removes_documents_the_run_did_not_produce(tmp_path: Path, minilm:
     assert "uti" not in {hit.doc_id for hit in index.hits(index.search_dense(question, 10))}
     reopened = Index.open(path, Settings())
     assert reopened.document_count == 4 and "uti" not in reopened.manifest["document_hashes"]
+
+
+def test_documents_and_vectors_made_elsewhere_give_the_same_index(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    """The one ingest pipeline: documents chunked and embedded here, or (as from Ray) chunks
+    and vectors made elsewhere, leave the same index, and the same changes (an edit, a
+    dropped document with --prune) update both alike."""
+    settings = Settings()
+
+    def made_elsewhere(documents: Sequence[Document]) -> Iterator[tuple]:
+        for document in documents:
+            chunks = chunk_document(document, settings.chunking, minilm.count_tokens)
+            passages = [passage_for_embedding(document.title, c.section, c.text) for c in chunks]
+            yield document, chunks, minilm.embed_passages(passages)
+
+    here = built(tmp_path / "here")
+    elsewhere = open_counting(tmp_path / "elsewhere")
+    report = ingest_vectors(elsewhere, made_elsewhere(DOCUMENTS))
+    assert (report.added, report.chunks_embedded) == (5, 6)
+    assert elsewhere.embedder.passages == []  # the index embedded nothing itself
+
+    def assert_same(one: Index, other: Index) -> None:
+        assert one.documents() == other.documents()
+        assert all(one.chunks_of(d.id) == other.chunks_of(d.id) for d in DOCUMENTS)
+        for question in ("blood thinner for atrial fibrillation", "gout flare treatment"):
+            query = minilm.embed_query(question)
+            dense = [one.hits(one.search_dense(query, 4)), other.hits(other.search_dense(query, 4))]
+            assert [h.chunk_id for h in dense[0]] == [h.chunk_id for h in dense[1]]
+            assert [h.score for h in dense[0]] == pytest.approx(
+                [h.score for h in dense[1]], abs=1e-4
+            )
+            assert one.search_lexical(question, 4) == other.search_lexical(question, 4)
+
+    assert_same(here, elsewhere)
+    afib = replace(DOCUMENTS[0], text=DOCUMENTS[0].text + " Review the dose yearly.")
+    changed = [afib, *DOCUMENTS[1:4]]  # afib edited, uti dropped
+    by_documents = ingest(here, changed, progress=False, prune=True)
+    by_vectors = ingest_vectors(elsewhere, made_elsewhere(changed), prune=True)
+    counts = [(r.added, r.updated, r.unchanged, r.removed) for r in (by_documents, by_vectors)]
+    assert counts == [(0, 1, 3, 1)] * 2
+    assert_same(here, elsewhere)
+    assert elsewhere.document_count == 4 and elsewhere.verify() == []
+    reopened = Index.open(tmp_path / "elsewhere", Settings())
+    assert reopened.manifest["document_hashes"] == here.manifest["document_hashes"]
 
 
 # ---- crash safety ------------------------------------------------------------------------

@@ -206,9 +206,7 @@ class ChunkDatabase:
 
     def content_hashes(self) -> dict[str, str]:
         """Every document id -> its content hash, ordered by id."""
-        return dict(
-            self.connection().execute("SELECT id, content_hash FROM documents ORDER BY id")
-        )
+        return dict(self.connection().execute("SELECT id, content_hash FROM documents ORDER BY id"))
 
     def indexed_versions(self) -> dict[str, tuple[str, str]]:
         """Every document as id -> (content hash, chunk settings)."""

@@ -47,9 +47,7 @@ class DerivedFiles:
     ingest here stopped half-way, or another process ingested beside a running server).
     """
 
-    def __init__(
-        self, database: ChunkDatabase, dimension: int, exact_search_limit: int
-    ) -> None:
+    def __init__(self, database: ChunkDatabase, dimension: int, exact_search_limit: int) -> None:
         self.database = database
         self.folder = database.folder
         self.dimension = dimension
@@ -198,9 +196,7 @@ class DerivedFiles:
             return False, False  # written before checksums were recorded: rebuilt once
         found = {
             VECTORS_FILE: (stamp["vectors_sha256"], _file_sha256(self.folder / VECTORS_FILE)),
-            LEXICAL_FOLDER: (
-                stamp["lexical_sha256"], _folder_sha256(self.folder / LEXICAL_FOLDER)
-            ),
+            LEXICAL_FOLDER: (stamp["lexical_sha256"], _folder_sha256(self.folder / LEXICAL_FOLDER)),
         }
         matches: list[bool] = []
         for name, (recorded, actual) in found.items():
