@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from rag.types import Hit
 
 
+# A document written in parts (see IndexBackend.writes_documents_in_parts) is recorded under
+# this prefix before its content hash until its last part: never "unchanged", so a re-run
+# resumes it, and `rag check-index` names it.
+PARTIAL = "partial:"
+
+
 @dataclass
 class DocumentVersion:
     """A version of a document to write: the document, its content hash as recorded (the

@@ -29,7 +29,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import IndexMismatchError
-from rag.index.backend import DocumentVersion, chunking_key
+from rag.index.backend import PARTIAL, DocumentVersion, chunking_key
 from rag.index.passage import passage_for_embedding
 from rag.types import Chunk, Hit
 
@@ -41,8 +41,6 @@ except ImportError:  # pragma: no cover - Windows: no cross-process lock, one wr
 SCHEMA_VERSION = 1
 DATABASE_FILE = "chunks.sqlite"
 LOCK_FILE = "ingest.lock"
-# A document whose chunks are not all committed yet carries this before its content hash.
-PARTIAL = "partial:"
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -36,11 +36,10 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import IndexMismatchError, IndexMissingError, InputError, RagError
-from rag.index.backend import DocumentVersion, chunking_key
+from rag.index.backend import PARTIAL, DocumentVersion, chunking_key
 from rag.index.database import (
     DATABASE_FILE,
     LOCK_FILE,
-    PARTIAL,
     SCHEMA_VERSION,
     ChunkDatabase,
     IndexedDocument,
@@ -312,6 +311,11 @@ class Index:
         """The chunks of document `doc_id` in reading order (empty when it is not indexed)."""
         with database_errors(self.folder):
             return self._database.chunks_of(doc_id)
+
+    def _all_row_ids(self) -> np.ndarray:
+        """Every chunk's row id, ascending (evals/bench.py reads FAISS by them)."""
+        with database_errors(self.folder):
+            return self._database.row_ids()
 
     def _searchers(self) -> tuple[VectorIndex, LexicalIndex]:
         """FAISS and BM25, first brought up to date if the database changed since."""

@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import InputError
-from rag.index.backend import DocumentVersion, IndexBackend, chunking_key
-from rag.index.database import PARTIAL
+from rag.index.backend import PARTIAL, DocumentVersion, IndexBackend, chunking_key
 from rag.index.embedder import Embedder
 from rag.index.passage import passage_for_embedding
 from rag.ingest.chunking import chunk_document
@@ -117,8 +116,9 @@ def _run(
     """The loop of the module docstring. `items` are (document, None, None) to chunk and
     embed, or (document, chunks, vectors) to store."""
     started = time.perf_counter()
-    counts = dict.fromkeys(("added", "updated", "unchanged", "removed", "embedded"), 0)
-    counts["duplicates"] = 0
+    counts = dict.fromkeys(
+        ("added", "updated", "unchanged", "removed", "chunks_embedded", "duplicates"), 0
+    )
     chunking = chunking_key(index.settings)
     batch = _Batch(index, counts, bar)
     with index.writing():
@@ -155,15 +155,7 @@ def _run(
         batch.commit()
         if prune:
             counts["removed"] = index.remove_documents(sorted(set(indexed) - seen))
-    return IngestReport(
-        added=counts["added"],
-        updated=counts["updated"],
-        unchanged=counts["unchanged"],
-        removed=counts["removed"],
-        chunks_embedded=counts["embedded"],
-        seconds=round(time.perf_counter() - started, 3),
-        duplicates=counts["duplicates"],
-    )
+    return IngestReport(**counts, seconds=round(time.perf_counter() - started, 3))
 
 
 class _Batch:
@@ -189,7 +181,7 @@ class _Batch:
         embedded = _embed_and_write(self.index, self._versions, self._vectors)
         for version in self._versions:
             self.counts["updated" if version.replaces else "added"] += 1
-        self.counts["embedded"] += self.rows
+        self.counts["chunks_embedded"] += self.rows
         self.bar.advance(len(self._versions), embedded)
         self._versions, self._vectors, self.rows = [], [], 0
 
@@ -219,7 +211,7 @@ def _write_in_parts(
             replaces=replaces and start == 0,
         )
         embedded = _embed_and_write(index, [part], [None])
-        batch.counts["embedded"] += embedded
+        batch.counts["chunks_embedded"] += embedded
         done = len(stored) + min(start + size, len(remaining))
         batch.bar.advance(1 if last else 0, embedded, f"{document.id}: {done}/{len(chunks)}")
     batch.counts["updated" if replaces else "added"] += 1

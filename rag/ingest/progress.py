@@ -1,6 +1,6 @@
 """Progress of an ingest on stderr: a bar on a terminal, a line every 30 s in a log.
 
-Shared by the local engine (rag.ingest.pipeline); quiet when progress is off.
+Used by rag.ingest.pipeline.ingest (either backend); quiet when progress is off.
 """
 
 from __future__ import annotations
