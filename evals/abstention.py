@@ -60,6 +60,7 @@ from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
 from rag.index.store import Index
 from rag.ingest.demo import load_demo_corpus
+from rag.ingest.pipeline import ingest
 from rag.local_llm import fetch_model, start_server
 
 QUESTIONS = REPO / "evals" / "abstention.jsonl"
@@ -349,7 +350,7 @@ def open_demo_index(path: Path) -> Settings:
     if not (path / "chunks.sqlite").exists():
         log(f"building the demo index at {path} (a few minutes)")
         with Index.open(path, settings, create=True) as index:
-            index.ingest(load_demo_corpus(), progress=False)
+            ingest(index, load_demo_corpus(), progress=False)
     return settings
 
 

@@ -142,6 +142,7 @@ def bench_ingest(model: str, documents: list, work: Path) -> dict[str, Any]:
     from rag.index.embedder import load_embedder
     from rag.index.store import Index
     from rag.ingest.chunking import chunk_document, passage_for_embedding
+    from rag.ingest.pipeline import ingest
 
     setting = MODELS[model]
     folder = work / f"demo-{model}"
@@ -163,7 +164,7 @@ def bench_ingest(model: str, documents: list, work: Path) -> dict[str, Any]:
 
     def pipeline_run() -> Any:
         with Index.open(folder, settings, create=True) as index:
-            return index.ingest(documents, progress=False)
+            return ingest(index, documents, progress=False)
 
     pipeline = timed(pipeline_run)
     raw_after = timed(lambda: embedder.embed_passages(passages))
@@ -541,6 +542,7 @@ def build_synthetic(corpus: SyntheticCorpus, folder: Path, rebuild: bool) -> dic
     """The synthetic index at `folder`, built with Index.ingest_vectors unless a complete one
     of the same size and generator is there already."""
     from rag.index.store import Index
+    from rag.ingest.pipeline import ingest_vectors
 
     marker = folder / "bench-build.json"
     if not rebuild and marker.is_file():
@@ -553,7 +555,7 @@ def build_synthetic(corpus: SyntheticCorpus, folder: Path, rebuild: bool) -> dic
     with Index.open(
         folder, synthetic_settings(folder), create=True, embedder=PrecomputedQueryEmbedder()
     ) as index:
-        building = timed(lambda: index.ingest_vectors(corpus.documents()))
+        building = timed(lambda: ingest_vectors(index, corpus.documents()))
         faiss_kind = index.manifest["faiss_index"]
     built = {
         "generator": GENERATOR_VERSION,
@@ -779,6 +781,7 @@ def bench_quality(model: str, work: Path, quick: bool) -> dict[str, Any] | None:
     from rag.evaluate import evaluate_retrieval, read_gold
     from rag.index.store import Index
     from rag.ingest.loaders import load_paths
+    from rag.ingest.pipeline import ingest
 
     corpus_path = DATA / "pubmedqa" / "corpus.jsonl"
     dev_path = DATA / "pubmedqa" / "dev.jsonl"
@@ -795,7 +798,7 @@ def bench_quality(model: str, work: Path, quick: bool) -> dict[str, Any] | None:
     settings = Settings().merged({"index": str(folder), "embedder": {"model": MODELS[model]}})
     seeded = "" if quick else seed_from_existing(REPO / "indexes" / "pubmedqa", folder, settings)
     with Index.open(folder, settings, create=True) as index:
-        building = timed(lambda: index.ingest(documents, progress=False))
+        building = timed(lambda: ingest(index, documents, progress=False))
         log(
             f"quality {model}: {index.chunk_count} chunks ({building.wall:.0f}s to ingest, "
             f"{building.result.chunks_embedded} embedded now); {len(questions)} dev questions"

@@ -209,9 +209,10 @@ def misses(scores: Scores) -> str:
 def build_demo_index(path: Path, settings: Settings) -> None:
     from rag.index.store import Index
     from rag.ingest.demo import load_demo_corpus
+    from rag.ingest.pipeline import ingest
 
     with Index.open(path, settings, create=True) as index:
-        report_ = index.ingest(load_demo_corpus(), progress=sys.stderr.isatty())
+        report_ = ingest(index, load_demo_corpus(), progress=sys.stderr.isatty())
         print(f"built {path}: {report_.to_json()}", file=sys.stderr)
 
 

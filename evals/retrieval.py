@@ -52,6 +52,7 @@ def open_index(set_name: str, *, build: bool = True):
     """The index of `set_name` under indexes/<set>, built from its corpus when `build`."""
     from rag.index.store import Index
     from rag.ingest.loaders import load_paths
+    from rag.ingest.pipeline import ingest
 
     path = REPO / "indexes" / set_name
     settings = Settings().merged({"index": str(path)})
@@ -64,7 +65,7 @@ def open_index(set_name: str, *, build: bool = True):
     for problem in problems[:10]:
         log(f"ingest problem: {problem}")
     started = time.perf_counter()
-    index.ingest(documents, progress=True)
+    ingest(index, documents, progress=True)
     log(
         f"{set_name}: {len(documents)} documents, {index.chunk_count} chunks "
         f"({time.perf_counter() - started:.0f}s to ingest)"

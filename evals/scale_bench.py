@@ -76,6 +76,7 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     from rag.index.store import Index
     from rag.ingest.chunking import chunk_document, passage_for_embedding
     from rag.ingest.loaders import load_paths
+    from rag.ingest.pipeline import ingest, ingest_vectors
     from rag.ingest.ray_engine import ingest_on_ray
 
     corpus = DATA / "medquad" / "corpus.jsonl"
@@ -132,7 +133,7 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         {"index": str(work), "index_store": {"backend": "milvus", "uri": str(milvus_uri)}}
     )
     local_index = Index.open(local_folder, local_settings, create=True, embedder=embedder)
-    engine_run("local engine -> local backend", lambda: local_index.ingest(documents, progress=False))
+    engine_run("local engine -> local backend", lambda: ingest(local_index, documents, progress=False))
     milvus_index = MilvusIndex.open(milvus_settings, create=True, embedder=embedder)
     # A Ray started here (ingest_on_ray reuses it) outlives the run, so the CPU time of its
     # worker processes can be read after it.
@@ -148,7 +149,7 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     ray_local_folder = work / "medquad-ray-local"
     shutil.rmtree(ray_local_folder, ignore_errors=True)
     ray_local = Index.open(ray_local_folder, base.merged({"index": str(ray_local_folder)}), create=True, embedder=embedder)
-    copying = timed(lambda: ray_local.ingest_vectors(rows_from_milvus(milvus_index, documents)))
+    copying = timed(lambda: ingest_vectors(ray_local, rows_from_milvus(milvus_index, documents)))
     log(f"ray vectors -> local backend in {copying.wall:.0f}s")
     local_milvus_uri = work / "medquad-local-milvus.db"
     shutil.rmtree(local_milvus_uri, ignore_errors=True)
@@ -157,7 +158,7 @@ def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         create=True,
         embedder=embedder,
     )
-    writing = timed(lambda: local_milvus.ingest_vectors(rows_from_local(local_folder, documents)))
+    writing = timed(lambda: ingest_vectors(local_milvus, rows_from_local(local_folder, documents)))
     result["milvus_write_chunks_per_s"] = len(passages) / writing.wall
     log(f"local vectors -> milvus backend in {writing.wall:.0f}s")
     result["vectors"] = compare_vectors(local_folder, ray_local_folder)
@@ -291,6 +292,7 @@ def milvus_settings(uri: Path) -> Settings:
 
 def build_milvus(corpus: Any, uri: Path, rebuild: bool) -> dict[str, Any]:
     from rag.index.milvus import MilvusIndex
+    from rag.ingest.pipeline import ingest_vectors
 
     marker = uri.with_suffix(".json")
     if not rebuild and marker.is_file():
@@ -300,7 +302,7 @@ def build_milvus(corpus: Any, uri: Path, rebuild: bool) -> dict[str, Any]:
     shutil.rmtree(uri, ignore_errors=True)
     log(f"milvus: writing {corpus.n_chunks:,} synthetic chunks into {uri}")
     with MilvusIndex.open(milvus_settings(uri), create=True, embedder=bench.PrecomputedQueryEmbedder()) as index:
-        building = timed(lambda: index.ingest_vectors(corpus.documents(), rows_per_commit=20_000))
+        building = timed(lambda: ingest_vectors(index, corpus.documents(), rows_per_commit=20_000))
     built = {"generator": bench.GENERATOR_VERSION, "chunks": corpus.n_chunks, "build_wall_s": building.wall, "build_cpu_s": building.cpu, "load": load_average()}
     marker.write_text(json.dumps(built))
     return {**built, "reused": False}

@@ -150,6 +150,7 @@ def ingest(
     from rag.index.store import Index
     from rag.ingest.baseline import is_baseline, read_baselines
     from rag.ingest.loaders import IngestProblem, load_paths
+    from rag.ingest.pipeline import ingest as ingest_documents
 
     ingest_overrides = {"engine": engine, "batch_size": batch_size}
     settings = load_settings(
@@ -202,7 +203,7 @@ def ingest(
             raise typer.Exit(1)
         store = open_index(settings, create=True)
         items = incoming if first is None else itertools.chain([first], incoming)
-        report = store.ingest(items, prune=prune, progress=progress)
+        report = ingest_documents(store, items, prune=prune, progress=progress)
     typer.echo(
         f"{index_location(settings)}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.removed} removed; "

@@ -35,9 +35,10 @@ def test_docs() -> Path:
 def build_index(path: Path, documents) -> Path:
     from rag.config import Settings
     from rag.index.store import Index
+    from rag.ingest.pipeline import ingest
 
     settings = Settings().merged({"index": str(path)})
-    Index.open(path, settings, create=True).ingest(documents, progress=False)
+    ingest(Index.open(path, settings, create=True), documents, progress=False)
     return path
 
 

@@ -25,6 +25,7 @@ from rag.index.embedder import (
     load_embedder,
 )
 from rag.index.store import Index
+from rag.ingest.pipeline import ingest, ingest_vectors
 from rag.types import Document
 
 pytestmark = pytest.mark.slow
@@ -116,7 +117,7 @@ def test_an_index_built_with_int8_answers_and_refuses_the_fp32_model(
     path = tmp_path / "index"
     settings = Settings().merged({"embedder": {"model": "minilm-int8"}})
     with Index.open(path, settings, create=True) as index:
-        report = index.ingest(DOCUMENTS, progress=False)
+        report = ingest(index, DOCUMENTS, progress=False)
         assert report.added == 3 and index.manifest["embedder"]["id"] == INT8_MINILM_ID
         question = "how long after a gout flare starts can colchicine be given"
         dense = index.hits(index.search_dense(int8.embed_query(question), 1))
@@ -169,14 +170,14 @@ def test_vectors_embedded_elsewhere_can_be_bulk_loaded_and_searched(
         # Scaled by 3: ingest_vectors must normalise what it is given.
         items.append((document, chunks, 3.0 * int8.embed_passages(passages)))
     with Index.open(tmp_path / "bulk", settings, create=True, embedder=int8) as index:
-        report = index.ingest_vectors(items)
+        report = ingest_vectors(index, items)
         assert (report.added, report.chunks_embedded) == (3, 3)
         question = "second-line drug for type 2 diabetes with heart failure"
         (row, cosine), *_ = index.search_dense(int8.embed_query(question), 3)
         assert index.hits([(row, cosine)])[0].doc_id == "diabetes" and cosine <= 1.0 + 1e-5
         assert index.hits(index.search_lexical("colchicine", 1))[0].doc_id == "gout"
-        assert index.ingest_vectors(items).unchanged == 3  # same content: nothing rewritten
+        assert ingest_vectors(index, items).unchanged == 3  # same content: nothing rewritten
         changed = Document(id="af", title="AF", text="Changed text.")
         with pytest.raises(InputError, match=r"document af: vectors have shape \(1, 10\)"):
-            index.ingest_vectors([(changed, items[0][1], np.zeros((1, 10), dtype=np.float32))])
+            ingest_vectors(index, [(changed, items[0][1], np.zeros((1, 10), dtype=np.float32))])
         assert index.document_count == 3

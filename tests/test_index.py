@@ -24,7 +24,10 @@ import pytest
 from rag.config import Settings
 from rag.errors import IndexMismatchError, IndexMissingError, RagError
 from rag.index.embedder import Embedder, load_embedder
+from rag.index.passage import passage_for_embedding
 from rag.index.store import Index
+from rag.ingest.chunking import chunk_document
+from rag.ingest.pipeline import ingest, ingest_vectors
 from rag.types import Document
 
 pytestmark = pytest.mark.slow
@@ -115,7 +118,7 @@ def built(
     path: Path, documents: Sequence[Document] = DOCUMENTS, settings: Settings | None = None
 ) -> Index:
     index = Index.open(path, settings or Settings(), create=True)
-    index.ingest(documents, progress=False)
+    ingest(index, documents, progress=False)
     return index
 
 
@@ -283,7 +286,7 @@ def test_reingesting_unchanged_documents_embeds_nothing(tmp_path: Path, minilm: 
     path = tmp_path / "index"
     built(path).close()
     index = open_counting(path)
-    report = index.ingest(DOCUMENTS, progress=False)
+    report = ingest(index, DOCUMENTS, progress=False)
     assert (report.added, report.updated, report.unchanged, report.chunks_embedded) == (0, 0, 5, 0)
     assert index.embedder.passages == []
 
@@ -302,7 +305,7 @@ def test_a_changed_document_alone_is_reembedded(tmp_path: Path, minilm: Embedder
         else d
         for d in DOCUMENTS
     ]
-    report = index.ingest(changed, progress=False)
+    report = ingest(index, changed, progress=False)
     assert (report.added, report.updated, report.unchanged) == (0, 1, 4)
     assert report.chunks_embedded == len(index.embedder.passages) == 1
     assert "Anakinra" in index.embedder.passages[0]
@@ -317,7 +320,7 @@ def test_new_chunk_settings_rechunk_every_document(tmp_path: Path, minilm: Embed
     path = tmp_path / "index"
     built(path).close()
     finer = Settings().merged({"chunking": {"max_tokens": 120}})
-    report = open_counting(path, finer).ingest(DOCUMENTS, progress=False)
+    report = ingest(open_counting(path, finer), DOCUMENTS, progress=False)
     assert report.updated == 5 and report.unchanged == 0
 
 
@@ -326,8 +329,8 @@ def test_prune_removes_documents_the_run_did_not_produce(tmp_path: Path, minilm:
     built(path).close()
     index = open_counting(path)
     kept = [d for d in DOCUMENTS if d.id != "uti"]
-    assert index.ingest(kept, progress=False).removed == 0  # no prune: nothing removed
-    report = index.ingest(kept, progress=False, prune=True)
+    assert ingest(index, kept, progress=False).removed == 0  # no prune: nothing removed
+    report = ingest(index, kept, progress=False, prune=True)
     assert (report.removed, report.unchanged, report.chunks_embedded) == (1, 4, 0)
     assert index.document_count == 4 and index.chunks_of("uti") == []
     assert index.search_lexical("nitrofurantoin", 5) == []
@@ -335,6 +338,51 @@ def test_prune_removes_documents_the_run_did_not_produce(tmp_path: Path, minilm:
     assert "uti" not in {hit.doc_id for hit in index.hits(index.search_dense(question, 10))}
     reopened = Index.open(path, Settings())
     assert reopened.document_count == 4 and "uti" not in reopened.manifest["document_hashes"]
+
+
+def test_documents_and_vectors_made_elsewhere_give_the_same_index(
+    tmp_path: Path, minilm: Embedder
+) -> None:
+    """The one ingest pipeline: documents chunked and embedded here, or (as from Ray) chunks
+    and vectors made elsewhere, leave the same index, and the same changes (an edit, a
+    dropped document with --prune) update both alike."""
+    settings = Settings()
+
+    def made_elsewhere(documents: Sequence[Document]) -> Iterator[tuple]:
+        for document in documents:
+            chunks = chunk_document(document, settings.chunking, minilm.count_tokens)
+            passages = [passage_for_embedding(document.title, c.section, c.text) for c in chunks]
+            yield document, chunks, minilm.embed_passages(passages)
+
+    here = built(tmp_path / "here")
+    elsewhere = open_counting(tmp_path / "elsewhere")
+    report = ingest_vectors(elsewhere, made_elsewhere(DOCUMENTS))
+    assert (report.added, report.chunks_embedded) == (5, 6)
+    assert elsewhere.embedder.passages == []  # the index embedded nothing itself
+
+    def assert_same(one: Index, other: Index) -> None:
+        assert one.documents() == other.documents()
+        assert all(one.chunks_of(d.id) == other.chunks_of(d.id) for d in DOCUMENTS)
+        for question in ("blood thinner for atrial fibrillation", "gout flare treatment"):
+            query = minilm.embed_query(question)
+            dense = [one.hits(one.search_dense(query, 4)), other.hits(other.search_dense(query, 4))]
+            assert [h.chunk_id for h in dense[0]] == [h.chunk_id for h in dense[1]]
+            assert [h.score for h in dense[0]] == pytest.approx(
+                [h.score for h in dense[1]], abs=1e-4
+            )
+            assert one.search_lexical(question, 4) == other.search_lexical(question, 4)
+
+    assert_same(here, elsewhere)
+    afib = replace(DOCUMENTS[0], text=DOCUMENTS[0].text + " Review the dose yearly.")
+    changed = [afib, *DOCUMENTS[1:4]]  # afib edited, uti dropped
+    by_documents = ingest(here, changed, progress=False, prune=True)
+    by_vectors = ingest_vectors(elsewhere, made_elsewhere(changed), prune=True)
+    counts = [(r.added, r.updated, r.unchanged, r.removed) for r in (by_documents, by_vectors)]
+    assert counts == [(0, 1, 3, 1)] * 2
+    assert_same(here, elsewhere)
+    assert elsewhere.document_count == 4 and elsewhere.verify() == []
+    reopened = Index.open(tmp_path / "elsewhere", Settings())
+    assert reopened.manifest["document_hashes"] == here.manifest["document_hashes"]
 
 
 # ---- crash safety ------------------------------------------------------------------------
@@ -352,13 +400,13 @@ def test_a_failing_input_keeps_committed_documents_and_a_rerun_finishes(
         raise OSError("disk went away")
 
     with pytest.raises(OSError):
-        index.ingest(documents_then_failure(), progress=False)
+        ingest(index, documents_then_failure(), progress=False)
     # Still answers in this process, and from a fresh open.
     assert top_doc_lexical(index, "apixaban") == "afib"
     reopened = open_counting(path, create=False)
     assert reopened.document_count == 3
     assert top_doc_dense(reopened, "inhaler for asthma") == "asthma"
-    report = reopened.ingest(DOCUMENTS, progress=False)
+    report = ingest(reopened, DOCUMENTS, progress=False)
     assert (report.added, report.unchanged) == (2, 3)
     assert {p.split("\n")[0] for p in reopened.embedder.passages} == {
         "Hypertension in adults — Step 1",
@@ -373,6 +421,7 @@ _KILLED_INGEST = textwrap.dedent(
     sys.path.insert(0, {repository!r})
     from rag.config import Settings
     from rag.index.store import Index
+    from rag.ingest.pipeline import ingest
     from rag.types import Document
     import json
 
@@ -386,7 +435,7 @@ _KILLED_INGEST = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
             yield document
 
-    index.ingest(documents_then_sudden_death(), progress=False)
+    ingest(index, documents_then_sudden_death(), progress=False)
     """
 )
 
@@ -412,7 +461,7 @@ def test_an_ingest_killed_mid_way_leaves_an_index_that_opens_and_a_rerun_complet
     assert index.document_count == 2
     assert top_doc_lexical(index, "apixaban") == "afib"
     assert top_doc_dense(index, "inhaler for asthma") == "asthma"
-    report = index.ingest(DOCUMENTS, progress=False)
+    report = ingest(index, DOCUMENTS, progress=False)
     assert (report.added, report.unchanged) == (3, 2)
     assert len(index.embedder.passages) == report.chunks_embedded == 4  # gout has two
     assert top_doc_dense(index, "antibiotic for a bladder infection") == "uti"
@@ -551,7 +600,7 @@ def test_random_bytes_in_the_database_are_refused_on_open_ingest_and_check(
         patch.setattr("rag.index.store.QUICK_CHECK_ON_OPEN_BYTES", 0)
         index = Index.open(path, Settings())
         with pytest.raises(IndexMismatchError, match="damaged"):
-            index.ingest(DOCUMENTS[:1], progress=False)
+            ingest(index, DOCUMENTS[:1], progress=False)
         assert top_doc_lexical(index, "ramipril") == "hypertension"  # it would answer, and lie
         problems = index.verify()
         assert problems[0].startswith(f"{path / 'chunks.sqlite'}: ")
@@ -608,6 +657,7 @@ _KILLED_LARGE_INGEST = textwrap.dedent(
     sys.path.insert(0, {repository!r})
     from rag.config import Settings
     from rag.index.store import Index
+    from rag.ingest.pipeline import ingest
     from tests.test_index import BIG
 
     index = Index.open(sys.argv[1], Settings(), create=True)
@@ -622,7 +672,7 @@ _KILLED_LARGE_INGEST = textwrap.dedent(
         return embed(passages)
 
     index.embedder.embed_passages = embed_then_sudden_death
-    index.ingest([BIG], progress=False)
+    ingest(index, [BIG], progress=False)
     """
 )
 
@@ -648,23 +698,23 @@ def test_a_large_document_is_committed_in_batches_and_a_rerun_resumes_inside_it(
     assert index.chunk_count == 16  # what was committed before the kill is kept, and found
     assert top_doc_lexical(index, "drug 3") == "big"
     assert index.verify() == ["big: only partly ingested; re-run `rag ingest` to finish it"]
-    report = index.ingest([BIG], progress=False)
+    report = ingest(index, [BIG], progress=False)
     assert (report.added, report.chunks_embedded) == (1, 24)
     assert len(index.embedder.passages) == 24 and index.embedder.calls == 3
     assert index.chunk_count == 40 and index.verify() == []
     assert index.manifest["document_hashes"]["big"] == BIG.content_hash()
-    assert index.ingest([BIG], progress=False).unchanged == 1
+    assert ingest(index, [BIG], progress=False).unchanged == 1
 
 
 def test_an_ingest_without_a_terminal_prints_progress_lines(
     tmp_path: Path, minilm: Embedder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr("rag.index.store._IngestProgress.line_interval_s", 0.0)
+    monkeypatch.setattr("rag.ingest.progress.IngestProgress.line_interval_s", 0.0)
     try:
         index = Index.open(tmp_path / "index", Settings(), create=True)
         index.passages_per_commit = 16
-        index.ingest([*DOCUMENTS, BIG], progress=True)
+        ingest(index, [*DOCUMENTS, BIG], progress=True)
     finally:
         monkeypatch.undo()
     lines = capsys.readouterr().err.splitlines()

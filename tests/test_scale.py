@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.config import Settings
+from rag.ingest.pipeline import ingest as ingest_documents
 from tests.conftest import TEST_DOCS
 
 if not os.environ.get("CI"):
@@ -361,7 +362,7 @@ def test_a_killed_embedding_worker_is_replaced_and_the_job_still_completes(
 
     local = open_index(open_settings(tmp_path / "local"), create=True)
     documents = [item for item in load_paths([corpus]) if hasattr(item, "id")]
-    expected = local.ingest(documents, progress=False)
+    expected = ingest_documents(local, documents, progress=False)
     assert (report.added, report.chunks_embedded) == (12, expected.chunks_embedded)
     ray_chunks, local_chunks = stored_chunks(tmp_path / "ray"), stored_chunks(tmp_path / "local")
     assert sorted(ray_chunks) == sorted(local_chunks)
@@ -485,7 +486,7 @@ def test_a_milvus_ingest_stopped_between_its_writes_leaves_a_consistent_index(
     with monkeypatch.context() as patch:
         patch.setattr(type(index._client), "upsert", stop_before_document_rows)
         with pytest.raises(Stop):
-            index.ingest(changed, progress=False)
+            ingest_documents(index, changed, progress=False)
     index.close()
 
     reopened = open_index(settings)
@@ -493,7 +494,7 @@ def test_a_milvus_ingest_stopped_between_its_writes_leaves_a_consistent_index(
     assert reopened.chunks_of(gout_id) == []  # old chunks deleted, new ones not yet named
     for ranking in rankings(reopened, queries=["febuxostat second line gout"]):
         assert all(not chunk_id.startswith(gout_id) for chunk_id, _ in ranking)
-    report = reopened.ingest(changed, progress=False)
+    report = ingest_documents(reopened, changed, progress=False)
     assert (report.updated, report.unchanged) == (1, 4)  # the .md files; load_paths reads no .xml.gz
     assert any("Febuxostat is second line." in chunk.text for chunk in reopened.chunks_of(gout_id))
     assert isinstance(reopened, MilvusIndex)
@@ -596,11 +597,11 @@ from rag.config import Settings
 from rag.index.backend import open_index
 from rag.index.milvus import MilvusIndex
 from rag.ingest.ray_engine import ingest_on_ray
-write = MilvusIndex._write
-def announced(self, batch, chunking):
-    write(self, batch, chunking)
+write = MilvusIndex.write_batch
+def announced(self, versions, vectors):
+    write(self, versions, vectors)
     print("written", flush=True)
-MilvusIndex._write = announced
+MilvusIndex.write_batch = announced
 settings = Settings().merged({{"index_store": {{"backend": "milvus", "uri": {str(uri)!r}}},
                                "ingest": {{"cpus": 2, "batch_size": 2}}}})
 index = open_index(settings, create=True)

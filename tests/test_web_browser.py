@@ -505,6 +505,7 @@ def real_server(tmp_path_factory) -> Iterator[tuple[LiveServer, object]]:
     from rag.config import Settings
     from rag.converse import SessionStore
     from rag.index.store import Index
+    from rag.ingest.pipeline import ingest
     from rag.types import Document
 
     folder = tmp_path_factory.mktemp("web-e2e")
@@ -512,7 +513,7 @@ def real_server(tmp_path_factory) -> Iterator[tuple[LiveServer, object]]:
         {"index": str(folder / "index"), "data_dir": str(folder / "data"), "llm": {"base_url": ""}}
     )
     with Index.open(settings.index, settings, create=True) as index:
-        index.ingest([Document(**document) for document in REAL_CORPUS], progress=False)
+        ingest(index, [Document(**document) for document in REAL_CORPUS], progress=False)
     engine = Engine.load(settings)
     sessions = SessionStore(folder / "data")
     with LiveServer(create_app(engine, sessions)) as live:

@@ -1,8 +1,10 @@
 """The Milvus index backend: the index of rag.index.store kept in two Milvus collections.
 
 `index.backend = "milvus"` selects it; `index.uri` names a Milvus Lite file (tests, small
-installs) or a Milvus Standalone / Distributed endpoint, reached through the same pymilvus
-client code. Needs the `rag[scale]` extra.
+installs) or a Milvus Standalone / Distributed endpoint (connecting, and making and checking
+the collections: rag.index.milvus_collections). Needs the `rag[scale]` extra. Ingest runs
+through rag.ingest.pipeline, the same loop as for the local backend, which writes here with
+`writing()`, `write_batch` and `remove_documents`.
 
 <collection>_chunks, one row per chunk:
     id            int64 primary key: the chunk's row id (see `_row_id`)
@@ -32,16 +34,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
@@ -50,30 +49,28 @@ from rag.config import Settings
 
 # gRPC (under pymilvus) logs a note each time another library forks (Ray starting workers).
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
-from rag.errors import IndexMismatchError, IndexMissingError, InputError, RagError
+from rag.errors import IndexMissingError
+from rag.index.backend import DocumentVersion, chunking_key
+from rag.index.database import IndexedDocument
 from rag.index.embedder import Embedder, embedder_id, load_embedder
-from rag.index.lexical import TOKENIZER_VERSION, tokenize
-from rag.index.store import Index, IndexedDocument, IngestReport, _chunking_key, _IngestProgress
-from rag.ingest.chunking import chunk_document, passage_for_embedding
-from rag.types import Chunk, Document, Hit
+from rag.index.lexical import tokenize
+from rag.index.milvus_collections import (
+    BM25_PARAMETERS,
+    VECTOR_INDEXES,
+    check_collection,
+    connect,
+    create_collections,
+    describe_location,
+    dimension_mismatch,
+    milvus_errors,
+    milvus_uri,
+    release_lite,
+)
+from rag.index.passage import passage_for_embedding
+from rag.types import Chunk, Hit
 
-FORMAT = "1"
-INSTALL_HINT = "pip install 'rag[scale]'"
-LITE_FILE = "milvus.db"  # inside the index folder when index.uri is empty
-# Milvus caps a search's limit (topK) and the length of a VARCHAR.
+# Milvus caps a search's limit (topK).
 MAX_LIMIT = 16_384
-MAX_VARCHAR = 65_535
-# Vector index of the chunks collection: FLAT is exact, like the local backend up to
-# retrieval.exact_search_limit; docs/scale.md measures HNSW and IVF_SQ8 for large collections.
-VECTOR_INDEXES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    # name: (build params, search params)
-    "FLAT": ({}, {}),
-    "HNSW": ({"M": 32, "efConstruction": 100}, {"ef": 256}),
-    "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 32}),
-    "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 32}),
-}
-# bm25s's defaults (the local backend), so both score alike.
-BM25_PARAMETERS = {"bm25_k1": 1.5, "bm25_b": 0.75}
 COUNT_SECONDS = 5.0  # how long a chunk count is reused (a retrieval asks for it per question)
 _CHUNK_FIELDS = [
     "id", "chunk_id", "doc_id", "content_hash", "text", "section", "position", "n_tokens",
@@ -101,13 +98,16 @@ class MilvusFilter:
 
 
 class MilvusIndex:
-    """An open Milvus index: ingest documents into it, search it, read chunks back.
+    """An open Milvus index: search it, read chunks back, and write to it (the ingest
+    pipeline, rag.ingest.pipeline, does, through `writing()`).
 
     The same methods as rag.index.store.Index, so retrieval, answers, evaluation, the CLI and
     the web server work on either. Safe to query from several threads (pymilvus clients are).
     """
 
     passages_per_commit = 1024  # as rag.index.store.Index: embedded and written per batch
+    # Crash safety here is per document (see above), so a document is always written whole.
+    writes_documents_in_parts = False
 
     def __init__(
         self, client: Any, settings: Settings, embedder: Embedder, location: str
@@ -135,12 +135,12 @@ class MilvusIndex:
         IndexMismatchError when the collection was built with another embedder or dimension.
         """
         location = describe_location(settings)
-        client = _connect(settings)
+        client = connect(settings)
         store = settings.index_store
         chunks = f"{store.collection}_chunks"
         wanted = embedder.id if embedder is not None else embedder_id(settings.embedder)
         try:
-            with _milvus_errors(location):
+            with milvus_errors(location):
                 exists = client.has_collection(chunks)
                 if not exists and not create:
                     raise IndexMissingError(
@@ -148,21 +148,21 @@ class MilvusIndex:
                         "(index.backend = milvus)"
                     )
                 if exists:
-                    _check_collection(client, chunks, location, wanted, embedder)
+                    check_collection(client, chunks, location, wanted, embedder)
                 if embedder is None:
                     embedder = load_embedder(settings.embedder)
                 index = cls(client, settings, embedder, location)
                 if exists:
                     recorded = int(index._properties().get("rag.dimension", embedder.dimension))
                     if recorded != embedder.dimension:
-                        raise _dimension_mismatch(location, recorded, embedder)
+                        raise dimension_mismatch(location, recorded, embedder)
                 else:
-                    index._create_collections()
+                    create_collections(client, index._chunks, index._documents, embedder, settings)
                 client.load_collection(index._chunks)
                 client.load_collection(index._documents)
         except BaseException:
             client.close()
-            _release_lite(milvus_uri(settings))
+            release_lite(milvus_uri(settings))
             raise
         return index
 
@@ -170,7 +170,7 @@ class MilvusIndex:
         """Disconnect; the last index of this process on a Milvus Lite file also stops the
         embedded Lite server, which frees the file for another process."""
         self._client.close()
-        _release_lite(milvus_uri(self.settings))
+        release_lite(milvus_uri(self.settings))
 
     def __enter__(self) -> Self:
         return self
@@ -178,233 +178,39 @@ class MilvusIndex:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _create_collections(self) -> None:
-        from pymilvus import DataType, Function, FunctionType, MilvusClient
-
-        client = self._client
-        if not client.has_collection(self._documents):
-            schema = MilvusClient.create_schema(auto_id=False)
-            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_VARCHAR)
-            for name in ("title", "source", "url", "doi", "origin", "content_hash", "chunking"):
-                schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
-            schema.add_field("year", DataType.INT32, nullable=True)
-            schema.add_field("n_chunks", DataType.INT64)
-            schema.add_field("placeholder", DataType.FLOAT_VECTOR, dim=2)
-            indexes = client.prepare_index_params()
-            indexes.add_index(field_name="placeholder", index_type="FLAT", metric_type="L2")
-            client.create_collection(
-                self._documents, schema=schema, index_params=indexes, consistency_level="Strong"
-            )
-        schema = MilvusClient.create_schema(auto_id=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        for name in ("chunk_id", "doc_id", "content_hash", "text", "section", "title"):
-            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
-        for name in ("source", "source_folded", "url", "doi"):
-            schema.add_field(name, DataType.VARCHAR, max_length=MAX_VARCHAR)
-        schema.add_field("year", DataType.INT32, nullable=True)
-        schema.add_field("position", DataType.INT64)
-        schema.add_field("n_tokens", DataType.INT64)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.embedder.dimension)
-        schema.add_field(
-            "lexical", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True
-        )
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(
-            Function(
-                name="bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["lexical"],
-                output_field_names=["sparse"],
-            )
-        )
-        vector_index = self.settings.index_store.vector_index
-        build_params, _ = VECTOR_INDEXES[vector_index]
-        indexes = client.prepare_index_params()
-        indexes.add_index(
-            field_name="vector", index_type=vector_index, metric_type="IP", params=build_params
-        )
-        indexes.add_index(
-            field_name="sparse",
-            index_type="SPARSE_INVERTED_INDEX",
-            metric_type="BM25",
-            params=BM25_PARAMETERS,
-        )
-        # Created last, with the properties that mark the index as complete and say what
-        # made it: a crash before this leaves no chunks collection, so the next run starts over.
-        client.create_collection(
-            self._chunks,
-            schema=schema,
-            index_params=indexes,
-            consistency_level="Strong",
-            properties={
-                "rag.format": FORMAT,
-                "rag.embedder_id": self.embedder.id,
-                "rag.dimension": str(self.embedder.dimension),
-                "rag.chunking": _chunking_key(self.settings),
-                "rag.tokenizer": TOKENIZER_VERSION,
-                "rag.created": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
-        )
-
     def _properties(self) -> dict[str, str]:
         return dict(self._client.describe_collection(self._chunks).get("properties") or {})
 
-    # ---- ingest ------------------------------------------------------------------------
+    # ---- writing (rag.ingest.pipeline) -------------------------------------------------
 
-    def ingest(
-        self, documents: Iterable[Document], *, prune: bool = False, progress: bool = True
-    ) -> IngestReport:
-        """Bring the collections up to date with `documents`; returns what changed.
-
-        As rag.index.store.Index.ingest: unchanged documents (same content hash and chunk
-        settings) cost nothing, new and changed ones are chunked and embedded in batches of
-        about `passages_per_commit` passages, and with `prune` indexed documents absent from
-        `documents` are removed.
-        """
-        total = len(documents) if hasattr(documents, "__len__") else None  # type: ignore[arg-type]
-        with _milvus_errors(self.location):
-            indexed = self.indexed_versions()
-        with _IngestProgress(progress, total) as bar:
-            return self._ingest(self._embedded(documents, indexed, bar), prune=prune, indexed=indexed)
-
-    def ingest_vectors(
-        self,
-        items: Iterable[tuple[Document, Sequence[Chunk], np.ndarray]],
-        *,
-        rows_per_commit: int = 20_000,
-        prune: bool = False,
-    ) -> IngestReport:
-        """Store documents whose chunks are already cut and embedded (rag ingest --engine
-        ray, benchmarks); embeds nothing. As rag.index.store.Index.ingest_vectors, plus
-        `prune`."""
-        # The local backend's check (shape, finite values, unit length); it reads only
-        # self.embedder.
-        checked = (
-            (document, list(chunks), Index._checked_vectors(self, document, chunks, vectors))  # type: ignore[arg-type]
-            for document, chunks, vectors in items
-        )
-        return self._ingest(checked, prune=prune, rows_per_commit=rows_per_commit)
-
-    def _embedded(
-        self,
-        documents: Iterable[Document],
-        indexed: dict[str, tuple[str, str]],
-        bar: _IngestProgress,
-    ) -> Iterator[tuple[Document, list[Chunk], np.ndarray | None]]:
-        """(document, chunks, vectors) for each document; vectors are None for a document
-        `_ingest` will find unchanged or a repeat (it is neither chunked nor embedded).
-        Embeds documents in batches of about `passages_per_commit` passages."""
-        chunking = _chunking_key(self.settings)
-        seen: set[str] = set()
-        pending: list[tuple[Document, list[Chunk]]] = []
-        passages: list[str] = []
-
-        def flush() -> Iterator[tuple[Document, list[Chunk], np.ndarray]]:
-            vectors = self.embedder.embed_passages(passages)
-            start = 0
-            for document, chunks in pending:
-                yield document, chunks, vectors[start : start + len(chunks)]
-                start += len(chunks)
-            bar.advance(len(pending), len(passages))
-
-        for document in documents:
-            if not isinstance(document, Document):
-                raise TypeError(f"ingest takes Documents, got {type(document).__name__}")
-            if document.id in seen or indexed.get(document.id) == (
-                document.content_hash(),
-                chunking,
-            ):
-                bar.advance(1)
-                yield document, [], None
-                continue
-            seen.add(document.id)
-            chunks = chunk_document(document, self.settings.chunking, self.embedder.count_tokens)
-            pending.append((document, chunks))
-            passages.extend(
-                passage_for_embedding(document.title, chunk.section, chunk.text)
-                for chunk in chunks
-            )
-            if len(passages) >= self.passages_per_commit:
-                yield from flush()
-                pending, passages = [], []
-        if pending:
-            yield from flush()
-
-    def _ingest(
-        self,
-        items: Iterable[tuple[Document, list[Chunk], np.ndarray | None]],
-        *,
-        prune: bool,
-        rows_per_commit: int | None = None,
-        indexed: dict[str, tuple[str, str]] | None = None,
-    ) -> IngestReport:
-        """Write `items` (document, chunks, vectors or None when unchanged) in batches of
-        about `rows_per_commit` chunks; with `prune`, remove documents not among them."""
-        started = time.perf_counter()
-        rows_per_commit = rows_per_commit or self.passages_per_commit
-        counts = dict.fromkeys(("added", "updated", "unchanged", "removed", "embedded"), 0)
-        counts["duplicates"] = 0
-        chunking = _chunking_key(self.settings)
-        with _milvus_errors(self.location):
-            if indexed is None:
-                indexed = self.indexed_versions()
-            seen: set[str] = set()
-            batch: list[tuple[Document, str, list[Chunk], np.ndarray]] = []
-            batch_rows = 0
-            for document, chunks, vectors in items:
-                if document.id in seen:
-                    counts["duplicates"] += 1
-                    continue
-                seen.add(document.id)
-                content_hash = document.content_hash()
-                previous = indexed.get(document.id)
-                if previous == (content_hash, chunking):
-                    counts["unchanged"] += 1
-                    continue
-                if vectors is None:
-                    raise RuntimeError(f"document {document.id} changed but was not embedded")
-                counts["updated" if previous is not None else "added"] += 1
-                batch.append((document, content_hash, chunks, vectors))
-                batch_rows += len(chunks)
-                if batch_rows >= rows_per_commit:
-                    self._write(batch, chunking)
-                    counts["embedded"] += batch_rows
-                    batch, batch_rows = [], 0
-            if batch:
-                self._write(batch, chunking)
-                counts["embedded"] += batch_rows
-            if prune:
-                counts["removed"] = self._remove_documents(sorted(set(indexed) - seen))
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One ingest's writes; on success both collections are flushed, so what was written
+        is searchable. Errors from Milvus become one line naming the location."""
+        with milvus_errors(self.location):
+            yield
             self._client.flush(self._chunks)
             self._client.flush(self._documents)
             self._counted = None
-        return IngestReport(
-            added=counts["added"],
-            updated=counts["updated"],
-            unchanged=counts["unchanged"],
-            removed=counts["removed"],
-            chunks_embedded=counts["embedded"],
-            seconds=round(time.perf_counter() - started, 3),
-            duplicates=counts["duplicates"],
-        )
 
-    def _write(
-        self, batch: list[tuple[Document, str, list[Chunk], np.ndarray]], chunking: str
-    ) -> None:
-        """Replace the batch's documents: delete their chunks, insert the new ones, then
-        upsert the document rows (the order the module docstring relies on)."""
-        doc_ids = [document.id for document, *_ in batch]
+    def write_batch(self, versions: Sequence[DocumentVersion], vectors: np.ndarray) -> None:
+        """Replace the documents of `versions`: delete their chunks, insert the new ones
+        (`vectors` row i for the i-th chunk in order), then upsert the document rows (the
+        order the module docstring relies on)."""
+        chunking = chunking_key(self.settings)
+        doc_ids = [version.document.id for version in versions]
         self._client.delete(self._chunks, filter=f"doc_id in {_list_literal(doc_ids)}")
         chunk_rows = []
-        for document, content_hash, chunks, vectors in batch:
-            for chunk, vector in zip(chunks, vectors, strict=True):
+        for version in versions:
+            document = version.document
+            for chunk in version.chunks:
                 passage = passage_for_embedding(document.title, chunk.section, chunk.text)
                 chunk_rows.append(
                     {
-                        "id": _row_id(content_hash, chunk.id),
+                        "id": _row_id(version.content_hash, chunk.id),
                         "chunk_id": chunk.id,
                         "doc_id": document.id,
-                        "content_hash": content_hash,
+                        "content_hash": version.content_hash,
                         "text": chunk.text,
                         "section": chunk.section,
                         "position": chunk.position,
@@ -415,33 +221,44 @@ class MilvusIndex:
                         "year": document.year,
                         "url": document.url or "",
                         "doi": document.doi or "",
-                        "vector": vector.tolist(),
+                        "vector": vectors[len(chunk_rows)].tolist(),
                         "lexical": " ".join(tokenize(passage)),
                     }
                 )
+        if len(chunk_rows) != len(vectors):
+            raise ValueError(f"{len(vectors)} vectors for {len(chunk_rows)} chunks")
         for start in range(0, len(chunk_rows), 2_000):
             self._client.insert(self._chunks, chunk_rows[start : start + 2_000])
         self._client.upsert(
             self._documents,
             [
                 {
-                    "id": document.id,
-                    "title": document.title,
-                    "source": document.source,
-                    "year": document.year,
-                    "url": document.url or "",
-                    "doi": document.doi or "",
-                    "origin": document.origin,
-                    "content_hash": content_hash,
+                    "id": version.document.id,
+                    "title": version.document.title,
+                    "source": version.document.source,
+                    "year": version.document.year,
+                    "url": version.document.url or "",
+                    "doi": version.document.doi or "",
+                    "origin": version.document.origin,
+                    "content_hash": version.content_hash,
                     "chunking": chunking,
-                    "n_chunks": len(chunks),
+                    "n_chunks": len(version.chunks),
                     "placeholder": [0.0, 0.0],
                 }
-                for document, content_hash, chunks, _ in batch
+                for version in versions
             ],
         )
 
-    def _remove_documents(self, doc_ids: Sequence[str]) -> int:
+    def stored_chunk_ids(self, doc_id: str) -> set[str]:
+        """Chunk ids stored for `doc_id` (this backend writes a document whole, so the
+        pipeline never resumes inside one; for the protocol's sake)."""
+        return {
+            row["chunk_id"]
+            for row in self._iterate(self._chunks, ["chunk_id"], f"doc_id == {_string(doc_id)}")
+        }
+
+    def remove_documents(self, doc_ids: Sequence[str]) -> int:
+        """Remove these documents and their chunks; returns how many."""
         for start in range(0, len(doc_ids), 1_000):
             some = _list_literal(doc_ids[start : start + 1_000])
             self._client.delete(self._chunks, filter=f"doc_id in {some}")
@@ -506,7 +323,7 @@ class MilvusIndex:
     ) -> list[tuple[int, float]]:
         if k <= 0 or (rows is not None and len(rows) == 0):
             return []
-        with _milvus_errors(self.location):
+        with milvus_errors(self.location):
             (found,) = self._client.search(
                 self._chunks,
                 data=data,
@@ -535,7 +352,7 @@ class MilvusIndex:
         if min_year is not None:
             clauses.append(f"year >= {int(min_year)}")
         expression = " and ".join(clauses)
-        with _milvus_errors(self.location):
+        with milvus_errors(self.location):
             (counted,) = self._client.query(
                 self._chunks, filter=expression, output_fields=["count(*)"]
             )
@@ -547,7 +364,7 @@ class MilvusIndex:
         version that is not (or no longer) the indexed one, are left out."""
         if not scored_rows:
             return []
-        with _milvus_errors(self.location):
+        with milvus_errors(self.location):
             found = {
                 int(row["id"]): row
                 for row in self._client.query(
@@ -598,7 +415,7 @@ class MilvusIndex:
         with self._count_lock:
             now = time.monotonic()
             if self._counted is None or now - self._counted[0] > COUNT_SECONDS:
-                with _milvus_errors(self.location):
+                with milvus_errors(self.location):
                     (row,) = self._client.query(
                         self._chunks, filter="", output_fields=["count(*)"]
                     )
@@ -607,13 +424,13 @@ class MilvusIndex:
 
     @property
     def document_count(self) -> int:
-        with _milvus_errors(self.location):
+        with milvus_errors(self.location):
             (row,) = self._client.query(self._documents, filter="", output_fields=["count(*)"])
         return int(row["count(*)"])
 
     def documents(self) -> list[IndexedDocument]:
         """Every indexed document's metadata, ordered by id."""
-        with _milvus_errors(self.location):
+        with milvus_errors(self.location):
             rows = list(self._iterate(self._documents, _DOCUMENT_FIELDS))
         return sorted(
             (
@@ -635,7 +452,7 @@ class MilvusIndex:
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         """The chunks of document `doc_id` in reading order (empty when it is not indexed)."""
-        with _milvus_errors(self.location):
+        with milvus_errors(self.location):
             current = self._current_hashes([doc_id]).get(doc_id)
             if current is None:
                 return []
@@ -682,150 +499,6 @@ class MilvusIndex:
 
 
 # ---- module helpers ----------------------------------------------------------------------
-
-
-def describe_location(settings: Settings) -> str:
-    """Where the Milvus index of `settings` lives, for messages: 'URI (collection NAME)'."""
-    return f"{milvus_uri(settings)} (collection {settings.index_store.collection})"
-
-
-def milvus_uri(settings: Settings) -> str:
-    """index.uri, or milvus.db inside the index folder when it is empty."""
-    return settings.index_store.uri or str(Path(settings.index) / LITE_FILE)
-
-
-def is_lite(uri: str) -> bool:
-    """A Milvus Lite file rather than a server endpoint."""
-    return "://" not in uri
-
-
-def _connect(settings: Settings) -> Any:
-    """A MilvusClient for the configured URI; RagError naming it when it cannot be had."""
-    try:
-        from pymilvus import MilvusClient
-    except ImportError:
-        raise InputError(
-            f"index.backend = milvus needs pymilvus and milvus-lite ({INSTALL_HINT})"
-        ) from None
-    # Milvus Lite logs a traceback of its own when a file is locked; the error below says it.
-    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
-    logging.getLogger("pymilvus").setLevel(logging.ERROR)
-    uri = milvus_uri(settings)
-    location = describe_location(settings)
-    if is_lite(uri):
-        if not uri.endswith(".db"):
-            raise InputError(f"index.uri {uri}: a Milvus Lite file must end in .db")
-        folder = Path(uri).expanduser().parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise InputError(f"{uri}: cannot create {folder} ({error.strerror or error})") from None
-    try:
-        client = MilvusClient(uri=uri, token=settings.index_store.token, timeout=10)
-        if is_lite(uri):
-            with _lite_lock:
-                _lite_users[str(Path(uri).resolve())] += 1
-        return client
-    except Exception as error:  # noqa: BLE001 - pymilvus raises many kinds for one cause
-        reason = _reason(error)
-        if is_lite(uri) and _locked(uri):
-            reason = (
-                "another process has this Milvus Lite file open (Lite allows one process at "
-                "a time; run a Milvus server to ingest while serving)"
-            )
-        raise RagError(f"cannot reach Milvus at {location}: {reason}") from None
-
-
-# Milvus Lite runs one embedded server per file per process; indexes opened on it, counted.
-_lite_lock = threading.Lock()
-_lite_users: Counter[str] = Counter()
-
-
-def _release_lite(uri: str) -> None:
-    if not is_lite(uri):
-        return
-    key = str(Path(uri).resolve())
-    with _lite_lock:
-        _lite_users[key] -= 1
-        if _lite_users[key] > 0:
-            return
-        del _lite_users[key]
-    from milvus_lite.server_manager import server_manager_instance
-
-    server_manager_instance.release_server(key)
-
-
-def _locked(uri: str) -> bool:
-    try:
-        from milvus_lite.db import MilvusLite
-        from milvus_lite.exceptions import DataDirLockedError
-    except ImportError:
-        return False
-    try:
-        MilvusLite(uri).close()
-    except DataDirLockedError:
-        return True
-    except Exception:  # noqa: BLE001 - anything else is not a lock
-        return False
-    return False
-
-
-def _check_collection(
-    client: Any, chunks: str, location: str, wanted: str, embedder: Embedder | None
-) -> None:
-    """IndexMismatchError unless the chunks collection was made by rag with embedder `wanted`."""
-    description = client.describe_collection(chunks)
-    properties = dict(description.get("properties") or {})
-    if "rag.embedder_id" not in properties:
-        raise IndexMismatchError(
-            f"{location}: collection {chunks} was not made by rag; choose another "
-            "index.collection or drop it"
-        )
-    if properties.get("rag.format") != FORMAT:
-        raise IndexMismatchError(
-            f"{location} uses index format {properties.get('rag.format')}, this version of rag "
-            f"reads format {FORMAT}; rebuild it into another index.collection"
-        )
-    recorded = properties["rag.embedder_id"]
-    if recorded != wanted:
-        raise IndexMismatchError(
-            f"{location} was built with embedder {recorded}, but the settings ask for {wanted}; "
-            "rebuild it with that embedder into another index.collection, "
-            f"or set embedder.model back to {recorded}"
-        )
-    dimension = next(
-        (
-            int(field["params"]["dim"])
-            for field in description["fields"]
-            if field["name"] == "vector"
-        ),
-        None,
-    )
-    if embedder is not None and dimension is not None and dimension != embedder.dimension:
-        raise _dimension_mismatch(location, dimension, embedder)
-
-
-def _dimension_mismatch(location: str, recorded: int, embedder: Embedder) -> IndexMismatchError:
-    return IndexMismatchError(
-        f"{location} holds {recorded}-dimensional vectors but embedder {embedder.id} makes "
-        f"{embedder.dimension}; rebuild the index into another index.collection"
-    )
-
-
-@contextmanager
-def _milvus_errors(location: str) -> Iterator[None]:
-    """Turn pymilvus errors (server gone, bad request) into one line naming the location."""
-    from pymilvus.exceptions import MilvusException
-
-    try:
-        yield
-    except MilvusException as error:
-        raise RagError(f"Milvus at {location}: {_reason(error)}") from None
-
-
-def _reason(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return " ".join(str(message).split())
 
 
 def _row_id(content_hash: str, chunk_id: str) -> int:

@@ -4,7 +4,8 @@ A document's Markdown is read as blocks (paragraphs, whole lists, tables, code) 
 path. Blocks are packed into chunks up to the token budget without crossing a heading; a block
 too big alone is split at sentence boundaries (a table by rows, repeating its header), with
 `overlap_sentences` repeated so a split sentence group keeps its context. The budget holds for
-the passage the index embeds (`passage_for_embedding`), title and section line included.
+the passage the index embeds (rag.index.passage.passage_for_embedding, imported here for
+the chunker's callers), title and section line included.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rag.config import ChunkSettings
+from rag.index.passage import passage_for_embedding
 from rag.types import Chunk, Document
 
 SECTION_SEPARATOR = " > "
-_TITLE_CHARS = 120  # longest title kept in the embedded prefix
-_SECTION_CHARS = 120  # longest section path kept in the embedded prefix
 _MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -39,31 +39,6 @@ _ABBREVIATIONS = frozenset(
         "refs", "vol", "eq", "dept", "univ", "min", "max", "mt", "sp", "spp", "u.s", "u.k",
     }
 )  # fmt: skip
-
-
-def passage_for_embedding(title: str, section: str, text: str) -> str:
-    """The string the index embeds for a chunk: a "title — section" line, a blank line, the text.
-
-    The heading line lets a passage match questions that name the topic only in its title or
-    heading. Overlong titles and section paths are shortened (a section keeps its deepest,
-    most specific headings), so the prefix cost is bounded.
-    """
-    heading_line = " — ".join(
-        part for part in (_short_title(title), _short_section(section)) if part
-    )
-    return f"{heading_line}\n\n{text}" if heading_line else text
-
-
-def _short_title(title: str) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= _TITLE_CHARS else title[: _TITLE_CHARS - 1].rstrip() + "…"
-
-
-def _short_section(section: str) -> str:
-    section = " ".join(section.split())
-    if len(section) <= _SECTION_CHARS:
-        return section
-    return "…" + section[-(_SECTION_CHARS - 1) :].lstrip()
 
 
 @dataclass(frozen=True)

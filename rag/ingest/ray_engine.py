@@ -12,7 +12,7 @@
     passages   -> vectors     an actor pool holding the embedding model: one GPU per actor
                               when the cluster has GPUs, `ingest.batch_size` passages a call.
     vectors    -> the index   this process: chunks regrouped by document and written through
-                              the backend's `ingest_vectors`, `passages_per_commit` at a time.
+                              rag.ingest.pipeline.ingest_vectors, `passages_per_commit` at a time.
 
 RAY_ADDRESS (setting ingest.ray_address) names a running cluster (rag[scale] must be installed
 on its nodes); without it a local Ray is started for the job (`ingest.cpus` CPUs) and stopped
@@ -39,9 +39,10 @@ import numpy as np
 
 from rag.config import EmbedderSettings, Settings
 from rag.errors import InputError, RagError
-from rag.index.store import IngestReport, _chunking_key
+from rag.index.backend import chunking_key
 from rag.ingest.baseline import input_files, read_input_file
 from rag.ingest.loaders import IngestProblem
+from rag.ingest.pipeline import IngestReport, ingest, ingest_vectors
 from rag.types import Chunk, Document
 
 INSTALL_HINT = "pip install 'rag[scale]'"
@@ -86,7 +87,7 @@ def ingest_on_ray(
     on_problem: Callable[[IngestProblem], None] = lambda problem: None,
 ) -> IngestReport:
     """Ingest the files under `paths` (and the demo corpus with `demo`) into the open `index`
-    (either backend) on Ray; returns what changed, like `index.ingest`.
+    (either backend) on Ray; returns what changed, like rag.ingest.pipeline.ingest.
 
     Inputs that cannot be used go to `on_problem` and the rest is ingested. Raises RagError
     with one line when Ray cannot be reached or the job fails; what was committed stays.
@@ -98,7 +99,7 @@ def ingest_on_ray(
             on_problem(item)
         else:
             sources.append(str(item))
-    chunking = _chunking_key(settings)
+    chunking = chunking_key(settings)
     indexed = {
         doc_id: content_hash
         for doc_id, (content_hash, doc_chunking) in index.indexed_versions().items()
@@ -108,7 +109,8 @@ def ingest_on_ray(
     with _ray_session(settings) as (ray, where):
         dataset = _pipeline(ray, sources, indexed, settings, progress=progress)
         try:
-            written = index.ingest_vectors(
+            written = ingest_vectors(
+                index,
                 collector.documents(dataset.iter_batches(batch_size=None, batch_format="pyarrow")),
                 rows_per_commit=index.passages_per_commit,
             )
@@ -121,7 +123,7 @@ def ingest_on_ray(
     if prune:
         # Ingesting every document seen (as rebuilt versions, now all indexed and unchanged)
         # with prune=True removes exactly the indexed documents this run did not see.
-        removed = index.ingest(collector.seen_versions(), prune=True, progress=False).removed
+        removed = ingest(index, collector.seen_versions(), prune=True, progress=False).removed
     return IngestReport(
         added=written.added,
         updated=written.updated,
