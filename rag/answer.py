@@ -103,6 +103,7 @@ class Engine:
             ),
             sources=sources,
             min_year=min_year,
+            prefer_newer=retrieval.prefer_newer,
         )
         return lift_cited_source(hits, preferred)[:k] if preferred else hits
 

@@ -65,6 +65,11 @@ class RetrievalSettings:
     )
     fusion_alpha: float = _described(0.6, "Dense weight of the blend (lexical gets the rest).")
     rrf_k: float = _described(60.0, "The c of RRF's 1 / (c + rank).")
+    prefer_newer: float = _described(
+        0.0,
+        "Move a passage from a newer source ahead of an older one whose score is within this "
+        "fraction of it (e.g. 0.05); 0 leaves the order to the scores.",
+    )
     exact_search_limit: int = _described(
         200_000, "Above this many chunks FAISS switches from exact search to HNSW."
     )

@@ -268,6 +268,7 @@ def retrieve(
     sources: Sequence[str] = (),
     min_year: int | None = None,
     fusion: Fusion | None = None,
+    prefer_newer: float = 0.0,
 ) -> list[Hit]:
     """Up to `k` passages for `query`, best first, ranks 1..n, at most `per_document` per document.
 
@@ -276,6 +277,8 @@ def retrieve(
     limit leaves fewer than `k` hits the pool is doubled until `k` fit or the index runs out.
     sources / min_year restrict the search to documents from those sources (organisation or
     journal) and published that year or later; no matching document gives an empty list.
+    prefer_newer: a passage from a newer document moves ahead of an older one whose score is
+    within this fraction of its own (0, the default: scores alone decide).
     Raises InputError for an unknown mode, an empty query or a k/per_document/candidates below 1.
     """
     check_mode(mode)
@@ -309,8 +312,25 @@ def retrieve(
         # quota, so neither filled it): the (filtered) index holds nothing more to find.
         exhausted = len(scored) < pool
         if len(hits) >= k or exhausted or pool >= _pool_ceiling(index, rows):
-            return hits
+            return newer_first(hits, prefer_newer) if prefer_newer > 0 else hits
         pool *= 2
+
+
+def newer_first(hits: Sequence[Hit], margin: float) -> list[Hit]:
+    """`hits` with each passage moved ahead of older ones scoring within `margin` (a fraction
+    of the higher score) of it; ranks renumbered. Close scores say the two passages fit the
+    question about equally: the newer guidance then leads."""
+    ordered = list(hits)
+    for i in range(1, len(ordered)):
+        j = i
+        while j > 0:
+            before, this = ordered[j - 1], ordered[j]
+            close = abs(before.score - this.score) <= margin * max(abs(before.score), abs(this.score))
+            if not (close and (this.year or 0) > (before.year or 0)):
+                break
+            ordered[j - 1], ordered[j] = this, before
+            j -= 1
+    return [replace(hit, rank=rank) for rank, hit in enumerate(ordered, start=1)]
 
 
 def retrieve_documents(

@@ -148,3 +148,15 @@ def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert differ("CURB-65 is the recommended tool.", "PSI is preferred over CURB-65.")
     assert not differ("Give 1.2 mg then 0.6 mg.", "Colchicine 1.2 mg, then 0.6 mg an hour later.")
     assert not differ("Start within 24 hours.", "Begin treatment within 24 h.")
+
+
+def test_prefer_newer_moves_a_newer_source_ahead_only_when_scores_are_close():
+    from rag.retrieve import newer_first
+
+    older = Hit("a", "bts", "CURB-65 for site of care.", 1.00, 1, year=2009)
+    newer = Hit("b", "ats", "PSI preferred over CURB-65.", 0.97, 2, year=2019)
+    far = Hit("c", "new", "Unrelated newer text.", 0.50, 3, year=2024)
+    ranked = newer_first([older, newer, far], 0.05)
+    assert [hit.chunk_id for hit in ranked] == ["b", "a", "c"]
+    assert [hit.rank for hit in ranked] == [1, 2, 3]
+    assert [hit.chunk_id for hit in newer_first([older, newer, far], 0.01)] == ["a", "b", "c"]
