@@ -19,17 +19,10 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from rag.ingest.loaders import (
-    SUPPORTED_SUFFIXES,
-    IngestProblem,
-    _pubmed_document,
-    _resolved,
-    _strip_namespaces,
-    _Unusable,
-    _walk_folder,
-    display_path,
-    load_file,
-)
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, IngestProblem, display_path, load_file
+from rag.ingest.loaders.common import Unusable
+from rag.ingest.loaders.files import resolved, walk_folder
+from rag.ingest.loaders.pubmed import pubmed_document, strip_namespaces
 from rag.types import Document
 
 BASELINE_SUFFIX = ".xml.gz"
@@ -55,11 +48,11 @@ def read_baseline(path: Path) -> Iterator[Document | IngestProblem]:
                 if event != "end" or element.tag != "PubmedArticle":
                     continue
                 number += 1
-                _strip_namespaces(element)
+                strip_namespaces(element)
                 if element.find("MedlineCitation/Article/Abstract/AbstractText") is not None:
                     try:
-                        yield _pubmed_document(element, shown, number)
-                    except _Unusable as problem:
+                        yield pubmed_document(element, shown, number)
+                    except Unusable as problem:
                         yield IngestProblem(shown, problem.message, problem.line)
                 # Free the article (and the root's reference to it): memory stays flat.
                 element.clear()
@@ -95,15 +88,15 @@ def input_files(
     """The files an ingest of `paths` reads, in a stable order, with a problem for each path
     that is missing or of an unsupported type (as rag.ingest.loaders.load_paths reports them).
     Folders give their supported files, then their `.xml.gz` baseline files, each sorted."""
-    excluded = {_resolved(Path(path)) for path in exclude}
+    excluded = {resolved(Path(path)) for path in exclude}
     for given in paths:
         path = Path(given)
         if not path.exists():
             yield IngestProblem(str(given), "no such file or folder")
-        elif _resolved(path) in excluded:
+        elif resolved(path) in excluded:
             continue
         elif path.is_dir():
-            yield from _walk_folder(path, excluded)
+            yield from walk_folder(path, excluded)
             yield from baseline_files(path, excluded)
         elif is_baseline(path) or path.suffix.lower() in SUPPORTED_SUFFIXES:
             yield path
@@ -120,7 +113,7 @@ def baseline_files(folder: Path, excluded: Collection[Path] = ()) -> list[Path]:
     found = []
     for path in sorted(folder.rglob(f"*{BASELINE_SUFFIX}")):
         relative = path.relative_to(folder).parts
-        if any(part.startswith(".") for part in relative) or _resolved(path) in excluded:
+        if any(part.startswith(".") for part in relative) or resolved(path) in excluded:
             continue
         found.append(path)
     return found
