@@ -310,24 +310,41 @@ def test_an_unreachable_ray_address_is_one_line_and_leaves_the_index(
     assert stored_chunks(index).keys() == stored_chunks(ray_engine_index).keys()
 
 
-def _embedding_actor_pids() -> list[int]:
-    pids = []
+def _embedding_actors() -> dict[int, str]:
+    """pid -> process title of each process of this test's Ray running the actor that holds
+    the model (descendants of this process only: another Ray on the machine is left alone).
+    Ray titles a worker `ray::<actor class>` while idle and `ray::<actor class>.<method>` while
+    it runs a call: `.submit` is a block of passages being embedded."""
+    parents, titles = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                command = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
             except OSError:
                 continue
-            if b"PassageEmbedder" in command:
-                pids.append(int(entry.name))
-    return pids
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            titles[int(entry.name)] = title
+
+    def mine(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return {
+        pid: title
+        for pid, title in titles.items()
+        if title.startswith("ray::") and "PassageEmbedder" in title and mine(pid)
+    }
 
 
 def test_a_killed_embedding_worker_is_replaced_and_the_job_still_completes(
     ray_running, tmp_path: Path
 ):
-    """SIGKILL the actor running the model once the first batch is committed: Ray restarts it,
-    retries its batch, and the index ends up exactly as the local engine builds it."""
+    """SIGKILL the actor running the model while it embeds: Ray starts a new actor, runs the
+    lost call again, and the index ends up exactly as the local engine builds it."""
     from rag.index.backend import open_index
     from rag.ingest.demo import load_demo_corpus
     from rag.ingest.loaders import load_paths
@@ -342,27 +359,37 @@ def test_a_killed_embedding_worker_is_replaced_and_the_job_still_completes(
     corpus.write_text("".join(json.dumps(record) + "\n" for record in records))
     settings = open_settings(tmp_path / "ray").merged({"ingest": {"batch_size": 16}})
     index = open_index(settings, create=True)
-    index.passages_per_commit = 16  # commit after every batch: the kill lands mid-job
     outcome: dict = {}
 
     def ingest() -> None:
-        outcome["report"] = ingest_on_ray(index, settings, [corpus], progress=False)
+        try:
+            outcome["report"] = ingest_on_ray(index, settings, [corpus], progress=False)
+        except BaseException as error:  # noqa: BLE001 - shown by the assertion below
+            outcome["error"] = error
 
-    worker = threading.Thread(target=ingest)
-    worker.start()
-    deadline = time.monotonic() + 300
-    while index.chunk_count == 0 and worker.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    killed = _embedding_actor_pids()
-    assert killed and worker.is_alive(), "the job ended before a worker could be killed"
+    job = threading.Thread(target=ingest)
+    job.start()
+    # The 12 documents' chunks reach the actor as one block, embedded by one `.submit` call
+    # (16 passages at a time) whose results come back when it ends: a kill during that call
+    # loses all of its work, and the job cannot have ended before it.
+    killed: dict[int, str] = {}
+    deadline = time.monotonic() + 600  # a guard against a hung job, not a measurement
+    while not killed and job.is_alive() and time.monotonic() < deadline:
+        running = _embedding_actors().items()
+        killed = {pid: title for pid, title in running if title.endswith(".submit")}
+        time.sleep(0.05)
+    assert killed, f"no embedding call was seen running ({outcome})"
+    committed = index.chunk_count
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
-    worker.join(timeout=600)
+    job.join(timeout=900)
+    assert "error" not in outcome, outcome.get("error")
     report = outcome["report"]
 
     local = open_index(open_settings(tmp_path / "local"), create=True)
     documents = [item for item in load_paths([corpus]) if hasattr(item, "id")]
     expected = ingest_documents(local, documents, progress=False)
+    assert committed < expected.chunks_embedded  # the kill landed before the job's end
     assert (report.added, report.chunks_embedded) == (12, expected.chunks_embedded)
     ray_chunks, local_chunks = stored_chunks(tmp_path / "ray"), stored_chunks(tmp_path / "local")
     assert sorted(ray_chunks) == sorted(local_chunks)

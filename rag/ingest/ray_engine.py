@@ -19,8 +19,8 @@ on its nodes); without it a local Ray is started for the job (`ingest.cpus` CPUs
 after. Chunk ids, vectors (to float rounding) and search results equal the local engine's on
 the same documents. Crash safety is the index's: every batch written is committed, so a job
 killed anywhere leaves the previous index (plus whole batches) loadable, and a re-run skips
-what was written. Ray retries tasks and restarts actors whose worker process dies; a job that
-fails all the same ends with one line naming Ray's error.
+what was written. A worker process that dies mid-job is replaced and its work run again
+(WORKER_RETRIES); a job that fails all the same ends with one line naming Ray's error.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ RAY_CLIENT_PORT = 10001
 # 0.5 GB resident with its tokenizer, 1 GB with batches of 256 passages in flight).
 CHUNK_TASK_MEMORY = 512 * 1024**2
 EMBED_ACTOR_MEMORY = 1024 * 1024**2
+# A worker process that dies (killed, out of memory, its node lost) is replaced and its work
+# run again: an embedding actor is restarted without limit, and each call (a block of
+# passages) or CPU task is tried up to this many times more before the job fails with one
+# line, so a batch that kills every worker it reaches ends the job instead of looping.
+WORKER_RETRIES = 3
 
 # Every row of every stage has these columns, so blocks always share one schema. `kind` is
 # "chunk" (a passage of a new or changed document), "empty" (such a document without chunks),
@@ -167,6 +172,7 @@ def _pipeline(
         batch_format="pyarrow",
         fn_kwargs={"indexed": indexed, "cwd": os.getcwd()},
         num_cpus=task_cpus / 2,
+        max_retries=WORKER_RETRIES,
     )
     passages = documents.map_batches(
         _cut_passages,
@@ -175,6 +181,7 @@ def _pipeline(
         fn_kwargs={"settings": settings},
         num_cpus=task_cpus,
         memory=CHUNK_TASK_MEMORY,
+        max_retries=WORKER_RETRIES,
     )
     return passages.map_batches(
         _embedding_actor(settings.embedder, actors),
@@ -184,6 +191,8 @@ def _pipeline(
         num_gpus=1 if gpus else 0,
         num_cpus=1.0 if gpus else task_cpus,
         memory=EMBED_ACTOR_MEMORY,
+        max_restarts=-1,
+        max_task_retries=WORKER_RETRIES,
     )
 
 
