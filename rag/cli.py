@@ -462,7 +462,7 @@ def evaluate(
     if output is not None:
         output.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
     if answers:
-        from rag.evaluate_answers import run_answer_evaluation
+        from rag.evaluate.answers import run_answer_evaluation
 
         prefix = output.with_name(output.stem + "-answers") if output is not None else None
         answer_report = run_answer_evaluation(settings, gold, output_prefix=prefix, limit=limit)
