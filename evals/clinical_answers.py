@@ -10,7 +10,7 @@ the earlier questions of the conversation. Each item has gold sections and 1-3 s
 A follow-up is asked inside a real conversation: the history questions are asked first and
 their answers become the turns it is read against.
 
-Per backend it reports (definitions in rag/answer_metrics.py): key-fact recall in the whole
+Per backend it reports (definitions in rag/evaluate/metrics.py): key-fact recall in the whole
 answer and in the bottom line; the share of bottom lines that are sentences; the share of
 citations from a guideline other than the gold ones; median answer length in words; mean support
 of real citations vs the same sentences paired with another retrieved passage, and the AUC

@@ -18,7 +18,7 @@ level against the turn's `relevant_doc_ids`:
                    the sections of the guideline the previous answer cited move up a little.
 
 Metrics are MRR@10 and Recall@5 over document rankings (one entry per document, best passage
-first), the definitions of rag/evaluate.py. Tune condensation on `--split dev` only; report
+first), the definitions of rag/evaluate/metrics.py. Tune condensation on `--split dev` only; report
 heldout. The target: condensed follow-ups reach >= 95% of the first turns' MRR@10 and clearly
 beat concatenation.
 """

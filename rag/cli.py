@@ -453,7 +453,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="With --answers: only the first N questions.")] = None,
 ) -> None:
     """Retrieval metrics per mode (Recall@1/5/10, MRR@10, nDCG@10); answer quality with --answers."""
-    from rag.evaluate import run_retrieval_eval
+    from rag.evaluate.retrieval import run_retrieval_eval
 
     settings = load_settings(index)
     report = run_retrieval_eval(gold, settings=settings, modes=modes, rows_path=output)
