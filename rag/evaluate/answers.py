@@ -96,12 +96,9 @@ def score_answer(gold: GoldQuestion, mode: str, answer: Answer, seconds: float) 
     markers, valid = citation_marker_counts(answer)
     sentences, cited = cited_sentence_counts(answer)
     retrieved = tuple(dict.fromkeys(hit.doc_id for hit in answer.retrieved))
-    return AnswerRow(
-        question_id=gold.id,
-        mode=mode,
-        question=gold.question,
-        label=gold.label,
-        has_reference=gold.answer is not None,
+    return _row(
+        gold,
+        mode,
         decision=answer.decision,
         correct=None if gold.label is None else answer.decision == gold.label,
         rouge_l=None if gold.answer is None else rouge_l(prose, gold.answer),
@@ -127,17 +124,26 @@ def score_answer(gold: GoldQuestion, mode: str, answer: Answer, seconds: float) 
 
 def error_row(gold: GoldQuestion, mode: str, error: str, seconds: float) -> AnswerRow:
     """The row of a question the engine failed on: wrong decision, text scores 0."""
+    return _row(
+        gold,
+        mode,
+        correct=None if gold.label is None else False,
+        rouge_l=None if gold.answer is None else 0.0,
+        token_f1=None if gold.answer is None else 0.0,
+        seconds=seconds,
+        error=error,
+    )
+
+
+def _row(gold: GoldQuestion, mode: str, **scores: Any) -> AnswerRow:
+    """A row of `gold` under `mode`, the question's own fields filled in, with `scores`."""
     return AnswerRow(
         question_id=gold.id,
         mode=mode,
         question=gold.question,
         label=gold.label,
         has_reference=gold.answer is not None,
-        correct=None if gold.label is None else False,
-        rouge_l=None if gold.answer is None else 0.0,
-        token_f1=None if gold.answer is None else 0.0,
-        seconds=seconds,
-        error=error,
+        **scores,
     )
 
 

@@ -31,7 +31,7 @@ What a clinician reading an answer would check (evals/clinical_answers.py):
 
 - key-fact recall: is each gold key fact ("2.5 mg BID if at least two criteria") in the answer,
   and in its bottom line? A fact is found when every number in it appears in the text and at
-  least KEY_FACT_WORD_SHARE of its other content words do (stemmed; >= and its sign, dashes
+  least KEY_FACT_WORD_SHARE of its other content words do (stemmed; >= and ≥, dashes
   and Unicode minus compared alike), so a fact written in other word order or with the
   source's abbreviations still counts, and a fact whose number differs never does;
 - the share of citations from a guideline other than the gold ones;
