@@ -61,6 +61,7 @@ from rag.generate.support import support_scores
 from rag.index.store import Index
 from rag.ingest.demo import load_demo_corpus
 from rag.ingest.pipeline import ingest
+from rag.jsonl import read_jsonl
 from rag.local_llm import fetch_model, start_server
 
 QUESTIONS = REPO / "evals" / "abstention.jsonl"
@@ -102,9 +103,7 @@ class Scored:
 
 
 def read_questions(path: Path) -> list[dict]:
-    rows = [
-        json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()
-    ]
+    rows = [record for _, record in read_jsonl(path, "abstention set")]
     for row in rows:
         if row.get("split") not in SPLITS or not isinstance(row.get("answerable"), bool):
             raise SystemExit(
@@ -212,17 +211,11 @@ def pubmedqa_pairs(
     """(positives, negatives) from PubMedQA `split`: a conclusion's first sentence with its own
     abstract, and with a random other abstract of the same sample."""
     folder = DATA / "pubmedqa"
-    corpus = {}
-    for line in (folder / "corpus.jsonl").read_text(encoding="utf-8").split("\n"):
-        if not line.strip():
-            continue
-        document = json.loads(line)
-        corpus[document["id"]] = document["text"]
-    gold = [
-        json.loads(line)
-        for line in (folder / f"{split}.jsonl").read_text(encoding="utf-8").split("\n")
-        if line.strip()
-    ]
+    corpus = {
+        document["id"]: document["text"]
+        for _, document in read_jsonl(folder / "corpus.jsonl", "PubMedQA corpus")
+    }
+    gold = [record for _, record in read_jsonl(folder / f"{split}.jsonl", "gold file")]
     gold = [row for row in gold if row.get("answer") and row["relevant_doc_ids"][0] in corpus]
     random.Random(seed).shuffle(gold)
     gold = gold[:limit]

@@ -34,17 +34,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from evals.chart import write_answer_chart
 from rag.answer import Engine, load_generator
 from rag.config import Settings
-from rag.evaluate import read_gold
-from rag.evaluate_answers import (
+from rag.evaluate.answers import evaluate_answers, report_from_rows
+from rag.evaluate.gold import read_gold
+from rag.evaluate.report import (
     WITH_RETRIEVAL,
     WITHOUT_RETRIEVAL,
     AnswerReport,
     AnswerRow,
-    evaluate_answers,
     read_rows,
-    report_from_rows,
 )
 from rag.local_llm import MODELS, fetch_model, start_server
 
@@ -264,7 +264,9 @@ def write_report(
     """Add the comparison notes, write prefix.{jsonl,md,png}, print the table and timing."""
     command = "evals/answers.py " + " ".join(sys.argv[1:] if argv is None else argv)
     report = replace(report, notes=comparison_notes(report, command.strip(), args.split))
-    written = report.write(prefix)
+    chart_path = prefix.with_name(prefix.name + ".png")
+    written = report.write(prefix, chart_name=chart_path.name)
+    written.append(write_answer_chart(report, chart_path))
     print(report.to_markdown())
     log(f"wrote {', '.join(str(path) for path in written)}")
     if report.stopped_early:

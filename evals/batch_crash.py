@@ -39,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from rag.jsonl import jsonl_lines, read_jsonl
 from rag.local_llm import MODELS, fetch_model, start_server
 
 DEFAULT_INDEX = REPO / "indexes" / "default"
@@ -105,15 +106,11 @@ def build_questions(count: int) -> tuple[list[dict[str, str]], dict[str, int]]:
             records.append({"id": record_id, "question": question})
             sources[source] = sources.get(source, 0) + 1
 
-    for line in (REPO / "evals" / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            conversation = json.loads(line)
-            take("first turns of evals/conversations.jsonl", conversation["id"],
-                 conversation["turns"][0]["question"])  # fmt: skip
-    for line in (REPO / "evals" / "abstention.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            item = json.loads(line)
-            take("evals/abstention.jsonl (answerable and not)", item["id"], item["question"])
+    for _, conversation in read_jsonl(REPO / "evals" / "conversations.jsonl", "conversation set"):
+        take("first turns of evals/conversations.jsonl", conversation["id"],
+             conversation["turns"][0]["question"])  # fmt: skip
+    for _, item in read_jsonl(REPO / "evals" / "abstention.jsonl", "abstention set"):
+        take("evals/abstention.jsonl (answerable and not)", item["id"], item["question"])
     for doc_id in demo_document_ids():
         guideline, _, section = doc_id.partition("/")
         topic = DEMO_TOPICS.get(guideline)
@@ -267,7 +264,7 @@ def check_output(output: Path, expected_ids: list[str]) -> Check:
     raw = output.read_bytes()
     if raw and not raw.endswith(b"\n"):
         check.invalid_json.append(raw.count(b"\n") + 1)  # a partial last line
-    for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), start=1):
+    for number, line in jsonl_lines(raw.decode("utf-8", errors="replace")):
         check.lines += 1
         try:
             record = json.loads(line)

@@ -10,7 +10,7 @@ the earlier questions of the conversation. Each item has gold sections and 1-3 s
 A follow-up is asked inside a real conversation: the history questions are asked first and
 their answers become the turns it is read against.
 
-Per backend it reports (definitions in rag/answer_metrics.py): key-fact recall in the whole
+Per backend it reports (definitions in rag/evaluate/metrics.py): key-fact recall in the whole
 answer and in the bottom line; the share of bottom lines that are sentences; the share of
 citations from a guideline other than the gold ones; median answer length in words; mean support
 of real citations vs the same sentences paired with another retrieved passage, and the AUC
@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from rag.answer import Engine
-from rag.answer_metrics import (
+from rag.config import Settings
+from rag.evaluate.metrics import (
     answer_text,
     auc,
     has_fact,
@@ -45,10 +46,10 @@ from rag.answer_metrics import (
     readability_grade,
     word_count,
 )
-from rag.config import Settings
 from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
 from rag.generate.wording import is_sentence
+from rag.jsonl import read_jsonl
 from rag.types import Answer, Turn
 
 GOLD = REPO / "evals" / "clinical_answers.jsonl"
@@ -76,19 +77,16 @@ class Item:
 
 def read_items(path: Path) -> list[Item]:
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
+    for where, data in read_jsonl(path, "clinical answer set"):
         try:
-            data = json.loads(line)
             items.append(
                 Item(
                     data["id"], data["kind"], data["split"], tuple(data.get("history") or ()),
                     data["question"], tuple(data["relevant_doc_ids"]), tuple(data["key_facts"]),
                 )
             )  # fmt: skip
-        except (ValueError, KeyError, TypeError) as error:
-            raise SystemExit(f"{path}:{number}: not a clinical answer item ({error})") from None
+        except (KeyError, TypeError) as error:
+            raise SystemExit(f"{where}: not a clinical answer item ({error})") from None
     return items
 
 

@@ -18,7 +18,7 @@ level against the turn's `relevant_doc_ids`:
                    the sections of the guideline the previous answer cited move up a little.
 
 Metrics are MRR@10 and Recall@5 over document rankings (one entry per document, best passage
-first), the definitions of rag/evaluate.py. Tune condensation on `--split dev` only; report
+first), the definitions of rag/evaluate/metrics.py. Tune condensation on `--split dev` only; report
 heldout. The target: condensed follow-ups reach >= 95% of the first turns' MRR@10 and clearly
 beat concatenation.
 """
@@ -26,7 +26,6 @@ beat concatenation.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -38,7 +37,8 @@ sys.path.insert(0, str(REPO))
 from rag.answer import Engine
 from rag.config import Settings
 from rag.errors import InputError, RagError
-from rag.evaluate import gold_ranks, recall_at, reciprocal_rank_at
+from rag.evaluate.metrics import gold_ranks, recall_at, reciprocal_rank_at
+from rag.jsonl import read_jsonl
 from rag.types import Turn
 
 GOLD = REPO / "evals" / "conversations.jsonl"
@@ -90,16 +90,8 @@ class Scores:
 def read_conversations(path: Path) -> list[Conversation]:
     """The gold conversations; InputError naming file:line for a malformed line."""
     conversations: list[Conversation] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: gold file not found") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
+    for where, record in read_jsonl(path, "gold file"):
         try:
-            record = json.loads(line)
             turns = tuple(
                 GoldTurn(str(turn["question"]), tuple(turn["relevant_doc_ids"]))
                 for turn in record["turns"]
@@ -107,7 +99,7 @@ def read_conversations(path: Path) -> list[Conversation]:
             conversations.append(
                 Conversation(str(record["id"]), str(record.get("split", "")), turns)
             )
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
+        except (KeyError, TypeError) as error:
             raise InputError(f"{where}: not a conversation ({error})") from None
         if len(turns) < 2 or any(not turn.relevant_doc_ids for turn in turns):
             raise InputError(f"{where}: needs 2+ turns, each with relevant_doc_ids")

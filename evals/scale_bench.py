@@ -49,16 +49,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "evals"))
 
-import bench  # evals/bench.py: the synthetic corpus and timing helpers
+import bench_common  # evals/bench_common.py: timing and memory helpers
+import bench_corpus  # evals/bench_corpus.py: the synthetic corpus of evals/bench.py
+from bench_common import load_average, log, percentile, rss_bytes, timed
 
 from rag.config import Settings
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "evals" / "results"
 SECTIONS = ("medquad", "latency", "ann")
-log, timed, percentile, load_average, rss_bytes = (
-    bench.log, bench.timed, bench.percentile, bench.load_average, bench.rss_bytes,
-)  # fmt: skip
 
 
 # ---- medquad: both engines, both backends --------------------------------------------------
@@ -70,7 +69,8 @@ def raw_rate(embedder: Any, passages: list[str]) -> float:
 
 
 def bench_medquad(work: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from rag.evaluate import evaluate_retrieval, read_gold
+    from rag.evaluate.gold import read_gold
+    from rag.evaluate.retrieval import evaluate_retrieval
     from rag.index.embedder import load_embedder
     from rag.index.milvus import MilvusIndex
     from rag.index.store import Index
@@ -297,13 +297,13 @@ def build_milvus(corpus: Any, uri: Path, rebuild: bool) -> dict[str, Any]:
     marker = uri.with_suffix(".json")
     if not rebuild and marker.is_file():
         built = json.loads(marker.read_text())
-        if built.get("chunks") == corpus.n_chunks and built.get("generator") == bench.GENERATOR_VERSION:
+        if built.get("chunks") == corpus.n_chunks and built.get("generator") == bench_corpus.GENERATOR_VERSION:
             return {**built, "reused": True}
     shutil.rmtree(uri, ignore_errors=True)
     log(f"milvus: writing {corpus.n_chunks:,} synthetic chunks into {uri}")
-    with MilvusIndex.open(milvus_settings(uri), create=True, embedder=bench.PrecomputedQueryEmbedder()) as index:
+    with MilvusIndex.open(milvus_settings(uri), create=True, embedder=bench_corpus.PrecomputedQueryEmbedder()) as index:
         building = timed(lambda: ingest_vectors(index, corpus.documents(), rows_per_commit=20_000))
-    built = {"generator": bench.GENERATOR_VERSION, "chunks": corpus.n_chunks, "build_wall_s": building.wall, "build_cpu_s": building.cpu, "load": load_average()}
+    built = {"generator": bench_corpus.GENERATOR_VERSION, "chunks": corpus.n_chunks, "build_wall_s": building.wall, "build_cpu_s": building.cpu, "load": load_average()}
     marker.write_text(json.dumps(built))
     return {**built, "reused": False}
 
@@ -336,15 +336,15 @@ def bench_latency(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     local_sizes = {int(size) for size in args.local_sizes.split(",")} if args.local_sizes else set(sizes)
     results = []
     for n_chunks in sizes:
-        corpus = bench.SyntheticCorpus(n_chunks)
+        corpus = bench_corpus.SyntheticCorpus(n_chunks)
         queries = corpus.queries(args.queries, seed=11)
-        embedder = bench.PrecomputedQueryEmbedder()
+        embedder = bench_corpus.PrecomputedQueryEmbedder()
         embedder.query_vectors = dict(queries)
         row: dict[str, Any] = {"chunks": n_chunks, "queries": len(queries)}
         if n_chunks in local_sizes:
             folder = work / f"synthetic-{n_chunks}"
-            row["local_build"] = bench.build_synthetic(corpus, folder, args.rebuild)
-            with Index.open(folder, bench.synthetic_settings(folder), embedder=embedder) as index:
+            row["local_build"] = bench_corpus.build_synthetic(corpus, folder, args.rebuild)
+            with Index.open(folder, bench_corpus.synthetic_settings(folder), embedder=embedder) as index:
                 row["local"] = time_queries(index, queries)
             row["local_memory"] = probe(["local", str(folder)], queries[:20], work)
             log(f"local {n_chunks:,}: {row['local']}")
@@ -352,12 +352,12 @@ def bench_latency(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         row["milvus_build"] = build_milvus(corpus, uri, args.rebuild)
         with MilvusIndex.open(milvus_settings(uri), embedder=embedder) as index:
             row["milvus"] = time_queries(index, queries)
-            exact = bench.exact_top(corpus.vectors, np.stack([v for _, v in queries]), 10)
+            exact = bench_corpus.exact_top(corpus.vectors, np.stack([v for _, v in queries]), 10)
             found = [[row_id for row_id, _ in index.search_dense(vector, 10)] for _, vector in queries[:50]]
             row["milvus_recall_at_10"] = recall_by_chunk(index, found, exact[:50], corpus)
         row["milvus_memory"] = probe(["milvus", str(uri)], queries[:20], work)
         log(f"milvus {n_chunks:,}: {row['milvus']}, memory {row['milvus_memory']}")
-        row["milvus_disk_bytes"] = bench.folder_bytes(uri)
+        row["milvus_disk_bytes"] = bench_common.folder_bytes(uri)
         results.append(row)
     return {"sizes": results}
 
@@ -394,11 +394,11 @@ def run_probe(kind: str, location: str, query_file: str) -> None:
     from rag.retrieve import retrieve
 
     data = np.load(query_file)
-    embedder = bench.PrecomputedQueryEmbedder()
+    embedder = bench_corpus.PrecomputedQueryEmbedder()
     embedder.query_vectors = {str(t): v for t, v in zip(data["texts"], data["vectors"])}
     before = rss_bytes()
     if kind == "local":
-        index = Index.open(Path(location), bench.synthetic_settings(Path(location)), embedder=embedder)
+        index = Index.open(Path(location), bench_corpus.synthetic_settings(Path(location)), embedder=embedder)
     else:
         index = MilvusIndex.open(milvus_settings(Path(location)), embedder=embedder)
     for text in embedder.query_vectors:
@@ -415,10 +415,10 @@ def bench_ann(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     import faiss
 
     n = 20_000 if args.quick else 1_000_000
-    corpus = bench.SyntheticCorpus(n)
+    corpus = bench_corpus.SyntheticCorpus(n)
     vectors = corpus.vectors
     queries = np.stack([v for _, v in corpus.queries(args.queries, seed=11)])
-    exact = bench.exact_top(vectors, queries, 10)
+    exact = bench_corpus.exact_top(vectors, queries, 10)
     nlist = 1024 if not args.quick else 64
     train = vectors[np.random.default_rng(5).permutation(n)[: min(n, 100_000)]]
     dimension = vectors.shape[1]
@@ -528,7 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for section in args.sections.split(","):
             started = time.time()
             result = {"medquad": bench_medquad, "latency": bench_latency, "ann": bench_ann}[section](work, args)
-            result.update(command=" ".join(sys.argv), started=time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), machine=bench.machine_description())
+            result.update(command=" ".join(sys.argv), started=time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), machine=bench_common.machine_description())
             path = RESULTS / f"scale-{section}{suffix}.json"
             if section == "latency" and path.is_file():
                 # Sizes measured by an earlier run (another --sizes) are kept beside the new ones.

@@ -38,6 +38,7 @@ from rich.progress import (
 from rich.text import Text
 
 from rag.errors import InputError, RagError
+from rag.jsonl import jsonl_lines
 from rag.types import Answer, Turn
 
 AnswerFn = Callable[[str, list[Turn]], Answer]
@@ -122,11 +123,7 @@ def read_items(input_path: Path) -> list[BatchItem]:
 
 
 def _jsonl_items(text: str) -> Iterator[BatchItem]:
-    # Only "\n" ends a JSONL line: str.splitlines() would also cut at U+2028/U+2029, which
-    # JSON allows raw inside strings (PubMedQA abstracts carry them).
-    for line_number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    for line_number, line in jsonl_lines(text):
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:

@@ -454,7 +454,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(help="With --answers: only the first N questions.")] = None,
 ) -> None:
     """Retrieval metrics per mode (Recall@1/5/10, MRR@10, nDCG@10); answer quality with --answers."""
-    from rag.evaluate import run_retrieval_eval
+    from rag.evaluate.retrieval import run_retrieval_eval
 
     settings = load_settings(index)
     report = run_retrieval_eval(gold, settings=settings, modes=modes, rows_path=output)
@@ -463,7 +463,7 @@ def evaluate(
     if output is not None:
         output.with_suffix(".md").write_text(markdown + "\n", encoding="utf-8")
     if answers:
-        from rag.evaluate_answers import run_answer_evaluation
+        from rag.evaluate.answers import run_answer_evaluation
 
         prefix = output.with_name(output.stem + "-answers") if output is not None else None
         answer_report = run_answer_evaluation(settings, gold, output_prefix=prefix, limit=limit)

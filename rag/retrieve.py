@@ -26,6 +26,8 @@ from rag.types import Chunk, Hit
 if TYPE_CHECKING:
     import numpy as np
 
+    from rag.config import RetrievalSettings
+
 MODES = ("dense", "lexical", "hybrid")
 FUSION_METHODS = ("rrf", "blend")
 NORMALISATIONS = ("minmax", "zscore")
@@ -122,6 +124,17 @@ class Fusion:
 # normalised scores can. Alpha 0.5-0.6 is a flat optimum; z-score and min-max tie on MedQuAD
 # and z-score is a hair ahead on PubMedQA.
 DEFAULT_FUSION = Fusion(method="blend", alpha=0.6, normalisation="zscore")
+
+
+def fusion_for(retrieval: RetrievalSettings) -> Fusion:
+    """The hybrid fusion the `retrieval` settings section asks for (fusion, fusion_alpha,
+    rrf_k); the blend normalises z-scores, as DEFAULT_FUSION does."""
+    return Fusion(
+        method=retrieval.fusion,
+        alpha=retrieval.fusion_alpha,
+        normalisation="zscore",
+        rrf_k=retrieval.rrf_k,
+    )
 
 
 def reciprocal_rank_fusion(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from rag.answer_metrics import auc, has_fact, readability_grade
 from rag.converse import condense_deterministic
+from rag.evaluate.metrics import auc, has_fact, readability_grade
 from rag.generate.citations import enforce_citations
 from rag.generate.extractive import ExtractiveGenerator
 from rag.generate.support import support_scores

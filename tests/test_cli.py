@@ -246,3 +246,109 @@ def test_check_index_passes_a_sound_index_and_names_damage(small_index: Path, tm
         assert result.exit_code == 1, (command, result.output)
         assert "chunks.sqlite: the index database is damaged" in result.output
         assert "Traceback" not in result.output
+
+
+# ---- rag eval, on a small gold set written for the tests
+
+EVAL_QUESTIONS = {
+    "gout.md": ["What is the first-line treatment for a gout flare?", "When should allopurinol start?"],
+    "hypertension.md": ["What blood pressure target suits most adults?", "Which drugs start hypertension treatment?"],
+    "pneumonia.md": ["Which antibiotic treats community-acquired pneumonia?", "When is a patient with pneumonia admitted?"],
+    "atrial-fibrillation.md": ["Who needs anticoagulation in atrial fibrillation?", "How is the heart rate controlled in AF?"],
+}  # fmt: skip
+
+
+def eval_gold(small_index: Path, folder: Path) -> Path:
+    """A gold JSONL over the test documents (ids as the index stores them)."""
+    from rag.config import Settings
+    from rag.index.store import Index
+
+    settings = Settings().merged({"index": str(small_index)})
+    doc_ids = {Path(document.id).name: document.id for document in Index.open(small_index, settings).documents()}
+    lines = [
+        json.dumps({"id": f"{name}-{n}", "question": question, "relevant_doc_ids": [doc_ids[name]]})
+        for name, questions in EVAL_QUESTIONS.items()
+        for n, question in enumerate(questions)
+    ]
+    gold = folder / "gold.jsonl"
+    gold.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return gold
+
+
+def test_eval_prints_every_mode_and_writes_rows_and_table(small_index: Path, tmp_path: Path):
+    gold = eval_gold(small_index, tmp_path)
+    rows_path = tmp_path / "out" / "rows.jsonl"
+    result = run("eval", str(gold), "--index", str(small_index), "-o", str(rows_path))
+    assert result.exit_code == 0, result.output
+    for mode in ("dense", "lexical", "hybrid"):
+        assert f"| {mode} |" in result.output
+    assert "(8 questions)" in result.output and "Every relevant document is in the index." in result.output
+    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 8 * 3 and {row["mode"] for row in rows} == {"dense", "lexical", "hybrid"}
+    assert "| hybrid |" in rows_path.with_suffix(".md").read_text(encoding="utf-8")
+
+    result = run("eval", str(gold), "--index", str(small_index), "--modes", "hybrid", "--json")
+    assert result.exit_code == 0, result.output
+    (hybrid,) = json.loads(result.stdout)["retrieval"]["summaries"]
+    assert hybrid["mode"] == "hybrid" and hybrid["questions"] == 8
+    assert hybrid["recall@5"] == 1.0 and hybrid["mrr@10"] > 0.8  # five documents; easy questions
+
+
+def test_eval_names_bad_input_in_one_line(small_index: Path, tmp_path: Path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "q1", "question": "Gout?", "relevant_doc_ids": ["gout.md"]}\n{"id": "q2"}\n')
+    result = run("eval", str(gold), "--index", str(small_index))
+    assert result.exit_code == 1
+    assert "gold.jsonl:2: 'question' must be a non-empty string" in result.output
+    result = run("eval", str(eval_gold(small_index, tmp_path)), "--index", str(small_index), "--modes", "fuzzy")
+    assert result.exit_code == 1 and "retrieval mode 'fuzzy' is unknown" in result.output
+    for result in (run("eval", str(tmp_path / "missing.jsonl"), "--index", str(small_index)),):
+        assert result.exit_code == 1 and "missing.jsonl: gold file not found" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_ranks_hybrid_with_the_fusion_the_settings_name(
+    small_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from rag.config import Settings
+    from rag.index.store import Index
+    from rag.retrieve import DEFAULT_FUSION, Fusion, retrieve_documents
+
+    gold = eval_gold(small_index, tmp_path)
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text('[retrieval]\nfusion = "blend"\nfusion_alpha = 0.0\n')  # BM25 alone decides
+    monkeypatch.setenv("RAG_SETTINGS", str(settings_file))
+    rows_path = tmp_path / "rows.jsonl"
+    result = run("eval", str(gold), "--index", str(small_index), "--modes", "hybrid", "-o", str(rows_path))
+    assert result.exit_code == 0, result.output
+    ranked = {row["id"]: row["retrieved_doc_ids"] for row in map(json.loads, rows_path.read_text().splitlines())}
+
+    index = Index.open(small_index, Settings().merged({"index": str(small_index)}))
+    configured = Fusion("blend", alpha=0.0, normalisation="zscore")
+    questions = {f"{name}-{n}": q for name, qs in EVAL_QUESTIONS.items() for n, q in enumerate(qs)}
+
+    def ranking(question: str, fusion: Fusion) -> list[str]:
+        return [hit.doc_id for hit in retrieve_documents(index, question, k=10, fusion=fusion)]
+
+    assert ranked == {qid: ranking(question, configured) for qid, question in questions.items()}
+    # The setting matters here: the default fusion ranks some question otherwise.
+    assert any(ranking(q, DEFAULT_FUSION) != ranking(q, configured) for q in questions.values())
+
+
+def test_eval_answers_asks_with_the_configured_k(
+    small_index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    gold = eval_gold(small_index, tmp_path)
+    settings_file = tmp_path / "settings.toml"
+    settings_file.write_text("[retrieval]\nk = 2\n")
+    monkeypatch.setenv("RAG_SETTINGS", str(settings_file))
+    rows_path = tmp_path / "eval.jsonl"
+    result = run("eval", str(gold), "--index", str(small_index), "--modes", "hybrid",
+                 "--answers", "--limit", "2", "--json", "-o", str(rows_path))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    answers = json.loads(result.stdout)["answers"]
+    assert answers["k"] == 2 and answers["retrieval_mode"] == "hybrid" and answers["questions"] == 2
+    answer_rows = [json.loads(line) for line in (tmp_path / "eval-answers.jsonl").read_text().splitlines()]
+    retrieved = [row["retrieved_doc_ids"] for row in answer_rows if row["mode"] == "retrieval"]
+    assert len(retrieved) == 2 and all(1 <= len(doc_ids) <= 2 for doc_ids in retrieved)
+    assert "top 2." in (tmp_path / "eval-answers.md").read_text()

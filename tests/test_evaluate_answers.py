@@ -10,23 +10,23 @@ from pathlib import Path
 import pytest
 
 from rag.errors import InputError, LLMError
-from rag.evaluate import GoldQuestion
-from rag.evaluate_answers import (
+from rag.evaluate.answers import (
     MAX_CONSECUTIVE_ERRORS,
-    WITH_RETRIEVAL,
-    WITHOUT_RETRIEVAL,
+    evaluate_answers,
+    report_from_rows,
+    run_answer_evaluation,
+)
+from rag.evaluate.gold import GoldQuestion
+from rag.evaluate.metrics import (
     citation_marker_counts,
     cited_sentence_counts,
     decision_accuracy,
-    evaluate_answers,
     lcs_length,
     normalise_answer,
-    read_rows,
-    report_from_rows,
     rouge_l,
-    run_answer_evaluation,
     token_f1,
 )
+from rag.evaluate.report import WITH_RETRIEVAL, WITHOUT_RETRIEVAL, read_rows
 from rag.types import Answer, Citation, Hit
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -202,8 +202,7 @@ def test_runner_scores_each_mode_and_keeps_going_after_an_error(tmp_path: Path):
     assert baseline["abstention_rate"] == 0.0
     assert baseline["rouge_l"] > retrieval["rouge_l"]
 
-    written = report.write(tmp_path / "out" / "answers-test")
-    rows_path, report_path, chart_path = written
+    rows_path, report_path = report.write(tmp_path / "out" / "answers-test", "answers-test.png")
     lines = [json.loads(line) for line in rows_path.read_text().splitlines()]
     assert len(lines) == 6
     assert lines[2]["error"] and lines[2]["correct"] is False
@@ -213,8 +212,6 @@ def test_runner_scores_each_mode_and_keeps_going_after_an_error(tmp_path: Path):
     assert "| citation validity | 100.0% | n/a |" in markdown
     assert "| questions (errors) | 3 (1) | 3 (0) |" in markdown
     assert "![answer metrics by mode](answers-test.png)" in markdown
-    assert chart_path.read_bytes()[:8] == PNG_MAGIC
-    assert chart_path.stat().st_size > 5000
     assert report.to_json()["summaries"][0]["accuracy"] == 0.5
 
     # Saved rows (or an interrupted run's partial rows) rebuild the same summaries.
@@ -227,6 +224,31 @@ def test_runner_scores_each_mode_and_keeps_going_after_an_error(tmp_path: Path):
         )
         assert again.metrics == pytest.approx(first.metrics, abs=1e-4)  # rows keep 4 decimals
     assert [row.question_id for row in rebuilt.rows] == [row.question_id for row in report.rows]
+
+
+def test_the_chart_of_evals_draws_every_mode(tmp_path: Path):
+    pytest.importorskip("matplotlib")
+    from evals.chart import write_answer_chart
+
+    report = evaluate_answers(QueuedEngine(fake_replies()), GOLD, progress=False)
+    chart = write_answer_chart(report, tmp_path / "chart.png")
+    assert chart.read_bytes()[:8] == PNG_MAGIC
+    assert chart.stat().st_size > 5000
+
+
+def test_read_rows_keeps_a_row_whose_text_holds_a_line_separator(tmp_path: Path):
+    # JSON allows U+2028 raw inside a string (PubMedQA abstracts carry it); a row must not
+    # be cut there as str.splitlines() would.
+    row = evaluate_answers(
+        QueuedEngine(fake_replies()), GOLD[:1], progress=False, without_retrieval=False
+    ).rows[0]
+    saved = tmp_path / "rows.jsonl"
+    line = json.dumps({**row.to_json(), "answer": "First part\u2028second part"}, ensure_ascii=False)
+    assert "\u2028" in line
+    saved.write_text(line + "\n", encoding="utf-8")
+    (again,) = read_rows(saved)
+    assert again.answer == "First part\u2028second part"
+    assert again.question_id == row.question_id
 
 
 def test_read_rows_names_a_bad_line(tmp_path: Path):
@@ -297,7 +319,7 @@ def test_run_answer_evaluation_with_the_real_engine(small_index: Path, tmp_path:
     row = report.rows[0]
     assert row.mode == WITH_RETRIEVAL and row.cited_doc_ids[0].endswith("gout.md")
     assert retrieval.metrics["rouge_l"] > 0.1
-    assert (tmp_path / "real.md").exists() and (tmp_path / "real.png").exists()
+    assert (tmp_path / "real.md").exists() and (tmp_path / "real.jsonl").exists()
 
 
 def test_run_answer_evaluation_names_a_bad_gold_file(tmp_path: Path):
