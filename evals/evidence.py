@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from rag.answer import Engine
 from rag.config import Settings
+from rag.jsonl import read_jsonl
 
 SETS = {
     "abstention": REPO / "evals" / "abstention.jsonl",
@@ -123,7 +124,7 @@ def main() -> None:
     for name, path in SETS.items():
         if not path.exists():
             continue
-        rows = [json.loads(line) for line in path.read_text().split("\n") if line.strip()]
+        rows = [record for _, record in read_jsonl(path)]
         rows = [row for row in rows if row.get("split") == args.split]
         if args.limit:
             rows = rows[: args.limit]
