@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
 from rag.types import Chunk, Hit
 
 if TYPE_CHECKING:
     import numpy as np
 
-MODES = ("dense", "lexical", "hybrid")
-FUSION_METHODS = ("rrf", "blend")
+MODES = RETRIEVAL_MODES
 NORMALISATIONS = ("minmax", "zscore")
 
 ScoredRows = list[tuple[int, float]]

@@ -216,7 +216,7 @@ def test_dose_amounts_are_told_from_concentrations():
 
 @pytest.fixture()
 def llm_server():
-    from tests.test_openai_backend import FakeOpenAIServer
+    from tests.fakes import FakeOpenAIServer
 
     fake = FakeOpenAIServer()
     yield fake
