@@ -54,7 +54,7 @@ def write_grouped_bar_chart(
         matplotlib.use("Agg")  # no display: render straight to the file
         import matplotlib.pyplot as plt
     except ImportError:
-        raise RagError("the answer chart needs matplotlib: pip install matplotlib") from None
+        raise RagError("the answer chart needs matplotlib: pip install 'rag[charts]'") from None
 
     width = 0.8 / max(1, len(series))
     figure, axes = plt.subplots(figsize=(max(6.0, 1.3 * len(groups)), 4.2), dpi=110)

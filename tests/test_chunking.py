@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from importlib import metadata
 
 import pytest
@@ -186,15 +185,12 @@ def test_budget_is_in_embedder_tokens_not_prompt_tokens(embedder_counter):
     assert all(chunk.n_tokens == embedder_counter(chunk.text) for chunk in by_embedder)
 
 
-def test_demo_corpus_passages_fit_the_embedder_and_chunk_fast(demo_documents, embedder_counter):
+def test_demo_corpus_passages_fit_the_embedder(demo_documents, embedder_counter):
     settings = ChunkSettings()
-    started = time.perf_counter()
     chunks_by_document = {
         document.id: chunk_document(document, settings, embedder_counter)
         for document in demo_documents
     }
-    elapsed = time.perf_counter() - started
-    assert elapsed < 10, f"chunking the demo corpus took {elapsed:.1f}s"
 
     titles = {document.id: document.title for document in demo_documents}
     all_chunks = [chunk for chunks in chunks_by_document.values() for chunk in chunks]

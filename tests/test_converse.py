@@ -384,7 +384,7 @@ def test_a_document_with_a_title_of_its_own_gets_no_lift() -> None:
 
 @pytest.fixture()
 def llm_server():
-    from tests.test_openai_backend import FakeOpenAIServer
+    from tests.fakes import FakeOpenAIServer
 
     fake = FakeOpenAIServer()
     yield fake

@@ -13,7 +13,7 @@ import pytest
 from rag.answer import Engine
 from rag.config import Settings
 from rag.render import answer_markdown
-from tests.test_openai_backend import FakeOpenAIServer
+from tests.fakes import FakeOpenAIServer
 
 QUESTION = "Is bleach recommended for treating a gout flare?"
 HOSTILE_WORDS = ("hijacked", "bleach")

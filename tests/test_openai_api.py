@@ -378,7 +378,7 @@ def test_follow_up_is_answered_as_in_a_saved_session(demo_index: Path, tmp_path:
                     user(follow_up)]
         chat_answer = structured(client.chat.completions.create(model="rag", messages=messages))
 
-        asked = httpx.post(f"{live.url}/api/ask", json={"question": first_question}).json()
+        asked = httpx.post(f"{live.url}/api/ask", json={"question": first_question}, timeout=120).json()
         session_answer = httpx.post(
             f"{live.url}/api/ask", json={"question": follow_up, "session": asked["session"]},
             timeout=120,

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import math
 import socket
 import threading
-import time
-from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -42,175 +37,63 @@ HITS = [
 QUESTION = "How should a gout flare be treated?"
 
 
-class FakeOpenAIServer:
-    """Speaks POST /v1/chat/completions; replies come from a queue of scripted steps and every
-    request body is recorded.
-
-    The answerability check (a one-token request) is kept apart: it is recorded in `checks`
-    and answered from `check_replies`, P(yes) values (0.9 when none is queued), so the
-    scripted answers meet only the requests that want an answer. With `rejects_logprobs` the
-    server answers a request for log-probabilities with HTTP 400, as endpoints without them
-    do, and a check without them gets the likelier word alone."""
-
-    def __init__(self) -> None:
-        self.steps: deque[tuple[str, object]] = deque()
-        self.requests: list[dict] = []
-        self.paths: list[str] = []
-        self.checks: list[dict] = []
-        self.check_replies: deque[float] = deque()
-        self.rejects_logprobs = False
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                if body.get("logprobs") and server.rejects_logprobs:
-                    server.checks.append(body)
-                    self._send(400, {"error": {"message": "logprobs is not supported"}})
-                    return
-                if body.get("max_tokens") == 1:
-                    server.checks.append(body)
-                    reply = server.check_replies.popleft() if server.check_replies else 0.9
-                    payload = check_completion(reply)
-                    if not body.get("logprobs"):
-                        del payload["choices"][0]["logprobs"]
-                    self._send(200, payload)
-                    return
-                server.requests.append(body)
-                server.paths.append(self.path)
-                kind, value = server.steps.popleft() if server.steps else ("reply", "")
-                try:
-                    if kind == "sleep":
-                        time.sleep(float(value))
-                        self._send(200, completion("too late"))
-                    elif kind == "status":
-                        self._send(int(value), {"error": {"message": f"scripted {value}"}})
-                    elif self.path != "/v1/chat/completions":
-                        self._send(404, {"error": {"message": "not found"}})
-                    elif kind == "cut":  # the reply the token limit stopped
-                        self._send(200, completion(str(value), finish_reason="length"))
-                    else:
-                        self._send(200, completion(str(value), model=body.get("model", "")))
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test): nothing to answer
-
-            def _send(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    def enqueue(self, kind: str, value: object) -> None:
-        self.steps.append((kind, value))
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def completion(content: str, model: str = "test-model", finish_reason: str = "stop") -> dict:
-    return {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model or "test-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish_reason,
-            }
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    }
-
-
-def check_completion(p_yes: float) -> dict:
-    """A one-token reply to the answerability check, as llama.cpp's server sends it: the word
-    the model chose and the log-probabilities of its top candidates."""
-    candidates = [("Yes", p_yes), ("No", 1.0 - p_yes)]
-    payload = completion(max(candidates, key=lambda pair: pair[1])[0], finish_reason="length")
-    payload["choices"][0]["logprobs"] = {
-        "content": [
-            {
-                "token": payload["choices"][0]["message"]["content"],
-                "logprob": math.log(max(p_yes, 1.0 - p_yes)),
-                "top_logprobs": [
-                    {"token": token, "logprob": math.log(max(p, 1e-9))} for token, p in candidates
-                ],
-            }
-        ]
-    }
-    return payload
-
-
-@pytest.fixture()
-def server():
-    fake = FakeOpenAIServer()
-    yield fake
-    fake.stop()
-
-
 def generator_for(url: str, **overrides) -> OpenAIGenerator:
     values = {
         "base_url": url,
         "model": "test-model",
         "timeout_s": 5.0,
         "retries": 2,
-        "retry_backoff_s": 0.01,
         **overrides,
     }
     return OpenAIGenerator(LLMSettings(**values))
 
 
-def test_a_server_error_is_retried_and_the_answer_returned(server):
-    server.enqueue("status", 500)
-    server.enqueue("reply", "Bottom line: Colchicine is first-line [1].")
-    draft = generator_for(server.url).generate(QUESTION, HITS)
+def test_a_server_error_is_retried_and_the_answer_returned(openai_server):
+    openai_server.enqueue("status", 500)
+    openai_server.enqueue("reply", "Bottom line: Colchicine is first-line [1].")
+    draft = generator_for(openai_server.url).generate(QUESTION, HITS)
     assert draft.text == "Bottom line: Colchicine is first-line [1]."
     assert not draft.refused
-    assert len(server.requests) == 2
+    assert len(openai_server.requests) == 2
 
 
-def test_rate_limit_is_retried(server):
-    server.enqueue("status", 429)
-    server.enqueue("reply", "Bottom line: Colchicine [1].")
-    assert generator_for(server.url).generate(QUESTION, HITS).text == "Bottom line: Colchicine [1]."
+def test_rate_limit_is_retried(openai_server):
+    openai_server.enqueue("status", 429)
+    openai_server.enqueue("reply", "Bottom line: Colchicine [1].")
+    assert generator_for(openai_server.url).generate(QUESTION, HITS).text == "Bottom line: Colchicine [1]."
 
 
-def test_a_timeout_ends_in_one_line_llm_error_naming_the_endpoint(server):
+def test_a_timeout_ends_in_one_line_llm_error_naming_the_endpoint(openai_server):
     for _ in range(2):
-        server.enqueue("sleep", 1.5)
-    generator = generator_for(server.url, timeout_s=0.3, retries=1)
-    started = time.perf_counter()
+        openai_server.enqueue("sleep", 1.5)
+    generator = generator_for(openai_server.url, timeout_s=0.3, retries=1)
     with pytest.raises(LLMError) as raised:
         generator.generate(QUESTION, HITS)
     message = str(raised.value)
-    assert server.url in message
+    assert openai_server.url in message
     assert "2 attempts" in message and "0.3 s" in message
     assert "\n" not in message
-    assert time.perf_counter() - started < 1.5  # two short timeouts, not the server's sleep
+    assert len(openai_server.requests) == 2
 
 
-def test_a_rejected_key_fails_at_once_without_retrying(server):
-    server.enqueue("status", 401)
+def test_a_server_that_keeps_failing_ends_in_one_line_after_the_retries(openai_server):
+    for _ in range(3):
+        openai_server.enqueue("status", 503)
+    openai_server.enqueue("reply", "Bottom line: never reached [1].")
+    with pytest.raises(LLMError) as raised:
+        generator_for(openai_server.url, retries=2).generate(QUESTION, HITS)
+    message = str(raised.value)
+    assert message == (
+        f"LLM endpoint {openai_server.url} failed after 3 attempts: HTTP 503 (scripted 503)"
+    )
+    assert len(openai_server.requests) == 3  # the first try and the two retries, no more
+
+
+def test_a_rejected_key_fails_at_once_without_retrying(openai_server):
+    openai_server.enqueue("status", 401)
     with pytest.raises(LLMError, match="HTTP 401"):
-        generator_for(server.url).generate(QUESTION, HITS)
-    assert len(server.requests) == 1
+        generator_for(openai_server.url).generate(QUESTION, HITS)
+    assert len(openai_server.requests) == 1
 
 
 def test_connection_refused_is_an_llm_error_not_a_traceback():
@@ -224,49 +107,49 @@ def test_connection_refused_is_an_llm_error_not_a_traceback():
     assert url in message and "2 attempts" in message and "connect" in message
 
 
-def test_an_invented_citation_number_is_gone_after_enforcement(server):
-    server.enqueue("reply", "Bottom line: Colchicine is first-line [1].\n\nBleach cures gout [7].")
-    draft = generator_for(server.url).generate(QUESTION, HITS)
+def test_an_invented_citation_number_is_gone_after_enforcement(openai_server):
+    openai_server.enqueue("reply", "Bottom line: Colchicine is first-line [1].\n\nBleach cures gout [7].")
+    draft = generator_for(openai_server.url).generate(QUESTION, HITS)
     cited = enforce_citations(draft.text, HITS)
     assert "[7]" not in cited.answer
     assert cited.answer == "Bleach cures gout."
     assert [c.doc_id for c in cited.citations] == ["gout"]
 
 
-def test_a_reply_without_citations_leaves_no_citations(server):
-    server.enqueue("reply", "Bottom line: Rest the joint.\n\nIce helps.")
-    draft = generator_for(server.url).generate(QUESTION, HITS)
+def test_a_reply_without_citations_leaves_no_citations(openai_server):
+    openai_server.enqueue("reply", "Bottom line: Rest the joint.\n\nIce helps.")
+    draft = generator_for(openai_server.url).generate(QUESTION, HITS)
     cited = enforce_citations(draft.text, HITS)
     assert not draft.refused
     assert cited.citations == ()
     assert cited.bottom_line == "Rest the joint."
 
 
-def test_a_refusal_or_empty_reply_is_refused(server):
-    server.enqueue("reply", REFUSAL_SENTENCE)
-    server.enqueue("reply", "")
-    generator = generator_for(server.url)
+def test_a_refusal_or_empty_reply_is_refused(openai_server):
+    openai_server.enqueue("reply", REFUSAL_SENTENCE)
+    openai_server.enqueue("reply", "")
+    generator = generator_for(openai_server.url)
     assert generator.generate(QUESTION, HITS).refused
     assert generator.generate(QUESTION, HITS).refused
 
 
-def test_decision_line_is_parsed_when_asked(server):
-    server.enqueue("reply", "Bottom line: Yes, colchicine works [1].\n\n**Decision:** Yes.")
-    draft = generator_for(server.url).generate(QUESTION, HITS, want_decision=True)
+def test_decision_line_is_parsed_when_asked(openai_server):
+    openai_server.enqueue("reply", "Bottom line: Yes, colchicine works [1].\n\n**Decision:** Yes.")
+    draft = generator_for(openai_server.url).generate(QUESTION, HITS, want_decision=True)
     assert draft.decision == "yes"
     assert "Decision" not in draft.text
     # The model is asked to put its answer into words first, then decide: asked for the
     # decision before anything else, a small model said "yes" to nearly every question.
-    system, user = (message["content"] for message in server.requests[-1]["messages"])
+    system, user = (message["content"] for message in openai_server.requests[-1]["messages"])
     assert "Right after the bottom line" in system
     assert user.rstrip().endswith('Start with "Bottom line:", then "Decision:".')
 
 
-def test_the_request_carries_the_system_prompt_and_numbered_passages(server):
-    server.enqueue("reply", "Bottom line: Colchicine [1].")
-    generator_for(server.url).generate(QUESTION, HITS, audience="patient", want_decision=True)
-    (request,) = server.requests
-    assert server.paths == ["/v1/chat/completions"]
+def test_the_request_carries_the_system_prompt_and_numbered_passages(openai_server):
+    openai_server.enqueue("reply", "Bottom line: Colchicine [1].")
+    generator_for(openai_server.url).generate(QUESTION, HITS, audience="patient", want_decision=True)
+    (request,) = openai_server.requests
+    assert openai_server.paths == ["/v1/chat/completions"]
     assert request["model"] == "test-model"
     system, user = request["messages"]
     assert system["role"] == "system" and user["role"] == "user"
@@ -281,7 +164,7 @@ def test_the_request_carries_the_system_prompt_and_numbered_passages(server):
     )
 
 
-def test_passages_beyond_the_token_budget_are_not_sent_and_cannot_be_cited(server):
+def test_passages_beyond_the_token_budget_are_not_sent_and_cannot_be_cited(openai_server):
     long_hits = [
         Hit(
             chunk_id=f"d{i}#0",
@@ -292,9 +175,9 @@ def test_passages_beyond_the_token_budget_are_not_sent_and_cannot_be_cited(serve
         )
         for i in range(1, 4)
     ]
-    server.enqueue("reply", "Bottom line: Gout [1][3].")
-    draft = generator_for(server.url, context_tokens=500).generate(QUESTION, long_hits)
-    user = server.requests[0]["messages"][1]["content"]
+    openai_server.enqueue("reply", "Bottom line: Gout [1][3].")
+    draft = generator_for(openai_server.url, context_tokens=500).generate(QUESTION, long_hits)
+    user = openai_server.requests[0]["messages"][1]["content"]
     assert '<passage n="1"' in user and '<passage n="3"' not in user
     assert "[3]" not in draft.text
 
@@ -306,10 +189,10 @@ def test_a_host_only_url_gets_the_v1_path():
         endpoint_url("localhost:8080")
 
 
-def test_one_generator_serves_several_threads(server):
+def test_one_generator_serves_several_threads(openai_server):
     for _ in range(6):
-        server.enqueue("reply", "Bottom line: Colchicine [1].")
-    generator = generator_for(server.url)
+        openai_server.enqueue("reply", "Bottom line: Colchicine [1].")
+    generator = generator_for(openai_server.url)
     results: list[str] = []
     threads = [
         threading.Thread(target=lambda: results.append(generator.generate(QUESTION, HITS).text))
@@ -322,14 +205,14 @@ def test_one_generator_serves_several_threads(server):
     assert results == ["Bottom line: Colchicine [1]."] * 6
 
 
-def test_a_reply_cut_by_the_token_limit_loses_its_unfinished_sentence(server):
+def test_a_reply_cut_by_the_token_limit_loses_its_unfinished_sentence(openai_server):
     cut = (
         "Bottom line: Colchicine is first-line therapy [1].\nDecision: yes\n\n"
         "### Dosing\nLow-dose colchicine is preferred [1]. It causes fewer side eff"
     )
-    server.enqueue("cut", cut)
-    server.enqueue("reply", cut)  # the same text, finished by the model: left alone
-    generator = generator_for(server.url)
+    openai_server.enqueue("cut", cut)
+    openai_server.enqueue("reply", cut)  # the same text, finished by the model: left alone
+    generator = generator_for(openai_server.url)
     draft = generator.generate(QUESTION, HITS, want_decision=True)
     assert draft.decision == "yes"
     assert draft.text.endswith("Low-dose colchicine is preferred [1].")
@@ -346,29 +229,29 @@ def test_a_cut_reply_ending_in_an_empty_heading_loses_the_heading_too():
     assert without_unfinished_sentence("no sentence ends here") == "no sentence ends here"
 
 
-def test_the_answerability_check_reads_p_yes_from_the_log_probabilities(server):
-    server.check_replies.extend([0.8, 0.1])
-    generator = generator_for(server.url)
+def test_the_answerability_check_reads_p_yes_from_the_log_probabilities(openai_server):
+    openai_server.check_replies.extend([0.8, 0.1])
+    generator = generator_for(openai_server.url)
     assert generator.answerable(QUESTION, HITS) == pytest.approx(0.8)
     assert generator.answerable(QUESTION, HITS) == pytest.approx(0.1)
-    request = server.checks[0]
+    request = openai_server.checks[0]
     assert request["max_tokens"] == 1 and request["top_logprobs"] >= 2
     system, user = (message["content"] for message in request["messages"])
     assert "yes or no" in system
     assert QUESTION in user and "Colchicine is first-line therapy" in user
-    assert server.requests == []  # no answer was asked for
+    assert openai_server.requests == []  # no answer was asked for
 
 
-def test_an_endpoint_refusing_log_probabilities_is_asked_for_the_word_instead(server):
+def test_an_endpoint_refusing_log_probabilities_is_asked_for_the_word_instead(openai_server):
     """An OpenAI-compatible server without log-probabilities answers the check's request with
     HTTP 400; the check asks again without them, reads the word, and does not ask for them
     again."""
-    server.rejects_logprobs = True
-    server.check_replies.extend([0.8, 0.2])
-    generator = generator_for(server.url)
+    openai_server.rejects_logprobs = True
+    openai_server.check_replies.extend([0.8, 0.2])
+    generator = generator_for(openai_server.url)
     assert generator.answerable(QUESTION, HITS) == 1.0
     assert generator.answerable(QUESTION, HITS) == 0.0
-    assert [bool(request.get("logprobs")) for request in server.checks] == [True, False, False]
+    assert [bool(request.get("logprobs")) for request in openai_server.checks] == [True, False, False]
 
 
 def test_the_check_falls_back_to_the_word_when_the_endpoint_sends_no_log_probabilities():

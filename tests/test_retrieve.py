@@ -250,13 +250,22 @@ def test_one_passage_per_document_on_a_real_index(real_index):
 @pytest.mark.slow
 def test_the_fusion_is_a_setting(small_index):
     from rag.answer import Engine
-    from rag.config import Settings
+    from rag.config import Settings, SettingsError
 
     question = "first-line treatment of an acute gout flare"
-    for fusion in ("blend", "rrf"):
-        settings = Settings().merged({"index": str(small_index), "retrieval": {"fusion": fusion}})
-        hits = Engine.load(settings).search(question, k=3)
-        assert hits[0].title == "Management of Gout Flares"
-    settings = Settings().merged({"index": str(small_index), "retrieval": {"fusion": "average"}})
-    with pytest.raises(InputError, match="fusion 'average' is unknown; choose one of"):
-        Engine.load(settings).search(question)
+
+    def top_hit(**retrieval):
+        settings = Settings().merged({"index": str(small_index), "retrieval": retrieval})
+        return Engine.load(settings).search(question, k=3)[0]
+
+    blend, rrf = top_hit(fusion="blend"), top_hit(fusion="rrf")
+    assert blend.title == rrf.title == "Management of Gout Flares"
+    # The passage first in both the dense and the lexical list: RRF scores it 1/(c+1) twice,
+    # with c the setting rrf_k; the blend scores it by normalised scores, not ranks.
+    assert rrf.score == pytest.approx(2 / 61)
+    assert top_hit(fusion="rrf", rrf_k=0).score == pytest.approx(2.0)
+    assert blend.score != pytest.approx(rrf.score)
+    assert top_hit(fusion="blend", fusion_alpha=1.0).score != pytest.approx(blend.score)
+    # An unknown fusion is refused when the settings load, not at the first search.
+    with pytest.raises(SettingsError, match="'retrieval.fusion' is 'average'; choose one of"):
+        Settings().merged({"retrieval": {"fusion": "average"}})

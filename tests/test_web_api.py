@@ -453,15 +453,12 @@ def test_concurrent_asks_run_in_parallel(sessions):
         statuses.append(client.post("/api/ask", json={"question": f"Q{index}?"}).status_code)
 
     threads = [threading.Thread(target=ask_one, args=(index,)) for index in range(4)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
     assert statuses == [200] * 4
-    assert slow.max_active > 1
-    assert elapsed < 4 * 0.3
+    assert slow.max_active > 1  # two questions were being answered at the same moment
 
 
 def test_concurrent_asks_are_bounded_by_concurrent_answers(sessions):

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
+# Who an answer is written for (rag.config defines the choices). The web API validates
+# requests against the Literal, the generators and the engine against the tuple.
+from rag.config import AUDIENCES, Audience  # noqa: F401  (re-exported)
 from rag.errors import InputError
 from rag.types import Hit
-
-# Who an answer is written for. The web API validates requests against the Literal, the
-# generators and the engine against the tuple: one list, so the two cannot drift apart.
-Audience = Literal["clinician", "patient"]
-AUDIENCES: tuple[str, ...] = get_args(Audience)
 
 
 @dataclass(frozen=True)

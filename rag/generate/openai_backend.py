@@ -2,18 +2,16 @@
 server, vLLM, Ollama's /v1, LM Studio...).
 
 `OpenAIGenerator(settings.llm)` sends the prompt from `rag.generate.prompts` and returns the
-reply as a `Draft`. Retries are ours, not the SDK's (its own are switched off), so the
-policy is visible and the final error can say how many attempts were made: connection
-errors, timeouts, HTTP 408/409/429 and 5xx are retried with exponential backoff; any other
-HTTP error (a wrong key, an unknown model) fails at once. Failure is one `LLMError` line
-naming the endpoint, the reason and the attempts.
+reply as a `Draft`. Retries are the openai SDK's own (`llm.retries`, `llm.timeout_s`):
+connection errors, timeouts, HTTP 408/409/429 and 5xx are retried with exponential backoff
+(honouring Retry-After); any other HTTP error (a wrong key, an unknown model) fails at once.
+Failure is one `LLMError` line naming the endpoint, the reason and the attempts made.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +29,9 @@ from rag.generate.prompts import (
 )
 from rag.types import Hit
 
-BACKOFF_CAP_S = 8.0
+# How the SDK opens a status error's message ("Error code: 503 - ...").
+_SDK_PREFIX = re.compile(r"^Error code: \d+ - ")
+# The statuses the SDK retries (besides connection errors and timeouts).
 _RETRIED_STATUS = {408, 409, 429}
 # What an endpoint answers to a request option it does not support (OpenAI: 400; some
 # OpenAI-compatible servers validate the body and answer 422).
@@ -76,7 +76,7 @@ class OpenAIGenerator:
             base_url=self.endpoint,
             api_key=settings.api_key or "not-needed",  # local servers accept any key
             timeout=settings.timeout_s,
-            max_retries=0,
+            max_retries=settings.retries,
         )
         self._sends_logprobs = True  # until the endpoint refuses them
 
@@ -149,41 +149,35 @@ class OpenAIGenerator:
 
     def _first_choice(self, messages: list[dict[str, str]], **options: Any) -> Any:
         """The first choice of a chat completion for `messages` (None when the reply has
-        none), retrying transient failures with backoff; LLMError after the last attempt."""
-        attempts = 1 + max(0, self.settings.retries)
-        delay = max(0.0, self.settings.retry_backoff_s)
-        reason = "no attempt made"
-        for attempt in range(1, attempts + 1):
-            pause = delay
-            try:
-                response = self._client.chat.completions.create(
-                    model=self.settings.model,
-                    messages=messages,  # type: ignore[arg-type]
-                    temperature=self.settings.temperature,
-                    **options,
-                )
-            except openai.APITimeoutError:
-                reason = f"no reply within {self.settings.timeout_s:g} s"
-            except openai.APIConnectionError as error:
-                reason = f"cannot connect ({_root_cause(error)})"
-            except openai.APIStatusError as error:
-                reason = f"HTTP {error.status_code} ({_one_line(error.message)})"
-                if error.status_code not in _RETRIED_STATUS and error.status_code < 500:
-                    raise _Rejected(
-                        f"LLM endpoint {self.endpoint} rejected the request: {reason}",
-                        error.status_code,
-                    ) from None
-                pause = max(pause, _retry_after(error))
-            except openai.OpenAIError as error:  # a reply that is not a chat completion
-                raise LLMError(
-                    f"LLM endpoint {self.endpoint} sent an unusable reply: {_one_line(str(error))}"
+        none); the SDK retries transient failures. LLMError after the last attempt, or at
+        once (`_Rejected`) for a status that retrying cannot change."""
+        try:
+            response = self._client.chat.completions.create(
+                model=self.settings.model,
+                messages=messages,  # type: ignore[arg-type]
+                temperature=self.settings.temperature,
+                **options,
+            )
+        except openai.APITimeoutError:
+            reason = f"no reply within {self.settings.timeout_s:g} s"
+        except openai.APIConnectionError as error:
+            reason = f"cannot connect ({_root_cause(error)})"
+        except openai.APIStatusError as error:
+            detail = _SDK_PREFIX.sub("", error.message)  # the status is named already
+            reason = f"HTTP {error.status_code} ({_one_line(detail)})"
+            if error.status_code not in _RETRIED_STATUS and error.status_code < 500:
+                raise _Rejected(
+                    f"LLM endpoint {self.endpoint} rejected the request: {reason}",
+                    error.status_code,
                 ) from None
-            else:
-                choices = getattr(response, "choices", None) or []
-                return choices[0] if choices else None
-            if attempt < attempts:
-                time.sleep(min(pause, BACKOFF_CAP_S))
-                delay = min(delay * 2, BACKOFF_CAP_S)
+        except openai.OpenAIError as error:  # a reply that is not a chat completion
+            raise LLMError(
+                f"LLM endpoint {self.endpoint} sent an unusable reply: {_one_line(str(error))}"
+            ) from None
+        else:
+            choices = getattr(response, "choices", None) or []
+            return choices[0] if choices else None
+        attempts = 1 + self.settings.retries
         plural = "attempt" if attempts == 1 else "attempts"
         raise LLMError(f"LLM endpoint {self.endpoint} failed after {attempts} {plural}: {reason}")
 
@@ -239,11 +233,3 @@ def _root_cause(error: BaseException) -> str:
 def _one_line(text: str, limit: int = 200) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _retry_after(error: openai.APIStatusError) -> float:
-    """Seconds the server asked us to wait (Retry-After), 0 when it did not say."""
-    try:
-        return float(error.response.headers.get("retry-after", "0"))
-    except (TypeError, ValueError, AttributeError):
-        return 0.0

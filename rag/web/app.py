@@ -37,7 +37,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio
 from fastapi import FastAPI, Request
@@ -47,7 +47,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.config import Settings
+from rag.config import RetrievalMode, Settings
 from rag.converse import turn_to_json
 from rag.errors import (
     IndexMismatchError,
@@ -79,8 +79,6 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# The retrieval modes rag.retrieve.MODES lists, as a type the request bodies validate against.
-RetrievalMode = Literal["dense", "lexical", "hybrid"]
 
 
 class AnswerEngine(Protocol):
