@@ -115,7 +115,7 @@ def main() -> None:
         f"# Evidence grade, {args.split} split (extractive backend, demo index)",
         "",
         (f"min_partial_score {settings.answer.min_partial_score}, min_coverage_score "
-        f"{settings.answer.min_coverage_score}. Targets: direct on unanswerable <= 5%; none on "
+        f"{settings.answer.min_coverage_score}, min_direct_score {settings.answer.min_direct_score}. Targets: direct on unanswerable <= 5%; none on "
         "answerable <= 10%; near misses graded partial name the facet >= 80%. 'old gate "
         "answered': the yes/no gate before the grade (answered when covered)."),
         "",

@@ -230,7 +230,7 @@ class Engine:
                 standalone,
                 coverage,
                 [passage for passage in passages if passage.chunk_id in cited_ids],
-                direct_score=self.settings.answer.min_coverage_score,
+                direct_score=self.settings.answer.min_direct_score,
             )
             if evidence.grade == PARTIAL:
                 answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)

@@ -149,6 +149,12 @@ class AnswerSettings:
         "the cited passages) it answers graded 'partial', led by what the sources lack "
         "(rag.generate.evidence).",
     )
+    min_direct_score: float = Field(
+        1.3,
+        description="An answer is graded 'direct' only when its coverage score reaches this and "
+        "every facet the question names is in the cited passages; below it (and down to "
+        "min_partial_score) it is 'partial'. Higher keeps 'direct' for surer answers.",
+    )
     min_answerable_probability: float = Field(
         0.0,
         ge=0.0,

@@ -105,20 +105,25 @@ def test_generic_question_words_do_not_count_as_topic():
     assert set(words) == {"kawasaki"}
 
 
-def test_the_coverage_threshold_setting_decides_between_answering_and_abstaining(
+def test_the_coverage_thresholds_decide_between_abstaining_partial_and_direct(
     small_index: Path, engine: Engine
 ):
+    """min_partial_score decides whether to answer at all, min_direct_score whether the answer
+    is graded direct or partial (rag.generate.evidence)."""
     score = engine.coverage(ON_TOPIC, engine.search(ON_TOPIC)).score
 
-    def asked_with(threshold: float):
-        settings = Settings().merged(
-            {"index": str(small_index), "answer": {"min_coverage_score": threshold}}
-        )
+    def asked_with(partial: float, direct: float):
+        answer = {"min_partial_score": partial, "min_direct_score": direct, "min_coverage_score": partial}
+        settings = Settings().merged({"index": str(small_index), "answer": answer})
         return Engine.load(settings).ask(ON_TOPIC, suggest_related=False)
 
-    assert not asked_with(score - 0.02).abstained
-    stricter = asked_with(score + 0.02)
+    direct = asked_with(score - 0.04, score - 0.02)
+    assert not direct.abstained and direct.evidence.grade == "direct"
+    partial = asked_with(score - 0.02, score + 0.02)
+    assert not partial.abstained and partial.evidence.grade == "partial"
+    stricter = asked_with(score + 0.02, score + 0.04)
     assert stricter.abstained and stricter.citations == ()
+    assert stricter.to_json()["evidence"]["grade"] == "none"
 
 
 def test_a_question_worded_differently_from_its_passage_is_still_answered(engine: Engine):
