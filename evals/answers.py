@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from rag.answer import Engine, load_generator
+from rag.answer import Engine
 from rag.config import Settings
 from rag.evaluate import read_gold
 from rag.evaluate_answers import (
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ),
             }
         )
-        engine = Engine(settings, index, load_generator(settings, index))
+        engine = Engine.from_index(settings, index)
         log(f"server {server.base_url} serves {model}; {len(questions[: args.limit])} questions")
         report = evaluate_answers(
             engine,
