@@ -198,7 +198,10 @@ class SessionStore:
         with self._reading() as connection:
             if connection is None:
                 return None
-            if connection.execute("SELECT 1 FROM sessions WHERE name = ?", (name,)).fetchone() is None:
+            if (
+                connection.execute("SELECT 1 FROM sessions WHERE name = ?", (name,)).fetchone()
+                is None
+            ):
                 return None
             rows = connection.execute(
                 "SELECT question, answer, standalone_question, cited_doc_ids FROM turns "
@@ -407,7 +410,12 @@ class Asker(Protocol):
     """What `answer_in_session` needs: rag.answer.Engine's `ask`."""
 
     def ask(
-        self, question: str, *, history: Sequence[Turn] = (), session: str | None = None, **options: Any
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        session: str | None = None,
+        **options: Any,
     ) -> Answer: ...
 
 

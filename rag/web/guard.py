@@ -139,9 +139,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def _rag_error(request: Request, error: RagError) -> JSONResponse:
         if isinstance(error, openai_api.ProtocolError):
-            return _error_for(
-                request, error.status, str(error), param=error.param, code=error.code
-            )
+            return _error_for(request, error.status, str(error), param=error.param, code=error.code)
         return _error_for(request, _status_for(error), str(error))
 
     @app.exception_handler(Exception)
@@ -193,9 +191,7 @@ def _install_access_key(app: FastAPI, api_key: str) -> None:
             if _key_matches(query_key, api_key):
                 response = await call_next(request)
                 # The cookie lets a reload work once the page has dropped ?key= from the URL.
-                response.set_cookie(
-                    KEY_COOKIE, api_key, httponly=True, samesite="strict", path="/"
-                )
+                response.set_cookie(KEY_COOKIE, api_key, httponly=True, samesite="strict", path="/")
                 return response
             if _key_matches(_presented_key(request), api_key):
                 return await call_next(request)
@@ -226,9 +222,7 @@ def _install_limits_and_headers(app: FastAPI) -> None:
             if not declared.isdigit():
                 return _error_for(request, 400, "Content-Length header is not a number")
             if int(declared) > limit:
-                return _error_for(
-                    request, 413, f"request body is too large (limit {limit} bytes)"
-                )
+                return _error_for(request, 413, f"request body is too large (limit {limit} bytes)")
         response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
