@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 
 import torch
 
-from rag.answer import Engine, load_generator
+from rag.answer import Engine
 from rag.config import Settings
 from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
@@ -335,7 +335,7 @@ def llm_engine(engine: Engine, arguments: argparse.Namespace, stack: ExitStack) 
             "answer": {"min_answerable_probability": 0.5},
         }
     )
-    return Engine(settings, engine.index, load_generator(settings, engine.index))
+    return Engine.from_index(settings, engine.index)
 
 
 def open_demo_index(path: Path) -> Settings:

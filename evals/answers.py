@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from evals.chart import write_answer_chart
-from rag.answer import Engine, load_generator
+from rag.answer import Engine
 from rag.config import Settings
 from rag.evaluate.answers import evaluate_answers, report_from_rows
 from rag.evaluate.gold import read_gold
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ),
             }
         )
-        engine = Engine(settings, index, load_generator(settings, index))
+        engine = Engine.from_index(settings, index)
         log(f"server {server.base_url} serves {model}; {len(questions[: args.limit])} questions")
         report = evaluate_answers(
             engine,

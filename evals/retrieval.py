@@ -31,7 +31,7 @@ from rag.config import Settings
 from rag.evaluate.gold import GoldQuestion, read_gold
 from rag.evaluate.metrics import METRIC_NAMES, gold_ranks, question_metrics
 from rag.evaluate.retrieval import evaluate_retrieval
-from rag.retrieve import DEFAULT_FUSION, Fusion, fusion_for
+from rag.retrieve import DEFAULT_FUSION, Fusion
 
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "evals" / "results"
@@ -97,7 +97,7 @@ def evaluate_split(index, set_name: str, split: str, args: argparse.Namespace) -
         args.modes,
         10,
         candidates=settings.retrieval.candidates,
-        fusion=fusion_for(settings.retrieval),
+        fusion=Fusion.from_settings(settings.retrieval),
         questions=questions,
         index_path=f"indexes/{set_name}",
         progress=progress,
@@ -107,7 +107,7 @@ def evaluate_split(index, set_name: str, split: str, args: argparse.Namespace) -
         "",
         sample_note,
         (
-            f"Hybrid fusion: {fusion_for(settings.retrieval).describe()}; {settings.retrieval.candidates} "
+            f"Hybrid fusion: {Fusion.from_settings(settings.retrieval).describe()}; {settings.retrieval.candidates} "
             f"candidates per retriever; chunks of at most {settings.chunking.max_tokens} "
             f"embedder tokens; embedder {settings.embedder.model}."
         ),

@@ -1,21 +1,41 @@
 """The orchestrator: question -> standalone question -> hits -> generated text -> cited answer.
 
 `Engine` is loaded once (index, embedder, generator) and then answers many questions; it is
-safe to share between threads (the web server and `rag batch --workers` do).
+safe to share between threads (the web server and `rag batch --workers` do). Each stage is a
+collaborator handed in by keyword, so a test can replace any one of them:
+
+- retriever (rag.retrieve.Retriever): query -> ranked hits, filters and follow-ups included;
+- condenser (rag.converse.Condenser): follow-up + history -> one standalone question;
+- generator (rag.generate.base.Generator): question + passages -> a draft citing them;
+- judge: the LLM's probability that the top passages state the answer (None: no LLM).
+
+`load_backend` is where the configured LLM provides the generator, the condenser's rewrite
+and the judge; without one the extractive generator answers and condensing is deterministic.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from rag.config import AnswerSettings, Settings
+from rag.config import Settings
+from rag.converse import ChatFunction, Condenser
 from rag.errors import InputError
-from rag.generate.abstention import TOP_PASSAGES, Coverage, measure_coverage
+from rag.generate.abstention import (
+    ANSWER,
+    TOP_PASSAGES,
+    Abstention,
+    Coverage,
+    decide_after_generating,
+    decide_before_generating,
+    measure_coverage,
+)
 from rag.generate.agreement import Disagreement, compare_sources
 from rag.generate.base import Draft, Generator, check_audience
-from rag.generate.citations import enforce_citations
+from rag.generate.citations import CitedText, enforce_citations
 from rag.generate.evidence import NONE, PARTIAL, Evidence, grade_evidence, lead_with_missing
 from rag.generate.extractive import GENERIC_WORDS
 from rag.generate.support import attribute_uncited, check_support
@@ -23,49 +43,21 @@ from rag.generate.units import answer_words
 from rag.index.backend import open_index
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
-from rag.retrieve import Fusion, expand_sections, retrieve
+from rag.render import NOT_COVERED, abstention_text
+from rag.retrieve import Retriever, expand_sections
 from rag.types import Answer, Citation, Hit, Turn
+
+__all__ = ["NOT_COVERED", "Backend", "Engine", "Library", "load_backend", "load_generator"]
 
 # Answer-type words ("dose", "recommended") do not make two passages address the same point.
 _POINTLESS_WORDS = frozenset(answer_words(" ".join(GENERIC_WORDS)))
 
-NOT_COVERED = (
-    "The indexed sources do not answer this question. The nearest sources found are listed "
-    "below; check them directly or ask a more specific question."
-)
+Judge = Callable[[str, Sequence[Hit]], "float | None"]
+"""(question, top hits) -> the probability (0..1) that the hits state the answer, or None."""
 
 
-def load_generator(settings: Settings, index: Index) -> Generator:
-    """The OpenAI-compatible backend when an endpoint is configured, else the extractive one."""
-    if settings.llm.base_url:
-        from rag.generate.openai_backend import OpenAIGenerator
-
-        return OpenAIGenerator(settings.llm)
-    from rag.generate.extractive import ExtractiveGenerator
-
-    return ExtractiveGenerator(embedder=index.embedder)
-
-
-@dataclass
-class Engine:
-    """Everything needed to answer: settings, the loaded index and a generator."""
-
-    settings: Settings
-    index: Index
-    generator: Generator
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    _documents: dict[str, IndexedDocument] | None = field(default=None, repr=False)
-    _documents_titled: dict[str, list[IndexedDocument]] | None = field(default=None, repr=False)
-
-    @classmethod
-    def load(cls, settings: Settings, *, generator: Generator | None = None) -> Engine:
-        """Open the index named by `settings.index`; raises IndexMissingError naming the command
-        that builds one, or IndexMismatchError when the embedder differs."""
-        started = time.perf_counter()
-        index = open_index(settings)
-        engine = cls(settings, index, generator or load_generator(settings, index))
-        engine.timings_ms["load"] = _ms_since(started)
-        return engine
+class Searcher(Protocol):
+    """The retriever's contract (rag.retrieve.Retriever provides it)."""
 
     def search(
         self,
@@ -76,214 +68,86 @@ class Engine:
         sources: Sequence[str] = (),
         min_year: int | None = None,
         history: Sequence[Turn] = (),
-    ) -> list[Hit]:
-        """Ranked passages for `query`, best first, ranks from 1. With `history`, passages of the
-        source the previous answer cited (documents sharing its title) move up a few places
-        (rag.converse.lift_cited_source): a follow-up usually stays in the guideline being read."""
-        from rag.converse import CITED_SOURCE_DEPTH, cited_source_doc_ids, lift_cited_source
+    ) -> list[Hit]: ...
 
-        retrieval = self.settings.retrieval
-        k = _checked_k(k, retrieval.k)
-        # A follow-up condensed with its history may outgrow the limit its question kept to.
-        limit = None if history else self.settings.answer.max_question_chars
-        query = _require_text(query, "query", limit)
-        preferred = cited_source_doc_ids(history, self._same_title_doc_ids)
-        hits = retrieve(
-            self.index,
-            query,
-            mode=mode or retrieval.mode,
-            k=max(k, CITED_SOURCE_DEPTH) if preferred else k,
-            per_document=retrieval.per_document,
-            candidates=retrieval.candidates,
-            fusion=Fusion(
-                method=retrieval.fusion,
-                alpha=retrieval.fusion_alpha,
-                normalisation="zscore",
-                rrf_k=retrieval.rrf_k,
-            ),
-            sources=sources,
-            min_year=min_year,
-            prefer_newer=retrieval.prefer_newer,
-        )
-        return lift_cited_source(hits, preferred)[:k] if preferred else hits
 
-    def ask(
-        self,
-        question: str,
-        *,
-        history: Sequence[Turn] = (),
-        audience: str | None = None,
-        mode: str | None = None,
-        k: int | None = None,
-        want_decision: bool = False,
-        session: str | None = None,
-        sources: Sequence[str] = (),
-        min_year: int | None = None,
-        use_retrieval: bool = True,
-        suggest_related: bool = True,
-    ) -> Answer:
-        """Answer `question` (read in the light of `history`) with enforced citations.
+class Condensing(Protocol):
+    """The condenser's contract (rag.converse.Condenser provides it)."""
 
-        1. Condense the follow-up and the history into one standalone question.
-        2. Retrieve passages for it (none when `use_retrieval` is False: the no-context baseline).
-        3. Generate a draft that cites the passages by number.
-        4. Enforce the citation contract: sentences the model left uncited get the passage
-           that clearly supports them (`attribute_uncited`), unknown numbers are removed,
-           references renumbered.
-        5. Abstain, listing the nearest sources, when the index does not cover the question
-           (checked before generating: `coverage`, then, when switched on, the LLM's own
-           judgement of the top passages: `answerable`), the draft is a refusal, or it cites nothing
-           once citations its passage does not support are removed (`check_support`).
-        6. Suggest related questions the index can answer (skipped by `suggest_related=False`).
-        """
-        question = _require_text(question, "question", self.settings.answer.max_question_chars)
-        _checked_k(k, self.settings.retrieval.k)
-        audience = check_audience(audience or self.settings.audience)
-        mode = mode or self.settings.retrieval.mode
-        timings: dict[str, float] = {}
+    def condense(self, question: str, history: Sequence[Turn]) -> str: ...
 
-        started = time.perf_counter()
-        standalone = self.condense(question, history)
-        timings["condense"] = _ms_since(started)
 
-        started = time.perf_counter()
-        hits = (
-            self.search(
-                standalone, mode=mode, k=k, sources=sources, min_year=min_year, history=history
-            )
-            if use_retrieval
-            else []
-        )
-        timings["retrieve"] = _ms_since(started)
+@dataclass(frozen=True)
+class Backend:
+    """The configured generator and what the same model can do besides: `chat` (rewrite a
+    follow-up) and `judge` (the answerability check); None where it cannot."""
 
-        started = time.perf_counter()
-        coverage = (
-            self.coverage(standalone, hits, sources=sources, min_year=min_year)
-            if use_retrieval and hits
-            else None
-        )
-        # Graded, not yes/no: from min_partial_score up the question is answered, and the
-        # evidence grade (below, on the cited passages) says whether directly or partly.
-        covered = not use_retrieval or (
-            coverage is not None and _worth_answering(coverage, self.settings.answer)
-        )
-        timings["coverage"] = _ms_since(started)
+    generator: Generator
+    chat: ChatFunction | None = None
+    judge: Judge | None = None
 
-        checked_out = False
-        if use_retrieval and covered:
-            started = time.perf_counter()
-            probability = self.answerable(standalone, hits)
-            checked_out = (
-                probability is not None
-                and probability < self.settings.answer.min_answerable_probability
-            )
-            covered = not checked_out
-            timings["check"] = _ms_since(started)
 
-        started = time.perf_counter()
-        # The passages the answer is written from: the hits, the top ones with the rest of
-        # their section (a table's rows, a list's nested rules).
-        passages = expand_sections(
-            hits,
-            self.index.chunks_of,
-            top=self.settings.answer.expand_top,
-            per_hit=self.settings.answer.expand_chunks,
-        )
-        draft = (
-            self.generator.generate(
-                standalone, passages, audience=audience, want_decision=want_decision
-            )
-            if covered
-            else Draft(text="", refused=True)  # nothing in the index answers it: do not guess
-        )
-        timings["generate"] = _ms_since(started)
+def load_backend(settings: Settings, index: Index) -> Backend:
+    """The OpenAI-compatible backend when an endpoint is configured (it generates, rewrites
+    follow-ups and judges answerability), else the extractive generator alone."""
+    if settings.llm.base_url:
+        from rag.generate.openai_backend import OpenAIGenerator
 
-        started = time.perf_counter()
-        text = draft.text
-        found: list[Disagreement] = []
-        if passages and not draft.refused and use_retrieval:
-            # Another source on the same point: the newer leads, a disagreement is shown.
-            text, found = compare_sources(standalone, text, passages, _POINTLESS_WORDS)
-        if passages and not draft.refused:
-            # The pipeline, not the model, guarantees citations: a sentence the model left
-            # uncited gets the passage that clearly backs it.
-            text = attribute_uncited(
-                text,
-                passages,
-                self.index.embedder,
-                min_support=self.settings.answer.attribute_min_support,
-                question=standalone,
-            )
-        cited = check_support(
-            enforce_citations(text, passages),
-            passages,
-            self.index.embedder,
-            remove_below=self.settings.answer.support_remove_below,
-        )
-        timings["support"] = _ms_since(started)
-        abstained = draft.refused or (use_retrieval and not cited.citations)
-        answer_text, bottom_line = cited.answer, cited.bottom_line
-        evidence = Evidence(NONE)
-        if use_retrieval and not abstained:
-            cited_ids = {citation.chunk_id for citation in cited.citations}
-            evidence = grade_evidence(
-                standalone,
-                coverage,
-                [passage for passage in passages if passage.chunk_id in cited_ids],
-                direct_score=self.settings.answer.min_direct_score,
-            )
-            if evidence.grade == PARTIAL:
-                answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
-        if abstained and use_retrieval:
-            answer_text, bottom_line = (
-                NOT_COVERED,
-                "The indexed sources do not cover this question.",
-            )
-            if coverage is not None and coverage.unknown_words:
-                named = ", ".join(f"'{word}'" for word in coverage.unknown_words)
-                answer_text += f" No indexed passage mentions {named}."
-            elif coverage is not None and coverage.dose_missing:
-                answer_text += " None of the passages found states a dose for what was asked."
-            elif checked_out:
-                answer_text += (
-                    " The passages found are on the topic but do not state an answer to it."
-                )
-        related: list[str] = []
-        if suggest_related and use_retrieval:
-            started = time.perf_counter()
-            related = related_questions(
-                standalone,
-                hits,
-                () if abstained else cited.citations,
-                self.neighbours,
-                lambda text: self.search(text, mode=mode, k=3),
-            )
-            timings["related"] = _ms_since(started)
-        timings["total"] = sum(timings.values())
-        return Answer(
-            question=question,
-            answer=answer_text,
-            bottom_line=bottom_line,
-            abstained=abstained,
-            citations=() if abstained and use_retrieval else cited.citations,
-            retrieved=tuple(hits),
-            related_questions=tuple(related),
-            timings_ms=timings,
-            standalone_question=standalone,
-            session=session,
-            audience=audience,
-            mode=mode if use_retrieval else "none",
-            backend=self.generator.name,
-            decision=draft.decision,
-            evidence=evidence if use_retrieval else None,
-            disagreements=() if abstained else _cited_sides(found, passages, cited.citations),
-        )
+        llm = OpenAIGenerator(settings.llm)
+        return Backend(llm, chat=llm.complete, judge=llm.answerable)
+    from rag.generate.extractive import ExtractiveGenerator
 
-    def neighbours(self, doc_id: str) -> list[Hit]:
+    return Backend(ExtractiveGenerator(embedder=index.embedder))
+
+
+def load_generator(settings: Settings, index: Index) -> Generator:
+    """The configured generator alone (see `load_backend`)."""
+    return load_backend(settings, index).generator
+
+
+class Library:
+    """The index's documents by id and by title (the sections of one guideline share a title),
+    read once on first use: the index does not change while the engine is loaded."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self._by_id: dict[str, IndexedDocument] | None = None
+        self._by_title: dict[str, list[IndexedDocument]] | None = None
+
+    def by_id(self) -> dict[str, IndexedDocument]:
+        if self._by_id is None:
+            self._by_id = {document.id: document for document in self.index.documents()}
+        return self._by_id
+
+    def same_title(self, doc_id: str) -> list[IndexedDocument]:
+        """The documents sharing `doc_id`'s title, its own included, in index order; [] for
+        an unknown id."""
+        document = self.by_id().get(doc_id)
+        if document is None:
+            return []
+        if self._by_title is None:
+            grouped: dict[str, list[IndexedDocument]] = {}
+            for each in self.by_id().values():
+                grouped.setdefault(each.title, []).append(each)
+            self._by_title = grouped
+        return list(self._by_title[document.title])
+
+    def same_title_ids(self, doc_id: str) -> list[str]:
+        return [sibling.id for sibling in self.same_title(doc_id)]
+
+    def cited_titles(self, history: Sequence[Turn]) -> list[str]:
+        """Titles of the documents cited by the latest turn that cited any, in citation order."""
+        by_id = self.by_id()
+        for turn in reversed(history):
+            if turn.cited_doc_ids:
+                return [by_id[doc_id].title for doc_id in turn.cited_doc_ids if doc_id in by_id]
+        return []
+
+    def sections(self, doc_id: str) -> list[Hit]:
         """One hit per section of the documents that share `doc_id`'s title (the other
         sections of the same guideline), for suggesting related questions."""
         sections: list[Hit] = []
-        for sibling in self._same_title_documents(doc_id):
+        for sibling in self.same_title(doc_id):
             seen: set[str] = set()
             for chunk in self.index.chunks_of(sibling.id):
                 if chunk.section in seen:
@@ -306,24 +170,303 @@ class Engine:
                 )
         return sections
 
-    def _documents_by_id(self) -> dict[str, IndexedDocument]:
-        if self._documents is None:
-            self._documents = {document.id: document for document in self.index.documents()}
-        return self._documents
 
-    def _same_title_documents(self, doc_id: str) -> list[IndexedDocument]:
-        """The documents sharing `doc_id`'s title (the sections of one guideline, `doc_id`'s
-        own included), in index order; [] for an unknown id. The grouping by title is built
-        once: the index does not change while the engine is loaded."""
-        document = self._documents_by_id().get(doc_id)
-        if document is None:
-            return []
-        if self._documents_titled is None:
-            grouped: dict[str, list[IndexedDocument]] = {}
-            for each in self._documents_by_id().values():
-                grouped.setdefault(each.title, []).append(each)
-            self._documents_titled = grouped
-        return list(self._documents_titled[document.title])
+class Timings(dict[str, float]):
+    """Milliseconds per stage, in the order the stages ran."""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = _ms_since(started)
+
+
+@dataclass
+class Engine:
+    """Everything needed to answer: settings, the loaded index and the stages' collaborators.
+    Collaborators not given are the index's own retriever, the deterministic condenser and
+    no judge; `Engine.load` and `Engine.from_index` give the configured LLM's instead."""
+
+    settings: Settings
+    index: Index
+    generator: Generator
+    retriever: Searcher | None = field(default=None, kw_only=True)
+    condenser: Condensing | None = field(default=None, kw_only=True)
+    judge: Judge | None = field(default=None, kw_only=True)
+    library: Library | None = field(default=None, kw_only=True, repr=False)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.library = self.library or Library(self.index)
+        if self.retriever is None:
+            self.retriever = Retriever(
+                self.index, self.settings.retrieval, siblings=self.library.same_title_ids
+            )
+        if self.condenser is None:
+            self.condenser = Condenser(source_titles=self.library.cited_titles)
+
+    @classmethod
+    def load(
+        cls,
+        settings: Settings,
+        *,
+        generator: Generator | None = None,
+        retriever: Searcher | None = None,
+        condenser: Condensing | None = None,
+        judge: Judge | None = None,
+    ) -> Engine:
+        """Open the index named by `settings.index`; raises IndexMissingError naming the command
+        that builds one, or IndexMismatchError when the embedder differs."""
+        started = time.perf_counter()
+        engine = cls.from_index(
+            settings,
+            open_index(settings),
+            generator=generator,
+            retriever=retriever,
+            condenser=condenser,
+            judge=judge,
+        )
+        engine.timings_ms["load"] = _ms_since(started)
+        return engine
+
+    @classmethod
+    def from_index(
+        cls,
+        settings: Settings,
+        index: Index,
+        *,
+        generator: Generator | None = None,
+        retriever: Searcher | None = None,
+        condenser: Condensing | None = None,
+        judge: Judge | None = None,
+    ) -> Engine:
+        """An engine over an index already open: the collaborators given, the rest from the
+        configured backend (`load_backend`) when no generator is given."""
+        library = Library(index)
+        backend = Backend(generator) if generator is not None else load_backend(settings, index)
+        if condenser is None:
+            condenser = Condenser(rewrite=backend.chat, source_titles=library.cited_titles)
+        return cls(
+            settings,
+            index,
+            backend.generator,
+            retriever=retriever,
+            condenser=condenser,
+            judge=judge or backend.judge,
+            library=library,
+        )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        audience: str | None = None,
+        mode: str | None = None,
+        k: int | None = None,
+        want_decision: bool = False,
+        session: str | None = None,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+        use_retrieval: bool = True,
+        suggest_related: bool = True,
+    ) -> Answer:
+        """Answer `question` (read in the light of `history`) with enforced citations.
+
+        1. Condense the follow-up and the history into one standalone question.
+        2. Retrieve passages for it (none when `use_retrieval` is False: the no-context baseline).
+        3. Decide whether the index covers the question (rag.generate.abstention: coverage,
+           then, when switched on, the LLM's judgement of the top passages).
+        4. Generate a draft that cites the passages by number (only when covered); another
+           source on the same point joins it, newer first, a disagreement said out loud
+           (rag.generate.agreement).
+        5. Enforce the citation contract: sentences the model left uncited get the passage
+           that clearly supports them (`attribute_uncited`), unknown numbers are removed,
+           references renumbered, citations their passage does not support removed.
+        6. Abstain, listing the nearest sources and saying why (rag.render.abstention_text),
+           when step 3 said so, the draft is a refusal, or it cites nothing once checked.
+        7. Suggest related questions the index can answer, under the same filters (skipped
+           by `suggest_related=False`).
+        8. Grade the evidence the answer cites (rag.generate.evidence): direct, partial (led
+           by what the sources lack) or none.
+        """
+        question = _require_text(question, "question", self.settings.answer.max_question_chars)
+        _checked_k(k, self.settings.retrieval.k)
+        audience = check_audience(audience or self.settings.audience)
+        mode = mode or self.settings.retrieval.mode
+        filters = {"sources": sources, "min_year": min_year}
+        timings = Timings()
+
+        with timings.stage("condense"):
+            standalone = self.condense(question, history)
+
+        with timings.stage("retrieve"):
+            hits = (
+                self.search(standalone, mode=mode, k=k, history=history, **filters)
+                if use_retrieval
+                else []
+            )
+
+        with timings.stage("coverage"):
+            coverage = self.coverage(standalone, hits, **filters) if hits else None
+        # The no-context baseline answers from the model's own knowledge: nothing to cover.
+        before = (
+            self._decide_before_generating(coverage, standalone, hits, timings)
+            if use_retrieval
+            else ANSWER
+        )
+
+        with timings.stage("generate"):
+            # The passages the answer is written from: the hits, the top ones with the rest of
+            # their section (a table's rows, a list's nested rules).
+            passages = expand_sections(
+                hits,
+                self.index.chunks_of,
+                top=self.settings.answer.expand_top,
+                per_hit=self.settings.answer.expand_chunks,
+            )
+            draft = (
+                Draft(text="", refused=True)  # nothing in the index answers it: do not guess
+                if before.abstains
+                else self.generator.generate(
+                    standalone, passages, audience=audience, want_decision=want_decision
+                )
+            )
+
+        found: list[Disagreement] = []
+        if passages and not draft.refused and use_retrieval:
+            text, found = compare_sources(standalone, draft.text, passages, _POINTLESS_WORDS)
+            draft = replace(draft, text=text)
+
+        with timings.stage("support"):
+            cited = self._cite(draft, passages, standalone)
+
+        after = decide_after_generating(
+            refused=draft.refused, cited=bool(cited.citations) or not use_retrieval
+        )
+        abstention = before if before.abstains else after
+        answer_text, bottom_line, citations = cited.answer, cited.bottom_line, cited.citations
+        if abstention.abstains and use_retrieval:
+            (answer_text, bottom_line), citations = abstention_text(abstention), ()
+        evidence = Evidence(NONE)
+        if use_retrieval and not abstention.abstains:
+            cited_ids = {citation.chunk_id for citation in citations}
+            evidence = grade_evidence(
+                standalone,
+                coverage,
+                [passage for passage in passages if passage.chunk_id in cited_ids],
+                direct_score=self.settings.answer.min_direct_score,
+            )
+            if evidence.grade == PARTIAL:
+                answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
+
+        related: list[str] = []
+        if suggest_related and use_retrieval:
+            with timings.stage("related"):
+                related = self.related(standalone, hits, citations, mode=mode, **filters)
+        timings["total"] = sum(timings.values())
+        return Answer(
+            question=question,
+            answer=answer_text,
+            bottom_line=bottom_line,
+            abstained=abstention.abstains,
+            citations=citations,
+            retrieved=tuple(hits),
+            related_questions=tuple(related),
+            timings_ms=dict(timings),
+            standalone_question=standalone,
+            session=session,
+            audience=audience,
+            mode=mode if use_retrieval else "none",
+            backend=self.generator.name,
+            decision=draft.decision,
+            evidence=evidence if use_retrieval else None,
+            disagreements=() if abstention.abstains else _cited_sides(found, passages, citations),
+        )
+
+    def _decide_before_generating(
+        self, coverage: Coverage | None, question: str, hits: Sequence[Hit], timings: Timings
+    ) -> Abstention:
+        """Step 3: abstain when `coverage` falls short; else ask the judge, when there is one."""
+
+        def judged() -> float | None:
+            with timings.stage("check"):
+                return self.answerable(question, hits)
+
+        return decide_before_generating(
+            coverage,
+            min_score=self.settings.answer.min_partial_score,
+            unknown_term_min_score=self.settings.answer.min_coverage_score,
+            answerable=judged,
+            min_probability=self.settings.answer.min_answerable_probability,
+        )
+
+    def _cite(self, draft: Draft, passages: Sequence[Hit], question: str) -> CitedText:
+        """Step 5: the draft with its citations attributed, enforced and checked."""
+        text = draft.text
+        if passages and not draft.refused:
+            # The pipeline, not the model, guarantees citations: a sentence the model left
+            # uncited gets the passage that clearly backs it.
+            text = attribute_uncited(
+                text,
+                passages,
+                self.index.embedder,
+                min_support=self.settings.answer.attribute_min_support,
+                question=question,
+            )
+        return check_support(
+            enforce_citations(text, passages),
+            passages,
+            self.index.embedder,
+            remove_below=self.settings.answer.support_remove_below,
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str | None = None,
+        k: int | None = None,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+        history: Sequence[Turn] = (),
+    ) -> list[Hit]:
+        """Ranked passages for `query`, best first, ranks from 1. With `history`, passages of the
+        source the previous answer cited (documents sharing its title) move up a few places
+        (rag.retrieve.lift_cited_source): a follow-up usually stays in the guideline being read."""
+        k = _checked_k(k, self.settings.retrieval.k)
+        # A follow-up condensed with its history may outgrow the limit its question kept to.
+        limit = None if history else self.settings.answer.max_question_chars
+        query = _require_text(query, "query", limit)
+        return self.retriever.search(
+            query, mode=mode, k=k, sources=sources, min_year=min_year, history=history
+        )
+
+    def related(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        citations: Sequence[Citation],
+        *,
+        mode: str,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+    ) -> list[str]:
+        """Related questions (rag.related), each checked by retrieving it under the same mode
+        and source and year filters as the question it follows."""
+        return related_questions(
+            question,
+            hits,
+            citations,
+            self.neighbours,
+            lambda text: self.search(text, mode=mode, k=3, sources=sources, min_year=min_year),
+        )
+
+    def neighbours(self, doc_id: str) -> list[Hit]:
+        """One hit per section of the guideline `doc_id` belongs to (Library.sections)."""
+        return self.library.sections(doc_id)
 
     def coverage(
         self,
@@ -338,44 +481,18 @@ class Engine:
         return measure_coverage(self.index, question, hits, rows=rows)
 
     def answerable(self, question: str, hits: Sequence[Hit]) -> float | None:
-        """The generator's probability (0..1) that the top passages of `hits` state the answer
-        to `question`; None when it cannot judge (the extractive backend), the check is off
+        """The judge's probability (0..1) that the top passages of `hits` state the answer to
+        `question`; None when there is no judge (no LLM), the check is off
         (`answer.min_answerable_probability` 0) or its reply could not be read."""
-        check = getattr(self.generator, "answerable", None)
-        if check is None or self.settings.answer.min_answerable_probability <= 0 or not hits:
+        if self.judge is None or self.settings.answer.min_answerable_probability <= 0 or not hits:
             return None
-        return check(question, hits[:TOP_PASSAGES])
+        return self.judge(question, hits[:TOP_PASSAGES])
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
-        """The follow-up and the conversation so far as one standalone question.
-
-        A generator that can chat (`complete(messages) -> str`, the OpenAI-compatible backend)
-        rewrites the follow-up, shown the titles of the sources the last answer cited; without
-        one, or when the call fails or the reply is unusable, rag.converse's deterministic
-        method carries the topic terms instead."""
-        if not history:
-            return question
-        from rag.converse import condense
-
-        complete = getattr(self.generator, "complete", None)
-        return condense(
-            question,
-            history,
-            rewrite=complete if callable(complete) else None,
-            source_titles=self._cited_titles(history),
-        )
-
-    def _cited_titles(self, history: Sequence[Turn]) -> list[str]:
-        """Titles of the documents cited by the latest turn that cited any, in citation order."""
-        by_id = self._documents_by_id()
-        for turn in reversed(history):
-            if turn.cited_doc_ids:
-                return [by_id[doc_id].title for doc_id in turn.cited_doc_ids if doc_id in by_id]
-        return []
-
-    def _same_title_doc_ids(self, doc_id: str) -> list[str]:
-        """Ids of the documents sharing `doc_id`'s title (the sections of one guideline)."""
-        return [sibling.id for sibling in self._same_title_documents(doc_id)]
+        """The follow-up and the conversation so far as one standalone question (the
+        condenser: the LLM's rewrite when one is configured, checked, else rag.converse's
+        deterministic method)."""
+        return self.condenser.condense(question, history)
 
 
 def _cited_sides(
@@ -396,15 +513,6 @@ def _cited_sides(
         if len(sides) >= 2:
             shown.append({"point": disagreement.point, "sides": sides})
     return tuple(shown)
-
-
-def _worth_answering(coverage: Coverage, settings: AnswerSettings) -> bool:
-    """Whether the index covers the question enough to answer it at all (graded direct or
-    partial afterwards): a coverage score of at least `min_partial_score`; a question naming a
-    term the index never mentions needs the full `min_coverage_score` besides."""
-    if coverage.score < settings.min_partial_score:
-        return False
-    return not coverage.unknown_words or coverage.score >= settings.min_coverage_score
 
 
 def _require_text(text: str, what: str, limit: int | None = None) -> str:

@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
 
 from rag.answer import Engine
-from rag.converse import SessionStore
 from rag.errors import RagError
 from rag.render import answer_markdown
+from rag.sessions import SessionStore, TurnNotSaved, answer_in_session
 from rag.types import Answer, Turn
 
 PROMPT = "\nquestion> "  # the blank line sets each question apart from the answer above
@@ -131,21 +131,18 @@ def chat_loop(
                 continue
             line = related[choice - 1]
             notify(f"> {line}")
-        answer = _ask(engine, line, history, audience=audience, session=session,
-                      notify=notify, working=working)
+        answer, not_saved = _ask(engine, store, session, line, history, audience=audience,
+                                 notify=notify, working=working)
         if answer is None:
             continue
         show(answer_markdown(answer, numbered_related=True))
         related = list(answer.related_questions)
         answered += 1
-        turn = answer.as_turn()
-        history.append(turn)
-        try:
-            store.append(session, turn)
-        except RagError as error:
+        history.append(answer.as_turn())
+        if not_saved is not None:
             # The conversation goes on in memory; only the saved copy is behind.
             unsaved += 1
-            notify(f"error: {error}")
+            notify(f"error: {not_saved}")
     if answered and not unsaved:
         notify(f"Saved as session '{session}'; continue it with: rag chat --session {session}")
     return answered
@@ -164,21 +161,29 @@ def _lines(read_line: Callable[[str], str]) -> Iterator[str]:
 
 def _ask(
     engine: Engine,
+    store: SessionStore,
+    session: str,
     question: str,
     history: list[Turn],
     *,
     audience: str | None,
-    session: str,
     notify: Callable[[str], None],
     working: Callable[[str], ContextManager[object]],
-) -> Answer | None:
-    """The engine's answer, or None after telling the user why there is none."""
+) -> tuple[Answer | None, TurnNotSaved | None]:
+    """The engine's answer, saved as the session's next turn, and the error that kept it from
+    being saved (None when it was); (None, None) after telling the user why there is none.
+    The history is this loop's own: after /new it is shorter than the saved session."""
     try:
         with working("Searching the sources and writing a cited answer…"):
-            return engine.ask(question, history=history, audience=audience, session=session)
+            answer = answer_in_session(
+                engine, store, session, question, history=history, audience=audience
+            )
+        return answer, None
+    except TurnNotSaved as error:
+        return error.answer, error
     except RagError as error:
         notify(f"error: {error}")
     except KeyboardInterrupt:
         # Ctrl-C while waiting cancels this question, not the whole conversation.
         notify("Cancelled; ask another question or /quit.")
-    return None
+    return None, None

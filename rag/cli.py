@@ -272,29 +272,26 @@ def ask(
 
     settings = load_settings(index)
     engine = Engine.load(settings)
-    history = []
-    store = None
+    options: dict[str, Any] = {
+        "audience": audience, "mode": mode, "k": k, "sources": source or (), "min_year": since
+    }
+    unsaved = None
     if session:
-        from rag.converse import SessionStore, default_data_dir
+        from rag.sessions import SessionStore, TurnNotSaved, answer_in_session, default_data_dir
 
         store = SessionStore(default_data_dir(settings))
-        history = store.load_or_empty(session)
-    answer = engine.ask(
-        question,
-        history=history,
-        audience=audience,
-        mode=mode,
-        k=k,
-        session=session,
-        sources=source or (),
-        min_year=since,
-    )
-    if store is not None and session:
-        store.append(session, answer.as_turn())
+        try:
+            answer = answer_in_session(engine, store, session, question, **options)
+        except TurnNotSaved as error:
+            answer, unsaved = error.answer, error  # show the answer, then say it was not saved
+    else:
+        answer = engine.ask(question, **options)
     if as_json:
         print_json(answer.to_json())
     else:
         print_markdown(answer_markdown(answer))
+    if unsaved is not None:
+        raise unsaved
 
 
 @app.command()
@@ -347,7 +344,7 @@ def chat(
 
     from rag.answer import Engine
     from rag.chat import chat_loop
-    from rag.converse import SessionStore, default_data_dir
+    from rag.sessions import SessionStore, default_data_dir
 
     settings = load_settings(index)
     store = SessionStore(default_data_dir(settings))
@@ -363,7 +360,7 @@ app.add_typer(sessions_app, name="sessions")
 
 
 def _session_store():
-    from rag.converse import SessionStore, default_data_dir
+    from rag.sessions import SessionStore, default_data_dir
 
     return SessionStore(default_data_dir(load_settings()))
 

@@ -1,10 +1,32 @@
-"""Answers and hits as the Markdown a person reads in a terminal (and `rag chat`)."""
+"""What the user reads: the wording of an abstention, and answers and hits as the Markdown a
+person reads in a terminal (`rag ask`, `rag chat`, the chat-completions API)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rag.generate.abstention import Abstention
 from rag.types import DISCLAIMER, Answer, Citation, Hit
+
+NOT_COVERED = (
+    "The indexed sources do not answer this question. The nearest sources found are listed "
+    "below; check them directly or ask a more specific question."
+)
+NOT_COVERED_BOTTOM_LINE = "The indexed sources do not cover this question."
+# What an abstention adds to NOT_COVERED, by reason (rag.generate.abstention.REASONS); the
+# reasons not listed say nothing more than NOT_COVERED does.
+ABSTENTION_DETAILS = {
+    "unknown_words": " No indexed passage mentions {words}.",
+    "dose_missing": " None of the passages found states a dose for what was asked.",
+    "not_stated": " The passages found are on the topic but do not state an answer to it.",
+}
+
+
+def abstention_text(abstention: Abstention) -> tuple[str, str]:
+    """(answer, bottom line) of an answer that abstains for `abstention`'s reason."""
+    detail = ABSTENTION_DETAILS.get(abstention.reason, "")
+    words = ", ".join(f"'{word}'" for word in abstention.unknown_words)
+    return NOT_COVERED + detail.format(words=words), NOT_COVERED_BOTTOM_LINE
 
 
 def reference_line(citation: Citation) -> str:

@@ -16,13 +16,13 @@ kept (its best ones) and the freed places go to the next documents in line.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, Turn
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +33,9 @@ MODES = RETRIEVAL_MODES
 NORMALISATIONS = ("minmax", "zscore")
 
 ScoredRows = list[tuple[int, float]]
+
+# The c of reciprocal rank fusion's 1 / (c + rank), the usual 60; setting retrieval.rrf_k.
+RRF_K = 60.0
 
 
 class Embedder(Protocol):
@@ -68,7 +71,7 @@ class Fusion:
     """
 
     method: str = "rrf"
-    rrf_k: float = 60.0
+    rrf_k: float = RRF_K
     dense_weight: float = 1.0
     alpha: float = 0.5
     normalisation: str = "minmax"
@@ -107,6 +110,17 @@ class Fusion:
         return blend_scores(dense, lexical, alpha=self.alpha, normalisation=self.normalisation)
 
 
+    @classmethod
+    def from_settings(cls, retrieval: RetrievalSettings) -> Fusion:
+        """The fusion the `retrieval` settings name (fusion, fusion_alpha, rrf_k)."""
+        return cls(
+            method=retrieval.fusion,
+            alpha=retrieval.fusion_alpha,
+            normalisation="zscore",
+            rrf_k=retrieval.rrf_k,
+        )
+
+
 # The default hybrid fusion: a z-score blend with dense weight 0.6, chosen on the dev splits
 # only (evals/retrieval.py --tune; full grids in evals/results/<set>-tuning.md). Document-level
 # nDCG@10 with 50 candidates per retriever:
@@ -126,21 +140,10 @@ class Fusion:
 DEFAULT_FUSION = Fusion(method="blend", alpha=0.6, normalisation="zscore")
 
 
-def fusion_for(retrieval: RetrievalSettings) -> Fusion:
-    """The hybrid fusion the `retrieval` settings section asks for (fusion, fusion_alpha,
-    rrf_k); the blend normalises z-scores, as DEFAULT_FUSION does."""
-    return Fusion(
-        method=retrieval.fusion,
-        alpha=retrieval.fusion_alpha,
-        normalisation="zscore",
-        rrf_k=retrieval.rrf_k,
-    )
-
-
 def reciprocal_rank_fusion(
     ranked_lists: Sequence[Sequence[tuple[int, float]]],
     *,
-    rrf_k: float = 60.0,
+    rrf_k: float = RRF_K,
     weights: Sequence[float] | None = None,
 ) -> ScoredRows:
     """Fuse ranked `(row, score)` lists (best first) by reciprocal rank.
@@ -416,3 +419,99 @@ def expand_sections(
                 replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
             )
     return [replace(hit, rank=rank) for rank, hit in enumerate(expanded, start=1)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-ups: the ranking keeps the conversation's source.
+#
+# The condensed query carries the topic in words; the ranking can carry it too: a follow-up
+# most often stays within the source the user is reading (the guideline the previous answer
+# cited first) but moves between its sections ("Which drugs can be used to treat it?" after a
+# question on fibrosis tests). So the documents that share that source's title get a small
+# bonus on top of their position, scored as reciprocal rank fusion scores a list:
+# 1/(rrf_k + rank). Measured on dev (evals/README.md): a bonus for the cited guideline helped
+# slightly (0.938 -> 0.939) and scored the same from 0.002 to 0.02. A bonus for the cited
+# documents themselves lost 0.015-0.16 MRR (it pins the previous section), so a source of one
+# document (a title no other document has, as in a corpus of papers) gets no bonus. Only the
+# first cited source is lifted: lifting every cited guideline of 2+ documents lost 0.012 (it
+# lifted the runner-up guidelines over the one-document source cited first, the TIMI score).
+CITED_SOURCE_BOOST = 0.002  # about 9 places near the top of the list, at rrf_k 60
+CITED_SOURCE_DEPTH = 20  # passages re-ranked: a deeper pool than the k asked for
+
+
+def cited_source_doc_ids(
+    history: Sequence[Turn], siblings: Callable[[str], Sequence[str]]
+) -> frozenset[str]:
+    """The documents of the source the latest answer with citations cited first:
+    `siblings(doc_id)` (every document with its title, itself included) when that is more than
+    one document, else none. Empty without history or citations."""
+    for turn in reversed(history):
+        if turn.cited_doc_ids:
+            same_source = frozenset(siblings(turn.cited_doc_ids[0]))
+            return same_source if len(same_source) > 1 else frozenset()
+    return frozenset()
+
+
+def lift_cited_source(
+    hits: Sequence[Hit],
+    preferred_doc_ids: Collection[str],
+    *,
+    boost: float = CITED_SOURCE_BOOST,
+    rrf_k: float = RRF_K,
+) -> list[Hit]:
+    """`hits` re-ranked so passages of `preferred_doc_ids` move up a few places: each hit scores
+    1/(rrf_k + rank) plus `boost` when its document is preferred. Ranks are renumbered from 1;
+    the retrieval scores are kept as they were (thresholds elsewhere compare them)."""
+    if not preferred_doc_ids:
+        return list(hits)
+    order = sorted(
+        range(len(hits)),
+        key=lambda i: (
+            1.0 / (rrf_k + i + 1) + (boost if hits[i].doc_id in preferred_doc_ids else 0.0)
+        ),
+        reverse=True,
+    )
+    return [replace(hits[i], rank=rank) for rank, i in enumerate(order, start=1)]
+
+
+@dataclass
+class Retriever:
+    """Retrieval as the engine uses it: `index` searched as the `settings` say (mode, k,
+    per-document limit, candidates, fusion). `siblings(doc_id)` names the documents sharing
+    a document's title (the sections of one guideline), for keeping a follow-up in the
+    guideline its conversation was reading."""
+
+    index: SearchableIndex
+    settings: RetrievalSettings
+    siblings: Callable[[str], Sequence[str]] = field(default=lambda doc_id: (doc_id,))
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str | None = None,
+        k: int | None = None,
+        sources: Sequence[str] = (),
+        min_year: int | None = None,
+        history: Sequence[Turn] = (),
+    ) -> list[Hit]:
+        """Ranked passages for `query`, best first, ranks from 1. With `history`, passages of
+        the source the previous answer cited move up a few places (`lift_cited_source`)."""
+        k = k or self.settings.k
+        fusion = Fusion.from_settings(self.settings)
+        preferred = cited_source_doc_ids(history, self.siblings)
+        hits = retrieve(
+            self.index,
+            query,
+            mode=mode or self.settings.mode,
+            k=max(k, CITED_SOURCE_DEPTH) if preferred else k,
+            per_document=self.settings.per_document,
+            candidates=self.settings.candidates,
+            fusion=fusion,
+            sources=sources,
+            min_year=min_year,
+            prefer_newer=self.settings.prefer_newer,
+        )
+        if not preferred:
+            return hits
+        return lift_cited_source(hits, preferred, rrf_k=fusion.rrf_k)[:k]

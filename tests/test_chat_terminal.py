@@ -513,8 +513,8 @@ def test_an_answer_that_cannot_be_saved_is_still_shown(tmp_path: Path):
 
 def test_damaged_session_stops_before_the_first_prompt(tmp_path: Path):
     store = SessionStore(tmp_path)
-    store.directory.mkdir(parents=True)
-    store.path("s").write_text("not json", encoding="utf-8")
+    store.legacy_directory.mkdir(parents=True)  # a conversation saved by an earlier version
+    (store.legacy_directory / "s.json").write_text("not json", encoding="utf-8")
     with pytest.raises(SessionError, match="is damaged"):
         run_chat(["gout?"], store)
 

@@ -1,24 +1,16 @@
-"""Saved conversations and follow-up condensation (rag.converse)."""
+"""Follow-up condensation (rag.converse) and the ranking that keeps a follow-up's source
+(rag.retrieve.lift_cited_source). Saved conversations: tests/test_sessions.py."""
 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
-from rag.config import Settings
-from rag.converse import (
-    SessionStore,
-    cited_source_doc_ids,
-    condense,
-    condense_deterministic,
-    default_data_dir,
-    lift_cited_source,
-    rewrite_messages,
-)
-from rag.errors import InputError, SessionError
+from rag.converse import condense, condense_deterministic
+from rag.generate.prompts import build_condense_messages as rewrite_messages
+from rag.retrieve import cited_source_doc_ids, lift_cited_source
 from rag.types import Hit, Turn
 
 GOUT = Turn(
@@ -27,157 +19,6 @@ GOUT = Turn(
     standalone_question="What is the first-line treatment for a gout flare?",
     cited_doc_ids=("acr_gout_2020/flare_management",),
 )
-
-
-# --- sessions ------------------------------------------------------------------------------
-
-
-def test_turns_survive_a_new_store_instance(tmp_path: Path) -> None:
-    SessionStore(tmp_path).append("gout-1", GOUT)
-    follow_up = Turn(
-        "And how long for?", "Until the flare resolves [1].", "gout flare duration", ()
-    )
-    SessionStore(tmp_path).append("gout-1", follow_up)
-
-    turns = SessionStore(tmp_path).load("gout-1")
-
-    assert turns == [GOUT, follow_up]
-    assert turns[0].cited_doc_ids == ("acr_gout_2020/flare_management",)
-
-
-def test_file_records_created_and_updated_times(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path)
-    store.append("timed", GOUT)
-    first = json.loads(store.path("timed").read_text())
-    store.append("timed", GOUT)
-    second = json.loads(store.path("timed").read_text())
-
-    assert second["created"] == first["created"]
-    assert second["updated"] >= first["updated"]
-    assert len(second["turns"]) == 2
-
-
-def test_write_leaves_no_temporary_files(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path)
-    for _ in range(3):
-        store.append("clean", GOUT)
-
-    assert sorted(p.name for p in store.directory.iterdir()) == ["clean.json"]
-
-
-def test_failed_write_keeps_old_file_and_removes_temp(tmp_path: Path, monkeypatch) -> None:
-    store = SessionStore(tmp_path)
-    store.append("safe", GOUT)
-
-    def broken_replace(source, target):
-        raise OSError("disk full")
-
-    monkeypatch.setattr("rag.converse.os.replace", broken_replace)
-    with pytest.raises(OSError):
-        store.append("safe", GOUT)
-    monkeypatch.undo()
-
-    assert store.load("safe") == [GOUT]
-    assert sorted(p.name for p in store.directory.iterdir()) == ["safe.json"]
-
-
-def test_missing_session_names_the_list_command(tmp_path: Path) -> None:
-    with pytest.raises(SessionError, match=r"no session named 'nope' \(see `rag sessions list`\)"):
-        SessionStore(tmp_path).load("nope")
-    assert SessionStore(tmp_path).load_or_empty("nope") == []
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        b'{"turns": [{"question": "q"',
-        b"\xff\xfe not text",
-        b"[1, 2]",
-        b'{"turns": [{"answer": "a"}]}',
-    ],
-)
-def test_damaged_file_is_a_clear_session_error(tmp_path: Path, content: bytes) -> None:
-    store = SessionStore(tmp_path)
-    store.directory.mkdir(parents=True)
-    store.path("broken").write_bytes(content)
-
-    with pytest.raises(SessionError) as caught:
-        store.load("broken")
-
-    message = str(caught.value)
-    assert str(store.path("broken")) in message
-    assert "damaged" in message
-    assert "\n" not in message
-    # Appending must not silently replace a damaged conversation either.
-    with pytest.raises(SessionError):
-        store.append("broken", GOUT)
-
-
-def test_damaged_file_is_listed_and_can_be_deleted(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path)
-    store.append("good", GOUT)
-    store.path("bad").write_text("{not json")
-
-    listed = {info.name: info for info in store.names()}
-    assert listed["good"].turns == 1 and not listed["good"].damaged
-    assert listed["bad"].damaged
-
-    store.delete("bad")
-    assert [info.name for info in store.names()] == ["good"]
-
-
-@pytest.mark.parametrize(
-    "name", ["", "../escape", "has space", "a/b", "semi;colon", "x" * 101, "é"]
-)
-def test_invalid_session_names_are_refused(tmp_path: Path, name: str) -> None:
-    store = SessionStore(tmp_path)
-    with pytest.raises(InputError, match="letters, digits"):
-        store.append(name, GOUT)
-    with pytest.raises(InputError):
-        store.load(name)
-    assert not (tmp_path / "escape.json").exists()
-
-
-def test_names_lists_most_recent_first_and_delete_removes(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path)
-    store.append("older", GOUT)
-    store.append("newer", GOUT)
-    store.append("newer", GOUT)
-
-    infos = store.names()
-    assert [(info.name, info.turns) for info in infos] == [("newer", 2), ("older", 1)]
-
-    store.delete("older")
-    assert [info.name for info in store.names()] == ["newer"]
-    with pytest.raises(SessionError, match="no session named 'older'"):
-        store.delete("older")
-
-
-def test_empty_store_lists_nothing(tmp_path: Path) -> None:
-    assert SessionStore(tmp_path / "never-created").names() == []
-
-
-def test_concurrent_appends_keep_every_turn(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path)
-
-    def add(worker: int) -> None:
-        for number in range(10):
-            store.append("busy", Turn(f"q{worker}-{number}", "a"))
-
-    threads = [threading.Thread(target=add, args=(worker,)) for worker in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    questions = {turn.question for turn in store.load("busy")}
-    assert len(questions) == 40
-
-
-def test_default_data_dir_prefers_settings(tmp_path: Path) -> None:
-    assert default_data_dir(Settings(data_dir=str(tmp_path))) == tmp_path
-    fallback = default_data_dir(Settings())
-    assert fallback.is_absolute() and fallback.name == "rag"
 
 
 # --- condensation without an LLM ----------------------------------------------------------

@@ -85,3 +85,60 @@ def test_engine_answer_offers_related_questions_from_the_index(small_index: Path
     for question in answer.related_questions:
         top = engine.search(question, k=3)
         assert top, question
+
+
+# One guideline from the source the user asked for, and three from another source that say
+# more about the section it is suggested from: unfiltered, they take every top place.
+FILTERED_CORPUS = [
+    {
+        "id": "alpha/flare",
+        "title": "Alpha Gout Guideline",
+        "source": "Alpha Society",
+        "year": 2022,
+        "text": "# Alpha Gout Guideline\n\n## Flare Treatment\n\nColchicine, an NSAID or a "
+        "glucocorticoid is recommended as first-line therapy for a gout flare.",
+    },
+    {
+        "id": "alpha/urate",
+        "title": "Alpha Gout Guideline",
+        "source": "Alpha Society",
+        "year": 2022,
+        "text": "# Alpha Gout Guideline\n\n## Serum Urate Monitoring\n\nCheck the level "
+        "every six months.",
+    },
+] + [
+    {
+        "id": f"beta/urate-{number}",
+        "title": f"Beta Serum Urate Monitoring Statement {number}",
+        "source": "Beta College",
+        "year": 2015,
+        "text": f"# Beta Serum Urate Monitoring Statement {number}\n\n## Serum Urate "
+        "Monitoring\n\nSerum urate monitoring: monitor serum urate every three to six months "
+        "while titrating urate-lowering therapy, and serum urate at least yearly once at the "
+        "serum urate target.",
+    }
+    for number in range(1, 4)
+]
+
+
+def test_related_questions_are_checked_under_the_users_filters(tmp_path: Path):
+    from rag.answer import Engine
+    from rag.types import Document
+    from tests.conftest import build_index, settings_for
+
+    index = build_index(tmp_path / "index", [Document(**row) for row in FILTERED_CORPUS])
+    engine = Engine.load(settings_for(index))
+    question = "What is the first-line therapy for a gout flare?"
+
+    for filters in ({"sources": ["Alpha"]}, {"min_year": 2020}):
+        answer = engine.ask(question, **filters)
+        assert not answer.abstained
+        assert {hit.doc_id for hit in answer.retrieved} <= {"alpha/flare", "alpha/urate"}
+        # The other section of the guideline read is offered: within the user's filters the
+        # index answers it from that very section.
+        urate = [text for text in answer.related_questions if "urate" in text.lower()]
+        assert urate, (filters, answer.related_questions)
+        assert "alpha/urate" in {hit.doc_id for hit in engine.search(urate[0], k=3, **filters)}
+        # Unfiltered, the other source holds every top place: checked that way, the
+        # suggestion would have been dropped.
+        assert "alpha/urate" not in {hit.doc_id for hit in engine.search(urate[0], k=3)}

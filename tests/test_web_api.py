@@ -126,6 +126,9 @@ class FakeSessions:
     def append(self, name: str, turn: Turn) -> None:
         self.turns.setdefault(name, []).append(turn)
 
+    def replace_last(self, name: str, turn: Turn) -> None:
+        self.turns[name][-1] = turn
+
     def names(self) -> list[str]:
         return sorted(self.turns)
 
@@ -201,6 +204,41 @@ def test_follow_up_in_the_same_session_passes_the_history(client, engine):
     assert [turn.question for turn in history] == ["First-line drug for hypertension?"]
     assert history[0].answer == "### Treatment\nOffer a thiazide-like diuretic [1]."
     assert history[0].standalone_question == "First-line drug for hypertension? (standalone)"
+
+
+def test_switching_audience_rewrites_the_latest_turn_instead_of_adding_one(
+    client, engine, sessions
+):
+    # The page's audience switch sends the latest question again for the new reader.
+    first = client.post("/api/ask", json={"question": "First-line drug for hypertension?"}).json()
+    session = first["session"]
+    client.post("/api/ask", json={"question": "And if over 55?", "session": session})
+
+    again = client.post(
+        "/api/ask",
+        json={"question": "And if over 55?", "session": session, "audience": "patient",
+              "replace_last": True},
+    )
+
+    assert again.status_code == 200, again.text
+    assert again.json()["audience"] == "patient" and again.json()["session"] == session
+    # Answered in the light of the turns before it, not of its own earlier answer...
+    assert [turn.question for turn in engine.ask_calls[-1]["history"]] == [
+        "First-line drug for hypertension?"
+    ]
+    # ...and saved in its place: the conversation still has two turns.
+    assert [turn.question for turn in sessions.turns[session]] == [
+        "First-line drug for hypertension?",
+        "And if over 55?",
+    ]
+
+
+def test_replacing_needs_a_session(client, engine):
+    response = client.post(
+        "/api/ask", json={"question": "And if over 55?", "replace_last": True}
+    )
+    assert_clean_error(response, 422, "replace_last needs the session")
+    assert engine.ask_calls == []
 
 
 def test_separate_questions_get_separate_sessions(client):

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from rag.errors import LLMError, SessionError
+from rag.generate.abstention import Abstention
+from rag.render import abstention_text
 from rag.types import Answer, Citation, Hit, Turn
 from rag.web.app import create_app
 from tests.live_server import LiveServer
@@ -115,9 +117,11 @@ class ScriptedEngine:
         if "xss" in lowered:
             return self._xss_answer(question, session, audience)
         if "snakebite" in lowered:
-            return Answer(question=question, answer="", bottom_line="", abstained=True,
-                          citations=(), retrieved=HYPERTENSION_HITS, session=session,
-                          audience=audience)
+            # Worded as the engine words an abstention, with its reason.
+            text, bottom_line = abstention_text(Abstention("unknown_words", ("antivenom",)))
+            return Answer(question=question, answer=text, bottom_line=bottom_line,
+                          abstained=True, citations=(), retrieved=HYPERTENSION_HITS,
+                          session=session, audience=audience)
         earlier = f" (after {len(history)} earlier turn{'s' if len(history) != 1 else ''})"
         if audience == "patient":
             bottom_line = "Most people start with one blood pressure tablet [1]."
@@ -172,6 +176,9 @@ class MemorySessions:
     def append(self, name: str, turn: Turn) -> None:
         self.turns.setdefault(name, []).append(turn)
 
+    def replace_last(self, name: str, turn: Turn) -> None:
+        self.turns[name][-1] = turn
+
 
 # ------------------------------------------------------------------------------------------------
 # Server and browser
@@ -196,8 +203,13 @@ def engine() -> ScriptedEngine:
 
 
 @pytest.fixture(scope="module")
-def server(engine) -> Iterator[LiveServer]:
-    with LiveServer(create_app(engine, MemorySessions())) as live:
+def sessions() -> MemorySessions:
+    return MemorySessions()
+
+
+@pytest.fixture(scope="module")
+def server(engine, sessions) -> Iterator[LiveServer]:
+    with LiveServer(create_app(engine, sessions)) as live:
         yield live
 
 
@@ -268,7 +280,7 @@ def _ask(page: Page, question: str) -> None:
 # Tests
 
 
-def test_question_citation_follow_up_related_and_audience(server, engine, page):
+def test_question_citation_follow_up_related_and_audience(server, engine, sessions, page):
     page.goto(server.url)
     expect(page).to_have_title("rag · cited answers from clinical guidelines")
     expect(page.locator("#disclaimer")).to_contain_text("not a substitute for clinical judgement")
@@ -336,6 +348,15 @@ def test_question_citation_follow_up_related_and_audience(server, engine, page):
     expect(turns.nth(2).locator(".turn-meta")).to_contain_text("Written for patients")
     assert engine.calls[-1]["audience"] == "patient"
     assert engine.calls[-1]["question"] == "Which drugs are safe in pregnancy?"
+    # Rewritten in the light of the two turns before it, and saved in place of the clinician's
+    # answer: the conversation still has three turns, not a repeated fourth.
+    assert len(engine.calls[-1]["history"]) == 2
+    expect(turns.nth(2)).to_contain_text("after 2 earlier turns")
+    assert [turn.question for turn in sessions.turns[session]] == [
+        "First-line treatment for hypertension in a 45 year old?",
+        "And if she is 60?",
+        "Which drugs are safe in pregnancy?",
+    ]
     page.screenshot(path=str(_artifact("conversation.png")), full_page=True)
 
     # "New conversation" starts afresh: the next question has no history.
@@ -387,6 +408,9 @@ def test_abstention_shows_the_notice_and_nearest_sources(server, page):
     turn = page.locator("#conversation > li").nth(0)
     notice = turn.locator(".abstained")
     expect(notice).to_contain_text("The sources do not cover this")
+    # Why: the reason the engine gave, not a fixed sentence.
+    expect(notice.locator(".abstention-reason")).to_contain_text(
+        "No indexed passage mentions 'antivenom'.")
     expect(notice.locator(".nearest-sources > li")).to_have_count(2)
     expect(notice).to_contain_text("Hypertension in adults")
     expect(turn.locator(".bottom-line")).to_have_count(0)

@@ -18,7 +18,7 @@ from rag.errors import InputError
 from rag.evaluate.gold import GoldQuestion, read_gold
 from rag.evaluate.metrics import METRIC_NAMES, gold_ranks, question_metrics
 from rag.evaluate.report import ModeSummary, QuestionResult, RetrievalReport
-from rag.retrieve import MODES, Fusion, check_mode, fusion_for, retrieve_documents
+from rag.retrieve import MODES, Fusion, check_mode, retrieve_documents
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -181,7 +181,7 @@ def run_retrieval_eval(
         modes,
         k,
         candidates=settings.retrieval.candidates,
-        fusion=fusion_for(settings.retrieval),
+        fusion=Fusion.from_settings(settings.retrieval),
         questions=questions,
         index_path=index_location(settings),
     )

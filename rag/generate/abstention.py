@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -257,3 +257,74 @@ def _same_family(a: str, b: str) -> bool:
         return True
     shared = len(os.path.commonprefix([a, b]))
     return shared >= 5 and shared >= 0.8 * min(len(a), len(b))
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision: answer, or abstain and say why.
+
+# Why an answer abstains, in the order the engine finds out. Coverage (before generating):
+# no passage at all, a term the index never mentions, a dose asked for that no passage gives,
+# too little overlap; then the LLM's own judgement that the passages do not state the answer;
+# after generating: the model refused, or nothing it wrote kept a supported citation.
+REASONS = (
+    "no_passages",
+    "unknown_words",
+    "dose_missing",
+    "low_coverage",
+    "not_stated",
+    "refused",
+    "unsupported",
+)
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """Whether to abstain, and why: `reason` is one of REASONS, "" to answer.
+    `unknown_words` are the terms the index never mentions (reason "unknown_words")."""
+
+    reason: str = ""
+    unknown_words: tuple[str, ...] = ()
+
+    @property
+    def abstains(self) -> bool:
+        return bool(self.reason)
+
+
+ANSWER = Abstention()
+
+
+def decide_before_generating(
+    coverage: Coverage | None,
+    *,
+    min_score: float,
+    unknown_term_min_score: float | None = None,
+    answerable: Callable[[], float | None] | None = None,
+    min_probability: float = 0.0,
+) -> Abstention:
+    """Abstain before generating when `coverage` (None: nothing was retrieved) falls short of
+    `min_score`, or names a term the index never mentions and falls short of
+    `unknown_term_min_score` (default: `min_score`), or else when `answerable()` (the LLM's
+    probability that the top passages state the answer; asked only once coverage passes, and
+    None when it cannot judge) is below `min_probability`. A question answered here is graded
+    afterwards (rag.generate.evidence): a missing dose or term makes it partial, not silent."""
+    if coverage is None:
+        return Abstention("no_passages")
+    needed = max(min_score, unknown_term_min_score or 0.0) if coverage.unknown_words else min_score
+    if coverage.score < needed:
+        if coverage.unknown_words:
+            return Abstention("unknown_words", coverage.unknown_words)
+        return Abstention("dose_missing" if coverage.dose_missing else "low_coverage")
+    probability = answerable() if answerable is not None else None
+    if probability is not None and probability < min_probability:
+        return Abstention("not_stated")
+    return ANSWER
+
+
+def decide_after_generating(*, refused: bool, cited: bool) -> Abstention:
+    """Abstain when the draft was a refusal, or when no citation survived the support check
+    (`cited` False) and the answer was meant to cite."""
+    if refused:
+        return Abstention("refused")
+    if not cited:
+        return Abstention("unsupported")
+    return ANSWER

@@ -5,8 +5,8 @@
 
     GET  /                      the question page (static HTML, CSS and JS; no external requests)
     GET  /static/...            the page's script and style sheet
-    POST /api/ask               {question, session?, audience?, mode?, k?} -> the `rag ask --json`
-                                object, plus `nearest_sources` and `disclaimer`
+    POST /api/ask               {question, session?, audience?, mode?, k?, replace_last?} -> the
+                                `rag ask --json` object, plus `nearest_sources` and `disclaimer`
     GET  /api/sessions/{id}     {session, turns: [{question, answer, ...}]}
     POST /api/search            {query, k?, mode?, sources?, min_year?} -> {query, mode, hits}
     GET  /api/health            {"status": "ok"} (never guarded: for load balancers and tests)
@@ -15,9 +15,7 @@
     POST /v1/chat/completions   {model: "rag", messages, stream?} -> a chat completion whose
                                 content is the `rag ask` Markdown, the structured answer in `rag`
 
-Every error is a JSON object {"error": "<one line>"} with a 4xx or 5xx status; under /v1/ it is
-the OpenAI protocol's {"error": {"message", "type", "param", "code"}}, so the SDKs show the
-message. Tracebacks go to the server log, never to the client.
+Every error is one JSON line (rag.web.guard, with the access key, size limit and headers).
 
 Access key: when `api_key` is given, every route except /static and /api/health needs it, as
 `Authorization: Bearer KEY` or `X-API-Key: KEY`. A browser opens the page once as `/?key=KEY`;
@@ -28,8 +26,6 @@ same-site, HTTP-only cookie so that reloading the page works without the query.
 from __future__ import annotations
 
 import asyncio
-import hmac
-import logging
 import re
 import threading
 import time
@@ -40,45 +36,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rag.config import RetrievalMode, Settings
-from rag.converse import turn_to_json
-from rag.errors import (
-    IndexMismatchError,
-    IndexMissingError,
-    InputError,
-    LLMError,
-    RagError,
-    SessionError,
-)
+from rag.errors import SessionError
 from rag.generate.base import Audience
 from rag.render import answer_markdown
+from rag.sessions import answer_in_session, turn_to_json
 from rag.types import DISCLAIMER, Answer, Hit, Turn
 from rag.web import openai_api
-
-logger = logging.getLogger("rag.web")
+from rag.web.guard import install_guards, logger
 
 STATIC_DIR = Path(__file__).parent / "static"
-MAX_BODY_BYTES = 64 * 1024  # a question, a few options: anything larger is not a real request
-# A chat-completions request carries the whole conversation, earlier answers included.
-MAX_CHAT_BODY_BYTES = 1024 * 1024
-OPENAI_PREFIX = "/v1/"
-KEY_COOKIE = "rag_api_key"
-# Session ids become file names in the session store, so only a safe alphabet is accepted.
+# Session ids come back in requests and name saved conversations: only a safe alphabet.
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-# The page ships everything itself; this policy makes the browser refuse anything else,
-# including inline script, so a rendering bug cannot turn document text into code.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
 
 
 class AnswerEngine(Protocol):
@@ -107,11 +81,13 @@ class AnswerEngine(Protocol):
 
 
 class Sessions(Protocol):
-    """What the app needs from `rag.converse.SessionStore`."""
+    """What the app needs from `rag.sessions.SessionStore`."""
 
     def load(self, name: str) -> list[Turn]: ...
 
     def append(self, name: str, turn: Turn) -> None: ...
+
+    def replace_last(self, name: str, turn: Turn) -> None: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,6 +121,12 @@ class AskRequest(BaseModel):
         default=None, description="Retrieval mode; default from the settings."
     )
     k: int | None = Field(default=None, ge=1, le=50, description="Passages given to the generator.")
+    replace_last: bool = Field(
+        default=False,
+        description="Answer again in place of the session's latest turn (the page's audience "
+        "switch): the turn is replaced, not added, and read in the light of the turns before "
+        "it. Needs `session`.",
+    )
 
     @field_validator("question")
     @classmethod
@@ -159,6 +141,12 @@ class AskRequest(BaseModel):
                 "session must be an id returned by /api/ask (letters, digits, '-' and '_')"
             )
         return value
+
+    @model_validator(mode="after")
+    def _replacing_needs_a_session(self) -> AskRequest:
+        if self.replace_last and self.session is None:
+            raise ValueError("replace_last needs the session whose latest answer it replaces")
+        return self
 
 
 class SearchRequest(BaseModel):
@@ -183,99 +171,6 @@ class SearchRequest(BaseModel):
     @classmethod
     def _query_fits(cls, value: str) -> str:
         return _clean_text(value, "query")
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors: one JSON shape for all of them.
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
-def _error_for(
-    request: Request,
-    status: int,
-    message: str,
-    headers: dict[str, str] | None = None,
-    *,
-    param: str | None = None,
-    code: str | None = None,
-) -> JSONResponse:
-    """The error in the shape the route's clients read: the OpenAI protocol's under /v1/."""
-    if request.url.path.startswith(OPENAI_PREFIX):
-        body = openai_api.error_body(message, status=status, param=param, code=code)
-        return JSONResponse(body, status_code=status, headers=headers)
-    return _error(status, message, headers)
-
-
-def _describe_validation_errors(errors: Sequence[dict[str, Any]]) -> tuple[int, str]:
-    """Turn pydantic's error list into (status, one readable line) without internals."""
-    messages: list[str] = []
-    for error in errors:
-        kind = error.get("type", "")
-        location = [str(part) for part in error.get("loc", ()) if part != "body"]
-        if kind == "json_invalid":
-            return 400, "request body is not valid JSON"
-        if not location and kind in {"model_attributes_type", "dict_type", "model_type"}:
-            return 400, "request body must be a JSON object"
-        if not location and kind == "missing":
-            return 400, "request body is missing; send a JSON object"
-        field_name = ".".join(location) or "request"
-        if kind == "missing":
-            messages.append(f"{field_name} is required")
-        elif kind == "extra_forbidden":
-            messages.append(f"{field_name} is not a known field")
-        else:
-            message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
-            if message.startswith(field_name):
-                messages.append(message)
-                continue
-            given = error.get("input")
-            if isinstance(given, (str, int, float)) and len(repr(given)) <= 40:
-                message = f"{message} (got {given!r})"
-            messages.append(f"{field_name}: {message}")
-    return 422, "; ".join(messages) or "request is not valid"
-
-
-def _status_for(error: RagError) -> int:
-    if isinstance(error, SessionError):
-        return 404
-    if isinstance(error, (IndexMissingError, IndexMismatchError)):
-        return 503
-    if isinstance(error, LLMError):
-        return 502
-    if isinstance(error, InputError):
-        return 400
-    return 400
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        status, message = _describe_validation_errors(error.errors())
-        if request.url.path.startswith(OPENAI_PREFIX):
-            status = 400  # the protocol answers every malformed request with 400
-        return _error_for(request, status, message)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        messages = {404: f"not found: {request.url.path}", 405: "method not allowed"}
-        message = messages.get(error.status_code) or str(error.detail)
-        return _error_for(request, error.status_code, message, getattr(error, "headers", None))
-
-    @app.exception_handler(RagError)
-    async def _rag_error(request: Request, error: RagError) -> JSONResponse:
-        if isinstance(error, openai_api.ProtocolError):
-            return _error_for(
-                request, error.status, str(error), param=error.param, code=error.code
-            )
-        return _error_for(request, _status_for(error), str(error))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-        return _error_for(request, 500, "internal error")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,71 +215,6 @@ def _new_session_id() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The access key.
-
-
-def _key_matches(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _presented_key(request: Request) -> str | None:
-    authorization = request.headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return request.headers.get("x-api-key") or request.cookies.get(KEY_COOKIE)
-
-
-def _key_form(message: str) -> HTMLResponse:
-    """A minimal page asking for the key; it submits back to /?key=..."""
-    body = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>Access key needed</title><link rel='stylesheet' href='/static/style.css'></head>"
-        "<body><main class='key-page'><h1>Access key needed</h1>"
-        f"<p>{message}</p>"
-        "<form method='get' action='/'><label for='key'>Access key</label> "
-        "<input id='key' name='key' type='password' autocomplete='current-password' required> "
-        "<button type='submit'>Open</button></form></main></body></html>"
-    )
-    return HTMLResponse(body, status_code=401)
-
-
-def _install_access_key(app: FastAPI, api_key: str) -> None:
-    open_prefixes = ("/static/", "/api/health")
-
-    @app.middleware("http")
-    async def _require_key(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        if path.startswith(open_prefixes):
-            return await call_next(request)
-        if path == "/":
-            query_key = request.query_params.get("key")
-            if _key_matches(query_key, api_key):
-                response = await call_next(request)
-                # The cookie lets a reload work once the page has dropped ?key= from the URL.
-                response.set_cookie(
-                    KEY_COOKIE, api_key, httponly=True, samesite="strict", path="/"
-                )
-                return response
-            if _key_matches(_presented_key(request), api_key):
-                return await call_next(request)
-            message = (
-                "That key is not right; try again."
-                if query_key
-                else "This server is protected. Enter the access key you were given."
-            )
-            return _key_form(message)
-        if _key_matches(_presented_key(request), api_key):
-            return await call_next(request)
-        return _error_for(
-            request,
-            401,
-            "missing or wrong access key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-# ---------------------------------------------------------------------------------------------
 # The app.
 
 
@@ -415,7 +245,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    _install_error_handlers(app)
+    install_guards(app, api_key)
     # One lock per conversation, so two quick follow-ups in the same session are answered in
     # order and each sees the turn before it.
     session_locks: dict[str, threading.Lock] = {}
@@ -436,29 +266,6 @@ def create_app(
         with locks_guard:
             return session_locks.setdefault(session_id, threading.Lock())
 
-    # Middleware added last runs first: the key check sits inside the size limit and headers.
-    if api_key:
-        _install_access_key(app, api_key)
-
-    @app.middleware("http")
-    async def _limit_and_harden(request: Request, call_next: Any) -> Response:
-        declared = request.headers.get("content-length")
-        limit = (
-            MAX_CHAT_BODY_BYTES if request.url.path == "/v1/chat/completions" else MAX_BODY_BYTES
-        )
-        if declared is not None:
-            if not declared.isdigit():
-                return _error_for(request, 400, "Content-Length header is not a number")
-            if int(declared) > limit:
-                return _error_for(
-                    request, 413, f"request body is too large (limit {limit} bytes)"
-                )
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
-
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
@@ -473,16 +280,18 @@ def create_app(
         session_id = request.session or _new_session_id()
         with lock_for(session_id):
             # A given id must exist; a new conversation starts with no history.
-            history = sessions.load(session_id) if request.session else []
-            answer = engine.ask(
+            answer = answer_in_session(
+                engine,
+                sessions,
+                session_id,
                 request.question,
-                history=history,
+                history=None if request.session else [],
+                must_exist=True,
+                replace_last=request.replace_last,
                 audience=request.audience,
                 mode=request.mode,
                 k=request.k,
-                session=session_id,
             )
-            sessions.append(session_id, answer.as_turn())
         payload = _answer_payload(answer)
         payload["session"] = session_id
         return payload
@@ -604,7 +413,7 @@ def serve(
     import uvicorn
 
     from rag.answer import Engine
-    from rag.converse import SessionStore, default_data_dir
+    from rag.sessions import SessionStore, default_data_dir
 
     if api_key is None:
         api_key = getattr(settings, "api_key", "") or None

@@ -296,12 +296,16 @@
     const notice = make("div", "notice abstained");
     notice.setAttribute("role", "note");
     notice.appendChild(make("h3", null, "The sources do not cover this"));
+    // The answer says why it abstained (a term no source mentions, no dose given, ...); the
+    // fixed sentence is only for a server that sends no reason.
+    const reason = typeof data.answer === "string" && data.answer.trim() ? data.answer.trim() : "";
     notice.appendChild(
       make(
         "p",
-        null,
-        "None of the indexed passages answers this question well enough to cite, so no answer " +
-          "is given. Rephrase the question, or check these nearest sources yourself:"
+        "abstention-reason",
+        reason ||
+          "None of the indexed passages answers this question well enough to cite, so no " +
+            "answer is given. Rephrase the question, or check these nearest sources yourself:"
       )
     );
     const nearest = (data.nearest_sources && data.nearest_sources.length
@@ -443,6 +447,8 @@
     const started = performance.now();
     const body = { question: text, audience: currentAudience() };
     if (state.session) body.session = state.session;
+    // Rewriting the latest answer replaces its saved turn instead of asking it again.
+    if (options.replaceLast && state.session) body.replace_last = true;
     try {
       const data = await callApi("/api/ask", body);
       state.session = data.session;
