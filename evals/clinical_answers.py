@@ -46,9 +46,9 @@ from rag.answer_metrics import (
     word_count,
 )
 from rag.config import Settings
-from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
 from rag.generate.wording import is_sentence
+from rag.text import split_sentences
 from rag.types import Answer, Turn
 
 GOLD = REPO / "evals" / "clinical_answers.jsonl"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.generate.citations import content_words
+from rag.text import content_stems, split_sentences
 from rag.types import Answer
 
 KEY_FACT_WORD_SHARE = 0.6
@@ -54,10 +54,10 @@ def has_fact(text: str, fact: str) -> bool:
     text_numbers = set(_numbers(text))
     if any(number not in text_numbers for number in _numbers(fact)):
         return False
-    words = {word for word in content_words(fact) if not word[:1].isdigit()}
+    words = {word for word in content_stems(fact) if not word[:1].isdigit()}
     if not words:
         return True
-    found = words & set(content_words(text))
+    found = words & content_stems(text)
     return len(found) / len(words) >= KEY_FACT_WORD_SHARE
 
 
@@ -96,8 +96,6 @@ def readability_grade(text: str) -> float | None:
     """Flesch-Kincaid grade of `text` without markers, headings and bullets (None if empty):
     0.39 words/sentence + 11.8 syllables/word - 15.59. (textstat computes the same but
     fetches a pronunciation dictionary at run time, which fails offline.)"""
-    from rag.generate.citations import split_sentences
-
     lines = [
         re.sub(r"^\s*(?:[-*]|\d+[.)]|#+)\s*", "", line).replace("|", " ")
         for line in _MARKER.sub("", text).splitlines()

@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.errors import InputError, RagError
 from rag.evaluate import GoldQuestion, read_gold, summary_for
-from rag.generate.citations import split_sentences
 from rag.retrieve import check_mode
+from rag.text import split_sentences
 from rag.types import Answer
 
 if TYPE_CHECKING:
