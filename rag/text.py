@@ -19,6 +19,7 @@ Markdown. The line patterns (`HEADING`, `LIST_ITEM`, `TABLE_ROW`, `TABLE_RULE`, 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 
 import Stemmer
@@ -48,7 +49,7 @@ STOPWORDS = word_list(
 
 WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")  # a word as `words` reads it
 _TERM = re.compile(r"[A-Za-z0-9]+(?:[-+*/.'][A-Za-z0-9]+)*")
-_STEMMER = Stemmer.Stemmer("english")
+_STEMMERS = threading.local()  # a PyStemmer stemmer must not be used by two threads at once
 
 
 def words(text: str) -> list[str]:
@@ -69,14 +70,21 @@ def content_words(text: str) -> list[str]:
     ]
 
 
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
+    return stemmer
+
+
 def stem(word: str) -> str:
     """The Snowball (English) stem of a lower-cased word: "flares" -> "flare"."""
-    return _STEMMER.stemWord(word)
+    return _stemmer().stemWord(word)
 
 
-def stems(words: Iterable[str]) -> list[str]:
+def stems(tokens: Iterable[str]) -> list[str]:
     """`stem` of each word, in order."""
-    return _STEMMER.stemWords(list(words))
+    return _stemmer().stemWords(list(tokens))
 
 
 def content_stems(text: str) -> frozenset[str]:
