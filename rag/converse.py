@@ -80,7 +80,8 @@ CONVERSATION_WORDS = word_list(
     yes yet
     """
 )
-_NOT_TOPIC = STOPWORDS | CONVERSATION_WORDS
+# "ie" stays a topic word: in a conversation it is infective endocarditis (IE), not "i.e.".
+_NOT_TOPIC = (STOPWORDS | CONVERSATION_WORDS) - {"ie"}
 
 # Words that make a question lean on the earlier turns: a leading connective ("And in
 # pregnancy?") or a pronoun standing for something said before ("How long should it continue?").

@@ -43,9 +43,9 @@ STOPWORDS = word_list(
     the their them then there these they this those through to too under until up upon us
     very via was we were what when where which while who whom whose why will with within
     without would you your yours s t don isn aren wasn weren doesn didn shall whether among
-    amongst etc eg vs
+    amongst etc eg ie vs
     """
-)  # not "ie": written without its periods it is more often infective endocarditis (IE)
+)
 
 WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")  # a word as `words` reads it
 _TERM = re.compile(r"[A-Za-z0-9]+(?:[-+*/.'][A-Za-z0-9]+)*")

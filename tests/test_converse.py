@@ -232,7 +232,7 @@ def test_context_carries_each_topic_word_once_whatever_its_form() -> None:
     assert context.split().count("aneurysm") == 1 and "aneurysmal" not in context
 
 
-def test_an_abbreviation_that_is_also_a_stopword_elsewhere_stays_a_topic() -> None:
+def test_ie_stays_a_topic_of_the_conversation() -> None:
     endocarditis = Turn("E. faecalis native valve IE, fully susceptible — regimen?", "", "", ())
     assert " ie " in condense_deterministic("His CrCl is 35.", [endocarditis])
 
