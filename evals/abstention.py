@@ -56,13 +56,13 @@ import torch
 
 from rag.answer import Engine
 from rag.config import Settings
-from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
 from rag.index.store import Index
 from rag.ingest.demo import load_demo_corpus
 from rag.ingest.pipeline import ingest
 from rag.jsonl import read_jsonl
 from rag.local_llm import fetch_model, start_server
+from rag.text import split_sentences
 
 QUESTIONS = REPO / "evals" / "abstention.jsonl"
 DATA = REPO.parent / "shared" / "data"

@@ -46,10 +46,10 @@ from rag.evaluate.metrics import (
     readability_grade,
     word_count,
 )
-from rag.generate.citations import split_sentences
 from rag.generate.support import support_scores
 from rag.generate.wording import is_sentence
 from rag.jsonl import read_jsonl
+from rag.text import split_sentences
 from rag.types import Answer, Turn
 
 GOLD = REPO / "evals" / "clinical_answers.jsonl"

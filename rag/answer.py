@@ -39,7 +39,6 @@ from rag.generate.citations import CitedText, enforce_citations
 from rag.generate.evidence import NONE, PARTIAL, Evidence, grade_evidence, lead_with_missing
 from rag.generate.extractive import GENERIC_WORDS
 from rag.generate.support import attribute_uncited, check_support
-from rag.generate.units import answer_words
 from rag.index.backend import open_index
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
@@ -50,7 +49,7 @@ from rag.types import Answer, Citation, Hit, Turn
 __all__ = ["NOT_COVERED", "Backend", "Engine", "Library", "load_backend", "load_generator"]
 
 # Answer-type words ("dose", "recommended") do not make two passages address the same point.
-_POINTLESS_WORDS = frozenset(answer_words(" ".join(GENERIC_WORDS)))
+_POINTLESS_WORDS = GENERIC_WORDS
 
 Judge = Callable[[str, Sequence[Hit]], "float | None"]
 """(question, top hits) -> the probability (0..1) that the hits state the answer, or None."""

@@ -32,6 +32,7 @@ from rag.sessions import (
     default_data_dir,
     turn_to_json,
 )
+from rag.text import STOPWORDS, stem, terms, word_list
 from rag.types import Turn
 
 ChatFunction = Callable[[list[dict[str, str]]], str]
@@ -50,32 +51,21 @@ SELF_CONTAINED_MIN_TERMS = 5
 FIRST_TURN_MAX_TERMS = 12
 RECENT_TURN_MAX_TERMS = 0
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:[-+*/.'][A-Za-z0-9]+)*")
-
-
-# Function words, question words and conversational filler: none of them says what a
-# conversation is about, so none is carried into the standalone question.
-def _word_set(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-STOPWORDS = _word_set(
+# Beyond rag.text.STOPWORDS: question words, contractions and conversational filler. None of
+# them says what a conversation is about, so none is carried into the standalone question.
+CONVERSATION_WORDS = word_list(
     """
-    a about above after again against all also am an and any anyone anything are aren't as at
-    be because been before being below between both but by can can't cannot could couldn't did
-    didn't do does doesn't doing don't done down during each else either etc even ever every few
-    for from further get gets getting give given giving go goes going got had has hasn't have
-    having he her here hers herself him himself his how however i if in instead into is isn't it
-    it's its itself just kind let like may me might more most much must my myself need needed
-    needs neither no nor not now of off ok okay on once one ones only or other others otherwise
-    our ours ourselves out over own particular please rather really regarding same say shall she
-    should shouldn't so some someone something such tell than that that's the their theirs them
-    themselves then there these they thing things this those though through to too under until
-    up upon us use used uses using very was wasn't we were what what's whatever when where which
-    while who whom whose why will with within without would wouldn't yes yet you your yours
-    patient patients person people someone's case cases still anymore already thanks
+    already anymore anyone anything aren't can't cannot case cases couldn't didn't doesn't
+    don't else even ever every get gets getting give given giving go goes going got hasn't
+    herself himself instead isn't it's kind let like myself need needed needs neither now ok
+    okay one ones others otherwise ourselves particular patient patients people person please
+    rather really regarding say shouldn't someone someone's something still tell thanks that's
+    theirs themselves thing things though use used uses using wasn't what's whatever wouldn't
+    yes yet
     """
 )
+# "ie" stays a topic word: in a conversation it is infective endocarditis (IE), not "i.e.".
+_NOT_TOPIC = (STOPWORDS | CONVERSATION_WORDS) - {"ie"}
 
 # Words that make a question lean on the earlier turns: a leading connective ("And in
 # pregnancy?") or a pronoun standing for something said before ("How long should it continue?").
@@ -92,7 +82,7 @@ LEADING_CUES = (
     "and if",
     "same",
 )
-ANAPHORA = _word_set(
+ANAPHORA = word_list(
     "it its it's they them their theirs this that these those she her he him his one ones "
     "such same former latter above"
 )
@@ -110,37 +100,24 @@ _QUESTION_START = re.compile(
 _LABEL = re.compile(r"^(standalone|rewritten|reformulated)?\s*question\s*:\s*", re.IGNORECASE)
 
 
-def words(text: str) -> list[str]:
-    """The words of `text`, lower-cased, keeping clinical tokens whole (CHA2DS2-VASc, 2.5)."""
-    return [match.group(0).lower() for match in _WORD.finditer(text)]
-
-
 def content_terms(text: str) -> list[str]:
-    """Words of `text` that say what it is about, in order, without repeats."""
-    terms: list[str] = []
-    for word in words(text):
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
+    """Terms of `text` that say what it is about, in order, without repeats: no stopwords, no
+    conversational filler, clinical names kept whole ("cha2ds2-vasc")."""
+    found: list[str] = []
+    for word in terms(text):
+        if word in _NOT_TOPIC or (len(word) < 2 and not word.isdigit()):
             continue
-        if word not in terms:
-            terms.append(word)
-    return terms
-
-
-def _stem(term: str) -> str:
-    # Crude plural folding so "flares" matches "flare"; enough for overlap checks.
-    if len(term) > 4 and term.endswith("ies"):
-        return term[:-3] + "y"
-    if len(term) > 3 and term.endswith("s") and not term.endswith("ss"):
-        return term[:-1]
-    return term
+        if word not in found:
+            found.append(word)
+    return found
 
 
 def is_elliptical(question: str) -> bool:
     """Whether `question` leans on earlier turns: a leading connective or a pronoun."""
-    lowered = " ".join(words(question))
+    lowered = " ".join(terms(question))
     if any(lowered == cue or lowered.startswith(cue + " ") for cue in LEADING_CUES):
         return True
-    return any(word in ANAPHORA for word in words(question))
+    return any(word in ANAPHORA for word in terms(question))
 
 
 def is_self_contained(question: str) -> bool:
@@ -161,7 +138,7 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
         if is_self_contained(history[position].question):
             anchor = position
             break
-    seen = {_stem(term) for term in exclude}
+    seen = {stem(term) for term in exclude}
     chosen: list[str] = []
 
     def take(question: str, limit: int) -> None:
@@ -169,9 +146,9 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
         for term in content_terms(question):
             if taken >= limit:
                 break
-            if _stem(term) in seen:
+            if stem(term) in seen:
                 continue
-            seen.add(_stem(term))
+            seen.add(stem(term))
             chosen.append(term)
             taken += 1
 
@@ -247,8 +224,8 @@ def usable_rewrite(reply: str, question: str) -> str | None:
         return None
     if not text.endswith("?") and not _QUESTION_START.match(text):
         return None
-    followup_terms = {_stem(term) for term in content_terms(question)}
-    if followup_terms and not followup_terms & {_stem(term) for term in content_terms(text)}:
+    followup_terms = {stem(term) for term in content_terms(question)}
+    if followup_terms and not followup_terms & {stem(term) for term in content_terms(text)}:
         return None
     return text
 

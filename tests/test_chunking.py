@@ -11,8 +11,9 @@ import pytest
 from rag.config import ChunkSettings
 from rag.errors import InputError
 from rag.ingest import demo
-from rag.ingest.chunking import chunk_document, passage_for_embedding, split_sentences
+from rag.ingest.chunking import chunk_document, passage_for_embedding
 from rag.ingest.demo import load_demo_corpus
+from rag.text import split_prose_sentences as split_sentences
 from rag.tokens import embedder_token_counter, prompt_token_count
 from rag.types import Document
 

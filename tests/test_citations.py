@@ -11,10 +11,10 @@ from rag.generate.citations import (
     enforce_citations,
     is_refusal,
     parse_decision,
-    split_sentences,
     strip_reference_list,
 )
 from rag.generate.prompts import REFUSAL_SENTENCE
+from rag.text import split_sentences
 from rag.types import Hit
 
 PASSAGES = [

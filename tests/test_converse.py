@@ -62,6 +62,22 @@ def test_follow_up_words_are_not_repeated_in_the_context() -> None:
     assert "gout" not in context and "treatment" not in context
 
 
+def test_context_carries_each_topic_word_once_whatever_its_form() -> None:
+    """Words are compared by their Snowball stem: "screened" is the follow-up's "screen" and
+    "aneurysmal" the topic's "aneurysm", so neither is appended again."""
+    screening = Turn("How is perinatal depression screened?", "", "", ())
+    standalone = condense_deterministic("What score counts as a positive screen?", [screening])
+    assert standalone.endswith("(context: perinatal depression)")
+    bleed = Turn("Ruptured aneurysm: aneurysmal subarachnoid hemorrhage care?", "", "", ())
+    context = condense_deterministic("Which pressure until then?", [bleed]).split("(context:")[1]
+    assert context.split().count("aneurysm") == 1 and "aneurysmal" not in context
+
+
+def test_ie_stays_a_topic_of_the_conversation() -> None:
+    endocarditis = Turn("E. faecalis native valve IE, fully susceptible — regimen?", "", "", ())
+    assert " ie " in condense_deterministic("His CrCl is 35.", [endocarditis])
+
+
 # --- condensation with a rewrite function --------------------------------------------------
 
 

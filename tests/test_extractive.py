@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from rag.generate.citations import enforce_citations, split_sentences
-from rag.generate.extractive import ExtractiveGenerator, plain
+from rag.generate.citations import enforce_citations
+from rag.generate.extractive import ExtractiveGenerator
+from rag.text import plain, split_sentences
 from rag.types import Hit
 
 GOUT_TREATMENT = (

@@ -48,7 +48,7 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 
-from rag.generate.citations import content_words, split_sentences
+from rag.text import content_stems, split_sentences
 from rag.types import Answer
 
 RECALL_CUTOFFS = (1, 5, 10)
@@ -230,10 +230,10 @@ def has_fact(text: str, fact: str) -> bool:
     text_numbers = set(_numbers(text))
     if any(number not in text_numbers for number in _numbers(fact)):
         return False
-    words = {word for word in content_words(fact) if not word[:1].isdigit()}
+    words = {word for word in content_stems(fact) if not word[:1].isdigit()}
     if not words:
         return True
-    found = words & set(content_words(text))
+    found = words & content_stems(text)
     return len(found) / len(words) >= KEY_FACT_WORD_SHARE
 
 

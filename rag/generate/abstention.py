@@ -45,9 +45,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rag.generate.citations import content_words
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
+from rag.text import WORD, content_stems, stems
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 # names the first-line drug rarely says "line" (the answer scorer keeps "line", where it helps
 # pick the sentence that does say "first-line"). "context" labels the topic terms a condensed
 # follow-up carries ("And how long? (context: gout flare)"): rag's own word, not the user's.
-COVERAGE_GENERIC_WORDS = GENERIC_WORDS | {"line", "second", "third", "context"}
+COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(stems(["line", "second", "third", "context"]))
 
 # A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
 # "30 mL/kg", "10 units", "1,998 mg/day"; not a concentration ("200 mg/dL", "5 mmol/L").
@@ -72,7 +72,6 @@ _DOSE_AMOUNT = re.compile(
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
 TOP_PASSAGES = 3
-_SURFACE_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 
 
 class CoverageIndex(Protocol):
@@ -104,7 +103,7 @@ class Coverage:
     nearest_cosine: cosine (-1..1) between the question and the nearest passage.
     word_coverage: 0..1, idf-weighted share of the question's topical words present in the top
     retrieved passages (1.0 when the question has no topical word to check).
-    missing_words: the topical words (lightly stemmed) absent from those passages, rarest first.
+    missing_words: the topical words (lower-cased) absent from those passages, rarest first.
     unknown_words: the topical words as written that no passage of the index contains and the
     embedder cannot spell as one token: terms the index never mentions.
     dose_missing: the question asks for a dose and no retrieved passage gives one for its key
@@ -143,14 +142,14 @@ class Coverage:
 
 
 def topical_words(question: str) -> dict[str, str]:
-    """The question's topical words: {light stem: the word as written}, in question order.
+    """The question's topical words: {stem: the word as written}, in question order.
 
     Content words (no stopwords) minus the generic ones that say what kind of answer is wanted
     ("treatment", "dose", "recommended"); when nothing else is left, all content words."""
     by_stem: dict[str, str] = {}
     every: dict[str, str] = {}
-    for surface in _SURFACE_WORD.findall(question):
-        for stem in content_words(surface):
+    for surface in WORD.findall(question):
+        for stem in content_stems(surface):
             every.setdefault(stem, surface)
             if stem not in COVERAGE_GENERIC_WORDS:
                 by_stem.setdefault(stem, surface)
@@ -173,7 +172,7 @@ def measure_coverage(
     or filter with no passage gives Coverage(-1.0, 0.0): nothing covers anything.
     """
     if rows is not None and len(rows) == 0:
-        return Coverage(-1.0, 0.0, tuple(topical_words(question)))
+        return Coverage(-1.0, 0.0, tuple(w.lower() for w in topical_words(question).values()))
     if query_vector is None:
         query_vector = index.embedder.embed_query(question)
     nearest = index.search_dense(query_vector, 1, rows)
@@ -213,7 +212,7 @@ def measure_coverage(
     return Coverage(
         nearest_cosine,
         sum(weights[stem] for stem in found) / total,
-        tuple(missing),
+        tuple(words[stem].lower() for stem in missing),
         tuple(unknown),
         dose_missing,
     )

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.generate.extractive import quotable
-from rag.generate.units import Unit, answer_words, passage_units, shown_text
+from rag.generate.units import Unit, passage_units, shown_text
+from rag.text import content_stems
 from rag.types import Hit
 
 # How much of the question's topical words a unit must share to address the same point, alone
@@ -78,7 +79,7 @@ def compare_sources(
 
     `generic_words` are answer-type words ("dose", "recommended") that do not make a point."""
     cited = [n for n in dict.fromkeys(int(m) for m in _MARKER.findall(draft)) if 1 <= n <= len(passages)]
-    words = answer_words(question) - generic_words
+    words = content_stems(question) - generic_words
     if not cited or len(words) < 2:
         return draft, []
     lead_titles = {_source(passages[n - 1]) for n in cited}
@@ -158,8 +159,8 @@ def _units_on_point(
         for unit in passage_units(hit, n):
             if unit.is_header_only:
                 continue
-            own = answer_words(shown_text(unit)) & words
-            heading = (answer_words(unit.section) & words) - own
+            own = content_stems(shown_text(unit)) & words
+            heading = (content_stems(unit.section) & words) - own
             share = (len(own) + 0.5 * len(heading)) / len(words)  # the heading counts half
             if share > 0:
                 scored.append((share, unit))
@@ -170,7 +171,7 @@ def _units_on_point(
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
     """Whether two units both name one of the question's words in their own text (not only
     in their headings): they talk about the same thing."""
-    return bool(answer_words(shown_text(a)) & answer_words(shown_text(b)) & words)
+    return bool(content_stems(shown_text(a)) & content_stems(shown_text(b)) & words)
 
 
 def _side(passages: Sequence[Hit], unit: Unit) -> Side:

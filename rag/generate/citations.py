@@ -15,8 +15,7 @@
   trailing "Decision: yes|no|maybe" line becomes `decision`, and a reference list the model
   appended itself is dropped: references are rendered from `citations`.
 
-Also here, because every stage that reads answers or passages needs them: sentence splitting
-and the content words used for lexical overlap.
+Words, sentences and Markdown patterns come from rag.text.
 """
 
 from __future__ import annotations
@@ -27,143 +26,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.generate.prompts import BOTTOM_LINE_LABEL, REFUSAL_SENTENCE
+from rag.text import HEADING, LIST_ITEM, content_stems, split_sentences
 from rag.types import Citation, Hit
 
-
-def _words(text: str) -> frozenset[str]:
-    """The whitespace-separated words of a word list written as text."""
-    return frozenset(text.split())
-
+# Names that lived here before rag.text, for code that still imports them from here
+# (content_words was a set of lightly stemmed words; content_stems, Snowball, replaced it).
+content_words = content_stems
+from rag.text import is_heading, split_prose_sentences  # noqa: F401
 
 QUOTE_CHARS = 300
-
-# ---------------------------------------------------------------------------------------------
-# Words and sentences
-
-STOPWORDS = _words(
-    """
-    a about above after again against all also am an and any are as at be because been
-    before being below between both but by can could did do does doing done down during each
-    either few for from further had has have having he her here hers him his how however i
-    if in into is it its itself just may me might more most much must my no nor not of off
-    on once only or other our ours out over own per same she should so some such than that
-    the their them then there these they this those through to too under until up upon us
-    very via was we were what when where which while who whom whose why will with within
-    without would you your yours s t don isn aren wasn weren doesn didn shall whether among
-    amongst etc eg ie vs
-    """
-)
-
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-
-
-def stem(word: str) -> str:
-    """A light suffix stripper so "flares", "flared" and "flare" meet; not a linguistic stem."""
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if word.endswith("sses"):
-        word = word[:-2]
-    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        word = word[:-1]
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
-    return word
-
-
-def content_tokens(text: str) -> list[str]:
-    """Lower-cased words of `text` without stopwords or one-letter words (numbers are kept:
-    doses and thresholds matter), unstemmed, in order, repeats kept."""
-    words: list[str] = []
-    for match in _WORD.finditer(text.lower()):
-        word = match.group(0).replace("’", "'").split("'")[0]
-        if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
-            continue
-        words.append(word)
-    return words
-
-
-def content_words(text: str) -> list[str]:
-    """`content_tokens` lightly stemmed: the words lexical overlap compares."""
-    return [stem(word) for word in content_tokens(text)]
-
-
-# Words that end with a period without ending a sentence.
-_ABBREVIATIONS = _words(
-    """
-    e.g i.e vs etc dr mr mrs ms prof fig figs al approx st jr sr inc ltd ca cf resp eq ref
-    refs vol pp ed eds
-    """
-)
-_SENTENCE_END = re.compile(
-    r"""(?<=[.!?])["'”’)\]]*"""  # closing quotes or brackets after the terminal mark
-    r"""(?:[ \t]*\[[^\[\]\n]{1,40}\])*"""  # citation markers written after the period
-    r"""\s+(?=["'“‘(\[]?[A-Z0-9])"""
-)
-
-
-def split_prose_sentences(paragraph: str) -> list[str]:
-    """Sentences of one paragraph of prose, in order, whitespace-trimmed.
-
-    Splits after ., ! or ? followed by space and a capital or digit, except after common
-    abbreviations ("e.g.", "et al.") and single initials; markers written after the period
-    ("... flares. [2] Next") stay with the sentence they follow.
-    """
-    text = " ".join(paragraph.split())
-    if not text:
-        return []
-    sentences: list[str] = []
-    start = 0
-    for boundary in _SENTENCE_END.finditer(text):
-        head = text[start : boundary.start()]
-        last_word = re.search(r"([A-Za-z][A-Za-z.]*)\.[\"'”’)\]]*$", head.rstrip())
-        if last_word:
-            word = last_word.group(1).lower().rstrip(".")
-            if word in _ABBREVIATIONS or len(word) == 1:
-                continue
-        sentence = text[start : boundary.end()].strip()
-        if sentence:
-            sentences.append(sentence)
-        start = boundary.end()
-    tail = text[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
-
-
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
-_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_HEADING = re.compile(r"^\s*#{1,6}\s+")
-
-
-def is_heading(line: str) -> bool:
-    """Whether `line` is a Markdown heading ("### Dosing")."""
-    return _HEADING.match(line) is not None
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of Markdown `text`, in order: prose split into sentences, each list item and
-    table row one unit, headings and table rules skipped."""
-    sentences: list[str] = []
-    paragraph: list[str] = []
-
-    def flush() -> None:
-        if paragraph:
-            sentences.extend(split_prose_sentences(" ".join(paragraph)))
-            paragraph.clear()
-
-    for line in text.splitlines():
-        if not line.strip() or _HEADING.match(line) or _TABLE_RULE.match(line):
-            flush()
-        elif _LIST_ITEM.match(line) or _TABLE_ROW.match(line):
-            flush()
-            sentences.append(line.strip())
-        else:
-            paragraph.append(line.strip())
-    flush()
-    return sentences
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,7 +250,7 @@ def strip_reference_list(text: str) -> str:
             continue  # "Sources of infection include ..." is prose, not a list
         after = [line for line in lines[i + 1 :] if line.strip()]
         if all(_REFERENCE_ENTRY.match(line) or len(line) < 200 for line in after) and not any(
-            _HEADING.match(line) for line in after
+            HEADING.match(line) for line in after
         ):
             return "\n".join(lines[:i]).rstrip()
         break
@@ -411,7 +282,7 @@ def _split_bottom_line(text: str) -> tuple[str, str]:
         taken = [i]
         if not content:
             following = [j for j in range(i + 1, len(lines)) if lines[j].strip()]
-            if not following or _HEADING.match(lines[following[0]]):
+            if not following or HEADING.match(lines[following[0]]):
                 continue
             content = lines[following[0]].strip()
             taken.append(following[0])
@@ -457,7 +328,7 @@ def _citing_sentences(text: str) -> list[tuple[str, set[int]]]:
 
 
 def _overlap(claim_words: set[str], passage_sentence: str) -> float:
-    words = set(content_words(passage_sentence))
+    words = content_stems(passage_sentence)
     if not words or not claim_words:
         return 0.0
     return len(claim_words & words) / math.sqrt(len(words))
@@ -480,7 +351,7 @@ def best_quote(passage: str, claims: Sequence[str], limit: int = QUOTE_CHARS) ->
     sentences = split_sentences(passage) or [passage.strip()]
     chosen: list[int] = []
     for claim in claims:
-        claim_words = set(content_words(claim))
+        claim_words = set(content_stems(claim))
         scores = [_overlap(claim_words, sentence) for sentence in sentences]
         best = max(range(len(sentences)), key=lambda i: scores[i])
         if scores[best] > 0 and best not in chosen:
@@ -499,10 +370,10 @@ def best_quote(passage: str, claims: Sequence[str], limit: int = QUOTE_CHARS) ->
 def lexical_support(passage: str, claims: Sequence[str]) -> float | None:
     """Mean share of each claim's content words that occur in `passage` (0..1); None when no
     claim has content words. A cheap signal: paraphrase scores low, copying scores high."""
-    passage_words = set(content_words(passage))
+    passage_words = content_stems(passage)
     shares = []
     for claim in claims:
-        words = set(content_words(claim))
+        words = content_stems(claim)
         if words:
             shares.append(len(words & passage_words) / len(words))
     return round(sum(shares) / len(shares), 3) if shares else None
@@ -530,7 +401,7 @@ def enforce_citations(text: str, hits: Sequence[Hit]) -> CitedText:
     body = _tidy(body)
     if not bottom_line:
         first = split_sentences(body)
-        bottom_line = _LIST_ITEM.sub("", first[0]) if first else ""
+        bottom_line = LIST_ITEM.sub("", first[0]) if first else ""
     bottom_line = " ".join(bottom_line.split())
 
     claims_by_number: dict[int, list[str]] = {}

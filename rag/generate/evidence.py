@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.generate.abstention import Coverage, topical_words
+from rag.generate.abstention import Coverage
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -181,12 +181,11 @@ def grade_evidence(
     gate_passed = coverage is None or coverage.covered(direct_score)
     if not gate_passed and not missing and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the rarest topical
-        # words the top passages lack, as the question wrote them.
+        # words the top passages lack, as the question wrote them (lower-cased).
         if coverage.dose_missing:
             missing.append("a dose")
         else:
-            written = topical_words(question)
-            missing += [written[stem] for stem in coverage.missing_words[:2] if stem in written]
+            missing += list(coverage.missing_words[:2])
     if missing or not gate_passed:
         return Evidence(PARTIAL, tuple(missing))
     return Evidence(DIRECT)

@@ -27,20 +27,15 @@ from typing import Any
 import numpy as np
 
 from rag.generate.base import Draft, check_audience
-from rag.generate.citations import content_words, stem
-from rag.generate.units import Unit, answer_words, label_of, passage_units, plain, shown_text
+from rag.generate.units import Unit, label_of, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
+from rag.text import content_stems, content_words, plain
 from rag.types import Hit
 
 __all__ = ["GENERIC_WORDS", "ExtractiveGenerator", "plain", "question_parts"]
-
-
-def _words(text: str) -> frozenset[str]:
-    """The whitespace-separated words of a word list written as text."""
-    return frozenset(text.split())
 
 
 MAX_UNITS = 10
@@ -48,11 +43,10 @@ MAX_WORDS = 300
 MAX_EMBEDDED_UNITS = 64  # bounds the embedder's work per question (~2 s worst case here)
 
 # Question words that say what kind of answer is wanted but not what it is about: a passage
-# sharing only these ("symptoms", "treatment") with the question is not on its topic.
-GENERIC_WORDS = frozenset(
-    stem(word)
-    for word in _words(
-        """
+# sharing only these ("symptoms", "treatment") with the question is not on its topic. Stemmed,
+# as questions and units are compared (content_stems).
+GENERIC_WORDS = content_stems(
+    """
     symptom symptoms sign signs treatment treatments treat treated therapy therapies cause
     causes caused diagnosis diagnose diagnosed risk risks factor factors prevent prevention
     outlook prognosis people person patient patients disease diseases condition conditions
@@ -61,11 +55,7 @@ GENERIC_WORDS = frozenset(
     many much know known get help need needs way ways mean means like affect affected first
     long time adult adults child children study studies associated
     """
-    )
 )
-
-# The same words as the answerer compares them (rag.generate.units.answer_words).
-_GENERIC = frozenset(answer_words(" ".join(GENERIC_WORDS)))
 
 # Text addressed to an AI rather than to a reader: a passage containing it is not quoted.
 _INJECTION = re.compile(
@@ -126,12 +116,12 @@ class ExtractiveGenerator:
             for unit in passage_units(hit, passage)
             if not unit.is_header_only
         ]
-        question_words = set(answer_words(question))
+        question_words = set(content_stems(question))
         if not units or not question_words:
             return Draft(text="", refused=True)
 
         lexical = _lexical_scores(question_words, units)
-        topical_words = (question_words - _GENERIC) or question_words
+        topical_words = (question_words - GENERIC_WORDS) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
         similarity = None
@@ -335,7 +325,7 @@ def _topic_words(text: str) -> str:
     return " ".join(
         word
         for word in re.findall(r"[\w-]+", text)
-        if content_words(word) and not answer_words(word) <= _GENERIC
+        if content_words(word) and not content_stems(word) <= GENERIC_WORDS
     )
 
 
@@ -356,12 +346,12 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
     the most, so they lower every unit's share alike. A unit's words include its section
     heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing."""
     unit_count = len(units)
-    section_words = [answer_words(unit.section) for unit in units]
+    section_words = [content_stems(unit.section) for unit in units]
     document_frequency = {
         word: sum(1 for unit in units if word in unit.words) for word in question_words
     }
     weights = {
-        word: math.log(1.0 + unit_count / (1.0 + frequency)) * (0.35 if word in _GENERIC else 1.0)
+        word: math.log(1.0 + unit_count / (1.0 + frequency)) * (0.35 if word in GENERIC_WORDS else 1.0)
         for word, frequency in document_frequency.items()
     }
     total = sum(weights.values()) or 1.0
@@ -395,7 +385,7 @@ def _must_have_coverage(units: Sequence[Unit], topical_words: set[str]) -> list[
     must = _rare_words(units, topical_words, max(1, len(units) // 4))
     if not must:
         return [1.0] * len(units)
-    return [len(must & (unit.words | answer_words(unit.section))) / len(must) for unit in units]
+    return [len(must & (unit.words | content_stems(unit.section))) / len(must) for unit in units]
 
 
 def _rare_words(units: Sequence[Unit], words: set[str], limit: int) -> frozenset[str]:
@@ -488,7 +478,7 @@ def _select(units: Sequence[Unit], scores: Sequence[float], question_words: set[
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
     """The question's words in `best` that few units have (a quarter of them at most): what
     makes the best unit the answer ("apixaban" among the DOAC doses)."""
-    return _rare_words(units, (question_words & best.words) - _GENERIC, max(2, len(units) // 4))
+    return _rare_words(units, (question_words & best.words) - GENERIC_WORDS, max(2, len(units) // 4))
 
 
 def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) -> list[Unit]:

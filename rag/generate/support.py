@@ -22,13 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from rag.generate.citations import (
-    CitedText,
-    content_words,
-    is_heading,
-    rewrite_markers,
-    split_prose_sentences,
-)
+from rag.generate.citations import CitedText, rewrite_markers
+from rag.text import content_stems, is_heading, split_prose_sentences
 from rag.types import Citation, Hit
 
 if TYPE_CHECKING:
@@ -52,10 +47,10 @@ def _normalised(text: str) -> str:
 def lexical_share(sentence: str, passage: str) -> float:
     """Share (0..1) of the sentence's content words that occur in `passage`; 1.0 when the
     sentence has none (nothing to contradict)."""
-    sentence_words = set(content_words(sentence))
+    sentence_words = content_stems(sentence)
     if not sentence_words:
         return 1.0
-    return len(sentence_words & set(content_words(passage))) / len(sentence_words)
+    return len(sentence_words & content_stems(passage)) / len(sentence_words)
 
 
 def support_scores(
@@ -244,12 +239,12 @@ def attribute_uncited(
     if not hits or not text.strip():
         return text
     units = _sentence_units(text)
-    asked = set(content_words(question))
+    asked = content_stems(question)
 
     def worth_attributing(unit: _Unit) -> bool:
         if is_heading(unit.text) or unit.text.lstrip().startswith("|"):
             return False  # a heading names a topic; a table row is cited in its last cell
-        words = set(content_words(_LABEL.sub("", unit.claim)))
+        words = content_stems(_LABEL.sub("", unit.claim))
         return len(words) >= ATTRIBUTE_MIN_WORDS and (not asked or bool(words & asked))
 
     candidates = [

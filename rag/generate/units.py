@@ -24,18 +24,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-import Stemmer
-
-from rag.generate.citations import content_tokens, split_prose_sentences
+from rag.text import (
+    FENCE,
+    HEADING,
+    LIST_ITEM,
+    TABLE_ROW,
+    TABLE_RULE,
+    content_stems,
+    plain,
+    split_prose_sentences,
+)
 from rag.types import Hit
 
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
-_SOURCE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]")
-_HEADING = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$")
-_LIST_ITEM = re.compile(r"^(\s*)(?:[-*+•]|(\d{1,3})[.)])\s+")
-_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
-_FENCE = re.compile(r"^\s*(?:```|~~~)")
 # "Apixaban: Standard dose ..." -> label "Apixaban"; a label is short and comes first.
 _LABEL = re.compile(r"^([^:]{1,80}?):\s+(?=\S)")
 
@@ -67,15 +67,6 @@ class Unit:
         return self.kind == "row" and self.cells == self.header
 
 
-def plain(text: str) -> str:
-    """`text` without Markdown emphasis markup and without numeric citation markers."""
-    text = re.sub(r"\*\*(\S(?:.*?\S)?)\*\*", r"\1", text)  # bold, inside a word too ("**A**ge")
-    previous = None
-    while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
-        previous, text = text, _EMPHASIS.sub(r"\2", text)
-    return " ".join(_SOURCE_MARKER.sub("", text).split())
-
-
 def label_of(text: str) -> str:
     """The label a list item opens with ("Apixaban: Standard dose ..." -> "Apixaban"), the
     whole item when it is a label for its nested items ("Score 2 (Moderate risk):"), or ""."""
@@ -83,16 +74,6 @@ def label_of(text: str) -> str:
         return text.rstrip().rstrip(":")
     match = _LABEL.match(text)
     return match.group(1).strip() if match else ""
-
-
-_STEMMER = Stemmer.Stemmer("english")
-
-
-def answer_words(text: str) -> frozenset[str]:
-    """The content words the answerer compares, Snowball-stemmed (PyStemmer) so that
-    "contraindicated" meets "contraindications" and "discharge" "discharged", which the light
-    stemmer of rag.generate.citations keeps apart."""
-    return frozenset(_STEMMER.stemWords(content_tokens(text)))
 
 
 def shown_text(unit: Unit) -> str:
@@ -118,11 +99,11 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
     paragraph: list[str] = []
     while index < len(lines):
         line = lines[index]
-        heading = _HEADING.match(line)
-        if _FENCE.match(line):
+        heading = HEADING.match(line)
+        if FENCE.match(line):
             builder.paragraph(paragraph)
             end = index + 1
-            while end < len(lines) and not _FENCE.match(lines[end]):
+            while end < len(lines) and not FENCE.match(lines[end]):
                 end += 1
             builder.tree(lines[index + 1 : end])
             index = end + 1
@@ -134,26 +115,26 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
         elif not line.strip():
             builder.paragraph(paragraph, keep_intro=True)
             index += 1
-        elif _TABLE_ROW.match(line):
+        elif TABLE_ROW.match(line):
             builder.paragraph(paragraph, keep_intro=True)
             end = index
             while end < len(lines) and (
-                _TABLE_ROW.match(lines[end]) or _TABLE_RULE.match(lines[end])
+                TABLE_ROW.match(lines[end]) or TABLE_RULE.match(lines[end])
             ):
                 end += 1
             builder.table(lines[index:end])
             index = end
-        elif _LIST_ITEM.match(line):
+        elif LIST_ITEM.match(line):
             builder.paragraph(paragraph, keep_intro=True)
             end = index + 1
             while end < len(lines):
                 current = lines[end]
                 if (
-                    _LIST_ITEM.match(current)
+                    LIST_ITEM.match(current)
                     or (current.startswith((" ", "\t")) and current.strip())
                     or not current.strip()
                     and end + 1 < len(lines)
-                    and _LIST_ITEM.match(lines[end + 1])
+                    and LIST_ITEM.match(lines[end + 1])
                 ):
                     end += 1
                 else:
@@ -182,7 +163,7 @@ class _Builder:
     def add(self, kind: str, text: str, **fields: object) -> None:
         unit = Unit(kind, plain(text), self.passage, len(self.units), self.section, **fields)  # type: ignore[arg-type]
         shown = shown_text(unit)
-        words = answer_words(shown)
+        words = content_stems(shown)
         if len(shown.split()) < 3 or not words:
             return
         condition = unit.condition or " ".join(
@@ -239,8 +220,8 @@ class _Builder:
             self._item(child, lead, text, group)
 
     def table(self, lines: Sequence[str]) -> None:
-        rows = [_cells(line) for line in lines if not _TABLE_RULE.match(line)]
-        has_rule = len(lines) > 1 and bool(_TABLE_RULE.match(lines[1]))
+        rows = [_cells(line) for line in lines if not TABLE_RULE.match(line)]
+        has_rule = len(lines) > 1 and bool(TABLE_RULE.match(lines[1]))
         if not rows:
             return
         header = tuple(rows[0]) if has_rule else ()
@@ -281,7 +262,7 @@ def _parse_items(lines: Sequence[str]) -> list[_ListItem]:
     for line in lines:
         if not line.strip():
             continue
-        match = _LIST_ITEM.match(line)
+        match = LIST_ITEM.match(line)
         if not match:
             if stack:
                 stack[-1].text += " " + line.strip()
@@ -305,7 +286,7 @@ def _flatten(item: _ListItem) -> str:
 
 
 def _cells(line: str) -> list[str]:
-    match = _TABLE_ROW.match(line)
+    match = TABLE_ROW.match(line)
     inner = match.group(1) if match else line.strip().strip("|")
     return [plain(cell.strip()) for cell in inner.split("|")]
 

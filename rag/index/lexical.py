@@ -4,8 +4,9 @@ Dense vectors miss exact strings a clinician types: drug names, scores ("chads2"
 symbols. BM25 catches them. Tokens are lowercased runs of letters and digits (so "CHADS2"
 stays one token and "CHA2DS2-VASc" becomes "cha2ds2", "vasc"), English stopwords dropped,
 respelled in American ("haemorrhage" meets "hemorrhage", "noradrenaline" "norepinephrine":
-guidelines and clinicians write both) and, when PyStemmer is installed, Snowball-stemmed so
-"treatments" meets "treatment".
+guidelines and clinicians write both) and Snowball-stemmed (rag.text.stem) so "treatments"
+meets "treatment". These tokens are stored in every index: they are not the answerer's words
+(rag.text.content_words), and changing them means a new TOKENIZER_VERSION.
 Position i of the BM25 corpus is chunk row id `row_ids[i]`.
 """
 
@@ -23,15 +24,10 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-try:  # optional: stemming helps recall, the index works without it
-    import Stemmer
-
-    _STEMMER: Any = Stemmer.Stemmer("english")
-except ImportError:  # pragma: no cover - depends on the installation
-    _STEMMER = None
+from rag.text import stem
 
 # Recorded in the stamp: an index built by another tokenizer is rebuilt, not misread.
-TOKENIZER_VERSION = "words-v2" + ("+snowball" if _STEMMER is not None else "")
+TOKENIZER_VERSION = "words-v2+snowball"
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
@@ -74,12 +70,11 @@ def tokenize(text: str) -> list[str]:
 
 def _word_token(word: str) -> str | None:
     """The index token of one lowercased word: None for a stopword, else the word respelled in
-    American (after the stopword test: "does" is a stopword, not "des") and stemmed when
-    PyStemmer is present. Queries and passages both go through it."""
+    American (after the stopword test: "does" is a stopword, not "des") and stemmed. Queries
+    and passages both go through it."""
     if word in _STOPWORDS:
         return None
-    american = american_spelling(word)
-    return _STEMMER.stemWord(american) if _STEMMER is not None else american
+    return stem(american_spelling(word))
 
 
 def _token_ids(passages: Sequence[str]) -> tuple[list[list[int]], dict[str, int]]:

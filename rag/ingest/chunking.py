@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from rag.config import ChunkSettings
 from rag.index.passage import passage_for_embedding
+from rag.text import split_prose_sentences
 from rag.types import Chunk, Document
 
 SECTION_SEPARATOR = " > "
@@ -29,16 +30,6 @@ _TABLE_ROW = re.compile(r"^[ \t]*\|")
 _TABLE_SEPARATOR = re.compile(
     r"^[ \t]*\|?[ \t]*:?-{2,}:?[ \t]*(\|[ \t]*:?-{2,}:?[ \t]*)*\|?[ \t]*$"
 )
-# A sentence ends at . ! or ? (closing quotes/brackets allowed) before whitespace and a capital,
-# digit, opening bracket/quote or markup that starts the next sentence.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[*_]*[A-Z0-9])")
-_ABBREVIATIONS = frozenset(
-    {
-        "e.g", "i.e", "vs", "etc", "et al", "al", "dr", "mr", "mrs", "ms", "prof", "fig", "figs",
-        "no", "nos", "approx", "cf", "ca", "jr", "sr", "st", "inc", "ltd", "co", "resp", "ref",
-        "refs", "vol", "eq", "dept", "univ", "min", "max", "mt", "sp", "spp", "u.s", "u.k",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -367,7 +358,7 @@ def _split_sentences(
 ) -> list[_Atom]:
     """Sentence atoms of `text`; a sentence over budget alone becomes runs of whole words."""
     atoms: list[_Atom] = []
-    for sentence in split_sentences(text):
+    for sentence in split_prose_sentences(text):
         sentence_joiner = joiner if not atoms else " "
         if count(sentence) <= budget:
             atoms.append(_Atom(sentence, sentence_joiner, number, sentence=True))
@@ -426,28 +417,3 @@ def _split_characters(word: str, budget: int, count: _CachedCounter) -> list[str
         pieces.append(word[start:low])
         start = low
     return pieces
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a paragraph, cut after . ! ? unless the period closes a known abbreviation
-    or an initial; line breaks inside the paragraph are treated as spaces."""
-    flat = " ".join(text.split())
-    sentences: list[str] = []
-    start = 0
-    for boundary in _SENTENCE_END.finditer(flat):
-        candidate = flat[start : boundary.start()]
-        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".!?\"'”’)]").lstrip("(\"'[*_").lower()
-        if candidate.endswith(".") and (
-            last_word in _ABBREVIATIONS
-            or (len(last_word) == 1 and last_word.isalpha())
-            or candidate.lower().endswith("et al.")
-        ):
-            continue
-        sentence = flat[start : boundary.end()].strip()
-        if sentence:
-            sentences.append(sentence)
-        start = boundary.end()
-    tail = flat[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences

@@ -1,0 +1,207 @@
+"""Words, sentences and Markdown: the text helpers every stage shares, each written once.
+
+Words. `words` are the lower-cased words of a text ("don't" -> "don"); `content_words` drops
+the `STOPWORDS` and one-letter words (numbers stay: doses and thresholds matter);
+`content_stems` is their set after `stem`, Snowball via PyStemmer, so "contraindicated" meets
+"contraindications". Overlap between a question, a claim and a passage is always measured on
+`content_stems`. `terms` keeps clinical names whole ("cha2ds2-vasc", "2.5", "mg/kg"), for text
+that is carried into another query rather than compared. (The BM25 index has its own tokens,
+fixed by the stored indexes: rag.index.lexical.)
+
+Sentences. `split_prose_sentences` is the one sentence splitter (one list of
+`ABBREVIATIONS`); `split_sentences` applies it to Markdown, where each list item and table row
+is a unit of its own.
+
+Markdown. The line patterns (`HEADING`, `LIST_ITEM`, `TABLE_ROW`, `TABLE_RULE`, `FENCE`) and
+`plain`, which strips emphasis and numeric citation markers.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+
+import Stemmer
+
+# ---------------------------------------------------------------------------------------------
+# Words
+
+
+def word_list(text: str) -> frozenset[str]:
+    """The whitespace-separated words of a word list written as text."""
+    return frozenset(text.split())
+
+
+STOPWORDS = word_list(
+    """
+    a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing done down during each
+    either few for from further had has have having he her here hers him his how however i
+    if in into is it its itself just may me might more most much must my no nor not of off
+    on once only or other our ours out over own per same she should so some such than that
+    the their them then there these they this those through to too under until up upon us
+    very via was we were what when where which while who whom whose why will with within
+    without would you your yours s t don isn aren wasn weren doesn didn shall whether among
+    amongst etc eg ie vs
+    """
+)
+
+WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")  # a word as `words` reads it
+_TERM = re.compile(r"[A-Za-z0-9]+(?:[-+*/.'][A-Za-z0-9]+)*")
+_STEMMERS = threading.local()  # a PyStemmer stemmer must not be used by two threads at once
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of `text` (runs of ASCII letters and digits), in order; an
+    apostrophe ending is dropped ("patient's" -> "patient", "don't" -> "don")."""
+    return [
+        match.group(0).replace("’", "'").split("'")[0] for match in WORD.finditer(text.lower())
+    ]
+
+
+def content_words(text: str) -> list[str]:
+    """The `words` of `text` that say what it is about: no stopwords, no one-letter words
+    (numbers are kept), unstemmed, in order, repeats kept."""
+    return [
+        word
+        for word in words(text)
+        if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
+    ]
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    stemmer = getattr(_STEMMERS, "english", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.english = Stemmer.Stemmer("english")
+    return stemmer
+
+
+def stem(word: str) -> str:
+    """The Snowball (English) stem of a lower-cased word: "flares" -> "flare"."""
+    return _stemmer().stemWord(word)
+
+
+def stems(tokens: Iterable[str]) -> list[str]:
+    """`stem` of each word, in order."""
+    return _stemmer().stemWords(list(tokens))
+
+
+def content_stems(text: str) -> frozenset[str]:
+    """The stems of `text`'s `content_words`: what word overlap compares."""
+    return frozenset(stems(content_words(text)))
+
+
+def terms(text: str) -> list[str]:
+    """The lower-cased words of `text`, keeping clinical names and numbers whole
+    ("CHA2DS2-VASc" -> "cha2ds2-vasc", "2.5", "mg/kg")."""
+    return [match.group(0).lower() for match in _TERM.finditer(text)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentences
+
+# Words that end with a period without ending a sentence. Besides these, a single letter
+# (an initial: "J. Smith") and letters joined by periods ("e.g.", "i.v.", "b.i.d.", "U.S.")
+# never end one.
+ABBREVIATIONS = word_list(
+    """
+    al approx ca cf co dept dr ed eds eq etc fig figs inc jr ltd mr mrs ms mt no nos pp prof
+    ref refs resp sp spp sr st univ vol vs
+    """
+)
+_CLOSERS = "\"'”’)\\]"  # closing quotes and brackets after the terminal mark
+_SENTENCE_END = re.compile(
+    rf"(?<=[.!?])[{_CLOSERS}]*"
+    r"(?:[ \t]*\[[^\[\]\n]{1,40}\])*"  # citation markers written after the period stay
+    r"\s+(?=[\"'“‘(\[*_]*[A-Z0-9])"  # the next sentence opens with a capital or a digit
+)
+# The word before the period, starting after a space or an opening mark ("B/C." ends no word).
+_LAST_WORD = re.compile(rf"(?<![^\s(\[\"“‘*_])([A-Za-z][A-Za-z.]*)\.[{_CLOSERS}]*$")
+_DOTTED = re.compile(r"[a-z](?:\.[a-z])+")
+
+
+def _ends_in_abbreviation(head: str) -> bool:
+    """Whether `head` ends with a period that closes an abbreviation, not a sentence."""
+    match = _LAST_WORD.search(head.rstrip())
+    if not match:
+        return False
+    word = match.group(1).lower().rstrip(".")
+    return word in ABBREVIATIONS or len(word) == 1 or _DOTTED.fullmatch(word) is not None
+
+
+def split_prose_sentences(paragraph: str) -> list[str]:
+    """Sentences of one paragraph of prose, in order, whitespace-trimmed (line breaks read as
+    spaces).
+
+    Splits after ., ! or ? (and any closing quote, bracket or emphasis) followed by space and
+    a capital or a digit, except after an `ABBREVIATIONS` word, an initial or a dotted
+    abbreviation ("e.g.", "i.v."); a decimal ("2.5 mg") has no space to split at. Markers
+    written after the period ("... flares. [2] Next") stay with the sentence they follow.
+    """
+    text = " ".join(paragraph.split())
+    if not text:
+        return []
+    sentences: list[str] = []
+    start = 0
+    for boundary in _SENTENCE_END.finditer(text):
+        if _ends_in_abbreviation(text[start : boundary.start()]):
+            continue
+        sentence = text[start : boundary.end()].strip()
+        if sentence:
+            sentences.append(sentence)
+        start = boundary.end()
+    tail = text[start:].strip()
+    if tail:
+        sentences.append(tail)
+    return sentences
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of Markdown `text`, in order: prose split into sentences, each list item and
+    table row one unit, headings and table rules skipped."""
+    sentences: list[str] = []
+    paragraph: list[str] = []
+
+    def flush() -> None:
+        if paragraph:
+            sentences.extend(split_prose_sentences(" ".join(paragraph)))
+            paragraph.clear()
+
+    for line in text.splitlines():
+        if not line.strip() or HEADING.match(line) or TABLE_RULE.match(line):
+            flush()
+        elif LIST_ITEM.match(line) or TABLE_ROW.match(line):
+            flush()
+            sentences.append(line.strip())
+        else:
+            paragraph.append(line.strip())
+    flush()
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+HEADING = re.compile(r"^\s*#{1,6}\s+(.+?)\s*#*\s*$")  # group 1: the heading's text
+LIST_ITEM = re.compile(r"^(\s*)(?:[-*+•]|(\d{1,3})[.)])\s+")  # groups: indent, number
+TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$")  # group 1: the cells
+TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
+FENCE = re.compile(r"^\s*(?:```|~~~)")
+
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_SOURCE_MARKER = re.compile(r"\s*\[\s*\d+(?:\s*[,–-]\s*\d+)*\s*\]")
+
+
+def is_heading(line: str) -> bool:
+    """Whether `line` is a Markdown heading ("### Dosing")."""
+    return HEADING.match(line) is not None
+
+
+def plain(text: str) -> str:
+    """`text` on one line without Markdown emphasis and without numeric citation markers."""
+    text = re.sub(r"\*\*(\S(?:.*?\S)?)\*\*", r"\1", text)  # bold, inside a word too ("**A**ge")
+    previous = None
+    while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
+        previous, text = text, _EMPHASIS.sub(r"\2", text)
+    return " ".join(_SOURCE_MARKER.sub("", text).split())
