@@ -357,6 +357,7 @@ class Engine:
                 coverage,
                 [passage for passage in passages if passage.chunk_id in cited_ids],
                 direct_score=self.settings.answer.min_direct_score,
+                is_term=self._is_term,
             )
             if evidence.grade == PARTIAL:
                 answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
@@ -384,6 +385,11 @@ class Engine:
             evidence=evidence if use_retrieval else None,
             disagreements=() if abstention.abstains else _cited_sides(found, passages, citations),
         )
+
+    def _is_term(self, word: str) -> bool:
+        """A specific term rather than an everyday word: the embedder's vocabulary does not
+        hold it as one token ("plasmapheresis", not "still")."""
+        return self.index.embedder.count_tokens(word) > 1
 
     def _decide_before_generating(
         self, coverage: Coverage | None, question: str, hits: Sequence[Hit], timings: Timings

@@ -21,7 +21,7 @@ dose table three hits down does not make an adult-only answer direct.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.generate.abstention import Coverage
@@ -107,19 +107,32 @@ class Evidence:
     grade: direct, partial or none.
     missing: the facets the question asks about that the cited passages do not state, in
     plain words ("children", "a dose", "ticagrelor"), in question order.
+    unmentioned: for a partial answer with no such facet, the question's specific terms the
+    cited passages do not use ("plasmapheresis"): said as what it is, not as a gap in the index.
     """
 
     grade: str
     missing: tuple[str, ...] = ()
+    unmentioned: tuple[str, ...] = ()
 
     def statement(self) -> str:
-        """The sentence a partial answer leads with; "" when nothing is missing."""
-        if not self.missing:
-            return ""
-        return f"No indexed source addresses {_join(self.missing)}."
+        """The sentence a partial answer leads with; "" for a direct answer or none."""
+        if self.missing:
+            return f"No indexed source addresses {_join(self.missing)}."
+        if self.unmentioned:
+            named = _join([f"'{word}'" for word in self.unmentioned])
+            return f"The cited passages do not mention {named}; check that they answer what was asked."
+        if self.grade == PARTIAL:
+            return "The cited passages may not answer every part of this question; check them."
+        return ""
 
     def to_json(self) -> dict[str, object]:
-        return {"grade": self.grade, "missing": list(self.missing), "statement": self.statement()}
+        return {
+            "grade": self.grade,
+            "missing": list(self.missing),
+            "unmentioned": list(self.unmentioned),
+            "statement": self.statement(),
+        }
 
 
 def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
@@ -166,11 +179,14 @@ def grade_evidence(
     cited: Sequence[Hit],
     *,
     direct_score: float,
+    is_term: Callable[[str], bool] = lambda word: True,
 ) -> Evidence:
     """The grade of an answer to `question` citing the passages `cited`.
 
     `coverage` is the gate's measure of the question; `direct_score` the score it needs for a
-    direct grade (setting answer.min_coverage_score). No cited passage: none."""
+    direct grade (setting answer.min_direct_score); `is_term` tells a specific term from an
+    everyday word ("plasmapheresis" from "still"; rag asks the embedder's vocabulary). No
+    cited passage: none."""
     if not cited:
         return Evidence(NONE)
     missing = list(missing_facets(question, cited))
@@ -179,15 +195,20 @@ def grade_evidence(
             if not any(word.lower() in item.lower() for item in missing):
                 missing.append(word)
     gate_passed = coverage is None or coverage.covered(direct_score)
+    unmentioned: list[str] = []
     if not gate_passed and not missing and coverage is not None:
-        # Partly covered with no facet of a known kind missing: name the rarest topical
-        # words the top passages lack, as the question wrote them (lower-cased).
+        # Partly covered with no facet of a known kind missing: name the specific terms the
+        # top passages lack (no numbers, no everyday words), as the question wrote them.
         if coverage.dose_missing:
             missing.append("a dose")
         else:
-            missing += list(coverage.missing_words[:2])
-    if missing or not gate_passed:
-        return Evidence(PARTIAL, tuple(missing))
+            unmentioned = [
+                word
+                for word in coverage.missing_words
+                if len(word) > 3 and not any(c.isdigit() for c in word) and is_term(word)
+            ][:2]
+    if missing or unmentioned or not gate_passed:
+        return Evidence(PARTIAL, tuple(missing), tuple(unmentioned))
     return Evidence(DIRECT)
 
 
