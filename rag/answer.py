@@ -1,5 +1,8 @@
 """The orchestrator: question -> standalone question -> hits -> generated text -> cited answer.
 
+Over 500 lines because the orchestrator keeps its collaborators' contracts (Searcher,
+Condensing, Backend) and the Library of documents next to the steps that use them.
+
 `Engine` is loaded once (index, embedder, generator) and then answers many questions; it is
 safe to share between threads (the web server and `rag batch --workers` do). Each stage is a
 collaborator handed in by keyword, so a test can replace any one of them:

@@ -1,5 +1,8 @@
 """The `rag` command: a thin typer app over the library.
 
+Over 500 lines because it holds every command's options and help text; each command body stays
+a few lines that call one library function.
+
 Each command parses its options, loads settings, calls one library function and renders the
 result. Errors the user can fix (RagError) become one line on stderr and exit status 1.
 """

@@ -1,5 +1,8 @@
 """Retrieval: a question -> ranked passages (Hits), by dense, lexical or hybrid search.
 
+Over 500 lines because the fusion methods, their tuning table, the per-document limit, section
+expansion and a follow-up's lift are all retrieval; none is large enough to stand alone.
+
 Hybrid search takes `candidates` rows from each retriever and fuses the two ranked lists into
 one. Two fusions are implemented as pure functions over `(row, score)` lists:
 

@@ -552,6 +552,8 @@ def test_real_engine_answer_citation_and_follow_up(real_server, page):
     _wait_for_turns(page, 1)
     first = turns.nth(0)
     expect(first.locator(".bottom-line")).to_contain_text("ACE inhibitor")
+    # The evidence grade sits above the bottom line (direct or partial, never missing).
+    expect(first.locator(".evidence .evidence-grade")).to_contain_text("Evidence:")
     expect(first.locator(".reference-list")).to_contain_text("Hypertension in adults")
     citation = first.locator(".answer-body a.cite-link").first
     target = citation.get_attribute("href")

@@ -1,5 +1,9 @@
 """The offline backend: an answer assembled only from sentences copied out of the passages.
 
+Over 500 lines: choosing units (scoring, scope, values) and writing them as Markdown are one
+stage whose parts share the units' scores; the units themselves are in units.py, the values in
+values.py, the wording in wording.py.
+
 `ExtractiveGenerator` needs no LLM and is deterministic. It splits each passage into units
 (prose sentences; list items and table rows whole), scores every unit against the question,
 and writes the best few, each followed by its passage's [n]:

@@ -1,5 +1,8 @@
 """The index database, chunks.sqlite: the source of truth of a local index folder.
 
+Slightly over 500 lines: the schema, its transactions and every read of the chunk store belong
+together; splitting reads from writes would split one schema across two files.
+
 Tables: documents (citation fields, content hash, the chunk settings its chunks were cut
 with), chunks (text, position and the unit-length float32 vector; the AUTOINCREMENT row id is
 the FAISS id and is never reused, so a replaced document's chunks get new rows and a row id

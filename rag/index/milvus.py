@@ -1,5 +1,9 @@
 """The Milvus index backend: the index of rag.index.store kept in two Milvus collections.
 
+Slightly over 500 lines: the backend implements the whole index contract (writes, reads,
+search, filters, manifest) for Milvus in one place; connecting and collections are in
+milvus_collections.py.
+
 `index.backend = "milvus"` selects it; `index.uri` names a Milvus Lite file (tests, small
 installs) or a Milvus Standalone / Distributed endpoint (connecting, and making and checking
 the collections: rag.index.milvus_collections). Needs the `rag[scale]` extra. Ingest runs

@@ -1,5 +1,9 @@
 """Ingest on Ray Data: the same loaders, chunker and embedder, run as stages of a Ray pipeline.
 
+Over 500 lines because it carries the Ray-specific plumbing (resources, retries, actor pool,
+error wording) for the three stages; the stages' logic itself is the local loaders, chunker and
+embedder.
+
     rag ingest PATH... --engine ray        (setting ingest.engine; extra rag[scale])
 
     files      -> documents   CPU tasks, one per file (rag.ingest.baseline.read_input_file:
