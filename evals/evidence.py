@@ -3,6 +3,7 @@
     .venv/bin/python evals/evidence.py --split dev        # while tuning
     .venv/bin/python evals/evidence.py --split heldout    # report (once per change)
     .venv/bin/python evals/evidence.py --split dev --show partial   # print graded answers
+    .venv/bin/python evals/evidence.py --split dev --pairs          # + the recency pairs
 
 Two sets over the demo index (indexes/default, built by `rag ingest --demo`):
 
@@ -34,6 +35,7 @@ from rag.answer import Engine
 from rag.config import Settings
 from rag.jsonl import read_jsonl
 
+PAIRS = REPO / "evals" / "recency_pairs.jsonl"
 SETS = {
     "abstention": REPO / "evals" / "abstention.jsonl",
     "evidence": REPO / "evals" / "evidence.jsonl",
@@ -102,11 +104,45 @@ def table(name: str, results: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def pairs_table(engine: Engine) -> list[str]:
+    """Each recency pair's question: are both guidelines cited, each shown with its year, and
+    is a disagreement reported where the writer marked one?"""
+    from rag.render import answer_markdown
+
+    rows = [record for _, record in read_jsonl(PAIRS)]
+    both = shown = flagged = disagreeing = 0
+    for row in rows:
+        answer = engine.ask(row["question"], suggest_related=False)
+        cited = {citation.doc_id for citation in answer.citations}
+        folders = {doc_id.split("/")[0] for doc_id in cited}
+        older, newer = row["older"].split("/")[0], row["newer"].split("/")[0]
+        if {older, newer} <= folders:
+            both += 1
+            text = answer_markdown(answer)
+            if str(row["older_year"]) in text and str(row["newer_year"]) in text:
+                shown += 1
+        if not row["agree"]:
+            disagreeing += 1
+            flagged += bool(answer.disagreements)
+    n = len(rows)
+    return [
+        f"### Recency pairs ({n} points two guidelines address; {disagreeing} where they disagree)",
+        "",
+        "| | count |",
+        "|---|---:|",
+        f"| both guidelines cited | {both}/{n} |",
+        f"| both cited and both years in the answer | {shown}/{n} |",
+        f"| disagreement reported, of the pairs that disagree | {flagged}/{disagreeing} |",
+        "",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="dev", choices=("dev", "heldout"))
     parser.add_argument("--show", help="print answers of this grade or kind")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set")
+    parser.add_argument("--pairs", action="store_true", help="also ask the recency pairs' questions")
     args = parser.parse_args()
 
     settings = Settings.from_env()
@@ -131,6 +167,8 @@ def main() -> None:
         results = measure(engine, rows, args.show)
         every += [{**result, "set": name} for result in results]
         report += table(f"{name}.jsonl ({len(rows)} questions)", results)
+    if args.pairs:
+        report += pairs_table(engine)
     out = REPO / "evals" / "results" / f"evidence-{args.split}"
     out.with_suffix(".md").write_text("\n".join(report))
     out.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in every))
