@@ -148,6 +148,8 @@ def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert differ("CURB-65 is the recommended tool.", "PSI is preferred over CURB-65.")
     assert not differ("Give 1.2 mg then 0.6 mg.", "Colchicine 1.2 mg, then 0.6 mg an hour later.")
     assert not differ("Start within 24 hours.", "Begin treatment within 24 h.")
+    # A dose beside a statement about which drug to prefer is not a disagreement.
+    assert not differ("Apixaban: standard dose is 5 mg BID.", "DOACs are preferred over warfarin.")
 
 
 def test_prefer_newer_moves_a_newer_source_ahead_only_when_scores_are_close():

@@ -124,11 +124,14 @@ def compare_sources(
 
 def differ(a: str, b: str) -> bool:
     """Whether two statements on one point disagree: amounts in the same unit that share no
-    value, or one recommending against (or preferring another option) and the other not."""
+    value, or (when neither or both state amounts) one recommending against, or preferring
+    another option, and the other not."""
     amounts_a, amounts_b = _amounts(a), _amounts(b)
     for family in set(amounts_a) & set(amounts_b):
         if not amounts_a[family] & amounts_b[family]:
             return True
+    if bool(amounts_a) != bool(amounts_b):
+        return False  # a dose beside a choice of drug: two kinds of statement, not a conflict
     return bool(_AGAINST.search(a)) != bool(_AGAINST.search(b))
 
 
