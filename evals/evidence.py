@@ -3,7 +3,8 @@
     .venv/bin/python evals/evidence.py --split dev        # while tuning
     .venv/bin/python evals/evidence.py --split heldout    # report (once per change)
     .venv/bin/python evals/evidence.py --split dev --show partial   # print graded answers
-    .venv/bin/python evals/evidence.py --split dev --pairs          # + the recency pairs
+    .venv/bin/python evals/evidence.py --split dev --limit 1 --pairs   # the recency pairs
+                                                        # (evals/results/evidence-pairs.md)
 
 Two sets over the demo index (indexes/default, built by `rag ingest --demo`):
 
@@ -167,12 +168,16 @@ def main() -> None:
         results = measure(engine, rows, args.show)
         every += [{**result, "set": name} for result in results]
         report += table(f"{name}.jsonl ({len(rows)} questions)", results)
-    if args.pairs:
-        report += pairs_table(engine)
-    out = REPO / "evals" / "results" / f"evidence-{args.split}"
-    out.with_suffix(".md").write_text("\n".join(report))
-    out.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in every))
+    results = REPO / "evals" / "results"
+    if not args.limit:  # a trial run on a few questions never overwrites the measurement
+        out = results / f"evidence-{args.split}"
+        out.with_suffix(".md").write_text("\n".join(report))
+        out.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in every))
     print("\n".join(report))
+    if args.pairs:
+        pairs = pairs_table(engine)
+        (results / "evidence-pairs.md").write_text("\n".join(pairs))
+        print("\n".join(pairs))
 
 
 if __name__ == "__main__":
