@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ SESSION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 DATABASE_NAME = "sessions.sqlite"
 LEGACY_FOLDER = "sessions"  # where the JSON files of earlier versions live
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
+WAL_RETRY_S = 0.05
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -242,6 +244,11 @@ class SessionStore:
             with closing(self._open_for_writing()) as connection:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
+                    # The schema inside the transaction: two processes creating the file at
+                    # once queue here instead of racing (executescript would commit early).
+                    for statement in SCHEMA.split(";"):
+                        if statement.strip():
+                            connection.execute(statement)
                     yield connection
                 except BaseException:
                     connection.execute("ROLLBACK")
@@ -259,8 +266,17 @@ class SessionStore:
             ) from None
         connection = self._connect()
         # WAL lets readers go on while a turn is written; the setting stays with the file.
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.executescript(SCHEMA)
+        # Switching a new file to WAL needs it to itself, and SQLite reports "locked" at once
+        # (no busy wait) when another process is switching it too: try again briefly.
+        for attempt in range(int(BUSY_TIMEOUT_S / WAL_RETRY_S)):
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    connection.close()
+                    raise
+                time.sleep(WAL_RETRY_S)
         return connection
 
     def _storage_error(self, error: sqlite3.Error) -> SessionError:
