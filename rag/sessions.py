@@ -99,6 +99,16 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _begin_writing(connection: sqlite3.Connection) -> None:
+    """Start a write transaction (BEGIN IMMEDIATE: waited for while another process holds
+    one) and make the schema inside it, so two processes creating the file at once queue
+    instead of racing (executescript would commit on its own)."""
+    connection.execute("BEGIN IMMEDIATE")
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            connection.execute(statement)
+
+
 class SessionStore:
     """Conversations saved in `data_dir`/sessions.sqlite; safe to share between threads and
     to use from several processes at once (every call opens its own connection)."""
@@ -242,13 +252,8 @@ class SessionStore:
         try:
             self._migrate_legacy_files()
             with closing(self._open_for_writing()) as connection:
-                connection.execute("BEGIN IMMEDIATE")
+                _begin_writing(connection)
                 try:
-                    # The schema inside the transaction: two processes creating the file at
-                    # once queue here instead of racing (executescript would commit early).
-                    for statement in SCHEMA.split(";"):
-                        if statement.strip():
-                            connection.execute(statement)
                     yield connection
                 except BaseException:
                     connection.execute("ROLLBACK")
@@ -312,7 +317,7 @@ class SessionStore:
             if data is None:
                 continue
             with closing(self._open_for_writing()) as connection:
-                connection.execute("BEGIN IMMEDIATE")
+                _begin_writing(connection)
                 if connection.execute("SELECT 1 FROM sessions WHERE name = ?", (name,)).fetchone():
                     connection.execute("ROLLBACK")
                 else:
