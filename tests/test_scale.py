@@ -636,15 +636,18 @@ index.passages_per_commit = 2
 ingest_on_ray(index, settings, [__import__("pathlib").Path("corpus")], progress=False)
 print("finished", flush=True)
 """
-    job = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, cwd=scale_corpus.parent, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    errors = tmp_path / "job.stderr"
+    with errors.open("w") as stderr:
+        job = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=stderr,
+            text=True, cwd=scale_corpus.parent, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
     try:
         ready, _, _ = select.select([job.stdout], [], [], 300)
         assert ready, "the ingest wrote nothing within 5 minutes"
-        assert job.stdout.readline().strip() == "written"
+        line = job.stdout.readline().strip()
+        assert line == "written", errors.read_text()[-3000:]
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(timeout=60)
