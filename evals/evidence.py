@@ -60,7 +60,7 @@ def measure(engine: Engine, rows: list[dict], show: str | None) -> list[dict]:
     min_score = engine.settings.answer.min_coverage_score
     for row in rows:
         answer = engine.ask(row["question"], suggest_related=False)
-        hits = engine.search(row["question"])
+        hits = list(answer.retrieved)  # the same hits the answer was graded on
         coverage = engine.coverage(row["question"], hits) if hits else None
         grade = answer.evidence.grade if answer.evidence is not None else "none"
         statement = answer.evidence.statement() if answer.evidence is not None else ""

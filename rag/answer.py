@@ -34,9 +34,10 @@ from rag.generate.abstention import (
     Coverage,
     decide_after_generating,
     decide_before_generating,
+    is_specific_term,
     measure_coverage,
 )
-from rag.generate.agreement import Disagreement, compare_sources
+from rag.generate.agreement import Disagreement, cited_sides, compare_sources
 from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import CitedText, enforce_citations
 from rag.generate.evidence import NONE, PARTIAL, Evidence, grade_evidence, lead_with_missing
@@ -360,7 +361,7 @@ class Engine:
                 coverage,
                 [passage for passage in passages if passage.chunk_id in cited_ids],
                 direct_score=self.settings.answer.min_direct_score,
-                is_term=self._is_term,
+                is_term=lambda word: is_specific_term(self.index.embedder, word),
             )
             if evidence.grade == PARTIAL:
                 answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
@@ -386,13 +387,8 @@ class Engine:
             backend=self.generator.name,
             decision=draft.decision,
             evidence=evidence if use_retrieval else None,
-            disagreements=() if abstention.abstains else _cited_sides(found, passages, citations),
+            disagreements=() if abstention.abstains else cited_sides(found, passages, citations),
         )
-
-    def _is_term(self, word: str) -> bool:
-        """A specific term rather than an everyday word: the embedder's vocabulary does not
-        hold it as one token ("plasmapheresis", not "still")."""
-        return self.index.embedder.count_tokens(word) > 1
 
     def _decide_before_generating(
         self, coverage: Coverage | None, question: str, hits: Sequence[Hit], timings: Timings
@@ -501,26 +497,6 @@ class Engine:
         condenser: the LLM's rewrite when one is configured, checked, else rag.converse's
         deterministic method)."""
         return self.condenser.condense(question, history)
-
-
-def _cited_sides(
-    found: Sequence[Disagreement], passages: Sequence[Hit], citations: Sequence[Citation]
-) -> tuple[dict, ...]:
-    """The disagreements as the JSON gives them: the point and, per side, its citation number,
-    source and year; sides whose citation did not survive the support check are dropped, and
-    a disagreement left with one side is no disagreement."""
-    number_of = {citation.chunk_id: citation.n for citation in citations}
-    shown = []
-    for disagreement in found:
-        sides = [
-            {"citation": number_of[passages[side.passage - 1].chunk_id], "source": side.label,
-             "year": side.year}
-            for side in disagreement.sides
-            if passages[side.passage - 1].chunk_id in number_of
-        ]  # fmt: skip
-        if len(sides) >= 2:
-            shown.append({"point": disagreement.point, "sides": sides})
-    return tuple(shown)
 
 
 def _require_text(text: str, what: str, limit: int | None = None) -> str:

@@ -166,17 +166,17 @@ def test_a_term_the_index_never_mentions_vetoes_an_otherwise_close_question(engi
 
 
 def test_numbers_and_known_words_are_never_unknown_terms():
-    from rag.generate.abstention import _unknown_to
+    from rag.generate.abstention import is_specific_term
 
     class Splitter:  # splits every word of more than four letters, like a WordPiece vocabulary
         @staticmethod
         def count_tokens(word: str) -> int:
             return 1 if len(word) <= 4 else 2
 
-    assert _unknown_to(Splitter(), "resmetirom")
-    assert not _unknown_to(Splitter(), "dose")
-    assert not _unknown_to(Splitter(), "15000")  # digits: a dose or a count, not a term
-    assert not _unknown_to(object(), "resmetirom")  # an embedder that cannot count tokens
+    assert is_specific_term(Splitter(), "resmetirom")
+    assert not is_specific_term(Splitter(), "dose")
+    assert not is_specific_term(Splitter(), "15000")  # digits: a dose or a count, not a term
+    assert not is_specific_term(object(), "resmetirom")  # an embedder that cannot count tokens
 
 
 def test_british_spellings_are_looked_up_in_american(demo_index: Path):
@@ -235,12 +235,12 @@ def test_a_dose_question_needs_a_passage_that_doses_what_it_asks_about(engine: E
 
 
 def test_dose_amounts_are_told_from_concentrations():
-    from rag.generate.abstention import _DOSE_AMOUNT
+    from rag.generate.abstention import DOSE_AMOUNT
 
     for amount in ("666 mg three times daily", "0.25 mg/kg IV", "30 mL/kg", "10 units", "1,998 mg/day"):
-        assert _DOSE_AMOUNT.search(amount), amount
+        assert DOSE_AMOUNT.search(amount), amount
     for concentration in ("below 6 mg/dL", "5 mmol/L", "ferritin 100 ng/mL", "300 cells/µL"):
-        assert not _DOSE_AMOUNT.search(concentration), concentration
+        assert not DOSE_AMOUNT.search(concentration), concentration
 
 
 @pytest.fixture()

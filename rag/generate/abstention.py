@@ -63,7 +63,7 @@ COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(stems(["line", "second", "third", "
 # A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
 # "30 mL/kg", "10 units", "1,998 mg/day"; not a concentration ("200 mg/dL", "5 mmol/L").
 _WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage)\b", re.IGNORECASE)
-_DOSE_AMOUNT = re.compile(
+DOSE_AMOUNT = re.compile(
     r"\d(?:[\d.,]*\d)?\s*(?:mg|g|mcg|µg|μg|IU|units?|mmol|mEq|mL|ml)"
     r"(?:/(?:kg|day|d|h|hr|hour|min|dose|m2))*(?![/\w])",
     re.IGNORECASE,
@@ -199,7 +199,7 @@ def measure_coverage(
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if any(_same_family(token, other) for token in tokens for other in passage_stems):
             found.add(stem)
-        elif frequency == 0 and _unknown_to(index.embedder, surface):
+        elif frequency == 0 and is_specific_term(index.embedder, surface):
             unknown.append(surface)
     dose_missing = False
     if found and _WANTS_DOSE.search(question):
@@ -224,10 +224,10 @@ def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
     text = f"{hit.title} {hit.section} {hit.text}"
     stems = set(_stems(text))
     names_it = any(_same_family(key, stem) for key in key_tokens for stem in stems)
-    return names_it and _DOSE_AMOUNT.search(text) is not None
+    return names_it and DOSE_AMOUNT.search(text) is not None
 
 
-def _unknown_to(embedder: object, word: str) -> bool:
+def is_specific_term(embedder: object, word: str) -> bool:
     """Whether `word` is a term the embedder's vocabulary does not hold whole: more than one
     token. Words with digits (doses, scores, ages) never count: "1500" may split into pieces
     and still be ordinary. False when the embedder cannot count tokens."""

@@ -25,10 +25,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.generate.extractive import quotable
+from rag.generate.extractive import guideline, origin, quotable
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.text import content_stems
-from rag.types import Hit
+from rag.types import Citation, Hit
 
 # How much of the question's topical words a unit must share to address the same point, alone
 # and against the draft's own best unit.
@@ -82,15 +82,15 @@ def compare_sources(
     words = content_stems(question) - generic_words
     if not cited or len(words) < 2:
         return draft, []
-    lead_titles = {_source(passages[n - 1]) for n in cited}
+    lead_titles = {guideline(passages[n - 1]) for n in cited}
     lead_units = _units_on_point([(n, passages[n - 1]) for n in cited], words)
     if not lead_units:
         return draft, []
     floor = max(SAME_POINT_SHARE, SAME_POINT_RATIO * lead_units[0][0])
     others: dict[str, list[tuple[float, Unit]]] = {}
     for n, hit in enumerate(passages, start=1):
-        if _source(hit) not in lead_titles:
-            others.setdefault(_source(hit), []).extend(_units_on_point([(n, hit)], words))
+        if guideline(hit) not in lead_titles:
+            others.setdefault(guideline(hit), []).extend(_units_on_point([(n, hit)], words))
     ranked = sorted(
         (sorted(units, key=lambda item: -item[0])[:UNITS_COMPARED] for units in others.values()),
         key=lambda units: -units[0][0] if units else 0.0,
@@ -135,11 +135,6 @@ def differ(a: str, b: str) -> bool:
     return bool(_AGAINST.search(a)) != bool(_AGAINST.search(b))
 
 
-def label_of_source(hit: Hit) -> str:
-    """ "ATS/IDSA 2019": organisation and year, else the title."""
-    return " ".join(str(part) for part in (hit.source, hit.year) if part) or hit.title or hit.doc_id
-
-
 def _amounts(text: str) -> dict[str, set[float]]:
     found: dict[str, set[float]] = {}
     for low, high, unit in _AMOUNT.findall(text):
@@ -179,7 +174,7 @@ def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
 
 def _side(passages: Sequence[Hit], unit: Unit) -> Side:
     hit = passages[unit.passage - 1]
-    return Side(unit.passage, label_of_source(hit), hit.year, shown_text(unit))
+    return Side(unit.passage, origin(hit) or hit.doc_id, hit.year, shown_text(unit))
 
 
 def _newest_first(sides: Sequence[Side]) -> list[Side]:
@@ -200,13 +195,29 @@ def _section(heading: str, sides: Sequence[Side], lead: Side) -> str:
     return "\n".join(lines)
 
 
-def _source(hit: Hit) -> str:
-    return hit.title or hit.doc_id
-
-
 def _after_bottom_line(draft: str, section: str) -> str:
     lines = draft.splitlines()
     for i, line in enumerate(lines):
         if _BOTTOM_LINE.match(line):
             return "\n".join([*lines[: i + 1], "", section, "", *lines[i + 1 :]])
     return f"{section}\n\n{draft}"
+
+
+def cited_sides(
+    found: Sequence[Disagreement], passages: Sequence[Hit], citations: Sequence[Citation]
+) -> tuple[dict, ...]:
+    """The disagreements as the JSON gives them: the point and, per side, its citation number,
+    source and year; sides whose citation did not survive the support check are dropped, and
+    a disagreement left with one side is no disagreement."""
+    number_of = {citation.chunk_id: citation.n for citation in citations}
+    shown = []
+    for disagreement in found:
+        sides = [
+            {"citation": number_of[passages[side.passage - 1].chunk_id], "source": side.label,
+             "year": side.year}
+            for side in disagreement.sides
+            if passages[side.passage - 1].chunk_id in number_of
+        ]  # fmt: skip
+        if len(sides) >= 2:
+            shown.append({"point": disagreement.point, "sides": sides})
+    return tuple(shown)

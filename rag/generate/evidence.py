@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.generate.abstention import Coverage
+from rag.generate.abstention import DOSE_AMOUNT, Coverage
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -87,10 +87,6 @@ _NOT_DRUGS = frozenset(
 )
 
 _WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage|how much|loading)\b")
-_DOSE_AMOUNT = re.compile(
-    r"\d(?:[\d.,]*\d)?\s*(?:mg|g|mcg|µg|μg|iu|units?|mmol|meq|ml)"
-    r"(?:/(?:kg|day|d|h|hr|hour|min|dose|m2))*(?![/\w])"
-)
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
 )
@@ -153,7 +149,7 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         if drug not in _NOT_DRUGS:
             facets[drug] = re.compile(rf"\b{re.escape(drug[:max(5, len(drug) - 2)])}")
     if _WANTS_DOSE.search(lowered):
-        facets["a dose"] = _DOSE_AMOUNT
+        facets["a dose"] = DOSE_AMOUNT
     if _WANTS_DURATION.search(lowered):
         facets["a duration"] = _DURATION
     return facets

@@ -426,17 +426,17 @@ def _in_scope(
     question about AF dosing is answered from the AF guideline, not padded with a TIA
     statement's bullets, and a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = _guideline(hits[units[best].passage - 1])
+    main = guideline(hits[units[best].passage - 1])
     return [
         score
-        if _guideline(hits[unit.passage - 1]) == main
+        if guideline(hits[unit.passage - 1]) == main
         or (score >= SCOPE_RATIO * scores[best] and covered == 1.0)
         else 0.0
         for unit, score, covered in zip(units, scores, must_have, strict=True)
     ]
 
 
-def _guideline(hit: Hit) -> str:
+def guideline(hit: Hit) -> str:
     """What makes two passages the same source: the title (the sections of one guideline
     share it), else the document."""
     return hit.title or hit.doc_id
@@ -581,11 +581,11 @@ def _render(
     ]
     if not body:
         return lines[0]
-    main = _guideline(hits[chosen[0].passage - 1])
+    main = guideline(hits[chosen[0].passage - 1])
     sections: dict[tuple[str, str], list[Unit]] = {}
     for unit in body:  # best first, so sections appear in order of their best unit
         hit = hits[unit.passage - 1]
-        label = "" if _guideline(hit) == main else _origin(hit)
+        label = "" if guideline(hit) == main else origin(hit)
         sections.setdefault((unit.section, label), []).append(unit)
     for (section, label), members in sections.items():
         members.sort(key=lambda unit: (unit.passage, unit.position))
@@ -594,7 +594,7 @@ def _render(
     return "\n".join(lines).strip()
 
 
-def _origin(hit: Hit) -> str:
+def origin(hit: Hit) -> str:
     """ "ACC/AHA 2023": the organisation and year a reader weighs a source by."""
     return " ".join(str(part) for part in (hit.source, hit.year) if part) or hit.title
 
