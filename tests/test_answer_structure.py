@@ -239,3 +239,61 @@ def test_key_facts_are_found_only_with_their_numbers():
     assert has_fact(text, "2.5 mg BID")
     assert has_fact(text, "age ≥ 80 years")
     assert not has_fact(text, "5 mg BID daily if age ≥ 85")
+
+
+THROMBOLYSIS = """\
+### NIHSS Severity Classification
+| NIHSS Score | Severity | Clinical Implication |
+|---|---|---|
+| 5–15 | Moderate stroke | IV alteplase is indicated if within the time window |
+| 16–20 | Moderate-to-severe stroke | IV alteplase plus evaluation for thrombectomy |
+"""
+ALTEPLASE_DOSING = """\
+### Dosing Protocol
+- Dose: 0.9 mg/kg of alteplase (maximum total dose: 90 mg).
+- Bolus: 10% of the total dose IV over 1 minute, the remaining 90% over 60 minutes.
+"""
+
+
+def test_a_dose_question_leads_with_the_dose_even_when_it_is_written_as_a_label():
+    hits = [
+        hit("stroke", THROMBOLYSIS, 1, title="Stroke guideline", section="NIHSS"),
+        hit("stroke-dose", ALTEPLASE_DOSING, 2, title="Stroke guideline", section="Dosing"),
+    ]
+    cited = answer("Acute ischemic stroke within the window: how do I dose alteplase?", hits)
+    # "Dose: 0.9 mg/kg ..." has no verb; written "Dose is 0.9 mg/kg ..." it is the bottom line,
+    # not the severity table that happens to read as a sentence.
+    assert cited.bottom_line.startswith(
+        "Dose is 0.9 mg/kg of alteplase (maximum total dose: 90 mg)"
+    )
+    assert is_sentence(cited.bottom_line)
+
+
+ABCD2_COMPONENTS_1 = """\
+### Score Components
+| Component | Criterion | Points |
+|---|---|---|
+| Age | ≥ 60 years | 1 |
+| Blood pressure | ≥ 140/90 mmHg | 1 |
+| Clinical features | Unilateral weakness | 2 |
+"""
+ABCD2_COMPONENTS_2 = """\
+| Component | Criterion | Points |
+|---|---|---|
+| Duration | ≥ 60 minutes | 2 |
+| Diabetes | History of diabetes | 1 |
+"""
+
+
+def test_a_table_the_chunker_cut_in_two_is_shown_as_one_table_led_by_its_rows():
+    section = "ABCD2 Score > Score Components"
+    hits = [
+        hit("tia", ABCD2_COMPONENTS_1, 1, title="TIA statement", section=section),
+        hit("tia-2", ABCD2_COMPONENTS_2, 2, title="TIA statement", section=section),
+    ]
+    cited = answer("What are the components of the ABCD2 score?", hits)
+    assert cited.answer.count("| Component | Criterion | Points |") == 1, cited.answer
+    assert "| Diabetes | History of diabetes | 1 [2] |" in cited.answer
+    assert "| Age | ≥ 60 years | 1 [1] |" in cited.answer
+    # The bottom line is the list asked for, each row in words its header gives.
+    assert "Age: criterion is ≥ 60 years and points are 1" in cited.bottom_line

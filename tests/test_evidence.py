@@ -83,13 +83,18 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 
 
 def test_two_guidelines_disagreeing_on_a_threshold_are_both_shown_newer_first(engine: Engine):
-    answer = engine.ask("What systolic blood pressure target for adults with chronic kidney disease?")
+    answer = engine.ask(
+        "What systolic blood pressure target for adults with chronic kidney disease?"
+    )
     assert not answer.abstained
     [disagreement] = answer.disagreements
     sides = disagreement["sides"]
     assert [side["source"] for side in sides] == ["KDIGO 2024", "ACC/AHA 2017"]
     by_number = {citation.n: citation for citation in answer.citations}
-    assert {by_number[side["citation"]].doc_id for side in sides} == {"kdigo-bp-2024", "acc-htn-2017"}
+    assert {by_number[side["citation"]].doc_id for side in sides} == {
+        "kdigo-bp-2024",
+        "acc-htn-2017",
+    }
     shown = answer_markdown(answer)
     assert "Sources differ on this point" in shown
     newer = shown.index("KDIGO 2024 (newer)")
@@ -162,3 +167,44 @@ def test_prefer_newer_moves_a_newer_source_ahead_only_when_scores_are_close():
     assert [hit.chunk_id for hit in ranked] == ["b", "a", "c"]
     assert [hit.rank for hit in ranked] == [1, 2, 3]
     assert [hit.chunk_id for hit in newer_first([older, newer, far], 0.01)] == ["a", "b", "c"]
+
+
+def test_a_score_named_only_by_its_thresholds_lacks_its_components():
+    thresholds = Hit(
+        "t", "af", "The CHA2DS2-VASc score is the recommended tool.\n\n"
+        "- CHA2DS2-VASc = 0: No antithrombotic therapy.\n- CHA2DS2-VASc = 1: OAC may be "
+        "considered.\n- CHA2DS2-VASc ≥ 2: OAC is recommended.\n", 1.0, 1,
+        section="Stroke Risk Assessment (CHA2DS2-VASc)",
+    )  # fmt: skip
+    cardioversion = Hit(
+        "c", "af", "- Continue OAC for 4 weeks regardless of CHA2DS2-VASc score.\n"
+        "- Rate control first.\n- Anticoagulate before cardioversion.\n", 0.9, 2,
+        section="Cardioversion",
+    )  # fmt: skip
+    question = "What are the components of the CHA2DS2-VASc score?"
+    assert missing_facets(question, [thresholds, cardioversion]) == (
+        "the components of CHA2DS2-VASc",
+    )
+    components = Hit(
+        "s", "tia", "| Component | Criterion | Points |\n|---|---|---|\n| Age | ≥ 60 years | 1 |\n"
+        "| Blood pressure | ≥ 140/90 mmHg | 1 |\n| Diabetes | History of diabetes | 1 |\n",
+        0.8, 3, section="ABCD2 Score > Score Components",
+    )  # fmt: skip
+    assert missing_facets("What are the components of the ABCD2 score?", [components]) == ()
+    assert missing_facets("What are the components of the ABCD2 score?", [thresholds]) == (
+        "the components of ABCD2",
+    )
+
+
+def test_a_dose_the_section_expansion_brought_is_not_reported_missing():
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    # The gate saw no dose in the top hits; the answer cites the protocol the expansion added.
+    coverage = Coverage(0.5, 0.6, ("window",), (), True)
+    protocol = Hit("p", "stroke", "- Dose: 0.9 mg/kg of alteplase (maximum 90 mg).", 1.0, 1)
+    evidence = grade_evidence("How do I dose alteplase?", coverage, [protocol], direct_score=1.3)
+    assert "a dose" not in evidence.missing
+    table = Hit("t", "stroke", "| 5–15 | Moderate stroke | IV alteplase indicated |", 1.0, 1)
+    evidence = grade_evidence("How do I dose alteplase?", coverage, [table], direct_score=1.3)
+    assert evidence.missing == ("a dose",)

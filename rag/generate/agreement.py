@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from rag.generate.extractive import guideline, origin, quotable
 from rag.generate.units import Unit, passage_units, shown_text
+from rag.generate.values import NAME_WITH_DIGITS
 from rag.text import content_stems
 from rag.types import Citation, Hit
 
@@ -87,10 +88,17 @@ def compare_sources(
     if not lead_units:
         return draft, []
     floor = max(SAME_POINT_SHARE, SAME_POINT_RATIO * lead_units[0][0])
+    # A score or drug the question names with digits ("ABCD2", "CURB-65") is the point: another
+    # source's unit that does not name it is about something else (the ICH score's rows).
+    names = {name.lower() for name in NAME_WITH_DIGITS.findall(question)}
     others: dict[str, list[tuple[float, Unit]]] = {}
     for n, hit in enumerate(passages, start=1):
         if guideline(hit) not in lead_titles:
-            others.setdefault(guideline(hit), []).extend(_units_on_point([(n, hit)], words))
+            others.setdefault(guideline(hit), []).extend(
+                (share, unit)
+                for share, unit in _units_on_point([(n, hit)], words)
+                if all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
+            )
     ranked = sorted(
         (sorted(units, key=lambda item: -item[0])[:UNITS_COMPARED] for units in others.values()),
         key=lambda units: -units[0][0] if units else 0.0,

@@ -10,6 +10,8 @@ answer is written, its cited passages are checked against the facets the questio
 - drugs (words shaped like drug names: "-xaban", "-mab", "-cillin", ...), each one named;
 - a dose, when the question asks for one: an amount in a dose unit;
 - a duration, when it asks how long: an amount of time;
+- the components of a named score ("What are the components of CHA2DS2-VASc?"): a list or
+  table of its items, not its thresholds ("CHA2DS2-VASc >= 2: OAC is recommended");
 - terms the index never mentions (the gate's `unknown_words`).
 
 `grade_evidence` gives `direct` (every facet is in the cited passages and the gate passed),
@@ -34,10 +36,14 @@ DIRECT, PARTIAL, NONE = "direct", "partial", "none"
 _POPULATIONS: dict[str, tuple[str, str]] = {
     # facet name: (pattern in the question, pattern in a passage)
     "children": (
-        (r"\b(?:child|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|"
-        r"adolescents?|teen(?:ager)?s?|boy|girl)\b"),
-        (r"\b(?:child|children|childhood|paediatric|pediatric|infants?|adolescents?|"
-        r"younger than 18|under 18|< ?18 years)\b"),
+        (
+            r"\b(?:child|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|"
+            r"adolescents?|teen(?:ager)?s?|boy|girl)\b"
+        ),
+        (
+            r"\b(?:child|children|childhood|paediatric|pediatric|infants?|adolescents?|"
+            r"younger than 18|under 18|< ?18 years)\b"
+        ),
     ),
     "newborns": (
         r"\b(?:newborns?|neonates?|neonatal|preterm|premature)\b",
@@ -53,17 +59,23 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
     ),
     "older adults": (
         r"\b(?:elderly|frail|older adults?|geriatric)\b",
-        (r"\b(?:elderly|frail|older adults?|older patients|geriatric|age[ds]? (?:>|≥|>=|over) ?\d\d|"
-        r"aged? \d\d|\d\d years)\b"),
+        (
+            r"\b(?:elderly|frail|older adults?|older patients|geriatric|age[ds]? (?:>|≥|>=|over) ?\d\d|"
+            r"aged? \d\d|\d\d years)\b"
+        ),
     ),
     "kidney impairment": (
-        (r"\b(?:h(?:a)?emodialysis|dialysis|renal (?:impairment|failure|insufficiency)|ckd|"
-        r"crcl|creatinine clearance)\b"),
+        (
+            r"\b(?:h(?:a)?emodialysis|dialysis|renal (?:impairment|failure|insufficiency)|ckd|"
+            r"crcl|creatinine clearance)\b"
+        ),
         r"\b(?:h(?:a)?emodialysis|dialysis|renal|kidney|ckd|crcl|creatinine clearance|egfr)\b",
     ),
     "liver impairment": (
-        (r"\b(?:hepatic impairment|liver (?:disease|impairment|failure)|cirrho(?:sis|tic)|"
-        r"child-pugh)\b"),
+        (
+            r"\b(?:hepatic impairment|liver (?:disease|impairment|failure)|cirrho(?:sis|tic)|"
+            r"child-pugh)\b"
+        ),
         r"\b(?:hepatic|liver|cirrho(?:sis|tic)|child-pugh)\b",
     ),
 }
@@ -82,8 +94,18 @@ _DRUG = re.compile(
 )
 # Common words the drug shapes would catch.
 _NOT_DRUGS = frozenset(
-    {"examine", "determine", "undermine", "heparin", "statin", "statins", "toxin", "dioxin",
-     "antiplatelet", "nucleotide"}
+    {
+        "examine",
+        "determine",
+        "undermine",
+        "heparin",
+        "statin",
+        "statins",
+        "toxin",
+        "dioxin",
+        "antiplatelet",
+        "nucleotide",
+    }
 )
 
 _WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage|how much|loading)\b")
@@ -93,6 +115,23 @@ _WANTS_DURATION = re.compile(
 _DURATION = re.compile(
     r"\b\d+(?:\s*(?:-|–|to|or)\s*\d+)?\s*(?:days?|weeks?|wk|months?|years?|hours?|h|hrs?)\b|"
     r"\b(?:indefinite(?:ly)?|lifelong|long-term|until)\b"
+)
+
+# "What are the components of CHA2DS2-VASc?", "What goes into the ABCD2 score?": the question
+# asks for the items a score adds up, named by a word with digits or a capitalised acronym.
+_ASKS_COMPONENTS = re.compile(
+    r"\b(?:components?|elements|items|variables|made up of|consists? of|goes into|go into|"
+    r"what is in|what's in)\b",
+    re.IGNORECASE,
+)
+_SCORE_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[0-9-][A-Za-z0-9-]*|[A-Z]{2,})\b")
+# A list item or table row: "- Age >= 60 years: 1 point", "| **A**ge | >= 60 years | 1 |".
+_LISTED = re.compile(r"^\s*(?:[-*+]|\d+[.)]|\|)\s*(.*)$", re.MULTILINE)
+MIN_COMPONENTS = 3
+# What a heading, intro or table header over a score's items says they are.
+_COMPONENT_WORDS = re.compile(
+    r"\b(?:components?|criteria|criterion|points?|items?|factors?|variables?|elements?|"
+    r"features?|one point each)\b"
 )
 
 
@@ -117,7 +156,9 @@ class Evidence:
             return f"No indexed source addresses {_join(self.missing)}."
         if self.unmentioned:
             named = _join([f"'{word}'" for word in self.unmentioned])
-            return f"The cited passages do not mention {named}; check that they answer what was asked."
+            return (
+                f"The cited passages do not mention {named}; check that they answer what was asked."
+            )
         if self.grade == PARTIAL:
             return "The cited passages may not answer every part of this question; check them."
         return ""
@@ -147,7 +188,7 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
             facets.setdefault("children", re.compile(_POPULATIONS["children"][1]))
     for drug in dict.fromkeys(_DRUG.findall(lowered)):
         if drug not in _NOT_DRUGS:
-            facets[drug] = re.compile(rf"\b{re.escape(drug[:max(5, len(drug) - 2)])}")
+            facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
     if _WANTS_DOSE.search(lowered):
         facets["a dose"] = DOSE_AMOUNT
     if _WANTS_DURATION.search(lowered):
@@ -155,11 +196,48 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     return facets
 
 
+def asked_components(question: str) -> str:
+    """The score whose components `question` asks for ("CHA2DS2-VASc"), or ""."""
+    if not _ASKS_COMPONENTS.search(question):
+        return ""
+    names = [name for name in _SCORE_NAME.findall(question) if not name.isdigit()]
+    return names[0] if names else ""
+
+
+def lists_components(score: str, hit: Hit) -> bool:
+    """Whether `hit` lists at least MIN_COMPONENTS items of `score`: list items or table rows,
+    under a heading or an intro line naming the score, that open with a word other than the
+    score's own name (a threshold line "CHA2DS2-VASc >= 2: OAC is recommended" is not a
+    component; "Age >= 60 years" is)."""
+    name, section = score.lower(), hit.section.lower()
+    intro, head, items = "", "", 0
+    for line in hit.text.lower().splitlines():
+        listed = _LISTED.match(line)
+        if not listed:
+            if line.strip():
+                intro, head = line, ""
+            continue
+        head = head or line  # a table's header row says what its rows are
+        context = f"{section}\n{intro}\n{head}"
+        opening = listed.group(1).replace("*", "").strip()
+        if (
+            (name in section or name in intro)
+            and _COMPONENT_WORDS.search(context)
+            and opening[:1].isalpha()
+            and not opening.startswith(name)
+        ):
+            items += 1
+    return items >= MIN_COMPONENTS
+
+
 def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
     """The facets of `question` that no cited passage states."""
     text = "\n".join(f"{hit.title}\n{hit.section}\n{hit.text}" for hit in cited).lower()
     facets = question_facets(question)
     missing = [name for name, pattern in facets.items() if pattern and not pattern.search(text)]
+    score = asked_components(question)
+    if score and not any(lists_components(score, hit) for hit in cited):
+        missing.insert(0, f"the components of {score}")
     populations = [name for name in missing if name in _POPULATIONS]
     if "a dose" in facets and populations:
         # An adult dose does not answer a paediatric dose question: "a dose for children".
@@ -195,7 +273,9 @@ def grade_evidence(
     if not gate_passed and not missing and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the specific terms the
         # top passages lack (no numbers, no everyday words), as the question wrote them.
-        if coverage.dose_missing:
+        if coverage.dose_missing and not _states_dose(question, cited):
+            # The gate looked at the top hits only; the section expansion may have brought
+            # the dose the answer cites ("Dose: 0.9 mg/kg" under the alteplase protocol).
             missing.append("a dose")
         else:
             unmentioned = [
@@ -208,11 +288,27 @@ def grade_evidence(
     return Evidence(DIRECT)
 
 
+def _states_dose(question: str, cited: Sequence[Hit]) -> bool:
+    """Whether a cited passage gives an amount in a dose unit and names a drug the question
+    names (any passage with an amount when the question names no drug by its shape)."""
+    drugs = [name for name, _ in question_facets(question).items() if _DRUG.fullmatch(name)]
+    for hit in cited:
+        text = f"{hit.section}\n{hit.text}".lower()
+        if DOSE_AMOUNT.search(text) and (
+            not drugs or any(drug[: max(5, len(drug) - 2)] in text for drug in drugs)
+        ):
+            return True
+    return False
+
+
 def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tuple[str, str]:
     """A partial answer's text and bottom line, led by what the sources lack."""
     statement = evidence.statement()
     if not statement:
         return answer, bottom_line
+    if not evidence.missing and not evidence.unmentioned:
+        # Nothing to name: the caution heads the answer; the bottom line stays the answer.
+        return f"{statement}\n\n{answer}", bottom_line
     said = bottom_line
     if said[:1].isupper() and not said[1:2].isupper():
         said = said[:1].lower() + said[1:]  # "Apixaban ..." but not "CURB-65 ..."

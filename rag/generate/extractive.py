@@ -197,7 +197,11 @@ class ExtractiveGenerator:
                 chosen = [unit for unit in chosen if not _contains(whole, unit) or unit is whole]
                 chosen = [unit for n, unit in enumerate(chosen) if unit not in chosen[:n]]
                 lead = whole
-        return Draft(text=_render(chosen, hits, audience, lead), decision=None, refused=False)
+        return Draft(
+            text=_render(chosen, hits, audience, lead, "list" if wants_list else wants),
+            decision=None,
+            refused=False,
+        )
 
     def _cover_parts(
         self,
@@ -299,7 +303,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
     if wants == "dose":
         return 1.5 if _DOSE_AMOUNT.search(text) else 1.0
     if wants == "number":
-        return 1.3 if _ANY_NUMBER.search(text) else 1.0
+        # The digits of a name ("CURB-65", "ABCD2") are no number.
+        return 1.3 if _ANY_NUMBER.search(NAME_WITH_DIGITS.sub("", text)) else 1.0
     return 1.0
 
 
@@ -355,7 +360,8 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
         word: sum(1 for unit in units if word in unit.words) for word in question_words
     }
     weights = {
-        word: math.log(1.0 + unit_count / (1.0 + frequency)) * (0.35 if word in GENERIC_WORDS else 1.0)
+        word: math.log(1.0 + unit_count / (1.0 + frequency))
+        * (0.35 if word in GENERIC_WORDS else 1.0)
         for word, frequency in document_frequency.items()
     }
     total = sum(weights.values()) or 1.0
@@ -482,7 +488,9 @@ def _select(units: Sequence[Unit], scores: Sequence[float], question_words: set[
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
     """The question's words in `best` that few units have (a quarter of them at most): what
     makes the best unit the answer ("apixaban" among the DOAC doses)."""
-    return _rare_words(units, (question_words & best.words) - GENERIC_WORDS, max(2, len(units) // 4))
+    return _rare_words(
+        units, (question_words & best.words) - GENERIC_WORDS, max(2, len(units) // 4)
+    )
 
 
 def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) -> list[Unit]:
@@ -517,6 +525,8 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     return result
 
 
+# A dose or number question's bottom line comes from the best this-many sentence units.
+BOTTOM_LINE_CHOICES = 3
 MAX_WHOLE_WORDS = 140  # the longest table or list shown whole in place of a chosen row or item
 
 
@@ -547,10 +557,15 @@ def _cite(text: str, n: int) -> str:
 
 
 def _render(
-    chosen: Sequence[Unit], hits: Sequence[Hit], audience: str, lead: Unit | None = None
+    chosen: Sequence[Unit],
+    hits: Sequence[Hit],
+    audience: str,
+    lead: Unit | None = None,
+    wants: str = "",
 ) -> str:
-    """Bottom line: the best unit that reads as a sentence (a decision-tree path or a bare row
-    leads only when nothing else was chosen), written as one sentence. Then the chosen units
+    """Bottom line: the unit the question's values matched (`lead`), else the best unit that
+    reads as a sentence, written as one sentence; when the question asks for a dose, a number
+    or a list (`wants`) and one of the best few such units gives one, that unit. Then the chosen units
     under "### section" headings, best section first, inside a section in passage order:
     tables with their header, list items under their intro with their nested items. The
     bottom line's unit is shown again in the body only when the body adds its structure (its
@@ -561,8 +576,20 @@ def _render(
     def adapt(text: str) -> str:
         return for_patient(text, defined) if audience == "patient" else text
 
-    candidates = [lead, *chosen] if lead is not None else list(chosen)
-    bottom = next((unit for unit in candidates if is_sentence(sentence_form(unit))), chosen[0])
+    sentences = [unit for unit in chosen if is_sentence(sentence_form(unit))]
+    typed = [
+        unit
+        for unit in sentences[:BOTTOM_LINE_CHOICES]
+        if (
+            unit.kind in ("list", "table")
+            if wants == "list"
+            else _answer_type_weight(wants, sentence_form(unit)) > 1.0
+        )
+    ]
+    if lead is not None and is_sentence(sentence_form(lead)):
+        bottom = lead
+    else:
+        bottom = (typed or sentences or list(chosen))[0]
     sentence = sentence_form(bottom)
     if (
         bottom is lead
@@ -604,10 +631,17 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
     their intro, rows as a table under their header; every line cites its passage."""
     parts: list[str] = []
     shown_leads: set[tuple[int, int, str]] = set()
-    tables: dict[tuple[int, int], list[Unit]] = {}
+    # One table per header: a long table the chunker cut in two comes back whole, each row
+    # citing its own passage.
+    tables: dict[object, list[tuple[Sequence[str], int]]] = {}
     for unit in units:
-        if unit.kind == "row":
-            tables.setdefault((unit.passage, unit.group), []).append(unit)
+        if unit.kind in ("row", "table"):
+            rows = (
+                [unit.cells]
+                if unit.kind == "row"
+                else [tuple(row.split(" | ")) for row in unit.children]
+            )
+            tables.setdefault(_table_key(unit), []).extend((row, unit.passage) for row in rows)
     for unit in units:
         n = unit.passage
         if unit.kind == "sentence":
@@ -618,15 +652,10 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
                 parts.append(text)
         elif unit.kind == "path":
             parts.append("- " + _cite(adapt(unit.text), n))
-        elif unit.kind == "row":
-            rows = tables.pop((unit.passage, unit.group), None)
+        elif unit.kind in ("row", "table"):
+            rows = tables.pop(_table_key(unit), None)
             if rows:
-                parts.append(
-                    _table(rows[0].lead, rows[0].header, [r.cells for r in rows], n, adapt)
-                )
-        elif unit.kind == "table":
-            rows = [tuple(row.split(" | ")) for row in unit.children]
-            parts.append(_table(unit.lead, unit.header, rows, n, adapt))
+                parts.append(_table(unit.lead, unit.header, rows, adapt))
         else:  # item or list
             lines = []
             key = (unit.passage, unit.group, unit.lead)
@@ -657,16 +686,22 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
     return "\n\n".join(parts)
 
 
+def _table_key(unit: Unit) -> object:
+    """Rows under one header in one section belong to one table, whatever chunk they came in."""
+    return (unit.section, tuple(unit.header)) if unit.header else (unit.passage, unit.group)
+
+
 def _table(
-    lead: str, header: Sequence[str], rows: Sequence[Sequence[str]], n: int, adapt: Any
+    lead: str, header: Sequence[str], rows: Sequence[tuple[Sequence[str], int]], adapt: Any
 ) -> str:
-    """A Markdown table: the lead line, the header, the rows; [n] in each row's last cell."""
-    lines = [_cite(adapt(lead), n)] if lead else []
-    width = max([len(header), *(len(row) for row in rows)])
+    """A Markdown table: the lead line, the header, the rows; each row's passage number [n] in
+    its last cell."""
+    lines = [_cite(adapt(lead), rows[0][1])] if lead else []
+    width = max([len(header), *(len(row) for row, _ in rows)])
     if header:
         lines.append("| " + " | ".join(_padded(header, width)) + " |")
         lines.append("|" + "---|" * width)
-    for row in rows:
+    for row, n in rows:
         cells = _padded([adapt(cell) for cell in row], width)
         cells[-1] = f"{cells[-1]} [{n}]".strip()
         lines.append("| " + " | ".join(cells) + " |")

@@ -62,7 +62,9 @@ def sentence_form(unit: Unit) -> str:
     lead = unit.lead.rstrip()
     short_lead = lead if lead and len(lead.split()) <= 8 else ""
     if unit.kind == "item":
-        text = _joined(unit.text, list(unit.children))
+        text = _joined(
+            _label_is(unit.text) if not unit.children else unit.text, list(unit.children)
+        )
         if unit.parent:
             parent = unit.parent.rstrip(" .:")
             if len(parent.split()) > 25:
@@ -78,7 +80,7 @@ def sentence_form(unit: Unit) -> str:
             # "For <first cell>, <column> is <cell> and <column> is <cell>.": the header says
             # what each cell is; nothing else is added.
             pairs = [
-                f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} is {cell}"
+                f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} {_verb(name)} {cell}"
                 if name
                 else cell
                 for name, cell in zip(header[1:], cells[1:], strict=False)
@@ -91,12 +93,55 @@ def sentence_form(unit: Unit) -> str:
         return f"{short_lead} {text}" if short_lead else text
     if unit.kind == "table":
         rows = [row.split(" | ") for row in unit.children]
-        compact = [f"{row[0]} — {', '.join(row[1:])}" if len(row) > 1 else row[0] for row in rows]
         head = unit.lead or f"{unit.section}:"
-        return _joined(head if head.endswith(":") else head + ":", compact)
+        return _joined(
+            head if head.endswith(":") else head + ":", _row_clauses(rows, list(unit.header))
+        )
     if unit.kind == "path":
         return _path_sentence(unit.text)
     return _end(unit.text)
+
+
+def _label_is(text: str) -> str:
+    """ "Dose: 0.9 mg/kg (maximum 90 mg)." as "Dose is 0.9 mg/kg (maximum 90 mg).": a label and
+    its value with no verb between them read as a statement once joined by "is" ("are" after a
+    plural label). Anything else is returned as it was."""
+    label = label_of(text)
+    value = text[len(label) :].lstrip(" :") if label and not text.rstrip().endswith(":") else ""
+    if not value or len(label.split()) > 8 or _VERBISH.search(label) or _VERBISH.search(value):
+        return text
+    verb = _verb(label)
+    if value[:1].isupper() and value[1:2].islower():
+        value = value[:1].lower() + value[1:]
+    return f"{label} {verb} {value}"
+
+
+def _verb(name: str) -> str:
+    """ "are" after a plural name ("Points", "Criteria"), else "is"."""
+    return "are" if re.search(r"(?:[^su]s|ia)$", name.split()[-1].lower()) else "is"
+
+
+def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
+    """A table's rows as clauses: "remission is < 2.6" for a two-column table, "Group B:
+    exacerbation risk is low and symptom burden is high" with more columns (the header names
+    each cell); a row without a header as its cells."""
+    clauses = []
+    for row in rows:
+        cells = [cell.strip() for cell in row]
+        if len(cells) == 2 and cells[1]:
+            first = cells[0][:1].lower() + cells[0][1:] if cells[0][1:2].islower() else cells[0]
+            clauses.append(f"{first} is {cells[1]}")
+        elif len(cells) > 2 and len(header) >= len(cells):
+            named = [
+                f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} {_verb(name)} {cell}"
+                for name, cell in zip(header[1:], cells[1:], strict=False)
+                if cell
+            ]
+            rest = ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
+            clauses.append(f"{cells[0]}: {rest}" if named else cells[0])
+        else:
+            clauses.append(" — ".join(cells))
+    return clauses
 
 
 def _path_sentence(path: str) -> str:
