@@ -4,7 +4,7 @@
     .venv/bin/python evals/evidence.py --split heldout    # report (once per change)
     .venv/bin/python evals/evidence.py --split dev --show partial   # print graded answers
     .venv/bin/python evals/evidence.py --split dev --limit 1 --pairs   # the recency pairs
-                                                        # (evals/results/evidence-pairs.md)
+                                                # (evals/results/evidence-pairs-<split>.md)
 
 Two sets over the demo index (indexes/default, built by `rag ingest --demo`):
 
@@ -105,12 +105,13 @@ def table(name: str, results: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def pairs_table(engine: Engine) -> list[str]:
-    """Each recency pair's question: are both guidelines cited, each shown with its year, and
-    is a disagreement reported where the writer marked one?"""
+def pairs_table(engine: Engine, split: str, show: bool = False) -> list[str]:
+    """Each recency pair's question (of `split`): are both guidelines cited, each shown with
+    its year, and is a disagreement reported where the writer marked one? `show` prints the
+    answers that miss."""
     from rag.render import answer_markdown
 
-    rows = [record for _, record in read_jsonl(PAIRS)]
+    rows = [record for _, record in read_jsonl(PAIRS) if record.get("split") == split]
     both = shown = flagged = disagreeing = 0
     for row in rows:
         answer = engine.ask(row["question"], suggest_related=False)
@@ -125,9 +126,14 @@ def pairs_table(engine: Engine) -> list[str]:
         if not row["agree"]:
             disagreeing += 1
             flagged += bool(answer.disagreements)
+        missed = not {older, newer} <= folders or (not row["agree"] and not answer.disagreements)
+        if show and missed:
+            print(f"--- {row['question']}\n    cited {sorted(folders)}; pair {older} / {newer}; "
+                  f"agree {row['agree']}\n{answer_markdown(answer)[:1500]}\n")
     n = len(rows)
     return [
-        f"### Recency pairs ({n} points two guidelines address; {disagreeing} where they disagree)",
+        f"### Recency pairs, {split} ({n} points two guidelines address; {disagreeing} where "
+        "they disagree)",
         "",
         "| | count |",
         "|---|---:|",
@@ -175,8 +181,8 @@ def main() -> None:
         out.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in every))
     print("\n".join(report))
     if args.pairs:
-        pairs = pairs_table(engine)
-        (results / "evidence-pairs.md").write_text("\n".join(pairs))
+        pairs = pairs_table(engine, args.split, show=bool(args.show))
+        (results / f"evidence-pairs-{args.split}.md").write_text("\n".join(pairs))
         print("\n".join(pairs))
 
 

@@ -48,6 +48,7 @@ MAX_REWRITE_CHARS = 400
 # evals/README.md): words of an elliptical second turn ("Which IV drugs are preferred?") pulled
 # third turns towards the second turn's document more often than they helped, hence 0.
 SELF_CONTAINED_MIN_TERMS = 5
+REPORT_MAX_WORDS = 20  # a finding reported in a conversation is short
 FIRST_TURN_MAX_TERMS = 12
 RECENT_TURN_MAX_TERMS = 0
 
@@ -112,12 +113,35 @@ def content_terms(text: str) -> list[str]:
     return found
 
 
+# A statement of a finding ("D-dimer just came back negative.", "FibroScan came back at 13.5
+# kPa.", "His CrCl is 35."): in a conversation it reports a result about the case being
+# discussed, and asks what it means for it.
+_REPORT = re.compile(
+    r"\b(?:is|are|was|were|came back|comes back|returned|shows?|showed|shown|reads?|measured|"
+    r"weighs|answered|scored|has|had|got|developed|became|remains?|now)\b",
+    re.IGNORECASE,
+)
+
+
+def is_report(question: str) -> bool:
+    """Whether `question` is a short statement of a finding rather than a question: no
+    question mark, no opening question word, a verb of being or finding."""
+    text = question.strip()
+    return (
+        "?" not in text
+        and not _QUESTION_START.match(text)
+        and len(text.split()) <= REPORT_MAX_WORDS
+        and bool(_REPORT.search(text))
+    )
+
+
 def is_elliptical(question: str) -> bool:
-    """Whether `question` leans on earlier turns: a leading connective or a pronoun."""
+    """Whether `question` leans on earlier turns: a leading connective, a pronoun, or a
+    statement of a finding."""
     lowered = " ".join(terms(question))
     if any(lowered == cue or lowered.startswith(cue + " ") for cue in LEADING_CUES):
         return True
-    return any(word in ANAPHORA for word in terms(question))
+    return any(word in ANAPHORA for word in terms(question)) or is_report(question)
 
 
 def is_self_contained(question: str) -> bool:

@@ -52,12 +52,16 @@ _TERM = re.compile(r"[A-Za-z0-9]+(?:[-+*/.'][A-Za-z0-9]+)*")
 _STEMMERS = threading.local()  # a PyStemmer stemmer must not be used by two threads at once
 
 
+_NON_PREFIX = re.compile(r"\bnon-(?=[a-z])")
+
+
 def words(text: str) -> list[str]:
     """The lower-cased words of `text` (runs of ASCII letters and digits), in order; an
-    apostrophe ending is dropped ("patient's" -> "patient", "don't" -> "don")."""
-    return [
-        match.group(0).replace("’", "'").split("'")[0] for match in WORD.finditer(text.lower())
-    ]
+    apostrophe ending is dropped ("patient's" -> "patient", "don't" -> "don"); "non-" joins
+    the word it negates ("non-severe" -> "nonsevere", as guidelines also write it), so a
+    question about non-severe disease does not match the severe branch on "severe"."""
+    text = _NON_PREFIX.sub("non", text.lower())
+    return [match.group(0).replace("’", "'").split("'")[0] for match in WORD.finditer(text)]
 
 
 def content_words(text: str) -> list[str]:

@@ -113,7 +113,11 @@ def test_the_coverage_thresholds_decide_between_abstaining_partial_and_direct(
     score = engine.coverage(ON_TOPIC, engine.search(ON_TOPIC)).score
 
     def asked_with(partial: float, direct: float):
-        answer = {"min_partial_score": partial, "min_direct_score": direct, "min_coverage_score": partial}
+        answer = {
+            "min_partial_score": partial,
+            "min_direct_score": direct,
+            "min_coverage_score": partial,
+        }
         settings = Settings().merged({"index": str(small_index), "answer": answer})
         return Engine.load(settings).ask(ON_TOPIC, suggest_related=False)
 
@@ -139,7 +143,9 @@ def test_the_context_label_of_a_condensed_follow_up_is_not_a_topic_word():
     word the sources fail to mention, or every follow-up would lean towards abstaining."""
     from rag.generate.abstention import topical_words
 
-    words = topical_words("And what if those are contraindicated? (context: first-line treatment acute gout flare)")
+    words = topical_words(
+        "And what if those are contraindicated? (context: first-line treatment acute gout flare)"
+    )
     assert "context" not in words.values()
     assert "gout" in words.values()
     assert "line" not in words.values()
@@ -237,7 +243,13 @@ def test_a_dose_question_needs_a_passage_that_doses_what_it_asks_about(engine: E
 def test_dose_amounts_are_told_from_concentrations():
     from rag.generate.abstention import DOSE_AMOUNT
 
-    for amount in ("666 mg three times daily", "0.25 mg/kg IV", "30 mL/kg", "10 units", "1,998 mg/day"):
+    for amount in (
+        "666 mg three times daily",
+        "0.25 mg/kg IV",
+        "30 mL/kg",
+        "10 units",
+        "1,998 mg/day",
+    ):
         assert DOSE_AMOUNT.search(amount), amount
     for concentration in ("below 6 mg/dL", "5 mmol/L", "ferritin 100 ng/mL", "300 cells/µL"):
         assert not DOSE_AMOUNT.search(concentration), concentration
@@ -290,3 +302,17 @@ def test_the_check_is_not_asked_when_coverage_already_abstains_or_it_is_off(
     llm_server.enqueue("reply", "Bottom line: Low-dose colchicine is preferred [1].")
     assert not engine.ask(ON_TOPIC, suggest_related=False).abstained
     assert llm_server.checks == []
+
+
+def test_a_word_of_a_family_the_index_knows_is_not_unknown_to_it():
+    import numpy as np
+
+    from rag.index.lexical import LexicalIndex
+
+    lexical = LexicalIndex.build(
+        np.arange(2), ["Dyspnea at rest with tachycardia.", "Plasma levels of the drug."]
+    )
+    assert lexical.has_family("dyspneic")  # "dyspnea": one family, written another way
+    assert lexical.has_family("Dyspnea")
+    assert not lexical.has_family("plasmapheresis")  # shares "plasma", but is another word
+    assert not lexical.has_family("bradycardia")

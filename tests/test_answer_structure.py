@@ -297,3 +297,56 @@ def test_a_table_the_chunker_cut_in_two_is_shown_as_one_table_led_by_its_rows():
     assert "| Age | ≥ 60 years | 1 [1] |" in cited.answer
     # The bottom line is the list asked for, each row in words its header gives.
     assert "Age: criterion is ≥ 60 years and points are 1" in cited.bottom_line
+
+
+REVERSAL_TREE = """\
+### Anticoagulant Reversal Decision Algorithm
+```
+Patient with anticoagulant-associated ICH
+  → VKA (warfarin)? → Check INR
+    → INR >= 2.0: → 4F-PCC 25-50 IU/kg IV; Vitamin K 10 mg IV
+    → INR 1.3-1.9: → Consider 4F-PCC 10-20 IU/kg; Vitamin K 10 mg IV
+```
+"""
+
+
+def test_the_branch_the_value_meets_leads_and_the_contradicted_one_stays_out():
+    cited = answer(
+        "Warfarin patient with ICH, INR 4.5. How do I reverse?",
+        [hit("ich", REVERSAL_TREE, 1, title="ICH guideline", section="Reversal")],
+    )
+    assert "4F-PCC 25-50 IU/kg IV; Vitamin K 10 mg IV" in cited.bottom_line
+    assert "10-20 IU/kg" not in cited.answer and "1.3-1.9" not in cited.answer
+
+
+UTI_DEFINITION = """\
+### Definition of Complicated UTI
+The IDSA guideline defines complicated urinary tract infection by signs that the infection has spread beyond the bladder.
+
+### Clinical Features of Complicated UTI
+A cUTI is characterized by any of the following:
+- Systemic symptoms: fever, chills, flank pain, costovertebral angle tenderness
+- Urinary tract devices: indwelling catheters, ureteral stents
+- Bacteremia with a urinary source
+"""
+
+
+def test_words_of_the_guidelines_title_do_not_keep_its_own_list_out():
+    from rag.config import EmbedderSettings
+    from rag.index.embedder import load_embedder
+
+    hits = [
+        hit(
+            "uti",
+            UTI_DEFINITION,
+            1,
+            title="Complicated UTI — IDSA 2022",
+            section="Complicated UTI — IDSA 2022 > Definitions",
+        )
+    ]
+    question = "What makes a UTI complicated per IDSA 2022?"
+    # The embedder finds the list ("cUTI" is not "UTI" to word overlap).
+    draft = ExtractiveGenerator(load_embedder(EmbedderSettings())).generate(question, hits)
+    cited = enforce_citations(draft.text, hits)
+    # The list never repeats "IDSA" or "complicated": the guideline's title says it for it.
+    assert "flank pain" in cited.answer and "ureteral stents" in cited.answer

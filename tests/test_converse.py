@@ -318,3 +318,13 @@ def test_engine_without_an_llm_condenses_deterministically(small_index: Path) ->
 
     assert answer.standalone_question == condense_deterministic("And how long for?", history)
     assert answer.retrieved and answer.retrieved[0].doc_id == _gout_doc_id(engine)
+
+
+def test_a_result_reported_in_a_conversation_is_read_as_a_follow_up() -> None:
+    masld = Turn("MASLD patient, FIB-4 is 2.1 — what do I do?", "Proceed to VCTE [1].")
+    standalone = condense_deterministic("FibroScan came back at 13.5 kPa.", [masld])
+    assert "(context:" in standalone and "masld" in standalone.lower()
+    # A question or a keyword query on a new subject is still its own topic.
+    assert "(context:" not in condense_deterministic(
+        "Apixaban dose for atrial fibrillation in CKD", [masld]
+    )

@@ -15,6 +15,7 @@ from rag.text import (
     split_prose_sentences,
     split_sentences,
     terms,
+    words,
 )
 from rag.types import Document
 
@@ -31,7 +32,12 @@ SPLITS = [
     ),
     (
         "Give 2.5 mg, e.g. at night. Dr. Smith agreed (see Fig. 2). Stop if INR > 3. Recheck.",
-        ["Give 2.5 mg, e.g. at night.", "Dr. Smith agreed (see Fig. 2).", "Stop if INR > 3.", "Recheck."],
+        [
+            "Give 2.5 mg, e.g. at night.",
+            "Dr. Smith agreed (see Fig. 2).",
+            "Stop if INR > 3.",
+            "Recheck.",
+        ],
     ),
     (
         "The bias was 5.6 mmHg (95% C.I. 5.1-6.1). Agreement was good.",
@@ -80,7 +86,9 @@ def test_chunks_split_long_paragraphs_where_the_answerer_splits_sentences():
     paragraph = " ".join(paragraph for paragraph, _ in SPLITS[:6])
     document = Document(id="d", title="", text=paragraph)
     count_words = lambda text: len(text.split())
-    chunks = chunk_document(document, ChunkSettings(max_tokens=25, overlap_sentences=0), count_words)
+    chunks = chunk_document(
+        document, ChunkSettings(max_tokens=25, overlap_sentences=0), count_words
+    )
     pieces = [sentence for chunk in chunks for sentence in split_prose_sentences(chunk.text)]
     assert pieces == split_prose_sentences(paragraph)
     assert "Give ceftriaxone 2 g i.v. Repeat daily for 7 days." in pieces
@@ -106,7 +114,13 @@ def test_one_stemmer_meets_word_forms_the_light_stemmers_kept_apart():
 
 
 def test_terms_keep_clinical_names_and_numbers_whole():
-    assert terms("CHA2DS2-VASc of 2.5 mg/kg, can't") == ["cha2ds2-vasc", "of", "2.5", "mg/kg", "can't"]
+    assert terms("CHA2DS2-VASc of 2.5 mg/kg, can't") == [
+        "cha2ds2-vasc",
+        "of",
+        "2.5",
+        "mg/kg",
+        "can't",
+    ]
 
 
 def test_plain_drops_emphasis_and_source_markers():
@@ -127,3 +141,15 @@ def test_bm25_tokens_are_those_stored_indexes_were_built_with():
         "hospit", "treatment", "norepinephrin", "pediatr", "edema", "tumor", "liter", "müller",
         "test", "café", "naïv", "1", "000", "iu",
     ]  # fmt: skip
+
+
+def test_non_joins_the_word_it_negates():
+    # Guidelines write "nonsevere" and "non-severe"; a question about non-severe disease must not
+    # match the severe branch on "severe".
+    assert words("Non-severe CAP, nonsevere inpatient") == [
+        "nonsevere",
+        "cap",
+        "nonsevere",
+        "inpatient",
+    ]
+    assert "sever" not in content_stems("non-severe pneumonia")

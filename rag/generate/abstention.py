@@ -199,7 +199,11 @@ def measure_coverage(
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if any(_same_family(token, other) for token in tokens for other in passage_stems):
             found.add(stem)
-        elif frequency == 0 and is_specific_term(index.embedder, surface):
+        elif (
+            frequency == 0
+            and not _has_family(index, surface)
+            and is_specific_term(index.embedder, surface)
+        ):
             unknown.append(surface)
     dose_missing = False
     if found and _WANTS_DOSE.search(question):
@@ -216,6 +220,25 @@ def measure_coverage(
         tuple(unknown),
         dose_missing,
     )
+
+
+def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
+    """The question's topical words (lower-cased, as written) that none of `passages` states
+    in any form of the word: what an answer citing them does not address."""
+    stems = {stem for hit in passages for stem in _stems(f"{hit.section} {hit.text}")}
+    return [
+        surface.lower()
+        for surface in topical_words(question).values()
+        if (tokens := _stems(surface))
+        and not any(_same_family(token, stem) for token in tokens for stem in stems)
+    ]
+
+
+def _has_family(index: object, word: str) -> bool:
+    """Whether the index knows a word of `word`'s family ("dyspnea" for "dyspneic"); an index
+    that cannot say (the Milvus backend keeps no vocabulary here) knows none."""
+    has_word_family = getattr(index, "has_word_family", None)
+    return bool(has_word_family(word)) if has_word_family is not None else False
 
 
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:

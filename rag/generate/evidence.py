@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.generate.abstention import DOSE_AMOUNT, Coverage
+from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -278,9 +278,12 @@ def grade_evidence(
             # the dose the answer cites ("Dose: 0.9 mg/kg" under the alteplase protocol).
             missing.append("a dose")
         else:
+            # The terms missing from the passages the answer cites first, then those the
+            # gate found missing from the top passages.
+            candidates = dict.fromkeys([*absent_words(question, cited), *coverage.missing_words])
             unmentioned = [
                 word
-                for word in coverage.missing_words
+                for word in candidates
                 if len(word) > 3 and not any(c.isdigit() for c in word) and is_term(word)
             ][:2]
     if missing or unmentioned or not gate_passed:

@@ -168,21 +168,34 @@ class ExtractiveGenerator:
         scores = _in_scope(
             units, scores, hits, [m if n else 0.0 for m, n in zip(must_have, named, strict=True)]
         )
-        chosen = _select(units, scores, question_words)
+        chosen = _select(units, scores, question_words, hits)
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
         matched = {
             i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0
         }
+        if any(i in matched for i, unit in enumerate(units) if unit in chosen):
+            # A branch or row the question's values contradict ("INR 1.3-1.9" for an INR of
+            # 4.5) is left out once one they meet is shown.
+            chosen = [unit for unit in chosen if value_match(values, _condition_text(unit)) >= 0]
         chosen = _whole_groups(chosen, units, matched)
         if not chosen:
             return Draft(text="", refused=True)
+        shown_matched = [i for i in matched if units[i] in chosen]
+        best_rule = max((scores[i] for i in shown_matched if units[i].kind != "path"), default=0.0)
+        # A decision-tree path reads less well than a rule or a row: it leads only when it
+        # answers clearly better than every matched rule ("INR >= 2.0: 4F-PCC ...").
         lead = next(
             (
                 units[i]
-                for i in sorted(matched, key=lambda i: (units[i].kind == "path", -scores[i]))
-                if units[i] in chosen
+                for i in sorted(
+                    shown_matched,
+                    key=lambda i: (
+                        units[i].kind == "path" and scores[i] < PATH_LEAD_RATIO * best_rule,
+                        -scores[i],
+                    ),
+                )
             ),
             None,
         )
@@ -270,7 +283,7 @@ _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
 # Questions that ask for a set ("What are the criteria for ...?"): a list or table whole answers.
 _WANTS_LIST = re.compile(
     r"\b(?:components?|criteria|criterion|elements|features|items|list|which (?:\w+ )?(?:are|include)"
-    r"|what are the|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made)"
+    r"|what are the|what makes|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made)"
     r"|how is .{0,60}(?:assessed|calculated|scored)|cutoffs|cut-offs|thresholds|categories"
     r"|classification|classes|stages|grades)\b",
     re.IGNORECASE,
@@ -339,8 +352,12 @@ def _topic_words(text: str) -> str:
 
 
 def _condition_text(unit: Unit) -> str:
-    """What says when a unit applies: its condition, and for a tree branch its steps."""
-    return unit.condition if unit.kind != "path" else f"{unit.condition} {unit.section}"
+    """What says when a unit applies: its condition, and for a tree branch its steps (all of
+    them when the branch ends on a condition the chunk cut from its action: "INR 1.3-1.9:")."""
+    if unit.kind != "path":
+        return unit.condition
+    dangling = unit.text.rstrip().endswith((":", "?"))
+    return f"{unit.condition} {unit.section}" + (f" {unit.text}" if dangling else "")
 
 
 def _embedded_text(unit: Unit) -> str:
@@ -448,16 +465,26 @@ def guideline(hit: Hit) -> str:
     return hit.title or hit.doc_id
 
 
-def _select(units: Sequence[Unit], scores: Sequence[float], question_words: set[str]) -> list[Unit]:
+def _select(
+    units: Sequence[Unit],
+    scores: Sequence[float],
+    question_words: set[str],
+    hits: Sequence[Hit] = (),
+) -> list[Unit]:
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
     under 40% of the best, none a near-duplicate of one already chosen or contained in one,
     and none that lacks the rare question words the best unit has (its anchors: "apixaban")
-    without bringing another question word instead."""
+    without bringing another question word instead. Words of the best unit's guideline title
+    and section path ("IDSA", "complicated UTI") are no anchors: every unit of that guideline
+    is about them, whether or not its own text repeats them."""
     order = sorted(
         range(len(units)), key=lambda i: (-scores[i], units[i].passage, units[i].position)
     )
     best = scores[order[0]]
     anchors = _anchors(units, units[order[0]], question_words)
+    if anchors and hits:
+        where = hits[units[order[0]].passage - 1]
+        anchors = anchors - content_stems(f"{where.title} {where.section}")
     chosen: list[Unit] = []
     word_count = 0
     for i in order:
@@ -525,6 +552,7 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     return result
 
 
+PATH_LEAD_RATIO = 1.5  # how much better a matched tree path must score to lead over a rule
 # A dose or number question's bottom line comes from the best this-many sentence units.
 BOTTOM_LINE_CHOICES = 3
 MAX_WHOLE_WORDS = 140  # the longest table or list shown whole in place of a chosen row or item

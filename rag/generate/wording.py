@@ -118,7 +118,7 @@ def _label_is(text: str) -> str:
 
 def _verb(name: str) -> str:
     """ "are" after a plural name ("Points", "Criteria"), else "is"."""
-    return "are" if re.search(r"(?:[^su]s|ia)$", name.split()[-1].lower()) else "is"
+    return "are" if re.search(r"(?:[^su]s|ia)$", name.strip().lower()) else "is"
 
 
 def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
@@ -134,6 +134,8 @@ def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
         elif len(cells) > 2 and len(header) >= len(cells):
             named = [
                 f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} {_verb(name)} {cell}"
+                if name
+                else cell
                 for name, cell in zip(header[1:], cells[1:], strict=False)
                 if cell
             ]
@@ -152,11 +154,12 @@ def _path_sentence(path: str) -> str:
         return _end(path)
     conditions: list[str] = []
     for step in steps[1:-1]:
+        step = step.rstrip(" :")
         if step.upper() in ("YES", "NO") and conditions:
             conditions[-1] += f" {step.lower()}"
         else:
             conditions.append(step)
-    action = steps[-1].rstrip(" ?")
+    action = steps[-1].rstrip(" ?:")
     if action.upper() in ("YES", "NO") and conditions:
         conditions[-1] += f" {action.lower()}"
         action = ""

@@ -12,6 +12,8 @@ Position i of the BM25 corpus is chunk row id `row_ids[i]`.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import os
 import re
@@ -32,6 +34,7 @@ TOKENIZER_VERSION = "words-v2+snowball"
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
 _STAMP_FILE = "stamp.json"
+FAMILY_PREFIX = 5  # letters two tokens of one word family share at least (has_family)
 _ROWS_FILE = "row_ids.npy"
 
 # British spellings and drug names, as (pattern, American), applied to every lowercased word
@@ -108,6 +111,7 @@ class LexicalIndex:
     def __init__(self, retriever: bm25s.BM25 | None, row_ids: np.ndarray) -> None:
         self._retriever = retriever  # None for an empty corpus: bm25s cannot index nothing
         self.row_ids = row_ids  # sorted ascending, so a row id finds its position by bisection
+        self._sorted_vocabulary: list[str] | None = None  # for has_family, made on first use
 
     @classmethod
     def build(cls, row_ids: np.ndarray, passages: Sequence[str]) -> LexicalIndex:
@@ -169,6 +173,24 @@ class LexicalIndex:
     @property
     def size(self) -> int:
         return len(self.row_ids)
+
+    def has_family(self, word: str) -> bool:
+        """Whether the vocabulary holds `word`'s token or one of its family: a token sharing a
+        prefix of at least FAMILY_PREFIX letters and 75% of the longer ("dyspneic" finds
+        "dyspnea"; "plasmapheresis" does not find "plasma", nor "hypertensive" "hyperthyroid")."""
+        token = _word_token(word.lower())
+        if token is None or self._retriever is None:
+            return False
+        if self._sorted_vocabulary is None:
+            self._sorted_vocabulary = sorted(str(t) for t in self._retriever.vocab_dict)
+        vocabulary, prefix = self._sorted_vocabulary, token[:FAMILY_PREFIX]
+        start = bisect.bisect_left(vocabulary, prefix)
+        for other in itertools.islice(vocabulary, start, None):
+            if not other.startswith(prefix):
+                return False
+            if len(os.path.commonprefix([token, other])) >= 0.75 * max(len(token), len(other)):
+                return True
+        return False
 
     def search(self, query: str, k: int, rows: np.ndarray | None = None) -> list[tuple[int, float]]:
         """The `k` best (row id, BM25 score) pairs for `query`, best first; only passages

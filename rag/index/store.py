@@ -271,6 +271,11 @@ class Index:
         `rows` when given. Chunks sharing no term with the query are never returned."""
         return self._searchers()[1].search(query, k, rows)
 
+    def has_word_family(self, word: str) -> bool:
+        """Whether the lexical vocabulary holds `word` or a word of its family ("dyspnea" for
+        "dyspneic"): the coverage gate does not call such a word unknown to the index."""
+        return self._searchers()[1].has_family(word)
+
     def allowed_rows(
         self, sources: Sequence[str] = (), min_year: int | None = None
     ) -> np.ndarray | None:
