@@ -3,7 +3,7 @@
     .venv/bin/python evals/evidence.py --split dev        # while tuning
     .venv/bin/python evals/evidence.py --split heldout    # report (once per change)
     .venv/bin/python evals/evidence.py --split dev --show partial   # print graded answers
-    .venv/bin/python evals/evidence.py --split dev --limit 1 --pairs   # the recency pairs
+    .venv/bin/python evals/evidence.py --split dev --pairs-only        # the recency pairs
                                                 # (evals/results/evidence-pairs-<split>.md)
 
 Two sets over the demo index (indexes/default, built by `rag ingest --demo`):
@@ -132,8 +132,8 @@ def pairs_table(engine: Engine, split: str, show: bool = False) -> list[str]:
                   f"agree {row['agree']}\n{answer_markdown(answer)[:1500]}\n")
     n = len(rows)
     return [
-        f"### Recency pairs, {split} ({n} points two guidelines address; {disagreeing} where "
-        "they disagree)",
+        (f"### Recency pairs, {split} ({n} points two guidelines address; {disagreeing} where "
+         "they disagree)"),
         "",
         "| | count |",
         "|---|---:|",
@@ -150,7 +150,10 @@ def main() -> None:
     parser.add_argument("--show", help="print answers of this grade or kind")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set")
     parser.add_argument("--pairs", action="store_true", help="also ask the recency pairs' questions")
+    parser.add_argument("--pairs-only", action="store_true", help="only the recency pairs")
     args = parser.parse_args()
+    if args.pairs_only:
+        args.pairs, args.limit = True, -1
 
     settings = Settings.from_env()
     engine = Engine.load(settings)
@@ -165,7 +168,7 @@ def main() -> None:
     ]
     every = []
     for name, path in SETS.items():
-        if not path.exists():
+        if not path.exists() or args.pairs_only:
             continue
         rows = [record for _, record in read_jsonl(path)]
         rows = [row for row in rows if row.get("split") == args.split]
@@ -179,7 +182,8 @@ def main() -> None:
         out = results / f"evidence-{args.split}"
         out.with_suffix(".md").write_text("\n".join(report))
         out.with_suffix(".jsonl").write_text("".join(json.dumps(row) + "\n" for row in every))
-    print("\n".join(report))
+    if not args.pairs_only:
+        print("\n".join(report))
     if args.pairs:
         pairs = pairs_table(engine, args.split, show=bool(args.show))
         (results / f"evidence-pairs-{args.split}.md").write_text("\n".join(pairs))

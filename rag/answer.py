@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
+
 from rag.config import Settings
 from rag.converse import ChatFunction, Condenser
 from rag.errors import InputError
@@ -340,7 +342,14 @@ class Engine:
 
         found: list[Disagreement] = []
         if passages and not draft.refused and use_retrieval:
-            text, found = compare_sources(standalone, draft.text, passages, _POINTLESS_WORDS)
+            with timings.stage("agreement"):
+                text, found = compare_sources(
+                    standalone,
+                    draft.text,
+                    passages,
+                    _POINTLESS_WORDS,
+                    similarity=self._similarity_to(standalone),
+                )
             draft = replace(draft, text=text)
 
         with timings.stage("support"):
@@ -406,6 +415,16 @@ class Engine:
             answerable=judged,
             min_probability=self.settings.answer.min_answerable_probability,
         )
+
+    def _similarity_to(self, question: str) -> Callable[[Sequence[str]], Sequence[float]]:
+        """Cosines of texts with `question`, by the index's embedder (the question embedded once)."""
+        embedder = self.index.embedder
+
+        def similarity(texts: Sequence[str]) -> Sequence[float]:
+            query = np.asarray(embedder.embed_query(question), dtype=np.float32)
+            return [float(v) for v in np.asarray(embedder.embed_passages(list(texts))) @ query]
+
+        return similarity
 
     def _cite(self, draft: Draft, passages: Sequence[Hit], question: str) -> CitedText:
         """Step 5: the draft with its citations attributed, enforced and checked."""

@@ -63,6 +63,28 @@ DOCUMENTS = [
         ),
     ),
     Document(
+        id="sepsis3-2016",
+        title="Third International Consensus Definitions for Sepsis",
+        source="Sepsis-3",
+        year=2016,
+        text=(
+            "## qSOFA\n\n"
+            "The qSOFA score is a bedside prompt that identifies adults with suspected infection "
+            "likely to have poor outcomes outside the intensive care unit.\n"
+        ),
+    ),
+    Document(
+        id="ssc-2021",
+        title="Surviving Sepsis Campaign: International Guidelines",
+        source="SSC",
+        year=2021,
+        text=(
+            "## Screening for sepsis\n\n"
+            "The SSC recommends against using qSOFA compared with SIRS, NEWS or MEWS as a single "
+            "screening tool for sepsis or septic shock.\n"
+        ),
+    ),
+    Document(
         id="vte-2020",
         title="Guideline for the Treatment of Venous Thromboembolism",
         source="ASH",
@@ -208,3 +230,15 @@ def test_a_dose_the_section_expansion_brought_is_not_reported_missing():
     table = Hit("t", "stroke", "| 5–15 | Moderate stroke | IV alteplase indicated |", 1.0, 1)
     evidence = grade_evidence("How do I dose alteplase?", coverage, [table], direct_score=1.3)
     assert evidence.missing == ("a dose",)
+
+
+def test_sources_on_one_point_are_found_by_meaning_when_they_share_few_words(engine: Engine):
+    # The consensus statement shares one word with the question ("qSOFA"): by shared words it
+    # is not on the point; by meaning it is, and it disagrees with the newer guideline.
+    answer = engine.ask("Can I use qSOFA alone to screen ward patients for sepsis?")
+    assert not answer.abstained
+    [disagreement] = answer.disagreements
+    assert [side["source"] for side in disagreement["sides"]] == ["SSC 2021", "Sepsis-3 2016"]
+    shown = answer_markdown(answer)
+    assert "Sources differ on this point" in shown
+    assert "Sepsis-3 2016 (older guidance)" in shown

@@ -22,7 +22,7 @@ like any other and every [n] resolves. `Disagreement` keeps each side's passage 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.generate.extractive import guideline, origin, quotable
@@ -36,6 +36,11 @@ from rag.types import Citation, Hit
 SAME_POINT_SHARE = 0.4
 SAME_POINT_RATIO = 0.7
 UNITS_COMPARED = 3  # the best units of each side whose pairs are compared
+# With the embedder: another source's best unit addresses the point when its cosine with the
+# question reaches this, and this share of the lead's best unit's.
+SAME_POINT_COSINE = 0.55
+SAME_POINT_COSINE_RATIO = 0.85
+MEANING_UNITS = 64  # the most units embedded for one comparison (about a second here)
 MAX_OTHER_SOURCES = 2
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -74,12 +79,21 @@ class Disagreement:
 
 
 def compare_sources(
-    question: str, draft: str, passages: Sequence[Hit], generic_words: frozenset[str] = frozenset()
+    question: str,
+    draft: str,
+    passages: Sequence[Hit],
+    generic_words: frozenset[str] = frozenset(),
+    similarity: Callable[[Sequence[str]], Sequence[float]] | None = None,
 ) -> tuple[str, list[Disagreement]]:
     """`draft` with other sources on the same point added, and the disagreements found.
 
-    `generic_words` are answer-type words ("dose", "recommended") that do not make a point."""
-    cited = [n for n in dict.fromkeys(int(m) for m in _MARKER.findall(draft)) if 1 <= n <= len(passages)]
+    `generic_words` are answer-type words ("dose", "recommended") that do not make a point.
+    `similarity` (optional) gives each text's cosine with the question (the embedder's): with
+    it, a unit is on the point by its meaning as well as by shared words, so "BP target: < 130/80
+    mm Hg" under a CKD heading meets "what systolic target in CKD G3b?"."""
+    cited = [
+        n for n in dict.fromkeys(int(m) for m in _MARKER.findall(draft)) if 1 <= n <= len(passages)
+    ]
     words = content_stems(question) - generic_words
     if not cited or len(words) < 2:
         return draft, []
@@ -99,6 +113,10 @@ def compare_sources(
                 for share, unit in _units_on_point([(n, hit)], words)
                 if all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
             )
+    if similarity is not None:
+        lead_units, others, floor = _by_meaning(passages, cited, lead_titles, names, similarity)
+        if not lead_units:
+            return draft, []
     ranked = sorted(
         (sorted(units, key=lambda item: -item[0])[:UNITS_COMPARED] for units in others.values()),
         key=lambda units: -units[0][0] if units else 0.0,
@@ -124,10 +142,54 @@ def compare_sources(
     if differing:
         sides = _newest_first([lead_side, *differing])
         disagreements.append(Disagreement(point=question.strip(), sides=tuple(sides)))
-        draft = _after_bottom_line(draft, _section("Sources differ on this point", sides, lead_side))
+        draft = _after_bottom_line(
+            draft, _section("Sources differ on this point", sides, lead_side)
+        )
     if agreeing:
-        draft = draft.rstrip() + "\n\n" + _section("Other guidance on this point", agreeing, lead_side)
+        draft = (
+            draft.rstrip() + "\n\n" + _section("Other guidance on this point", agreeing, lead_side)
+        )
     return draft, disagreements
+
+
+def _by_meaning(
+    passages: Sequence[Hit],
+    cited: Sequence[int],
+    lead_titles: set[str],
+    names: set[str],
+    similarity: Callable[[Sequence[str]], Sequence[float]],
+) -> tuple[list[tuple[float, Unit]], dict[str, list[tuple[float, Unit]]], float]:
+    """The lead units, the other sources' units (best UNITS_COMPARED each) and the floor a
+    source's best unit must reach, all by cosine with the question: the floor is
+    SAME_POINT_COSINE, or SAME_POINT_COSINE_RATIO of the lead's best if higher. At most
+    MEANING_UNITS units are embedded, the lead's cited passages' first."""
+    candidates: list[Unit] = []
+    for n, hit in enumerate(passages, start=1):
+        if quotable(hit) and (n in cited or guideline(hit) not in lead_titles):
+            candidates += [
+                unit
+                for unit in passage_units(hit, n)
+                if not unit.is_header_only
+                and (
+                    n in cited
+                    or all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
+                )
+            ]
+    candidates.sort(key=lambda unit: unit.passage not in cited)
+    candidates = candidates[:MEANING_UNITS]
+    if not candidates:
+        return [], {}, 1.0
+    cosines = similarity([f"{unit.section}: {shown_text(unit)}" for unit in candidates])
+    scored = sorted(zip(cosines, candidates, strict=True), key=lambda item: -item[0])
+    lead = [(float(c), unit) for c, unit in scored if unit.passage in cited][:UNITS_COMPARED]
+    others: dict[str, list[tuple[float, Unit]]] = {}
+    for cosine, unit in scored:
+        if unit.passage not in cited:
+            source = others.setdefault(guideline(passages[unit.passage - 1]), [])
+            if len(source) < UNITS_COMPARED:
+                source.append((float(cosine), unit))
+    floor = max(SAME_POINT_COSINE, SAME_POINT_COSINE_RATIO * lead[0][0]) if lead else 1.0
+    return lead, others, floor
 
 
 def differ(a: str, b: str) -> bool:
@@ -196,7 +258,11 @@ def _section(heading: str, sides: Sequence[Side], lead: Side) -> str:
         label = side.label
         if side.year and side.year < newest:
             label += " (older guidance)"
-        elif side.year and side.year == newest and any((s.year or 0) < newest for s in [*sides, lead]):
+        elif (
+            side.year
+            and side.year == newest
+            and any((s.year or 0) < newest for s in [*sides, lead])
+        ):
             label += " (newer)"
         text = side.text.rstrip().rstrip(".")
         lines.append(f"- {label}: {text} [{side.passage}].")
