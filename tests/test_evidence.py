@@ -69,8 +69,8 @@ DOCUMENTS = [
         year=2016,
         text=(
             "## qSOFA\n\n"
-            "The qSOFA score is a bedside prompt that identifies adults with suspected infection "
-            "likely to have poor outcomes outside the intensive care unit.\n"
+            "The qSOFA score should serve as a bedside prompt that identifies adults with "
+            "suspected infection likely to have poor outcomes outside the intensive care unit.\n"
         ),
     ),
     Document(
@@ -177,6 +177,11 @@ def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert not differ("Start within 24 hours.", "Begin treatment within 24 h.")
     # A dose beside a statement about which drug to prefer is not a disagreement.
     assert not differ("Apixaban: standard dose is 5 mg BID.", "DOACs are preferred over warfarin.")
+    # Two ways of preferring the same drug agree; a limitation takes no side.
+    assert not differ("DOACs are recommended over warfarin.", "DOACs are now preferred over warfarin.")
+    assert not differ(
+        "CURB-65 has less supporting evidence than PSI.", "CURB-65 does not account for oxygen."
+    )
 
 
 def test_prefer_newer_moves_a_newer_source_ahead_only_when_scores_are_close():

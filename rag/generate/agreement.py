@@ -41,13 +41,23 @@ UNITS_COMPARED = 3  # the best units of each side whose pairs are compared
 SAME_POINT_COSINE = 0.55
 SAME_POINT_COSINE_RATIO = 0.85
 MEANING_UNITS = 64  # the most units embedded for one comparison (about a second here)
+UNITS_BY_MEANING = 8  # the best units of each side compared, ranked by cosine
 MAX_OTHER_SOURCES = 2
 
 _MARKER = re.compile(r"\[(\d+)\]")
 _BOTTOM_LINE = re.compile(r"^\W*bottom[\s-]+line\b", re.IGNORECASE)
 _AGAINST = re.compile(
     r"\b(?:not recommended|no longer|should not|not be used|recommends? against|rather than|"
-    r"preferred over|instead of|avoid(?:ed)?|not routinely|is not|are not|do not|does not)\b",
+    r"(?:preferred|recommended|favou?red) over|instead of|avoid(?:ed)?|not routinely|is not|"
+    r"are not|do not|does not)\b",
+    re.IGNORECASE,
+)
+# What makes a statement a recommendation, whose direction can oppose another's ("CURB-65 is
+# the recommended tool" / "PSI is preferred over CURB-65"); a limitation or a fact ("CURB-65
+# does not account for radiographic severity") takes no side.
+_RECOMMENDS = re.compile(
+    r"\b(?:recommend\w*|suggest\w*|should|prefer\w*|indicated|first-line|advised|consider\w*|"
+    r"(?:is|are) (?:the )?(?:tool|choice|option|treatment) of choice)\b",
     re.IGNORECASE,
 )
 _AMOUNT = re.compile(
@@ -118,7 +128,7 @@ def compare_sources(
         if not lead_units:
             return draft, []
     ranked = sorted(
-        (sorted(units, key=lambda item: -item[0])[:UNITS_COMPARED] for units in others.values()),
+        (sorted(units, key=lambda item: -item[0])[:UNITS_BY_MEANING] for units in others.values()),
         key=lambda units: -units[0][0] if units else 0.0,
     )
     chosen = [units for units in ranked if units and units[0][0] >= floor][:MAX_OTHER_SOURCES]
@@ -159,7 +169,7 @@ def _by_meaning(
     names: set[str],
     similarity: Callable[[Sequence[str]], Sequence[float]],
 ) -> tuple[list[tuple[float, Unit]], dict[str, list[tuple[float, Unit]]], float]:
-    """The lead units, the other sources' units (best UNITS_COMPARED each) and the floor a
+    """The lead units, the other sources' units (best UNITS_BY_MEANING each) and the floor a
     source's best unit must reach, all by cosine with the question: the floor is
     SAME_POINT_COSINE, or SAME_POINT_COSINE_RATIO of the lead's best if higher. At most
     MEANING_UNITS units are embedded, the lead's cited passages' first."""
@@ -181,12 +191,12 @@ def _by_meaning(
         return [], {}, 1.0
     cosines = similarity([f"{unit.section}: {shown_text(unit)}" for unit in candidates])
     scored = sorted(zip(cosines, candidates, strict=True), key=lambda item: -item[0])
-    lead = [(float(c), unit) for c, unit in scored if unit.passage in cited][:UNITS_COMPARED]
+    lead = [(float(c), unit) for c, unit in scored if unit.passage in cited][:UNITS_BY_MEANING]
     others: dict[str, list[tuple[float, Unit]]] = {}
     for cosine, unit in scored:
         if unit.passage not in cited:
             source = others.setdefault(guideline(passages[unit.passage - 1]), [])
-            if len(source) < UNITS_COMPARED:
+            if len(source) < UNITS_BY_MEANING:
                 source.append((float(cosine), unit))
     floor = max(SAME_POINT_COSINE, SAME_POINT_COSINE_RATIO * lead[0][0]) if lead else 1.0
     return lead, others, floor
@@ -194,14 +204,16 @@ def _by_meaning(
 
 def differ(a: str, b: str) -> bool:
     """Whether two statements on one point disagree: amounts in the same unit that share no
-    value, or (when neither or both state amounts) one recommending against, or preferring
-    another option, and the other not."""
+    value, or (when neither or both state amounts, and both are recommendations) one
+    recommending against, or preferring another option, and the other not."""
     amounts_a, amounts_b = _amounts(a), _amounts(b)
     for family in set(amounts_a) & set(amounts_b):
         if not amounts_a[family] & amounts_b[family]:
             return True
     if bool(amounts_a) != bool(amounts_b):
         return False  # a dose beside a choice of drug: two kinds of statement, not a conflict
+    if not (_RECOMMENDS.search(a) and _RECOMMENDS.search(b)):
+        return False  # a limitation or a fact beside a recommendation takes no side
     return bool(_AGAINST.search(a)) != bool(_AGAINST.search(b))
 
 
