@@ -247,3 +247,16 @@ def test_sources_on_one_point_are_found_by_meaning_when_they_share_few_words(eng
     shown = answer_markdown(answer)
     assert "Sources differ on this point" in shown
     assert "Sepsis-3 2016 (older guidance)" in shown
+
+
+def test_an_answer_whose_passages_never_name_the_asked_acronym_is_not_direct():
+    from rag.generate.evidence import grade_evidence
+
+    transfusion = Hit("t", "sepsis", "Target haemoglobin is 7.0-9.0 g/dL after transfusion.", 1.0, 1)
+    question = "What haemoglobin target when treating anaemia with an ESA?"
+    evidence = grade_evidence(question, None, [transfusion], direct_score=1.3)
+    assert evidence.grade == "partial"
+    assert evidence.unmentioned == ("ESA",)
+    assert "do not mention 'ESA'" in evidence.statement()
+    esa = Hit("e", "kdigo", "In anaemia treated with an ESA, aim for haemoglobin 10-11.5 g/dL.", 1.0, 1)
+    assert grade_evidence(question, None, [esa], direct_score=1.3).grade == "direct"

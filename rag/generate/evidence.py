@@ -135,6 +135,11 @@ _COMPONENT_WORDS = re.compile(
 )
 
 
+# An acronym as a question writes it: two to six capitals, digits allowed after the first
+# ("ESA", "TAVR", "NSTEMI"); not a word written in capitals for emphasis ("NOT").
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,5}\b")
+
+
 @dataclass(frozen=True)
 class Evidence:
     """How directly the cited passages answer the question.
@@ -270,7 +275,16 @@ def grade_evidence(
                 missing.append(word)
     gate_passed = coverage is None or coverage.covered(direct_score)
     unmentioned: list[str] = []
-    if not gate_passed and not missing and coverage is not None:
+    if not missing:
+        # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
+        # cited passages never write it answers something else, however well the words match.
+        text = "\n".join(f"{hit.section}\n{hit.text}" for hit in cited)
+        unmentioned = [
+            name
+            for name in dict.fromkeys(_ACRONYM.findall(question))
+            if not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
+        ][:2]
+    if not gate_passed and not missing and not unmentioned and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the specific terms the
         # top passages lack (no numbers, no everyday words), as the question wrote them.
         if coverage.dose_missing and not _states_dose(question, cited):
