@@ -52,6 +52,7 @@ from rag.types import Chunk, Document
 INSTALL_HINT = "pip install 'rag[scale]'"
 DEMO_SOURCE = "demo:open-medicine"  # the read stage's name for `rag ingest --demo`
 DOCUMENTS_PER_BLOCK = 1_000  # documents per block the read stage hands on
+BLOCK_BYTES = 4 * 1024 * 1024  # the largest block a stage emits (Ray Data's target_max_block_size)
 DEFAULT_GCS_PORT = 6379
 RAY_CLIENT_PORT = 10001
 # Memory Ray reserves per chunking task and per embedding actor (MiniLM measured here: about
@@ -157,6 +158,11 @@ def _pipeline(
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = progress and _stderr_is_terminal()
     context.print_on_execution_start = False
+    # Small blocks stream: with Ray's default (128 MB) a collection of a few thousand documents
+    # is one block, embedded by one task whose output appears only at the end, so a long
+    # single-node run shows no progress (and Ray Data stops it after 30 minutes) and the
+    # index receives nothing to commit until the very end.
+    context.target_max_block_size = BLOCK_BYTES
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     actors = settings.ingest.embed_actors or max(gpus, 1)
