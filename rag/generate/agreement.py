@@ -123,15 +123,22 @@ def compare_sources(
                 for share, unit in _units_on_point([(n, hit)], words)
                 if all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
             )
+    # Each unit's score as a share of the bar it must clear (1.0 and up: on the point), by
+    # shared words and, with the embedder, by meaning: a source on the point by either counts.
+    lead_units = _relative(lead_units, floor)
+    others = {source: _relative(units, floor) for source, units in others.items()}
     if similarity is not None:
-        lead_units, others, floor = _by_meaning(passages, cited, lead_titles, names, similarity)
-        if not lead_units:
-            return draft, []
+        by_meaning, meaning_others, meaning_floor = _by_meaning(
+            passages, cited, lead_titles, names, similarity
+        )
+        lead_units = _merged(lead_units, _relative(by_meaning, meaning_floor))
+        for source, units in meaning_others.items():
+            others[source] = _merged(others.get(source, []), _relative(units, meaning_floor))
     ranked = sorted(
-        (sorted(units, key=lambda item: -item[0])[:UNITS_BY_MEANING] for units in others.values()),
+        (units[:UNITS_BY_MEANING] for units in others.values()),
         key=lambda units: -units[0][0] if units else 0.0,
     )
-    chosen = [units for units in ranked if units and units[0][0] >= floor][:MAX_OTHER_SOURCES]
+    chosen = [units for units in ranked if units and units[0][0] >= 1.0][:MAX_OTHER_SOURCES]
     if not chosen:
         return draft, []
     lead_side = _side(passages, lead_units[0][1])
@@ -160,6 +167,21 @@ def compare_sources(
             draft.rstrip() + "\n\n" + _section("Other guidance on this point", agreeing, lead_side)
         )
     return draft, disagreements
+
+
+def _relative(units: Sequence[tuple[float, Unit]], floor: float) -> list[tuple[float, Unit]]:
+    return [(score / floor, unit) for score, unit in units]
+
+
+def _merged(*lists: Sequence[tuple[float, Unit]]) -> list[tuple[float, Unit]]:
+    """The units of `lists`, each once with its best score, best first."""
+    best: dict[tuple[int, str], tuple[float, Unit]] = {}
+    for units in lists:
+        for score, unit in units:
+            key = (unit.passage, shown_text(unit))
+            if key not in best or score > best[key][0]:
+                best[key] = (score, unit)
+    return sorted(best.values(), key=lambda item: -item[0])
 
 
 def _by_meaning(
