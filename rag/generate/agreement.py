@@ -127,6 +127,9 @@ def compare_sources(
     # shared words and, with the embedder, by meaning: a source on the point by either counts.
     lead_units = _relative(lead_units, floor)
     others = {source: _relative(units, floor) for source, units in others.items()}
+    # A source that agrees is worth a line only when it is on the point by meaning too (the
+    # word route alone lets neighbouring statements through); one that differs always is.
+    agrees_worth_showing = set(others) if similarity is None else set()
     if similarity is not None:
         by_meaning, meaning_others, meaning_floor = _by_meaning(
             passages, cited, lead_titles, names, similarity
@@ -134,24 +137,28 @@ def compare_sources(
         lead_units = _merged(lead_units, _relative(by_meaning, meaning_floor))
         for source, units in meaning_others.items():
             others[source] = _merged(others.get(source, []), _relative(units, meaning_floor))
+            if units and units[0][0] >= meaning_floor:
+                agrees_worth_showing.add(source)
     ranked = sorted(
-        (units[:UNITS_BY_MEANING] for units in others.values()),
-        key=lambda units: -units[0][0] if units else 0.0,
+        ((source, units[:UNITS_BY_MEANING]) for source, units in others.items()),
+        key=lambda item: -item[1][0][0] if item[1] else 0.0,
     )
-    chosen = [units for units in ranked if units and units[0][0] >= 1.0][:MAX_OTHER_SOURCES]
+    chosen = [(source, units) for source, units in ranked if units and units[0][0] >= 1.0]
+    chosen = chosen[:MAX_OTHER_SOURCES]
     if not chosen:
         return draft, []
     lead_side = _side(passages, lead_units[0][1])
     differing: list[Side] = []
     agreeing: list[Side] = []
-    for units in chosen:
+    for source, units in chosen:
         pair = next(
             ((mine, theirs) for _, mine in lead_units for _, theirs in units
              if _shares_entity(mine, theirs, words) and differ(shown_text(mine), shown_text(theirs))),
             None,
         )  # fmt: skip
         if pair is None:
-            agreeing.append(_side(passages, units[0][1]))
+            if source in agrees_worth_showing:
+                agreeing.append(_side(passages, units[0][1]))
         else:
             lead_side = _side(passages, pair[0])
             differing.append(_side(passages, pair[1]))
