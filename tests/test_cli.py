@@ -50,7 +50,9 @@ def test_ask_json_has_the_documented_fields_and_every_marker_resolves(
     assert answer["question"] == question
     assert answer["abstained"] is False
     assert "hospital admission" in answer["bottom_line"]
-    assert answer["answer"].strip()
+    # One sentence answers this; it is said once, as the bottom line, and the body (the
+    # antibiotic choice is no answer to "when to admit") may be empty.
+    assert "Amoxicillin" not in answer["answer"]
     assert all(isinstance(q, str) and q.strip() for q in answer["related_questions"])
     assert answer["timings_ms"] and all(ms >= 0 for ms in answer["timings_ms"].values())
     numbers = [citation["n"] for citation in answer["citations"]]

@@ -635,7 +635,7 @@ def _render(
         if unit is not bottom or unit.children or unit.lead or unit.kind == "row"
     ]
     if not body:
-        return lines[0]
+        return lines[0]  # one sentence answers: said once, as the bottom line
     main = guideline(hits[chosen[0].passage - 1])
     sections: dict[tuple[str, str], list[Unit]] = {}
     for unit in body:  # best first, so sections appear in order of their best unit

@@ -142,7 +142,10 @@ def _values(question: str) -> list[Value]:
         before = text[max(0, match.start() - 1) : match.start()]
         if before.isalpha():
             continue
-        values.append(Value(_number(match.group(0)), _kind(text, match.start(), match.end())))
+        value = Value(_number(match.group(0)), _kind(text, match.start(), match.end()))
+        if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
+            continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
+        values.append(value)
     return values
 
 
