@@ -121,7 +121,7 @@ def compare_sources(
             others.setdefault(guideline(hit), []).extend(
                 (share, unit)
                 for share, unit in _units_on_point([(n, hit)], words)
-                if all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
+                if _names_all(unit, names)
             )
     # Each unit's score as a share of the bar it must clear (1.0 and up: on the point), by
     # shared words and, with the embedder, by meaning: a source on the point by either counts.
@@ -176,6 +176,11 @@ def compare_sources(
     return draft, disagreements
 
 
+def _names_all(unit: Unit, names: set[str]) -> bool:
+    """Whether `unit` (with its heading) names every one of `names` (lower-cased)."""
+    return all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
+
+
 def _relative(units: Sequence[tuple[float, Unit]], floor: float) -> list[tuple[float, Unit]]:
     return [(score / floor, unit) for score, unit in units]
 
@@ -208,11 +213,7 @@ def _by_meaning(
             candidates += [
                 unit
                 for unit in passage_units(hit, n)
-                if not unit.is_header_only
-                and (
-                    n in cited
-                    or all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
-                )
+                if not unit.is_header_only and (n in cited or _names_all(unit, names))
             ]
     candidates.sort(key=lambda unit: unit.passage not in cited)
     candidates = candidates[:MEANING_UNITS]

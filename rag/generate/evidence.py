@@ -308,12 +308,14 @@ def grade_evidence(
 def _states_dose(question: str, cited: Sequence[Hit]) -> bool:
     """Whether a cited passage gives an amount in a dose unit and names a drug the question
     names (any passage with an amount when the question names no drug by its shape)."""
-    drugs = [name for name, _ in question_facets(question).items() if _DRUG.fullmatch(name)]
+    drugs = [
+        pattern
+        for name, pattern in question_facets(question).items()
+        if pattern is not None and _DRUG.fullmatch(name)
+    ]
     for hit in cited:
         text = f"{hit.section}\n{hit.text}".lower()
-        if DOSE_AMOUNT.search(text) and (
-            not drugs or any(drug[: max(5, len(drug) - 2)] in text for drug in drugs)
-        ):
+        if DOSE_AMOUNT.search(text) and (not drugs or any(drug.search(text) for drug in drugs)):
             return True
     return False
 

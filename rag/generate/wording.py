@@ -12,6 +12,7 @@ and drops the grading brackets a patient cannot use ("(Class I)", "(Strong, High
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from rag.generate.units import Unit, label_of
 
@@ -79,15 +80,7 @@ def sentence_form(unit: Unit) -> str:
         if len(cells) >= 2 and len(header) >= 2:
             # "For <first cell>, <column> is <cell> and <column> is <cell>.": the header says
             # what each cell is; nothing else is added.
-            pairs = [
-                f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} {_verb(name)} {cell}"
-                if name
-                else cell
-                for name, cell in zip(header[1:], cells[1:], strict=False)
-                if cell
-            ]
-            rest = ", ".join(pairs[:-1]) + (" and " if len(pairs) > 1 else "") + pairs[-1]
-            text = _end(f"For {cells[0]}, {rest}")
+            text = _end(f"For {cells[0]}, {_named_cells(header, cells)}")
         else:
             text = _end(" — ".join(cells))
         return f"{short_lead} {text}" if short_lead else text
@@ -121,6 +114,24 @@ def _verb(name: str) -> str:
     return "are" if re.search(r"(?:[^su]s|ia)$", name.strip().lower()) else "is"
 
 
+def _lowered(name: str) -> str:
+    """`name` with its first letter lower-cased, unless it opens an acronym ("CURB-65")."""
+    return name[:1].lower() + name[1:] if name[1:2].islower() else name
+
+
+def _named_cells(header: Sequence[str], cells: Sequence[str]) -> str:
+    """A row's cells after the first, each named by its column: "criterion is >= 60 years and
+    points are 1" ("" when every such cell is empty)."""
+    named = [
+        f"{_lowered(name)} {_verb(name)} {cell}" if name else cell
+        for name, cell in zip(header[1:], cells[1:], strict=False)
+        if cell
+    ]
+    if not named:
+        return ""
+    return ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
+
+
 def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
     """A table's rows as clauses: "remission is < 2.6" for a two-column table, "Group B:
     exacerbation risk is low and symptom burden is high" with more columns (the header names
@@ -129,18 +140,10 @@ def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
     for row in rows:
         cells = [cell.strip() for cell in row]
         if len(cells) == 2 and cells[1]:
-            first = cells[0][:1].lower() + cells[0][1:] if cells[0][1:2].islower() else cells[0]
-            clauses.append(f"{first} is {cells[1]}")
+            clauses.append(f"{_lowered(cells[0])} is {cells[1]}")
         elif len(cells) > 2 and len(header) >= len(cells):
-            named = [
-                f"{name[:1].lower() + name[1:] if name[1:2].islower() else name} {_verb(name)} {cell}"
-                if name
-                else cell
-                for name, cell in zip(header[1:], cells[1:], strict=False)
-                if cell
-            ]
-            rest = ", ".join(named[:-1]) + (" and " if len(named) > 1 else "") + named[-1]
-            clauses.append(f"{cells[0]}: {rest}" if named else cells[0])
+            named = _named_cells(header, cells)
+            clauses.append(f"{cells[0]}: {named}" if named else cells[0])
         else:
             clauses.append(" — ".join(cells))
     return clauses
