@@ -91,6 +91,8 @@ class CoverageIndex(Protocol):
         self, query: str, k: int, rows: np.ndarray | None = None
     ) -> list[tuple[int, float]]: ...
 
+    def has_word_family(self, word: str) -> bool: ...
+
 
 class _QueryEmbedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
@@ -201,7 +203,7 @@ def measure_coverage(
             found.add(stem)
         elif (
             frequency == 0
-            and not _has_family(index, surface)
+            and not index.has_word_family(surface)
             and is_specific_term(index.embedder, surface)
         ):
             unknown.append(surface)
@@ -232,13 +234,6 @@ def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
         if (tokens := _stems(surface))
         and not any(_same_family(token, stem) for token in tokens for stem in stems)
     ]
-
-
-def _has_family(index: object, word: str) -> bool:
-    """Whether the index knows a word of `word`'s family ("dyspnea" for "dyspneic"); an index
-    that cannot say (the Milvus backend keeps no vocabulary here) knows none."""
-    has_word_family = getattr(index, "has_word_family", None)
-    return bool(has_word_family(word)) if has_word_family is not None else False
 
 
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:

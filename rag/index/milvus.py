@@ -302,6 +302,12 @@ class MilvusIndex:
             [vector.tolist()], "vector", k, rows, {"metric_type": "IP", "params": self._search_params}
         )
 
+    def has_word_family(self, word: str) -> bool:
+        """Always False: the vocabulary lives in the Milvus server's BM25 field, which answers
+        searches but does not list its terms; the coverage gate then treats a word the index
+        lacks as unknown, as it did before word families were looked up."""
+        return False
+
     def search_lexical(
         self, query: str, k: int, rows: MilvusFilter | np.ndarray | None = None
     ) -> list[tuple[int, float]]:
