@@ -32,7 +32,7 @@ from rag.sessions import (
     default_data_dir,
     turn_to_json,
 )
-from rag.text import STOPWORDS, stem, terms, word_list
+from rag.text import DRUG_NAME, STOPWORDS, stem, terms, word_list
 from rag.types import Turn
 
 ChatFunction = Callable[[list[dict[str, str]]], str]
@@ -194,6 +194,7 @@ def condense_deterministic(question: str, history: Sequence[Turn]) -> str:
         return question
     topic = topic_terms(history, exclude=content_terms(question))
     topic += [term for term in carried_facts(question, history) if term not in topic]
+    topic = [term for term in topic if not replaced(term, question)]
     if not topic:
         return question
     return f"{question} (context: {' '.join(topic)})"
@@ -233,6 +234,24 @@ def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
             if carried and len(carried) > 1:
                 break
     return carried
+
+
+# "And if he was on dabigatran instead?", "What if the score is 5 instead?": the follow-up
+# replaces something the conversation named with something of the same kind.
+_REPLACING = re.compile(r"\b(?:instead|rather than|switched to|changed to)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def replaced(term: str, question: str) -> bool:
+    """Whether a topic `term` of the conversation is one the follow-up `question` replaces:
+    a drug when it names another drug, a number ("score 2") when it gives another number."""
+    if not _REPLACING.search(question):
+        return False
+    asked = question.lower()
+    if DRUG_NAME.search(term.lower()):
+        return any(drug not in term.lower() for drug in DRUG_NAME.findall(asked))
+    numbers = _NUMBER.findall(term)
+    return bool(numbers) and any(number not in numbers for number in _NUMBER.findall(asked))
 
 
 def usable_rewrite(reply: str, question: str) -> str | None:

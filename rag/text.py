@@ -125,8 +125,16 @@ _LAST_WORD = re.compile(rf"(?<![^\s(\[\"“‘*_])([A-Za-z][A-Za-z.]*)\.[{_CLOSE
 _DOTTED = re.compile(r"[a-z](?:\.[a-z])+")
 
 
+# A step number after a colon or an arrow ("Stepwise approach: → 1. Head of bed ..."): the
+# period numbers a step, it ends no sentence.
+_STEP_NUMBER = re.compile(r"(?::|→|->|;)\s*\d{1,2}\.$")
+
+
 def _ends_in_abbreviation(head: str) -> bool:
-    """Whether `head` ends with a period that closes an abbreviation, not a sentence."""
+    """Whether `head` ends with a period that closes an abbreviation or numbers a step, not a
+    sentence."""
+    if _STEP_NUMBER.search(head.rstrip()):
+        return True
     match = _LAST_WORD.search(head.rstrip())
     if not match:
         return False
@@ -209,3 +217,16 @@ def plain(text: str) -> str:
     while previous != text:  # nested emphasis ("**_x_**") unwraps one layer per pass
         previous, text = text, _EMPHASIS.sub(r"\2", text)
     return " ".join(_SOURCE_MARKER.sub("", text).split())
+
+
+# Drug names by their international stems: enough to notice that a question names a drug the
+# cited passages never mention. Not a formulary: a drug outside these shapes is still caught
+# by the gate's unknown-word check when the index never names it.
+DRUG_NAME = re.compile(
+    r"\b(?:[a-z]{3,}(?:xaban|gatran|parin|farin|grel|grelor|mab|nib|pril|sartan|olol|dipine|"
+    r"statin|cillin|mycin|micin|floxacin|oxacin|azole|cycline|gliflozin|glutide|gliptin|"
+    r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
+    r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
+    r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
+    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin)|cef[a-z]{4,}|cephalosporins?)\b"
+)

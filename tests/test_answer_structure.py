@@ -350,3 +350,84 @@ def test_words_of_the_guidelines_title_do_not_keep_its_own_list_out():
     cited = enforce_citations(draft.text, hits)
     # The list never repeats "IDSA" or "complicated": the guideline's title says it for it.
     assert "flank pain" in cited.answer and "ureteral stents" in cited.answer
+
+
+ICP_INDICATIONS = """\
+### Who Should Be Monitored
+- ICP should be monitored in salvageable patients with a severe TBI and an abnormal CT scan (Level IIB).
+- ICP monitoring is indicated in severe TBI with a normal CT scan if two or more of the following features are noted at admission (Level III):
+  - Age > 40 years
+  - Unilateral or bilateral motor posturing
+  - Systolic blood pressure (SBP) < 90 mmHg
+"""
+SPO2_TABLE = """\
+### Targeted Preductal SpO2 After Birth
+| Time After Birth | Target SpO2 |
+|---|---|
+| 1 minute | 60-65% |
+| 2 minutes | 65-70% |
+| 5 minutes | 80-85% |
+| 10 minutes | 85-95% |
+"""
+ICP_TREE = """\
+### ICP Treatment Algorithm
+```
+Patient with severe TBI
+  --> Abnormal CT scan?
+      --> NO: Age > 40 AND/OR SBP < 90 mmHg? (2 or more)
+          --> YES: ICP monitoring indicated
+  --> ICP monitoring in place
+      --> ICP > 22 mmHg?
+          --> Initiate ICP-lowering therapy
+```
+"""
+
+
+def test_one_of_the_items_an_intro_announces_is_shown_with_all_the_others():
+    # "if two or more of the following:" with only "Age > 40" under it would tell a clinician
+    # that age alone is the rule.
+    cited = answer(
+        "When to monitor ICP in severe TBI with a normal CT?",
+        [hit("tbi", ICP_INDICATIONS, 1, title="TBI guideline", section="Who Should Be Monitored")],
+    )
+    shown = cited.bottom_line + "\n" + cited.answer
+    for feature in ("Age > 40 years", "motor posturing", "(SBP) < 90 mmHg"):
+        assert feature in shown
+    assert cited.answer.count("Unilateral or bilateral motor posturing") == 1  # once, nested
+    assert "  - Unilateral or bilateral motor posturing [1]" in cited.answer
+
+
+def test_every_row_the_values_pick_answers_in_the_bottom_line():
+    cited = answer(
+        "Target preductal SpO2 at 5 and 10 minutes after birth?",
+        [hit("nrp", SPO2_TABLE, 1, title="Neonatal resuscitation", section="SpO2 targets")],
+    )
+    assert "80-85%" in cited.bottom_line and "85-95%" in cited.bottom_line
+    assert is_sentence(cited.bottom_line)
+    assert "60-65%" not in cited.bottom_line + cited.answer
+
+
+def test_a_value_given_for_one_measurement_does_not_meet_another_measurements_condition():
+    # "ICP 26 mmHg" is a pressure, as is "SBP < 90 mmHg", but not the same one.
+    values = question_values("Severe TBI, ICP 26 mmHg, MAP 80. Treat?")
+    assert match(values, "ICP > 22 mmHg?") == 1
+    assert match(values, "NO: Age > 40 AND/OR SBP < 90 mmHg? (2 or more)") == 0
+    assert match(question_values("INR 4.5"), "INR 1.3-1.9:") == -1
+    cited = answer(
+        "Severe TBI, ICP 26 mmHg, MAP 80. Treat?",
+        [hit("tbi", ICP_TREE, 1, title="TBI guideline", section="ICP Treatment Algorithm")],
+    )
+    assert "Initiate ICP-lowering therapy" in cited.bottom_line
+    assert "Age > 40" not in cited.bottom_line
+
+
+def test_a_follow_up_asking_about_another_drug_instead_drops_the_one_it_replaces():
+    history = [Turn("Patient with UGIB actively bleeding, on warfarin, what reversal?", "PCC [1].")]
+    condensed = condense_deterministic("And if he was on dabigatran instead?", history)
+    assert "warfarin" not in condensed and "bleeding" in condensed
+    history = [Turn("Dispo for chest pain with a HEART score of 2?", "Discharge [1].")]
+    condensed = condense_deterministic("What if the HEART score is 5 instead?", history)
+    assert " 2" not in condensed.partition("(context:")[2]
+    # Without "instead" the earlier drug is the context the follow-up leans on.
+    history = [Turn("Patient on warfarin with an INR of 9, no bleeding: what now?", "Hold [1].")]
+    assert "warfarin" in condense_deterministic("And what dose of vitamin K?", history)

@@ -260,3 +260,17 @@ def test_an_answer_whose_passages_never_name_the_asked_acronym_is_not_direct():
     assert "do not mention 'ESA'" in evidence.statement()
     esa = Hit("e", "kdigo", "In anaemia treated with an ESA, aim for haemoglobin 10-11.5 g/dL.", 1.0, 1)
     assert grade_evidence(question, None, [esa], direct_score=1.3).grade == "direct"
+
+
+def test_a_vignettes_measurements_are_not_terms_the_sources_must_name():
+    from rag.generate.evidence import grade_evidence
+
+    # "RR 32", "BUN 28" describe the patient; a passage on ICU criteria need not write "RR".
+    minor = Hit(
+        "c", "cap", "Three or more minor criteria (respiratory rate >= 30, confusion, uremia): "
+        "admit to the ICU.", 1.0, 1,
+    )  # fmt: skip
+    question = "Admitted with CAP, RR 32, new confusion, BUN 28, on the ward. ICU?"
+    evidence = grade_evidence(question, None, [minor], direct_score=1.3)
+    assert "RR" not in evidence.unmentioned and "BUN" not in evidence.unmentioned
+    assert evidence.unmentioned == ("CAP",)  # the passage never names the condition asked

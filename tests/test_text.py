@@ -153,3 +153,15 @@ def test_non_joins_the_word_it_negates():
         "inpatient",
     ]
     assert "sever" not in content_stems("non-severe pneumonia")
+
+
+def test_a_step_number_after_a_colon_or_an_arrow_ends_no_sentence():
+    text = "Stepwise approach: → 1. Head of bed elevation 30 degrees; 2. Sedation. Reassess."
+    assert split_prose_sentences(text) == [
+        "Stepwise approach: → 1. Head of bed elevation 30 degrees; 2. Sedation.",
+        "Reassess.",
+    ]
+    assert split_prose_sentences("The score is ≥ 2. Women score one more.") == [
+        "The score is ≥ 2.",
+        "Women score one more.",
+    ]

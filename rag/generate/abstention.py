@@ -183,6 +183,9 @@ def measure_coverage(
     words = topical_words(question)
     if not words:
         return Coverage(nearest_cosine, 1.0)
+    # A condensed follow-up's context ("(context: acute pyelo ...)") comes from turns already
+    # answered: a term of it the index never mentions vetoed nothing then and does not now.
+    asked = set(topical_words(question.partition("(context:")[0]))
     passage_stems: set[str] = set()
     for hit in hits[:top_passages]:
         passage_stems.update(_stems(f"{hit.title} {hit.section} {hit.text}"))
@@ -203,6 +206,7 @@ def measure_coverage(
             found.add(stem)
         elif (
             frequency == 0
+            and stem in asked
             and not index.has_word_family(surface)
             and is_specific_term(index.embedder, surface)
         ):

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words
+from rag.text import DRUG_NAME
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -81,17 +82,6 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
 }
 _AGE = re.compile(r"\b(\d{1,3})[- ](?:year|yr|month|week|day)s?[- ]old\b|\baged? (\d{1,3})\b")
 
-# Drug names by their international stems: enough to notice that a question names a drug the
-# cited passages never mention. Not a formulary: a drug outside these shapes is still caught
-# by the gate's unknown-word check when the index never names it.
-_DRUG = re.compile(
-    r"\b(?:[a-z]{3,}(?:xaban|gatran|parin|farin|grel|grelor|mab|nib|pril|sartan|olol|dipine|"
-    r"statin|cillin|mycin|micin|floxacin|oxacin|azole|cycline|gliflozin|glutide|gliptin|"
-    r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
-    r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
-    r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
-    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin)|cef[a-z]{4,})\b"
-)
 # Common words the drug shapes would catch.
 _NOT_DRUGS = frozenset(
     {
@@ -138,6 +128,21 @@ _COMPONENT_WORDS = re.compile(
 # An acronym as a question writes it: two to six capitals, digits allowed after the first
 # ("ESA", "TAVR", "NSTEMI"); not a word written in capitals for emphasis ("NOT").
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,5}\b")
+# A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
+# and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
+_VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")
+_VALUE_UNIT = re.compile(r"(?<![\w-])\d+(?:[.,]\d+)*\s?([A-Za-z][A-Za-z/]*)\b")
+
+
+def measurement_words(question: str) -> set[str]:
+    """The words of `question` (lower-cased) that label or measure one of its values."""
+    return {
+        word.lower()
+        for pattern in (_VALUE_LABEL, _VALUE_UNIT)
+        for match in pattern.finditer(question)
+        for word in match.group(1).split("/")
+        if word
+    }
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,7 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         unit = match.group(0)
         if "month" in unit or "week" in unit or "day" in unit or age < 18:
             facets.setdefault("children", re.compile(_POPULATIONS["children"][1]))
-    for drug in dict.fromkeys(_DRUG.findall(lowered)):
+    for drug in dict.fromkeys(DRUG_NAME.findall(lowered)):
         if drug not in _NOT_DRUGS:
             facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
     if _WANTS_DOSE.search(lowered):
@@ -275,6 +280,7 @@ def grade_evidence(
                 missing.append(word)
     gate_passed = coverage is None or coverage.covered(direct_score)
     unmentioned: list[str] = []
+    measured = measurement_words(question)
     if not missing:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.
@@ -282,7 +288,8 @@ def grade_evidence(
         unmentioned = [
             name
             for name in dict.fromkeys(_ACRONYM.findall(question))
-            if not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
+            if name.lower() not in measured
+            and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
         ][:2]
     if not gate_passed and not missing and not unmentioned and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the specific terms the
@@ -298,7 +305,10 @@ def grade_evidence(
             unmentioned = [
                 word
                 for word in candidates
-                if len(word) > 3 and not any(c.isdigit() for c in word) and is_term(word)
+                if len(word) > 3
+                and not any(c.isdigit() for c in word)
+                and word not in measured
+                and is_term(word)
             ][:2]
     if missing or unmentioned or not gate_passed:
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned))
@@ -311,7 +321,7 @@ def _states_dose(question: str, cited: Sequence[Hit]) -> bool:
     drugs = [
         pattern
         for name, pattern in question_facets(question).items()
-        if pattern is not None and _DRUG.fullmatch(name)
+        if pattern is not None and DRUG_NAME.fullmatch(name)
     ]
     for hit in cited:
         text = f"{hit.section}\n{hit.text}".lower()

@@ -32,7 +32,7 @@ import numpy as np
 
 from rag.generate.base import Draft, check_audience
 from rag.generate.units import Unit, label_of, passage_units, shown_text
-from rag.generate.values import NAME_WITH_DIGITS, question_values
+from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
@@ -150,7 +150,7 @@ class ExtractiveGenerator:
                 score = 0.3 * score + 0.7 * max(similarity[i], 0.0)
                 on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
             score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
-            score *= _VALUE_WEIGHT[value_match(values, _condition_text(unit))]
+            score *= _VALUE_WEIGHT[_value_match(values, unit)]
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
@@ -173,12 +173,12 @@ class ExtractiveGenerator:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
         matched = {
-            i for i, unit in enumerate(units) if value_match(values, _condition_text(unit)) > 0
+            i for i, unit in enumerate(units) if _value_match(values, unit) > 0
         }
         if any(i in matched for i, unit in enumerate(units) if unit in chosen):
             # A branch or row the question's values contradict ("INR 1.3-1.9" for an INR of
             # 4.5) is left out once one they meet is shown.
-            chosen = [unit for unit in chosen if value_match(values, _condition_text(unit)) >= 0]
+            chosen = [unit for unit in chosen if _value_match(values, unit) >= 0]
         chosen = _whole_groups(chosen, units, matched)
         if not chosen:
             return Draft(text="", refused=True)
@@ -210,11 +210,49 @@ class ExtractiveGenerator:
                 chosen = [unit for unit in chosen if not _contains(whole, unit) or unit is whole]
                 chosen = [unit for n, unit in enumerate(chosen) if unit not in chosen[:n]]
                 lead = whole
+        also: list[Unit] = []
+        if lead is not None and lead.kind == "row":
+            # Values that pick several rows of one table ("at 5 and 10 minutes") are answered
+            # by all of them.
+            also = [
+                units[i]
+                for i in sorted(shown_matched, key=lambda i: units[i].position)
+                if units[i] is not lead
+                and units[i].kind == "row"
+                and _table_key(units[i]) == _table_key(lead)
+            ][: MAX_BOTTOM_LINE_UNITS - 1]
+        elif vectors:
+            also = self._part_answers(question, units, chosen, vectors)
         return Draft(
-            text=_render(chosen, hits, audience, lead, "list" if wants_list else wants),
+            text=_render(chosen, hits, audience, lead, "list" if wants_list else wants, also),
             decision=None,
             refused=False,
         )
+
+    def _part_answers(
+        self,
+        question: str,
+        units: Sequence[Unit],
+        chosen: Sequence[Unit],
+        vectors: dict[int, np.ndarray],
+    ) -> list[Unit]:
+        """For a question asking two or three things ("Wells score, and should I send a
+        D-dimer?"), the chosen unit closest to each part after the first, that part asked
+        alone (the topic words of the rest would pull it back to the first part): the bottom
+        line answers every part, not only the first."""
+        index_of = {id(unit): i for i, unit in enumerate(units)}
+        shown = [unit for unit in chosen if index_of[id(unit)] in vectors]
+        answers: list[Unit] = []
+        for part in question_parts(question)[1:MAX_BOTTOM_LINE_UNITS]:
+            alone = np.asarray(self.embedder.embed_query(part), dtype=np.float32)
+            words = content_stems(part) - GENERIC_WORDS
+            # The answer to "What's his CPP and target?" names the CPP.
+            naming = [unit for unit in shown if _names_any(unit.words, words)] if words else shown
+            closeness = {id(unit): float(vectors[index_of[id(unit)]] @ alone) for unit in naming}
+            best = max(naming, key=lambda unit: closeness[id(unit)], default=None)
+            if best is not None and closeness[id(best)] >= _PART_SIMILARITY and best not in answers:
+                answers.append(best)
+        return answers
 
     def _cover_parts(
         self,
@@ -277,6 +315,8 @@ class ExtractiveGenerator:
 
 # A unit this similar to the question (MiniLM cosine) is on topic even with no shared word.
 _PARAPHRASE_SIMILARITY = 0.4
+# A shown unit this similar to one part of a question, asked alone, answers that part.
+_PART_SIMILARITY = 0.25
 # A row or branch whose condition the question's values meet (+1) leads; one they contradict
 # (-1: "Score 0-1" when the question says the score is 2) falls far behind.
 _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
@@ -341,6 +381,16 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question]
 
 
+def _names_any(unit_words: frozenset[str], words: frozenset[str]) -> bool:
+    """Whether a unit holds one of `words` (stems) or a word of its family (the same first
+    four letters: "admit" and "admission")."""
+    return any(
+        word == other or (len(word) >= 4 and other[:4] == word[:4])
+        for word in words
+        for other in unit_words
+    )
+
+
 def _topic_words(text: str) -> str:
     """The words of `text` that say what it is about: no stopwords, no generic question
     words ("how", "assessed" stays: only the extractive scorer's generic list is left out)."""
@@ -358,6 +408,19 @@ def _condition_text(unit: Unit) -> str:
         return unit.condition
     dangling = unit.text.rstrip().endswith((":", "?"))
     return f"{unit.condition} {unit.section}" + (f" {unit.text}" if dangling else "")
+
+
+def _value_match(values: list[Value], unit: Unit) -> int:
+    """values.match for `unit`'s condition, leaving out the values its heading or table
+    title names: in "Home BP thresholds that correspond to office 130/80?" the 130 and 80 say
+    which table is asked about ("... Corresponding to Office 130/80 mm Hg"), not which row."""
+    named = f"{unit.section} {unit.lead}"
+    own = [
+        value
+        for value in values
+        if not re.search(rf"(?<![\d.]){re.escape(f'{value.number:g}')}(?![\d.])", named)
+    ]
+    return value_match(own, _condition_text(unit))
 
 
 def _embedded_text(unit: Unit) -> str:
@@ -498,6 +561,7 @@ def _select(
             and anchors
             and not (unit.words & anchors)
             and not ((unit.words & question_words) - units[order[0]].words)
+            and not any(_other_rows(unit, other) for other in chosen)
         ):
             continue  # a sibling about another drug or score, adding nothing asked for
         length = len(shown_text(unit).split())
@@ -532,7 +596,13 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     placed: set[tuple[int, int]] = set()
     for unit in chosen:
         key = (unit.passage, unit.group)
-        if unit.kind in ("row", "table") and key in picked:
+        introduced = _introducing_item(unit, units, matched)
+        if introduced is not None:
+            # One of the items an item introduces ("if two or more of the following:") means
+            # nothing alone: the whole item is shown, once.
+            if introduced not in result:
+                result.append(introduced)
+        elif unit.kind in ("row", "table") and key in picked:
             # The rows of this table the values picked, in place of the row chosen.
             if key not in placed:
                 result += [
@@ -549,12 +619,37 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
                 placed.add(key)
         else:
             result.append(unit)
-    return result
+    wholes = [unit for unit in result if unit.kind == "item" and unit.children]
+    result = [unit for unit in result if not any(_contains(whole, unit) for whole in wholes)]
+    return [unit for n, unit in enumerate(result) if unit not in result[:n]]
+
+
+def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> Unit | None:
+    """The whole item (with all its nested items) that `unit` sits in, when that item is an
+    intro ending with ":" and short enough to show whole, and the question's values pick none
+    of its nested items (then the one they pick is the answer); else None."""
+    if unit.kind != "item" or not unit.parent.rstrip().endswith(":"):
+        return None
+    siblings = [i for i, u in enumerate(units) if u.passage == unit.passage and u.parent == unit.parent]
+    if any(i in matched for i in siblings):
+        return None
+    return next(
+        (
+            u
+            for u in units
+            if u.kind == "item"
+            and u.passage == unit.passage
+            and u.text == unit.parent
+            and len(shown_text(u).split()) <= MAX_WHOLE_WORDS
+        ),
+        None,
+    )
 
 
 PATH_LEAD_RATIO = 1.5  # how much better a matched tree path must score to lead over a rule
 # A dose or number question's bottom line comes from the best this-many sentence units.
 BOTTOM_LINE_CHOICES = 3
+MAX_BOTTOM_LINE_UNITS = 3  # rows the question's values pick, or parts of a question it asks
 MAX_WHOLE_WORDS = 140  # the longest table or list shown whole in place of a chosen row or item
 
 
@@ -567,12 +662,40 @@ def _repeats(unit: Unit, chosen: Sequence[Unit]) -> bool:
     """Whether `unit` is a near-duplicate of a chosen unit (word Jaccard 0.6 or more) or shows
     nothing a chosen unit does not already show."""
     return any(
-        _jaccard(unit.words, other.words) >= 0.6 or _contains(other, unit) for other in chosen
+        (_jaccard(unit.words, other.words) >= 0.6 and not _other_rows(unit, other))
+        or _contains(other, unit)
+        for other in chosen
+    )
+
+
+def _other_rows(unit: Unit, other: Unit) -> bool:
+    """Whether two units are different rows of one table (the chunker may cut a table in
+    two): they share the header's words, yet each adds rows."""
+    tabular = ("row", "table")
+    return (
+        unit.kind in tabular
+        and other.kind in tabular
+        and _table_key(unit) == _table_key(other)
+        and set(unit.children or (unit.text,)) != set(other.children or (other.text,))
     )
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def _joined_sentences(said: Sequence[tuple[str, int]]) -> str:
+    """Sentences, each citing its passage, as one sentence: "A [1]; b [2]." (a clause after
+    the first starts in lower case unless it opens with an abbreviation or a name)."""
+    if len(said) == 1:
+        return _cite(*said[0])
+    clauses = []
+    for number, (text, n) in enumerate(said):
+        text = text.rstrip().rstrip(".")
+        if number and text[:1].isupper() and text[1:2].islower():
+            text = text[:1].lower() + text[1:]
+        clauses.append(f"{text} [{n}]")
+    return "; ".join(clauses) + "."
 
 
 def _cite(text: str, n: int) -> str:
@@ -590,6 +713,7 @@ def _render(
     audience: str,
     lead: Unit | None = None,
     wants: str = "",
+    also: Sequence[Unit] = (),
 ) -> str:
     """Bottom line: the unit the question's values matched (`lead`), else the best unit that
     reads as a sentence, written as one sentence; when the question asks for a dose, a number
@@ -628,7 +752,11 @@ def _render(
         # The heading is what the question's values matched ("Moderate Severity (CURB-65 2,
         # inpatient ward)"): it says for whom the sentence holds.
         sentence = f"{bottom.section}: {sentence[:1].lower() + sentence[1:] if sentence[1:2].islower() else sentence}"
-    lines = [f"Bottom line: {_cite(adapt(sentence), bottom.passage)}", ""]
+    said = [(sentence, bottom.passage)]
+    for unit in also:
+        if unit is not bottom and is_sentence(sentence_form(unit)):
+            said.append((sentence_form(unit), unit.passage))
+    lines = [f"Bottom line: {_joined_sentences([(adapt(text), n) for text, n in said])}", ""]
     body = [
         unit
         for unit in chosen

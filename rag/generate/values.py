@@ -68,12 +68,26 @@ _BEFORE = (
 )
 
 
+# The acronym a number is read against ("ICP 26", "SBP < 90", "MAP of 80"): two measurements
+# of one kind (both pressures) with different acronyms are not compared.
+_ACRONYM_BEFORE = re.compile(
+    r"\b([A-Z][A-Z0-9]{1,5})\s*(?:(?:of|is|was|at|=|:|≥|>=|≤|<=|>|<)\s*)?$"
+)
+
+
+def _acronym(text: str, start: int) -> str:
+    match = _ACRONYM_BEFORE.search(text[max(0, start - 16) : start])
+    return match.group(1) if match else ""
+
+
 @dataclass(frozen=True)
 class Value:
-    """A number a question gives, with the kind of thing it measures ("" when unknown)."""
+    """A number a question gives, with the kind of thing it measures ("" when unknown) and
+    the acronym it is given for ("ICP"; "" when none)."""
 
     number: float
     kind: str
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class Condition:
     kind: str
     strict_low: bool = False
     strict_high: bool = False
+    label: str = ""
 
     def holds(self, value: float) -> bool:
         if self.low is not None and (value < self.low or (self.strict_low and value == self.low)):
@@ -142,7 +157,11 @@ def _values(question: str) -> list[Value]:
         before = text[max(0, match.start() - 1) : match.start()]
         if before.isalpha():
             continue
-        value = Value(_number(match.group(0)), _kind(text, match.start(), match.end()))
+        value = Value(
+            _number(match.group(0)),
+            _kind(text, match.start(), match.end()),
+            _acronym(text, match.start()),
+        )
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
         values.append(value)
@@ -161,7 +180,11 @@ def conditions(text: str) -> list[Condition]:
     for match in _RANGE.finditer(text):
         low, high = _number(match.group(1)), _number(match.group(2))
         if low <= high:
-            found.append(Condition(low, high, _kind(text, match.start(), match.end())))
+            found.append(
+                Condition(
+                    low, high, _kind(text, match.start(), match.end()), label=_acronym(text, match.start())
+                )
+            )
             taken.append(match.span())
     for pattern, open_high in ((_OR_MORE, True), (_OR_LESS, False)):
         for match in pattern.finditer(text):
@@ -177,24 +200,23 @@ def conditions(text: str) -> list[Condition]:
             continue
         sign, number = match.group(1).lower(), _number(match.group(2))
         kind = _kind(text, match.start(2), match.end(2))
+        label = _acronym(text, match.start())
         if sign in ("≥", ">=", "at least"):
-            found.append(Condition(number, None, kind))
+            found.append(Condition(number, None, kind, label=label))
         elif sign in (">", "more than", "over", "above"):
-            found.append(Condition(number, None, kind, strict_low=True))
-        elif sign in (
-            "≤",
-            "<=",
-        ):
-            found.append(Condition(None, number, kind))
+            found.append(Condition(number, None, kind, strict_low=True, label=label))
+        elif sign in ("≤", "<="):
+            found.append(Condition(None, number, kind, label=label))
         elif sign in ("<", "less than", "under", "below"):
-            found.append(Condition(None, number, kind, strict_high=True))
+            found.append(Condition(None, number, kind, strict_high=True, label=label))
         else:
-            found.append(Condition(number, number, kind))
+            found.append(Condition(number, number, kind, label=label))
         taken.append(match.span())
     for match in _PLAIN.finditer(text):
         if free(*match.span()) and not text[max(0, match.start() - 1) : match.start()].isalpha():
             number = _number(match.group(1))
-            found.append(Condition(number, number, _kind(text, match.start(), match.end())))
+            kind = _kind(text, match.start(), match.end())
+            found.append(Condition(number, number, kind, label=_acronym(text, match.start())))
     return found
 
 
@@ -206,7 +228,12 @@ _PHYSICAL = frozenset(
 def compatible(value: Value, condition: Condition) -> bool:
     """Whether a value and a condition measure the same kind of thing. A condition that does
     not say ("> 2.67" in a FIB-4 table) is compared with values that are not measurements
-    (a score, a bare number), never with an age or a weight."""
+    (a score, a bare number), never with an age or a weight. Two acronyms name two different
+    measurements ("ICP 26" is not compared with "SBP < 90")."""
+    if value.label and condition.label and value.label != condition.label:
+        return False
+    if value.label and condition.kind in ("age", "weight"):
+        return False  # "MAP 80" is no age
     if not condition.kind:
         return value.kind not in _PHYSICAL
     return not value.kind or value.kind == condition.kind

@@ -22,6 +22,9 @@ _VERBISH = re.compile(
     r"recommended|suggest|suggests|suggested|consider|considered|use|used|give|given|start|"
     r"started|stop|stopped|avoid|avoided|reduce|reduced|increase|increased|continue|"
     r"offer|offered|means|indicates|indicated|defined|include|includes|included|"
+    # the imperatives of protocols and decision trees ("Initiate ICP-lowering therapy")
+    r"initiate|administer|obtain|admit|refer|treat|begin|check|monitor|hold|maintain|lower|"
+    r"add|switch|proceed|repeat|assess|titrate|discontinue|evaluate|perform|transfer|observe|"
     r"[a-z]{3,}(?:ed|es|s))\b",
     re.IGNORECASE,
 )
