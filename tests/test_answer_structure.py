@@ -431,3 +431,39 @@ def test_a_follow_up_asking_about_another_drug_instead_drops_the_one_it_replaces
     # Without "instead" the earlier drug is the context the follow-up leans on.
     history = [Turn("Patient on warfarin with an INR of 9, no bleeding: what now?", "Hold [1].")]
     assert "warfarin" in condense_deterministic("And what dose of vitamin K?", history)
+
+
+ALTEPLASE_PROTOCOL = """\
+### Dosing Protocol (Class I)
+- Dose: 0.9 mg/kg (maximum total dose: 90 mg).
+- Administration: 10% of the total dose as an IV bolus over 1 minute, followed by the remaining 90% infused IV over 60 minutes.
+- Example: 80 kg patient → Total dose = 72 mg → Bolus = 7.2 mg IV push.
+"""
+
+
+def test_a_dose_comes_with_the_rest_of_its_protocol():
+    cited = answer(
+        "Acute ischemic stroke, 80 kg. How do I dose alteplase?",
+        [hit("stroke", ALTEPLASE_PROTOCOL, 1, title="Stroke guideline", section="Alteplase")],
+    )
+    assert "0.9 mg/kg" in cited.bottom_line
+    shown = cited.bottom_line + "\n" + cited.answer
+    assert "10% of the total dose as an IV bolus over 1 minute" in shown
+    assert "Total dose = 72 mg" in shown
+
+
+def test_a_chunk_opening_inside_a_decision_tree_is_read_as_the_tree():
+    from rag.generate.units import passage_units
+
+    tail = (
+        "          --> YES: Administer mannitol 0.25-1 g/kg IV bolus\n"
+        "  --> Refractory ICP elevation despite hyperosmolar therapy?\n"
+        "      --> Consider barbiturate coma or decompressive craniectomy\n"
+        "```"
+    )
+    units = passage_units(hit("tbi", tail, 1, title="TBI guideline"), 1)
+    assert {unit.kind for unit in units} == {"path"}
+    assert any(
+        unit.text.startswith("Refractory ICP elevation despite hyperosmolar therapy? → Consider")
+        for unit in units
+    )

@@ -182,6 +182,12 @@ def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert not differ(
         "CURB-65 has less supporting evidence than PSI.", "CURB-65 does not account for oxygen."
     )
+    # Asked for a dose, two statements differ on a dose, not on the times they mention.
+    wake_up = "IV alteplase can be given if the event is likely within 4.5 hours."
+    blood_pressure = "After alteplase, maintain BP < 180/105 mm Hg for the first 24 hours."
+    assert differ(wake_up, blood_pressure)
+    assert not differ(wake_up, blood_pressure, doses_only=True)
+    assert differ("Give 20 mg daily.", "Give 15 mg daily.", doses_only=True)
 
 
 def test_prefer_newer_moves_a_newer_source_ahead_only_when_scores_are_close():

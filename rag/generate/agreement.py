@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.generate.extractive import guideline, origin, quotable
+from rag.generate.extractive import answer_type, guideline, origin, quotable
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.text import content_stems
@@ -68,6 +68,7 @@ _AMOUNT = re.compile(
 _UNIT_FAMILY = {"hour": "h", "hours": "h", "day": "d", "days": "d", "week": "w", "weeks": "w",
                 "month": "mo", "months": "mo", "year": "y", "years": "y", "minute": "min",
                 "minutes": "min", "point": "pt", "points": "pt"}  # fmt: skip
+_DOSE_FAMILIES = frozenset({"mg", "g", "mcg", "ml", "mmol"})
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,16 @@ def compare_sources(
     if not chosen:
         return draft, []
     lead_side = _side(passages, lead_units[0][1])
+    # For a dose question, two statements differ on a dose, not on a time or a pressure they
+    # mention on the side ("within 4.5 hours" beside "BP < 180/105 for 24 hours").
+    asks_dose = answer_type(question) == "dose"
     differing: list[Side] = []
     agreeing: list[Side] = []
     for source, units in chosen:
         pair = next(
             ((mine, theirs) for _, mine in lead_units for _, theirs in units
-             if _shares_entity(mine, theirs, words) and differ(shown_text(mine), shown_text(theirs))),
+             if _shares_entity(mine, theirs, words)
+             and differ(shown_text(mine), shown_text(theirs), doses_only=asks_dose)),
             None,
         )  # fmt: skip
         if pair is None:
@@ -232,12 +237,15 @@ def _by_meaning(
     return lead, others, floor
 
 
-def differ(a: str, b: str) -> bool:
+def differ(a: str, b: str, *, doses_only: bool = False) -> bool:
     """Whether two statements on one point disagree: amounts in the same unit that share no
-    value, or (when neither or both state amounts, and both are recommendations) one
-    recommending against, or preferring another option, and the other not."""
+    value (only dose units when `doses_only`), or (when neither or both state amounts, and
+    both are recommendations) one recommending against, or preferring another option, and
+    the other not."""
     amounts_a, amounts_b = _amounts(a), _amounts(b)
     for family in set(amounts_a) & set(amounts_b):
+        if doses_only and family not in _DOSE_FAMILIES:
+            continue
         if not amounts_a[family] & amounts_b[family]:
             return True
     if bool(amounts_a) != bool(amounts_b):

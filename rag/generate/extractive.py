@@ -139,7 +139,7 @@ class ExtractiveGenerator:
         values = question_values(question)
         must_have = _must_have_coverage(units, topical_words)
         wants_list = bool(_WANTS_LIST.search(question))
-        wants = _answer_type(question)
+        wants = answer_type(question)
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
         phrases = {term.lower() for term in re.findall(r"\b[A-Za-z]+(?:-[A-Za-z]+)+\b", question)}
@@ -180,6 +180,8 @@ class ExtractiveGenerator:
             # 4.5) is left out once one they meet is shown.
             chosen = [unit for unit in chosen if _value_match(values, unit) >= 0]
         chosen = _whole_groups(chosen, units, matched)
+        if wants == "dose":
+            chosen = _with_protocol(chosen, units)
         if not chosen:
             return Draft(text="", refused=True)
         shown_matched = [i for i in matched if units[i] in chosen]
@@ -343,7 +345,7 @@ _DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL)(?:/kg)
 _ANY_NUMBER = re.compile(r"\d")
 
 
-def _answer_type(question: str) -> str:
+def answer_type(question: str) -> str:
     """ "dose", "number" or "" for what `question` asks: a dose, a threshold or time, or else."""
     if _ASKS_DOSE.search(question):
         return "dose"
@@ -622,6 +624,38 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     wholes = [unit for unit in result if unit.kind == "item" and unit.children]
     result = [unit for unit in result if not any(_contains(whole, unit) for whole in wholes)]
     return [unit for n, unit in enumerate(result) if unit not in result[:n]]
+
+
+def _with_protocol(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit]:
+    """`chosen` with, after the best unit when it is a top-level item of a short list under a
+    heading, the other items of that list in their order: a dose is given with its administration ("Dose:
+    0.9 mg/kg", "Administration: 10% as a bolus over 1 minute ...", "Example: 80 kg ...")."""
+    if (
+        not chosen
+        or chosen[0].kind != "item"
+        or chosen[0].parent
+        or chosen[0].lead  # a list under an intro is whole already when short (_whole_groups)
+        or chosen[0].group < 0
+    ):
+        return chosen
+    best = chosen[0]
+    group = [
+        unit
+        for unit in units
+        if unit.kind == "item"
+        and unit.passage == best.passage
+        and unit.group == best.group
+        and not unit.parent
+    ]
+    if any(unit.children for unit in group) or len(group) > PROTOCOL_MAX_ITEMS or sum(
+        len(shown_text(unit).split()) for unit in group
+    ) > MAX_WHOLE_WORDS:
+        return chosen
+    others = sorted((unit for unit in group if unit != best), key=lambda unit: unit.position)
+    return [best, *others, *(unit for unit in chosen[1:] if unit not in group)]
+
+
+PROTOCOL_MAX_ITEMS = 6
 
 
 def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> Unit | None:

@@ -39,6 +39,8 @@ from rag.types import Hit
 # "Apixaban: Standard dose ..." -> label "Apixaban"; a label is short and comes first.
 _LABEL = re.compile(r"^([^:]{1,80}?):\s+(?=\S)")
 
+_ARROW = re.compile(r"-->|->|→")
+
 SHORT_ITEM_WORDS = 30  # a list whose items are all this short can be quoted whole
 LIST_MAX_ITEMS = 10
 TABLE_MAX_ROWS = 8
@@ -95,6 +97,14 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
     """The quotable units of `hit`'s text, in reading order; `passage` is its 1-based number."""
     builder = _Builder(passage, _section_name(hit))
     lines = hit.text.splitlines()
+    fences = [number for number, line in enumerate(lines) if FENCE.match(line)]
+    if (
+        len(fences) % 2
+        and fences[0] > 0
+        and any(_ARROW.search(line) for line in lines[: fences[0]])
+    ):
+        # The chunker cut a fenced tree: this chunk opens inside it, its fence only closes.
+        lines = ["```", *lines]
     index = 0
     paragraph: list[str] = []
     while index < len(lines):
