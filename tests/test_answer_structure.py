@@ -467,3 +467,32 @@ def test_a_chunk_opening_inside_a_decision_tree_is_read_as_the_tree():
         unit.text.startswith("Refractory ICP elevation despite hyperosmolar therapy? → Consider")
         for unit in units
     )
+
+
+PARKLAND = """\
+### Parkland (Baxter) Formula
+Total 24-hour fluid = 4 mL x body weight (kg) x % TBSA burned.
+
+| Parameter | Value |
+|---|---|
+| First 8 hours | 50% of total calculated volume |
+| Next 16 hours | Remaining 50% |
+
+A 70 kg patient with 30% TBSA burn:
+- Total 24h volume = 4 x 70 x 30 = 8,400 mL LR
+- First 8 hours: 4,200 mL (525 mL/hr)
+"""
+
+
+def test_a_worked_example_for_another_patient_does_not_answer_for_this_one():
+    # The example's "first 8 hours" matches the question, its 70 kg and 30% do not.
+    assert match(question_values("80 kg, 40% TBSA. LR in the first 8 hours?"),
+                 "A 70 kg patient with 30% TBSA burn: First 8 hours: 4,200 mL") == -1  # fmt: skip
+    cited = answer(
+        "80 kg man, 40% TBSA burns. How much LR in the first 8 hours?",
+        [hit("burns", PARKLAND, 1, title="Burn guideline", section="Fluid resuscitation")],
+    )
+    assert "4,200 mL" not in cited.bottom_line
+    assert "50% of total calculated volume" in cited.bottom_line
+    # A column named "Value" is not read out: "First 8 hours: 50% ...", not "value is 50%".
+    assert "value is" not in cited.bottom_line.lower()

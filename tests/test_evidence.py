@@ -280,3 +280,12 @@ def test_a_vignettes_measurements_are_not_terms_the_sources_must_name():
     evidence = grade_evidence(question, None, [minor], direct_score=1.3)
     assert "RR" not in evidence.unmentioned and "BUN" not in evidence.unmentioned
     assert evidence.unmentioned == ("CAP",)  # the passage never names the condition asked
+
+
+def test_a_roman_numeral_is_no_acronym_the_sources_must_name():
+    from rag.generate.evidence import grade_evidence
+
+    vasopressin = Hit("v", "ssc", "Add vasopressin when norepinephrine alone is not enough.", 1.0, 1)
+    question = "Septic shock on norepinephrine and vasopressin - role of angiotensin II?"
+    evidence = grade_evidence(question, None, [vasopressin], direct_score=1.3)
+    assert "II" not in evidence.unmentioned

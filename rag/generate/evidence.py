@@ -127,7 +127,7 @@ _COMPONENT_WORDS = re.compile(
 
 # An acronym as a question writes it: two to six capitals, digits allowed after the first
 # ("ESA", "TAVR", "NSTEMI"); not a word written in capitals for emphasis ("NOT").
-_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,5}\b")
+_ACRONYM = re.compile(r"\b(?![IVX]+\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman numeral ("II")
 # A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
 _VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")

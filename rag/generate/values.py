@@ -220,6 +220,9 @@ def conditions(text: str) -> list[Condition]:
     return found
 
 
+# Measurements of the patient: stated as one number (not a range or a threshold), they
+# describe an example patient.
+_OF_THE_PATIENT = frozenset({"age", "weight", "percent"})
 _PHYSICAL = frozenset(
     {"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate"}
 )
@@ -256,4 +259,11 @@ def match(values: list[Value], condition_text: str) -> int:
         ]  # fmt: skip
     if not comparable:
         return 0
+    if any(
+        c.low == c.high and c.kind in _OF_THE_PATIENT and not c.holds(v.number)
+        for v, c in comparable
+    ):
+        # "A 70 kg patient with 30% TBSA: first 8 hours 4,200 mL" is a worked example for
+        # another patient than an 80 kg one, whatever else it matches ("first 8 hours").
+        return -1
     return 1 if any(c.holds(v.number) for v, c in comparable) else -1

@@ -80,7 +80,10 @@ def sentence_form(unit: Unit) -> str:
     if unit.kind == "row":
         cells = [cell for cell in unit.cells if cell]
         header = list(unit.header)
-        if len(cells) >= 2 and len(header) >= 2:
+        if len(cells) == 2 and len(header) == 2 and header[1].strip().lower() in _BARE_COLUMNS:
+            # A column named only "Value" says nothing: "First 8 hours: 50% of total volume."
+            text = _end(f"{cells[0]}: {cells[1]}")
+        elif len(cells) >= 2 and len(header) >= 2:
             # "For <first cell>, <column> is <cell> and <column> is <cell>.": the header says
             # what each cell is; nothing else is added.
             text = _end(f"For {cells[0]}, {_named_cells(header, cells)}")
@@ -120,6 +123,10 @@ def _verb(name: str) -> str:
 def _lowered(name: str) -> str:
     """`name` with its first letter lower-cased, unless it opens an acronym ("CURB-65")."""
     return name[:1].lower() + name[1:] if name[1:2].islower() else name
+
+
+# Column names that say nothing about what their cells are.
+_BARE_COLUMNS = frozenset({"value", "values", "detail", "details", "description", "notes", "comment"})
 
 
 def _named_cells(header: Sequence[str], cells: Sequence[str]) -> str:
