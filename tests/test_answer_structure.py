@@ -496,3 +496,27 @@ def test_a_worked_example_for_another_patient_does_not_answer_for_this_one():
     assert "50% of total calculated volume" in cited.bottom_line
     # A column named "Value" is not read out: "First 8 hours: 50% ...", not "value is 50%".
     assert "value is" not in cited.bottom_line.lower()
+
+
+STATIN_GROUPS = """\
+### Statin Benefit Groups
+- Diabetes Mellitus (Age 40-75): Requires at least moderate-intensity statin.
+
+### Primary Prevention (Ages 40--75, No Diabetes)
+- LDL-C 70--189 mg/dL and 10-year ASCVD risk >= 7.5%: Moderate-intensity statin is recommended.
+- 10-year ASCVD risk >= 20%: High-intensity statin to reduce LDL-C by >= 50%.
+"""
+
+
+def test_a_rule_for_a_population_the_question_rules_out_does_not_lead():
+    cited = answer(
+        "55M, no diabetes, LDL 130, 10-year ASCVD risk 12%. Which statin intensity?",
+        [hit("lipids", STATIN_GROUPS, 1, title="Cholesterol guideline", section="Statins")],
+    )
+    assert "risk >= 7.5%" in cited.bottom_line
+    assert "Diabetes Mellitus (Age 40-75)" not in cited.bottom_line
+    # The row's own threshold (>= 20%) rules it out, though its heading's ages (40-75) fit.
+    assert "High-intensity" not in cited.answer
+    # "10-year risk" names what is measured (no age of a 10-year-old, no value); "55M" is an age.
+    values = question_values("55M, 10-year ASCVD risk 12%, a 9-year-old")
+    assert [(v.number, v.kind) for v in values] == [(55, "age"), (12, "percent"), (9, "age")]

@@ -25,7 +25,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.generate.extractive import answer_type, guideline, origin, quotable
+from rag.generate.extractive import (
+    answer_type,
+    guideline,
+    names_ruled_out,
+    negated_stems,
+    origin,
+    quotable,
+)
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.text import content_stems
@@ -140,8 +147,20 @@ def compare_sources(
             others[source] = _merged(others.get(source, []), _relative(units, meaning_floor))
             if units and units[0][0] >= meaning_floor:
                 agrees_worth_showing.add(source)
+    # A source written for a population the question rules out ("Standards of Care in
+    # Diabetes" for a patient with no diabetes) is not on the point.
+    ruled_out = negated_stems(question)
+    excluded = {
+        guideline(hit)
+        for hit in passages
+        if names_ruled_out(f"{hit.title} {hit.section}", ruled_out)
+    }
     ranked = sorted(
-        ((source, units[:UNITS_BY_MEANING]) for source, units in others.items()),
+        (
+            (source, units[:UNITS_BY_MEANING])
+            for source, units in others.items()
+            if source not in excluded
+        ),
         key=lambda item: -item[1][0][0] if item[1] else 0.0,
     )
     chosen = [(source, units) for source, units in ranked if units and units[0][0] >= 1.0]

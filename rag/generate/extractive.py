@@ -124,7 +124,8 @@ class ExtractiveGenerator:
         if not units or not question_words:
             return Draft(text="", refused=True)
 
-        lexical = _lexical_scores(question_words, units)
+        # What the patient does not have ("no diabetes") is no word a passage should share.
+        lexical = _lexical_scores((question_words - negated_stems(question)) or question_words, units)
         topical_words = (question_words - GENERIC_WORDS) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
@@ -137,6 +138,7 @@ class ExtractiveGenerator:
             ]
 
         values = question_values(question)
+        negated = negated_stems(question)
         must_have = _must_have_coverage(units, topical_words)
         wants_list = bool(_WANTS_LIST.search(question))
         wants = answer_type(question)
@@ -151,6 +153,8 @@ class ExtractiveGenerator:
                 on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
             score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
             score *= _VALUE_WEIGHT[_value_match(values, unit)]
+            if _for_negated(unit, negated):
+                score *= _VALUE_WEIGHT[-1]  # written for the population the question rules out
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
@@ -412,6 +416,33 @@ def _condition_text(unit: Unit) -> str:
     return f"{unit.condition} {unit.section}" + (f" {unit.text}" if dangling else "")
 
 
+# "no diabetes", "without cirrhosis", "non-diabetic": what the patient does not have.
+_NEGATION = re.compile(r"\b(?:no|without|non-?)\s*([A-Za-z][A-Za-z-]{3,})", re.IGNORECASE)
+
+
+def negated_stems(question: str) -> frozenset[str]:
+    """The stems of what `question` says the patient does not have ("no diabetes")."""
+    return frozenset(
+        stem for match in _NEGATION.finditer(question) for stem in content_stems(match.group(1))
+    )
+
+
+def _for_negated(unit: Unit, negated: frozenset[str]) -> bool:
+    """Whether `unit`'s condition (its label, lead or heading) is a population the question
+    rules out: "Diabetes Mellitus (Age 40-75):" for a patient with no diabetes."""
+    return names_ruled_out(f"{unit.condition} {label_of(unit.text)}", negated)
+
+
+def names_ruled_out(text: str, negated: frozenset[str]) -> bool:
+    """Whether `text` names one of the `negated` stems other than as negated itself ("No
+    Diabetes" is the patient's population, "Diabetes Mellitus" is not)."""
+    named = content_stems(text) & negated
+    if not named:
+        return False
+    also_negated = {stem for match in _NEGATION.finditer(text) for stem in content_stems(match.group(1))}
+    return not named <= also_negated
+
+
 def _value_match(values: list[Value], unit: Unit) -> int:
     """values.match for `unit`'s condition, leaving out the values its heading or table
     title names: in "Home BP thresholds that correspond to office 130/80?" the 130 and 80 say
@@ -422,6 +453,11 @@ def _value_match(values: list[Value], unit: Unit) -> int:
         for value in values
         if not re.search(rf"(?<![\d.]){re.escape(f'{value.number:g}')}(?![\d.])", named)
     ]
+    # The unit's own condition ("10-year ASCVD risk >= 20%:") decides before its heading's
+    # ("Primary Prevention (Ages 40-75)"): the heading holds for every unit under it.
+    stated = unit.condition.removesuffix(unit.section).strip()
+    if unit.kind != "path" and stated and (first := value_match(own, stated)):
+        return first
     return value_match(own, _condition_text(unit))
 
 
@@ -508,13 +544,14 @@ def _length_weight(unit: Unit, audience: str) -> float:
 def _in_scope(
     units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit], must_have: Sequence[float]
 ) -> list[float]:
-    """`scores` with units of other guidelines than the best unit's set to 0 unless they score
+    """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
+    unless they score
     within SCOPE_RATIO of the best and hold every rare word and every name with digits of the
     question (`must_have` is 1.0 for those units): a
     question about AF dosing is answered from the AF guideline, not padded with a TIA
     statement's bullets, and a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = guideline(hits[units[best].passage - 1])
+    main = _main_guideline(units, scores, hits)
     return [
         score
         if guideline(hits[unit.passage - 1]) == main
@@ -522,6 +559,24 @@ def _in_scope(
         else 0.0
         for unit, score, covered in zip(units, scores, must_have, strict=True)
     ]
+
+
+def _main_guideline(units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit]) -> str:
+    """The guideline the answer keeps to: among those whose best unit scores within
+    SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
+    together. One unit is a weak witness between close contenders: a list headed "Diabetes
+    Mellitus" can edge out, on its own, the section written for a patient with no diabetes."""
+    by_guideline: dict[str, list[float]] = {}
+    for unit, score in zip(units, scores, strict=True):
+        by_guideline.setdefault(guideline(hits[unit.passage - 1]), []).append(score)
+    best = max(scores)
+    contenders = [name for name, found in by_guideline.items() if max(found) >= SCOPE_RATIO * best]
+    return max(
+        contenders, key=lambda name: sum(sorted(by_guideline[name], reverse=True)[:SCOPE_UNITS])
+    )
+
+
+SCOPE_UNITS = 3
 
 
 def guideline(hit: Hit) -> str:

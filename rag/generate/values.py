@@ -12,13 +12,13 @@ values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
 # "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
 NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 _NUMBER = r"\d+(?:[.,]\d+)?"
-_RANGE = re.compile(rf"({_NUMBER})\s*(?:–|—|-|to)\s*({_NUMBER})")
+_RANGE = re.compile(rf"({_NUMBER})\s*(?:--|–|—|-|to)\s*({_NUMBER})")  # "--": a typed en dash
 _COMPARISON = re.compile(
     rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below)\s*({_NUMBER})"
 )
@@ -34,9 +34,12 @@ _KINDS = (
     (
         "age",
         re.compile(
-            r"^\s*(?:-?\s*)?(?:years?|yrs?|y/?o|-year-old|year-old|yo)\b|^\s*(?:y\b)", re.IGNORECASE
+            # "65 years", "72-year-old", "80 yo"; not "10-year ASCVD risk" (a time horizon)
+            r"^\s*(?:years?|yrs?|y/?o|yo)\b|^\s*-\s*(?:years?|yrs?)-old\b|^\s*(?:y\b)",
+            re.IGNORECASE,
         ),
     ),
+    ("age", re.compile(r"^[MF]\b")),  # "78M", "34F": a case's age and sex
     ("weight", re.compile(r"^\s*kg\b", re.IGNORECASE)),
     ("kidney", re.compile(r"^\s*(?:ml/min|ml/min/1\.73)", re.IGNORECASE)),
     ("percent", re.compile(r"^\s*%")),
@@ -44,7 +47,8 @@ _KINDS = (
     (
         "time",
         re.compile(
-            r"^\s*(?:-?\s*)(?:hours?|hrs?|h|days?|weeks?|months?|minutes?|min)\b", re.IGNORECASE
+            r"^\s*(?:-?\s*)(?:hours?|hrs?|h|days?|weeks?|months?|minutes?|min)\b|^\s*-\s*years?\b",
+            re.IGNORECASE,
         ),
     ),
     ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.IGNORECASE)),
@@ -116,13 +120,18 @@ def _number(text: str) -> float:
 
 def _masked(text: str) -> str:
     """`text` with the digits inside names blanked out, positions kept; a score name leaves
-    the word "score" so the number after it reads as a score."""
+    the word "score" so the number after it reads as a score. A time horizon ("10-year ASCVD
+    risk", "5-year survival") is part of the name of what it measures, not a value."""
+    text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
     return NAME_WITH_DIGITS.sub(
         lambda m: (
             "score" + " " * (len(m.group(0)) - 5) if len(m.group(0)) >= 5 else " " * len(m.group(0))
         ),
         text,
     )
+
+
+_HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
 
 
 def _kind(text: str, start: int, end: int) -> str:
@@ -164,8 +173,18 @@ def _values(question: str) -> list[Value]:
         )
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
+        listed = not value.kind and _LISTED.match(text, match.end())
         values.append(value)
-    return values
+        if listed:
+            values[-1] = replace(value, kind="listed")  # its kind is the next value's
+    # "at 5 and 10 minutes": a number listed before another takes that one's kind.
+    for position in range(len(values) - 2, -1, -1):
+        if values[position].kind == "listed":
+            values[position] = replace(values[position], kind=values[position + 1].kind)
+    return [replace(v, kind="") if v.kind == "listed" else v for v in values]
+
+
+_LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
 
 
 def conditions(text: str) -> list[Condition]:
@@ -249,7 +268,15 @@ def match(values: list[Value], condition_text: str) -> int:
     if not values:
         return 0
     stated = conditions(condition_text)
-    comparable = [(v, c) for v in values for c in stated if compatible(v, c) and (v.kind or c.kind)]
+    kinds = {v.kind for v in values}
+    # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
+    # with that value, not with a value of no stated kind ("LDL 130").
+    comparable = [
+        (v, c)
+        for v in values
+        for c in stated
+        if compatible(v, c) and (v.kind or c.kind) and (v.kind == c.kind or c.kind not in kinds)
+    ]
     if not comparable:
         # Neither side says what it measures: compare plain numbers only when the
         # condition is a score-like small number and so is the value.
@@ -260,7 +287,7 @@ def match(values: list[Value], condition_text: str) -> int:
     if not comparable:
         return 0
     if any(
-        c.low == c.high and c.kind in _OF_THE_PATIENT and not c.holds(v.number)
+        c.low == c.high and c.kind in _OF_THE_PATIENT and v.kind == c.kind and not c.holds(v.number)
         for v, c in comparable
     ):
         # "A 70 kg patient with 30% TBSA: first 8 hours 4,200 mL" is a worked example for
