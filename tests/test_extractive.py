@@ -306,3 +306,28 @@ def test_each_part_of_a_two_part_question_gets_an_answer(real_embedder):
     assert "- Score 3-5 (high risk)" in shown
     assert "  - Manage as severe pneumonia with urgent hospital admission" in shown
     assert [c.doc_id for c in cited.citations] == ["assessment", "site"]
+
+
+def test_the_bottom_line_answers_each_part_asked_but_not_the_conversations_context(real_embedder):
+    hits = [
+        hit(
+            "pe",
+            "- Clinical signs and symptoms of DVT: 3.0 points.\n"
+            "- Contraindication for D-dimer: D-dimer testing is NOT recommended when PE is "
+            "likely, because a negative result does not rule it out.",
+            1,
+            "Wells score",
+        ),
+    ]
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    two_parts = generator.generate(
+        "Calf swelling and tenderness, PE most likely. Wells score, and should I send a D-dimer?",
+        hits,
+    ).text
+    bottom_line = two_parts.splitlines()[0]
+    assert "3.0 points" in bottom_line and "D-dimer testing is NOT recommended" in bottom_line
+    # A condensed follow-up's "(context: ...)" is no second question to answer.
+    follow_up = generator.generate(
+        "And what if the score is 3.0? (context: wells score d-dimer calf swelling)", hits
+    ).text
+    assert follow_up.splitlines()[0].count("[1]") == 1

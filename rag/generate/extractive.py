@@ -249,7 +249,9 @@ class ExtractiveGenerator:
         index_of = {id(unit): i for i, unit in enumerate(units)}
         shown = [unit for unit in chosen if index_of[id(unit)] in vectors]
         answers: list[Unit] = []
-        for part in question_parts(question)[1:MAX_BOTTOM_LINE_UNITS]:
+        # A condensed follow-up's "(context: ...)" is the conversation, not a part asked.
+        asked = question.partition("(context:")[0]
+        for part in question_parts(asked)[1:MAX_BOTTOM_LINE_UNITS]:
             alone = np.asarray(self.embedder.embed_query(part), dtype=np.float32)
             words = content_stems(part) - GENERIC_WORDS
             # The answer to "What's his CPP and target?" names the CPP.
