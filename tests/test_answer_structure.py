@@ -505,6 +505,8 @@ STATIN_GROUPS = """\
 ### Primary Prevention (Ages 40--75, No Diabetes)
 - LDL-C 70--189 mg/dL and 10-year ASCVD risk >= 7.5%: Moderate-intensity statin is recommended.
 - 10-year ASCVD risk >= 20%: High-intensity statin to reduce LDL-C by >= 50%.
+- Calculate 10-year ASCVD risk with the Pooled Cohort Equations for moderate-intensity decisions.
+  - If 10-year risk >= 20%: High-intensity statin.
 """
 
 

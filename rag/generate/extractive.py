@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -183,6 +184,9 @@ class ExtractiveGenerator:
             # A branch or row the question's values contradict ("INR 1.3-1.9" for an INR of
             # 4.5) is left out once one they meet is shown.
             chosen = [unit for unit in chosen if _value_match(values, unit) >= 0]
+            # So are the nested items they contradict ("If 10-year risk >= 20%: ..." under
+            # "Calculate 10-year ASCVD risk" for a risk of 12%).
+            chosen = [_without_contradicted(unit, values) for unit in chosen]
         chosen = _whole_groups(chosen, units, matched)
         if wants == "dose":
             chosen = _with_protocol(chosen, units)
@@ -247,7 +251,7 @@ class ExtractiveGenerator:
         alone (the topic words of the rest would pull it back to the first part): the bottom
         line answers every part, not only the first."""
         index_of = {id(unit): i for i, unit in enumerate(units)}
-        shown = [unit for unit in chosen if index_of[id(unit)] in vectors]
+        shown = [unit for unit in chosen if index_of.get(id(unit), -1) in vectors]
         answers: list[Unit] = []
         # A condensed follow-up's "(context: ...)" is the conversation, not a part asked.
         asked = question.partition("(context:")[0]
@@ -713,6 +717,16 @@ def _with_protocol(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit]:
 
 
 PROTOCOL_MAX_ITEMS = 6
+
+
+def _without_contradicted(unit: Unit, values: list[Value]) -> Unit:
+    """`unit` without the nested items whose own condition the question's values contradict."""
+    if unit.kind != "item" or not unit.children:
+        return unit
+    kept = tuple(
+        child for child in unit.children if value_match(values, label_of(child) or child) >= 0
+    )
+    return replace(unit, children=kept) if kept != unit.children else unit
 
 
 def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> Unit | None:
