@@ -32,7 +32,7 @@ from rag.sessions import (
     default_data_dir,
     turn_to_json,
 )
-from rag.text import DRUG_NAME, STOPWORDS, stem, terms, word_list
+from rag.text import CONTEXT_OPENER, DRUG_NAME, STOPWORDS, stem, terms, word_list
 from rag.types import Turn
 
 ChatFunction = Callable[[list[dict[str, str]]], str]
@@ -197,7 +197,7 @@ def condense_deterministic(question: str, history: Sequence[Turn]) -> str:
     topic = [term for term in topic if not replaced(term, question)]
     if not topic:
         return question
-    return f"{question} (context: {' '.join(topic)})"
+    return f"{question} {CONTEXT_OPENER} {' '.join(topic)})"
 
 
 # "score is 2", "CURB-65 of 2", "eGFR 25", "CrCl 40": a value the conversation gave.

@@ -230,3 +230,13 @@ DRUG_NAME = re.compile(
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
     r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin)|cef[a-z]{4,}|cephalosporins?)\b"
 )
+
+
+# A condensed follow-up is the follow-up and then its conversation's topic: "And how long for?
+# (context: first-line treatment gout flare)" (rag.converse writes it).
+CONTEXT_OPENER = "(context:"
+
+
+def asked_part(question: str) -> str:
+    """A condensed follow-up's own words, without the "(context: ...)" the condenser added."""
+    return question.partition(CONTEXT_OPENER)[0]

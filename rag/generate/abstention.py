@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
-from rag.text import WORD, content_stems, stems
+from rag.text import WORD, asked_part, content_stems, stems
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def measure_coverage(
         return Coverage(nearest_cosine, 1.0)
     # A condensed follow-up's context ("(context: acute pyelo ...)") comes from turns already
     # answered: a term of it the index never mentions vetoed nothing then and does not now.
-    asked = set(topical_words(question.partition("(context:")[0]))
+    asked = set(topical_words(asked_part(question)))
     passage_stems: set[str] = set()
     for hit in hits[:top_passages]:
         passage_stems.update(_stems(f"{hit.title} {hit.section} {hit.text}"))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from rag.generate.extractive import (
     answer_type,
     guideline,
+    names_all,
     names_ruled_out,
     negated_stems,
     origin,
@@ -129,7 +130,7 @@ def compare_sources(
             others.setdefault(guideline(hit), []).extend(
                 (share, unit)
                 for share, unit in _units_on_point([(n, hit)], words)
-                if _names_all(unit, names)
+                if names_all(unit, names)
             )
     # Each unit's score as a share of the bar it must clear (1.0 and up: on the point), by
     # shared words and, with the embedder, by meaning: a source on the point by either counts.
@@ -200,11 +201,6 @@ def compare_sources(
     return draft, disagreements
 
 
-def _names_all(unit: Unit, names: set[str]) -> bool:
-    """Whether `unit` (with its heading) names every one of `names` (lower-cased)."""
-    return all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
-
-
 def _relative(units: Sequence[tuple[float, Unit]], floor: float) -> list[tuple[float, Unit]]:
     return [(score / floor, unit) for score, unit in units]
 
@@ -237,7 +233,7 @@ def _by_meaning(
             candidates += [
                 unit
                 for unit in passage_units(hit, n)
-                if not unit.is_header_only and (n in cited or _names_all(unit, names))
+                if not unit.is_header_only and (n in cited or names_all(unit, names))
             ]
     candidates.sort(key=lambda unit: unit.passage not in cited)
     candidates = candidates[:MEANING_UNITS]

@@ -37,7 +37,7 @@ from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
-from rag.text import content_stems, content_words, plain
+from rag.text import asked_part, content_stems, content_words, plain
 from rag.types import Hit
 
 __all__ = ["GENERIC_WORDS", "ExtractiveGenerator", "plain", "question_parts"]
@@ -126,7 +126,8 @@ class ExtractiveGenerator:
             return Draft(text="", refused=True)
 
         # What the patient does not have ("no diabetes") is no word a passage should share.
-        lexical = _lexical_scores((question_words - negated_stems(question)) or question_words, units)
+        negated = negated_stems(question)
+        lexical = _lexical_scores((question_words - negated) or question_words, units)
         topical_words = (question_words - GENERIC_WORDS) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
@@ -139,7 +140,9 @@ class ExtractiveGenerator:
             ]
 
         values = question_values(question)
-        negated = negated_stems(question)
+        # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
+        # question's values: it weighs the unit, and picks the rows and branches shown.
+        fits = [_value_match(values, unit) for unit in units]
         must_have = _must_have_coverage(units, topical_words)
         wants_list = bool(_WANTS_LIST.search(question))
         wants = answer_type(question)
@@ -153,7 +156,7 @@ class ExtractiveGenerator:
                 score = 0.3 * score + 0.7 * max(similarity[i], 0.0)
                 on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
             score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
-            score *= _VALUE_WEIGHT[_value_match(values, unit)]
+            score *= _VALUE_WEIGHT[fits[i]]
             if _for_negated(unit, negated):
                 score *= _VALUE_WEIGHT[-1]  # written for the population the question rules out
             if unit.kind in ("list", "table"):
@@ -166,10 +169,7 @@ class ExtractiveGenerator:
             return Draft(text="", refused=True)
         topical = scores
         names = {name.lower() for name in NAME_WITH_DIGITS.findall(question)}
-        named = [
-            all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
-            for unit in units
-        ]
+        named = [names_all(unit, names) for unit in units]
         scores = _in_scope(
             units, scores, hits, [m if n else 0.0 for m, n in zip(must_have, named, strict=True)]
         )
@@ -177,13 +177,12 @@ class ExtractiveGenerator:
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
-        matched = {
-            i for i, unit in enumerate(units) if _value_match(values, unit) > 0
-        }
+        matched = {i for i, fit in enumerate(fits) if fit > 0}
         if any(i in matched for i, unit in enumerate(units) if unit in chosen):
             # A branch or row the question's values contradict ("INR 1.3-1.9" for an INR of
             # 4.5) is left out once one they meet is shown.
-            chosen = [unit for unit in chosen if _value_match(values, unit) >= 0]
+            contradicted = {id(units[i]) for i, fit in enumerate(fits) if fit < 0}
+            chosen = [unit for unit in chosen if id(unit) not in contradicted]
             # So are the nested items they contradict ("If 10-year risk >= 20%: ..." under
             # "Calculate 10-year ASCVD risk" for a risk of 12%).
             chosen = [_without_contradicted(unit, values) for unit in chosen]
@@ -254,8 +253,7 @@ class ExtractiveGenerator:
         shown = [unit for unit in chosen if index_of.get(id(unit), -1) in vectors]
         answers: list[Unit] = []
         # A condensed follow-up's "(context: ...)" is the conversation, not a part asked.
-        asked = question.partition("(context:")[0]
-        for part in question_parts(asked)[1:MAX_BOTTOM_LINE_UNITS]:
+        for part in question_parts(asked_part(question))[1:MAX_BOTTOM_LINE_UNITS]:
             alone = np.asarray(self.embedder.embed_query(part), dtype=np.float32)
             words = content_stems(part) - GENERIC_WORDS
             # The answer to "What's his CPP and target?" names the CPP.
@@ -403,6 +401,11 @@ def _names_any(unit_words: frozenset[str], words: frozenset[str]) -> bool:
     )
 
 
+def names_all(unit: Unit, names: set[str]) -> bool:
+    """Whether `unit` (with its heading) names every one of `names` (lower-cased)."""
+    return all(name in f"{unit.section} {shown_text(unit)}".lower() for name in names)
+
+
 def _topic_words(text: str) -> str:
     """The words of `text` that say what it is about: no stopwords, no generic question
     words ("how", "assessed" stays: only the extractive scorer's generic list is left out)."""
@@ -443,10 +446,7 @@ def names_ruled_out(text: str, negated: frozenset[str]) -> bool:
     """Whether `text` names one of the `negated` stems other than as negated itself ("No
     Diabetes" is the patient's population, "Diabetes Mellitus" is not)."""
     named = content_stems(text) & negated
-    if not named:
-        return False
-    also_negated = {stem for match in _NEGATION.finditer(text) for stem in content_stems(match.group(1))}
-    return not named <= also_negated
+    return bool(named) and not named <= negated_stems(text)
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:
@@ -551,11 +551,10 @@ def _in_scope(
     units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit], must_have: Sequence[float]
 ) -> list[float]:
     """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
-    unless they score
-    within SCOPE_RATIO of the best and hold every rare word and every name with digits of the
-    question (`must_have` is 1.0 for those units): a
-    question about AF dosing is answered from the AF guideline, not padded with a TIA
-    statement's bullets, and a question on CHA2DS2-VASc's components not with ABCD2's."""
+    unless they score within SCOPE_RATIO of the best and hold every rare word and every name
+    with digits of the question (`must_have` is 1.0 for those units): a question about AF
+    dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
+    a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
     main = _main_guideline(units, scores, hits)
     return [
@@ -689,8 +688,9 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
 
 def _with_protocol(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit]:
     """`chosen` with, after the best unit when it is a top-level item of a short list under a
-    heading, the other items of that list in their order: a dose is given with its administration ("Dose:
-    0.9 mg/kg", "Administration: 10% as a bolus over 1 minute ...", "Example: 80 kg ...")."""
+    heading, the other items of that list in their order: a dose is given with its
+    administration ("Dose: 0.9 mg/kg", "Administration: 10% as a bolus over 1 minute ...",
+    "Example: 80 kg ...")."""
     if (
         not chosen
         or chosen[0].kind != "item"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from rag.text import CONTEXT_OPENER
+
 # Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
 # "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
 NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
@@ -154,7 +156,7 @@ def question_values(question: str) -> list[Value]:
     """The numbers `question` gives, each with its kind; names' digits excluded. A condensed
     follow-up ("What if the score is 5? (context: ... score 2)") gives its own values when it
     has any: the context's are what it replaces."""
-    asked, _, context = question.partition("(context:")
+    asked, _, context = question.partition(CONTEXT_OPENER)
     own = _values(asked)
     return own if own or not context else _values(context)
 
@@ -162,6 +164,7 @@ def question_values(question: str) -> list[Value]:
 def _values(question: str) -> list[Value]:
     text = _masked(question)
     values: list[Value] = []
+    listed: list[bool] = []  # a number listed before another ("5 and 10 minutes")
     for match in re.finditer(_NUMBER, text):
         before = text[max(0, match.start() - 1) : match.start()]
         if before.isalpha():
@@ -173,15 +176,13 @@ def _values(question: str) -> list[Value]:
         )
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
-        listed = not value.kind and _LISTED.match(text, match.end())
         values.append(value)
-        if listed:
-            values[-1] = replace(value, kind="listed")  # its kind is the next value's
+        listed.append(not value.kind and _LISTED.match(text, match.end()) is not None)
     # "at 5 and 10 minutes": a number listed before another takes that one's kind.
     for position in range(len(values) - 2, -1, -1):
-        if values[position].kind == "listed":
+        if listed[position]:
             values[position] = replace(values[position], kind=values[position + 1].kind)
-    return [replace(v, kind="") if v.kind == "listed" else v for v in values]
+    return values
 
 
 _LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
