@@ -135,7 +135,7 @@ def test_bm25_tokens_are_those_stored_indexes_were_built_with():
         "treatments, noradrenaline in paediatric oedema, tumours, litres, Müller_test café naïve "
         "doesn't and/or 1,000 IU."
     )
-    assert TOKENIZER_VERSION == "words-v2+snowball"
+    assert TOKENIZER_VERSION == "words-v2+snowball+medical-adjectives"
     assert tokenize(text) == [
         "patient", "hemorrhag", "cha2ds2", "vasc", "2", "give", "2", "5", "mg", "apixaban", "b",
         "hospit", "treatment", "norepinephrin", "pediatr", "edema", "tumor", "liter", "müller",
@@ -165,3 +165,17 @@ def test_a_step_number_after_a_colon_or_an_arrow_ends_no_sentence():
         "The score is ≥ 2.",
         "Women score one more.",
     ]
+
+
+def test_a_medical_adjective_meets_its_noun_in_the_index_and_in_the_answer():
+    """A clinician asks about "fibrinolysis"; the guideline heads its list "Contraindications
+    to Fibrinolytic Therapy". Snowball leaves the two apart; both sides now share the noun's
+    stem, while "systemic", "robotic" and "antibiotics" keep theirs."""
+    assert tokenize("fibrinolysis") == tokenize("fibrinolytic") == tokenize("fibrinolytics")
+    assert tokenize("thrombotic") == tokenize("thrombosis")
+    assert tokenize("ischemic") == tokenize("ischemia")
+    assert tokenize("septic") == tokenize("sepsis")
+    assert content_stems("fibrinolytic therapy") == content_stems("fibrinolysis therapy")
+    assert tokenize("systemic") == tokenize("system")
+    assert tokenize("robotic") == ["robot"]
+    assert tokenize("antibiotic") == tokenize("antibiotics")

@@ -127,7 +127,8 @@ class ExtractiveGenerator:
 
         # What the patient does not have ("no diabetes") is no word a passage should share.
         negated = negated_stems(question)
-        lexical = _lexical_scores((question_words - negated) or question_words, units)
+        paths = [content_stems(hits[unit.passage - 1].section) for unit in units]
+        lexical = _lexical_scores((question_words - negated) or question_words, units, paths)
         topical_words = (question_words - GENERIC_WORDS) or question_words
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
@@ -332,7 +333,8 @@ _PART_SIMILARITY = 0.25
 _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
 # Questions that ask for a set ("What are the criteria for ...?"): a list or table whole answers.
 _WANTS_LIST = re.compile(
-    r"\b(?:components?|criteria|criterion|elements|features|items|list|which (?:\w+ )?(?:are|include)"
+    r"\b(?:components?|criteria|criterion|elements|features|items|list|contraindications|red flags"
+    r"|risk factors|which (?:\w+ )?(?:are|include)"
     r"|what are the|what makes|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made)"
     r"|how is .{0,60}(?:assessed|calculated|scored)|cutoffs|cut-offs|thresholds|categories"
     r"|classification|classes|stages|grades)\b",
@@ -472,12 +474,16 @@ def _embedded_text(unit: Unit) -> str:
     return f"{unit.section}: {shown_text(unit)}"
 
 
-def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[float]:
+def _lexical_scores(
+    question_words: set[str], units: Sequence[Unit], paths: Sequence[frozenset[str]]
+) -> list[float]:
     """How much of the question each unit covers (0..1): its own share of the question's weight
     blended with its passage's share. Weights are idf-like, computed over the units themselves:
     a word in every unit says little, a rare one a lot; question words no unit contains weigh
     the most, so they lower every unit's share alike. A unit's words include its section
-    heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing."""
+    heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing; at the
+    full weight when the heading and the headings above it (`paths`: the stems of each unit's
+    whole section path) name every topical word of the question."""
     unit_count = len(units)
     section_words = [content_stems(unit.section) for unit in units]
     document_frequency = {
@@ -498,11 +504,16 @@ def _lexical_scores(question_words: set[str], units: Sequence[Unit]) -> list[flo
     }
     # A unit from a passage that covers the whole question beats an equally matching unit
     # from a passage that only brushes it: the answer stays on one topic.
+    # A section headed by what is asked ("Reperfusion Therapy in STEMI > ... > Absolute
+    # Contraindications to Fibrinolytic Therapy" for "Absolute contraindications to
+    # fibrinolysis in STEMI?") is the answer: its items need not repeat its heading's words.
+    topical = (question_words - GENERIC_WORDS) or question_words
     scores = []
-    for unit, section in zip(units, section_words, strict=True):
+    for unit, section, path in zip(units, section_words, paths, strict=True):
         own = sum(weights[w] for w in question_words & unit.words)
         heading = sum(weights[w] for w in (question_words & section) - unit.words)
-        scores.append(0.65 * (own + 0.5 * heading) / total + 0.35 * passage_share[unit.passage])
+        titled = 1.0 if topical <= path and topical & section else 0.5
+        scores.append(0.65 * (own + titled * heading) / total + 0.35 * passage_share[unit.passage])
     return scores
 
 
@@ -621,7 +632,7 @@ def _select(
         if (
             chosen
             and anchors
-            and not (unit.words & anchors)
+            and not ((unit.words | content_stems(unit.section)) & anchors)
             and not ((unit.words & question_words) - units[order[0]].words)
             and not any(_other_rows(unit, other) for other in chosen)
         ):
@@ -921,7 +932,8 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
             lines = []
             key = (unit.passage, unit.group, unit.lead)
             if unit.kind == "list":
-                lines.append(_cite(adapt(unit.text), n))
+                if unit.text.rstrip(":") != unit.section:  # a heading is shown as the heading
+                    lines.append(_cite(adapt(unit.text), n))
                 lines += [f"- {_cite(adapt(child), n)}" for child in unit.children]
             else:
                 if unit.lead and key not in shown_leads:

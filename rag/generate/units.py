@@ -121,6 +121,7 @@ def passage_units(hit: Hit, passage: int) -> list[Unit]:
             builder.paragraph(paragraph)
             builder.section = plain(heading.group(1)) or builder.default_section
             builder.intro = ""
+            builder.fresh = True
             index += 1
         elif not line.strip():
             builder.paragraph(paragraph, keep_intro=True)
@@ -169,8 +170,10 @@ class _Builder:
         self.intro = ""
         self.units: list[Unit] = []
         self.groups = 0
+        self.fresh = True  # nothing yet under the current heading
 
     def add(self, kind: str, text: str, **fields: object) -> None:
+        self.fresh = False
         unit = Unit(kind, plain(text), self.passage, len(self.units), self.section, **fields)  # type: ignore[arg-type]
         shown = shown_text(unit)
         words = content_stems(shown)
@@ -207,19 +210,25 @@ class _Builder:
         group = self.new_group()
         intro = self.intro
         self.intro = ""
+        # A list right under its heading is read under it: "Absolute Contraindications to
+        # Fibrinolytic Therapy" is what its items are (the items keep no lead: the heading
+        # is shown above them anyway).
+        whole_intro = intro or (f"{self.section}:" if self.fresh else "")
         for item in roots:
             self._item(item, intro, "", group)
         flat = [plain(item.text) for item in roots]
         # A list quoted whole must not lose nested rules: only flat lists of short items.
         if (
-            intro
+            whole_intro
             and 2 <= len(flat) <= LIST_MAX_ITEMS
             and all(
                 len(text.split()) <= SHORT_ITEM_WORDS and not item.children
                 for text, item in zip(flat, roots, strict=True)
             )
         ):
-            self.add("list", intro, group=group, children=tuple(flat), condition=intro)
+            self.add(
+                "list", whole_intro, group=group, children=tuple(flat), condition=whole_intro
+            )
 
     def _item(self, item: _ListItem, lead: str, parent: str, group: int) -> None:
         text = plain(item.text)

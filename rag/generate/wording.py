@@ -76,7 +76,7 @@ def sentence_form(unit: Unit) -> str:
             text = f"{parent}: {text[:1].lower() + text[1:] if not text[:2].isupper() else text}"
         return f"{short_lead} {text}" if short_lead and not text.startswith(short_lead) else text
     if unit.kind == "list":
-        return _joined(unit.text, list(unit.children))
+        return _joined(unit.text, [_label_is(child) for child in unit.children])
     if unit.kind == "row":
         cells = [cell for cell in unit.cells if cell]
         header = list(unit.header)

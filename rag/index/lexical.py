@@ -29,7 +29,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 from rag.text import stem
 
 # Recorded in the stamp: an index built by another tokenizer is rebuilt, not misread.
-TOKENIZER_VERSION = "words-v2+snowball"
+TOKENIZER_VERSION = "words-v2+snowball+medical-adjectives"
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
