@@ -289,3 +289,27 @@ def test_a_roman_numeral_is_no_acronym_the_sources_must_name():
     question = "Septic shock on norepinephrine and vasopressin - role of angiotensin II?"
     evidence = grade_evidence(question, None, [vasopressin], direct_score=1.3)
     assert "II" not in evidence.unmentioned
+
+
+def test_a_vignettes_description_is_not_named_when_the_passages_fit_the_patient():
+    from rag.generate.evidence import grade_evidence
+
+    # The device algorithm states EF, GDMT, NYHA class, QRS and LBBB: it is about this patient
+    # though it never writes "DCM", and the answer must not open by saying so.
+    device = Hit(
+        "d", "hf", "HFrEF on >= 3 months of optimized GDMT, LVEF <= 35%, NYHA class II-III, "
+        "QRS >= 150 ms with LBBB in sinus rhythm: CRT is recommended.", 1.0, 1,
+    )  # fmt: skip
+    question = (
+        "Non-ischemic DCM, EF 32% after 4 months of optimized GDMT, NYHA II, QRS 160 ms LBBB, "
+        "sinus. Device?"
+    )
+    evidence = grade_evidence(question, None, [device], direct_score=1.3)
+    assert "DCM" not in evidence.unmentioned
+    assert "do not mention" not in evidence.statement()
+    # A passage about another patient altogether still has its gaps named.
+    hypertension = Hit(
+        "h", "htn", "If 10-year ASCVD risk < 10%: nonpharmacologic therapy for 3-6 months.", 1.0, 1
+    )
+    question = "Day 7 post-SAH, new aphasia, TCD MCA mean velocity 210 cm/s. First-line treatment?"
+    assert "SAH" in grade_evidence(question, None, [hypertension], direct_score=1.3).unmentioned

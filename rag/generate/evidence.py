@@ -26,8 +26,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words
-from rag.text import DRUG_NAME
+from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words, topical_words
+from rag.text import DRUG_NAME, asked_part, split_prose_sentences
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -132,6 +132,31 @@ _ACRONYM = re.compile(r"\b(?![IVX]+\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman nume
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
 _VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")
 _VALUE_UNIT = re.compile(r"(?<![\w-])\d+(?:[.,]\d+)*\s?([A-Za-z][A-Za-z/]*)\b")
+
+
+def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
+    """The words (lower-cased) that only describe the patient in a vignette whose cited
+    passages fit that patient: "Non-ischemic DCM, EF 32%, NYHA II, QRS 160 ms LBBB. Device?"
+    cited from a passage on EF, NYHA class, QRS and LBBB does not answer something else because
+    it never writes "DCM". The description is the sentences before the question that do not
+    ask; the passages fit when they state at least half its topical words (a hypertension
+    passage cited for "Day 7 post-SAH, new aphasia, TCD velocity 210 cm/s" does not, and its
+    missing terms are still named). Words of the sentences that ask are never in the set."""
+    sentences = split_prose_sentences(asked_part(question))
+    told = " ".join(sentence for sentence in sentences if not sentence.rstrip().endswith("?"))
+    if not told or len(told) == len(" ".join(sentences)):
+        return set()
+    described = topical_words(told)
+    absent = set(absent_words(told, cited))
+    if not described or len(absent) > len(described) / 2:
+        return set()
+    asked = {
+        word.lower()
+        for word in topical_words(
+            " ".join(sentence for sentence in sentences if sentence.rstrip().endswith("?"))
+        ).values()
+    }
+    return {word.lower() for word in described.values()} - asked
 
 
 def measurement_words(question: str) -> set[str]:
@@ -280,7 +305,9 @@ def grade_evidence(
                 missing.append(word)
     gate_passed = coverage is None or coverage.covered(direct_score)
     unmentioned: list[str] = []
-    measured = measurement_words(question)
+    # Neither a vignette's measurements nor, when the passages fit the patient, the rest of
+    # its description is what the question asks about.
+    measured = measurement_words(question) | described_patient(question, cited)
     if not missing:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from rag.generate.base import Draft, check_audience
-from rag.generate.units import Unit, label_of, passage_units, shown_text
+from rag.generate.units import Unit, is_headed_list, label_of, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
@@ -127,9 +127,29 @@ class ExtractiveGenerator:
 
         # What the patient does not have ("no diabetes") is no word a passage should share.
         negated = negated_stems(question)
-        paths = [content_stems(hits[unit.passage - 1].section) for unit in units]
-        lexical = _lexical_scores((question_words - negated) or question_words, units, paths)
         topical_words = (question_words - GENERIC_WORDS) or question_words
+        # A section headed by what is asked ("Reperfusion Therapy in STEMI > ... > Absolute
+        # Contraindications to Fibrinolytic Therapy" for "Absolute contraindications to
+        # fibrinolysis in STEMI?"): its heading path names every topical word of the question.
+        titled = [
+            topical_words <= content_stems(hits[unit.passage - 1].section)
+            and bool(topical_words & content_stems(unit.section))
+            for unit in units
+        ]
+        wants_list = bool(_WANTS_LIST.search(question))
+        # A list read under its heading (no intro of its own) is quoted whole only in a section
+        # headed by what is asked, or for a question asking for a list its heading names
+        # ("qSOFA Criteria" for "qSOFA criteria?", not "Limitations" for what makes a UTI
+        # complicated).
+        kept = [
+            i
+            for i, unit in enumerate(units)
+            if not is_headed_list(unit)
+            or titled[i]
+            or (wants_list and topical_words & content_stems(unit.section))
+        ]
+        units, titled = [units[i] for i in kept], [titled[i] for i in kept]
+        lexical = _lexical_scores((question_words - negated) or question_words, units, titled)
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
         similarity = None
@@ -145,7 +165,6 @@ class ExtractiveGenerator:
         # question's values: it weighs the unit, and picks the rows and branches shown.
         fits = [_value_match(values, unit) for unit in units]
         must_have = _must_have_coverage(units, topical_words)
-        wants_list = bool(_WANTS_LIST.search(question))
         wants = answer_type(question)
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
@@ -475,15 +494,14 @@ def _embedded_text(unit: Unit) -> str:
 
 
 def _lexical_scores(
-    question_words: set[str], units: Sequence[Unit], paths: Sequence[frozenset[str]]
+    question_words: set[str], units: Sequence[Unit], titled: Sequence[bool]
 ) -> list[float]:
     """How much of the question each unit covers (0..1): its own share of the question's weight
     blended with its passage's share. Weights are idf-like, computed over the units themselves:
     a word in every unit says little, a rare one a lot; question words no unit contains weigh
     the most, so they lower every unit's share alike. A unit's words include its section
     heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing; at the
-    full weight when the heading and the headings above it (`paths`: the stems of each unit's
-    whole section path) name every topical word of the question."""
+    full weight in a section headed by what is asked (`titled`)."""
     unit_count = len(units)
     section_words = [content_stems(unit.section) for unit in units]
     document_frequency = {
@@ -504,16 +522,13 @@ def _lexical_scores(
     }
     # A unit from a passage that covers the whole question beats an equally matching unit
     # from a passage that only brushes it: the answer stays on one topic.
-    # A section headed by what is asked ("Reperfusion Therapy in STEMI > ... > Absolute
-    # Contraindications to Fibrinolytic Therapy" for "Absolute contraindications to
-    # fibrinolysis in STEMI?") is the answer: its items need not repeat its heading's words.
-    topical = (question_words - GENERIC_WORDS) or question_words
+    # A section headed by what is asked is the answer: its items need not repeat its words.
     scores = []
-    for unit, section, path in zip(units, section_words, paths, strict=True):
+    for unit, section, is_titled in zip(units, section_words, titled, strict=True):
         own = sum(weights[w] for w in question_words & unit.words)
         heading = sum(weights[w] for w in (question_words & section) - unit.words)
-        titled = 1.0 if topical <= path and topical & section else 0.5
-        scores.append(0.65 * (own + titled * heading) / total + 0.35 * passage_share[unit.passage])
+        heading *= 1.0 if is_titled else 0.5
+        scores.append(0.65 * (own + heading) / total + 0.35 * passage_share[unit.passage])
     return scores
 
 
@@ -932,7 +947,7 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
             lines = []
             key = (unit.passage, unit.group, unit.lead)
             if unit.kind == "list":
-                if unit.text.rstrip(":") != unit.section:  # a heading is shown as the heading
+                if not is_headed_list(unit):  # the heading is shown as the heading
                     lines.append(_cite(adapt(unit.text), n))
                 lines += [f"- {_cite(adapt(child), n)}" for child in unit.children]
             else:

@@ -69,6 +69,11 @@ class Unit:
         return self.kind == "row" and self.cells == self.header
 
 
+def is_headed_list(unit: Unit) -> bool:
+    """Whether `unit` is a whole list read under its section heading (no intro line of its own)."""
+    return unit.kind == "list" and unit.text.rstrip(":") == unit.section
+
+
 def label_of(text: str) -> str:
     """The label a list item opens with ("Apixaban: Standard dose ..." -> "Apixaban"), the
     whole item when it is a label for its nested items ("Score 2 (Moderate risk):"), or ""."""
@@ -226,9 +231,7 @@ class _Builder:
                 for text, item in zip(flat, roots, strict=True)
             )
         ):
-            self.add(
-                "list", whole_intro, group=group, children=tuple(flat), condition=whole_intro
-            )
+            self.add("list", whole_intro, group=group, children=tuple(flat), condition=whole_intro)
 
     def _item(self, item: _ListItem, lead: str, parent: str, group: int) -> None:
         text = plain(item.text)
