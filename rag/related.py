@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from rag.text import section_headings
 from rag.types import Citation, Hit
 
 GENERIC_HEADINGS = {"overview", "introduction", "summary", "background", "notes", "notice", "references"}
@@ -21,7 +22,7 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
     "Bleeding Risk Assessment" under "Anticoagulation in Atrial Fibrillation" becomes "How is
     bleeding risk assessed in anticoagulation in atrial fibrillation?"; a heading no pattern
     fits becomes "What does ACC/AHA 2023 recommend on <heading>?"."""
-    parts = section.split(" > ") if section else []
+    parts = section_headings(section)
     leaf = _clean_heading(parts[-1]) if parts else ""
     if not leaf or leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
         return None

@@ -262,3 +262,22 @@ CONTEXT_OPENER = "(context:"
 def asked_part(question: str) -> str:
     """A condensed follow-up's own words, without the "(context: ...)" the condenser added."""
     return question.partition(CONTEXT_OPENER)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Section paths
+
+SECTION_SEPARATOR = " > "  # between the headings of a chunk's section path
+
+
+def section_headings(section: str) -> list[str]:
+    """The headings of a section path, outermost first. A heading may itself hold the
+    separator ("PE Likely (Score > 4.0)"): a piece whose brackets do not close is joined back
+    to the one before it, so the deepest heading stays "PE Likely (Score > 4.0)", not "4.0)"."""
+    headings: list[str] = []
+    for piece in section.split(SECTION_SEPARATOR) if section else []:
+        if headings and headings[-1].count("(") > headings[-1].count(")"):
+            headings[-1] += SECTION_SEPARATOR + piece
+        else:
+            headings.append(piece)
+    return headings

@@ -12,6 +12,7 @@ from rag.text import (
     content_stems,
     content_words,
     plain,
+    section_headings,
     split_prose_sentences,
     split_sentences,
     terms,
@@ -179,3 +180,10 @@ def test_a_medical_adjective_meets_its_noun_in_the_index_and_in_the_answer():
     assert tokenize("systemic") == tokenize("system")
     assert tokenize("robotic") == ["robot"]
     assert tokenize("antibiotic") == tokenize("antibiotics")
+
+
+def test_a_heading_holding_the_path_separator_stays_one_heading():
+    """"PE Likely (Score > 4.0)" is a heading; the answer's section must not read "4.0)"."""
+    path = "Wells Criteria for PE > Interpretation > PE Likely (Score > 4.0)"
+    assert section_headings(path) == ["Wells Criteria for PE", "Interpretation", "PE Likely (Score > 4.0)"]
+    assert section_headings("") == []

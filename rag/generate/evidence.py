@@ -146,8 +146,14 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     told = " ".join(sentence for sentence in sentences if not sentence.rstrip().endswith("?"))
     if not told or len(told) == len(" ".join(sentences)):
         return set()
-    described = topical_words(told)
-    absent = set(absent_words(told, cited))
+    # Values and their labels ("HR 112") are the patient's, not words a passage should write.
+    measured = measurement_words(told)
+    described = {
+        word.lower()
+        for word in topical_words(told).values()
+        if not any(c.isdigit() for c in word) and word.lower() not in measured
+    }
+    absent = set(absent_words(told, cited)) & described
     if not described or len(absent) > len(described) / 2:
         return set()
     asked = {
@@ -156,7 +162,7 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
             " ".join(sentence for sentence in sentences if sentence.rstrip().endswith("?"))
         ).values()
     }
-    return {word.lower() for word in described.values()} - asked
+    return described - asked
 
 
 def measurement_words(question: str) -> set[str]:

@@ -32,6 +32,7 @@ from rag.text import (
     TABLE_RULE,
     content_stems,
     plain,
+    section_headings,
     split_prose_sentences,
 )
 from rag.types import Hit
@@ -349,5 +350,5 @@ def tree_paths(lines: Sequence[str]) -> list[str]:
 def _section_name(hit: Hit) -> str:
     """The deepest heading of the hit's section path, else its title, else "Other"."""
     if hit.section:
-        return hit.section.split(" > ")[-1].strip() or hit.section
+        return section_headings(hit.section)[-1].strip() or hit.section
     return hit.title or "Other"

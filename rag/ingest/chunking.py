@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 from rag.config import ChunkSettings
 from rag.index.passage import passage_for_embedding
-from rag.text import split_prose_sentences
+from rag.text import SECTION_SEPARATOR, split_prose_sentences
 from rag.types import Chunk, Document
 
-SECTION_SEPARATOR = " > "
 _MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
