@@ -522,3 +522,42 @@ def test_a_rule_for_a_population_the_question_rules_out_does_not_lead():
     # "10-year risk" names what is measured (no age of a 10-year-old, no value); "55M" is an age.
     values = question_values("55M, 10-year ASCVD risk 12%, a 9-year-old")
     assert [(v.number, v.kind) for v in values] == [(55, "age"), (12, "percent"), (9, "age")]
+
+
+DKA_CRITERIA_START = """\
+### DKA Diagnostic Criteria
+The diagnosis of DKA requires all three of the following criteria:
+
+| Criterion | Parameter | Threshold |
+|---|---|---|
+| D — Diabetes | Plasma glucose | >= 200 mg/dL or prior history of diabetes |
+| K — Ketosis | Beta-hydroxybutyrate | >= 3.0 mmol/L |
+"""
+DKA_CRITERIA_REST = """\
+| Criterion | Parameter | Threshold |
+|---|---|---|
+| A — Acidosis | Venous pH | < 7.3 |
+| | OR Bicarbonate | < 18 mmol/L |
+"""
+
+
+def test_a_table_cut_in_two_chunks_is_said_whole_in_the_bottom_line():
+    section = "Hyperglycemic crises > DKA Diagnostic Criteria"
+    hits = [
+        hit("dka", DKA_CRITERIA_REST, 1, title="ADA consensus", section=section),
+        hit("dka", DKA_CRITERIA_START, 2, title="ADA consensus", section=section),
+    ]
+    cited = answer("What are the DKA diagnostic criteria?", hits)
+    line = cited.bottom_line
+    # Intro first, every criterion, each part citing its own chunk; the continuation row
+    # (empty first cell) reads as its own clause, not ": parameter is ...".
+    assert line.startswith("The diagnosis of DKA requires all three of the following criteria:")
+    for fact in (">= 200 mg/dL", ">= 3.0 mmol/L", "< 7.3", "< 18 mmol/L"):
+        assert fact in line
+    assert line.index(">= 3.0 mmol/L") < line.index("< 7.3")
+    assert re.search(r"3\.0 mmol/L \[\d\]; A — Acidosis", line) and line.endswith("mmol/L [2].")
+    assert "; :" not in line
+    # The body shows one table under its intro, in the document's row order.
+    body = cited.answer
+    assert body.count("| Criterion | Parameter | Threshold |") == 1
+    assert body.index("requires all three") < body.index("D — Diabetes") < body.index("A — Acidosis")

@@ -107,6 +107,27 @@ def test_an_unsupported_citation_is_removed_and_the_rest_renumbered(embedder):
     assert all(c.support is not None and c.support >= REMOVE_BELOW for c in checked.citations)
 
 
+def test_each_clause_of_a_sentence_is_checked_against_the_passage_it_cites(embedder):
+    # The extractive bottom line joins a table the chunker cut in two: each part's rows cite
+    # their own chunk, and neither citation is lost because the other half is not in it.
+    draft = (
+        "Bottom line: Hands are rubbed with alcohol-based hand rub for 20 to 30 seconds, "
+        "covering all surfaces of the hands and fingers [2]; oral anticoagulation with a direct "
+        "oral anticoagulant is recommended for atrial fibrillation and a CHA2DS2-VASc score of 2 "
+        "or more in men or 3 or more in women [3]."
+    )
+    checked = check_support(enforce_citations(draft, HITS), HITS, embedder, remove_below=REMOVE_BELOW)
+    assert shown_numbers(checked.bottom_line) == [1, 2]
+    assert [c.doc_id for c in checked.citations] == ["hands", "af"]
+    # A clause citing the wrong passage still loses that citation.
+    wrong = (
+        "Bottom line: Hands are rubbed with alcohol hand rub for 20 to 30 seconds [2]; low-dose "
+        "colchicine is preferred over high-dose colchicine [3]."
+    )
+    checked = check_support(enforce_citations(wrong, HITS), HITS, embedder, remove_below=REMOVE_BELOW)
+    assert [c.doc_id for c in checked.citations] == ["hands"]
+
+
 def test_a_reference_no_sentence_still_cites_is_dropped(embedder):
     draft = (
         "Bottom line: Colchicine is first-line therapy for a gout flare [2].\n\n"

@@ -36,7 +36,7 @@ from rag.generate.units import Unit, is_headed_list, label_of, passage_units, sh
 from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
-from rag.generate.wording import definitions, for_patient, is_sentence, sentence_form
+from rag.generate.wording import definitions, for_patient, is_sentence, rows_form, sentence_form
 from rag.text import asked_part, content_stems, content_words, plain
 from rag.types import Hit
 
@@ -207,6 +207,7 @@ class ExtractiveGenerator:
             # "Calculate 10-year ASCVD risk" for a risk of 12%).
             chosen = [_without_contradicted(unit, values) for unit in chosen]
         chosen = _whole_groups(chosen, units, matched)
+        chosen = _with_rest_of_tables(chosen, units)
         if wants == "dose":
             chosen = _with_protocol(chosen, units)
         if not chosen:
@@ -712,6 +713,26 @@ def _whole_groups(chosen: list[Unit], units: Sequence[Unit], matched: set[int]) 
     return [unit for n, unit in enumerate(result) if unit not in result[:n]]
 
 
+def _with_rest_of_tables(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit]:
+    """`chosen` with, after each whole table, the other parts of that table the chunker cut
+    into other passages (same heading, same header): "A — Acidosis: venous pH < 7.3" is one of
+    the DKA criteria even in a chunk of its own that shares no word with the question."""
+    result: list[Unit] = []
+    for unit in chosen:
+        result.append(unit)
+        if unit.kind == "table":
+            result += [
+                other
+                for other in units
+                if other.kind == "table"
+                and other is not unit
+                and _table_key(other) == _table_key(unit)
+                and other not in chosen
+                and other not in result
+            ]
+    return result
+
+
 def _with_protocol(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit]:
     """`chosen` with, after the best unit when it is a top-level item of a short list under a
     heading, the other items of that list in their order: a dose is given with its
@@ -873,6 +894,13 @@ def _render(
         bottom = lead
     else:
         bottom = (typed or sentences or list(chosen))[0]
+    continued: list[tuple[str, int]] = []
+    if bottom.kind == "table":
+        # A table the chunker cut in two is said whole: the part under its intro first.
+        parts = [u for u in chosen if u.kind == "table" and _table_key(u) == _table_key(bottom)]
+        parts.sort(key=lambda unit: (not unit.lead, unit.passage))
+        bottom = parts[0]
+        continued = [(rows_form(unit), unit.passage) for unit in parts[1:]]
     sentence = sentence_form(bottom)
     if (
         bottom is lead
@@ -883,7 +911,7 @@ def _render(
         # The heading is what the question's values matched ("Moderate Severity (CURB-65 2,
         # inpatient ward)"): it says for whom the sentence holds.
         sentence = f"{bottom.section}: {sentence[:1].lower() + sentence[1:] if sentence[1:2].islower() else sentence}"
-    said = [(sentence, bottom.passage)]
+    said = [(sentence, bottom.passage), *continued]
     for unit in also:
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
@@ -921,8 +949,11 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
     # One table per header: a long table the chunker cut in two comes back whole, each row
     # citing its own passage.
     tables: dict[object, list[tuple[Sequence[str], int]]] = {}
-    for unit in units:
+    leads: dict[object, str] = {}
+    # The part under the table's intro opens it, wherever the chunker put it.
+    for unit in sorted(units, key=lambda unit: not unit.lead):
         if unit.kind in ("row", "table"):
+            leads.setdefault(_table_key(unit), unit.lead)
             rows = (
                 [unit.cells]
                 if unit.kind == "row"
@@ -942,7 +973,7 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
         elif unit.kind in ("row", "table"):
             rows = tables.pop(_table_key(unit), None)
             if rows:
-                parts.append(_table(unit.lead, unit.header, rows, adapt))
+                parts.append(_table(leads[_table_key(unit)], unit.header, rows, adapt))
         else:  # item or list
             lines = []
             key = (unit.passage, unit.group, unit.lead)

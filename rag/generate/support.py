@@ -117,10 +117,11 @@ def check_support(
         if unit is None:
             continue
         for number in unit.numbers:
-            if 1 <= number <= len(cited.citations) and unit.claim:
+            claim = unit.claim_of(number)
+            if 1 <= number <= len(cited.citations) and claim:
                 passage = passages.get(cited.citations[number - 1].chunk_id)
                 if passage is not None:
-                    pairs.append((unit.claim, passage))
+                    pairs.append((claim, passage))
                     pair_keys.append((unit_index, number))
     scores = dict(zip(pair_keys, support_scores(pairs, embedder), strict=True))
 
@@ -153,6 +154,20 @@ class _Unit:
     text: str
     claim: str
     numbers: tuple[int, ...]
+
+    def claim_of(self, number: int) -> str:
+        """What citation `number` backs: the whole sentence when it cites one passage; in a
+        sentence whose clauses cite different passages ("glucose >= 200 mg/dL [1]; pH < 7.3
+        [2]."), the clauses each of its markers closes."""
+        if len(set(self.numbers)) < 2:
+            return self.claim
+        pieces = re.split(r"((?:[ \t]*\[\d+\])+)", self.text)
+        clauses = [
+            _LINE_PREFIX.sub("", text, count=1).strip(" ;,.")
+            for text, markers in zip(pieces[::2], pieces[1::2], strict=False)
+            if number in {int(n) for n in _MARKER.findall(markers)}
+        ]
+        return " ".join(clause for clause in clauses if clause) or self.claim
 
 
 def _sentence_units(text: str) -> list[_Unit]:

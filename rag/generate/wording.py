@@ -101,6 +101,13 @@ def sentence_form(unit: Unit) -> str:
     return _end(unit.text)
 
 
+def rows_form(unit: Unit) -> str:
+    """The rows of a table unit as one sentence of clauses, without its intro: the rest of a
+    table the chunker cut in two, said after its first part."""
+    rows = [row.split(" | ") for row in unit.children]
+    return _end("; ".join(_row_clauses(rows, list(unit.header))))
+
+
 def _label_is(text: str) -> str:
     """ "Dose: 0.9 mg/kg (maximum 90 mg)." as "Dose is 0.9 mg/kg (maximum 90 mg).": a label and
     its value with no verb between them read as a statement once joined by "is" ("are" after a
@@ -153,7 +160,8 @@ def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
             clauses.append(f"{_lowered(cells[0])} is {cells[1]}")
         elif len(cells) > 2 and len(header) >= len(cells):
             named = _named_cells(header, cells)
-            clauses.append(f"{cells[0]}: {named}" if named else cells[0])
+            # A row continuing the one above leaves its first cell empty ("| | OR Bicarbonate |").
+            clauses.append(f"{cells[0]}: {named}" if cells[0] and named else named or cells[0])
         else:
             clauses.append(" — ".join(cells))
     return clauses
