@@ -561,3 +561,24 @@ def test_a_table_cut_in_two_chunks_is_said_whole_in_the_bottom_line():
     body = cited.answer
     assert body.count("| Criterion | Parameter | Threshold |") == 1
     assert body.index("requires all three") < body.index("D — Diabetes") < body.index("A — Acidosis")
+
+
+def test_a_limitation_is_shown_after_the_answer_and_never_leads():
+    hits = [
+        hit(
+            "gina", "### Limitations\n- A positive bronchodilator reversibility test can also be "
+            "seen in COPD, so it confirms asthma in adults only with a typical history.\n", 1,
+            title="Asthma guideline", section="Diagnosis > Limitations",
+        ),
+        hit(
+            "gina", "### Spirometry\n- Positive bronchodilator reversibility in adults: increase "
+            "in FEV1 >12% and >200 mL from baseline.\n", 2,
+            title="Asthma guideline", section="Diagnosis > Spirometry",
+        ),
+    ]  # fmt: skip
+    cited = answer("What bronchodilator reversibility confirms asthma in adults?", hits)
+    assert cited.bottom_line.startswith("Positive bronchodilator reversibility in adults")
+    assert "### Limitations" in cited.answer  # still shown, after the answer
+    # Asked about, a limitation may lead.
+    asked = answer("What are the limitations of bronchodilator reversibility in COPD?", hits)
+    assert asked.bottom_line.startswith("A positive bronchodilator reversibility test")

@@ -146,15 +146,12 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     told = " ".join(sentence for sentence in sentences if not sentence.rstrip().endswith("?"))
     if not told or len(told) == len(" ".join(sentences)):
         return set()
+    described = {word.lower() for word in topical_words(told).values()}
     # Values and their labels ("HR 112") are the patient's, not words a passage should write.
     measured = measurement_words(told)
-    described = {
-        word.lower()
-        for word in topical_words(told).values()
-        if not any(c.isdigit() for c in word) and word.lower() not in measured
-    }
-    absent = set(absent_words(told, cited)) & described
-    if not described or len(absent) > len(described) / 2:
+    weighed = {word for word in described if not any(c.isdigit() for c in word)} - measured
+    absent = set(absent_words(told, cited)) & weighed
+    if not weighed or len(absent) > len(weighed) / 2:
         return set()
     asked = {
         word.lower()

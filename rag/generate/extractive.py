@@ -37,7 +37,7 @@ from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.wording import definitions, for_patient, is_sentence, rows_form, sentence_form
-from rag.text import asked_part, content_stems, content_words, plain
+from rag.text import DRUG_NAME, asked_part, content_stems, content_words, plain
 from rag.types import Hit
 
 __all__ = ["GENERIC_WORDS", "ExtractiveGenerator", "plain", "question_parts"]
@@ -166,6 +166,7 @@ class ExtractiveGenerator:
         fits = [_value_match(values, unit) for unit in units]
         must_have = _must_have_coverage(units, topical_words)
         wants = answer_type(question)
+        asks_when = bool(_ASKS_WHEN.search(asked_part(question)))
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
         phrases = {term.lower() for term in re.findall(r"\b[A-Za-z]+(?:-[A-Za-z]+)+\b", question)}
@@ -182,6 +183,8 @@ class ExtractiveGenerator:
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
+            if asks_when and _CONDITION.search(unit.text):
+                score *= 1.2  # "When is bicarbonate indicated?": "Consider only if pH < 7.0"
             score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
             scores.append(score if on_topic[i] else 0.0)
 
@@ -253,6 +256,12 @@ class ExtractiveGenerator:
             ][: MAX_BOTTOM_LINE_UNITS - 1]
         elif vectors:
             also = self._part_answers(question, units, chosen, vectors)
+        # What qualifies an answer ("Limitations") is shown after it and never leads, unless the
+        # question asks about it.
+        chosen.sort(
+            key=lambda unit: bool(_ASIDE_HEADING.search(unit.section))
+            and not content_stems(unit.section) & question_words
+        )
         return Draft(
             text=_render(chosen, hits, audience, lead, "list" if wants_list else wants, also),
             decision=None,
@@ -363,7 +372,8 @@ _WANTS_LIST = re.compile(
 # What kind of answer a question asks for, and what a unit giving one contains.
 _ASKS_DOSE = re.compile(
     r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen|(?:which|what) (?:\w+ )?(?:antibiotics?|"
-    r"drugs?|medications?|medicines?|agents?|inhalers?|antiplatelets?|anticoagulants?))\b",
+    r"drugs?|medications?|medicines?|agents?|inhalers?|antiplatelets?|anticoagulants?)|"
+    r"empiric(?:al)? (?:antibiotics?|antimicrobials?|therapy|treatment|regimen|coverage))\b",
     re.IGNORECASE,
 )
 _ASKS_NUMBER = re.compile(
@@ -383,15 +393,29 @@ def answer_type(question: str) -> str:
 
 
 def _answer_type_weight(wants: str, text: str) -> float:
-    """Favour units that give the kind of answer asked for: a dose amount for a dose question,
-    a number for a threshold or timing question."""
+    """Favour units that give the kind of answer asked for: a dose amount (or at least a drug)
+    for a dose or drug question, a number for a threshold or timing question."""
     if wants == "dose":
-        return 1.5 if _DOSE_AMOUNT.search(text) else 1.0
+        # A regimen may name its drugs without amounts ("vancomycin plus cefepime").
+        return 1.5 if _DOSE_AMOUNT.search(text) else 1.25 if DRUG_NAME.search(text.lower()) else 1.0
     if wants == "number":
         # The digits of a name ("CURB-65", "ABCD2") are no number.
         return 1.3 if _ANY_NUMBER.search(NAME_WITH_DIGITS.sub("", text)) else 1.0
     return 1.0
 
+
+# A question asking in which case something is done, and a unit stating a case.
+_ASKS_WHEN = re.compile(r"^\W*when\b|\bindicat(?:ed|ions?)\b", re.IGNORECASE)
+_CONDITION = re.compile(
+    r"\b(?:if|when|unless|only|in (?:all |any )?(?:\w+ ){0,2}patients? with)\b", re.IGNORECASE
+)
+
+# Headings of what qualifies a recommendation rather than states it.
+_ASIDE_HEADING = re.compile(
+    r"\b(?:limitations?|caveats?|pitfalls?|controvers(?:y|ies)|knowledge gaps?|evidence gaps?|"
+    r"future research|research needs|background|rationale|history)\b",
+    re.IGNORECASE,
+)
 
 # Another guideline's unit stays in the answer only when it scores this close to the best.
 SCOPE_RATIO = 0.85
