@@ -172,6 +172,8 @@ def test_facets_come_from_the_question_and_are_checked_in_the_cited_passages():
 
 def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert differ("Target a systolic below 120 mmHg.", "Target a systolic below 130 mmHg.")
+    assert differ("Target systolic BP < 120 mmHg in CKD.", "BP target: < 130/80 mm Hg.")
+    assert not differ("BP target: < 130/80 mm Hg.", "Aim for a BP below 130/80 mmHg.")
     assert differ("CURB-65 is the recommended tool.", "PSI is preferred over CURB-65.")
     assert not differ("Give 1.2 mg then 0.6 mg.", "Colchicine 1.2 mg, then 0.6 mg an hour later.")
     assert not differ("Start within 24 hours.", "Begin treatment within 24 h.")
@@ -313,3 +315,25 @@ def test_a_vignettes_description_is_not_named_when_the_passages_fit_the_patient(
     )
     question = "Day 7 post-SAH, new aphasia, TCD MCA mean velocity 210 cm/s. First-line treatment?"
     assert "SAH" in grade_evidence(question, None, [hypertension], direct_score=1.3).unmentioned
+
+
+def test_a_stage_only_the_question_writes_does_not_hide_another_guidelines_target():
+    from rag.generate.agreement import compare_sources
+
+    # "G3b" is the patient's stage; neither guideline writes it, and both give a target for
+    # adults with CKD: the older, different target is shown and the disagreement said.
+    kdigo = Hit(
+        "k#1", "kdigo", "## Blood Pressure Targets\n- Target systolic BP < 120 mmHg in adults "
+        "with CKD and hypertension (Grade 2B).\n", 1.0, 1, title="KDIGO BP in CKD",
+        section="Blood Pressure Targets", source="KDIGO", year=2024,
+    )  # fmt: skip
+    acc = Hit(
+        "a#1", "acc", "## CKD\n- Adults with hypertension and CKD: BP target < 130/80 mm Hg "
+        "(Class I).\n", 0.9, 2, title="ACC/AHA High Blood Pressure", section="CKD",
+        source="ACC/AHA", year=2017,
+    )  # fmt: skip
+    draft = "Bottom line: Target systolic BP < 120 mmHg in adults with CKD (Grade 2B) [1]."
+    text, found = compare_sources(
+        "CKD G3b with hypertension - what systolic BP target?", draft, [kdigo, acc]
+    )
+    assert found and "[2]" in text and "ACC/AHA 2017" in text

@@ -68,9 +68,10 @@ _RECOMMENDS = re.compile(
     r"(?:is|are) (?:the )?(?:tool|choice|option|treatment) of choice)\b",
     re.IGNORECASE,
 )
+# An amount and its unit; a range ("150-300 mg") or a blood pressure ("130/80 mm Hg") gives two.
 _AMOUNT = re.compile(
-    r"(\d+(?:\.\d+)?)(?:\s*(?:-|–|to)\s*(\d+(?:\.\d+)?))?\s*"
-    r"(mg|g|mcg|mmhg|mmol|ml|%|hours?|h|days?|weeks?|months?|years?|minutes?|min|points?)\b",
+    r"(\d+(?:\.\d+)?)(?:\s*(?:-|–|to|/)\s*(\d+(?:\.\d+)?))?\s*"
+    r"(mg|g|mcg|mm ?hg|mmol|ml|%|hours?|h|days?|weeks?|months?|years?|minutes?|min|points?)\b",
     re.IGNORECASE,
 )
 _UNIT_FAMILY = {"hour": "h", "hours": "h", "day": "d", "days": "d", "week": "w", "weeks": "w",
@@ -122,8 +123,15 @@ def compare_sources(
         return draft, []
     floor = max(SAME_POINT_SHARE, SAME_POINT_RATIO * lead_units[0][0])
     # A score or drug the question names with digits ("ABCD2", "CURB-65") is the point: another
-    # source's unit that does not name it is about something else (the ICH score's rows).
-    names = {name.lower() for name in NAME_WITH_DIGITS.findall(question)}
+    # source's unit that does not name it is about something else (the ICH score's rows). Not
+    # a name the answer's own passages never write either: "G3b" in "CKD G3b with
+    # hypertension" is the patient's stage, and a target for adults with CKD is on the point.
+    lead_text = "\n".join(
+        f"{passages[n - 1].section}\n{passages[n - 1].text}" for n in cited
+    ).lower()
+    names = {
+        name.lower() for name in NAME_WITH_DIGITS.findall(question) if name.lower() in lead_text
+    }
     others: dict[str, list[tuple[float, Unit]]] = {}
     for n, hit in enumerate(passages, start=1):
         if guideline(hit) not in lead_titles:
@@ -273,7 +281,7 @@ def differ(a: str, b: str, *, doses_only: bool = False) -> bool:
 def _amounts(text: str) -> dict[str, set[float]]:
     found: dict[str, set[float]] = {}
     for low, high, unit in _AMOUNT.findall(text):
-        family = _UNIT_FAMILY.get(unit.lower(), unit.lower())
+        family = _UNIT_FAMILY.get(unit.lower(), unit.lower().replace(" ", ""))
         values = found.setdefault(family, set())
         values.add(float(low))
         if high:
