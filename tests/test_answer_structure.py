@@ -582,3 +582,21 @@ def test_a_limitation_is_shown_after_the_answer_and_never_leads():
     # Asked about, a limitation may lead.
     asked = answer("What are the limitations of bronchodilator reversibility in COPD?", hits)
     assert asked.bottom_line.startswith("A positive bronchodilator reversibility test")
+
+
+NEWBORN_HR = """\
+### Heart Rate Thresholds
+- Heart rate >= 100 bpm: Reassuring; continue observation and supportive care.
+- Heart rate < 100 bpm: Initiate positive pressure ventilation if the newborn is apneic or gasping.
+- Heart rate < 60 bpm after 30 seconds of effective ventilation: Initiate chest compressions coordinated with ventilation and increase FiO2 to 100%.
+"""
+
+
+def test_of_two_rows_the_values_meet_the_one_written_for_them_leads():
+    # A heart rate of 50 meets "< 100" and "< 60": the closer bound is the branch for it.
+    cited = answer(
+        "Newborn on PPV with good chest rise, heart rate 50 bpm. What next?",
+        [hit("nrp", NEWBORN_HR, 1, title="Neonatal resuscitation", section="Heart rate")],
+    )
+    assert cited.bottom_line.startswith("Heart rate < 60 bpm")
+    assert "chest compressions" in cited.bottom_line

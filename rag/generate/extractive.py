@@ -36,6 +36,7 @@ from rag.generate.units import Unit, is_headed_list, label_of, passage_units, sh
 from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
+from rag.generate.values import slack as value_slack
 from rag.generate.wording import definitions, for_patient, is_sentence, rows_form, sentence_form
 from rag.text import DRUG_NAME, asked_part, content_stems, content_words, plain
 from rag.types import Hit
@@ -217,6 +218,14 @@ class ExtractiveGenerator:
             return Draft(text="", refused=True)
         shown_matched = [i for i in matched if units[i] in chosen]
         best_rule = max((scores[i] for i in shown_matched if units[i].kind != "path"), default=0.0)
+        # Of the matched units scoring close to the best, the one whose condition fits the
+        # values most closely ("< 60 bpm" for a heart rate of 50, not "< 100 bpm") leads.
+        best_matched = max((scores[i] for i in shown_matched), default=0.0)
+        closest = min(
+            (_value_slack(values, units[i]) for i in shown_matched
+             if scores[i] >= CLOSER_FIT_RATIO * best_matched),
+            default=math.inf,
+        )  # fmt: skip
         # A decision-tree path reads less well than a rule or a row: it leads only when it
         # answers clearly better than every matched rule ("INR >= 2.0: 4F-PCC ...").
         lead = next(
@@ -226,6 +235,10 @@ class ExtractiveGenerator:
                     shown_matched,
                     key=lambda i: (
                         units[i].kind == "path" and scores[i] < PATH_LEAD_RATIO * best_rule,
+                        not (
+                            scores[i] >= CLOSER_FIT_RATIO * best_matched
+                            and _value_slack(values, units[i]) <= closest
+                        ),
                         -scores[i],
                     ),
                 )
@@ -496,9 +509,22 @@ def names_ruled_out(text: str, negated: frozenset[str]) -> bool:
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:
-    """values.match for `unit`'s condition, leaving out the values its heading or table
-    title names: in "Home BP thresholds that correspond to office 130/80?" the 130 and 80 say
-    which table is asked about ("... Corresponding to Office 130/80 mm Hg"), not which row."""
+    """values.match for `unit`'s condition (see _deciding_condition)."""
+    own, text = _deciding_condition(values, unit)
+    return value_match(own, text)
+
+
+def _value_slack(values: list[Value], unit: Unit) -> float:
+    """values.slack for `unit`'s condition: how closely a condition the values meet fits them."""
+    own, text = _deciding_condition(values, unit)
+    return value_slack(own, text)
+
+
+def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], str]:
+    """(the values compared, the condition text they are compared with) for `unit`. Values
+    its heading or table title names are left out: in "Home BP thresholds that correspond to
+    office 130/80?" the 130 and 80 say which table is asked about ("... Corresponding to Office
+    130/80 mm Hg"), not which row."""
     named = f"{unit.section} {unit.lead}"
     own = [
         value
@@ -508,9 +534,9 @@ def _value_match(values: list[Value], unit: Unit) -> int:
     # The unit's own condition ("10-year ASCVD risk >= 20%:") decides before its heading's
     # ("Primary Prevention (Ages 40-75)"): the heading holds for every unit under it.
     stated = unit.condition.removesuffix(unit.section).strip()
-    if unit.kind != "path" and stated and (first := value_match(own, stated)):
-        return first
-    return value_match(own, _condition_text(unit))
+    if unit.kind != "path" and stated and value_match(own, stated):
+        return own, stated
+    return own, _condition_text(unit)
 
 
 def _embedded_text(unit: Unit) -> str:
@@ -823,6 +849,7 @@ def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> U
 
 
 PATH_LEAD_RATIO = 1.5  # how much better a matched tree path must score to lead over a rule
+CLOSER_FIT_RATIO = 0.75  # a matched unit this close to the best may lead by fitting the values better
 # A dose or number question's bottom line comes from the best this-many sentence units.
 BOTTOM_LINE_CHOICES = 3
 MAX_BOTTOM_LINE_UNITS = 3  # rows the question's values pick, or parts of a question it asks

@@ -11,6 +11,7 @@ values.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 
@@ -266,8 +267,39 @@ def match(values: list[Value], condition_text: str) -> int:
     """+1 when a value of the question meets a condition of `condition_text`, -1 when the
     condition text states conditions of the kinds the question gives and none is met, 0 when
     they cannot be compared (no values, no conditions, or different kinds)."""
-    if not values:
+    comparable = _comparable(values, condition_text)
+    if not comparable:
         return 0
+    if any(
+        c.low == c.high and c.kind in _OF_THE_PATIENT and v.kind == c.kind and not c.holds(v.number)
+        for v, c in comparable
+    ):
+        # "A 70 kg patient with 30% TBSA: first 8 hours 4,200 mL" is a worked example for
+        # another patient than an 80 kg one, whatever else it matches ("first 8 hours").
+        return -1
+    return 1 if any(c.holds(v.number) for v, c in comparable) else -1
+
+
+def slack(values: list[Value], condition_text: str) -> float:
+    """How closely the conditions of `condition_text` that the question's values meet fit
+    them: the least distance from a value to a bound of a condition it meets (inf when none
+    is met). A heart rate of 50 meets "< 100" and "< 60"; the second, closer bound is the
+    branch written for it."""
+    distances = [
+        abs(v.number - bound)
+        for v, c in _comparable(values, condition_text)
+        if c.holds(v.number)
+        for bound in (c.low, c.high)
+        if bound is not None
+    ]
+    return min(distances, default=math.inf)
+
+
+def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, Condition]]:
+    """The (value, condition) pairs of the question's values and the conditions of
+    `condition_text` that measure the same thing."""
+    if not values:
+        return []
     stated = conditions(condition_text)
     kinds = {v.kind for v in values}
     # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
@@ -285,13 +317,4 @@ def match(values: list[Value], condition_text: str) -> int:
             (v, c) for v in values for c in stated
             if not v.kind and not c.kind and v.number <= 50 and (c.high or c.low or 0) <= 50
         ]  # fmt: skip
-    if not comparable:
-        return 0
-    if any(
-        c.low == c.high and c.kind in _OF_THE_PATIENT and v.kind == c.kind and not c.holds(v.number)
-        for v, c in comparable
-    ):
-        # "A 70 kg patient with 30% TBSA: first 8 hours 4,200 mL" is a worked example for
-        # another patient than an 80 kg one, whatever else it matches ("first 8 hours").
-        return -1
-    return 1 if any(c.holds(v.number) for v, c in comparable) else -1
+    return comparable
