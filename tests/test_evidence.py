@@ -337,3 +337,32 @@ def test_a_stage_only_the_question_writes_does_not_hide_another_guidelines_targe
         "CKD G3b with hypertension - what systolic BP target?", draft, [kdigo, acc]
     )
     assert found and "[2]" in text and "ACC/AHA 2017" in text
+
+
+def test_another_source_is_shown_as_agreeing_only_when_it_is_on_the_point():
+    from rag.generate.agreement import compare_sources
+
+    gina = Hit(
+        "g#1", "gina", "- Positive bronchodilator reversibility in adults: FEV1 increase >12% "
+        "and >200 mL.\n", 1.0, 1, title="GINA asthma", section="Spirometry", source="GINA",
+        year=2024,
+    )  # fmt: skip
+    gold = Hit(
+        "c#1", "gold", "- Initial therapy: a bronchodilator.\n", 0.9, 2, title="GOLD COPD",
+        section="Group A", source="GOLD", year=2024,
+    )  # fmt: skip
+    bts = Hit(
+        "b#1", "bts", "- In adults, asthma is confirmed by bronchodilator reversibility: an FEV1 "
+        "increase of more than 12% and 200 mL.\n", 0.8, 3, title="BTS asthma",
+        section="Diagnosis", source="BTS", year=2019,
+    )  # fmt: skip
+    question = "What bronchodilator reversibility confirms asthma in adults?"
+    draft = "Bottom line: Positive bronchodilator reversibility in adults: FEV1 >12% and >200 mL [1]."
+
+    def close_in_meaning(texts):
+        return [0.9] * len(texts)  # every unit as close as can be: the words must decide
+
+    text, _ = compare_sources(question, draft, [gina, gold], similarity=close_in_meaning)
+    assert "Other guidance" not in text and "GOLD" not in text
+    text, _ = compare_sources(question, draft, [gina, bts], similarity=close_in_meaning)
+    assert "### Other guidance on this point" in text and "BTS 2019" in text

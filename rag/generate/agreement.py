@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.generate.abstention import DOSE_AMOUNT
 from rag.generate.extractive import (
     answer_type,
     guideline,
@@ -144,8 +145,10 @@ def compare_sources(
     # shared words and, with the embedder, by meaning: a source on the point by either counts.
     lead_units = _relative(lead_units, floor)
     others = {source: _relative(units, floor) for source, units in others.items()}
-    # A source that agrees is worth a line only when it is on the point by meaning too (the
-    # word route alone lets neighbouring statements through); one that differs always is.
+    on_point_by_words = {source for source, units in others.items() if units and units[0][0] >= 1.0}
+    # A source that agrees is worth a line only when it is on the point by words and by
+    # meaning (either route alone lets neighbouring statements through: GOLD's "Initial
+    # therapy: bronchodilator" for asthma reversibility); one that differs always is.
     agrees_worth_showing = set(others) if similarity is None else set()
     if similarity is not None:
         by_meaning, meaning_others, meaning_floor = _by_meaning(
@@ -154,7 +157,7 @@ def compare_sources(
         lead_units = _merged(lead_units, _relative(by_meaning, meaning_floor))
         for source, units in meaning_others.items():
             others[source] = _merged(others.get(source, []), _relative(units, meaning_floor))
-            if units and units[0][0] >= meaning_floor:
+            if units and units[0][0] >= meaning_floor and source in on_point_by_words:
                 agrees_worth_showing.add(source)
     # A source written for a population the question rules out ("Standards of Care in
     # Diabetes" for a patient with no diabetes) is not on the point.
@@ -190,7 +193,10 @@ def compare_sources(
             None,
         )  # fmt: skip
         if pair is None:
-            if source in agrees_worth_showing:
+            # For a dose question, another source agrees on a dose, not on a BP to reach first.
+            if source in agrees_worth_showing and (
+                not asks_dose or DOSE_AMOUNT.search(shown_text(units[0][1]))
+            ):
                 agreeing.append(_side(passages, units[0][1]))
         else:
             lead_side = _side(passages, pair[0])
