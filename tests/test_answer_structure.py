@@ -600,3 +600,20 @@ def test_of_two_rows_the_values_meet_the_one_written_for_them_leads():
     )
     assert cited.bottom_line.startswith("Heart rate < 60 bpm")
     assert "chest compressions" in cited.bottom_line
+
+
+def test_a_guideline_for_the_population_the_question_rules_out_does_not_lead():
+    hits = [
+        hit(
+            "ada", "### CKD\n- An SGLT2 inhibitor should be used in adults with type 2 diabetes "
+            "who have CKD with eGFR 20-60 mL/min/1.73 m2 to start an SGLT2 inhibitor early.\n", 1,
+            title="Standards of Care in Diabetes", section="CKD",
+        ),
+        hit(
+            "kdigo", "### SGLT2 inhibitors\n- Initiation threshold: start if eGFR >= 20 "
+            "mL/min/1.73 m2, regardless of diabetes status.\n", 2,
+            title="KDIGO Guideline for CKD", section="SGLT2 inhibitors",
+        ),
+    ]  # fmt: skip
+    cited = answer("CKD with eGFR 22 and no diabetes - too late to start an SGLT2 inhibitor?", hits)
+    assert "regardless of diabetes status" in cited.bottom_line

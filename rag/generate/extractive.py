@@ -179,8 +179,10 @@ class ExtractiveGenerator:
                 on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
             score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
             score *= _VALUE_WEIGHT[fits[i]]
-            if _for_negated(unit, negated):
-                score *= _VALUE_WEIGHT[-1]  # written for the population the question rules out
+            if _for_negated(unit, negated) or names_ruled_out(hits[unit.passage - 1].title, negated):
+                # Written for the population the question rules out, or in a guideline for it
+                # ("Standards of Care in Diabetes" for a patient with no diabetes).
+                score *= _VALUE_WEIGHT[-1]
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
