@@ -538,7 +538,12 @@ def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], s
     stated = unit.condition.removesuffix(unit.section).strip()
     if unit.kind != "path" and stated and value_match(own, stated):
         return own, stated
-    return own, _condition_text(unit)
+    condition = _condition_text(unit)
+    if unit.kind == "item" and not unit.children and not value_match(own, condition):
+        # An item whose label states no condition may state it in its text: "Initiation
+        # Threshold: Start if eGFR >= 20 mL/min/1.73m2" for an eGFR of 22.
+        return own, f"{condition} {unit.text}"
+    return own, condition
 
 
 def _embedded_text(unit: Unit) -> str:

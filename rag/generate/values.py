@@ -124,8 +124,10 @@ def _number(text: str) -> float:
 def _masked(text: str) -> str:
     """`text` with the digits inside names blanked out, positions kept; a score name leaves
     the word "score" so the number after it reads as a score. A time horizon ("10-year ASCVD
-    risk", "5-year survival") is part of the name of what it measures, not a value."""
+    risk", "5-year survival") is part of the name of what it measures, not a value; nor is a
+    heading's or a step's number ("2. SGLT2 Inhibitors")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
+    text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
     return NAME_WITH_DIGITS.sub(
         lambda m: (
             "score" + " " * (len(m.group(0)) - 5) if len(m.group(0)) >= 5 else " " * len(m.group(0))
@@ -135,6 +137,7 @@ def _masked(text: str) -> str:
 
 
 _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
+_ENUMERATION = re.compile(r"^\s*(?:step\s+)?\d+(?:\.\d+)*[.)](?=\s+[A-Za-z])", re.IGNORECASE)
 
 
 def _kind(text: str, start: int, end: int) -> str:
