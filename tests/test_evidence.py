@@ -174,6 +174,12 @@ def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert differ("Target a systolic below 120 mmHg.", "Target a systolic below 130 mmHg.")
     assert differ("Target systolic BP < 120 mmHg in CKD.", "BP target: < 130/80 mm Hg.")
     assert not differ("BP target: < 130/80 mm Hg.", "Aim for a BP below 130/80 mmHg.")
+    # The same dose with a note on whom to avoid it in is no conflict on a dose question.
+    assert not differ(
+        "Nicardipine 5 mg/h IV, up by 2.5 mg/h every 5-15 min; maximum 15 mg/h; preferred.",
+        "Nicardipine 5 mg/hr, titrate by 2.5 mg/hr; max 15 mg/hr; preferred; avoid in acute HF.",
+        doses_only=True,
+    )
     assert differ("CURB-65 is the recommended tool.", "PSI is preferred over CURB-65.")
     assert not differ("Give 1.2 mg then 0.6 mg.", "Colchicine 1.2 mg, then 0.6 mg an hour later.")
     assert not differ("Start within 24 hours.", "Begin treatment within 24 h.")

@@ -268,15 +268,20 @@ def _by_meaning(
 
 def differ(a: str, b: str, *, doses_only: bool = False) -> bool:
     """Whether two statements on one point disagree: amounts in the same unit that share no
-    value (only dose units when `doses_only`), or (when neither or both state amounts, and
-    both are recommendations) one recommending against, or preferring another option, and
-    the other not."""
+    value (only dose units when `doses_only`), or (when neither states amounts in a unit the
+    other uses, and both are recommendations) one recommending against, or preferring another
+    option, and the other not."""
     amounts_a, amounts_b = _amounts(a), _amounts(b)
-    for family in set(amounts_a) & set(amounts_b):
+    shared = set(amounts_a) & set(amounts_b)
+    for family in shared:
         if doses_only and family not in _DOSE_FAMILIES:
             continue
         if not amounts_a[family] & amounts_b[family]:
             return True
+    if shared & _DOSE_FAMILIES if doses_only else shared:
+        # The same amounts: "avoid in acute HF" beside the same nicardipine dose is a note,
+        # not a conflict.
+        return False
     if bool(amounts_a) != bool(amounts_b):
         return False  # a dose beside a choice of drug: two kinds of statement, not a conflict
     if not (_RECOMMENDS.search(a) and _RECOMMENDS.search(b)):

@@ -386,7 +386,8 @@ _WANTS_LIST = re.compile(
 )
 # What kind of answer a question asks for, and what a unit giving one contains.
 _ASKS_DOSE = re.compile(
-    r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen|(?:which|what) (?:\w+ )?(?:antibiotics?|"
+    r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen|(?:starting|initial|infusion) rate|"
+    r"titrat(?:e|ed|ion)|(?:which|what) (?:\w+ )?(?:antibiotics?|"
     r"drugs?|medications?|medicines?|agents?|inhalers?|antiplatelets?|anticoagulants?)|"
     r"empiric(?:al)? (?:antibiotics?|antimicrobials?|therapy|treatment|regimen|coverage))\b",
     re.IGNORECASE,
@@ -539,11 +540,15 @@ def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], s
     if unit.kind != "path" and stated and value_match(own, stated):
         return own, stated
     condition = _condition_text(unit)
-    if unit.kind == "item" and not unit.children and not value_match(own, condition):
-        # An item whose label states no condition may state it in its text: "Initiation
-        # Threshold: Start if eGFR >= 20 mL/min/1.73m2" for an eGFR of 22.
-        return own, f"{condition} {unit.text}"
+    clause = _IF_CLAUSE.search(unit.text) if unit.kind == "item" else None
+    if clause and not value_match(own, condition):
+        # An item whose label states no condition may state it in an "if" clause:
+        # "Initiation Threshold: Start if eGFR >= 20 mL/min/1.73m2" for an eGFR of 22.
+        return own, f"{condition} {clause.group(1)}"
     return own, condition
+
+
+_IF_CLAUSE = re.compile(r"\b(?:if|when|unless)\s+([^;:]+)", re.IGNORECASE)
 
 
 def _embedded_text(unit: Unit) -> str:
