@@ -37,7 +37,7 @@ from rag.generate.extractive import (
 )
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
-from rag.text import content_stems
+from rag.text import DRUG_NAME, content_stems
 from rag.types import Citation, Hit
 
 # How much of the question's topical words a unit must share to address the same point, alone
@@ -146,9 +146,11 @@ def compare_sources(
     lead_units = _relative(lead_units, floor)
     others = {source: _relative(units, floor) for source, units in others.items()}
     on_point_by_words = {source for source, units in others.items() if units and units[0][0] >= 1.0}
-    # A source that agrees is worth a line only when it is on the point by words and by
-    # meaning (either route alone lets neighbouring statements through: GOLD's "Initial
-    # therapy: bronchodilator" for asthma reversibility); one that differs always is.
+    # A source that agrees is worth a line only when it is on the point by meaning and by
+    # words, or names the drug asked about (meaning alone lets neighbouring statements
+    # through: GOLD's "Initial therapy: bronchodilator" for asthma reversibility); one that
+    # differs always is.
+    drugs = set(DRUG_NAME.findall(question.lower()))
     agrees_worth_showing = set(others) if similarity is None else set()
     if similarity is not None:
         by_meaning, meaning_others, meaning_floor = _by_meaning(
@@ -157,7 +159,11 @@ def compare_sources(
         lead_units = _merged(lead_units, _relative(by_meaning, meaning_floor))
         for source, units in meaning_others.items():
             others[source] = _merged(others.get(source, []), _relative(units, meaning_floor))
-            if units and units[0][0] >= meaning_floor and source in on_point_by_words:
+            if (
+                units
+                and units[0][0] >= meaning_floor
+                and (source in on_point_by_words or _names_drug(units[0][1], drugs))
+            ):
                 agrees_worth_showing.add(source)
     # A source written for a population the question rules out ("Standards of Care in
     # Diabetes" for a patient with no diabetes) is not on the point.
@@ -318,6 +324,11 @@ def _units_on_point(
                 scored.append((share, unit))
     scored.sort(key=lambda item: -item[0])
     return scored[:UNITS_COMPARED]
+
+
+def _names_drug(unit: Unit, drugs: set[str]) -> bool:
+    """Whether `unit` names one of `drugs` (lower-cased names)."""
+    return bool(drugs & set(DRUG_NAME.findall(shown_text(unit).lower())))
 
 
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
