@@ -311,13 +311,17 @@ def grade_evidence(
     # Neither a vignette's measurements nor, when the passages fit the patient, the rest of
     # its description is what the question asks about.
     measured = measurement_words(question) | described_patient(question, cited)
+    # A term is named as unmentioned only if the user wrote it in this turn: a follow-up's
+    # "(context: ...)" is the conversation's, said before.
+    asked = asked_part(question)
+    asked_words = {word.lower() for word in re.findall(r"[\w-]+", asked)}
     if not missing:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.
         text = "\n".join(f"{hit.section}\n{hit.text}" for hit in cited)
         unmentioned = [
             name
-            for name in dict.fromkeys(_ACRONYM.findall(question))
+            for name in dict.fromkeys(_ACRONYM.findall(asked))
             if name.lower() not in measured
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
         ][:2]
@@ -336,6 +340,7 @@ def grade_evidence(
                 word
                 for word in candidates
                 if len(word) > 3
+                and word in asked_words
                 and not any(c.isdigit() for c in word)
                 and word not in measured
                 and is_term(word)
