@@ -617,3 +617,31 @@ def test_a_guideline_for_the_population_the_question_rules_out_does_not_lead():
     ]  # fmt: skip
     cited = answer("CKD with eGFR 22 and no diabetes - too late to start an SGLT2 inhibitor?", hits)
     assert "regardless of diabetes status" in cited.bottom_line
+
+
+STENT_DELAY = """\
+### Timing of Elective Surgery After Stent Implantation
+| Intervention | Minimum delay before elective noncardiac surgery |
+|---|---|
+| Balloon angioplasty | 14 days |
+| Bare-metal stent (BMS) | 30 days |
+| Drug-eluting stent (DES) | Optimally 365 days |
+| DES (abbreviated DAPT) | May be considered after 180 days |
+| Coronary artery bypass grafting | 6 weeks |
+| Carotid endarterectomy | 4 weeks |
+| Transcatheter valve implantation | 3 months |
+| Surgical valve replacement | 3 months |
+| Pacemaker implantation | 2 weeks |
+"""
+
+
+def test_rows_that_answer_equally_are_all_in_the_bottom_line_in_the_documents_order():
+    # Too long a table to quote whole: its rows are the units, and two of them name the DES.
+    cited = answer(
+        "How long after a DES should elective noncardiac surgery be delayed?",
+        [hit("periop", STENT_DELAY, 1, title="Perioperative guideline", section="Stents")],
+    )
+    line = cited.bottom_line
+    assert "365 days" in line and "180 days" in line
+    assert line.index("365 days") < line.index("180 days")
+    assert "30 days" not in line

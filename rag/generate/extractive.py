@@ -271,6 +271,15 @@ class ExtractiveGenerator:
             ][: MAX_BOTTOM_LINE_UNITS - 1]
         elif vectors:
             also = self._part_answers(question, units, chosen, vectors)
+        # Rows of one table that answer the question as well as the best ("Drug-eluting stent
+        # (DES): optimally 365 days" beside "DES (abbreviated DAPT): after 180 days"): with no
+        # value to pick one, the bottom line gives each.
+        best_score = max(scores)
+        tied_rows = [
+            unit
+            for unit, score in zip(units, scores, strict=True)
+            if unit.kind == "row" and score >= TIED_ROW_RATIO * best_score
+        ]
         # What qualifies an answer ("Limitations") is shown after it and never leads, unless the
         # question asks about it.
         chosen.sort(
@@ -278,7 +287,10 @@ class ExtractiveGenerator:
             and not content_stems(unit.section) & question_words
         )
         return Draft(
-            text=_render(chosen, hits, audience, lead, "list" if wants_list else wants, also),
+            text=_render(
+                chosen, hits, audience, lead, "list" if wants_list else wants, also,
+                tied_rows if lead is None else (),
+            ),
             decision=None,
             refused=False,
         )
@@ -864,6 +876,7 @@ PATH_LEAD_RATIO = 1.5  # how much better a matched tree path must score to lead 
 CLOSER_FIT_RATIO = 0.75  # a matched unit this close to the best may lead by fitting the values better
 # A dose or number question's bottom line comes from the best this-many sentence units.
 BOTTOM_LINE_CHOICES = 3
+TIED_ROW_RATIO = 0.95  # a row scoring this close to the best is as much the answer
 MAX_BOTTOM_LINE_UNITS = 3  # rows the question's values pick, or parts of a question it asks
 MAX_WHOLE_WORDS = 140  # the longest table or list shown whole in place of a chosen row or item
 
@@ -929,6 +942,7 @@ def _render(
     lead: Unit | None = None,
     wants: str = "",
     also: Sequence[Unit] = (),
+    tied_rows: Sequence[Unit] = (),
 ) -> str:
     """Bottom line: the unit the question's values matched (`lead`), else the best unit that
     reads as a sentence, written as one sentence; when the question asks for a dose, a number
@@ -975,6 +989,23 @@ def _render(
         # inpatient ward)"): it says for whom the sentence holds.
         sentence = f"{bottom.section}: {sentence[:1].lower() + sentence[1:] if sentence[1:2].islower() else sentence}"
     said = [(sentence, bottom.passage), *continued]
+    if bottom.kind == "row":
+        # A row tied with the bottom line's, of its table, for the same thing (its first cell
+        # shares a word: "DES"), is said beside it, in the document's order.
+        named = content_stems(bottom.cells[0]) if bottom.cells else frozenset()
+        tied = [
+            unit
+            for unit in tied_rows
+            if unit is not bottom
+            and _table_key(unit) == _table_key(bottom)
+            and unit.cells
+            and named & content_stems(unit.cells[0])
+        ][: MAX_BOTTOM_LINE_UNITS - 1]
+        also = [*tied, *(unit for unit in also if unit not in tied)]
+        if tied:
+            rows = sorted([bottom, *tied], key=lambda unit: _reading_order(unit, hits))
+            said = [(sentence_form(unit), unit.passage) for unit in rows]
+            also = [unit for unit in also if unit not in rows]
     for unit in also:
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
@@ -993,10 +1024,18 @@ def _render(
         label = "" if guideline(hit) == main else origin(hit)
         sections.setdefault((unit.section, label), []).append(unit)
     for (section, label), members in sections.items():
-        members.sort(key=lambda unit: (unit.passage, unit.position))
+        members.sort(key=lambda unit: _reading_order(unit, hits))
         heading = f"{section} ({label})" if label else section
         lines += [f"### {heading}", "", _block(members, adapt), ""]
     return "\n".join(lines).strip()
+
+
+def _reading_order(unit: Unit, hits: Sequence[Hit]) -> tuple[str, int, int]:
+    """Where `unit` stands in its document: (document, chunk number, position in the chunk).
+    Two chunks of one table are read in the document's order, not in retrieval's."""
+    hit = hits[unit.passage - 1]
+    number = hit.chunk_id.rpartition("#")[2]
+    return (hit.doc_id, int(number) if number.isdigit() else unit.passage, unit.position)
 
 
 def origin(hit: Hit) -> str:
