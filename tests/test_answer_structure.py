@@ -645,3 +645,25 @@ def test_rows_that_answer_equally_are_all_in_the_bottom_line_in_the_documents_or
     assert "365 days" in line and "180 days" in line
     assert line.index("365 days") < line.index("180 days")
     assert "30 days" not in line
+
+
+def test_the_rest_of_a_list_in_the_next_chunk_is_not_read_as_the_whole_list_under_its_heading():
+    # The chunker cut a list in two: the second chunk opens with the list's last items. Read
+    # under the section heading, they would pass for all the criteria.
+    first = (
+        "The following burn injuries should be referred to a verified burn center:\n\n"
+        "- Partial-thickness burns > 10% TBSA\n- Any full-thickness burns\n"
+        "- Burns of the face, hands, feet or genitalia\n"
+    )
+    rest = (
+        "- Burns in children at hospitals without qualified personnel for pediatric care\n"
+        "- Burns requiring special social or rehabilitative intervention\n"
+    )
+    section = "Burn care > Burn Center Referral Criteria"
+    hits = [
+        hit("burns", rest, 2, title="Burn guideline", section=section),
+        hit("burns", first, 1, title="Burn guideline", section=section),
+    ]
+    cited = answer("Burn center referral criteria?", hits)
+    assert cited.bottom_line.startswith("The following burn injuries should be referred")
+    assert "10% TBSA" in cited.bottom_line

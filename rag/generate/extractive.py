@@ -74,6 +74,16 @@ _INJECTION = re.compile(
 _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 
 
+def continues_section(hit: Hit, hits: Sequence[Hit]) -> bool:
+    """Whether the chunk before `hit` in its document, of the same section, is among `hits`:
+    then `hit` goes on from it (its list is the rest of one begun there)."""
+    document, _, number = hit.chunk_id.rpartition("#")
+    if not number.isdigit():
+        return False
+    before = f"{document}#{int(number) - 1}"
+    return any(other.chunk_id == before and other.section == hit.section for other in hits)
+
+
 def quotable(hit: Hit) -> bool:
     """Whether a passage may be quoted: none holding text addressed to an AI."""
     return not _INJECTION.search(hit.text)
@@ -119,7 +129,7 @@ class ExtractiveGenerator:
             unit
             for passage, hit in enumerate(hits, start=1)
             if quotable(hit)
-            for unit in passage_units(hit, passage)
+            for unit in passage_units(hit, passage, continues=continues_section(hit, hits))
             if not unit.is_header_only
         ]
         question_words = set(content_stems(question))

@@ -99,9 +99,12 @@ class _ListItem:
     children: list[_ListItem] = field(default_factory=list)
 
 
-def passage_units(hit: Hit, passage: int) -> list[Unit]:
-    """The quotable units of `hit`'s text, in reading order; `passage` is its 1-based number."""
+def passage_units(hit: Hit, passage: int, *, continues: bool = False) -> list[Unit]:
+    """The quotable units of `hit`'s text, in reading order; `passage` is its 1-based number.
+    `continues`: the chunk goes on from another of its section (its text does not open the
+    section, so a list at its start is not the list the heading announces)."""
     builder = _Builder(passage, _section_name(hit))
+    builder.fresh = not continues
     lines = hit.text.splitlines()
     fences = [number for number, line in enumerate(lines) if FENCE.match(line)]
     if (
