@@ -62,11 +62,17 @@ def evidence_line(evidence: object) -> str:
 def answer_markdown(answer: Answer, *, numbered_related: bool = False) -> str:
     """Bottom line, body, references, related questions and the disclaimer."""
     lines = [f"**Bottom line:** {answer.bottom_line}", ""]
+    body = answer.answer.strip()
     if answer.evidence is not None and not answer.abstained:
         lines.insert(1, f"**Evidence:** {evidence_line(answer.evidence)}")
+        # The answer text opens with the partial grade's statement (for readers of the JSON);
+        # here the Evidence line has just said it.
+        statement = answer.evidence.statement() if hasattr(answer.evidence, "statement") else ""
+        if statement and body.startswith(statement):
+            body = body[len(statement) :].lstrip()
     if answer.standalone_question and answer.standalone_question != answer.question:
         lines[:0] = [f"_Understood as: {answer.standalone_question}_", ""]
-    lines += [answer.answer.strip(), ""]
+    lines += [body, ""]
     if answer.abstained and answer.retrieved:
         lines.append("### Nearest sources")
         seen: set[str] = set()

@@ -144,7 +144,12 @@ def test_an_adult_only_dose_asked_for_a_child_is_partial_and_says_what_is_missin
     assert "children" in child.evidence.statement()
     assert child.bottom_line.startswith("No indexed source addresses a dose for children")
     assert "10 mg twice daily" in child.bottom_line  # what the sources do say follows
-    assert "**Evidence:** partial" in answer_markdown(child)
+    shown = answer_markdown(child)
+    assert "**Evidence:** partial: No indexed source addresses a dose for children" in shown
+    # Said once on the Evidence line, not again as the body's first paragraph (the JSON's
+    # answer text keeps it for readers without the grade).
+    assert shown.count("No indexed source addresses a dose for children.") == 1
+    assert child.answer.startswith(child.evidence.statement())
 
     adult = engine.ask("What apixaban dose for acute deep vein thrombosis in adults?")
     assert adult.evidence.grade == "direct"
