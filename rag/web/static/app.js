@@ -380,7 +380,13 @@
         article.appendChild(bottom);
       }
       const body = make("div", "answer-body");
-      body.appendChild(renderMarkdown(data.answer, makeCitation));
+      // The answer text opens with a partial grade's statement; the evidence line said it.
+      let answerText = data.answer || "";
+      const statement = data.evidence && data.evidence.statement;
+      if (statement && answerText.startsWith(statement)) {
+        answerText = answerText.slice(statement.length).trimStart();
+      }
+      body.appendChild(renderMarkdown(answerText, makeCitation));
       article.appendChild(body);
       if (citations.length) article.appendChild(renderReferences(turnNumber, citations));
     }
