@@ -667,3 +667,25 @@ def test_the_rest_of_a_list_in_the_next_chunk_is_not_read_as_the_whole_list_unde
     cited = answer("Burn center referral criteria?", hits)
     assert cited.bottom_line.startswith("The following burn injuries should be referred")
     assert "10% TBSA" in cited.bottom_line
+
+
+DEVICE_TREE = """\
+### Device Therapy in HFrEF
+```
+Patient with HFrEF on optimized GDMT, non-ischemic cardiomyopathy
+  → LVEF still ≤ 35%?
+      → YES → Ischemic etiology?
+          → NO (non-ischemic)
+  → LBBB with QRS ≥ 150 ms?
+      → YES → CRT recommended (Class I)
+```
+"""
+
+
+def test_a_tree_path_cut_before_its_action_does_not_lead():
+    cited = answer(
+        "Non-ischemic cardiomyopathy on optimized GDMT, LVEF 30%, LBBB with QRS 160 ms. Device?",
+        [hit("hf", DEVICE_TREE, 1, title="Heart failure guideline", section="Devices")],
+    )
+    assert "CRT recommended" in cited.bottom_line
+    assert not cited.bottom_line.rstrip(" .[]0123456789").endswith("(non-ischemic)")

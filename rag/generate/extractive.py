@@ -967,7 +967,9 @@ def _render(
     def adapt(text: str) -> str:
         return for_patient(text, defined) if audience == "patient" else text
 
-    sentences = [unit for unit in chosen if is_sentence(sentence_form(unit))]
+    sentences = [
+        unit for unit in chosen if is_sentence(sentence_form(unit)) and not _stops_short(unit)
+    ]
     typed = [
         unit
         for unit in sentences[:BOTTOM_LINE_CHOICES]
@@ -977,7 +979,7 @@ def _render(
             else _answer_type_weight(wants, sentence_form(unit)) > 1.0
         )
     ]
-    if lead is not None and is_sentence(sentence_form(lead)):
+    if lead is not None and is_sentence(sentence_form(lead)) and not _stops_short(lead):
         bottom = lead
     else:
         bottom = (typed or sentences or list(chosen))[0]
@@ -1038,6 +1040,16 @@ def _render(
         heading = f"{section} ({label})" if label else section
         lines += [f"### {heading}", "", _block(members, adapt), ""]
     return "\n".join(lines).strip()
+
+
+def _stops_short(unit: Unit) -> bool:
+    """Whether `unit` is a decision-tree path that ends on a question or a bare yes/no, its
+    action cut off by the chunker ("... Ischemic etiology? → NO (non-ischemic)"): it tells a
+    reader where they are in the tree, not what to do."""
+    if unit.kind != "path":
+        return False
+    last = unit.text.rsplit("→", 1)[-1].strip()
+    return last.endswith(("?", ":")) or bool(re.match(r"(?:yes|no)\b", last, re.IGNORECASE))
 
 
 def _reading_order(unit: Unit, hits: Sequence[Hit]) -> tuple[str, int, int]:
