@@ -143,8 +143,9 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     passage cited for "Day 7 post-SAH, new aphasia, TCD velocity 210 cm/s" does not, and its
     missing terms are still named). Words of the sentences that ask are never in the set."""
     sentences = split_prose_sentences(asked_part(question))
-    told = " ".join(sentence for sentence in sentences if not sentence.rstrip().endswith("?"))
-    if not told or len(told) == len(" ".join(sentences)):
+    asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
+    told = " ".join(sentence for sentence in sentences if sentence not in asking)
+    if not told or not asking:
         return set()
     described = {word.lower() for word in topical_words(told).values()}
     # Values and their labels ("HR 112") are the patient's, not words a passage should write.
@@ -153,12 +154,7 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     absent = set(absent_words(told, cited)) & weighed
     if not weighed or len(absent) > len(weighed) / 2:
         return set()
-    asked = {
-        word.lower()
-        for word in topical_words(
-            " ".join(sentence for sentence in sentences if sentence.rstrip().endswith("?"))
-        ).values()
-    }
+    asked = {word.lower() for word in topical_words(" ".join(asking)).values()}
     return described - asked
 
 

@@ -77,11 +77,17 @@ _VOWEL_GROUPS = re.compile(r"[aeiouy]+")
 def continues_section(hit: Hit, hits: Sequence[Hit]) -> bool:
     """Whether the chunk before `hit` in its document, of the same section, is among `hits`:
     then `hit` goes on from it (its list is the rest of one begun there)."""
-    document, _, number = hit.chunk_id.rpartition("#")
-    if not number.isdigit():
+    number = _chunk_number(hit)
+    if number is None:
         return False
-    before = f"{document}#{int(number) - 1}"
+    before = f"{hit.chunk_id.rpartition('#')[0]}#{number - 1}"
     return any(other.chunk_id == before and other.section == hit.section for other in hits)
+
+
+def _chunk_number(hit: Hit) -> int | None:
+    """The position of `hit`'s chunk in its document (its id is "<doc_id>#<n>"), or None."""
+    number = hit.chunk_id.rpartition("#")[2]
+    return int(number) if number.isdigit() else None
 
 
 def quotable(hit: Hit) -> bool:
@@ -233,11 +239,12 @@ class ExtractiveGenerator:
         # Of the matched units scoring close to the best, the one whose condition fits the
         # values most closely ("< 60 bpm" for a heart rate of 50, not "< 100 bpm") leads.
         best_matched = max((scores[i] for i in shown_matched), default=0.0)
-        closest = min(
-            (_value_slack(values, units[i]) for i in shown_matched
-             if scores[i] >= CLOSER_FIT_RATIO * best_matched),
-            default=math.inf,
-        )  # fmt: skip
+        near_best = {
+            i: _value_slack(values, units[i])
+            for i in shown_matched
+            if scores[i] >= CLOSER_FIT_RATIO * best_matched
+        }
+        closest = min(near_best.values(), default=math.inf)
         # A decision-tree path reads less well than a rule or a row: it leads only when it
         # answers clearly better than every matched rule ("INR >= 2.0: 4F-PCC ...").
         lead = next(
@@ -247,10 +254,7 @@ class ExtractiveGenerator:
                     shown_matched,
                     key=lambda i: (
                         units[i].kind == "path" and scores[i] < PATH_LEAD_RATIO * best_rule,
-                        not (
-                            scores[i] >= CLOSER_FIT_RATIO * best_matched
-                            and _value_slack(values, units[i]) <= closest
-                        ),
+                        near_best.get(i, math.inf) > closest,
                         -scores[i],
                     ),
                 )
@@ -284,11 +288,10 @@ class ExtractiveGenerator:
         # Rows of one table that answer the question as well as the best ("Drug-eluting stent
         # (DES): optimally 365 days" beside "DES (abbreviated DAPT): after 180 days"): with no
         # value to pick one, the bottom line gives each.
-        best_score = max(scores)
         tied_rows = [
             unit
             for unit, score in zip(units, scores, strict=True)
-            if unit.kind == "row" and score >= TIED_ROW_RATIO * best_score
+            if lead is None and unit.kind == "row" and score >= TIED_ROW_RATIO * max(scores)
         ]
         # What qualifies an answer ("Limitations") is shown after it and never leads, unless the
         # question asks about it.
@@ -298,8 +301,7 @@ class ExtractiveGenerator:
         )
         return Draft(
             text=_render(
-                chosen, hits, audience, lead, "list" if wants_list else wants, also,
-                tied_rows if lead is None else (),
+                chosen, hits, audience, lead, "list" if wants_list else wants, also, tied_rows
             ),
             decision=None,
             refused=False,
@@ -1013,7 +1015,6 @@ def _render(
             and unit.cells
             and named & content_stems(unit.cells[0])
         ][: MAX_BOTTOM_LINE_UNITS - 1]
-        also = [*tied, *(unit for unit in also if unit not in tied)]
         if tied:
             rows = sorted([bottom, *tied], key=lambda unit: _reading_order(unit, hits))
             said = [(sentence_form(unit), unit.passage) for unit in rows]
@@ -1056,8 +1057,8 @@ def _reading_order(unit: Unit, hits: Sequence[Hit]) -> tuple[str, int, int]:
     """Where `unit` stands in its document: (document, chunk number, position in the chunk).
     Two chunks of one table are read in the document's order, not in retrieval's."""
     hit = hits[unit.passage - 1]
-    number = hit.chunk_id.rpartition("#")[2]
-    return (hit.doc_id, int(number) if number.isdigit() else unit.passage, unit.position)
+    number = _chunk_number(hit)
+    return (hit.doc_id, unit.passage if number is None else number, unit.position)
 
 
 def origin(hit: Hit) -> str:

@@ -91,11 +91,8 @@ def sentence_form(unit: Unit) -> str:
             text = _end(" — ".join(cells))
         return f"{short_lead} {text}" if short_lead else text
     if unit.kind == "table":
-        rows = [row.split(" | ") for row in unit.children]
         head = unit.lead or f"{unit.section}:"
-        return _joined(
-            head if head.endswith(":") else head + ":", _row_clauses(rows, list(unit.header))
-        )
+        return _joined(head if head.endswith(":") else head + ":", _table_clauses(unit))
     if unit.kind == "path":
         return _path_sentence(unit.text)
     return _end(unit.text)
@@ -104,8 +101,12 @@ def sentence_form(unit: Unit) -> str:
 def rows_form(unit: Unit) -> str:
     """The rows of a table unit as one sentence of clauses, without its intro: the rest of a
     table the chunker cut in two, said after its first part."""
-    rows = [row.split(" | ") for row in unit.children]
-    return _end("; ".join(_row_clauses(rows, list(unit.header))))
+    return _end("; ".join(_table_clauses(unit)))
+
+
+def _table_clauses(unit: Unit) -> list[str]:
+    """A table unit's rows as clauses (see _row_clauses)."""
+    return _row_clauses([row.split(" | ") for row in unit.children], list(unit.header))
 
 
 def _label_is(text: str) -> str:
