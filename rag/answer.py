@@ -50,6 +50,7 @@ from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.render import NOT_COVERED, abstention_text
 from rag.retrieve import Retriever, expand_sections
+from rag.shorthand import spelled_out
 from rag.types import Answer, Citation, Hit, Turn
 
 __all__ = ["NOT_COVERED", "Backend", "Engine", "Library", "load_backend", "load_generator"]
@@ -336,7 +337,7 @@ class Engine:
                 Draft(text="", refused=True)  # nothing in the index answers it: do not guess
                 if before.abstains
                 else self.generator.generate(
-                    standalone, passages, audience=audience, want_decision=want_decision
+                    spelled_out(standalone), passages, audience=audience, want_decision=want_decision
                 )
             )
 
@@ -464,7 +465,7 @@ class Engine:
         limit = None if history else self.settings.answer.max_question_chars
         query = _require_text(query, "query", limit)
         return self.retriever.search(
-            query, mode=mode, k=k, sources=sources, min_year=min_year, history=history
+            spelled_out(query), mode=mode, k=k, sources=sources, min_year=min_year, history=history
         )
 
     def related(

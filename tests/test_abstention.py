@@ -316,3 +316,41 @@ def test_a_word_of_a_family_the_index_knows_is_not_unknown_to_it():
     assert lexical.has_family("Dyspnea")
     assert not lexical.has_family("plasmapheresis")  # shares "plasma", but is another word
     assert not lexical.has_family("bradycardia")
+
+
+def test_clinical_shorthand_is_read_as_its_full_form(demo_index: Path):
+    """A clinician types "MTX", "tPA", "AIS"; the guidelines write "methotrexate", "alteplase",
+    "acute ischemic stroke". The shorthand neither vetoes the answer as a term the index never
+    mentions nor keeps retrieval from the section that answers it."""
+    engine = engine_for(demo_index)
+    pairs = [
+        (
+            "RA on MTX wants to conceive: when should she stop MTX?",
+            "Rheumatoid arthritis on methotrexate planning pregnancy: when should she stop methotrexate?",
+        ),
+        (
+            "AIS 2 h from onset, tPA candidate, BP 198/114. What BP target before lysis?",
+            "Acute ischemic stroke 2 h from onset, alteplase candidate, BP 198/114. What blood pressure target before thrombolysis?",
+        ),
+    ]
+    for shorthand, spelled in pairs:
+        coverage = engine.coverage(shorthand, engine.search(shorthand))
+        assert coverage.unknown_words == (), shorthand
+        short, full = (engine.ask(q, suggest_related=False) for q in (shorthand, spelled))
+        assert not short.abstained, shorthand
+        assert short.evidence.unmentioned == (), short.bottom_line
+        assert short.citations[0].doc_id == full.citations[0].doc_id, shorthand
+
+
+def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
+    from rag.shorthand import spelled_out
+
+    assert spelled_out("AIS, tPA candidate; tPA dose?") == (
+        "AIS (acute ischemic stroke), tPA (alteplase) candidate; tPA dose?"
+    )
+    assert spelled_out("tPA (alteplase) dose") == "tPA (alteplase) dose"  # already spelled
+    # Two-letter capitals match only as capitals; ambiguous shorthand ("SBP") is left alone.
+    assert spelled_out("seen in ED; ed") == "seen in ED (emergency department); ed"
+    assert spelled_out("SBP 84, on Eliquis") == "SBP 84, on Eliquis (apixaban)"
+    # A label keeps its value beside it ("MAP 80" is read as a mean arterial pressure of 80).
+    assert spelled_out("MAP 80, MAP target?") == "(mean arterial pressure) MAP 80, MAP target?"

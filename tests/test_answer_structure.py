@@ -689,3 +689,34 @@ def test_a_tree_path_cut_before_its_action_does_not_lead():
     )
     assert "CRT recommended" in cited.bottom_line
     assert not cited.bottom_line.rstrip(" .[]0123456789").endswith("(non-ischemic)")
+
+
+SEPSIS_FLUIDS = """\
+### Initial Resuscitation
+- For adults with sepsis-induced hypoperfusion, give at least 30 mL/kg of IV crystalloid fluid within the first 3 hours.
+- Prefer balanced crystalloids over normal saline during resuscitation.
+- Reassess fluid responsiveness with dynamic measures rather than physical examination alone.
+
+### Vasopressors
+- Norepinephrine is the first-line vasopressor.
+"""
+
+
+def test_a_short_answer_is_read_with_the_statements_beside_it():
+    """The volume alone answers half of "volume and type": an answer shorter than FILL_WORDS
+    takes the on-topic statements written next to its best unit under the same heading (which
+    crystalloid), nearest first, never another heading's or an off-topic one."""
+    from rag.generate.extractive import _with_neighbours
+    from rag.generate.units import passage_units
+
+    units = passage_units(
+        hit("ssc", SEPSIS_FLUIDS, 1, title="Surviving Sepsis", section="Initial Resuscitation"), 1
+    )
+    best = next(unit for unit in units if "30 mL/kg" in unit.text)
+    # On topic (scored above 0): the volume, the crystalloid and the vasopressor; the
+    # reassessment statement is off topic (0).
+    scores = [0.0 if "Reassess" in unit.text else 1.0 for unit in units]
+    shown = [unit.text for unit in _with_neighbours([best], units, scores, {"crystalloid"})]
+    assert shown[0] == best.text
+    assert any("balanced crystalloids" in text for text in shown)
+    assert not any("Reassess" in text or "Norepinephrine" in text for text in shown)

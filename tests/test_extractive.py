@@ -269,7 +269,18 @@ def test_questions_asking_two_things_are_split_in_two():
         "How is severity assessed with CURB-65",
         "who should be admitted",
     ]
-    assert question_parts("What is the dose? How long for?") == ["What is the dose", "How long for"]
+    # A part that names no topic of its own ("how long", "how much") is asked about the others'.
+    assert question_parts("What is the dose? How long for?") == [
+        "What is the dose",
+        "How long for dose",
+    ]
+    assert question_parts("Phosphate replacement in DKA: when and how much?") == [
+        "Phosphate replacement in DKA: when",
+        "how much Phosphate replacement DKA",
+    ]
+    assert question_parts("Colchicine prophylaxis: drug, dose, how long?")[1].startswith(
+        "how long Colchicine prophylaxis"
+    )
     question = "Should aspirin and clopidogrel be combined?"  # "and" inside one question
     assert question_parts(question) == [question]
 

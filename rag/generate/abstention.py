@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
+from rag.shorthand import alternatives, spelled_out
 from rag.text import WORD, asked_part, content_stems, stems
 from rag.types import Hit
 
@@ -176,7 +177,7 @@ def measure_coverage(
     if rows is not None and len(rows) == 0:
         return Coverage(-1.0, 0.0, tuple(w.lower() for w in topical_words(question).values()))
     if query_vector is None:
-        query_vector = index.embedder.embed_query(question)
+        query_vector = index.embedder.embed_query(spelled_out(question))
     nearest = index.search_dense(query_vector, 1, rows)
     nearest_cosine = float(nearest[0][1]) if nearest else -1.0
 
@@ -202,10 +203,11 @@ def measure_coverage(
         tokens_of[stem] = tokens
         frequency = len(index.search_lexical(surface, limit, rows))
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
-        if any(_same_family(token, other) for token in tokens for other in passage_stems):
+        if _stated(surface, passage_stems):
             found.add(stem)
         elif (
             frequency == 0
+            and not alternatives(surface)
             and stem in asked
             and not index.has_word_family(surface)
             and is_specific_term(index.embedder, surface)
@@ -235,9 +237,21 @@ def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     return [
         surface.lower()
         for surface in topical_words(question).values()
-        if (tokens := _stems(surface))
-        and not any(_same_family(token, stem) for token in tokens for stem in stems)
+        if _stems(surface) and not _stated(surface, stems)
     ]
+
+
+def _stated(surface: str, passage_stems: set[str]) -> bool:
+    """Whether passages with `passage_stems` state the word `surface` in any of its forms, or
+    its full form when it is shorthand ("MTX": "methotrexate"; "AIS": at least half of "acute
+    ischemic stroke")."""
+    def states(token: str) -> bool:
+        return any(_same_family(token, other) for other in passage_stems)
+
+    if any(states(token) for token in _stems(surface)):
+        return True
+    full = _stems(alternatives(surface))
+    return bool(full) and sum(map(states, full)) * 2 >= len(full)
 
 
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:

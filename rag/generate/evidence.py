@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words, topical_words
+from rag.shorthand import alternatives
 from rag.text import DRUG_NAME, asked_part, split_prose_sentences
 from rag.types import Hit
 
@@ -127,7 +128,7 @@ _COMPONENT_WORDS = re.compile(
 
 # An acronym as a question writes it: two to six capitals, digits allowed after the first
 # ("ESA", "TAVR", "NSTEMI"); not a word written in capitals for emphasis ("NOT").
-_ACRONYM = re.compile(r"\b(?![IVX]+\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman numeral ("II")
+_ACRONYM = re.compile(r"\b(?![IVX]+\b|OK\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman numeral ("II")
 # A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
 _VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")
@@ -315,10 +316,14 @@ def grade_evidence(
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.
         text = "\n".join(f"{hit.section}\n{hit.text}" for hit in cited)
+        # Shorthand whose full form the passages write ("EVT": endovascular thrombectomy) is
+        # mentioned.
+        absent = set(absent_words(asked, cited))
         unmentioned = [
             name
             for name in dict.fromkeys(_ACRONYM.findall(asked))
             if name.lower() not in measured
+            and (not alternatives(name) or name.lower() in absent)
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
         ][:2]
     if not gate_passed and not missing and not unmentioned and coverage is not None:

@@ -232,6 +232,9 @@ class ExtractiveGenerator:
         chosen = _with_rest_of_tables(chosen, units)
         if wants == "dose":
             chosen = _with_protocol(chosen, units)
+        # Neighbours the question's values contradict ("risk >= 20%" for 12%) stay out.
+        around = [0.0 if fit < 0 else score for score, fit in zip(topical, fits, strict=True)]
+        chosen = _with_neighbours(chosen, units, around, question_words)
         if not chosen:
             return Draft(text="", refused=True)
         shown_matched = [i for i in matched if units[i] in chosen]
@@ -463,16 +466,27 @@ SCOPE_RATIO = 0.85
 # Where a question asking two things divides: after a question mark, or at ", and" / "and"
 # before a question word ("..., and who should be admitted?").
 _PART_BOUNDARY = re.compile(
-    r"\?\s+|,?\s+and\s+(?=(?:who|whom|what|when|where|which|why|how|whether|should|is|are"
-    r"|does|do|can)\b)",
+    r"\?\s+|(?:,?\s+and|,)\s+(?=(?:who|whom|what|when|where|which|why|how|whether|should"
+    r"|is|are|does|do|can)\b)",
     re.IGNORECASE,
 )
 
 
+_QUANTITY_WORDS = set(content_words("how much long many often soon"))
+
+
 def question_parts(question: str) -> list[str]:
     """The questions a question asks, in order ("How is X assessed, and who should be
-    admitted?" -> ["How is X assessed", "who should be admitted"]); [question] for one."""
+    admitted?" -> ["How is X assessed", "who should be admitted"]); [question] for one. A part
+    with no topic of its own is asked about the topic of the others ("Phosphate in DKA: when
+    and how much?" -> [..., "how much Phosphate DKA"])."""
     parts = [part.strip(" ?,;") for part in _PART_BOUNDARY.split(question)]
+    parts = [part for part in parts if part]
+    topic = " ".join(_topic_words(part) for part in parts)
+    parts = [
+        part if set(content_words(part)) - _QUANTITY_WORDS else f"{part} {topic}".strip()
+        for part in parts
+    ]
     parts = [part for part in parts if content_words(part)]
     return parts if len(parts) > 1 else [question]
 
@@ -731,13 +745,7 @@ def _select(
             break
         if _repeats(unit, chosen):
             continue
-        if (
-            chosen
-            and anchors
-            and not ((unit.words | content_stems(unit.section)) & anchors)
-            and not ((unit.words & question_words) - units[order[0]].words)
-            and not any(_other_rows(unit, other) for other in chosen)
-        ):
+        if chosen and _off_anchor(unit, chosen, anchors, question_words):
             continue  # a sibling about another drug or score, adding nothing asked for
         length = len(shown_text(unit).split())
         if chosen and word_count + length > MAX_WORDS:
@@ -749,6 +757,20 @@ def _select(
         chosen.append(unit)
         word_count = sum(len(shown_text(other).split()) for other in chosen)
     return chosen
+
+
+def _off_anchor(
+    unit: Unit, chosen: Sequence[Unit], anchors: frozenset[str], question_words: set[str]
+) -> bool:
+    """Whether `unit` lacks the anchors of the best unit (`chosen[0]`) and brings no other
+    question word instead, and is no other part of a chosen table: a sibling about another
+    drug or score ("Rivaroxaban: 20 mg" beside "Apixaban: 5 mg BID")."""
+    return (
+        bool(anchors)
+        and not ((unit.words | content_stems(unit.section)) & anchors)
+        and not ((unit.words & question_words) - chosen[0].words)
+        and not any(_other_rows(unit, other) for other in chosen)
+    )
 
 
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
@@ -850,6 +872,54 @@ def _with_protocol(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit]:
 
 
 PROTOCOL_MAX_ITEMS = 6
+
+
+def _with_neighbours(
+    chosen: list[Unit], units: Sequence[Unit], scores: Sequence[float], question_words: set[str]
+) -> list[Unit]:
+    """`chosen` with, when it is short (under FILL_WORDS words), the statements around the best
+    unit under the same heading, nearest first and the following before the preceding: a
+    recommendation is read with the ones beside it ("at least 30 mL/kg of crystalloid" with
+    "balanced crystalloids rather than saline"), as the guideline wrote them. Only on-topic
+    units (`scores` above 0) that show something not shown yet, whole statements (no nested
+    item without its parent), none about another drug or score than the best unit's
+    (`_off_anchor`), until the answer reaches FILL_WORDS."""
+    if not chosen:
+        return chosen
+    best = chosen[0]
+    anchors = _anchors(units, best, question_words)
+    shown = sum(len(shown_text(unit).split()) for unit in chosen)
+    around = sorted(
+        (
+            (unit, score)
+            for unit, score in zip(units, scores, strict=True)
+            if unit.passage == best.passage
+            and unit.section == best.section
+            and unit.kind in ("sentence", "item")
+            and not unit.parent
+            and unit.position != best.position
+        ),
+        key=lambda pair: (abs(pair[0].position - best.position), pair[0].position < best.position),
+    )
+    result = list(chosen)
+    for unit, score in around:
+        if shown >= FILL_WORDS:
+            break
+        length = len(shown_text(unit).split())
+        if (
+            score <= 0.0
+            or _repeats(unit, result)
+            or _off_anchor(unit, result, anchors, question_words)
+            or shown + length > FILL_WORDS + FILL_SLACK
+        ):
+            continue
+        result.append(unit)
+        shown += length
+    return result
+
+
+FILL_WORDS = 120  # an answer shorter than this shows the statements around its best unit
+FILL_SLACK = 40  # a neighbour may take the answer this far past FILL_WORDS
 
 
 def _without_contradicted(unit: Unit, values: list[Value]) -> Unit:

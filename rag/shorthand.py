@@ -1,0 +1,145 @@
+"""Clinical shorthand spelled out: what a clinician types that a guideline writes in full.
+
+Clinicians ask "AIS 2 h from onset, tPA candidate, BP 198/114?" or "RA on MTX wants to
+conceive"; the guidelines write "acute ischemic stroke", "alteplase", "methotrexate". Neither
+BM25 nor MiniLM (trained on general English) joins the two, and the coverage check would call
+"MTX" a term the index never mentions. `spelled_out` adds the full form in brackets after each
+shorthand word ("tPA (alteplase)"), so retrieval and the answer's scoring see both; the
+coverage and evidence checks accept either form (`alternatives`).
+
+The table is general clinical usage (abbreviations, brand names, ward slang), not mined from
+any evaluation set. Only unambiguous entries: "SBP" (systolic blood pressure or spontaneous
+bacterial peritonitis) and "MS" are left out. An entry written in capitals of three letters or
+fewer matches only in capitals ("PE", not "pe"); the others match in any case.
+"""
+
+from __future__ import annotations
+
+import re
+
+SHORTHAND: dict[str, str] = {
+    # people and history
+    "pt": "patient", "pts": "patients", "yo": "year old", "hx": "history", "PMH": "past medical history",
+    "dx": "diagnosis", "tx": "treatment", "sx": "symptoms", "fx": "fracture", "meds": "medications",
+    "obs": "observations vital signs", "abx": "antibiotics", "f/u": "follow-up",
+    # neurology
+    "AIS": "acute ischemic stroke", "CVA": "stroke", "LKW": "last known well",
+    "EVT": "endovascular thrombectomy", "LVO": "large vessel occlusion", "CTA": "CT angiography",
+    "CTP": "CT perfusion", "ICH": "intracerebral hemorrhage", "SAH": "subarachnoid hemorrhage",
+    "aSAH": "aneurysmal subarachnoid hemorrhage", "TBI": "traumatic brain injury",
+    "EVD": "external ventricular drain", "LP": "lumbar puncture", "mRS": "modified Rankin Scale",
+    "tPA": "alteplase", "rtPA": "alteplase", "rt-PA": "alteplase", "TNK": "tenecteplase",
+    "TNKase": "tenecteplase", "lysis": "thrombolysis", "lyse": "thrombolysis",
+    "lysed": "thrombolysis", "lytics": "thrombolysis fibrinolytic", "coiling": "endovascular coiling",
+    # cardiology
+    "afib": "atrial fibrillation", "RVR": "rapid ventricular response", "HTN": "hypertension",
+    "HLD": "hyperlipidemia", "CAD": "coronary artery disease", "ACS": "acute coronary syndrome",
+    "DES": "drug-eluting stent", "BMS": "bare-metal stent", "cath": "catheterization angiography",
+    "echo": "echocardiography", "GDMT": "guideline-directed medical therapy",
+    "ACEi": "ACE inhibitor", "ARNI": "sacubitril/valsartan", "BB": "beta-blocker", "CCB": "calcium channel blocker", "SGLT2i": "SGLT2 inhibitor",
+    "LMWH": "low-molecular-weight heparin", "UFH": "unfractionated heparin",
+    "DAPT": "dual antiplatelet therapy", "WPW": "Wolff-Parkinson-White", "MAP": "mean arterial pressure", "nitro": "nitroglycerin", "NTG": "nitroglycerin",
+    # respiratory and critical care
+    "SOB": "shortness of breath dyspnea", "sats": "oxygen saturation", "vent": "mechanical ventilation",
+    "ETT": "endotracheal tube", "NIV": "noninvasive ventilation", "BiPAP": "noninvasive ventilation",
+    "HFNC": "high-flow nasal cannula", "ABG": "arterial blood gas", "VBG": "venous blood gas",
+    "AECOPD": "COPD exacerbation", "ICS": "inhaled corticosteroid", "OCS": "oral corticosteroid",
+    "neb": "nebulizer", "nebs": "nebulizer", "pressors": "vasopressors", "norepi": "norepinephrine", "epi": "epinephrine", "IVF": "intravenous fluids",
+    "LR": "lactated Ringer's", "NS": "normal saline", "ROSC": "return of spontaneous circulation",
+    # infection
+    "vanc": "vancomycin", "vanco": "vancomycin", "pip-tazo": "piperacillin-tazobactam",
+    "pyelo": "pyelonephritis", "IE": "infective endocarditis", "cx": "cultures",
+    "BCx": "blood cultures", "flu": "influenza",
+    # kidney, liver, gut, endocrine
+    "AKI": "acute kidney injury", "ESRD": "end-stage kidney disease", "ESKD": "end-stage kidney disease",
+    "HD": "hemodialysis", "UO": "urine output", "tap": "paracentesis", "Cr": "creatinine", "SCr": "serum creatinine", "bili": "bilirubin",
+    "PMN": "neutrophil count polymorphonuclear", "UGIB": "upper gastrointestinal bleeding",
+    "GIB": "gastrointestinal bleeding", "PUD": "peptic ulcer disease", "EGD": "endoscopy",
+    "OGD": "endoscopy", "scope": "endoscopy", "T2DM": "type 2 diabetes", "T1DM": "type 1 diabetes",
+    "BHB": "beta-hydroxybutyrate", "BG": "blood glucose", "FBG": "fasting blood glucose",
+    "TPN": "parenteral nutrition", "NG": "nasogastric",
+    # blood
+    "Hgb": "hemoglobin", "Hb": "hemoglobin", "plt": "platelets", "plts": "platelets",
+    "HIT": "heparin-induced thrombocytopenia", "FFP": "fresh frozen plasma", "PRBC": "red blood cell transfusion", "TXA": "tranexamic acid",
+    "vit K": "vitamin K",
+    # rheumatology, bone, psychiatry, addiction, obstetrics
+    "MTX": "methotrexate", "HCQ": "hydroxychloroquine", "SSZ": "sulfasalazine",
+    "DMARD": "disease-modifying antirheumatic drug", "ULT": "urate-lowering therapy",
+    "BMD": "bone mineral density", "AUD": "alcohol use disorder", "OUD": "opioid use disorder",
+    "EtOH": "alcohol", "bupe": "buprenorphine", "SSRI": "selective serotonin reuptake inhibitor",
+    "conceive": "pregnancy", "preg": "pregnancy",
+    "HIE": "hypoxic-ischemic encephalopathy", "cooling": "therapeutic hypothermia",
+    "TBSA": "total body surface area",
+    # orders and care
+    "DNR": "do-not-resuscitate goals of care", "DNAR": "do-not-resuscitate goals of care",
+    "ED": "emergency department", "resection": "surgery",
+    # brand names
+    "Eliquis": "apixaban", "Xarelto": "rivaroxaban", "Pradaxa": "dabigatran", "Savaysa": "edoxaban",
+    "Coumadin": "warfarin", "Plavix": "clopidogrel", "Brilinta": "ticagrelor", "Effient": "prasugrel",
+    "Entresto": "sacubitril/valsartan", "Jardiance": "empagliflozin", "Farxiga": "dapagliflozin",
+    "Ozempic": "semaglutide", "Wegovy": "semaglutide", "Mounjaro": "tirzepatide",
+    "Trulicity": "dulaglutide", "Victoza": "liraglutide", "Lantus": "insulin glargine",
+    "Lasix": "furosemide", "Lipitor": "atorvastatin", "Crestor": "rosuvastatin",
+    "Prolia": "denosumab", "Fosamax": "alendronate", "Reclast": "zoledronic acid",
+    "Zyloprim": "allopurinol", "Uloric": "febuxostat", "Kcentra": "prothrombin complex concentrate",
+    "Praxbind": "idarucizumab", "Andexxa": "andexanet alfa", "Narcan": "naloxone",
+    "Suboxone": "buprenorphine", "Vivitrol": "naltrexone", "Levophed": "norepinephrine",
+    "Solu-Medrol": "methylprednisolone", "Decadron": "dexamethasone", "Zosyn": "piperacillin-tazobactam",
+    "Augmentin": "amoxicillin-clavulanate", "Tylenol": "acetaminophen", "Keppra": "levetiracetam",
+    "Humira": "adalimumab", "Xolair": "omalizumab", "Dupixent": "dupilumab",
+}  # fmt: skip
+
+
+def _pattern(word: str) -> str:
+    escaped = re.escape(word)
+    if word.isupper() and len(word) <= 3:
+        return escaped
+    return f"(?i:{escaped})"
+
+
+_SHORTHAND = re.compile(
+    r"(?<![\w/-])("
+    + "|".join(_pattern(word) for word in sorted(SHORTHAND, key=len, reverse=True))
+    + r")(?![\w/-])"
+)
+_FULL = {word.lower(): full for word, full in SHORTHAND.items()}
+_LABELS_VALUE = re.compile(r"\s*[:=]?\s*[<>≤≥]?\s*\d")
+
+
+def expansions(text: str) -> dict[str, str]:
+    """{shorthand as written: its full form} for the shorthand words in `text`, in order; a
+    word already followed by its full form ("tPA (alteplase)") is not listed again."""
+    found: dict[str, str] = {}
+    for match in _SHORTHAND.finditer(text):
+        full = _FULL[match.group(1).lower()]
+        if not text[match.end() :].lstrip().lower().startswith(f"({full.lower()}"):
+            found.setdefault(match.group(1), full)
+    return found
+
+
+def spelled_out(text: str) -> str:
+    """`text` with each shorthand word followed by its full form in brackets, once:
+    "AIS, tPA candidate" -> "AIS (acute ischemic stroke), tPA (alteplase) candidate"; a word
+    labelling a value has it in front: "MAP 80" -> "(mean arterial pressure) MAP 80"."""
+    full = expansions(text)
+    if not full:
+        return text
+    done: set[str] = set()
+
+    def spell(match: re.Match[str]) -> str:
+        word = match.group(1)
+        if word not in full or word in done:
+            return word
+        done.add(word)
+        if _LABELS_VALUE.match(text, match.end()):
+            # "MAP 80": the label stays next to its value, which rag.generate.values reads.
+            return f"({full[word]}) {word}"
+        return f"{word} ({full[word]})"
+
+    return _SHORTHAND.sub(spell, text)
+
+
+def alternatives(word: str) -> str:
+    """The full form of a shorthand `word` ("MTX" -> "methotrexate"), "" when it is none."""
+    match = _SHORTHAND.fullmatch(word)
+    return _FULL[word.lower()] if match else ""
