@@ -319,7 +319,9 @@ class Engine:
             coverage = self.coverage(standalone, hits, **filters) if hits else None
         # The no-context baseline answers from the model's own knowledge: nothing to cover.
         before = (
-            self._decide_before_generating(coverage, standalone, hits, timings)
+            self._decide_before_generating(
+                coverage, standalone, hits, timings, stays_on=_cited_before(history)
+            )
             if use_retrieval
             else ANSWER
         )
@@ -337,7 +339,11 @@ class Engine:
                 Draft(text="", refused=True)  # nothing in the index answers it: do not guess
                 if before.abstains
                 else self.generator.generate(
-                    spelled_out(standalone), passages, audience=audience, want_decision=want_decision
+                    # Shorthand the passages do not write themselves, spelled out.
+                    spelled_out(standalone, "\n".join(passage.text for passage in passages)),
+                    passages,
+                    audience=audience,
+                    want_decision=want_decision,
                 )
             )
 
@@ -401,9 +407,30 @@ class Engine:
         )
 
     def _decide_before_generating(
-        self, coverage: Coverage | None, question: str, hits: Sequence[Hit], timings: Timings
+        self,
+        coverage: Coverage | None,
+        question: str,
+        hits: Sequence[Hit],
+        timings: Timings,
+        *,
+        stays_on: frozenset[str] = frozenset(),
     ) -> Abstention:
-        """Step 3: abstain when `coverage` falls short; else ask the judge, when there is one."""
+        """Step 3: abstain when `coverage` falls short; else ask the judge, when there is one.
+
+        A follow-up whose best passage comes from a document the previous answer cited
+        (`stays_on`) goes on in a conversation the index already covers: "D-dimer just came
+        back negative" after a Wells question shares few words with any passage, yet the
+        guideline being read answers it. It is answered (and graded, partial at best, by
+        rag.generate.evidence) unless it names a term the index never mentions or asks for a
+        dose no passage gives."""
+        if (
+            coverage is not None
+            and hits
+            and hits[0].doc_id in stays_on
+            and not coverage.unknown_words
+            and not coverage.dose_missing
+        ):
+            return ANSWER
 
         def judged() -> float | None:
             with timings.stage("check"):
@@ -517,6 +544,11 @@ class Engine:
         condenser: the LLM's rewrite when one is configured, checked, else rag.converse's
         deterministic method)."""
         return self.condenser.condense(question, history)
+
+
+def _cited_before(history: Sequence[Turn]) -> frozenset[str]:
+    """The documents the previous answer of the conversation cited (none when it abstained)."""
+    return frozenset(history[-1].cited_doc_ids) if history else frozenset()
 
 
 def _require_text(text: str, what: str, limit: int | None = None) -> str:

@@ -106,22 +106,28 @@ _FULL = {word.lower(): full for word, full in SHORTHAND.items()}
 _LABELS_VALUE = re.compile(r"\s*[:=]?\s*[<>≤≥]?\s*\d")
 
 
-def expansions(text: str) -> dict[str, str]:
+def expansions(text: str, written: str = "") -> dict[str, str]:
     """{shorthand as written: its full form} for the shorthand words in `text`, in order; a
-    word already followed by its full form ("tPA (alteplase)") is not listed again."""
+    word already followed by its full form ("tPA (alteplase)"), or one the passages `written`
+    use themselves ("TBI" in a TBI guideline), is not listed."""
     found: dict[str, str] = {}
     for match in _SHORTHAND.finditer(text):
-        full = _FULL[match.group(1).lower()]
-        if not text[match.end() :].lstrip().lower().startswith(f"({full.lower()}"):
-            found.setdefault(match.group(1), full)
+        word = match.group(1)
+        full = _FULL[word.lower()]
+        if text[match.end() :].lstrip().lower().startswith(f"({full.lower()}"):
+            continue
+        if written and re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", written):
+            continue
+        found.setdefault(word, full)
     return found
 
 
-def spelled_out(text: str) -> str:
+def spelled_out(text: str, written: str = "") -> str:
     """`text` with each shorthand word followed by its full form in brackets, once:
     "AIS, tPA candidate" -> "AIS (acute ischemic stroke), tPA (alteplase) candidate"; a word
-    labelling a value has it in front: "MAP 80" -> "(mean arterial pressure) MAP 80"."""
-    full = expansions(text)
+    labelling a value has it in front: "MAP 80" -> "(mean arterial pressure) MAP 80". Words the
+    passages `written` use as the question does are left as they are."""
+    full = expansions(text, written)
     if not full:
         return text
     done: set[str] = set()

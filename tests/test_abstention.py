@@ -354,3 +354,7 @@ def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     assert spelled_out("SBP 84, on Eliquis") == "SBP 84, on Eliquis (apixaban)"
     # A label keeps its value beside it ("MAP 80" is read as a mean arterial pressure of 80).
     assert spelled_out("MAP 80, MAP target?") == "(mean arterial pressure) MAP 80, MAP target?"
+    # Shorthand the passages write themselves is left alone for the answer's scoring.
+    assert spelled_out("TBI, MAP 80, tPA?", "In severe TBI keep MAP >= 80") == (
+        "TBI, MAP 80, tPA (alteplase)?"
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,22 @@ def test_a_result_reported_in_a_conversation_is_read_as_a_follow_up() -> None:
     assert "(context:" not in condense_deterministic(
         "Apixaban dose for atrial fibrillation in CKD", [masld]
     )
+
+
+def test_a_follow_up_in_the_guideline_being_read_is_answered_not_declined(small_index: Path):
+    """"Started it yesterday evening; still the same tomorrow?" shares few words with any
+    passage, yet it goes on in the gout guideline the last answer cited: it is answered from
+    that guideline, graded partial (not declined as off-topic). After an answer that cited
+    nothing, the same follow-up gets no such benefit of the doubt."""
+    from rag.answer import Engine
+    from tests.conftest import settings_for
+
+    engine = Engine.load(settings_for(small_index))
+    follow_up = "Started it yesterday evening, still hurting this morning. Keep going?"
+    answer = engine.ask(follow_up, history=_gout_history(engine), suggest_related=False)
+    assert not answer.abstained
+    assert answer.citations[0].doc_id == _gout_doc_id(engine)
+    assert answer.evidence.grade == "partial"
+
+    declined = [replace(_gout_history(engine)[0], cited_doc_ids=())]
+    assert engine.ask(follow_up, history=declined, suggest_related=False).abstained
