@@ -293,6 +293,10 @@ def test_a_vignettes_measurements_are_not_terms_the_sources_must_name():
     evidence = grade_evidence(question, None, [minor], direct_score=1.3)
     assert "RR" not in evidence.unmentioned and "BUN" not in evidence.unmentioned
     assert evidence.unmentioned == ("CAP",)  # the passage never names the condition asked
+    # Nor does where the patient is ("ED pt") or what a value was measured on ("92% RA").
+    question = "ED pt with CAP, SpO2 92% RA, RR 32, new confusion. ICU?"
+    evidence = grade_evidence(question, None, [minor], direct_score=1.3)
+    assert evidence.unmentioned == ("CAP",)
 
 
 def test_a_roman_numeral_is_no_acronym_the_sources_must_name():

@@ -129,10 +129,12 @@ _COMPONENT_WORDS = re.compile(
 # An acronym as a question writes it: two to six capitals, digits allowed after the first
 # ("ESA", "TAVR", "NSTEMI"); not a word written in capitals for emphasis ("NOT").
 _ACRONYM = re.compile(r"\b(?![IVX]+\b|OK\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman numeral ("II")
+# Where the patient is ("ICU pt", "ED pt") is not what a question asks about.
+_CARE_SETTINGS = frozenset({"ICU", "ED", "ER", "HDU", "CCU", "OR", "PACU"})
 # A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
 _VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")
-_VALUE_UNIT = re.compile(r"(?<![\w-])\d+(?:[.,]\d+)*\s?([A-Za-z][A-Za-z/]*)\b")
+_VALUE_UNIT = re.compile(r"(?<![\w-])\d+(?:[.,]\d+)*\s?%?\s?([A-Za-z][A-Za-z/]*)\b")  # "95% RA"
 
 
 def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
@@ -323,6 +325,7 @@ def grade_evidence(
             name
             for name in dict.fromkeys(_ACRONYM.findall(asked))
             if name.lower() not in measured
+            and name not in _CARE_SETTINGS
             and (not alternatives(name) or name.lower() in absent)
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
         ][:2]

@@ -235,6 +235,7 @@ class ExtractiveGenerator:
         # Neighbours the question's values contradict ("risk >= 20%" for 12%) stay out.
         around = [0.0 if fit < 0 else score for score, fit in zip(topical, fits, strict=True)]
         chosen = _with_neighbours(chosen, units, around, question_words)
+        chosen = [_without_contradicted(unit, values) for unit in chosen]
         if not chosen:
             return Draft(text="", refused=True)
         shown_matched = [i for i in matched if units[i] in chosen]
@@ -882,12 +883,12 @@ def _with_neighbours(
     recommendation is read with the ones beside it ("at least 30 mL/kg of crystalloid" with
     "balanced crystalloids rather than saline"), as the guideline wrote them. Only on-topic
     units (`scores` above 0) that show something not shown yet, whole statements (no nested
-    item without its parent), none about another drug or score than the best unit's
-    (`_off_anchor`), until the answer reaches FILL_WORDS."""
+    item without its parent), none labelled with another thing than the question asks about
+    ("Rivaroxaban:" beside "Apixaban:" for an apixaban question), until the answer reaches
+    FILL_WORDS."""
     if not chosen:
         return chosen
     best = chosen[0]
-    anchors = _anchors(units, best, question_words)
     shown = sum(len(shown_text(unit).split()) for unit in chosen)
     around = sorted(
         (
@@ -909,7 +910,7 @@ def _with_neighbours(
         if (
             score <= 0.0
             or _repeats(unit, result)
-            or _off_anchor(unit, result, anchors, question_words)
+            or (label_of(unit.text) and not content_stems(label_of(unit.text)) & question_words)
             or shown + length > FILL_WORDS + FILL_SLACK
         ):
             continue
