@@ -720,3 +720,22 @@ def test_a_short_answer_is_read_with_the_statements_beside_it():
     assert shown[0] == best.text
     assert any("balanced crystalloids" in text for text in shown)
     assert not any("Reassess" in text or "Norepinephrine" in text for text in shown)
+
+
+PERINATAL = """\
+### Pharmacotherapy
+- SSRIs are first-line pharmacotherapy for postpartum depression; sertraline is preferred when breastfeeding.
+- Screen for bipolar disorder before starting an antidepressant.
+- If the screen is positive, antidepressant monotherapy is contraindicated: refer to psychiatry.
+"""
+
+
+def test_a_follow_ups_own_words_outweigh_the_conversations_topic():
+    """"The screen is positive" after a postpartum depression question: the bottom line is
+    what a positive screen means, not the first turn's answer again, though the context the
+    condenser adds (postpartum depression, sertraline) matches that one better."""
+    cited = answer(
+        "The screen comes back positive. (context: postpartum depression sertraline)",
+        [hit("acog", PERINATAL, 1, title="Perinatal depression", section="Pharmacotherapy")],
+    )
+    assert "monotherapy is contraindicated" in cited.bottom_line, cited.bottom_line

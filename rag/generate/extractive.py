@@ -166,7 +166,10 @@ class ExtractiveGenerator:
             or (wants_list and topical_words & content_stems(unit.section))
         ]
         units, titled = [units[i] for i in kept], [titled[i] for i in kept]
-        lexical = _lexical_scores((question_words - negated) or question_words, units, titled)
+        context_words = frozenset(question_words - content_stems(asked_part(question)))
+        lexical = _lexical_scores(
+            (question_words - negated) or question_words, units, titled, context_words
+        )
         on_topic = [bool(unit.words & topical_words) for unit in units]
         vectors = self._unit_vectors(units, lexical)
         similarity = None
@@ -596,14 +599,19 @@ def _embedded_text(unit: Unit) -> str:
 
 
 def _lexical_scores(
-    question_words: set[str], units: Sequence[Unit], titled: Sequence[bool]
+    question_words: set[str],
+    units: Sequence[Unit],
+    titled: Sequence[bool],
+    context_words: frozenset[str] = frozenset(),
 ) -> list[float]:
     """How much of the question each unit covers (0..1): its own share of the question's weight
     blended with its passage's share. Weights are idf-like, computed over the units themselves:
     a word in every unit says little, a rare one a lot; question words no unit contains weigh
     the most, so they lower every unit's share alike. A unit's words include its section
     heading's, at a lower weight: "Dose Reduction" under "DOAC Dosing" is about dosing; at the
-    full weight in a section headed by what is asked (`titled`)."""
+    full weight in a section headed by what is asked (`titled`). Words only a follow-up's
+    context carries (`context_words`: the conversation's topic) weigh half: "Her MDQ comes back
+    positive" after a postpartum depression question is about the MDQ."""
     unit_count = len(units)
     section_words = [content_stems(unit.section) for unit in units]
     document_frequency = {
@@ -612,6 +620,7 @@ def _lexical_scores(
     weights = {
         word: math.log(1.0 + unit_count / (1.0 + frequency))
         * (0.35 if word in GENERIC_WORDS else 1.0)
+        * (CONTEXT_WEIGHT if word in context_words else 1.0)
         for word, frequency in document_frequency.items()
     }
     total = sum(weights.values()) or 1.0
@@ -632,6 +641,9 @@ def _lexical_scores(
         heading *= 1.0 if is_titled else 0.5
         scores.append(0.65 * (own + heading) / total + 0.35 * passage_share[unit.passage])
     return scores
+
+
+CONTEXT_WEIGHT = 0.5
 
 
 def _rank_weight(passage: int) -> float:
