@@ -413,6 +413,13 @@ def test_a_value_given_for_one_measurement_does_not_meet_another_measurements_co
     assert match(values, "ICP > 22 mmHg?") == 1
     assert match(values, "NO: Age > 40 AND/OR SBP < 90 mmHg? (2 or more)") == 0
     assert match(question_values("INR 4.5"), "INR 1.3-1.9:") == -1
+    # Times are compared in one unit: an MI 3 weeks ago is within the first 40 days; 90
+    # minutes is within 4.5 hours, 2 days is not within 24 hours.
+    assert match(question_values("MI 3 weeks ago, EF 25%"), "LVEF <= 35%, >= 40 days post-MI") == -1
+    assert match(question_values("MI 3 weeks ago, EF 25%"), "Within 40 days post-MI:") == 1
+    assert match(question_values("onset 90 minutes ago"), "within 4.5 hours") == 1
+    assert match(question_values("presented 2 days ago"), "within 24 hours") == -1
+    assert match(question_values("Pericarditis on day 2"), "Early (within 1-3 days post-MI)") == 1
     cited = answer(
         "Severe TBI, ICP 26 mmHg, MAP 80. Treat?",
         [hit("tbi", ICP_TREE, 1, title="TBI guideline", section="ICP Treatment Algorithm")],

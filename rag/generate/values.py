@@ -23,7 +23,8 @@ NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 _NUMBER = r"\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"({_NUMBER})\s*(?:--|–|—|-|to)\s*({_NUMBER})")  # "--": a typed en dash
 _COMPARISON = re.compile(
-    rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below)\s*({_NUMBER})"
+    rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below|within)\s*({_NUMBER})",
+    re.IGNORECASE,
 )
 _PLAIN = re.compile(rf"(?<![\d.,])({_NUMBER})(?![\d.,]*\s*(?:–|—|to)\s*\d)")
 _OR_MORE = re.compile(
@@ -140,6 +141,24 @@ _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
 _ENUMERATION = re.compile(r"^\s*(?:step\s+)?\d+(?:\.\d+)*[.)](?=\s+[A-Za-z])", re.IGNORECASE)
 
 
+_TIME_UNITS = (
+    (re.compile(r"^\s*-?\s*(?:minutes?|mins?)\b", re.IGNORECASE), 1 / 60),
+    (re.compile(r"^\s*-?\s*(?:days?)\b", re.IGNORECASE), 24.0),
+    (re.compile(r"^\s*-?\s*(?:weeks?|wks?)\b", re.IGNORECASE), 24.0 * 7),
+    (re.compile(r"^\s*-?\s*(?:months?)\b", re.IGNORECASE), 24.0 * 365 / 12),
+    (re.compile(r"^\s*-?\s*(?:years?)\b", re.IGNORECASE), 24.0 * 365),
+)
+
+
+def _in_hours(number: float, kind: str, text: str, end: int) -> float:
+    """A time in hours, whatever unit follows it ("3 weeks" -> 504, "40 days" -> 960), so a
+    question's "MI 3 weeks ago" meets a row's "< 40 days post-MI"; other kinds unchanged."""
+    if kind != "time":
+        return number
+    after = text[end : end + 14]
+    return number * next((scale for unit, scale in _TIME_UNITS if unit.match(after)), 1.0)
+
+
 def _kind(text: str, start: int, end: int) -> str:
     after = text[end : end + 14]
     for kind, pattern in _KINDS:
@@ -169,26 +188,38 @@ def _values(question: str) -> list[Value]:
     text = _masked(question)
     values: list[Value] = []
     listed: list[bool] = []  # a number listed before another ("5 and 10 minutes")
+    scales: list[float] = []  # what each number was multiplied by to be in hours
     for match in re.finditer(_NUMBER, text):
         before = text[max(0, match.start() - 1) : match.start()]
         if before.isalpha():
             continue
-        value = Value(
-            _number(match.group(0)),
-            _kind(text, match.start(), match.end()),
-            _acronym(text, match.start()),
-        )
+        kind = _kind(text, match.start(), match.end())
+        raw = _number(match.group(0))
+        number = _in_hours(raw, kind, text, match.end())
+        counted = _COUNTED_TIME.search(text[max(0, match.start() - 8) : match.start()])
+        if not kind and counted:
+            # "on day 2", "week 6": a time counted in the unit before it.
+            kind = "time"
+            number = _in_hours(raw, kind, counted.group(1), 0)
+        value = Value(number, kind, _acronym(text, match.start()))
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
         values.append(value)
+        scales.append(value.number / raw if raw else 1.0)
         listed.append(not value.kind and _LISTED.match(text, match.end()) is not None)
-    # "at 5 and 10 minutes": a number listed before another takes that one's kind.
+    # "at 5 and 10 minutes": a number listed before another takes that one's kind and unit.
     for position in range(len(values) - 2, -1, -1):
         if listed[position]:
-            values[position] = replace(values[position], kind=values[position + 1].kind)
+            scales[position] = scales[position + 1]
+            values[position] = replace(
+                values[position],
+                kind=values[position + 1].kind,
+                number=values[position].number * scales[position],
+            )
     return values
 
 
+_COUNTED_TIME = re.compile(r"\b(day|week|month|hour)\s*$", re.IGNORECASE)
 _LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
 
 
@@ -204,17 +235,15 @@ def conditions(text: str) -> list[Condition]:
     for match in _RANGE.finditer(text):
         low, high = _number(match.group(1)), _number(match.group(2))
         if low <= high:
-            found.append(
-                Condition(
-                    low, high, _kind(text, match.start(), match.end()), label=_acronym(text, match.start())
-                )
-            )
+            kind = _kind(text, match.start(), match.end())
+            low, high = (_in_hours(bound, kind, text, match.end()) for bound in (low, high))
+            found.append(Condition(low, high, kind, label=_acronym(text, match.start())))
             taken.append(match.span())
     for pattern, open_high in ((_OR_MORE, True), (_OR_LESS, False)):
         for match in pattern.finditer(text):
             if free(*match.span()):
-                number = _number(match.group(1))
                 kind = _kind(text, match.start(1), match.end(1))
+                number = _in_hours(_number(match.group(1)), kind, text, match.end(1))
                 found.append(
                     Condition(number, None, kind) if open_high else Condition(None, number, kind)
                 )
@@ -222,14 +251,15 @@ def conditions(text: str) -> list[Condition]:
     for match in _COMPARISON.finditer(text):
         if not free(*match.span()):
             continue
-        sign, number = match.group(1).lower(), _number(match.group(2))
         kind = _kind(text, match.start(2), match.end(2))
+        sign = match.group(1).lower()
+        number = _in_hours(_number(match.group(2)), kind, text, match.end(2))
         label = _acronym(text, match.start())
         if sign in ("≥", ">=", "at least"):
             found.append(Condition(number, None, kind, label=label))
         elif sign in (">", "more than", "over", "above"):
             found.append(Condition(number, None, kind, strict_low=True, label=label))
-        elif sign in ("≤", "<="):
+        elif sign in ("≤", "<=", "within"):
             found.append(Condition(None, number, kind, label=label))
         elif sign in ("<", "less than", "under", "below"):
             found.append(Condition(None, number, kind, strict_high=True, label=label))
@@ -238,8 +268,8 @@ def conditions(text: str) -> list[Condition]:
         taken.append(match.span())
     for match in _PLAIN.finditer(text):
         if free(*match.span()) and not text[max(0, match.start() - 1) : match.start()].isalpha():
-            number = _number(match.group(1))
             kind = _kind(text, match.start(), match.end())
+            number = _in_hours(_number(match.group(1)), kind, text, match.end())
             found.append(Condition(number, number, kind, label=_acronym(text, match.start())))
     return found
 
@@ -263,6 +293,8 @@ def compatible(value: Value, condition: Condition) -> bool:
         return False  # "MAP 80" is no age
     if not condition.kind:
         return value.kind not in _PHYSICAL
+    if condition.kind == "time":
+        return value.kind == "time"  # in hours: a bare number has no unit to convert
     return not value.kind or value.kind == condition.kind
 
 
