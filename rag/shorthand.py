@@ -73,6 +73,10 @@ SHORTHAND: dict[str, str] = {
     # orders and care
     "DNR": "do-not-resuscitate goals of care", "DNAR": "do-not-resuscitate goals of care",
     "ED": "emergency department", "resection": "surgery",
+    # drugs, shortened
+    "atorva": "atorvastatin", "rosuva": "rosuvastatin", "simva": "simvastatin",
+    "HCTZ": "hydrochlorothiazide", "amlo": "amlodipine", "metop": "metoprolol",
+    "bicarb": "bicarbonate", "PCN": "penicillin", "mag": "magnesium", "K+": "potassium",
     # brand names
     "Eliquis": "apixaban", "Xarelto": "rivaroxaban", "Pradaxa": "dabigatran", "Savaysa": "edoxaban",
     "Coumadin": "warfarin", "Plavix": "clopidogrel", "Brilinta": "ticagrelor", "Effient": "prasugrel",
@@ -98,9 +102,9 @@ def _pattern(word: str) -> str:
 
 
 _SHORTHAND = re.compile(
-    r"(?<![\w/-])("
+    r"(?<![\w/])("
     + "|".join(_pattern(word) for word in sorted(SHORTHAND, key=len, reverse=True))
-    + r")(?![\w/-])"
+    + r")(?![\w/])"
 )
 _FULL = {word.lower(): full for word, full in SHORTHAND.items()}
 _LABELS_VALUE = re.compile(r"\s*[:=]?\s*[<>≤≥]?\s*\d")
@@ -116,7 +120,7 @@ def expansions(text: str, written: str = "") -> dict[str, str]:
         full = _FULL[word.lower()]
         if text[match.end() :].lstrip().lower().startswith(f"({full.lower()}"):
             continue
-        if written and re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", written):
+        if written and re.search(rf"(?<![\w/]){re.escape(word)}(?![\w/])", written):
             continue
         found.setdefault(word, full)
     return found
