@@ -318,12 +318,15 @@ def grade_evidence(
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.
         text = "\n".join(f"{hit.section}\n{hit.text}" for hit in cited)
+        names = list(dict.fromkeys(_ACRONYM.findall(asked)))
         # Shorthand whose full form the passages write ("EVT": endovascular thrombectomy) is
-        # mentioned.
-        absent = set(absent_words(asked, cited))
+        # mentioned (the passages are read for it only when the question uses shorthand).
+        absent = (
+            set(absent_words(asked, cited)) if any(map(alternatives, names)) else set()
+        )
         unmentioned = [
             name
-            for name in dict.fromkeys(_ACRONYM.findall(asked))
+            for name in names
             if name.lower() not in measured
             and name not in _CARE_SETTINGS
             and (not alternatives(name) or name.lower() in absent)

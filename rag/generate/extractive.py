@@ -758,7 +758,13 @@ def _select(
             break
         if _repeats(unit, chosen):
             continue
-        if chosen and _off_anchor(unit, chosen, anchors, question_words):
+        if (
+            chosen
+            and anchors
+            and not ((unit.words | content_stems(unit.section)) & anchors)
+            and not ((unit.words & question_words) - units[order[0]].words)
+            and not any(_other_rows(unit, other) for other in chosen)
+        ):
             continue  # a sibling about another drug or score, adding nothing asked for
         length = len(shown_text(unit).split())
         if chosen and word_count + length > MAX_WORDS:
@@ -770,20 +776,6 @@ def _select(
         chosen.append(unit)
         word_count = sum(len(shown_text(other).split()) for other in chosen)
     return chosen
-
-
-def _off_anchor(
-    unit: Unit, chosen: Sequence[Unit], anchors: frozenset[str], question_words: set[str]
-) -> bool:
-    """Whether `unit` lacks the anchors of the best unit (`chosen[0]`) and brings no other
-    question word instead, and is no other part of a chosen table: a sibling about another
-    drug or score ("Rivaroxaban: 20 mg" beside "Apixaban: 5 mg BID")."""
-    return (
-        bool(anchors)
-        and not ((unit.words | content_stems(unit.section)) & anchors)
-        and not ((unit.words & question_words) - chosen[0].words)
-        and not any(_other_rows(unit, other) for other in chosen)
-    )
 
 
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
