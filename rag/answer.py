@@ -18,6 +18,7 @@ and the judge; without one the extractive generator answers and condensing is de
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -420,17 +421,17 @@ class Engine:
         A follow-up whose best passage comes from a document the previous answer cited
         (`stays_on`) goes on in a conversation the index already covers: "D-dimer just came
         back negative" after a Wells question shares few words with any passage, yet the
-        guideline being read answers it. It is answered (and graded, partial at best, by
-        rag.generate.evidence) unless it names a term the index never mentions or asks for a
-        dose no passage gives."""
-        if (
+        guideline being read answers it. No coverage score is asked of it (it is graded,
+        partial at best, by rag.generate.evidence) unless it names a term the index never
+        mentions or asks for a dose no passage gives; the judge, when there is one, is still
+        asked."""
+        follows_on = (
             coverage is not None
-            and hits
+            and bool(hits)
             and hits[0].doc_id in stays_on
             and not coverage.unknown_words
             and not coverage.dose_missing
-        ):
-            return ANSWER
+        )
 
         def judged() -> float | None:
             with timings.stage("check"):
@@ -438,7 +439,7 @@ class Engine:
 
         return decide_before_generating(
             coverage,
-            min_score=self.settings.answer.min_partial_score,
+            min_score=-math.inf if follows_on else self.settings.answer.min_partial_score,
             unknown_term_min_score=self.settings.answer.min_coverage_score,
             answerable=judged,
             min_probability=self.settings.answer.min_answerable_probability,

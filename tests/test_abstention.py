@@ -359,3 +359,21 @@ def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     assert spelled_out("TBI, MAP 80, tPA?", "In severe TBI keep MAP >= 80") == (
         "TBI, MAP 80, tPA (alteplase)?"
     )
+
+
+def test_a_follow_up_in_the_guideline_being_read_is_still_put_to_the_check(
+    small_index: Path, llm_server
+):
+    """A follow-up that goes on in the cited guideline needs no coverage score, but the model's
+    answerability check is still asked, and its "no" still declines."""
+    from rag.types import Turn
+
+    engine = llm_engine_for(small_index, llm_server.url, min_answerable_probability=0.5)
+    gout = engine.search(ON_TOPIC)[0].doc_id
+    history = [Turn(ON_TOPIC, "Low-dose colchicine [1].", ON_TOPIC, cited_doc_ids=(gout,))]
+    follow_up = "Started it yesterday evening, still hurting this morning. Keep going?"
+    llm_server.enqueue("reply", f"{follow_up} (gout flare colchicine)")  # the rewrite
+    llm_server.check_replies.append(0.2)
+    answer = engine.ask(follow_up, history=history, suggest_related=False)
+    assert len(llm_server.checks) == 1
+    assert answer.abstained and "do not state an answer" in answer.answer
