@@ -70,6 +70,28 @@ SHORTHAND: dict[str, str] = {
     "conceive": "pregnancy", "preg": "pregnancy",
     "HIE": "hypoxic-ischemic encephalopathy", "cooling": "therapeutic hypothermia",
     "TBSA": "total body surface area",
+    # common abbreviations a guideline may write in full where the question does not
+    "HR": "heart rate", "BP": "blood pressure", "RR": "respiratory rate", "SpO2": "oxygen saturation",
+    "O2": "oxygen", "GCS": "Glasgow Coma Scale", "HCO3": "bicarbonate", "osm": "osmolality",
+    "CXR": "chest radiograph X-ray", "ECG": "electrocardiogram", "EKG": "electrocardiogram",
+    "LFTs": "liver function tests", "CrCl": "creatinine clearance", "UACR": "urine albumin-creatinine ratio",
+    "A1c": "HbA1c glycated hemoglobin", "BMI": "body mass index", "EF": "ejection fraction",
+    "MI": "myocardial infarction", "STEMI": "ST-elevation myocardial infarction",
+    "NSTEMI": "non-ST-elevation myocardial infarction", "TIA": "transient ischemic attack",
+    "HF": "heart failure", "CHF": "heart failure", "HFrEF": "heart failure with reduced ejection fraction",
+    "HFpEF": "heart failure with preserved ejection fraction", "AF": "atrial fibrillation",
+    "ASCVD": "atherosclerotic cardiovascular disease", "DVT": "deep vein thrombosis",
+    "PE": "pulmonary embolism", "VTE": "venous thromboembolism", "CKD": "chronic kidney disease",
+    "COPD": "chronic obstructive pulmonary disease", "CAP": "community-acquired pneumonia",
+    "UTI": "urinary tract infection", "DKA": "diabetic ketoacidosis",
+    "HHS": "hyperosmolar hyperglycemic state", "GI": "gastrointestinal",
+    "MDD": "major depressive disorder", "ICP": "intracranial pressure",
+    "CPP": "cerebral perfusion pressure", "OAC": "oral anticoagulant",
+    "DOAC": "NOAC direct oral anticoagulant", "NOAC": "DOAC direct oral anticoagulant",
+    "TKA": "total knee arthroplasty", "THA": "total hip arthroplasty", "neuro": "neurological",
+    "drip": "infusion", "IV": "intravenous", "PO": "oral", "SC": "subcutaneous",
+    "SQ": "subcutaneous", "IM": "intramuscular", "bid": "twice daily", "tid": "three times daily",
+    "qd": "once daily", "prn": "as needed", "NPO": "nil by mouth fasting", "h/o": "history of",
     # orders and care
     "DNR": "do-not-resuscitate goals of care", "DNAR": "do-not-resuscitate goals of care",
     "ED": "emergency department", "resection": "surgery",
@@ -93,6 +115,68 @@ SHORTHAND: dict[str, str] = {
     "Humira": "adalimumab", "Xolair": "omalizumab", "Dupixent": "dupilumab",
 }  # fmt: skip
 
+# Drugs a clinician names where a guideline may write only their class ("apixaban" where the
+# ESC writes "NOAC (at stroke-prevention dose)"). A class is broader than the drug: the coverage
+# check counts it for less than the drug itself. Forms of one class are separated by ";".
+DRUG_CLASSES: dict[str, str] = {
+    # anticoagulants and antiplatelets
+    "apixaban": "oral anticoagulant; NOAC; DOAC", "rivaroxaban": "oral anticoagulant; NOAC; DOAC",
+    "edoxaban": "oral anticoagulant; NOAC; DOAC", "dabigatran": "oral anticoagulant; NOAC; DOAC",
+    "warfarin": "oral anticoagulant; vitamin K antagonist; VKA",
+    "enoxaparin": "low-molecular-weight heparin; LMWH", "dalteparin": "low-molecular-weight heparin; LMWH",
+    "clopidogrel": "P2Y12 inhibitor; antiplatelet", "ticagrelor": "P2Y12 inhibitor; antiplatelet",
+    "prasugrel": "P2Y12 inhibitor; antiplatelet", "cangrelor": "P2Y12 inhibitor; antiplatelet",
+    "alteplase": "thrombolytic; fibrinolytic", "tenecteplase": "thrombolytic; fibrinolytic",
+    # cardiovascular
+    "atorvastatin": "statin", "rosuvastatin": "statin", "simvastatin": "statin",
+    "pravastatin": "statin", "lisinopril": "ACE inhibitor; ACEi", "ramipril": "ACE inhibitor; ACEi",
+    "enalapril": "ACE inhibitor; ACEi", "perindopril": "ACE inhibitor; ACEi",
+    "losartan": "angiotensin receptor blocker; ARB", "valsartan": "angiotensin receptor blocker; ARB",
+    "candesartan": "angiotensin receptor blocker; ARB", "irbesartan": "angiotensin receptor blocker; ARB",
+    "metoprolol": "beta-blocker", "bisoprolol": "beta-blocker", "carvedilol": "beta-blocker",
+    "atenolol": "beta-blocker", "propranolol": "beta-blocker", "esmolol": "beta-blocker",
+    "amlodipine": "calcium channel blocker; CCB", "nifedipine": "calcium channel blocker; CCB",
+    "diltiazem": "calcium channel blocker; CCB", "verapamil": "calcium channel blocker; CCB",
+    "spironolactone": "mineralocorticoid receptor antagonist; MRA",
+    "eplerenone": "mineralocorticoid receptor antagonist; MRA",
+    "furosemide": "loop diuretic", "bumetanide": "loop diuretic", "torsemide": "loop diuretic",
+    "chlorthalidone": "thiazide diuretic", "hydrochlorothiazide": "thiazide diuretic",
+    "empagliflozin": "SGLT2 inhibitor", "dapagliflozin": "SGLT2 inhibitor",
+    "canagliflozin": "SGLT2 inhibitor", "evolocumab": "PCSK9 inhibitor", "alirocumab": "PCSK9 inhibitor",
+    # diabetes
+    "semaglutide": "GLP-1 receptor agonist; GLP-1 RA", "liraglutide": "GLP-1 receptor agonist; GLP-1 RA",
+    "dulaglutide": "GLP-1 receptor agonist; GLP-1 RA", "tirzepatide": "GLP-1 receptor agonist; GIP",
+    "sitagliptin": "DPP-4 inhibitor", "linagliptin": "DPP-4 inhibitor",
+    "glipizide": "sulfonylurea", "gliclazide": "sulfonylurea", "glimepiride": "sulfonylurea",
+    "glargine": "basal insulin; long-acting insulin", "detemir": "basal insulin; long-acting insulin",
+    "degludec": "basal insulin; long-acting insulin", "lispro": "rapid-acting insulin; prandial insulin",
+    "aspart": "rapid-acting insulin; prandial insulin",
+    # antimicrobials
+    "ceftriaxone": "cephalosporin; beta-lactam", "cefotaxime": "cephalosporin; beta-lactam",
+    "cefepime": "cephalosporin; beta-lactam", "amoxicillin": "penicillin; beta-lactam",
+    "levofloxacin": "fluoroquinolone", "moxifloxacin": "fluoroquinolone", "ciprofloxacin": "fluoroquinolone",
+    "azithromycin": "macrolide", "clarithromycin": "macrolide", "doxycycline": "tetracycline",
+    "meropenem": "carbapenem", "ertapenem": "carbapenem", "gentamicin": "aminoglycoside",
+    # rheumatology, bone, lungs, mind, gut
+    "tofacitinib": "JAK inhibitor", "baricitinib": "JAK inhibitor", "upadacitinib": "JAK inhibitor",
+    "adalimumab": "TNF inhibitor; biologic", "etanercept": "TNF inhibitor; biologic",
+    "infliximab": "TNF inhibitor; biologic", "alendronate": "bisphosphonate",
+    "risedronate": "bisphosphonate", "ibandronate": "bisphosphonate", "zoledronic": "bisphosphonate",
+    "tiotropium": "LAMA; long-acting muscarinic antagonist", "umeclidinium": "LAMA; long-acting muscarinic antagonist",
+    "salmeterol": "LABA; long-acting beta-agonist", "formoterol": "LABA; long-acting beta-agonist",
+    "vilanterol": "LABA; long-acting beta-agonist", "albuterol": "SABA; short-acting beta-agonist",
+    "salbutamol": "SABA; short-acting beta-agonist", "budesonide": "inhaled corticosteroid; ICS",
+    "fluticasone": "inhaled corticosteroid; ICS", "prednisone": "corticosteroid; glucocorticoid",
+    "prednisolone": "corticosteroid; glucocorticoid", "dexamethasone": "corticosteroid; glucocorticoid",
+    "sertraline": "SSRI; antidepressant", "fluoxetine": "SSRI; antidepressant",
+    "escitalopram": "SSRI; antidepressant", "citalopram": "SSRI; antidepressant",
+    "paroxetine": "SSRI; antidepressant", "venlafaxine": "SNRI; antidepressant",
+    "duloxetine": "SNRI; antidepressant", "omeprazole": "proton pump inhibitor; PPI",
+    "pantoprazole": "proton pump inhibitor; PPI", "esomeprazole": "proton pump inhibitor; PPI",
+    "ibuprofen": "NSAID", "naproxen": "NSAID", "indomethacin": "NSAID",
+    "phenytoin": "antiseizure; anticonvulsant", "levetiracetam": "antiseizure; anticonvulsant",
+}  # fmt: skip
+
 
 def _pattern(word: str) -> str:
     escaped = re.escape(word)
@@ -103,10 +187,12 @@ def _pattern(word: str) -> str:
 
 _SHORTHAND = re.compile(
     r"(?<![\w/])("
-    + "|".join(_pattern(word) for word in sorted(SHORTHAND, key=len, reverse=True))
+    + "|".join(_pattern(word) for word in sorted({**SHORTHAND, **DRUG_CLASSES}, key=len, reverse=True))
     + r")(?![\w/])"
 )
 _FULL = {word.lower(): full for word, full in SHORTHAND.items()}
+# A drug is spelled out with its class: "apixaban (oral anticoagulant, NOAC, DOAC)".
+_SPELLED = {**{d: c.replace(";", ",") for d, c in DRUG_CLASSES.items()}, **_FULL}
 _LABELS_VALUE = re.compile(r"\s*[:=]?\s*[<>≤≥]?\s*\d")
 
 
@@ -117,10 +203,12 @@ def expansions(text: str, written: str = "") -> dict[str, str]:
     found: dict[str, str] = {}
     for match in _SHORTHAND.finditer(text):
         word = match.group(1)
-        full = _FULL[word.lower()]
+        full = _SPELLED[word.lower()]
         if text[match.end() :].lstrip().lower().startswith(f"({full.lower()}"):
             continue
-        if written and re.search(rf"(?<![\w/]){re.escape(word)}(?![\w/])", written):
+        if text[: match.start()].endswith("("):
+            continue  # itself a full form in brackets: "tPA (alteplase)"
+        if written and re.search(rf"(?<![\w/]){_pattern(word)}(?![\w/])", written):
             continue
         found.setdefault(word, full)
     return found
@@ -152,4 +240,10 @@ def spelled_out(text: str, written: str = "") -> str:
 def alternatives(word: str) -> str:
     """The full form of a shorthand `word` ("MTX" -> "methotrexate"), "" when it is none."""
     match = _SHORTHAND.fullmatch(word)
-    return _FULL[word.lower()] if match else ""
+    return _FULL.get(word.lower(), "") if match else ""
+
+
+def drug_class(word: str) -> list[str]:
+    """The forms of the class of the drug `word` ("apixaban" -> ["oral anticoagulant", "NOAC",
+    "DOAC"]), [] when it is no drug of the table."""
+    return [form.strip() for form in DRUG_CLASSES.get(word.lower(), "").split(";") if form.strip()]

@@ -377,3 +377,35 @@ def test_a_follow_up_in_the_guideline_being_read_is_still_put_to_the_check(
     answer = engine.ask(follow_up, history=history, suggest_related=False)
     assert len(llm_server.checks) == 1
     assert answer.abstained and "do not state an answer" in answer.answer
+
+
+def test_a_drug_the_passages_name_only_by_its_class_is_half_covered_not_unknown(engine: Engine):
+    """"Is naproxen first-line for a gout flare?" over a guideline that says "an NSAID": the
+    drug is no term the index never mentions (its class is there), but the passage speaks of
+    the class, not the drug, so it covers the question less than the class itself would."""
+    by_class = "Is an NSAID a first-line treatment for an acute gout flare?"
+    by_drug = "Is naproxen a first-line treatment for an acute gout flare?"
+    unknown = "Is zuranolone a first-line treatment for an acute gout flare?"
+    class_coverage, drug_coverage, unknown_coverage = (
+        engine.coverage(q, engine.search(q)) for q in (by_class, by_drug, unknown)
+    )
+    assert drug_coverage.unknown_words == ()
+    assert unknown_coverage.unknown_words == ("zuranolone",)
+    assert (
+        unknown_coverage.word_coverage
+        < drug_coverage.word_coverage
+        < class_coverage.word_coverage
+    )
+
+
+def test_a_term_only_a_vignettes_description_uses_vetoes_nothing(engine: Engine):
+    """The patient's story ("slurred speech", a drug she once took) is not what is asked: a
+    term of it the index never mentions does not veto the question the vignette asks. The
+    same term in the sentence that asks still does."""
+    vignette = (
+        "68M, zuranolone stopped last year, big toe hot and swollen since last night. "
+        "Is colchicine first-line for this gout flare?"
+    )
+    assert engine.coverage(vignette, engine.search(vignette)).unknown_words == ()
+    asked = "68M with a gout flare since last night. Is zuranolone first-line for it?"
+    assert engine.coverage(asked, engine.search(asked)).unknown_words == ("zuranolone",)

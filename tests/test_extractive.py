@@ -342,3 +342,63 @@ def test_the_bottom_line_answers_each_part_asked_but_not_the_conversations_conte
         "And what if the score is 3.0? (context: wells score d-dimer calf swelling)", hits
     ).text
     assert follow_up.splitlines()[0].count("[1]") == 1
+
+
+def test_the_bottom_line_answers_the_part_its_best_unit_leaves_out(real_embedder):
+    hits = [
+        hit(
+            "osteo",
+            "- DXA screening is recommended for all women aged 65 years or older.\n"
+            "- Vertebral fracture assessment by DXA should be considered in women aged 70 "
+            "years or older or with height loss of 4 cm or more.\n"
+            "- Repeat BMD testing every 1 to 2 years after starting therapy.",
+            1,
+            "Screening",
+        ),
+    ]
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    bottom_line = generator.generate(
+        "Who gets DXA screening, and when to add vertebral fracture assessment?", hits
+    ).text.splitlines()[0]
+    # Both parts, in the order asked, although the second part's unit scores best.
+    assert "aged 65 years or older" in bottom_line
+    assert "height loss of 4 cm" in bottom_line
+    assert bottom_line.index("65 years") < bottom_line.index("height loss")
+
+
+def test_a_how_long_part_is_answered_by_a_duration_not_by_the_dose_again(real_embedder):
+    hits = [
+        hit(
+            "gout",
+            "Start anti-inflammatory prophylaxis with ULT: colchicine 0.6 mg once or twice daily "
+            "is preferred; low-dose NSAID or prednisone 10 mg/day are alternatives.\n\n"
+            "Continuing prophylaxis for 3-6 months is strongly recommended.\n\n"
+            "Prophylaxis should be started at the same time as ULT.",
+            1,
+            "Anti-inflammatory prophylaxis",
+        ),
+    ]
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    bottom_line = generator.generate(
+        "Anti-inflammatory prophylaxis when starting ULT: drug, dose, how long?", hits
+    ).text.splitlines()[0]
+    assert "colchicine 0.6 mg" in bottom_line and "3-6 months" in bottom_line
+
+
+def test_a_question_whether_to_act_is_answered_by_the_recommendation(real_embedder):
+    hits = [
+        hit(
+            "ulT",
+            "Low-dose allopurinol can be started with concurrent anti-inflammatory therapy "
+            "without worsening the flare.\n\n"
+            "Starting ULT during a gout flare is conditionally recommended over delaying until "
+            "the flare has resolved.",
+            1,
+            "Timing of ULT initiation",
+        ),
+    ]
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    bottom_line = generator.generate(
+        "Can allopurinol be started during an acute gout flare or should I wait?", hits
+    ).text.splitlines()[0]
+    assert bottom_line.startswith("Bottom line: Starting ULT during a gout flare is conditionally")

@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
-from rag.shorthand import alternatives, spelled_out
-from rag.text import WORD, asked_part, content_stems, stems
+from rag.shorthand import alternatives, drug_class, spelled_out
+from rag.text import WORD, asked_part, content_stems, split_sentences, stems
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -73,6 +73,9 @@ DOSE_AMOUNT = re.compile(
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
 TOP_PASSAGES = 3
+# A drug the top passages name only by its class ("NOAC" for apixaban) counts this much of
+# the drug itself.
+CLASS_WEIGHT = 0.5
 
 
 class CoverageIndex(Protocol):
@@ -186,7 +189,7 @@ def measure_coverage(
         return Coverage(nearest_cosine, 1.0)
     # A condensed follow-up's context ("(context: acute pyelo ...)") comes from turns already
     # answered: a term of it the index never mentions vetoed nothing then and does not now.
-    asked = set(topical_words(asked_part(question)))
+    asked = set(topical_words(_asking_sentences(asked_part(question))))
     passage_stems: set[str] = set()
     for hit in hits[:top_passages]:
         passage_stems.update(_stems(f"{hit.title} {hit.section} {hit.text}"))
@@ -194,6 +197,7 @@ def measure_coverage(
     limit = min(DOCUMENT_FREQUENCY_CAP, passage_count)
     weights: dict[str, float] = {}
     found: set[str] = set()
+    classed: set[str] = set()
     unknown: list[str] = []
     tokens_of: dict[str, list[str]] = {}
     for stem, surface in words.items():
@@ -205,9 +209,13 @@ def measure_coverage(
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if _stated(surface, passage_stems):
             found.add(stem)
+        elif any(_stated(form, passage_stems) for form in drug_class(surface)):
+            # The passages speak of the drug's class ("NOAC" for apixaban): half covered.
+            classed.add(stem)
         elif (
             frequency == 0
             and not alternatives(surface)
+            and not drug_class(surface)
             and stem in asked
             and not index.has_word_family(surface)
             and is_specific_term(index.embedder, surface)
@@ -221,9 +229,12 @@ def measure_coverage(
     if total <= 0.0:
         return Coverage(nearest_cosine, 1.0, unknown_words=tuple(unknown))
     missing = sorted((stem for stem in weights if stem not in found), key=lambda s: -weights[s])
+    covered = sum(weights[stem] for stem in found) + CLASS_WEIGHT * sum(
+        weights[stem] for stem in classed
+    )
     return Coverage(
         nearest_cosine,
-        sum(weights[stem] for stem in found) / total,
+        covered / total,
         tuple(words[stem].lower() for stem in missing),
         tuple(unknown),
         dose_missing,
@@ -261,6 +272,16 @@ def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
     stems = set(_stems(text))
     names_it = any(_same_family(key, stem) for key in key_tokens for stem in stems)
     return names_it and DOSE_AMOUNT.search(text) is not None
+
+
+def _asking_sentences(text: str) -> str:
+    """The sentences of `text` that ask (end with "?"), when others describe: a vignette's
+    "30 min of slurred speech, no weakness, age 58. Admit or clinic?" asks "Admit or clinic?";
+    a term only its description uses ("slurred") is the patient's, not what is asked. All of
+    `text` when no sentence asks or every one does."""
+    sentences = split_sentences(text)
+    asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
+    return " ".join(asking) if asking and len(asking) < len(sentences) else text
 
 
 def is_specific_term(embedder: object, word: str) -> bool:

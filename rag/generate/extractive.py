@@ -291,7 +291,8 @@ class ExtractiveGenerator:
                 and _table_key(units[i]) == _table_key(lead)
             ][: MAX_BOTTOM_LINE_UNITS - 1]
         elif vectors:
-            also = self._part_answers(question, units, chosen, vectors)
+            bottom = _bottom_unit(chosen, lead, "list" if wants_list else wants)
+            also = self._part_answers(question, units, chosen, vectors, bottom)
         # Rows of one table that answer the question as well as the best ("Drug-eluting stent
         # (DES): optimally 365 days" beside "DES (abbreviated DAPT): after 180 days"): with no
         # value to pick one, the bottom line gives each.
@@ -320,23 +321,53 @@ class ExtractiveGenerator:
         units: Sequence[Unit],
         chosen: Sequence[Unit],
         vectors: dict[int, np.ndarray],
+        bottom: Unit,
     ) -> list[Unit]:
         """For a question asking two or three things ("Wells score, and should I send a
-        D-dimer?"), the chosen unit closest to each part after the first, that part asked
-        alone (the topic words of the rest would pull it back to the first part): the bottom
-        line answers every part, not only the first."""
+        D-dimer?"), the chosen unit closest to each part, that part asked alone (the topic
+        words of the rest would pull it back to another part), in the parts' order: the bottom
+        line answers every part, not only the one its unit (`bottom`) answers, which is the
+        part it is closest to (the first when it is not embedded)."""
         index_of = {id(unit): i for i, unit in enumerate(units)}
         shown = [unit for unit in chosen if index_of.get(id(unit), -1) in vectors]
-        answers: list[Unit] = []
         # A condensed follow-up's "(context: ...)" is the conversation, not a part asked.
-        for part in question_parts(asked_part(question))[1:MAX_BOTTOM_LINE_UNITS]:
-            alone = np.asarray(self.embedder.embed_query(part), dtype=np.float32)
+        parts = question_parts(asked_part(question))[:MAX_BOTTOM_LINE_UNITS]
+        if len(parts) < 2:
+            return []
+        asked = [np.asarray(self.embedder.embed_query(part), dtype=np.float32) for part in parts]
+        answered = 0
+        if index_of.get(id(bottom), -1) in vectors:
+            vector = vectors[index_of[id(bottom)]]
+            answered = max(
+                range(len(parts)),
+                key=lambda n: float(vector @ asked[n])
+                * _part_type_weight(parts[n], shown_text(bottom)),
+            )
+        answers: list[Unit] = []
+        for number, (part, alone) in enumerate(zip(parts, asked, strict=True)):
+            if number == answered:
+                answers.append(bottom)
+                continue
             words = content_stems(part) - GENERIC_WORDS
             # The answer to "What's his CPP and target?" names the CPP.
             naming = [unit for unit in shown if _names_any(unit.words, words)] if words else shown
             closeness = {id(unit): float(vectors[index_of[id(unit)]] @ alone) for unit in naming}
-            best = max(naming, key=lambda unit: closeness[id(unit)], default=None)
-            if best is not None and closeness[id(best)] >= _PART_SIMILARITY and best not in answers:
+            # "how long?" is answered by a duration, "what dose?" by an amount.
+            weight = {id(unit): _part_type_weight(part, shown_text(unit)) for unit in naming}
+            best = max(
+                naming, key=lambda unit: closeness[id(unit)] * weight[id(unit)], default=None
+            )
+            if best is None or best is bottom or best in answers:
+                continue
+            if number < answered:
+                # A part asked before the one the bottom line answers is answered by another
+                # unit only when that unit is clearly closer to it than the bottom line's.
+                own = float(vectors[index_of[id(bottom)]] @ alone)
+                if closeness[id(best)] * weight[id(best)] < EARLIER_PART_RATIO * own * (
+                    _part_type_weight(part, shown_text(bottom))
+                ):
+                    continue
+            if closeness[id(best)] >= _PART_SIMILARITY:
                 answers.append(best)
         return answers
 
@@ -403,6 +434,8 @@ class ExtractiveGenerator:
 _PARAPHRASE_SIMILARITY = 0.4
 # A shown unit this similar to one part of a question, asked alone, answers that part.
 _PART_SIMILARITY = 0.25
+# How much closer than the bottom line's unit another must be to answer an earlier part.
+EARLIER_PART_RATIO = 1.15
 # A row or branch whose condition the question's values meet (+1) leads; one they contradict
 # (-1: "Score 0-1" when the question says the score is 2) falls far behind.
 _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
@@ -428,15 +461,49 @@ _ASKS_NUMBER = re.compile(
     r"how often|how soon|how many|within|timing|when|duration|score|interval|frequency)\b",
     re.IGNORECASE,
 )
-_DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL)(?:/kg)?\b")
+_DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL|mmol|mEq)(?:/kg)?\b")
 _ANY_NUMBER = re.compile(r"\d")
 
 
+# A question asking whether to do something ("Can allopurinol be started during a flare?",
+# "NG or NJ for that?"), and a unit that says whether: a recommendation, not a statement.
+_ASKS_DECISION = re.compile(
+    r"(?:^|[.?!:]\s+)(?:can|could|should|do|does|is|are|may|must|would|will)\b"
+    r"|\b(?:or|vs\.?|versus)\b[^?.]*\?",
+    re.IGNORECASE,
+)
+_RECOMMENDS = re.compile(
+    r"\b(?:recommend(?:s|ed|ation)?|suggest(?:s|ed)?|should|must|reasonable|indicated"
+    r"|contraindicated|avoid|do not|not validated|preferred|class (?:I|IIa|IIb|III)|grade [12])\b",
+    re.IGNORECASE,
+)
+
+
 def answer_type(question: str) -> str:
-    """ "dose", "number" or "" for what `question` asks: a dose, a threshold or time, or else."""
+    """ "dose", "number", "decision" or "" for what `question` asks: a dose, a threshold or
+    time, whether to do something, or else."""
     if _ASKS_DOSE.search(question):
         return "dose"
-    return "number" if _ASKS_NUMBER.search(question) else ""
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    return "decision" if _ASKS_DECISION.search(asked_part(question)) else ""
+
+
+_ASKS_TIME = re.compile(r"\b(?:how long|how soon|duration|for how many)\b", re.IGNORECASE)
+_TIME_AMOUNT = re.compile(
+    r"\d+(?:\s*[-–]\s*\d+)?\s*(?:min|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?)\b",
+    re.IGNORECASE,
+)
+
+
+def _part_type_weight(part: str, text: str) -> float:
+    """`_answer_type_weight` for one part of a question; a part asking how long ("drug, dose,
+    how long?") favours a duration ("for 3-6 months") over the dose its topic words name."""
+    if _ASKS_TIME.search(part):
+        return 1.5 if _TIME_AMOUNT.search(text) else 1.0
+    if re.search(r"\bwhen\b", part, re.IGNORECASE) and not _ASKS_DOSE.search(part):
+        return 1.2 if _CONDITION.search(text) else 1.0  # "when?": "only if phosphate < 1.0"
+    return _answer_type_weight(answer_type(part), text)
 
 
 def _answer_type_weight(wants: str, text: str) -> float:
@@ -448,6 +515,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
     if wants == "number":
         # The digits of a name ("CURB-65", "ABCD2") are no number.
         return 1.3 if _ANY_NUMBER.search(NAME_WITH_DIGITS.sub("", text)) else 1.0
+    if wants == "decision":
+        return 1.3 if _RECOMMENDS.search(text) else 1.0
     return 1.0
 
 
@@ -1022,6 +1091,27 @@ def _cite(text: str, n: int) -> str:
     return f"{text} [{n}]"
 
 
+def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
+    """The unit the bottom line says: the unit the question's values matched (`lead`), else
+    the best unit that reads as a sentence; when the question asks for a dose, a number or a
+    list (`wants`) and one of the best few such units gives one, that unit."""
+    if lead is not None and is_sentence(sentence_form(lead)) and not _stops_short(lead):
+        return lead
+    sentences = [
+        unit for unit in chosen if is_sentence(sentence_form(unit)) and not _stops_short(unit)
+    ]
+    typed = [
+        unit
+        for unit in sentences[:BOTTOM_LINE_CHOICES]
+        if (
+            unit.kind in ("list", "table")
+            if wants == "list"
+            else _answer_type_weight(wants, sentence_form(unit)) > 1.0
+        )
+    ]
+    return (typed or sentences or list(chosen))[0]
+
+
 def _render(
     chosen: Sequence[Unit],
     hits: Sequence[Hit],
@@ -1044,22 +1134,7 @@ def _render(
     def adapt(text: str) -> str:
         return for_patient(text, defined) if audience == "patient" else text
 
-    sentences = [
-        unit for unit in chosen if is_sentence(sentence_form(unit)) and not _stops_short(unit)
-    ]
-    typed = [
-        unit
-        for unit in sentences[:BOTTOM_LINE_CHOICES]
-        if (
-            unit.kind in ("list", "table")
-            if wants == "list"
-            else _answer_type_weight(wants, sentence_form(unit)) > 1.0
-        )
-    ]
-    if lead is not None and is_sentence(sentence_form(lead)) and not _stops_short(lead):
-        bottom = lead
-    else:
-        bottom = (typed or sentences or list(chosen))[0]
+    bottom = _bottom_unit(chosen, lead, wants)
     continued: list[tuple[str, int]] = []
     if bottom.kind == "table":
         # A table the chunker cut in two is said whole: the part under its intro first.
@@ -1094,7 +1169,11 @@ def _render(
             rows = sorted([bottom, *tied], key=lambda unit: _reading_order(unit, hits))
             said = [(sentence_form(unit), unit.passage) for unit in rows]
             also = [unit for unit in also if unit not in rows]
-    for unit in also:
+    # Parts of the question asked before the one the bottom line's unit answers are said first.
+    cut = next((n for n, unit in enumerate(also) if unit is bottom), 0)
+    before = [(sentence_form(unit), unit.passage) for unit in also[:cut]]
+    said = [*(pair for pair in before if is_sentence(pair[0])), *said]
+    for unit in also[cut:]:
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
     lines = [f"Bottom line: {_joined_sentences([(adapt(text), n) for text, n in said])}", ""]
