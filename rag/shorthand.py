@@ -70,28 +70,6 @@ SHORTHAND: dict[str, str] = {
     "conceive": "pregnancy", "preg": "pregnancy",
     "HIE": "hypoxic-ischemic encephalopathy", "cooling": "therapeutic hypothermia",
     "TBSA": "total body surface area",
-    # common abbreviations a guideline may write in full where the question does not
-    "HR": "heart rate", "BP": "blood pressure", "RR": "respiratory rate", "SpO2": "oxygen saturation",
-    "O2": "oxygen", "GCS": "Glasgow Coma Scale", "HCO3": "bicarbonate", "osm": "osmolality",
-    "CXR": "chest radiograph X-ray", "ECG": "electrocardiogram", "EKG": "electrocardiogram",
-    "LFTs": "liver function tests", "CrCl": "creatinine clearance", "UACR": "urine albumin-creatinine ratio",
-    "A1c": "HbA1c glycated hemoglobin", "BMI": "body mass index", "EF": "ejection fraction",
-    "MI": "myocardial infarction", "STEMI": "ST-elevation myocardial infarction",
-    "NSTEMI": "non-ST-elevation myocardial infarction", "TIA": "transient ischemic attack",
-    "HF": "heart failure", "CHF": "heart failure", "HFrEF": "heart failure with reduced ejection fraction",
-    "HFpEF": "heart failure with preserved ejection fraction", "AF": "atrial fibrillation",
-    "ASCVD": "atherosclerotic cardiovascular disease", "DVT": "deep vein thrombosis",
-    "PE": "pulmonary embolism", "VTE": "venous thromboembolism", "CKD": "chronic kidney disease",
-    "COPD": "chronic obstructive pulmonary disease", "CAP": "community-acquired pneumonia",
-    "UTI": "urinary tract infection", "DKA": "diabetic ketoacidosis",
-    "HHS": "hyperosmolar hyperglycemic state", "GI": "gastrointestinal",
-    "MDD": "major depressive disorder", "ICP": "intracranial pressure",
-    "CPP": "cerebral perfusion pressure", "OAC": "oral anticoagulant",
-    "DOAC": "NOAC direct oral anticoagulant", "NOAC": "DOAC direct oral anticoagulant",
-    "TKA": "total knee arthroplasty", "THA": "total hip arthroplasty", "neuro": "neurological",
-    "drip": "infusion", "IV": "intravenous", "PO": "oral", "SC": "subcutaneous",
-    "SQ": "subcutaneous", "IM": "intramuscular", "bid": "twice daily", "tid": "three times daily",
-    "qd": "once daily", "prn": "as needed", "NPO": "nil by mouth fasting", "h/o": "history of",
     # orders and care
     "DNR": "do-not-resuscitate goals of care", "DNAR": "do-not-resuscitate goals of care",
     "ED": "emergency department", "resection": "surgery",
@@ -113,6 +91,68 @@ SHORTHAND: dict[str, str] = {
     "Solu-Medrol": "methylprednisolone", "Decadron": "dexamethasone", "Zosyn": "piperacillin-tazobactam",
     "Augmentin": "amoxicillin-clavulanate", "Tylenol": "acetaminophen", "Keppra": "levetiracetam",
     "Humira": "adalimumab", "Xolair": "omalizumab", "Dupixent": "dupilumab",
+    "Lexapro": "escitalopram", "Zoloft": "sertraline", "Prozac": "fluoxetine",
+    "Wellbutrin": "bupropion", "Cymbalta": "duloxetine", "Toprol": "metoprolol succinate",
+    "Lopressor": "metoprolol tartrate", "Coreg": "carvedilol", "Aldactone": "spironolactone",
+    "Invokana": "canagliflozin", "Januvia": "sitagliptin", "Tresiba": "insulin degludec",
+    "Levemir": "insulin detemir", "Humalog": "insulin lispro", "Novolog": "insulin aspart",
+    "Protonix": "pantoprazole", "Nexium": "esomeprazole", "Symbicort": "budesonide-formoterol",
+    "Advair": "fluticasone-salmeterol", "Spiriva": "tiotropium", "Nucala": "mepolizumab",
+    "Fasenra": "benralizumab", "Tezspire": "tezepelumab", "Repatha": "evolocumab",
+    "Praluent": "alirocumab", "Zetia": "ezetimibe", "Leqvio": "inclisiran", "Evenity": "romosozumab",
+    "Forteo": "teriparatide", "Tymlos": "abaloparatide", "Boniva": "ibandronate",
+    "Actonel": "risedronate", "Krystexxa": "pegloticase", "Colcrys": "colchicine",
+    "Campral": "acamprosate", "Antabuse": "disulfiram", "Rituxan": "rituximab",
+    "Enbrel": "etanercept", "Remicade": "infliximab", "Xeljanz": "tofacitinib",
+    "Olumiant": "baricitinib", "Rinvoq": "upadacitinib", "Actemra": "tocilizumab",
+    "Orencia": "abatacept", "Arava": "leflunomide", "Plaquenil": "hydroxychloroquine",
+    "Zestril": "lisinopril", "Cozaar": "losartan", "Diovan": "valsartan", "Norvasc": "amlodipine",
+    "Cardizem": "diltiazem", "Multaq": "dronedarone", "Tikosyn": "dofetilide",
+    "Cordarone": "amiodarone", "Rythmol": "propafenone", "Tambocor": "flecainide",
+    "Lovenox": "enoxaparin", "Arixtra": "fondaparinux", "Activase": "alteplase",
+    "Nimotop": "nimodipine", "Cleviprex": "clevidipine", "Cardene": "nicardipine",
+    "Vasostrict": "vasopressin", "Giapreza": "angiotensin II", "Kerendia": "finerenone",
+    "Rocephin": "ceftriaxone", "Zithromax": "azithromycin", "Levaquin": "levofloxacin",
+    "Avelox": "moxifloxacin", "Bactrim": "trimethoprim-sulfamethoxazole",
+    "Macrobid": "nitrofurantoin", "Flagyl": "metronidazole", "Keflex": "cephalexin",
+    "Unasyn": "ampicillin-sulbactam", "Merrem": "meropenem", "Dilantin": "phenytoin",
+    "Depakote": "valproate", "Ativan": "lorazepam",
+    # more ward shorthand
+    "ppx": "prophylaxis", "NSGY": "neurosurgery", "neurosurg": "neurosurgery",
+    "pred": "prednisone", "spiro": "spironolactone", "cipro": "ciprofloxacin",
+    "DU": "duodenal ulcer", "chole": "cholecystectomy", "pheo": "pheochromocytoma",
+    "SI": "suicidal ideation", "fingerstick": "capillary blood glucose", "crani": "craniectomy",
+    "CP": "chest pain", "RLL": "right lower lobe pneumonia", "PVI": "pulmonary vein isolation ablation",
+    "MCA": "middle cerebral artery", "AVR": "aortic valve replacement",
+}  # fmt: skip
+
+# Abbreviations guidelines write too, but not everywhere: "HR" in one section, "heart rate" in
+# the next. The coverage and evidence checks accept either form; retrieval and the answer's
+# scoring are not given the full form (the abbreviation already finds its sections, and the
+# extra words would pull others up).
+WRITTEN_BOTH_WAYS: dict[str, str] = {
+    "HR": "heart rate", "BP": "blood pressure", "RR": "respiratory rate", "SpO2": "oxygen saturation",
+    "O2": "oxygen", "GCS": "Glasgow Coma Scale", "HCO3": "bicarbonate", "osm": "osmolality",
+    "CXR": "chest radiograph X-ray", "ECG": "electrocardiogram", "EKG": "electrocardiogram",
+    "LFTs": "liver function tests", "CrCl": "creatinine clearance", "UACR": "urine albumin-creatinine ratio",
+    "A1c": "HbA1c glycated hemoglobin", "BMI": "body mass index", "EF": "ejection fraction",
+    "MI": "myocardial infarction", "STEMI": "ST-elevation myocardial infarction",
+    "NSTEMI": "non-ST-elevation myocardial infarction", "TIA": "transient ischemic attack",
+    "HF": "heart failure", "CHF": "heart failure", "HFrEF": "heart failure with reduced ejection fraction",
+    "HFpEF": "heart failure with preserved ejection fraction", "AF": "atrial fibrillation",
+    "ASCVD": "atherosclerotic cardiovascular disease", "DVT": "deep vein thrombosis",
+    "PE": "pulmonary embolism", "VTE": "venous thromboembolism", "CKD": "chronic kidney disease",
+    "COPD": "chronic obstructive pulmonary disease", "CAP": "community-acquired pneumonia",
+    "UTI": "urinary tract infection", "DKA": "diabetic ketoacidosis",
+    "HHS": "hyperosmolar hyperglycemic state", "GI": "gastrointestinal",
+    "MDD": "major depressive disorder", "ICP": "intracranial pressure",
+    "CPP": "cerebral perfusion pressure", "OAC": "oral anticoagulant",
+    "DOAC": "NOAC direct oral anticoagulant", "NOAC": "DOAC direct oral anticoagulant",
+    "TKA": "total knee arthroplasty", "THA": "total hip arthroplasty", "neuro": "neurological",
+    "drip": "infusion", "IV": "intravenous", "PO": "oral", "SC": "subcutaneous",
+    "SQ": "subcutaneous", "IM": "intramuscular", "bid": "twice daily", "tid": "three times daily",
+    "TEE": "transesophageal echocardiography", "TTE": "transthoracic echocardiography",
+    "qd": "once daily", "prn": "as needed", "NPO": "nil by mouth fasting", "h/o": "history of",
 }  # fmt: skip
 
 # Drugs a clinician names where a guideline may write only their class ("apixaban" where the
@@ -191,6 +231,10 @@ _SHORTHAND = re.compile(
     + r")(?![\w/])"
 )
 _FULL = {word.lower(): full for word, full in SHORTHAND.items()}
+_BOTH_WAYS = re.compile(
+    "|".join(_pattern(word) for word in sorted(WRITTEN_BOTH_WAYS, key=len, reverse=True))
+)
+_BOTH_WAYS_FULL = {word.lower(): full for word, full in WRITTEN_BOTH_WAYS.items()}
 # A drug is spelled out with its class: "apixaban (oral anticoagulant, NOAC, DOAC)".
 _SPELLED = {**{d: c.replace(";", ",") for d, c in DRUG_CLASSES.items()}, **_FULL}
 _LABELS_VALUE = re.compile(r"\s*[:=]?\s*[<>≤≥]?\s*\d")
@@ -238,9 +282,11 @@ def spelled_out(text: str, written: str = "") -> str:
 
 
 def alternatives(word: str) -> str:
-    """The full form of a shorthand `word` ("MTX" -> "methotrexate"), "" when it is none."""
-    match = _SHORTHAND.fullmatch(word)
-    return _FULL.get(word.lower(), "") if match else ""
+    """The full form of a shorthand `word` ("MTX" -> "methotrexate", "HR" -> "heart rate"), ""
+    when it is none."""
+    if _SHORTHAND.fullmatch(word):
+        return _FULL.get(word.lower(), "")
+    return _BOTH_WAYS_FULL[word.lower()] if _BOTH_WAYS.fullmatch(word) else ""
 
 
 def drug_class(word: str) -> list[str]:

@@ -264,6 +264,16 @@ def asked_part(question: str) -> str:
     return question.partition(CONTEXT_OPENER)[0]
 
 
+def asking_sentences(text: str) -> str:
+    """The sentences of `text` that ask (end with "?"), when others describe: a vignette's
+    "30 min of slurred speech, no weakness, age 58. Admit or clinic?" asks "Admit or clinic?";
+    a term only its description uses ("slurred") is the patient's, not what is asked. All of
+    `text` when no sentence asks or every one does."""
+    sentences = split_sentences(text)
+    asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
+    return " ".join(asking) if asking and len(asking) < len(sentences) else text
+
+
 # ---------------------------------------------------------------------------------------------
 # Section paths
 

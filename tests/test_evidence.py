@@ -381,3 +381,13 @@ def test_another_source_is_shown_as_agreeing_only_when_it_is_on_the_point():
     assert "Other guidance" not in text and "GOLD" not in text
     text, _ = compare_sources(question, draft, [gina, bts], similarity=close_in_meaning)
     assert "### Other guidance on this point" in text and "BTS 2019" in text
+
+
+def test_a_dose_in_the_patients_story_is_not_a_dose_asked_for():
+    assert "a dose" in question_facets("What ICS dose is safe in pregnancy?")
+    # The story mentions a dose; the question asks whether to step down.
+    story = "Asthma well controlled on medium-dose ICS-LABA, 8 wks pregnant. Step down?"
+    assert "a dose" not in question_facets(story)
+    # "How much" monitoring is no dose.
+    assert "a dose" not in question_facets("After a TIA, how much rhythm monitoring is needed?")
+    assert "a dose" in question_facets("How much potassium phosphate in DKA?")

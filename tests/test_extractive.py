@@ -402,3 +402,28 @@ def test_a_question_whether_to_act_is_answered_by_the_recommendation(real_embedd
         "Can allopurinol be started during an acute gout flare or should I wait?", hits
     ).text.splitlines()[0]
     assert bottom_line.startswith("Bottom line: Starting ULT during a gout flare is conditionally")
+
+
+def test_a_can_we_question_is_answered_by_the_recommendation_not_by_the_score_rule(
+    real_embedder,
+):
+    hits = [
+        hit(
+            "news2",
+            "- On supplemental oxygen: Add 2 points to the total score.\n"
+            "- Do NOT simply increase supplemental O2 to normalise the score: treat the "
+            "underlying cause of hypoxaemia.",
+            1,
+            "Oxygen and the NEWS2 score",
+        ),
+    ]
+    bottom_line = (
+        ExtractiveGenerator(embedder=real_embedder)
+        .generate(
+            "Ward pt whose NEWS2 is high from the sats points — can we just turn up the O2 to "
+            "bring the score down?",
+            hits,
+        )
+        .text.splitlines()[0]
+    )
+    assert "Do NOT simply increase supplemental O2" in bottom_line

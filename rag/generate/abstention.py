@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Protocol
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
 from rag.shorthand import alternatives, drug_class, spelled_out
-from rag.text import WORD, asked_part, content_stems, split_sentences, stems
+from rag.text import WORD, asked_part, asking_sentences, content_stems, stems
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -189,7 +189,7 @@ def measure_coverage(
         return Coverage(nearest_cosine, 1.0)
     # A condensed follow-up's context ("(context: acute pyelo ...)") comes from turns already
     # answered: a term of it the index never mentions vetoed nothing then and does not now.
-    asked = set(topical_words(_asking_sentences(asked_part(question))))
+    asked = set(topical_words(asking_sentences(asked_part(question))))
     passage_stems: set[str] = set()
     for hit in hits[:top_passages]:
         passage_stems.update(_stems(f"{hit.title} {hit.section} {hit.text}"))
@@ -222,7 +222,7 @@ def measure_coverage(
         ):
             unknown.append(surface)
     dose_missing = False
-    if found and _WANTS_DOSE.search(question):
+    if found and _WANTS_DOSE.search(asking_sentences(asked_part(question))):
         key = max(found, key=lambda stem: weights[stem])
         dose_missing = not any(_gives_dose(hit, tokens_of[key]) for hit in hits)
     total = sum(weights.values())
@@ -272,16 +272,6 @@ def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
     stems = set(_stems(text))
     names_it = any(_same_family(key, stem) for key in key_tokens for stem in stems)
     return names_it and DOSE_AMOUNT.search(text) is not None
-
-
-def _asking_sentences(text: str) -> str:
-    """The sentences of `text` that ask (end with "?"), when others describe: a vignette's
-    "30 min of slurred speech, no weakness, age 58. Admit or clinic?" asks "Admit or clinic?";
-    a term only its description uses ("slurred") is the patient's, not what is asked. All of
-    `text` when no sentence asks or every one does."""
-    sentences = split_sentences(text)
-    asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
-    return " ".join(asking) if asking and len(asking) < len(sentences) else text
 
 
 def is_specific_term(embedder: object, word: str) -> bool:

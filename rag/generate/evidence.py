@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words, topical_words
 from rag.shorthand import alternatives
-from rag.text import DRUG_NAME, asked_part, split_prose_sentences
+from rag.text import DRUG_NAME, asked_part, asking_sentences, split_prose_sentences
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -99,7 +99,10 @@ _NOT_DRUGS = frozenset(
     }
 )
 
-_WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage|how much|loading)\b")
+_WANTS_DOSE = re.compile(
+    r"\b(?:dose|doses|dosed|dosing|dosage|loading"
+    r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight)))\b"
+)
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
 )
@@ -226,9 +229,12 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     for drug in dict.fromkeys(DRUG_NAME.findall(lowered)):
         if drug not in _NOT_DRUGS:
             facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
-    if _WANTS_DOSE.search(lowered):
+    # A dose or a duration is wanted when the question asks for one, not when the patient's
+    # story mentions one ("on medium-dose ICS-LABA ... Step down?").
+    asking = asking_sentences(asked_part(question)).lower()
+    if _WANTS_DOSE.search(asking):
         facets["a dose"] = DOSE_AMOUNT
-    if _WANTS_DURATION.search(lowered):
+    if _WANTS_DURATION.search(asking):
         facets["a duration"] = _DURATION
     return facets
 
@@ -312,7 +318,7 @@ def grade_evidence(
     measured = measurement_words(question) | described_patient(question, cited)
     # A term is named as unmentioned only if the user wrote it in this turn: a follow-up's
     # "(context: ...)" is the conversation's, said before.
-    asked = asked_part(question)
+    asked = asking_sentences(asked_part(question))
     asked_words = {word.lower() for word in re.findall(r"[\w-]+", asked)}
     if not missing:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose

@@ -38,7 +38,7 @@ from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.values import slack as value_slack
 from rag.generate.wording import definitions, for_patient, is_sentence, rows_form, sentence_form
-from rag.text import DRUG_NAME, asked_part, content_stems, content_words, plain
+from rag.text import DRUG_NAME, asked_part, asking_sentences, content_stems, content_words, plain
 from rag.types import Hit
 
 __all__ = ["GENERIC_WORDS", "ExtractiveGenerator", "plain", "question_parts"]
@@ -472,6 +472,11 @@ _ASKS_DECISION = re.compile(
     r"|\b(?:or|vs\.?|versus)\b[^?.]*\?",
     re.IGNORECASE,
 )
+_ASKS_WHETHER = re.compile(
+    r"(?:^\W*|[—–:;]\s*|\s-\s)(?:can|could|should|do|does|is it|are|may|must|would|will)\b"
+    r"(?!.*\b(?:when|how)\b)",
+    re.IGNORECASE,
+)
 _RECOMMENDS = re.compile(
     r"\b(?:recommend(?:s|ed|ation)?|suggest(?:s|ed)?|should|must|reasonable|indicated"
     r"|contraindicated|avoid|do not|not validated|preferred|class (?:I|IIa|IIb|III)|grade [12])\b",
@@ -482,11 +487,15 @@ _RECOMMENDS = re.compile(
 def answer_type(question: str) -> str:
     """ "dose", "number", "decision" or "" for what `question` asks: a dose, a threshold or
     time, whether to do something, or else."""
-    if _ASKS_DOSE.search(question):
+    # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
+    asked = asking_sentences(asked_part(question))
+    if _ASKS_DOSE.search(asked):
         return "dose"
-    if _ASKS_NUMBER.search(question):
+    if _ASKS_WHETHER.search(asked):
+        return "decision"  # "Can we turn up the O2 to bring the score down?"
+    if _ASKS_NUMBER.search(asked):
         return "number"
-    return "decision" if _ASKS_DECISION.search(asked_part(question)) else ""
+    return "decision" if _ASKS_DECISION.search(asked) else ""
 
 
 _ASKS_TIME = re.compile(r"\b(?:how long|how soon|duration|for how many)\b", re.IGNORECASE)
