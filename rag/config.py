@@ -143,7 +143,7 @@ class AnswerSettings:
         "passage dosing its key term, abstains whatever the score. Higher declines more often.",
     )
     min_partial_score: float = Field(
-        0.9,
+        0.75,
         description="Below this coverage score the answer is graded 'none' and rag abstains; "
         "from here up to min_coverage_score (or when a facet the question names is missing from "
         "the cited passages) it answers graded 'partial', led by what the sources lack "

@@ -252,6 +252,15 @@ def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     ]
 
 
+# Words many full forms share: "acute", "disease", "rate" tell no abbreviation from another.
+_FULL_FORM_GENERIC = frozenset(
+    stems(
+        "acute chronic disease disorder syndrome injury failure infection pressure rate test "
+        "level therapy treatment history patient".split()
+    )
+)
+
+
 def _stated(surface: str, passage_stems: set[str]) -> bool:
     """Whether passages with `passage_stems` state the word `surface` in any of its forms, or
     its full form when it is shorthand ("MTX": "methotrexate"; "AIS": at least half of "acute
@@ -262,7 +271,11 @@ def _stated(surface: str, passage_stems: set[str]) -> bool:
     if any(states(token) for token in _stems(surface)):
         return True
     full = _stems(alternatives(surface))
-    return bool(full) and sum(map(states, full)) * 2 >= len(full)
+    # The words that tell the full form from others ("obstructive pulmonary" of "chronic
+    # obstructive pulmonary disease"): both of two, at least half of more.
+    telling = [token for token in full if token not in _FULL_FORM_GENERIC] or full
+    stated = sum(map(states, telling))
+    return bool(telling) and (stated == len(telling) if len(telling) <= 2 else stated * 2 >= len(telling))
 
 
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:

@@ -318,7 +318,7 @@ def grade_evidence(
     measured = measurement_words(question) | described_patient(question, cited)
     # A term is named as unmentioned only if the user wrote it in this turn: a follow-up's
     # "(context: ...)" is the conversation's, said before.
-    asked = asking_sentences(asked_part(question))
+    asked = asked_part(question)
     asked_words = {word.lower() for word in re.findall(r"[\w-]+", asked)}
     if not missing:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose

@@ -608,7 +608,9 @@ def _condition_text(unit: Unit) -> str:
 
 
 # "no diabetes", "without cirrhosis", "non-diabetic": what the patient does not have.
-_NEGATION = re.compile(r"\b(?:no|without|non-?)\s*([A-Za-z][A-Za-z-]{3,})", re.IGNORECASE)
+_NEGATION = re.compile(
+    r"\b(?:no|without|non-?|rather than|instead of)\s*([A-Za-z][A-Za-z-]{3,})", re.IGNORECASE
+)
 
 
 def negated_stems(question: str) -> frozenset[str]:
