@@ -157,7 +157,9 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
 
 # Drugs a clinician names where a guideline may write only their class ("apixaban" where the
 # ESC writes "NOAC (at stroke-prevention dose)"). A class is broader than the drug: the coverage
-# check counts it for less than the drug itself. Forms of one class are separated by ";".
+# check counts it for less than the drug itself, and it is not added to the question for
+# retrieval (it pulls up other drugs of the class: edoxaban's VTE dose under an apixaban AF
+# question). Forms of one class are separated by ";".
 DRUG_CLASSES: dict[str, str] = {
     # anticoagulants and antiplatelets
     "apixaban": "oral anticoagulant; NOAC; DOAC", "rivaroxaban": "oral anticoagulant; NOAC; DOAC",
@@ -227,7 +229,7 @@ def _pattern(word: str) -> str:
 
 _SHORTHAND = re.compile(
     r"(?<![\w/])("
-    + "|".join(_pattern(word) for word in sorted({**SHORTHAND, **DRUG_CLASSES}, key=len, reverse=True))
+    + "|".join(_pattern(word) for word in sorted(SHORTHAND, key=len, reverse=True))
     + r")(?![\w/])"
 )
 _FULL = {word.lower(): full for word, full in SHORTHAND.items()}
@@ -235,8 +237,6 @@ _BOTH_WAYS = re.compile(
     "|".join(_pattern(word) for word in sorted(WRITTEN_BOTH_WAYS, key=len, reverse=True))
 )
 _BOTH_WAYS_FULL = {word.lower(): full for word, full in WRITTEN_BOTH_WAYS.items()}
-# A drug is spelled out with its class: "apixaban (oral anticoagulant, NOAC, DOAC)".
-_SPELLED = {**{d: c.replace(";", ",") for d, c in DRUG_CLASSES.items()}, **_FULL}
 _LABELS_VALUE = re.compile(r"\s*[:=]?\s*[<>≤≥]?\s*\d")
 
 
@@ -247,7 +247,7 @@ def expansions(text: str, written: str = "") -> dict[str, str]:
     found: dict[str, str] = {}
     for match in _SHORTHAND.finditer(text):
         word = match.group(1)
-        full = _SPELLED[word.lower()]
+        full = _FULL[word.lower()]
         if text[match.end() :].lstrip().lower().startswith(f"({full.lower()}"):
             continue
         if text[: match.start()].endswith("("):

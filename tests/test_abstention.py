@@ -353,6 +353,8 @@ def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     assert spelled_out("seen in ED; ed") == "seen in ED (emergency department); ed"
     assert spelled_out("Day 7 post-SAH") == "Day 7 post-SAH (subarachnoid hemorrhage)"
     assert spelled_out("SBP 84, on Eliquis") == "SBP 84, on Eliquis (apixaban)"
+    # A drug's class is no full form: "apixaban (NOAC)" would pull up other NOACs' doses.
+    assert spelled_out("apixaban dose in AF") == "apixaban dose in AF"
     # A label keeps its value beside it ("MAP 80" is read as a mean arterial pressure of 80).
     assert spelled_out("MAP 80, MAP target?") == "(mean arterial pressure) MAP 80, MAP target?"
     # Shorthand the passages write themselves is left alone for the answer's scoring.

@@ -255,8 +255,8 @@ def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
 # Words many full forms share: "acute", "disease", "rate" tell no abbreviation from another.
 _FULL_FORM_GENERIC = frozenset(
     stems(
-        "acute chronic disease disorder syndrome injury failure infection pressure rate test "
-        "level therapy treatment history patient".split()
+        ["acute", "chronic", "disease", "disorder", "syndrome", "injury", "failure", "infection"]
+        + ["pressure", "rate", "test", "level", "therapy", "treatment", "history", "patient"]
     )
 )
 
