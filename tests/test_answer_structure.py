@@ -428,6 +428,15 @@ def test_a_value_given_for_one_measurement_does_not_meet_another_measurements_co
     assert "Age > 40" not in cited.bottom_line
 
 
+def test_a_scores_rows_are_read_against_the_score_not_the_other_numbers_of_the_story():
+    values = question_values(
+        "68M, suspicious chest pain, 1.5 mm ST depression, first hs-cTn 2x ULN. HEART 9. Dispo?"
+    )
+    # 1.5 and 2 fall in 0-3, but they are no HEART score.
+    assert match(values, "HEART Score 0–3 (Low Risk): consider early discharge") == -1
+    assert match(values, "HEART Score 7–10 (High Risk): hospital admission") == 1
+
+
 def test_a_follow_up_asking_about_another_drug_instead_drops_the_one_it_replaces():
     history = [Turn("Patient with UGIB actively bleeding, on warfarin, what reversal?", "PCC [1].")]
     condensed = condense_deterministic("And if he was on dabigatran instead?", history)

@@ -337,13 +337,19 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         return []
     stated = conditions(condition_text)
     kinds = {v.kind for v in values}
+    # A score's rows ("HEART Score 0-3") are read against the score the question gives ("HEART
+    # 9", "score of 2"), not against its other bare numbers ("1.5 mm ST depression").
+    scores = [v for v in values if v.kind == "score" or v.label]
     # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
     # with that value, not with a value of no stated kind ("LDL 130").
     comparable = [
         (v, c)
         for v in values
         for c in stated
-        if compatible(v, c) and (v.kind or c.kind) and (v.kind == c.kind or c.kind not in kinds)
+        if compatible(v, c)
+        and (v.kind or c.kind)
+        and (v.kind == c.kind or c.kind not in kinds)
+        and not (c.kind == "score" and scores and v not in scores)
     ]
     if not comparable:
         # Neither side says what it measures: compare plain numbers only when the
