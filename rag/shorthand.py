@@ -285,7 +285,7 @@ def alternatives(word: str) -> str:
     """The full form of a shorthand `word` ("MTX" -> "methotrexate", "HR" -> "heart rate"), ""
     when it is none."""
     if _SHORTHAND.fullmatch(word):
-        return _FULL.get(word.lower(), "")
+        return _FULL[word.lower()]
     return _BOTH_WAYS_FULL[word.lower()] if _BOTH_WAYS.fullmatch(word) else ""
 
 

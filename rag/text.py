@@ -264,11 +264,12 @@ def asked_part(question: str) -> str:
     return question.partition(CONTEXT_OPENER)[0]
 
 
-def asking_sentences(text: str) -> str:
-    """The sentences of `text` that ask (end with "?"), when others describe: a vignette's
-    "30 min of slurred speech, no weakness, age 58. Admit or clinic?" asks "Admit or clinic?";
-    a term only its description uses ("slurred") is the patient's, not what is asked. All of
-    `text` when no sentence asks or every one does."""
+def asking_sentences(question: str) -> str:
+    """The sentences of the `question`'s own words (`asked_part`) that ask (end with "?"), when
+    others describe: a vignette's "30 min of slurred speech, no weakness, age 58. Admit or
+    clinic?" asks "Admit or clinic?"; a term only its description uses ("slurred") is the
+    patient's, not what is asked. All of its own words when no sentence asks or every one does."""
+    text = asked_part(question)
     sentences = split_sentences(text)
     asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
     return " ".join(asking) if asking and len(asking) < len(sentences) else text

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Protocol
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
 from rag.shorthand import alternatives, drug_class, spelled_out
-from rag.text import WORD, asked_part, asking_sentences, content_stems, stems
+from rag.text import WORD, asking_sentences, content_stems, stems
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -189,7 +189,8 @@ def measure_coverage(
         return Coverage(nearest_cosine, 1.0)
     # A condensed follow-up's context ("(context: acute pyelo ...)") comes from turns already
     # answered: a term of it the index never mentions vetoed nothing then and does not now.
-    asked = set(topical_words(asking_sentences(asked_part(question))))
+    asking = asking_sentences(question)
+    asked = set(topical_words(asking))
     passage_stems: set[str] = set()
     for hit in hits[:top_passages]:
         passage_stems.update(_stems(f"{hit.title} {hit.section} {hit.text}"))
@@ -207,22 +208,23 @@ def measure_coverage(
         tokens_of[stem] = tokens
         frequency = len(index.search_lexical(surface, limit, rows))
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
+        classes = drug_class(surface)
         if _stated(surface, passage_stems):
             found.add(stem)
-        elif any(_stated(form, passage_stems) for form in drug_class(surface)):
+        elif any(_stated(form, passage_stems) for form in classes):
             # The passages speak of the drug's class ("NOAC" for apixaban): half covered.
             classed.add(stem)
         elif (
             frequency == 0
             and not alternatives(surface)
-            and not drug_class(surface)
+            and not classes
             and stem in asked
             and not index.has_word_family(surface)
             and is_specific_term(index.embedder, surface)
         ):
             unknown.append(surface)
     dose_missing = False
-    if found and _WANTS_DOSE.search(asking_sentences(asked_part(question))):
+    if found and _WANTS_DOSE.search(asking):
         key = max(found, key=lambda stem: weights[stem])
         dose_missing = not any(_gives_dose(hit, tokens_of[key]) for hit in hits)
     total = sum(weights.values())

@@ -231,7 +231,7 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
             facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
     # A dose or a duration is wanted when the question asks for one, not when the patient's
     # story mentions one ("on medium-dose ICS-LABA ... Step down?").
-    asking = asking_sentences(asked_part(question)).lower()
+    asking = asking_sentences(question).lower()
     if _WANTS_DOSE.search(asking):
         facets["a dose"] = DOSE_AMOUNT
     if _WANTS_DURATION.search(asking):

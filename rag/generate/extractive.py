@@ -335,14 +335,15 @@ class ExtractiveGenerator:
         if len(parts) < 2:
             return []
         asked = [np.asarray(self.embedder.embed_query(part), dtype=np.float32) for part in parts]
-        answered = 0
+        # How well the bottom line's unit answers each part; it answers the part it fits best.
+        bottom_fit = [0.0] * len(parts)
         if index_of.get(id(bottom), -1) in vectors:
             vector = vectors[index_of[id(bottom)]]
-            answered = max(
-                range(len(parts)),
-                key=lambda n: float(vector @ asked[n])
-                * _part_type_weight(parts[n], shown_text(bottom)),
-            )
+            bottom_fit = [
+                float(vector @ alone) * _part_type_weight(part, shown_text(bottom))
+                for part, alone in zip(parts, asked, strict=True)
+            ]
+        answered = max(range(len(parts)), key=lambda n: bottom_fit[n])
         answers: list[Unit] = []
         for number, (part, alone) in enumerate(zip(parts, asked, strict=True)):
             if number == answered:
@@ -359,14 +360,12 @@ class ExtractiveGenerator:
             )
             if best is None or best is bottom or best in answers:
                 continue
-            if number < answered:
+            if number < answered and (
+                closeness[id(best)] * weight[id(best)] < EARLIER_PART_RATIO * bottom_fit[number]
+            ):
                 # A part asked before the one the bottom line answers is answered by another
                 # unit only when that unit is clearly closer to it than the bottom line's.
-                own = float(vectors[index_of[id(bottom)]] @ alone)
-                if closeness[id(best)] * weight[id(best)] < EARLIER_PART_RATIO * own * (
-                    _part_type_weight(part, shown_text(bottom))
-                ):
-                    continue
+                continue
             if closeness[id(best)] >= _PART_SIMILARITY:
                 answers.append(best)
         return answers
@@ -488,7 +487,7 @@ def answer_type(question: str) -> str:
     """ "dose", "number", "decision" or "" for what `question` asks: a dose, a threshold or
     time, whether to do something, or else."""
     # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
-    asked = asking_sentences(asked_part(question))
+    asked = asking_sentences(question)
     if _ASKS_DOSE.search(asked):
         return "dose"
     if _ASKS_WHETHER.search(asked):
