@@ -391,3 +391,18 @@ def test_a_dose_in_the_patients_story_is_not_a_dose_asked_for():
     # "How much" monitoring is no dose.
     assert "a dose" not in question_facets("After a TIA, how much rhythm monitoring is needed?")
     assert "a dose" in question_facets("How much potassium phosphate in DKA?")
+
+
+def test_a_vignettes_story_words_are_not_named_as_what_the_sources_lack():
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    # Partly covered: the terms named are those of the question asked ("leflunomide"), not of
+    # the story told before it ("nauseated").
+    coverage = Coverage(0.5, 0.7, ("nauseated", "leflunomide"), (), False)
+    passage = Hit("m", "ra", "In RA, folic acid 1 mg daily is co-prescribed with methotrexate.", 1.0, 1)
+    question = "RA on weekly methotrexate, nauseated for two days after every dose. Switch to leflunomide?"  # fmt: skip
+    terms = {"weekly", "nauseated", "leflunomide"}.__contains__  # the embedder splits these
+    evidence = grade_evidence(question, coverage, [passage], direct_score=1.3, is_term=terms)
+    assert evidence.grade == "partial"
+    assert evidence.unmentioned == ("leflunomide",)

@@ -46,6 +46,8 @@ def hit(doc_id: str, text: str, rank: int, section: str = "", title: str = "") -
 def answer_sentences(text: str) -> list[str]:
     """Sentences of a draft without its "Bottom line:" label, headings and [n] markers."""
     text = text.replace("Bottom line: ", "")
+    # A bottom line joining two passages' statements ("A [1]; b [1].") is read as both.
+    text = re.sub(r"(\[\d+\]); (\w)", lambda m: f"{m.group(1)}. {m.group(2).upper()}", text)
     return [
         re.sub(r"\s*\[\d+\]", "", sentence).removeprefix("- ") for sentence in split_sentences(text)
     ]
@@ -427,3 +429,51 @@ def test_a_can_we_question_is_answered_by_the_recommendation_not_by_the_score_ru
         .text.splitlines()[0]
     )
     assert "Do NOT simply increase supplemental O2" in bottom_line
+
+
+def test_the_bottom_line_adds_the_unit_naming_what_its_first_unit_leaves_out(real_embedder):
+    hits = [
+        hit(
+            "ckd",
+            "- Initiation threshold: Start if eGFR >= 20 mL/min/1.73m2.\n"
+            "- Indication: an SGLT2 inhibitor is recommended for adults with CKD regardless of "
+            "diabetes status.\n"
+            "- The CREDENCE trial demonstrated fewer kidney events in patients with diabetes "
+            "on canagliflozin.\n"
+            "- Monitor eGFR within 4 weeks of starting.",
+            1,
+            "SGLT2 inhibitors in CKD",
+        ),
+    ]
+    bottom_line = (
+        ExtractiveGenerator(embedder=real_embedder)
+        .generate("CKD with eGFR 22 and no diabetes - too late to start an SGLT2 inhibitor?", hits)
+        .text.splitlines()[0]
+    )
+    # The threshold, and that it holds without diabetes; not the trial behind it.
+    assert "eGFR >= 20" in bottom_line
+    assert "regardless of diabetes status" in bottom_line
+    assert "CREDENCE" not in bottom_line
+
+
+def test_a_row_the_values_chose_is_not_padded_with_what_the_score_is(real_embedder):
+    hits = [
+        hit(
+            "cap",
+            "The CURB-65 score is the recommended tool for assessing the severity of "
+            "pneumonia at presentation.\n\n"
+            "- Score 0-1 (Low risk): Suitable for home treatment.\n"
+            "- Score 2 (Moderate risk): Consider a short inpatient stay or hospital-supervised "
+            "outpatient treatment.\n"
+            "- Score 3-5 (High risk): Manage in hospital as severe pneumonia.",
+            1,
+            "CURB-65 Score",
+        ),
+    ]
+    bottom_line = (
+        ExtractiveGenerator(embedder=real_embedder)
+        .generate("What does a CURB-65 score of 2 mean for site of care?", hits)
+        .text.splitlines()[0]
+    )
+    assert "short inpatient stay" in bottom_line
+    assert "recommended tool" not in bottom_line

@@ -319,7 +319,9 @@ def grade_evidence(
     # A term is named as unmentioned only if the user wrote it in this turn: a follow-up's
     # "(context: ...)" is the conversation's, said before.
     asked = asked_part(question)
-    asked_words = {word.lower() for word in re.findall(r"[\w-]+", asked)}
+    # A term only a vignette's story uses ("boggy", "surging") is the patient's, not what the
+    # answer must name: the terms named as unmentioned come from the sentences that ask.
+    asked_words = {word.lower() for word in re.findall(r"[\w-]+", asking_sentences(question))}
     if not missing:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.

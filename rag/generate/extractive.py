@@ -307,6 +307,28 @@ class ExtractiveGenerator:
             key=lambda unit: bool(_ASIDE_HEADING.search(unit.section))
             and not content_stems(unit.section) & question_words
         )
+        if not also and not tied_rows:
+            # One unit rarely says everything a question asks ("too late to start an SGLT2
+            # inhibitor with eGFR 22 and no diabetes?": the eGFR threshold, and that it holds
+            # regardless of diabetes): a second unit naming what the first leaves out joins it.
+            bottom = _bottom_unit(chosen, lead, "list" if wants_list else wants)
+            contradicted = {id(units[i]) for i, fit in enumerate(fits) if fit < 0}
+            extra = _complement(
+                bottom,
+                [unit for unit in chosen if id(unit) not in contradicted],
+                dict(zip(map(id, units), scores, strict=True)),
+                dict(zip(map(id, units), similarity or [], strict=False)),
+                # The score the question's values are given for ("CURB-65 score of 2") is
+                # what the row they matched is about, not something it leaves out.
+                {
+                    word
+                    for word in topical_words - context_words - negated
+                    if not word.isdigit()
+                    and not (lead is not None and word in content_stems(" ".join(names)))
+                },
+            )
+            if extra is not None:
+                also = [bottom, extra]
         return Draft(
             text=_render(
                 chosen, hits, audience, lead, "list" if wants_list else wants, also, tied_rows
@@ -1120,6 +1142,57 @@ def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
         )
     ]
     return (typed or sentences or list(chosen))[0]
+
+
+COMPLEMENT_SCORE_RATIO = 0.4  # a second bottom-line unit scores at least this share of the best
+COMPLEMENT_SIMILARITY_RATIO = 0.9  # ... and is nearly as close to the question as the first
+COMPLEMENT_WORDS = 60  # ... and is short enough to read as a clause of one sentence
+# Why a recommendation holds, or what a term means, is no answer beside it ("the POISE-2
+# trial demonstrated ...", "the EPDS is designed for ...", "included: adults with cUTI").
+_NO_ANSWER = re.compile(
+    r"\b(?:trials?|demonstrated|showed|defines?|designed)\b|^(?:included|excluded|scope)\b",
+    re.IGNORECASE,
+)
+
+
+def _complement(
+    bottom: Unit,
+    chosen: Sequence[Unit],
+    score_of: dict[int, float],
+    similarity_of: dict[int, float],
+    asked_words: set[str],
+) -> Unit | None:
+    """The chosen unit that best names what the question asks (`asked_words`) and the bottom
+    line's unit leaves out, scoring and matching the question nearly as well; None when no
+    unit does. Never another branch of the bottom line's decision tree, a near-duplicate, an
+    aside, or the reasoning behind a recommendation."""
+    missing = asked_words - bottom.words
+    top = max((score_of.get(id(unit), 0.0) for unit in chosen), default=0.0)
+    if not missing or top <= 0.0:
+        return None
+    closeness = similarity_of.get(id(bottom), max(similarity_of.values(), default=0.0))
+    best, best_value = None, 0.0
+    for unit in chosen:
+        score, covered = score_of.get(id(unit), 0.0), len(missing & unit.words)
+        text = sentence_form(unit)
+        if (
+            unit is bottom
+            or not covered
+            or score < COMPLEMENT_SCORE_RATIO * top
+            or (similarity_of and similarity_of.get(id(unit), 0.0) < COMPLEMENT_SIMILARITY_RATIO * closeness)
+            or len(text.split()) > COMPLEMENT_WORDS
+            or not is_sentence(text)
+            or _stops_short(unit)
+            or _repeats(unit, [bottom])
+            or _contains(unit, bottom)
+            or (unit.kind == "path" and bottom.kind == "path" and unit.passage == bottom.passage)
+            or _ASIDE_HEADING.search(unit.section)
+            or _NO_ANSWER.search(text)
+        ):
+            continue
+        if score * covered > best_value:
+            best, best_value = unit, score * covered
+    return best
 
 
 def _render(
