@@ -406,3 +406,17 @@ def test_a_vignettes_story_words_are_not_named_as_what_the_sources_lack():
     evidence = grade_evidence(question, coverage, [passage], direct_score=1.3, is_term=terms)
     assert evidence.grade == "partial"
     assert evidence.unmentioned == ("leflunomide",)
+
+
+def test_a_partial_bottom_line_names_the_gap_once_and_then_answers():
+    from rag.generate.evidence import Evidence, lead_with_missing
+
+    evidence = Evidence("partial", (), ("ESA",))
+    text, bottom_line = lead_with_missing(
+        evidence, "### Targets\n\nTarget haemoglobin 7-9 g/dL [1].", "Target haemoglobin 7-9 g/dL [1]."
+    )
+    # The caution to check the passages heads the answer; the bottom line stays short.
+    assert text.startswith("The cited passages do not mention 'ESA'; check that they answer")
+    assert bottom_line == (
+        "The cited passages do not mention 'ESA'; what they state: target haemoglobin 7-9 g/dL [1]."
+    )

@@ -190,15 +190,22 @@ class Evidence:
     missing: tuple[str, ...] = ()
     unmentioned: tuple[str, ...] = ()
 
+    def gap(self) -> str:
+        """What the sources lack, as the clause a partial bottom line opens with ("No indexed
+        source addresses a dose"); "" when nothing is named."""
+        if self.missing:
+            return f"No indexed source addresses {_join(self.missing)}"
+        if self.unmentioned:
+            named = _join([f"'{word}'" for word in self.unmentioned])
+            return f"The cited passages do not mention {named}"
+        return ""
+
     def statement(self) -> str:
         """The sentence a partial answer leads with; "" for a direct answer or none."""
         if self.missing:
-            return f"No indexed source addresses {_join(self.missing)}."
+            return f"{self.gap()}."
         if self.unmentioned:
-            named = _join([f"'{word}'" for word in self.unmentioned])
-            return (
-                f"The cited passages do not mention {named}; check that they answer what was asked."
-            )
+            return f"{self.gap()}; check that they answer what was asked."
         if self.grade == PARTIAL:
             return "The cited passages may not answer every part of this question; check them."
         return ""
@@ -391,7 +398,7 @@ def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tupl
     said = bottom_line
     if said[:1].isupper() and not said[1:2].isupper():
         said = said[:1].lower() + said[1:]  # "Apixaban ..." but not "CURB-65 ..."
-    return f"{statement}\n\n{answer}", f"{statement[:-1]}; what they state: {said}"
+    return f"{statement}\n\n{answer}", f"{evidence.gap()}; what they state: {said}"
 
 
 def _join(items: Sequence[str]) -> str:
