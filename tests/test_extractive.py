@@ -477,3 +477,18 @@ def test_a_row_the_values_chose_is_not_padded_with_what_the_score_is(real_embedd
     )
     assert "short inpatient stay" in bottom_line
     assert "recommended tool" not in bottom_line
+
+
+def test_a_table_cells_arrow_is_said_as_a_sequence_so_its_rows_read_as_a_sentence():
+    from rag.generate.units import passage_units
+    from rag.generate.wording import is_sentence, rows_form
+
+    table = (
+        "| Diagnosis | Key features | Immediate action |\n|---|---|---|\n"
+        "| Cardiac tamponade | Beck's triad | Emergent pericardiocentesis |\n"
+        "| Pulmonary embolism | Pleuritic pain, dyspnea | Wells Score → D-dimer or CTPA |\n"
+    )
+    [whole] = [u for u in passage_units(hit("cp", table, 1), 1) if u.kind == "table"]
+    said = rows_form(whole)
+    assert "Wells Score, then D-dimer or CTPA" in said
+    assert is_sentence(said[:1].upper() + said[1:])

@@ -156,7 +156,9 @@ def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
     each cell); a row without a header as its cells."""
     clauses = []
     for row in rows:
-        cells = [cell.strip() for cell in row]
+        # A cell's arrow is a sequence ("Wells Score → D-dimer or CTPA"): said as "then" in a
+        # sentence, where an arrow would read as a decision-tree path.
+        cells = [re.sub(r"\s*→\s*", ", then ", cell.strip()) for cell in row]
         if len(cells) == 2 and cells[1]:
             clauses.append(f"{_lowered(cells[0])} is {cells[1]}")
         elif len(cells) > 2 and len(header) >= len(cells):
