@@ -431,24 +431,24 @@ def test_a_can_we_question_is_answered_by_the_recommendation_not_by_the_score_ru
     assert "Do NOT simply increase supplemental O2" in bottom_line
 
 
+def bottom_line_from(embedder, question: str, doc_id: str, text: str, section: str) -> str:
+    """The bottom line the extractive answerer writes from one passage."""
+    generator = ExtractiveGenerator(embedder=embedder)
+    return generator.generate(question, [hit(doc_id, text, 1, section)]).text.splitlines()[0]
+
+
 def test_the_bottom_line_adds_the_unit_naming_what_its_first_unit_leaves_out(real_embedder):
-    hits = [
-        hit(
-            "ckd",
-            "- Initiation threshold: Start if eGFR >= 20 mL/min/1.73m2.\n"
-            "- Indication: an SGLT2 inhibitor is recommended for adults with CKD regardless of "
-            "diabetes status.\n"
-            "- The CREDENCE trial demonstrated fewer kidney events in patients with diabetes "
-            "on canagliflozin.\n"
-            "- Monitor eGFR within 4 weeks of starting.",
-            1,
-            "SGLT2 inhibitors in CKD",
-        ),
-    ]
-    bottom_line = (
-        ExtractiveGenerator(embedder=real_embedder)
-        .generate("CKD with eGFR 22 and no diabetes - too late to start an SGLT2 inhibitor?", hits)
-        .text.splitlines()[0]
+    bottom_line = bottom_line_from(
+        real_embedder,
+        "CKD with eGFR 22 and no diabetes - too late to start an SGLT2 inhibitor?",
+        "ckd",
+        "- Initiation threshold: Start if eGFR >= 20 mL/min/1.73m2.\n"
+        "- Indication: an SGLT2 inhibitor is recommended for adults with CKD regardless of "
+        "diabetes status.\n"
+        "- The CREDENCE trial demonstrated fewer kidney events in patients with diabetes "
+        "on canagliflozin.\n"
+        "- Monitor eGFR within 4 weeks of starting.",
+        "SGLT2 inhibitors in CKD",
     )
     # The threshold, and that it holds without diabetes; not the trial behind it.
     assert "eGFR >= 20" in bottom_line
@@ -457,23 +457,17 @@ def test_the_bottom_line_adds_the_unit_naming_what_its_first_unit_leaves_out(rea
 
 
 def test_a_row_the_values_chose_is_not_padded_with_what_the_score_is(real_embedder):
-    hits = [
-        hit(
-            "cap",
-            "The CURB-65 score is the recommended tool for assessing the severity of "
-            "pneumonia at presentation.\n\n"
-            "- Score 0-1 (Low risk): Suitable for home treatment.\n"
-            "- Score 2 (Moderate risk): Consider a short inpatient stay or hospital-supervised "
-            "outpatient treatment.\n"
-            "- Score 3-5 (High risk): Manage in hospital as severe pneumonia.",
-            1,
-            "CURB-65 Score",
-        ),
-    ]
-    bottom_line = (
-        ExtractiveGenerator(embedder=real_embedder)
-        .generate("What does a CURB-65 score of 2 mean for site of care?", hits)
-        .text.splitlines()[0]
+    bottom_line = bottom_line_from(
+        real_embedder,
+        "What does a CURB-65 score of 2 mean for site of care?",
+        "cap",
+        "The CURB-65 score is the recommended tool for assessing the severity of "
+        "pneumonia at presentation.\n\n"
+        "- Score 0-1 (Low risk): Suitable for home treatment.\n"
+        "- Score 2 (Moderate risk): Consider a short inpatient stay or hospital-supervised "
+        "outpatient treatment.\n"
+        "- Score 3-5 (High risk): Manage in hospital as severe pneumonia.",
+        "CURB-65 Score",
     )
     assert "short inpatient stay" in bottom_line
     assert "recommended tool" not in bottom_line
