@@ -186,6 +186,7 @@ class ExtractiveGenerator:
         fits = [_value_match(values, unit) for unit in units]
         must_have = _must_have_coverage(units, topical_words)
         wants = answer_type(question)
+        wanted = "list" if wants_list else wants  # what the bottom line's unit should give
         asks_when = bool(_ASKS_WHEN.search(asked_part(question)))
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
@@ -223,10 +224,10 @@ class ExtractiveGenerator:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
         matched = {i for i, fit in enumerate(fits) if fit > 0}
+        contradicted = {id(units[i]) for i, fit in enumerate(fits) if fit < 0}
         if any(i in matched for i, unit in enumerate(units) if unit in chosen):
             # A branch or row the question's values contradict ("INR 1.3-1.9" for an INR of
             # 4.5) is left out once one they meet is shown.
-            contradicted = {id(units[i]) for i, fit in enumerate(fits) if fit < 0}
             chosen = [unit for unit in chosen if id(unit) not in contradicted]
             # So are the nested items they contradict ("If 10-year risk >= 20%: ..." under
             # "Calculate 10-year ASCVD risk" for a risk of 12%).
@@ -291,8 +292,9 @@ class ExtractiveGenerator:
                 and _table_key(units[i]) == _table_key(lead)
             ][: MAX_BOTTOM_LINE_UNITS - 1]
         elif vectors:
-            bottom = _bottom_unit(chosen, lead, "list" if wants_list else wants)
-            also = self._part_answers(question, units, chosen, vectors, bottom)
+            also = self._part_answers(
+                question, units, chosen, vectors, _bottom_unit(chosen, lead, wanted)
+            )
         # Rows of one table that answer the question as well as the best ("Drug-eluting stent
         # (DES): optimally 365 days" beside "DES (abbreviated DAPT): after 180 days"): with no
         # value to pick one, the bottom line gives each.
@@ -307,32 +309,29 @@ class ExtractiveGenerator:
             key=lambda unit: bool(_ASIDE_HEADING.search(unit.section))
             and not content_stems(unit.section) & question_words
         )
+        bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
             # inhibitor with eGFR 22 and no diabetes?": the eGFR threshold, and that it holds
             # regardless of diabetes): a second unit naming what the first leaves out joins it.
-            bottom = _bottom_unit(chosen, lead, "list" if wants_list else wants)
-            contradicted = {id(units[i]) for i, fit in enumerate(fits) if fit < 0}
+            # The score the question's values are given for ("CURB-65 score of 2") is what
+            # the row they matched is about, not something it leaves out.
+            score_names = content_stems(" ".join(names)) if lead is not None else frozenset()
             extra = _complement(
                 bottom,
                 [unit for unit in chosen if id(unit) not in contradicted],
                 dict(zip(map(id, units), scores, strict=True)),
                 dict(zip(map(id, units), similarity or [], strict=False)),
-                # The score the question's values are given for ("CURB-65 score of 2") is
-                # what the row they matched is about, not something it leaves out.
                 {
                     word
-                    for word in topical_words - context_words - negated
+                    for word in topical_words - context_words - negated - score_names
                     if not word.isdigit()
-                    and not (lead is not None and word in content_stems(" ".join(names)))
                 },
             )
             if extra is not None:
                 also = [bottom, extra]
         return Draft(
-            text=_render(
-                chosen, hits, audience, lead, "list" if wants_list else wants, also, tied_rows
-            ),
+            text=_render(chosen, hits, audience, bottom, lead, also, tied_rows),
             decision=None,
             refused=False,
         )
@@ -1199,14 +1198,13 @@ def _render(
     chosen: Sequence[Unit],
     hits: Sequence[Hit],
     audience: str,
+    bottom: Unit,
     lead: Unit | None = None,
-    wants: str = "",
     also: Sequence[Unit] = (),
     tied_rows: Sequence[Unit] = (),
 ) -> str:
-    """Bottom line: the unit the question's values matched (`lead`), else the best unit that
-    reads as a sentence, written as one sentence; when the question asks for a dose, a number
-    or a list (`wants`) and one of the best few such units gives one, that unit. Then the chosen units
+    """Bottom line: the unit `bottom` (see _bottom_unit), written as one sentence, with the
+    answers to the question's other parts or the tied rows (`also`, `tied_rows`). Then the chosen units
     under "### section" headings, best section first, inside a section in passage order:
     tables with their header, list items under their intro with their nested items. The
     bottom line's unit is shown again in the body only when the body adds its structure (its
@@ -1217,7 +1215,6 @@ def _render(
     def adapt(text: str) -> str:
         return for_patient(text, defined) if audience == "patient" else text
 
-    bottom = _bottom_unit(chosen, lead, wants)
     continued: list[tuple[str, int]] = []
     if bottom.kind == "table":
         # A table the chunker cut in two is said whole: the part under its intro first.
