@@ -218,7 +218,7 @@ def report(summary: dict, title: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", default="heldout", choices=("dev", "heldout", "heldout2", "heldout3", "heldout4", "all"))
+    parser.add_argument("--split", default="heldout", choices=("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "all"))
     parser.add_argument("--index", default=str(REPO / "indexes" / "default"))
     parser.add_argument(
         "--llm", default="", help="a local model name (rag llm list) to answer with"
