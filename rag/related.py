@@ -14,7 +14,15 @@ from collections.abc import Callable, Sequence
 from rag.text import section_headings
 from rag.types import Citation, Hit
 
-GENERIC_HEADINGS = {"overview", "introduction", "summary", "background", "notes", "notice", "references"}
+GENERIC_HEADINGS = {
+    "overview", "introduction", "summary", "background", "notes", "notice", "references",
+    "rationale", "key points", "clinical pearls", "pearls",
+}  # fmt: skip
+# Units a heading naming a branch's values carries ("SBP > 220 mmHg"): no topic to ask about.
+_UNITS = frozenset(
+    {"mmhg", "mg", "mcg", "kg", "ml", "mmol", "dl", "iu", "units", "min", "hours", "days", "weeks",
+     "months", "years", "bpm"}
+)  # fmt: skip
 
 
 def heading_question(title: str, source: str, year: int | None, section: str) -> str | None:
@@ -24,11 +32,20 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
     fits becomes "What does ACC/AHA 2023 recommend on <heading>?"."""
     parts = section_headings(section)
     leaf = _clean_heading(parts[-1]) if parts else ""
-    if not leaf or leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
+    # A branch's values ("Renal Impairment (CrCl < 30 mL/min)") are not part of the topic; a
+    # heading that is a condition ("Age <= 75 Years", "SBP > 220 mmHg") has none.
+    leaf = re.sub(r"\s*\([^)]*\d[^)]*\)", "", leaf)
+    words = [word for word in re.findall(r"[A-Za-z]+", leaf) if word.lower() not in _UNITS]
+    if re.search(r"[<>≤≥=]", leaf) or not any(len(word) >= 3 for word in words):
+        return None
+    if leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
         return None
     leaf = _lowered(leaf)
     topic = _lowered(_clean_heading(parts[0])) if len(parts) > 1 else ""
-    where = f" for {topic}" if topic and topic not in leaf else ""
+    # "Timing of Blood Pressure Management" under "Blood Pressure Management in ICH" needs no
+    # "for blood pressure management in ICH" after it: the leaf already names its topic.
+    shared = set(re.findall(r"[a-z]{4,}", topic.lower())) & set(re.findall(r"[a-z]{4,}", leaf.lower()))
+    where = f" for {topic}" if topic and topic not in leaf and len(shared) < 2 else ""
     for pattern, template in _TEMPLATES:
         match = pattern.fullmatch(leaf)
         if match:
@@ -43,6 +60,7 @@ _TEMPLATES = tuple(
     for pattern, template in (
         (r"(.+?) (?:assessment|evaluation)", "How is {x} assessed{where}?"),
         (r"(?:assessment|evaluation) of (.+)", "How is {x} assessed{where}?"),
+        (r"timing of (.+)", "When should {x} start{where}?"),
         (r"(.+?) criteria", "What are the {x} criteria{where}?"),
         (r"(.+?) (?:dosing|doses|dosage)(?: and adjustments)?", "How is {x} dosed{where}?"),
         (r"(?:management|treatment) of (.+)", "How is {x} managed?"),

@@ -250,8 +250,19 @@ DRUG_NAME = re.compile(
     r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
     r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
-    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin)|cef[a-z]{4,}|cephalosporins?)\b"
+    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine)|cef[a-z]{4,}|cephalosporins?)\b"
 )
+
+
+_TREE_GLYPHS = re.compile(r"^[\s│├└─|>→\-–]*")
+
+
+def tree_step(line: str) -> tuple[int, str]:
+    """A decision-tree line's depth (the columns its indent and the connector glyphs the source
+    drew take: "      --> VKA (warfarin)?" is 10 deep) and its text; (0, "") for a blank line."""
+    stripped = line.rstrip()
+    text = re.sub(r"^(?:→|->)\s*", "", _TREE_GLYPHS.sub("", stripped).strip())
+    return (len(stripped) - len(text) if text else 0), text
 
 
 # A condensed follow-up is the follow-up and then its conversation's topic: "And how long for?

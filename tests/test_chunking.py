@@ -10,12 +10,14 @@ import pytest
 
 from rag.config import ChunkSettings
 from rag.errors import InputError
+from rag.generate.units import passage_units
 from rag.ingest import demo
 from rag.ingest.chunking import chunk_document, passage_for_embedding
 from rag.ingest.demo import load_demo_corpus
+from rag.text import section_headings
 from rag.text import split_prose_sentences as split_sentences
 from rag.tokens import embedder_token_counter, prompt_token_count
-from rag.types import Document
+from rag.types import Document, Hit
 
 
 def count_words(text: str) -> int:
@@ -69,6 +71,12 @@ def test_heading_paths_name_sections_and_the_title_heading_is_not_repeated():
     assert all(chunk.doc_id == "guide.md" for chunk in chunks)
 
 
+def test_a_comparison_in_a_heading_is_not_read_as_the_path_separator():
+    document = make_document("## Blood Pressure Targets\n\n### SBP > 220 mmHg\n\nLower it.\n")
+    (chunk,) = chunk_document(document, ChunkSettings(max_tokens=200), count_words)
+    assert section_headings(chunk.section) == ["Blood Pressure Targets", "SBP >220 mmHg"]
+
+
 def test_a_top_heading_that_differs_from_the_title_roots_the_path():
     document = make_document(
         "# Cirrhosis Staging — AASLD 2023\n\n## Child-Pugh\n\nFive parameters.",
@@ -103,6 +111,32 @@ def test_a_split_table_repeats_its_header_row():
         assert passage_words(document, chunk) <= 60
     found = [line for chunk in chunks for line in chunk.text.split("\n")[2:]]
     assert found == rows  # every row once, in order
+
+
+def test_a_split_decision_tree_repeats_the_steps_above_where_a_chunk_opens():
+    branches = "\n".join(
+        f"              --> INR band {n}:\n                  --> Give factor dose {n} IU/kg"
+        for n in range(12)
+    )
+    tree = (
+        "```\nPatient with anticoagulant-associated bleeding\n  --> Identify the anticoagulant:\n"
+        f"      --> Warfarin?\n          --> Check INR\n{branches}\n"
+        "      --> Dabigatran?\n          --> Idarucizumab 5 g IV\n```"
+    )
+    document = make_document("## Reversal\n\n" + tree)
+    chunks = chunk_document(document, ChunkSettings(max_tokens=60), count_words)
+    assert len(chunks) > 2
+    for chunk in chunks[1:]:
+        lines = chunk.text.split("\n")
+        assert lines[:2] == ["```", "Patient with anticoagulant-associated bleeding"], chunk.text
+        assert passage_words(document, chunk) <= 60
+    # A dose opening a chunk is read under the branch it belongs to, not as a step of its own.
+    opening = next(c.text for c in chunks[1:] if "\n                  --> Give factor" in c.text)
+    hit = Hit("c", "guide.md", opening, 1.0, 1, section="Reversal")
+    paths = [unit.text for unit in passage_units(hit, 1) if unit.kind == "path"]
+    root = "Patient with anticoagulant-associated bleeding →"
+    assert paths and all(path.startswith(root) for path in paths)
+    assert any(re.search(r"Check INR → INR band \d+: → Give factor dose \d+ IU/kg$", p) for p in paths)
 
 
 def test_long_paragraphs_split_at_sentence_ends_with_overlap():

@@ -175,6 +175,20 @@ def test_facets_come_from_the_question_and_are_checked_in_the_cited_passages():
     assert missing_facets(question, [adult, child]) == ()
 
 
+def test_a_missing_dose_or_population_is_named_as_the_question_asks_for_it():
+    banding = Hit("c1", "d1", "Carvedilol is preferred after band ligation of varices.", 1.0, 1)
+    asked = "Using propranolol instead of carvedilol after banding. What propranolol dose do I start?"
+    assert missing_facets(asked, [banding]) == ("a propranolol dose",)
+    per_kg = "Starting hydroxychloroquine in a 50 kg woman. What's the max daily dose in mg/kg?"
+    flat = Hit("c2", "d2", "Hydroxychloroquine 400 mg daily for low disease activity.", 1.0, 1)
+    assert missing_facets(per_kg, [flat]) == ("a dose in mg/kg",)
+    # Dialysis is its own population: a passage on eGFR bands does not cover it.
+    ckd = Hit("c3", "d3", "Vancomycin: adjust the dose for eGFR < 30 and trough levels.", 1.0, 1)
+    dialysis = "MRSA endocarditis in a pt on hemodialysis. How do I dose vancomycin?"
+    assert missing_facets(dialysis, [ckd]) == ("a dose for patients on dialysis",)
+    assert "prazosin" in question_facets("Could prazosin cut his drinking?")
+
+
 def test_statements_differ_on_amounts_or_direction_not_on_wording():
     assert differ("Target a systolic below 120 mmHg.", "Target a systolic below 130 mmHg.")
     assert differ("Target systolic BP < 120 mmHg in CKD.", "BP target: < 130/80 mm Hg.")
@@ -279,6 +293,10 @@ def test_an_answer_whose_passages_never_name_the_asked_acronym_is_not_direct():
     assert "do not mention 'ESA'" in evidence.statement()
     esa = Hit("e", "kdigo", "In anaemia treated with an ESA, aim for haemoglobin 10-11.5 g/dL.", 1.0, 1)
     assert grade_evidence(question, None, [esa], direct_score=1.3).grade == "direct"
+    # Written in full, the acronym is named: "SBP" is "systolic blood pressure".
+    asah = "aSAH, aneurysm not yet secured: SBP ceiling?"
+    ceiling = Hit("s", "aha", "Avoid systolic blood pressure > 160 mmHg before securing.", 1.0, 1)
+    assert "SBP" not in grade_evidence(asah, None, [ceiling], direct_score=1.3).unmentioned
 
 
 def test_a_vignettes_measurements_are_not_terms_the_sources_must_name():

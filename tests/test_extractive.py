@@ -7,7 +7,7 @@ import re
 import pytest
 
 from rag.generate.citations import enforce_citations
-from rag.generate.extractive import ExtractiveGenerator
+from rag.generate.extractive import ExtractiveGenerator, answer_type
 from rag.text import plain, split_sentences
 from rag.types import Hit
 
@@ -454,6 +454,29 @@ def test_the_bottom_line_adds_the_unit_naming_what_its_first_unit_leaves_out(rea
     assert "eGFR >= 20" in bottom_line
     assert "regardless of diabetes status" in bottom_line
     assert "CREDENCE" not in bottom_line
+
+
+def test_a_question_asking_whether_is_read_as_a_decision():
+    assert answer_type("Not on a statin, booked for a bypass. Worth starting one before?") == "decision"
+    assert answer_type("Postpartum, EPDS 18. OK to start sertraline and review in 2 weeks?") == "decision"
+
+
+def test_a_story_value_does_not_make_another_rule_lead_over_the_line_asked_about(real_embedder):
+    bottom_line = bottom_line_from(
+        real_embedder,
+        "59M after an NSTEMI, short of breath since starting ticagrelor. Do I need to stop it?",
+        "acs",
+        "- After an NSTEMI treated with fibrinolysis:\n"
+        "  - Age <= 75 years: clopidogrel 300 mg loading dose, then 75 mg daily\n"
+        "  - Age > 75 years: clopidogrel 75 mg daily, no loading dose\n"
+        "- Ticagrelor maintenance dose: 90 mg twice daily.\n"
+        "- Ticagrelor side effects: dyspnea is usually transient and does not require stopping "
+        "ticagrelor.",
+        "P2Y12 inhibitors",
+    )
+    # His age meets "Age <= 75", but the question is whether breathlessness means stopping.
+    assert bottom_line.startswith("Bottom line: Ticagrelor side effects: dyspnea"), bottom_line
+    assert "clopidogrel" not in bottom_line
 
 
 def test_a_row_the_values_chose_is_not_padded_with_what_the_score_is(real_embedder):

@@ -35,6 +35,17 @@ def test_heading_question_names_the_guideline_and_keeps_acronyms():
 def test_generic_or_empty_headings_give_no_question():
     assert heading_question("t", "ACR", 2020, "") is None
     assert heading_question("t", "ACR", 2020, "Guide > Overview") is None
+    # A heading that is a branch's condition has no topic: "recommend on mmhg" asks nothing.
+    ich = "Blood Pressure Management in Spontaneous ICH — AHA/ASA 2022 > Blood Pressure Targets"
+    assert heading_question("t", "AHA/ASA", 2022, f"{ich} > SBP > 220 mmHg") is None
+    assert heading_question("t", "ACC/AHA", 2018, "Statins > Age <= 75 Years") is None
+    assert heading_question("t", "AHA/ASA", 2022, f"{ich} > Rationale") is None
+    # Its values are left out of a heading that has a topic.
+    renal = heading_question("t", "ACC/AHA", 2013, "Dosing > Renal Impairment (CrCl < 30 mL/min)")
+    assert renal == "What does ACC/AHA 2013 recommend on renal impairment for dosing?"
+    # A leaf naming its topic already is not followed by it again.
+    timing = heading_question("t", "AHA/ASA", 2022, f"{ich} > Timing of Blood Pressure Management")
+    assert timing == "When should blood pressure management start?"
 
 
 def test_suggestions_skip_cited_sections_and_unanswerable_ones():

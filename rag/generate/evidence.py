@@ -66,11 +66,13 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
             r"aged? \d\d|\d\d years)\b"
         ),
     ),
+    # Dialysis changes a dose more than an eGFR band does: a passage on CKD does not cover it.
+    "patients on dialysis": (
+        r"\b(?:h(?:a)?emodialysis|dialysis)\b",
+        r"\b(?:h(?:a)?emodialysis|dialysis|kidney replacement|renal replacement|crrt)\b",
+    ),
     "kidney impairment": (
-        (
-            r"\b(?:h(?:a)?emodialysis|dialysis|renal (?:impairment|failure|insufficiency)|ckd|"
-            r"crcl|creatinine clearance)\b"
-        ),
+        r"\b(?:renal (?:impairment|failure|insufficiency)|ckd|crcl|creatinine clearance)\b",
         r"\b(?:h(?:a)?emodialysis|dialysis|renal|kidney|ckd|crcl|creatinine clearance|egfr)\b",
     ),
     "liver impairment": (
@@ -103,6 +105,8 @@ _WANTS_DOSE = re.compile(
     r"\b(?:dose|doses|dosed|dosing|dosage|loading"
     r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight)))\b"
 )
+_WANTS_WEIGHT_DOSE = re.compile(r"(?:\bmg|\bmcg|\bunits?)?/kg\b|\bper kg\b|\bweight-based\b")
+_WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
 )
@@ -240,7 +244,8 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # story mentions one ("on medium-dose ICS-LABA ... Step down?").
     asking = asking_sentences(question).lower()
     if _WANTS_DOSE.search(asking):
-        facets["a dose"] = DOSE_AMOUNT
+        # "What's the max daily dose in mg/kg?": a flat dose does not answer it.
+        facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT
     if _WANTS_DURATION.search(asking):
         facets["a duration"] = _DURATION
     return facets
@@ -294,7 +299,22 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
         if "a dose" in missing:
             missing.remove("a dose")
         missing[missing.index(populations[0])] = f"a dose for {populations[0]}"
+    elif "a dose" in missing:
+        dose = _dose_named(question, facets)
+        missing[missing.index("a dose")] = dose
+        missing = [name for name in missing if name not in dose.split()]  # said once
     return tuple(missing)
+
+
+def _dose_named(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:
+    """The missing dose as a clinician would ask for it: of the one drug the asking sentences
+    name ("a propranolol dose"), per kilogram when asked so ("a dose in mg/kg")."""
+    asking = asking_sentences(question).lower()
+    drugs = [name for name in facets if DRUG_NAME.fullmatch(name) and name in asking]
+    dose = f"{drugs[0]} dose" if len(drugs) == 1 else "dose"
+    article = "an" if dose[0] in "aeiou" else "a"
+    per_kg = " in mg/kg" if facets.get("a dose") is _WEIGHT_DOSE else ""
+    return f"{article} {dose}{per_kg}"
 
 
 def grade_evidence(
@@ -346,6 +366,7 @@ def grade_evidence(
             and name not in _CARE_SETTINGS
             and (not alternatives(name) or name.lower() in absent)
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
+            and not _spelled_out(name, text)
         ][:2]
     if not gate_passed and not missing and not unmentioned and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the specific terms the
@@ -353,7 +374,7 @@ def grade_evidence(
         if coverage.dose_missing and not _states_dose(question, cited):
             # The gate looked at the top hits only; the section expansion may have brought
             # the dose the answer cites ("Dose: 0.9 mg/kg" under the alteplase protocol).
-            missing.append("a dose")
+            missing.append(_dose_named(question, question_facets(question)))
         else:
             # The terms missing from the passages the answer cites first, then those the
             # gate found missing from the top passages.
@@ -370,6 +391,15 @@ def grade_evidence(
     if missing or unmentioned or not gate_passed:
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned))
     return Evidence(DIRECT)
+
+
+def _spelled_out(acronym: str, text: str) -> bool:
+    """Whether `text` writes `acronym` in full: words of four letters or more opening with its
+    letters, in order ("SBP": "systolic blood pressure"). Acronyms of three letters or more."""
+    if len(acronym) < 3 or not acronym.isalpha():
+        return False
+    words = r"[\s-]+".join(rf"{letter}[a-z]{{3,}}" for letter in acronym.lower())
+    return bool(re.search(rf"\b{words}\b", text, re.IGNORECASE))
 
 
 def _states_dose(question: str, cited: Sequence[Hit]) -> bool:

@@ -242,7 +242,19 @@ class ExtractiveGenerator:
         chosen = [_without_contradicted(unit, values) for unit in chosen]
         if not chosen:
             return Draft(text="", refused=True)
-        shown_matched = [i for i in matched if units[i] in chosen]
+        # A unit the values match leads only if, without the weight the match gives it, it
+        # comes near the best unit they do not match: a story's age ("59M") meets "Age <= 75"
+        # in a loading-dose rule, which must not lead over the side-effect line asked about.
+        unmatched_best = max(
+            (scores[i] for i, unit in enumerate(units) if unit in chosen and i not in matched),
+            default=0.0,
+        )
+        shown_matched = [
+            i
+            for i in matched
+            if units[i] in chosen
+            and scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
+        ]
         best_rule = max((scores[i] for i in shown_matched if units[i].kind != "path"), default=0.0)
         # Of the matched units scoring close to the best, the one whose condition fits the
         # values most closely ("< 60 bpm" for a heart rate of 50, not "< 100 bpm") leads.
@@ -493,13 +505,15 @@ _ASKS_DECISION = re.compile(
     re.IGNORECASE,
 )
 _ASKS_WHETHER = re.compile(
-    r"(?:^\W*|[—–:;]\s*|\s-\s)(?:can|could|should|do|does|is it|are|may|must|would|will)\b"
+    r"(?:^\W*|[—–:;]\s*|\s-\s)(?:can|could|should|do|does|is it|are|may|must|would|will"
+    r"|(?:is it )?worth|ok(?:ay)?(?: to)?|safe to|fine to|any (?:need|point|role|benefit))\b"
     r"(?!.*\b(?:when|how)\b)",
     re.IGNORECASE,
 )
 _RECOMMENDS = re.compile(
     r"\b(?:recommend(?:s|ed|ation)?|suggest(?:s|ed)?|should|must|reasonable|indicated"
-    r"|contraindicated|avoid|do not|not validated|preferred|class (?:I|IIa|IIb|III)|grade [12])\b",
+    r"|contraindicated|avoid|do not|not validated|preferred|class (?:I|IIa|IIb|III)|grade [12]"
+    r"|(?:does|do|did) not (?:require|need|account)|not (?:required|needed|necessary)|no need)\b",
     re.IGNORECASE,
 )
 
@@ -1059,6 +1073,7 @@ def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> U
     )
 
 
+MATCHED_LEAD_RATIO = 0.6  # how close to the best unmatched unit a matched one must come to lead
 PATH_LEAD_RATIO = 1.5  # how much better a matched tree path must score to lead over a rule
 CLOSER_FIT_RATIO = 0.75  # a matched unit this close to the best may lead by fitting the values better
 # A dose or number question's bottom line comes from the best this-many sentence units.

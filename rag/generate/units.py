@@ -34,6 +34,7 @@ from rag.text import (
     plain,
     section_headings,
     split_prose_sentences,
+    tree_step,
 )
 from rag.types import Hit
 
@@ -124,7 +125,7 @@ def passage_units(hit: Hit, passage: int, *, continues: bool = False) -> list[Un
             end = index + 1
             while end < len(lines) and not FENCE.match(lines[end]):
                 end += 1
-            builder.tree(lines[index + 1 : end])
+            builder.tree(lines[index + 1 : end], cut=end >= len(lines))
             index = end + 1
         elif heading:
             builder.paragraph(paragraph)
@@ -268,12 +269,14 @@ class _Builder:
                 children=tuple(" | ".join(cells) for cells in body), condition=intro,
             )  # fmt: skip
 
-    def tree(self, lines: Sequence[str]) -> None:
+    def tree(self, lines: Sequence[str], *, cut: bool = False) -> None:
         """One unit per branch end: leaves under the same steps are one unit ("Score 5–6? →
-        urgent response within 60 minutes; hourly monitoring; consider sepsis")."""
+        urgent response within 60 minutes; hourly monitoring; consider sepsis"). `cut`: the
+        chunk ends inside the tree, so its last line may be a step whose actions follow in
+        the next chunk."""
         self.intro = ""
         branches: dict[str, list[str]] = {}
-        for path in tree_paths(lines):
+        for path in tree_paths(lines, cut=cut):
             steps = path.split(" → ")
             branches.setdefault(" → ".join(steps[:-1]), []).append(steps[-1])
         for prefix, leaves in branches.items():
@@ -317,20 +320,18 @@ def _cells(line: str) -> list[str]:
     return [plain(cell.strip()) for cell in inner.split("|")]
 
 
-def tree_paths(lines: Sequence[str]) -> list[str]:
+def tree_paths(lines: Sequence[str], *, cut: bool = False) -> list[str]:
     """Each leaf of an indented tree (a fenced decision tree's lines) with the lines it sits
     under, root first, joined by " → ": "Variceal bleeding confirmed → Oesophageal varices? →
     YES → Band ligation". A line followed by a deeper one is a branch, quoted only as part of
-    its leaves' paths; a blank line ends a tree. A line opening in lower case or with a
+    its leaves' paths; a blank line ends a tree. In a tree `cut` short by its chunk, a last
+    line asking or opening a condition ("INR 1.3-1.9:") is a step, not a leaf. A line opening in lower case or with a
     parenthesis continues the line before it. Arrows and connector glyphs the source drew
     ("├──", "→") are dropped from the steps."""
     paths: list[str] = []
     rows: list[tuple[int, str]] = []
     for line in lines:
-        stripped = line.rstrip()
-        text = re.sub(r"^[\s│├└─|>→\-–]*", "", stripped).strip()
-        text = re.sub(r"^(?:→|->)\s*", "", text)
-        indent = len(stripped) - len(text) if text else 0
+        indent, text = tree_step(line)
         if rows and rows[-1][1] and text and (text[:1].islower() or text.startswith("(")):
             rows[-1] = (rows[-1][0], f"{rows[-1][1]} {text}")
         else:
@@ -343,7 +344,8 @@ def tree_paths(lines: Sequence[str]) -> list[str]:
         while branch and branch[-1][0] >= indent:
             branch.pop()
         following = rows[number + 1] if number + 1 < len(rows) else (0, "")
-        if not (following[1] and following[0] > indent):
+        cut_step = cut and number == len(rows) - 1 and text.endswith((":", "?"))
+        if not (following[1] and following[0] > indent) and not cut_step:
             steps = [step for _, step in branch] + [text]
             paths.append(" → ".join(plain(step).rstrip(" →") for step in steps))
         branch.append((indent, text))

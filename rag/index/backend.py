@@ -98,8 +98,11 @@ class IndexBackend(Protocol):
 
 def chunking_key(settings: Settings) -> str:
     """The chunk settings as the index records them beside each document (JSON): a document
-    is unchanged only when its content hash and this key both match."""
-    return json.dumps(asdict(settings.chunking), sort_keys=True)
+    is unchanged only when its content hash and this key both match. The chunker's version is
+    part of it: a chunker that cuts differently re-chunks every document on the next ingest."""
+    from rag.ingest.chunking import CHUNKER_VERSION  # the ingest package imports this module
+
+    return json.dumps({**asdict(settings.chunking), "chunker": CHUNKER_VERSION}, sort_keys=True)
 
 
 def open_index(

@@ -2,7 +2,8 @@
 
 A document's Markdown is read as blocks (paragraphs, whole lists, tables, code) under a heading
 path. Blocks are packed into chunks up to the token budget without crossing a heading; a block
-too big alone is split at sentence boundaries (a table by rows, repeating its header), with
+too big alone is split at sentence boundaries (a table by rows, repeating its header; a
+decision tree by lines, repeating the steps above the line a chunk opens at), with
 `overlap_sentences` repeated so a split sentence group keeps its context. The budget holds for
 the passage the index embeds (rag.index.passage.passage_for_embedding, imported here for
 the chunker's callers), title and section line included.
@@ -16,9 +17,13 @@ from dataclasses import dataclass
 
 from rag.config import ChunkSettings
 from rag.index.passage import passage_for_embedding
-from rag.text import SECTION_SEPARATOR, split_prose_sentences
+from rag.text import SECTION_SEPARATOR, split_prose_sentences, tree_step
 from rag.types import Chunk, Document
 
+# Raised when the same document and settings would be cut into other chunks, so an index
+# built by an earlier version is re-chunked (rag.index.backend.chunking_key). 2: a split
+# decision tree repeats the steps above each chunk's first line; a heading's " > " is ">".
+CHUNKER_VERSION = 2
 _MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -206,8 +211,11 @@ def _read_block(lines: list[str], start: int) -> tuple[_Block, int]:
 
 
 def _plain_heading(heading: str) -> str:
-    """A heading without Markdown emphasis or code marks, for the section path."""
-    return " ".join(re.sub(r"(\*\*|__|`)", "", heading).split()).strip("*_ ")
+    """A heading without Markdown emphasis or code marks, for the section path. A comparison
+    in it is written without the space after it ("SBP >220 mmHg"), so the path's separator
+    " > " is never read inside a heading ("SBP", "220 mmHg")."""
+    plain = " ".join(re.sub(r"(\*\*|__|`)", "", heading).split()).strip("*_ ")
+    return plain.replace(SECTION_SEPARATOR, SECTION_SEPARATOR.rstrip())
 
 
 def _comparable(text: str) -> str:
@@ -227,7 +235,9 @@ class _Atom:
     joiner: str  # put before it when it continues a chunk: "\n\n" between blocks
     block: int  # index of the block it came from
     sentence: bool = False  # a sentence of a split paragraph: eligible for overlap
-    header: str = ""  # a table row's header (and separator), repeated when a chunk starts here
+    # A table row's header (and separator), or a tree line's fence and the steps above it:
+    # repeated when a chunk starts here.
+    header: str = ""
 
 
 def _pack(
@@ -265,7 +275,8 @@ def _pack(
 
 
 def _opens_table(chunk: list[_Atom], row: _Atom) -> bool:
-    """Whether `row` is the first row of its table in `chunk`, so its header goes before it."""
+    """Whether `row` is the first row of its table (or line of its tree) in `chunk`, so its
+    header goes before it."""
     return bool(row.header) and (not chunk or chunk[-1].block != row.block)
 
 
@@ -325,8 +336,38 @@ def _split_block(block: _Block, number: int, budget: int, count: _CachedCounter)
                 atoms.extend(item_atoms[1:])
         return atoms
     if block.kind == "code":
-        return _split_lines(block.text.split("\n"), number, budget, count)
+        lines = block.text.split("\n")
+        atoms = []
+        for index, line in enumerate(lines):
+            above = _tree_context(lines, index)
+            room = budget - count(above)
+            if room < budget // 3:
+                above, room = "", budget  # a tree too deep to repeat its steps
+            joiner = "\n\n" if index == 0 else "\n"
+            line_atoms = _split_line(line, joiner, number, room, count)
+            atoms.extend(_with_header(atom, above) for atom in line_atoms)
+        return atoms
     return _split_sentences(block.text, "\n\n", number, budget, count)
+
+
+def _tree_context(lines: list[str], index: int) -> str:
+    """What a chunk opening at lines[index] of a fenced decision tree repeats so its paths
+    still read from the root ("Patient with ... ICH -> VKA (warfarin)? -> Check INR -> INR
+    1.3-1.9:" above "Consider 4F-PCC 10-20 IU/kg"): the fence, then each line above it that
+    is less deep than the lines below it, back to the tree's root (a blank line ends a tree)."""
+    fence = lines[0] if _FENCE.match(lines[0]) else ""
+    depth, text = tree_step(lines[index])
+    if index == 0 or not text or _FENCE.match(lines[index]):
+        return ""
+    above: list[str] = []
+    for line in reversed(lines[1 if fence else 0 : index]):
+        step_depth, step = tree_step(line)
+        if not step:
+            break
+        if step_depth < depth:
+            above.insert(0, line)
+            depth = step_depth
+    return "\n".join([fence, *above] if fence else above)
 
 
 def _with_header(atom: _Atom, header: str) -> _Atom:
