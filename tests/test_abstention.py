@@ -357,6 +357,11 @@ def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     assert spelled_out("apixaban dose in AF") == "apixaban dose in AF"
     # A label keeps its value beside it ("MAP 80" is read as a mean arterial pressure of 80).
     assert spelled_out("MAP 80, MAP target?") == "(mean arterial pressure) MAP 80, MAP target?"
+    # Everyday words are read as what a guideline calls them.
+    assert spelled_out("Flu jab Monday - hold the MTX?") == (
+        "Flu (influenza) jab (vaccination) Monday - hold the MTX (methotrexate)?"
+    )
+    assert spelled_out("short of breath on ticagrelor") == "short of breath (dyspnea) on ticagrelor"
     # Shorthand the passages write themselves is left alone for the answer's scoring.
     assert spelled_out("TBI, MAP 80, tPA?", "In severe TBI keep MAP >= 80") == (
         "TBI, MAP 80, tPA (alteplase)?"
