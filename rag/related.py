@@ -44,7 +44,9 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
     topic = _lowered(_clean_heading(parts[0])) if len(parts) > 1 else ""
     # "Timing of Blood Pressure Management" under "Blood Pressure Management in ICH" needs no
     # "for blood pressure management in ICH" after it: the leaf already names its topic.
-    shared = set(re.findall(r"[a-z]{4,}", topic.lower())) & set(re.findall(r"[a-z]{4,}", leaf.lower()))
+    shared = set(re.findall(r"[a-z]{4,}", topic.lower())) & set(
+        re.findall(r"[a-z]{4,}", leaf.lower())
+    )
     where = f" for {topic}" if topic and topic not in leaf and len(shared) < 2 else ""
     for pattern, template in _TEMPLATES:
         match = pattern.fullmatch(leaf)

@@ -325,9 +325,9 @@ def tree_paths(lines: Sequence[str], *, cut: bool = False) -> list[str]:
     under, root first, joined by " → ": "Variceal bleeding confirmed → Oesophageal varices? →
     YES → Band ligation". A line followed by a deeper one is a branch, quoted only as part of
     its leaves' paths; a blank line ends a tree. In a tree `cut` short by its chunk, a last
-    line asking or opening a condition ("INR 1.3-1.9:") is a step, not a leaf. A line opening in lower case or with a
-    parenthesis continues the line before it. Arrows and connector glyphs the source drew
-    ("├──", "→") are dropped from the steps."""
+    line asking or opening a condition ("INR 1.3-1.9:") is a step, not a leaf. A line opening
+    in lower case or with a parenthesis continues the line before it. Arrows and connector
+    glyphs the source drew ("├──", "→") are dropped from the steps."""
     paths: list[str] = []
     rows: list[tuple[int, str]] = []
     for line in lines:
