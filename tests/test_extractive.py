@@ -456,6 +456,22 @@ def test_the_bottom_line_adds_the_unit_naming_what_its_first_unit_leaves_out(rea
     assert "CREDENCE" not in bottom_line
 
 
+def test_a_tree_branch_is_chosen_by_every_step_on_its_path(real_embedder):
+    tree = (
+        "```\nPatient with HFrEF on >= 3 months of optimized GDMT\n  --> LVEF still <= 35%?\n"
+        "      --> NO (LVEF > 35%)\n          --> ICD not indicated for primary prevention\n"
+        "          --> Reassess LVEF in 6 months\n"
+        "      --> YES\n          --> ICD recommended for primary prevention (Class I)\n"
+        "          --> Check life expectancy > 1 year\n```"
+    )
+    asked = "HFrEF on 3 months of optimized GDMT, LVEF {}%. ICD for primary prevention?"
+    # An LVEF of 25 meets "LVEF still <= 35%?" but not the NO branch's "(LVEF > 35%)".
+    low = bottom_line_from(real_embedder, asked.format(25), "hf", tree, "ICD")
+    assert "ICD recommended" in low and "not indicated" not in low, low
+    high = bottom_line_from(real_embedder, asked.format(45), "hf", tree, "ICD")
+    assert "ICD not indicated" in high, high
+
+
 def test_a_question_asking_whether_is_read_as_a_decision():
     assert answer_type("Not on a statin, booked for a bypass. Worth starting one before?") == "decision"
     assert answer_type("Postpartum, EPDS 18. OK to start sertraline and review in 2 weeks?") == "decision"

@@ -242,18 +242,23 @@ class ExtractiveGenerator:
         chosen = [_without_contradicted(unit, values) for unit in chosen]
         if not chosen:
             return Draft(text="", refused=True)
-        # A unit the values match leads only if, without the weight the match gives it, it
-        # comes near the best unit they do not match: a story's age ("59M") meets "Age <= 75"
-        # in a loading-dose rule, which must not lead over the side-effect line asked about.
+        # A unit the story's values match leads only if, without the weight the match gives
+        # it, it comes near the best unit they do not match: a story's age ("59M") meets "Age
+        # <= 75" in a loading-dose rule, which must not lead over the side-effect line asked
+        # about. A value the question asks with ("in the first 8 hours?") picks its row.
         unmatched_best = max(
             (scores[i] for i, unit in enumerate(units) if unit in chosen and i not in matched),
             default=0.0,
         )
+        asked_values = question_values(asking_sentences(question))
         shown_matched = [
             i
             for i in matched
             if units[i] in chosen
-            and scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
+            and (
+                scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
+                or _value_match(asked_values, units[i]) > 0
+            )
         ]
         best_rule = max((scores[i] for i in shown_matched if units[i].kind != "path"), default=0.0)
         # Of the matched units scoring close to the best, the one whose condition fits the
@@ -637,8 +642,20 @@ def _condition_text(unit: Unit) -> str:
     them when the branch ends on a condition the chunk cut from its action: "INR 1.3-1.9:")."""
     if unit.kind != "path":
         return unit.condition
+    # A step asked and answered "NO" ("HEART 0-3 ...? -> NO (HEART 7-10)") does not hold on
+    # this branch: only the answer's own condition does.
+    steps = unit.condition.split(" → ")
+    steps = [
+        step
+        for n, step in enumerate(steps)
+        if not (
+            step.rstrip().endswith("?")
+            and n + 1 < len(steps)
+            and re.match(r"no\b", steps[n + 1].strip(), re.IGNORECASE)
+        )
+    ]
     dangling = unit.text.rstrip().endswith((":", "?"))
-    return f"{unit.condition} {unit.section}" + (f" {unit.text}" if dangling else "")
+    return f"{' → '.join(steps)} {unit.section}" + (f" {unit.text}" if dangling else "")
 
 
 # "no diabetes", "without cirrhosis", "non-diabetic": what the patient does not have.
@@ -670,7 +687,7 @@ def names_ruled_out(text: str, negated: frozenset[str]) -> bool:
 def _value_match(values: list[Value], unit: Unit) -> int:
     """values.match for `unit`'s condition (see _deciding_condition)."""
     own, text = _deciding_condition(values, unit)
-    return value_match(own, text)
+    return value_match(own, text, every=unit.kind == "path")
 
 
 def _value_slack(values: list[Value], unit: Unit) -> float:

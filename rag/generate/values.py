@@ -298,10 +298,12 @@ def compatible(value: Value, condition: Condition) -> bool:
     return not value.kind or value.kind == condition.kind
 
 
-def match(values: list[Value], condition_text: str) -> int:
+def match(values: list[Value], condition_text: str, *, every: bool = False) -> int:
     """+1 when a value of the question meets a condition of `condition_text`, -1 when the
     condition text states conditions of the kinds the question gives and none is met, 0 when
-    they cannot be compared (no values, no conditions, or different kinds)."""
+    they cannot be compared (no values, no conditions, or different kinds). `every`: the
+    conditions are steps of one path, all to be met ("LVEF still <= 35%? -> NO (LVEF > 35%)"
+    is no branch for an EF of 25)."""
     comparable = _comparable(values, condition_text)
     if not comparable:
         return 0
@@ -312,6 +314,15 @@ def match(values: list[Value], condition_text: str) -> int:
         # "A 70 kg patient with 30% TBSA: first 8 hours 4,200 mL" is a worked example for
         # another patient than an 80 kg one, whatever else it matches ("first 8 hours").
         return -1
+    if every:
+        # A bare amount on the way ("Add ivabradine 5 mg BID") is an action, not a step's
+        # condition.
+        met: dict[Condition, bool] = {}
+        for v, c in comparable:
+            if c.low != c.high:
+                met[c] = met.get(c, False) or c.holds(v.number)
+        if met:
+            return 1 if all(met.values()) else -1
     return 1 if any(c.holds(v.number) for v, c in comparable) else -1
 
 
