@@ -36,8 +36,11 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
     # heading that is a condition ("Age <= 75 Years", "SBP > 220 mmHg") has none.
     leaf = re.sub(r"\s*\([^)]*\d[^)]*\)", "", leaf)
     words = [word for word in re.findall(r"[A-Za-z]+", leaf) if word.lower() not in _UNITS]
-    if re.search(r"[<>≤≥=]", leaf) or not any(len(word) >= 3 for word in words):
-        return None
+    if (
+        re.search(r"[<>≤≥=]|\d\s*(?:-|–|to)\s*\d|\d\s*(?:mmhg|mg|kg|%)", leaf, re.IGNORECASE)
+        or not any(len(word) >= 3 for word in words)
+    ):
+        return None  # "SBP 150-220 mmHg (Without Contraindication)": a branch, not a topic
     if leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
         return None
     leaf = _lowered(leaf)

@@ -72,7 +72,8 @@ def answer_markdown(answer: Answer, *, numbered_related: bool = False) -> str:
             body = body[len(statement) :].lstrip()
     if answer.standalone_question and answer.standalone_question != answer.question:
         lines[:0] = [f"_Understood as: {answer.standalone_question}_", ""]
-    lines += [body, ""]
+    if body:  # a bottom line that is the whole answer leaves no body
+        lines += [body, ""]
     if answer.abstained and answer.retrieved:
         lines.append("### Nearest sources")
         seen: set[str] = set()

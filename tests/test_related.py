@@ -39,6 +39,7 @@ def test_generic_or_empty_headings_give_no_question():
     ich = "Blood Pressure Management in Spontaneous ICH — AHA/ASA 2022 > Blood Pressure Targets"
     assert heading_question("t", "AHA/ASA", 2022, f"{ich} > SBP > 220 mmHg") is None
     assert heading_question("t", "ACC/AHA", 2018, "Statins > Age <= 75 Years") is None
+    assert heading_question("t", "AHA/ASA", 2022, f"{ich} > SBP 150-220 mmHg (No Contraindication)") is None
     assert heading_question("t", "AHA/ASA", 2022, f"{ich} > Rationale") is None
     # Its values are left out of a heading that has a topic.
     renal = heading_question("t", "ACC/AHA", 2013, "Dosing > Renal Impairment (CrCl < 30 mL/min)")
