@@ -221,7 +221,7 @@ def test_american_spelling_respells_british_forms_only():
 
 def test_a_dose_question_needs_a_passage_that_doses_what_it_asks_about(engine: Engine):
     """The index names apixaban but never doses it: asked for its dose, rag never answers as
-    if it had one: the answer is graded partial and leads by saying no source gives a dose
+    if it had one: the answer is graded partial and leads by saying no source gives its dose
     (rag.generate.evidence). Allopurinol's dose is given, so that is answered directly."""
     undosed = "What dose of apixaban is used for stroke prevention in atrial fibrillation?"
     coverage = engine.coverage(undosed, engine.search(undosed))
@@ -229,7 +229,7 @@ def test_a_dose_question_needs_a_passage_that_doses_what_it_asks_about(engine: E
     answer = engine.ask(undosed, suggest_related=False)
     if not answer.abstained:
         assert answer.evidence.grade == "partial"
-        assert answer.bottom_line.startswith("No indexed source addresses a dose")
+        assert answer.bottom_line.startswith("No indexed source addresses an apixaban dose")
     else:
         assert "states a dose" in answer.answer
 

@@ -26,7 +26,7 @@ from rag.errors import IndexMismatchError, IndexMissingError, RagError
 from rag.index.embedder import Embedder, load_embedder
 from rag.index.passage import passage_for_embedding
 from rag.index.store import Index
-from rag.ingest.chunking import chunk_document
+from rag.ingest.chunking import CHUNKER_VERSION, chunk_document
 from rag.ingest.pipeline import ingest, ingest_vectors
 from rag.types import Document
 
@@ -257,7 +257,9 @@ def test_documents_chunks_counts_and_manifest(index: Index) -> None:
     on_disk = json.loads((index.folder / "manifest.json").read_text())
     for manifest in (index.manifest, on_disk):
         assert manifest["embedder"] == {"id": index.embedder.id, "dimension": 384}
-        assert manifest["chunking"] == {"max_tokens": 200, "overlap_sentences": 1}
+        assert manifest["chunking"] == {
+            "max_tokens": 200, "overlap_sentences": 1, "chunker": CHUNKER_VERSION
+        }  # fmt: skip
         assert manifest["faiss_kind"] == "flat" and "FlatIP" in manifest["faiss_index"]
         assert manifest["documents"] == 5 and manifest["chunks"] == index.chunk_count
         assert manifest["document_hashes"] == {d.id: d.content_hash() for d in DOCUMENTS}
