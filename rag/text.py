@@ -261,7 +261,7 @@ def tree_step(line: str) -> tuple[int, str]:
     """A decision-tree line's depth (the columns its indent and the connector glyphs the source
     drew take: "      --> VKA (warfarin)?" is 10 deep) and its text; (0, "") for a blank line."""
     stripped = line.rstrip()
-    text = re.sub(r"^(?:→|->)\s*", "", _TREE_GLYPHS.sub("", stripped).strip())
+    text = _TREE_GLYPHS.sub("", stripped).strip()
     return (len(stripped) - len(text) if text else 0), text
 
 

@@ -371,10 +371,11 @@ def grade_evidence(
     if not gate_passed and not missing and not unmentioned and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the specific terms the
         # top passages lack (no numbers, no everyday words), as the question wrote them.
-        if coverage.dose_missing and not _states_dose(question, cited):
+        facets = question_facets(question)
+        if coverage.dose_missing and not _states_dose(facets, cited):
             # The gate looked at the top hits only; the section expansion may have brought
             # the dose the answer cites ("Dose: 0.9 mg/kg" under the alteplase protocol).
-            missing.append(_dose_named(question, question_facets(question)))
+            missing.append(_dose_named(question, facets))
         else:
             # The terms missing from the passages the answer cites first, then those the
             # gate found missing from the top passages.
@@ -402,12 +403,12 @@ def _spelled_out(acronym: str, text: str) -> bool:
     return bool(re.search(rf"\b{words}\b", text, re.IGNORECASE))
 
 
-def _states_dose(question: str, cited: Sequence[Hit]) -> bool:
+def _states_dose(facets: dict[str, re.Pattern[str] | None], cited: Sequence[Hit]) -> bool:
     """Whether a cited passage gives an amount in a dose unit and names a drug the question
-    names (any passage with an amount when the question names no drug by its shape)."""
+    names (its `facets`; any passage with an amount when it names no drug by its shape)."""
     drugs = [
         pattern
-        for name, pattern in question_facets(question).items()
+        for name, pattern in facets.items()
         if pattern is not None and DRUG_NAME.fullmatch(name)
     ]
     for hit in cited:
