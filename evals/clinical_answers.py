@@ -218,7 +218,8 @@ def report(summary: dict, title: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", default="heldout", choices=("dev", "heldout", "heldout2", "heldout3", "heldout4", "heldout5", "all"))
+    splits = sorted({json.loads(line)["split"] for line in GOLD.read_text().splitlines() if line})
+    parser.add_argument("--split", default="heldout", choices=[*splits, "all"])
     parser.add_argument("--index", default=str(REPO / "indexes" / "default"))
     parser.add_argument(
         "--llm", default="", help="a local model name (rag llm list) to answer with"

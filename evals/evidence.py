@@ -146,7 +146,8 @@ def pairs_table(engine: Engine, split: str, show: bool = False) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--split", default="dev", choices=("dev", "heldout", "heldout2", "heldout3"))
+    splits = sorted({record.get("split") for path in SETS.values() for _, record in read_jsonl(path)})
+    parser.add_argument("--split", default="dev", choices=splits)
     parser.add_argument("--show", help="print answers of this grade or kind")
     parser.add_argument("--limit", type=int, default=0, help="first N questions of each set")
     parser.add_argument("--pairs", action="store_true", help="also ask the recency pairs' questions")

@@ -85,7 +85,15 @@ LEADING_CUES = (
 )
 ANAPHORA = word_list(
     "it its it's they them their theirs this that these those she her he him his one ones "
-    "such same former latter above"
+    "such same former latter above she's he's they're they've"
+)
+# A definite noun that points back ("Go ahead with the dose?": the pegloticase dose of the
+# turn before), unless the question says which one ("the dose of apixaban"); and a question
+# for the next step ("What now?", "Then what?").
+_BACK_REFERENCE = re.compile(
+    r"\bthe (?:dose|drug|score|device|regimen|course|infusion|result|level|plan|medication|"
+    r"procedure)\b(?!\s+(?:of|for)\b)|\b(?:what now|now what|what next|then what)\b",
+    re.IGNORECASE,
 )
 
 _REFUSAL = re.compile(
@@ -136,12 +144,16 @@ def is_report(question: str) -> bool:
 
 
 def is_elliptical(question: str) -> bool:
-    """Whether `question` leans on earlier turns: a leading connective, a pronoun, or a
-    statement of a finding."""
+    """Whether `question` leans on earlier turns: a leading connective, a pronoun, a noun that
+    points back, a question for the next step, or a statement of a finding."""
     lowered = " ".join(terms(question))
     if any(lowered == cue or lowered.startswith(cue + " ") for cue in LEADING_CUES):
         return True
-    return any(word in ANAPHORA for word in terms(question)) or is_report(question)
+    return (
+        any(word in ANAPHORA for word in terms(question))
+        or _BACK_REFERENCE.search(question) is not None
+        or is_report(question)
+    )
 
 
 def is_self_contained(question: str) -> bool:

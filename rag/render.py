@@ -51,7 +51,7 @@ EVIDENCE_WORDING = {
 
 
 def evidence_line(evidence: object) -> str:
-    """The evidence grade as a reader sees it: "partial: No indexed source addresses ..."."""
+    """The evidence grade as a reader sees it: "partial: The cited sources do not address ..."."""
     grade = getattr(evidence, "grade", "")
     statement = evidence.statement() if hasattr(evidence, "statement") else ""
     if grade == "partial" and statement:

@@ -139,6 +139,31 @@ def test_a_split_decision_tree_repeats_the_steps_above_where_a_chunk_opens():
     assert any(re.search(r"Check INR → INR band \d+: → Give factor dose \d+ IU/kg$", p) for p in paths)
 
 
+def test_a_subsection_opens_with_the_intro_its_parent_section_ends_on():
+    # ATS/IDSA 2019 writes "... all of the following clinical stability criteria AND ... 5
+    # days:" as the last item of one section and the criteria as a table under a subheading:
+    # the table's chunk must say what the rows are for.
+    document = make_document(
+        "## Duration\n\n- Continue antibiotics for no less than 5 days.\n"
+        "- Stop when the patient meets all of the following stability criteria:\n\n"
+        "### Stability criteria\n\n| Parameter | Threshold |\n|---|---|\n"
+        "| Heart rate | < 100 beats/min |\n| Temperature | < 37.8 C for 48 hours |\n\n"
+        "### Oral intake\n\nAble to eat and drink.\n\n## Escalation\n\nReassess at 72 hours.\n"
+    )
+    chunks = chunk_document(document, ChunkSettings(max_tokens=200), count_words)
+    by_section = {chunk.section: chunk.text for chunk in chunks}
+    intro = "Stop when the patient meets all of the following stability criteria:"
+    table = by_section["Duration > Stability criteria"]
+    assert table.startswith(intro + "\n\n| Parameter")
+    assert by_section["Duration > Oral intake"].startswith(intro)  # every subsection it opens
+    assert intro not in by_section["Escalation"]
+    hit = Hit("c", "guide.md", table, 1.0, 1, section="Stability criteria")
+    rows = [unit for unit in passage_units(hit, 1) if unit.kind == "row"]
+    assert rows and all(unit.lead == intro for unit in rows)
+    alone = [u for u in passage_units(hit, 1) if u.text == intro and u.kind != "table"]
+    assert not alone  # an intro is quoted with what it introduces, not alone
+
+
 def test_long_paragraphs_split_at_sentence_ends_with_overlap():
     sentences = [
         f"Sentence {n} says that patient {n} received {n} mg of the drug." for n in range(30)

@@ -331,6 +331,22 @@ def test_a_result_reported_in_a_conversation_is_read_as_a_follow_up() -> None:
     )
 
 
+def test_a_noun_or_contraction_that_points_back_makes_a_follow_up() -> None:
+    pegloticase = Turn(
+        "Refractory tophaceous gout, started pegloticase 8 mg IV every 2 weeks.",
+        "Check serum urate before each infusion [1].",
+    )
+    for follow_up in (
+        "Pre-infusion urate today is 7.1. Go ahead with the dose?",
+        "Six weeks in she's still scoring 12 and not improving. What now?",
+    ):
+        standalone = condense_deterministic(follow_up, [pegloticase])
+        assert "(context:" in standalone and "pegloticase" in standalone, standalone
+    # Naming which dose makes the question its own.
+    question = "What is the dose of apixaban for atrial fibrillation in CKD?"
+    assert condense_deterministic(question, [pegloticase]) == question
+
+
 def test_a_follow_up_in_the_guideline_being_read_is_answered_not_declined(small_index: Path):
     """"Started it yesterday evening; still the same tomorrow?" shares few words with any
     passage, yet it goes on in the gout guideline the last answer cited: it is answered from

@@ -142,13 +142,13 @@ def test_an_adult_only_dose_asked_for_a_child_is_partial_and_says_what_is_missin
     assert not child.abstained
     assert child.evidence.grade == "partial"
     assert "children" in child.evidence.statement()
-    assert child.bottom_line.startswith("No indexed source addresses a dose for children")
+    assert child.bottom_line.startswith("The cited sources do not address a dose for children")
     assert "10 mg twice daily" in child.bottom_line  # what the sources do say follows
     shown = answer_markdown(child)
-    assert "**Evidence:** partial: No indexed source addresses a dose for children" in shown
+    assert "**Evidence:** partial: The cited sources do not address a dose for children" in shown
     # Said once on the Evidence line, not again as the body's first paragraph (the JSON's
     # answer text keeps it for readers without the grade).
-    assert shown.count("No indexed source addresses a dose for children.") == 1
+    assert shown.count("The cited sources do not address a dose for children.") == 1
     assert child.answer.startswith(child.evidence.statement())
 
     adult = engine.ask("What apixaban dose for acute deep vein thrombosis in adults?")
@@ -187,6 +187,29 @@ def test_a_missing_dose_or_population_is_named_as_the_question_asks_for_it():
     dialysis = "MRSA endocarditis in a pt on hemodialysis. How do I dose vancomycin?"
     assert missing_facets(dialysis, [ckd]) == ("a dose for patients on dialysis",)
     assert "prazosin" in question_facets("Could prazosin cut his drinking?")
+
+
+def test_a_childhood_history_or_a_dose_as_an_event_is_no_facet_asked_for():
+    # The patient's allergy history is not a paediatric question; the first dose is when a
+    # course starts, not an amount; "how much ST deviation" asks a threshold, not a dose.
+    allergy = "74M, anaphylaxis to amoxicillin as a child, severe CAP. Which IV regimen?"
+    assert "children" not in question_facets(allergy)
+    course = "Does the 6-week course count from the first dose or the first negative culture?"
+    assert "a dose" not in question_facets(course)
+    assert "a dose" not in question_facets("How much ST deviation earns the TIMI point?")
+    assert "a dose" in question_facets("How much heparin after the first dose?")
+
+
+def test_what_the_sources_lack_is_said_of_the_cited_sources_or_of_the_index_as_checked():
+    from rag.generate.evidence import Evidence
+
+    # A facet is checked in the cited passages only: another guideline may name the drug.
+    cited = Evidence("partial", missing=("lisinopril",))
+    assert cited.statement() == "The cited sources do not address lisinopril."
+    # A term no passage of the index contains is said to be missing from the index.
+    both = Evidence("partial", missing=("a dose",), unindexed=("pyloric",))
+    assert both.gap() == "The cited sources do not address a dose; no indexed source mentions 'pyloric'"
+    assert both.to_json()["unindexed"] == ["pyloric"]
 
 
 def test_statements_differ_on_amounts_or_direction_not_on_wording():
@@ -438,3 +461,39 @@ def test_a_partial_bottom_line_names_the_gap_once_and_then_answers():
     assert bottom_line == (
         "The cited passages do not mention 'ESA'; what they state: target haemoglobin 7-9 g/dL [1]."
     )
+
+
+def test_another_guideline_off_the_questions_subject_is_no_side_of_a_disagreement():
+    from rag.generate.agreement import compare_sources
+
+    # The asthma statement shares "improving" with the question and recommends where the UTI
+    # one recommends "rather than": by words and direction a disagreement, but on another
+    # subject. A pneumonia guideline on the same point is still one.
+    uti = Hit(
+        "u#1", "uti", "- For pyelonephritis improving on effective therapy, a course of 7 days is "
+        "suggested rather than a longer course.\n", 1.0, 1,
+        title="Complicated urinary tract infection", section="Treatment duration",
+        source="IDSA", year=2022,
+    )  # fmt: skip
+    asthma = Hit(
+        "g#1", "gina", "- Reassess at 1 hour: if symptoms improving, consider discharge with a "
+        "written plan.\n", 0.9, 2, title="Global strategy for asthma",
+        section="Acute exacerbations", source="GINA", year=2024,
+    )  # fmt: skip
+    older = Hit(
+        "o#1", "old", "- Pyelonephritis improving on ceftriaxone: a course of 14 days.\n", 0.8, 3,
+        title="Urinary tract infection in adults", section="Pyelonephritis", source="EAU",
+        year=2015,
+    )  # fmt: skip
+    question = "Pyelonephritis improving on ceftriaxone. Is a 7-day course enough?"
+    draft = "Bottom line: For pyelonephritis improving on therapy, a 7-day course is suggested [1]."
+
+    def close_in_meaning(texts):
+        return [0.9] * len(texts)  # as the embedder found the asthma line: close to the question
+
+    text, found = compare_sources(question, draft, [uti, asthma], similarity=close_in_meaning)
+    assert not found and "GINA" not in text, text
+    text, found = compare_sources(
+        question, draft, [uti, asthma, older], similarity=close_in_meaning
+    )
+    assert found and "EAU 2015" in text and "GINA" not in text, text

@@ -434,9 +434,9 @@ def test_a_partial_answer_says_what_is_missing_once_above_the_answer(server, pag
     _ask(page, "Blood pressure tablet dose for a child?")
     turn = page.locator("#conversation > li").nth(0)
     expect(turn.locator(".evidence")).to_contain_text(
-        "No indexed source addresses a dose for children.")
+        "The cited sources do not address a dose for children.")
     expect(turn.locator(".answer-body")).to_contain_text("Offer an ACE inhibitor")
-    expect(turn.locator(".answer-body")).not_to_contain_text("No indexed source addresses")
+    expect(turn.locator(".answer-body")).not_to_contain_text("The cited sources do not address")
 
 
 def test_errors_are_shown_to_the_user(server, page):

@@ -147,14 +147,22 @@ class Coverage:
         }
 
 
+# A patient's value as a vignette writes it: a number, or an age with its sex ("82F", "62m",
+# "46yo"). No passage states it; as a topical word it only dilutes the coverage of the rest.
+_PATIENT_VALUE = re.compile(r"\d+(?:[mf]|yo|y)?", re.IGNORECASE)
+
+
 def topical_words(question: str) -> dict[str, str]:
     """The question's topical words: {stem: the word as written}, in question order.
 
-    Content words (no stopwords) minus the generic ones that say what kind of answer is wanted
-    ("treatment", "dose", "recommended"); when nothing else is left, all content words."""
+    Content words (no stopwords, no patient values) minus the generic ones that say what kind
+    of answer is wanted ("treatment", "dose", "recommended"); when nothing else is left, all
+    content words."""
     by_stem: dict[str, str] = {}
     every: dict[str, str] = {}
     for surface in WORD.findall(question):
+        if _PATIENT_VALUE.fullmatch(surface):
+            continue
         for stem in content_stems(surface):
             every.setdefault(stem, surface)
             if stem not in COVERAGE_GENERIC_WORDS:

@@ -135,7 +135,7 @@ def compare_sources(
     }
     others: dict[str, list[tuple[float, Unit]]] = {}
     for n, hit in enumerate(passages, start=1):
-        if guideline(hit) not in lead_titles:
+        if guideline(hit) not in lead_titles and _on_subject(hit, words):
             others.setdefault(guideline(hit), []).extend(
                 (share, unit)
                 for share, unit in _units_on_point([(n, hit)], words)
@@ -154,7 +154,7 @@ def compare_sources(
     agrees_worth_showing = set(others) if similarity is None else set()
     if similarity is not None:
         by_meaning, meaning_others, meaning_floor = _by_meaning(
-            passages, cited, lead_titles, names, similarity
+            passages, cited, lead_titles, names, words, similarity
         )
         lead_units = _merged(lead_units, _relative(by_meaning, meaning_floor))
         for source, units in meaning_others.items():
@@ -221,6 +221,15 @@ def compare_sources(
     return draft, disagreements
 
 
+def _on_subject(hit: Hit, words: frozenset[str]) -> bool:
+    """Whether `hit`'s guideline title or section path names one of the question's topical
+    `words`: another source is on the question's subject before any of its statements can be
+    on its point. GINA's "symptoms improving, consider discharge" shares "improving" with a
+    question on a pyelonephritis course, but nothing in "Asthma > Acute exacerbations" is
+    what the question is about."""
+    return bool(content_stems(f"{hit.title} {hit.section}") & words)
+
+
 def _relative(units: Sequence[tuple[float, Unit]], floor: float) -> list[tuple[float, Unit]]:
     return [(score / floor, unit) for score, unit in units]
 
@@ -241,15 +250,19 @@ def _by_meaning(
     cited: Sequence[int],
     lead_titles: set[str],
     names: set[str],
+    words: frozenset[str],
     similarity: Callable[[Sequence[str]], Sequence[float]],
 ) -> tuple[list[tuple[float, Unit]], dict[str, list[tuple[float, Unit]]], float]:
-    """The lead units, the other sources' units (best UNITS_BY_MEANING each) and the floor a
+    """The lead units, the units of the other sources on the subject of the question's `words`
+    (best UNITS_BY_MEANING each) and the floor a
     source's best unit must reach, all by cosine with the question: the floor is
     SAME_POINT_COSINE, or SAME_POINT_COSINE_RATIO of the lead's best if higher. At most
     MEANING_UNITS units are embedded, the lead's cited passages' first."""
     candidates: list[Unit] = []
     for n, hit in enumerate(passages, start=1):
-        if quotable(hit) and (n in cited or guideline(hit) not in lead_titles):
+        if quotable(hit) and (
+            n in cited or guideline(hit) not in lead_titles and _on_subject(hit, words)
+        ):
             candidates += [
                 unit
                 for unit in passage_units(hit, n)

@@ -83,6 +83,7 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
         r"\b(?:hepatic|liver|cirrho(?:sis|tic)|child-pugh)\b",
     ),
 }
+_PAST_AGE = re.compile(r"\b(?:as an? (?:child|kid|teen(?:ager)?|infant|baby|toddler)|in childhood)\b")
 _AGE = re.compile(r"\b(\d{1,3})[- ](?:year|yr|month|week|day)s?[- ]old\b|\baged? (\d{1,3})\b")
 
 # Common words the drug shapes would catch.
@@ -102,8 +103,10 @@ _NOT_DRUGS = frozenset(
 )
 
 _WANTS_DOSE = re.compile(
+    r"(?<!first )(?<!last )(?<!next )(?<!each )(?<!every )(?<!missed )(?<!previous )"
     r"\b(?:dose|doses|dosed|dosing|dosage|loading"
-    r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight)))\b"
+    r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight|"
+    r"deviation|depression|elevation|change|reduction|rise|drop|increase|decrease)))\b"
 )
 _WANTS_WEIGHT_DOSE = re.compile(r"(?:\bmg|\bmcg|\bunits?)?/kg\b|\bper kg\b|\bweight-based\b")
 _WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
@@ -185,7 +188,10 @@ class Evidence:
 
     grade: direct, partial or none.
     missing: the facets the question asks about that the cited passages do not state, in
-    plain words ("children", "a dose", "ticagrelor"), in question order.
+    plain words ("children", "a dose", "ticagrelor"), in question order. They are checked in
+    the passages the answer cites, so they are said of those ("The cited sources do not
+    address a dose for children"): another guideline of the index may name the drug.
+    unindexed: the question's terms no passage of the index contains at all ("pyloric").
     unmentioned: for a partial answer with no such facet, the question's specific terms the
     cited passages do not use ("plasmapheresis"): said as what it is, not as a gap in the index.
     """
@@ -193,20 +199,26 @@ class Evidence:
     grade: str
     missing: tuple[str, ...] = ()
     unmentioned: tuple[str, ...] = ()
+    unindexed: tuple[str, ...] = ()
 
     def gap(self) -> str:
-        """What the sources lack, as the clause a partial bottom line opens with ("No indexed
-        source addresses a dose"); "" when nothing is named."""
+        """What the sources lack, as the clause a partial bottom line opens with ("The cited
+        sources do not address a dose"); "" when nothing is named."""
+        clauses = []
         if self.missing:
-            return f"No indexed source addresses {_join(self.missing)}"
-        if self.unmentioned:
+            clauses.append(f"the cited sources do not address {_join(self.missing)}")
+        if self.unindexed:
+            named = _join([f"'{word}'" for word in self.unindexed])
+            clauses.append(f"no indexed source mentions {named}")
+        if not clauses and self.unmentioned:
             named = _join([f"'{word}'" for word in self.unmentioned])
-            return f"The cited passages do not mention {named}"
-        return ""
+            clauses.append(f"the cited passages do not mention {named}")
+        gap = "; ".join(clauses)
+        return gap[:1].upper() + gap[1:]
 
     def statement(self) -> str:
         """The sentence a partial answer leads with; "" for a direct answer or none."""
-        if self.missing:
+        if self.missing or self.unindexed:
             return f"{self.gap()}."
         if self.unmentioned:
             return f"{self.gap()}; check that they answer what was asked."
@@ -219,6 +231,7 @@ class Evidence:
             "grade": self.grade,
             "missing": list(self.missing),
             "unmentioned": list(self.unmentioned),
+            "unindexed": list(self.unindexed),
             "statement": self.statement(),
         }
 
@@ -229,8 +242,10 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     A drug's pattern is its own name; "a dose" and "a duration" need an amount."""
     lowered = question.lower()
     facets: dict[str, re.Pattern[str] | None] = {}
+    # "anaphylaxis to amoxicillin as a child" is the patient's history, not their age.
+    present = _PAST_AGE.sub(" ", lowered)
     for name, (asked, stated) in _POPULATIONS.items():
-        if re.search(asked, lowered):
+        if re.search(asked, present):
             facets[name] = re.compile(stated)
     for match in _AGE.finditer(lowered):
         age = int(match.group(1) or match.group(2))
@@ -334,10 +349,11 @@ def grade_evidence(
     if not cited:
         return Evidence(NONE)
     missing = list(missing_facets(question, cited))
-    if coverage is not None:
-        for word in coverage.unknown_words:
-            if not any(word.lower() in item.lower() for item in missing):
-                missing.append(word)
+    unindexed = [
+        word
+        for word in (coverage.unknown_words if coverage is not None else ())
+        if not any(word.lower() in item.lower() for item in missing)
+    ]
     gate_passed = coverage is None or coverage.covered(direct_score)
     unmentioned: list[str] = []
     # Neither a vignette's measurements nor, when the passages fit the patient, the rest of
@@ -349,7 +365,7 @@ def grade_evidence(
     # A term only a vignette's story uses ("boggy", "surging") is the patient's, not what the
     # answer must name: the terms named as unmentioned come from the sentences that ask.
     asked_words = {word.lower() for word in re.findall(r"[\w-]+", asking_sentences(question))}
-    if not missing:
+    if not missing and not unindexed:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.
         text = "\n".join(f"{hit.section}\n{hit.text}" for hit in cited)
@@ -368,7 +384,8 @@ def grade_evidence(
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
             and not _spelled_out(name, text)
         ][:2]
-    if not gate_passed and not missing and not unmentioned and coverage is not None:
+    named = missing or unindexed or unmentioned
+    if not gate_passed and not named and coverage is not None:
         # Partly covered with no facet of a known kind missing: name the specific terms the
         # top passages lack (no numbers, no everyday words), as the question wrote them.
         facets = question_facets(question)
@@ -389,8 +406,8 @@ def grade_evidence(
                 and word not in measured
                 and is_term(word)
             ][:2]
-    if missing or unmentioned or not gate_passed:
-        return Evidence(PARTIAL, tuple(missing), tuple(unmentioned))
+    if missing or unindexed or unmentioned or not gate_passed:
+        return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed))
     return Evidence(DIRECT)
 
 
@@ -423,7 +440,7 @@ def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tupl
     statement = evidence.statement()
     if not statement:
         return answer, bottom_line
-    if not evidence.missing and not evidence.unmentioned:
+    if not evidence.missing and not evidence.unindexed and not evidence.unmentioned:
         # Nothing to name: the caution heads the answer; the bottom line stays the answer.
         return f"{statement}\n\n{answer}", bottom_line
     said = bottom_line

@@ -23,7 +23,8 @@ from rag.types import Chunk, Document
 # Raised when the same document and settings would be cut into other chunks, so an index
 # built by an earlier version is re-chunked (rag.index.backend.chunking_key). 2: a split
 # decision tree repeats the steps above each chunk's first line; a heading's " > " is ">".
-CHUNKER_VERSION = 2
+# 3: a subsection opens with the intro its parent section ends on.
+CHUNKER_VERSION = 3
 _MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -40,7 +41,7 @@ _TABLE_SEPARATOR = re.compile(
 class _Block:
     """A unit of Markdown the chunker keeps whole when it can."""
 
-    kind: str  # paragraph, list, table, code
+    kind: str  # paragraph, list, table, code; intro (a parent section's, repeated)
     text: str
 
 
@@ -131,9 +132,16 @@ class _CachedCounter:
 
 
 def _sections(markdown: str, title: str) -> list[tuple[str, list[_Block]]]:
-    """The blocks under each heading, with the heading path that names them."""
+    """The blocks under each heading, with the heading path that names them.
+
+    A section that ends on an intro ("... meets all of the following criteria:") introduces
+    its subsections: each of them opens with that intro again (a chunk of the subsection's
+    table is then read, and embedded, as what the intro announces), as a split table repeats
+    its header. A subsection with nothing but the repeated intro is dropped."""
     sections: list[tuple[str, list[_Block]]] = [("", [])]
     heading_stack: list[tuple[int, str]] = []
+    intros: list[tuple[int, _Block]] = []  # (level of the heading it ends under, the intro)
+    level = 0
     title_key = _comparable(title)
     lines = markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     index = 0
@@ -144,7 +152,11 @@ def _sections(markdown: str, title: str) -> list[tuple[str, list[_Block]]]:
             continue
         heading = _HEADING.match(line)
         if heading:
+            intro = _closing_intro(sections[-1][1])
+            if intro is not None:
+                intros.append((level, intro))
             level = len(heading.group(1))
+            intros = [(above, intro) for above, intro in intros if above < level]
             name = _plain_heading(heading.group(2))
             while heading_stack and heading_stack[-1][0] >= level:
                 heading_stack.pop()
@@ -152,13 +164,26 @@ def _sections(markdown: str, title: str) -> list[tuple[str, list[_Block]]]:
             if name and not (level == 1 and _comparable(name) == title_key):
                 heading_stack.append((level, name))
             path = SECTION_SEPARATOR.join(name for _, name in heading_stack)
-            sections.append((path, []))
+            sections.append((path, [intro for _, intro in intros[-1:]]))
             index += 1
             continue
         block, index = _read_block(lines, index)
         if block.text.strip():
             sections[-1][1].append(block)
-    return [(path, blocks) for path, blocks in sections if blocks]
+    return [(path, blocks) for path, blocks in sections if any(b.kind != "intro" for b in blocks)]
+
+
+def _closing_intro(blocks: list[_Block]) -> _Block | None:
+    """The intro a section's blocks end on (its last sentence or list item, ending in ":"),
+    as an "intro" block of plain text; None when they end otherwise."""
+    if not blocks or blocks[-1].kind not in ("paragraph", "list"):
+        return None
+    last = blocks[-1].text.splitlines()[-1].strip()
+    if blocks[-1].kind == "list":
+        last = _LIST_ITEM.sub("", last).strip()
+    else:
+        last = (split_prose_sentences(blocks[-1].text) or [last])[-1].strip()
+    return _Block("intro", last) if last.endswith(":") else None
 
 
 def _read_block(lines: list[str], start: int) -> tuple[_Block, int]:
