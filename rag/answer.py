@@ -43,7 +43,14 @@ from rag.generate.abstention import (
 from rag.generate.agreement import Disagreement, cited_sides, compare_sources
 from rag.generate.base import Draft, Generator, check_audience
 from rag.generate.citations import CitedText, enforce_citations
-from rag.generate.evidence import NONE, PARTIAL, Evidence, grade_evidence, lead_with_missing
+from rag.generate.evidence import (
+    NONE,
+    PARTIAL,
+    RARE_TERM_PASSAGES,
+    Evidence,
+    grade_evidence,
+    lead_with_missing,
+)
 from rag.generate.extractive import GENERIC_WORDS
 from rag.generate.support import attribute_uncited, check_support
 from rag.index.backend import open_index
@@ -379,6 +386,7 @@ class Engine:
                 [passage for passage in passages if passage.chunk_id in cited_ids],
                 direct_score=self.settings.answer.min_direct_score,
                 is_term=lambda word: is_specific_term(self.index.embedder, word),
+                is_rare=self._is_rare,
             )
             if evidence.grade == PARTIAL:
                 answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
@@ -444,6 +452,11 @@ class Engine:
             answerable=judged,
             min_probability=self.settings.answer.min_answerable_probability,
         )
+
+    def _is_rare(self, word: str) -> bool:
+        """Whether at most RARE_TERM_PASSAGES passages of the index hold `word`."""
+        found = self.index.search_lexical(word, RARE_TERM_PASSAGES + 1)
+        return len(found) <= RARE_TERM_PASSAGES
 
     def _similarity_to(self, question: str) -> Callable[[Sequence[str]], Sequence[float]]:
         """Cosines of texts with `question`, by the index's embedder (the question embedded once)."""

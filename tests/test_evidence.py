@@ -305,6 +305,29 @@ def test_sources_on_one_point_are_found_by_meaning_when_they_share_few_words(eng
     assert "Sepsis-3 2016 (older guidance)" in shown
 
 
+def test_a_rare_term_asked_about_that_the_cited_passages_lack_is_named():
+    from rag.generate.evidence import grade_evidence
+
+    excision = Hit(
+        "b", "burns", "Deep partial-thickness burns of the hand: early surgical excision and "
+        "grafting within 5 days.", 1.0, 1,
+    )  # fmt: skip
+    question = "Deep partial-thickness burn on the hand. Is debridement with bromelain an option?"
+
+    def rare(word: str) -> bool:
+        return word in {"debridement", "bromelain"}  # a few passages of the index hold them
+
+    evidence = grade_evidence(question, None, [excision], direct_score=1.3, is_rare=rare)
+    assert evidence.grade == "partial"
+    assert evidence.unmentioned == ("debridement", "bromelain")
+    assert "do not mention 'debridement' or 'bromelain'" in evidence.statement()
+    # A word many passages hold ("grafting" here) is no gap: the answer stays direct.
+    asked = "Deep partial-thickness burn on the hand. When is grafting done?"
+    assert grade_evidence(asked, None, [excision], direct_score=1.3, is_rare=rare).grade == (
+        "direct"
+    )
+
+
 def test_an_answer_whose_passages_never_name_the_asked_acronym_is_not_direct():
     from rag.generate.evidence import grade_evidence
 
