@@ -183,6 +183,13 @@ def test_values_in_a_question_meet_the_conditions_rows_state():
     assert match(question_values("FIB-4 1.9, age 54"), "> 2.67") == -1
     assert match(question_values("FIB-4 1.9, age 54"), "1.3–2.67") == 1
     assert conditions("CrCl 15–50 mL/min")[0].kind == "kidney"
+    # A value the question gives as above or below a number is just past it: the repeat
+    # troponin "above the 99th percentile" takes the rise branch, never the discharge one.
+    repeat = question_values("The 2-hour repeat is above the 99th percentile. What now?")
+    assert match(repeat, "hs-cTn < 99th percentile at 0 and 1-3h → discharge", every=True) == -1
+    assert match(repeat, "hs-cTn > 99th percentile, delta > 20% → treat as MI", every=True) == 1
+    assert match(question_values("Lactate over 4 mmol/L"), "lactate ≥ 4 mmol/L") == 1
+    assert match(question_values("SBP below 90"), "SBP < 90 mmHg") == 1
 
 
 def test_a_follow_up_carries_the_score_and_the_value_it_refers_to():

@@ -198,6 +198,10 @@ def test_a_childhood_history_or_a_dose_as_an_event_is_no_facet_asked_for():
     assert "a dose" not in question_facets(course)
     assert "a dose" not in question_facets("How much ST deviation earns the TIMI point?")
     assert "a dose" in question_facets("How much heparin after the first dose?")
+    # The patient's medicines in the story are what they take, not what is asked about.
+    rate = "Permanent AF on max metoprolol plus digoxin. What is left for rate control?"
+    assert question_facets(rate) == {}
+    assert "prazosin" in question_facets("Drinking again on naltrexone. Could prazosin help?")
 
 
 def test_what_the_sources_lack_is_said_of_the_cited_sources_or_of_the_index_as_checked():

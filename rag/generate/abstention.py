@@ -63,7 +63,13 @@ COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(stems(["line", "second", "third", "
 
 # A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
 # "30 mL/kg", "10 units", "1,998 mg/day"; not a concentration ("200 mg/dL", "5 mmol/L").
-_WANTS_DOSE = re.compile(r"\b(?:dose|doses|dosed|dosing|dosage)\b", re.IGNORECASE)
+# "the first dose" is when a course starts, not an amount asked for.
+NOT_A_DOSE_EVENT = (
+    r"(?<!first )(?<!last )(?<!next )(?<!each )(?<!every )(?<!missed )(?<!previous )"
+)
+_WANTS_DOSE = re.compile(
+    NOT_A_DOSE_EVENT + r"\b(?:dose|doses|dosed|dosing|dosage)\b", re.IGNORECASE
+)
 DOSE_AMOUNT = re.compile(
     r"\d(?:[\d.,]*\d)?\s*(?:mg|g|mcg|µg|μg|IU|units?|mmol|mEq|mL|ml)"
     r"(?:/(?:kg|day|d|h|hr|hour|min|dose|m2))*(?![/\w])",

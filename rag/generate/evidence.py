@@ -26,7 +26,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.generate.abstention import DOSE_AMOUNT, Coverage, absent_words, topical_words
+from rag.generate.abstention import (
+    DOSE_AMOUNT,
+    NOT_A_DOSE_EVENT,
+    Coverage,
+    absent_words,
+    topical_words,
+)
 from rag.shorthand import alternatives
 from rag.text import DRUG_NAME, asked_part, asking_sentences, split_prose_sentences
 from rag.types import Hit
@@ -109,8 +115,7 @@ _NOT_DRUGS = frozenset(
 )
 
 _WANTS_DOSE = re.compile(
-    r"(?<!first )(?<!last )(?<!next )(?<!each )(?<!every )(?<!missed )(?<!previous )"
-    r"\b(?:dose|doses|dosed|dosing|dosage|loading"
+    NOT_A_DOSE_EVENT + r"\b(?:dose|doses|dosed|dosing|dosage|loading"
     r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight|"
     r"deviation|depression|elevation|change|reduction|rise|drop|increase|decrease)))\b"
 )
@@ -258,12 +263,15 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         unit = match.group(0)
         if "month" in unit or "week" in unit or "day" in unit or age < 18:
             facets.setdefault("children", re.compile(_POPULATIONS["children"][1]))
-    for drug in dict.fromkeys(DRUG_NAME.findall(lowered)):
+    # A drug is asked about when a sentence that asks names it: the patient's medicines in
+    # the story ("on max metoprolol plus digoxin. What's left for rate control?") and in a
+    # follow-up's context are what they take, not what the answer must address.
+    asking = asking_sentences(question).lower()
+    for drug in dict.fromkeys(DRUG_NAME.findall(asking)):
         if drug not in _NOT_DRUGS:
             facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
     # A dose or a duration is wanted when the question asks for one, not when the patient's
     # story mentions one ("on medium-dose ICS-LABA ... Step down?").
-    asking = asking_sentences(question).lower()
     if _WANTS_DOSE.search(asking):
         # "What's the max daily dose in mg/kg?": a flat dose does not answer it.
         facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT

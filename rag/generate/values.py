@@ -57,6 +57,7 @@ _KINDS = (
     ),
     ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.IGNORECASE)),
     ("temperature", re.compile(r"^\s*°", re.IGNORECASE)),
+    ("percentile", re.compile(r"^\s*(?:st|nd|rd|th)?\s+percentile\b", re.IGNORECASE)),
     ("rate", re.compile(r"^\s*(?:bpm|breaths|/min)\b", re.IGNORECASE)),
 )
 _BEFORE = (
@@ -201,6 +202,11 @@ def _values(question: str) -> list[Value]:
             # "on day 2", "week 6": a time counted in the unit before it.
             kind = "time"
             number = _in_hours(raw, kind, counted.group(1), 0)
+        # "above the 99th percentile", "over 180": just past the number, so a row's "> 99th"
+        # holds for it and "< 99th" does not.
+        side = _SIDE.search(text[max(0, match.start() - 24) : match.start()])
+        if side:
+            number += _PAST if side.group(1) else -_PAST
         value = Value(number, kind, _acronym(text, match.start()))
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
@@ -219,6 +225,12 @@ def _values(question: str) -> list[Value]:
     return values
 
 
+_SIDE = re.compile(
+    r"(?:\b(above|over|greater than|higher than|more than|>)|\b(?:below|under|less than|"
+    r"lower than|<))\s*(?:the\s+)?$",
+    re.IGNORECASE,
+)
+_PAST = 1e-6
 _COUNTED_TIME = re.compile(r"\b(day|week|month|hour)\s*$", re.IGNORECASE)
 _LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
 
