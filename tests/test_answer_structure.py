@@ -96,6 +96,25 @@ def test_a_dose_keeps_the_dose_reduction_rule_nested_under_it():
     assert "Edoxaban" not in cited.answer and "Rivaroxaban" not in cited.answer
 
 
+def test_a_caveat_about_another_drug_sharing_only_the_guidelines_topic_stays_out():
+    caveat = (
+        "### Antiarrhythmic Drugs\n- **Flecainide:** Must be combined with an AV nodal blocker "
+        "to prevent 1:1 conduction of atrial flutter.\n"
+    )
+    title = "Guideline for Atrial Fibrillation"
+    cited = answer(
+        "What is the apixaban dose for stroke prevention in atrial fibrillation?",
+        [
+            hit("af", AF_DOSING, 1, title=title, section="DOAC Dosing"),
+            hit("af-rhythm", caveat, 2, title=title, section="Rhythm Control"),
+        ],
+    )
+    assert "Reduce to 2.5 mg BID" in cited.bottom_line
+    # "prevent" and "atrial" are the question's words, but the guideline's topic and an
+    # answer-type word: the flecainide caveat brings nothing the apixaban answer lacks.
+    assert "Flecainide" not in cited.answer
+
+
 def test_the_table_row_matching_the_value_is_shown_with_its_header():
     cited = answer(
         "What does a CURB-65 score of 2 mean for site of care?",

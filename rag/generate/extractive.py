@@ -870,7 +870,9 @@ def _select(
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
     under 40% of the best, none a near-duplicate of one already chosen or contained in one,
     and none that lacks the rare question words the best unit has (its anchors: "apixaban")
-    without bringing another question word instead. Words of the best unit's guideline title
+    without bringing another question word instead ("prevent" or "atrial" in a flecainide
+    caveat is no reason to show it for "apixaban dose for stroke prevention in atrial
+    fibrillation"). Words of the best unit's guideline title
     and section path ("IDSA", "complicated UTI") are no anchors: every unit of that guideline
     is about them, whether or not its own text repeats them."""
     order = sorted(
@@ -878,9 +880,13 @@ def _select(
     )
     best = scores[order[0]]
     anchors = _anchors(units, units[order[0]], question_words)
-    if anchors and hits:
+    # What every unit of the best unit's guideline is about ("atrial fibrillation") is
+    # neither an anchor nor a new question word a sibling could bring.
+    topic = GENERIC_WORDS
+    if hits:
         where = hits[units[order[0]].passage - 1]
-        anchors = anchors - content_stems(f"{where.title} {where.section}")
+        topic = topic | content_stems(f"{where.title} {where.section}")
+        anchors = anchors - topic
     chosen: list[Unit] = []
     word_count = 0
     for i in order:
@@ -893,7 +899,7 @@ def _select(
             chosen
             and anchors
             and not ((unit.words | content_stems(unit.section)) & anchors)
-            and not ((unit.words & question_words) - units[order[0]].words)
+            and not ((unit.words & question_words) - units[order[0]].words - topic)
             and not any(_other_rows(unit, other) for other in chosen)
         ):
             continue  # a sibling about another drug or score, adding nothing asked for
