@@ -29,7 +29,7 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
     """A question a clinician would ask about a heading worth asking about, in plain words:
     "Bleeding Risk Assessment" under "Anticoagulation in Atrial Fibrillation" becomes "How is
     bleeding risk assessed in anticoagulation in atrial fibrillation?"; a heading no pattern
-    fits becomes "What does ACC/AHA 2023 recommend on <heading>?"."""
+    fits becomes "What does ACC/AHA 2023 say about <heading>?"."""
     parts = section_headings(section)
     leaf = _clean_heading(parts[-1]) if parts else ""
     # A branch's values ("Renal Impairment (CrCl < 30 mL/min)") are not part of the topic; a
@@ -43,20 +43,21 @@ def heading_question(title: str, source: str, year: int | None, section: str) ->
         return None  # "SBP 150-220 mmHg (Without Contraindication)": a branch, not a topic
     if leaf.lower() in GENERIC_HEADINGS or len(leaf) < 4:
         return None
-    leaf = _lowered(leaf)
+    leaf = _lowered(leaf.replace(": ", " "))  # "Second-Line: IL-1 Inhibitors"
     topic = _lowered(_clean_heading(parts[0])) if len(parts) > 1 else ""
     # "Timing of Blood Pressure Management" under "Blood Pressure Management in ICH" needs no
-    # "for blood pressure management in ICH" after it: the leaf already names its topic.
+    # "for blood pressure management in ICH" after it: the leaf already names its topic (a
+    # word of it, as "Oral Anticoagulation" under "Anticoagulation in AF").
     shared = set(re.findall(r"[a-z]{4,}", topic.lower())) & set(
         re.findall(r"[a-z]{4,}", leaf.lower())
     )
-    where = f" for {topic}" if topic and topic not in leaf and len(shared) < 2 else ""
+    where = f" for {topic}" if topic and topic not in leaf and not shared else ""
+    guideline = " ".join(str(part) for part in (source, year) if part) or title
     for pattern, template in _TEMPLATES:
         match = pattern.fullmatch(leaf)
         if match:
-            return template.format(x=match.group(1).strip(), where=where)
-    guideline = " ".join(str(part) for part in (source, year) if part) or title
-    return f"What does {guideline} recommend on {leaf}{where}?"
+            return template.format(x=match.group(1).strip(), where=where, guideline=guideline)
+    return f"What does {guideline} say about {leaf}{where}?"
 
 
 # Headings that say what kind of question they answer: "<x> assessment", "dosing of <x>".
@@ -77,6 +78,8 @@ _TEMPLATES = tuple(
         (r"(.+?) (?:prevention|prophylaxis)", "How is {x} prevented{where}?"),
         (r"(.+?) diagnosis", "How is {x} diagnosed{where}?"),
         (r"diagnosis of (.+)", "How is {x} diagnosed?"),
+        (r"recommendations? (?:for|on) (.+)", "What does {guideline} recommend for {x}{where}?"),
+        (r"choice of (.+)", "Which {x} is preferred{where}?"),
     )
 )
 

@@ -21,7 +21,7 @@ def cite(doc_id: str, section: str) -> Citation:
 
 def test_heading_question_names_the_guideline_and_keeps_acronyms():
     question = heading_question("t", "ACR", 2020, "Flare Management — ACR 2020 > Second-Line: IL-1 Inhibitors")
-    assert question == "What does ACR 2020 recommend on second-line: IL-1 inhibitors for flare management?"
+    assert question == "What does ACR 2020 say about second-line IL-1 inhibitors for flare management?"
     # Headings that say what they answer become the question a clinician would ask.
     assert heading_question("t", "ACC/AHA", 2023, "Anticoagulation in AF — ACC/AHA 2023 > Bleeding Risk Assessment") == (
         "How is bleeding risk assessed for anticoagulation in AF?"
@@ -30,6 +30,14 @@ def test_heading_question_names_the_guideline_and_keeps_acronyms():
         "What are the discharge criteria?"
     )
     assert "CURB-65" in heading_question("t", "BTS", 2009, "Severity > CURB-65 Score")
+    # "Recommendations for ..." and "Choice of ..." read as what they ask.
+    af = "Anticoagulation in Atrial Fibrillation — ACC/AHA 2023"
+    assert heading_question("t", "ACC/AHA", 2023, f"{af} > Recommendations for Oral Anticoagulation") == (
+        "What does ACC/AHA 2023 recommend for oral anticoagulation?"
+    )
+    assert heading_question("t", "ACC/AHA", 2023, f"{af} > Choice of Anticoagulant") == (
+        "Which anticoagulant is preferred for anticoagulation in atrial fibrillation?"
+    )
 
 
 def test_generic_or_empty_headings_give_no_question():
@@ -43,7 +51,7 @@ def test_generic_or_empty_headings_give_no_question():
     assert heading_question("t", "AHA/ASA", 2022, f"{ich} > Rationale") is None
     # Its values are left out of a heading that has a topic.
     renal = heading_question("t", "ACC/AHA", 2013, "Dosing > Renal Impairment (CrCl < 30 mL/min)")
-    assert renal == "What does ACC/AHA 2013 recommend on renal impairment for dosing?"
+    assert renal == "What does ACC/AHA 2013 say about renal impairment for dosing?"
     # A leaf naming its topic already is not followed by it again.
     timing = heading_question("t", "AHA/ASA", 2022, f"{ich} > Timing of Blood Pressure Management")
     assert timing == "When should blood pressure management start?"
