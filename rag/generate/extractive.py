@@ -870,9 +870,10 @@ def _select(
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
     under 40% of the best, none a near-duplicate of one already chosen or contained in one,
     and none that lacks the rare question words the best unit has (its anchors: "apixaban")
-    without bringing another question word instead ("prevent" or "atrial" in a flecainide
-    caveat is no reason to show it for "apixaban dose for stroke prevention in atrial
-    fibrillation"). Words of the best unit's guideline title
+    without bringing another question word instead: not an answer-type word, nor, from a
+    passage not yet quoted, a word of the guideline's title ("prevent" or "atrial" in a
+    flecainide caveat is no reason to show it for "apixaban dose for stroke prevention in
+    atrial fibrillation"). Words of the best unit's guideline title
     and section path ("IDSA", "complicated UTI") are no anchors: every unit of that guideline
     is about them, whether or not its own text repeats them."""
     order = sorted(
@@ -880,13 +881,14 @@ def _select(
     )
     best = scores[order[0]]
     anchors = _anchors(units, units[order[0]], question_words)
-    # What every unit of the best unit's guideline is about ("atrial fibrillation") is
-    # neither an anchor nor a new question word a sibling could bring.
-    topic = GENERIC_WORDS
+    # What every unit of the best unit's guideline is about ("atrial fibrillation" in its
+    # title) is no new question word a unit from a passage not yet quoted could bring.
+    title_words = frozenset()
     if hits:
         where = hits[units[order[0]].passage - 1]
-        topic = topic | content_stems(f"{where.title} {where.section}")
-        anchors = anchors - topic
+        title_words = content_stems(where.title)
+        if anchors:
+            anchors = anchors - content_stems(f"{where.title} {where.section}")
     chosen: list[Unit] = []
     word_count = 0
     for i in order:
@@ -899,7 +901,12 @@ def _select(
             chosen
             and anchors
             and not ((unit.words | content_stems(unit.section)) & anchors)
-            and not ((unit.words & question_words) - units[order[0]].words - topic)
+            and not (
+                (unit.words & question_words)
+                - units[order[0]].words
+                - GENERIC_WORDS
+                - (frozenset() if _quoted(unit, chosen) else title_words)
+            )
             and not any(_other_rows(unit, other) for other in chosen)
         ):
             continue  # a sibling about another drug or score, adding nothing asked for
@@ -913,6 +920,11 @@ def _select(
         chosen.append(unit)
         word_count = sum(len(shown_text(other).split()) for other in chosen)
     return chosen
+
+
+def _quoted(unit: Unit, chosen: Sequence[Unit]) -> bool:
+    """Whether the answer already quotes the passage `unit` comes from."""
+    return any(other.passage == unit.passage for other in chosen)
 
 
 def _anchors(units: Sequence[Unit], best: Unit, question_words: set[str]) -> frozenset[str]:
