@@ -115,6 +115,25 @@ def test_a_caveat_about_another_drug_sharing_only_the_guidelines_topic_stays_out
     assert "Flecainide" not in cited.answer
 
 
+def test_a_branch_answering_no_to_a_finding_the_question_reports_does_not_lead():
+    tree = (
+        "### ERCP Decision\n```\nAcute biliary pancreatitis confirmed\n"
+        "  → Cholangitis present (fever, jaundice, RUQ pain)?\n"
+        "      → YES → Urgent ERCP within 24 hours\n"
+        "      → NO → Medical management, no ERCP needed\n```\n"
+    )
+    question = "Gallstone pancreatitis, T 39.2, bili rising, RUQ tender. Scope now or watch?"
+    cited = answer(question, [hit("ap", tree, 1, title="Acute pancreatitis", section="ERCP")])
+    assert "Urgent ERCP within 24 hours" in cited.bottom_line
+    assert "no ERCP needed" not in cited.bottom_line
+    # A patient without those findings is the NO branch's.
+    calm = answer(
+        "Gallstone pancreatitis, afebrile, no cholangitis, bili normal. Scope now or watch?",
+        [hit("ap", tree, 1, title="Acute pancreatitis", section="ERCP")],
+    )
+    assert "no ERCP needed" in calm.bottom_line and "Urgent ERCP" not in calm.bottom_line
+
+
 def test_the_table_row_matching_the_value_is_shown_with_its_header():
     cited = answer(
         "What does a CURB-65 score of 2 mean for site of care?",

@@ -23,6 +23,7 @@ lines it branches from, and the [n] it adds.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -184,6 +185,14 @@ class ExtractiveGenerator:
         # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
         # question's values: it weighs the unit, and picks the rows and branches shown.
         fits = [_value_match(values, unit) for unit in units]
+        # A branch that answers NO to a finding the question reports ("Cholangitis present
+        # (fever, jaundice, RUQ pain)? -> NO" for "T 39.2, bili rising, RUQ tender") is the
+        # other patient's branch.
+        findings = content_stems(asked_part(question)) - negated - GENERIC_WORDS
+        fits = [
+            -1 if fit >= 0 and _denies(unit, findings, negated - GENERIC_WORDS) else fit
+            for fit, unit in zip(fits, units, strict=True)
+        ]
         must_have = _must_have_coverage(units, topical_words)
         wants = answer_type(question)
         wanted = "list" if wants_list else wants  # what the bottom line's unit should give
@@ -660,7 +669,8 @@ def _condition_text(unit: Unit) -> str:
 
 # "no diabetes", "without cirrhosis", "non-diabetic": what the patient does not have.
 _NEGATION = re.compile(
-    r"\b(?:no|without|non-?|rather than|instead of)\s*([A-Za-z][A-Za-z-]{3,})", re.IGNORECASE
+    r"\b(?:no\s+|without\s+|non-?|rather than\s+|instead of\s+)([A-Za-z][A-Za-z-]{2,})",
+    re.IGNORECASE,
 )
 
 
@@ -682,6 +692,30 @@ def names_ruled_out(text: str, negated: frozenset[str]) -> bool:
     Diabetes" is the patient's population, "Diabetes Mellitus" is not)."""
     named = content_stems(text) & negated
     return bool(named) and not named <= negated_stems(text)
+
+
+# Words of a step that say how it is asked, not what it asks about.
+_STEP_WORDS = content_stems("present presence suspected suspect known confirmed patient any")
+
+
+def _denies(unit: Unit, findings: frozenset[str], absent: frozenset[str]) -> bool:
+    """Whether tree branch `unit` answers NO to a step (one without numbers: those are read
+    as values) that asks about one of the question's `findings`, or YES to one about what the
+    question says the patient does not have (`absent`)."""
+    if unit.kind != "path":
+        return False
+    steps = unit.text.split(" → ")
+    # What the tree is about ("Variceal bleeding confirmed" above "Bleeding controlled?") is
+    # the question's topic, not a finding a step asks about.
+    about = content_stems(unit.section) | _STEP_WORDS
+    for step, following in itertools.pairwise(steps):
+        answer = re.match(r"(yes|no)\b", following.strip(), re.IGNORECASE)
+        if answer and step.rstrip().endswith("?") and not re.search(r"\d", step):
+            asked = content_stems(step) - about
+            if asked & (findings if answer.group(1).lower() == "no" else absent):
+                return True
+        about |= content_stems(step)
+    return False
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:
