@@ -134,6 +134,20 @@ def test_a_branch_answering_no_to_a_finding_the_question_reports_does_not_lead()
     assert "no ERCP needed" in calm.bottom_line and "Urgent ERCP" not in calm.bottom_line
 
 
+def test_a_statement_for_patients_without_what_the_question_reports_does_not_lead():
+    etiology = (
+        "### Etiology\n- In the absence of gallstones and/or significant alcohol use, serum "
+        "triglyceride should be obtained and considered the etiology if > 1,000 mg/dL.\n"
+        "- Early ERCP within 24 hours is recommended for gallstone pancreatitis with "
+        "cholangitis.\n"
+    )
+    cited = answer(
+        "Gallstone pancreatitis with cholangitis: which serum test should be obtained?",
+        [hit("ap", etiology, 1, title="Acute pancreatitis", section="Etiology")],
+    )
+    assert cited.bottom_line.startswith("Early ERCP within 24 hours"), cited.bottom_line
+
+
 def test_the_table_row_matching_the_value_is_shown_with_its_header():
     cited = answer(
         "What does a CURB-65 score of 2 mean for site of care?",

@@ -190,7 +190,10 @@ class ExtractiveGenerator:
         # other patient's branch.
         findings = content_stems(asked_part(question)) - negated - GENERIC_WORDS
         fits = [
-            -1 if fit >= 0 and _denies(unit, findings, negated - GENERIC_WORDS) else fit
+            -1
+            if fit >= 0
+            and (_denies(unit, findings, negated - GENERIC_WORDS) or _opens_without(unit, findings))
+            else fit
             for fit, unit in zip(fits, units, strict=True)
         ]
         must_have = _must_have_coverage(units, topical_words)
@@ -716,6 +719,21 @@ def _denies(unit: Unit, findings: frozenset[str], absent: frozenset[str]) -> boo
                 return True
         about |= content_stems(step)
     return False
+
+
+# A statement written for patients without something: "In the absence of gallstones and/or
+# significant alcohol use, serum triglyceride should be obtained ...".
+_WITHOUT_CLAUSE = re.compile(
+    r"^(?:in the absence of|in (?:patients|adults) without|without|if (?:there is )?no)\s+([^,;:]+)",
+    re.IGNORECASE,
+)
+
+
+def _opens_without(unit: Unit, findings: frozenset[str]) -> bool:
+    """Whether `unit` opens by ruling out one of the question's `findings` ("In the absence
+    of gallstones, ..." for "Gallstone pancreatitis, ...")."""
+    clause = _WITHOUT_CLAUSE.match(unit.text)
+    return bool(clause) and bool(content_stems(clause.group(1)) & findings)
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:
