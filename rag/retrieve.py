@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
-from rag.text import asked_part, asking_sentences, content_stems
 from rag.types import Chunk, Hit, Turn
 
 if TYPE_CHECKING:
@@ -219,32 +218,6 @@ def blend_scores(
             row, lexical_floor
         )
     return sorted(fused.items(), key=lambda item: -item[1])
-
-
-# A vignette's asking sentences, searched alone, count this much beside the whole question
-# (rank fusion), when they hold at least ASKED_MIN_WORDS content words.
-ASKED_QUERY_WEIGHT = 0.5
-ASKED_MIN_WORDS = 2
-
-
-def fuse_hits(
-    lists: Sequence[Sequence[Hit]],
-    weights: Sequence[float],
-    rrf_k: float,
-    per_document: int,
-    k: int,
-) -> list[Hit]:
-    """Hit lists of one index fused by weighted reciprocal rank, the per-document limit and
-    `k` applied; each passage keeps the hit (and score) of the first list that found it."""
-    first: dict[str, Hit] = {}
-    for hits in lists:
-        for hit in hits:
-            first.setdefault(hit.chunk_id, hit)
-    row_of = {chunk_id: row for row, chunk_id in enumerate(first)}
-    ranked_lists = [[(row_of[hit.chunk_id], hit.score) for hit in hits] for hits in lists]
-    fused = reciprocal_rank_fusion(ranked_lists, rrf_k=rrf_k, weights=weights)
-    found = list(first.values())
-    return limit_per_document([found[row] for row, _ in fused], per_document, k)
 
 
 def limit_per_document(hits: Sequence[Hit], per_document: int, k: int) -> list[Hit]:
@@ -530,33 +503,18 @@ class Retriever:
         k = k or self.settings.k
         fusion = Fusion.from_settings(self.settings)
         preferred = cited_source_doc_ids(history, self.siblings)
-        depth = max(k, CITED_SOURCE_DEPTH) if preferred else k
-
-        def ranked(text: str) -> list[Hit]:
-            return retrieve(
-                self.index,
-                text,
-                mode=mode or self.settings.mode,
-                k=depth,
-                per_document=self.settings.per_document,
-                candidates=self.settings.candidates,
-                fusion=fusion,
-                sources=sources,
-                min_year=min_year,
-                prefer_newer=self.settings.prefer_newer,
-            )
-
-        hits = ranked(query)
-        asked = asking_sentences(query)
-        if asked != asked_part(query) and len(content_stems(asked)) >= ASKED_MIN_WORDS:
-            # A vignette's story outweighs its question in the ranking: "58F, RA on MTX 25 mg,
-            # ischemic cardiomyopathy, NYHA III. Which biologic class, and is adalimumab OK?"
-            # finds methotrexate sections. Its asking sentences, searched alone and fused in at
-            # a lower weight, bring the passages on what is asked (TNF inhibitors in NYHA III).
-            hits = fuse_hits(
-                [hits, ranked(asked)], [1.0, ASKED_QUERY_WEIGHT], fusion.rrf_k,
-                self.settings.per_document, depth,
-            )  # fmt: skip
+        hits = retrieve(
+            self.index,
+            query,
+            mode=mode or self.settings.mode,
+            k=max(k, CITED_SOURCE_DEPTH) if preferred else k,
+            per_document=self.settings.per_document,
+            candidates=self.settings.candidates,
+            fusion=fusion,
+            sources=sources,
+            min_year=min_year,
+            prefer_newer=self.settings.prefer_newer,
+        )
         if not preferred:
             return hits
         return lift_cited_source(hits, preferred, rrf_k=fusion.rrf_k)[:k]
