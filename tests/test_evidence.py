@@ -360,6 +360,10 @@ def test_a_vignettes_measurements_are_not_terms_the_sources_must_name():
     question = "Admitted with CAP, RR 32, new confusion, BUN 28, on the ward. ICU?"
     evidence = grade_evidence(question, None, [minor], direct_score=1.3)
     assert "RR" not in evidence.unmentioned and "BUN" not in evidence.unmentioned
+    # The team asking is no term the sources must name either.
+    ercp = Hit("e", "ap", "Cholangitis: urgent ERCP within 24 hours.", 1.0, 1)
+    asked = grade_evidence("Cholangitis. GI asking: scope now?", None, [ercp], direct_score=1.3)
+    assert "GI" not in asked.unmentioned
     assert evidence.unmentioned == ("CAP",)  # the passage never names the condition asked
     # Nor does where the patient is ("ED pt") or what a value was measured on ("92% RA").
     question = "ED pt with CAP, SpO2 92% RA, RR 32, new confusion. ICU?"

@@ -150,8 +150,11 @@ _COMPONENT_WORDS = re.compile(
 # An acronym as a question writes it: two to six capitals, digits allowed after the first
 # ("ESA", "TAVR", "NSTEMI"); not a word written in capitals for emphasis ("NOT").
 _ACRONYM = re.compile(r"\b(?![IVX]+\b|OK\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman numeral ("II")
-# Where the patient is ("ICU pt", "ED pt") is not what a question asks about.
-_CARE_SETTINGS = frozenset({"ICU", "ED", "ER", "HDU", "CCU", "OR", "PACU"})
+# Where the patient is ("ICU pt", "ED pt") or which team is asking ("GI asking scope now?",
+# "drained by IR") is not what a question asks about.
+_CARE_SETTINGS = frozenset(
+    {"ICU", "ED", "ER", "HDU", "CCU", "OR", "PACU", "GI", "IR", "ITU", "ENT", "MDT", "OBS"}
+)
 # A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
 _VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")
