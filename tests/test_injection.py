@@ -51,8 +51,11 @@ def test_the_extractive_answer_never_repeats_the_injected_text(small_index: Path
     assert any("hijacked" in hit.text for hit in answer.retrieved)
     assert not answer.abstained
     shown = answer_markdown(answer).lower()
+    # The question's own word may be said missing ("do not mention 'bleach'"); the hostile
+    # passage's words are never repeated as anything else.
+    shown_without_gap = shown.replace("do not mention 'bleach'", "")
     for word in HOSTILE_WORDS:
-        assert word not in shown
+        assert word not in shown_without_gap
     assert all("injection" not in c.doc_id for c in answer.citations)
     assert "[99]" not in shown
 
@@ -82,7 +85,12 @@ def test_a_real_citation_survives_and_the_invented_99_does_not(
     )
     answer = engine.ask(QUESTION, suggest_related=False)
     assert not answer.abstained
-    assert answer.bottom_line == ("Low-dose colchicine is preferred over high-dose colchicine [1].")
+    # Led by what the cited passages lack: the question's "bleach" (a word the index holds
+    # only in the hostile poster).
+    assert answer.bottom_line == (
+        "The cited passages do not mention 'bleach'; what they state: low-dose colchicine is "
+        "preferred over high-dose colchicine [1]."
+    )
     assert [c.n for c in answer.citations] == [1]
     assert answer.citations[0].doc_id.endswith("gout.md")
     assert "[99]" not in everything_shown(answer)
