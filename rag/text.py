@@ -254,7 +254,7 @@ DRUG_NAME = re.compile(
 )
 
 
-_TREE_GLYPHS = re.compile(r"^[\s│├└─|>→\-–]*")
+_TREE_GLYPHS = re.compile(r"^[\s│├└─|+>→\-–]*")  # "+-->": an ASCII branch
 
 
 def tree_step(line: str) -> tuple[int, str]:

@@ -148,6 +148,26 @@ def test_a_statement_for_patients_without_what_the_question_reports_does_not_lea
     assert cited.bottom_line.startswith("Early ERCP within 24 hours"), cited.bottom_line
 
 
+def test_an_ascii_drawn_tree_is_read_as_a_tree():
+    # IDSA draws its trees with "|" and "+-->": a connector-only line does not end the tree.
+    tree = (
+        "### Duration\n```\nComplicated UTI on effective therapy\n  |\n"
+        "  +--> Any complicating factors? (Abscess, obstruction)\n        |\n"
+        "        +--> YES --> Individualize duration (typically 10-14 days)\n        |\n"
+        "        +--> NO --> Total duration: 7 days\n```\n"
+    )
+    from rag.generate.units import passage_units
+
+    paths = [u.text for u in passage_units(hit("uti", tree, 1, title="cUTI"), 1) if u.kind == "path"]
+    assert paths == [
+        (
+            "Complicated UTI on effective therapy → Any complicating factors? (Abscess, "
+            "obstruction) → YES --> Individualize duration (typically 10-14 days); NO --> Total "
+            "duration: 7 days"
+        )
+    ]
+
+
 def test_the_table_row_matching_the_value_is_shown_with_its_header():
     cited = answer(
         "What does a CURB-65 score of 2 mean for site of care?",

@@ -332,6 +332,8 @@ def tree_paths(lines: Sequence[str], *, cut: bool = False) -> list[str]:
     rows: list[tuple[int, str]] = []
     for line in lines:
         indent, text = tree_step(line)
+        if line.strip() and not text:
+            continue  # a line of connectors only ("  |     |") joins the lines around it
         if rows and rows[-1][1] and text and (text[:1].islower() or text.startswith("(")):
             rows[-1] = (rows[-1][0], f"{rows[-1][1]} {text}")
         else:

@@ -23,8 +23,8 @@ from rag.types import Chunk, Document
 # Raised when the same document and settings would be cut into other chunks, so an index
 # built by an earlier version is re-chunked (rag.index.backend.chunking_key). 2: a split
 # decision tree repeats the steps above each chunk's first line; a heading's " > " is ">".
-# 3: a subsection opens with the intro its parent section ends on.
-CHUNKER_VERSION = 3
+# 3: a subsection opens with the intro its parent section ends on. 4: "+-->" is a branch.
+CHUNKER_VERSION = 4
 _MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -387,6 +387,8 @@ def _tree_context(lines: list[str], index: int) -> str:
     above: list[str] = []
     for line in reversed(lines[1 if fence else 0 : index]):
         step_depth, step = tree_step(line)
+        if line.strip() and not step:
+            continue  # connectors only ("  |")
         if not step:
             break
         if step_depth < depth:
