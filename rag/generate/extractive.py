@@ -697,16 +697,14 @@ def names_ruled_out(text: str, negated: frozenset[str]) -> bool:
     return bool(named) and not named <= negated_stems(text)
 
 
-# A step comparing a value ("Age > 75?", "LVEF <= 35%?") is read by the values, not by words.
-_COMPARES = re.compile(r"[<>≤≥=]|\d\s*%|\b(?:at least|more than|less than|over|under)\s+\d")
 # Words of a step that say how it is asked, not what it asks about.
 _STEP_WORDS = content_stems("present presence suspected suspect known confirmed patient any")
 
 
 def _denies(unit: Unit, findings: frozenset[str], absent: frozenset[str]) -> bool:
-    """Whether tree branch `unit` answers NO to a step (one comparing no value: those are read
-    by the values) that asks about one of the question's `findings`, or YES to one about what
-    the question says the patient does not have (`absent`)."""
+    """Whether tree branch `unit` answers NO to a step (one without numbers: those are read
+    as values) that asks about one of the question's `findings`, or YES to one about what the
+    question says the patient does not have (`absent`)."""
     if unit.kind != "path":
         return False
     steps = unit.text.split(" → ")
@@ -715,7 +713,7 @@ def _denies(unit: Unit, findings: frozenset[str], absent: frozenset[str]) -> boo
     about = content_stems(unit.section) | _STEP_WORDS
     for step, following in itertools.pairwise(steps):
         answer = re.match(r"(yes|no)\b", following.strip(), re.IGNORECASE)
-        if answer and step.rstrip().endswith("?") and not _COMPARES.search(step):
+        if answer and step.rstrip().endswith("?") and not re.search(r"\d", step):
             asked = content_stems(step) - about
             if asked & (findings if answer.group(1).lower() == "no" else absent):
                 return True
