@@ -133,9 +133,16 @@ def compare_sources(
     names = {
         name.lower() for name in NAME_WITH_DIGITS.findall(question) if name.lower() in lead_text
     }
+    # The passages of other guidelines on the question's subject: the only ones that may take
+    # a side, by shared words or by meaning.
+    other_sources = {
+        n
+        for n, hit in enumerate(passages, start=1)
+        if guideline(hit) not in lead_titles and _on_subject(hit, words)
+    }
     others: dict[str, list[tuple[float, Unit]]] = {}
     for n, hit in enumerate(passages, start=1):
-        if guideline(hit) not in lead_titles and _on_subject(hit, words):
+        if n in other_sources:
             others.setdefault(guideline(hit), []).extend(
                 (share, unit)
                 for share, unit in _units_on_point([(n, hit)], words)
@@ -154,7 +161,7 @@ def compare_sources(
     agrees_worth_showing = set(others) if similarity is None else set()
     if similarity is not None:
         by_meaning, meaning_others, meaning_floor = _by_meaning(
-            passages, cited, lead_titles, names, words, similarity
+            passages, cited, other_sources, names, similarity
         )
         lead_units = _merged(lead_units, _relative(by_meaning, meaning_floor))
         for source, units in meaning_others.items():
@@ -248,21 +255,17 @@ def _merged(*lists: Sequence[tuple[float, Unit]]) -> list[tuple[float, Unit]]:
 def _by_meaning(
     passages: Sequence[Hit],
     cited: Sequence[int],
-    lead_titles: set[str],
+    other_sources: set[int],
     names: set[str],
-    words: frozenset[str],
     similarity: Callable[[Sequence[str]], Sequence[float]],
 ) -> tuple[list[tuple[float, Unit]], dict[str, list[tuple[float, Unit]]], float]:
-    """The lead units, the units of the other sources on the subject of the question's `words`
-    (best UNITS_BY_MEANING each) and the floor a
-    source's best unit must reach, all by cosine with the question: the floor is
+    """The lead units, the units of the passages `other_sources` by guideline (best
+    UNITS_BY_MEANING each) and the floor a source's best unit must reach, all by cosine with the question: the floor is
     SAME_POINT_COSINE, or SAME_POINT_COSINE_RATIO of the lead's best if higher. At most
     MEANING_UNITS units are embedded, the lead's cited passages' first."""
     candidates: list[Unit] = []
     for n, hit in enumerate(passages, start=1):
-        if quotable(hit) and (
-            n in cited or guideline(hit) not in lead_titles and _on_subject(hit, words)
-        ):
+        if quotable(hit) and (n in cited or n in other_sources):
             candidates += [
                 unit
                 for unit in passage_units(hit, n)

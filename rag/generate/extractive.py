@@ -657,15 +657,8 @@ def _condition_text(unit: Unit) -> str:
     # A step asked and answered "NO" ("HEART 0-3 ...? -> NO (HEART 7-10)") does not hold on
     # this branch: only the answer's own condition does.
     steps = unit.condition.split(" → ")
-    steps = [
-        step
-        for n, step in enumerate(steps)
-        if not (
-            step.rstrip().endswith("?")
-            and n + 1 < len(steps)
-            and re.match(r"no\b", steps[n + 1].strip(), re.IGNORECASE)
-        )
-    ]
+    denied = {n for n, _, answer in _answered_steps(steps) if answer == "no"}
+    steps = [step for n, step in enumerate(steps) if n not in denied]
     dangling = unit.text.rstrip().endswith((":", "?"))
     return f"{' → '.join(steps)} {unit.section}" + (f" {unit.text}" if dangling else "")
 
@@ -711,14 +704,25 @@ def _denies(unit: Unit, findings: frozenset[str], absent: frozenset[str]) -> boo
     # What the tree is about ("Variceal bleeding confirmed" above "Bleeding controlled?") is
     # the question's topic, not a finding a step asks about.
     about = content_stems(unit.section) | _STEP_WORDS
-    for step, following in itertools.pairwise(steps):
-        answer = re.match(r"(yes|no)\b", following.strip(), re.IGNORECASE)
-        if answer and step.rstrip().endswith("?") and not re.search(r"\d", step):
+    answered = {n: answer for n, _, answer in _answered_steps(steps)}
+    for n, step in enumerate(steps):
+        if n in answered and not re.search(r"\d", step):
             asked = content_stems(step) - about
-            if asked & (findings if answer.group(1).lower() == "no" else absent):
+            if asked & (findings if answered[n] == "no" else absent):
                 return True
         about |= content_stems(step)
     return False
+
+
+def _answered_steps(steps: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(position, step, "yes" or "no") for each step of a tree path that asks ("...?") and
+    whose next step answers it ("NO (LVEF > 35%)", "YES --> ...")."""
+    found = []
+    for n, (step, following) in enumerate(itertools.pairwise(steps)):
+        answer = re.match(r"(yes|no)\b", following.strip(), re.IGNORECASE)
+        if answer and step.rstrip().endswith("?"):
+            found.append((n, step, answer.group(1).lower()))
+    return found
 
 
 # A statement written for patients without something: "In the absence of gallstones and/or
