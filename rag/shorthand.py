@@ -62,13 +62,13 @@ SHORTHAND: dict[str, str] = {
     # blood
     "Hgb": "hemoglobin", "Hb": "hemoglobin", "plt": "platelets", "plts": "platelets",
     "HIT": "heparin-induced thrombocytopenia", "FFP": "fresh frozen plasma", "PRBC": "red blood cell transfusion", "TXA": "tranexamic acid",
-    "vit K": "vitamin K",
+    "vit K": "vitamin K", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
     # rheumatology, bone, psychiatry, addiction, obstetrics
     "MTX": "methotrexate", "HCQ": "hydroxychloroquine", "SSZ": "sulfasalazine",
     "DMARD": "disease-modifying antirheumatic drug", "ULT": "urate-lowering therapy",
     "BMD": "bone mineral density", "AUD": "alcohol use disorder", "OUD": "opioid use disorder",
     "EtOH": "alcohol", "bupe": "buprenorphine", "SSRI": "selective serotonin reuptake inhibitor",
-    "conceive": "pregnancy", "preg": "pregnancy",
+    "conceive": "pregnancy", "preg": "pregnancy", "EFW": "estimated fetal weight",
     "HIE": "hypoxic-ischemic encephalopathy", "cooling": "therapeutic hypothermia",
     "TBSA": "total body surface area",
     # orders and care

@@ -279,11 +279,21 @@ def asking_sentences(question: str) -> str:
     """The sentences of the `question`'s own words (`asked_part`) that ask (end with "?"), when
     others describe: a vignette's "30 min of slurred speech, no weakness, age 58. Admit or
     clinic?" asks "Admit or clinic?"; a term only its description uses ("slurred") is the
-    patient's, not what is asked. All of its own words when no sentence asks or every one does."""
+    patient's, not what is asked. With no "?", a sentence asking indirectly ("... asks whether
+    ...") asks. All of its own words when no sentence asks or every one does."""
     text = asked_part(question)
     sentences = split_sentences(text)
-    asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
+    asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")] or [
+        # A vignette may ask without a question mark: "Neurosurg asks whether IV abx alone can
+        # salvage the hardware."
+        sentence for sentence in sentences if _INDIRECT_QUESTION.search(sentence)
+    ]
     return " ".join(asking) if asking and len(asking) < len(sentences) else text
+
+
+_INDIRECT_QUESTION = re.compile(
+    r"\b(?:whether|wonder(?:s|ing)?|wants? to know|asks?|asking)\b", re.IGNORECASE
+)
 
 
 # ---------------------------------------------------------------------------------------------

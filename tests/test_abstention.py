@@ -424,3 +424,9 @@ def test_a_term_only_a_vignettes_description_uses_vetoes_nothing(engine: Engine)
     assert engine.coverage(vignette, engine.search(vignette)).unknown_words == ()
     asked = "68M with a gout flare since last night. Is zuranolone first-line for it?"
     assert engine.coverage(asked, engine.search(asked)).unknown_words == ("zuranolone",)
+    # A vignette may ask without a question mark: the sentence asking "whether" is the one.
+    told = (
+        "68M, zuranolone stopped last year, big toe hot and swollen since last night. "
+        "The registrar asks whether colchicine is first-line for this gout flare."
+    )
+    assert engine.coverage(told, engine.search(told)).unknown_words == ()

@@ -834,3 +834,37 @@ def test_a_follow_ups_own_words_outweigh_the_conversations_topic():
         [hit("acog", PERINATAL, 1, title="Perinatal depression", section="Pharmacotherapy")],
     )
     assert "monotherapy is contraindicated" in cited.bottom_line, cited.bottom_line
+
+
+NEWS_RESPONSE = """\
+### NEWS2 Score 1–4 — Ward-Based Assessment
+- **Clinical Response:**
+  - A registered nurse must assess the patient.
+### NEWS2 Score 5–6 — Urgent Response
+- **Clinical Response:**
+  - Urgent assessment within 60 minutes by a clinician with acute illness competencies.
+  - Consider sepsis if infection is suspected.
+### NEWS2 Score ≥ 7 — Emergency Response
+- **Clinical Response:**
+  - Emergency assessment within 30 minutes by a critical care team.
+"""
+HEART_DISPOSITION = """\
+### Disposition by HEART Score
+- **HEART Score 4–6 (Moderate Risk):** Response: admit to the ward for observation, serial
+  troponin and urgent review by the patient's clinician.
+- **HEART Score 7–10 (High Risk):** Urgent invasive strategy.
+"""
+
+
+def test_a_heading_bounding_the_score_is_the_condition_of_the_items_under_it():
+    # The score 5 is the condition "NEWS2 Score 5–6" of the heading above the response items,
+    # not a name of the table; read as a name, no NEWS2 item matched and a chest-pain row
+    # "HEART Score 4–6" (which 5 falls in) led the answer from another guideline.
+    hits = [
+        hit("news2/response", NEWS_RESPONSE, 1, title="NEWS2", section="Clinical Response"),
+        hit("chest_pain/heart", HEART_DISPOSITION, 2, title="Chest Pain", section="HEART"),
+    ]
+    cited = answer("Ward patient, NEWS2 just jumped to 5. What response should this kick off?", hits)
+    assert "Urgent assessment within 60 minutes" in cited.bottom_line
+    assert "30 minutes" not in cited.bottom_line
+    assert "HEART" not in f"{cited.bottom_line} {cited.answer}"

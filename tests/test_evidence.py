@@ -492,6 +492,9 @@ def test_a_partial_bottom_line_names_the_gap_once_and_then_answers():
     assert bottom_line == (
         "The cited passages do not mention 'ESA'; what they state: target haemoglobin 7-9 g/dL [1]."
     )
+    # A label in title case keeps its capitals ("clinical Response:" reads as a typo).
+    _, labelled = lead_with_missing(evidence, "", "Clinical Response: Review within 1 hour [1].")
+    assert labelled.endswith("what they state: Clinical Response: Review within 1 hour [1].")
 
 
 def test_another_guideline_off_the_questions_subject_is_no_side_of_a_disagreement():

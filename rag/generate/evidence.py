@@ -478,9 +478,15 @@ def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tupl
         # Nothing to name: the caution heads the answer; the bottom line stays the answer.
         return f"{statement}\n\n{answer}", bottom_line
     said = bottom_line
-    if said[:1].isupper() and not said[1:2].isupper():
-        said = said[:1].lower() + said[1:]  # "Apixaban ..." but not "CURB-65 ..."
+    words = said.split(maxsplit=2)
+    if said[:1].isupper() and not said[1:2].isupper() and not _title_case(words[1:2]):
+        # "Apixaban ..." but not "CURB-65 ..." nor a label ("Clinical Response: ...").
+        said = said[:1].lower() + said[1:]
     return f"{statement}\n\n{answer}", f"{evidence.gap()}; what they state: {said}"
+
+
+def _title_case(words: Sequence[str]) -> bool:
+    return bool(words) and words[0][:1].isupper()
 
 
 def _join(items: Sequence[str]) -> str:

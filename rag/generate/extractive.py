@@ -34,7 +34,7 @@ import numpy as np
 
 from rag.generate.base import Draft, check_audience
 from rag.generate.units import Unit, is_headed_list, label_of, passage_units, shown_text
-from rag.generate.values import NAME_WITH_DIGITS, Value, question_values
+from rag.generate.values import NAME_WITH_DIGITS, Value, names_number, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.values import slack as value_slack
@@ -756,13 +756,10 @@ def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], s
     """(the values compared, the condition text they are compared with) for `unit`. Values
     its heading or table title names are left out: in "Home BP thresholds that correspond to
     office 130/80?" the 130 and 80 say which table is asked about ("... Corresponding to Office
-    130/80 mm Hg"), not which row."""
+    130/80 mm Hg"), not which row. A heading that bounds a value ("NEWS2 Score 5–6") is the
+    condition of every item under it."""
     named = f"{unit.section} {unit.lead}"
-    own = [
-        value
-        for value in values
-        if not re.search(rf"(?<![\d.]){re.escape(f'{value.number:g}')}(?![\d.])", named)
-    ]
+    own = [value for value in values if not names_number(named, value.number)]
     # The unit's own condition ("10-year ASCVD risk >= 20%:") decides before its heading's
     # ("Primary Prevention (Ages 40-75)"): the heading holds for every unit under it.
     stated = unit.condition.removesuffix(unit.section).strip()

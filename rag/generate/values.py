@@ -286,6 +286,14 @@ def conditions(text: str) -> list[Condition]:
     return found
 
 
+def names_number(text: str, number: float) -> bool:
+    """Whether `text` (a heading) names `number` as a plain number ("Office 130/80 mm Hg"), not
+    as a bound of a range or comparison it states ("NEWS2 Score 5–6", "Score >= 7"): a heading
+    naming a value says which table is asked about, one bounding it says which patients."""
+    plain = _COMPARISON.sub(" ", _RANGE.sub(" ", text))
+    return re.search(rf"(?<![\d.]){re.escape(f'{number:g}')}(?![\d.])", plain) is not None
+
+
 # Measurements of the patient: stated as one number (not a range or a threshold), they
 # describe an example patient.
 _OF_THE_PATIENT = frozenset({"age", "weight", "percent"})
