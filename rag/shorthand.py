@@ -58,7 +58,7 @@ SHORTHAND: dict[str, str] = {
     "GIB": "gastrointestinal bleeding", "PUD": "peptic ulcer disease", "EGD": "endoscopy",
     "OGD": "endoscopy", "scope": "endoscopy", "T2DM": "type 2 diabetes", "T1DM": "type 1 diabetes",
     "BHB": "beta-hydroxybutyrate", "BG": "blood glucose", "FBG": "fasting blood glucose",
-    "TPN": "parenteral nutrition", "NG": "nasogastric",
+    "TPN": "parenteral nutrition", "NG": "nasogastric", "calorie": "kcal", "calories": "kcal",
     # blood
     "Hgb": "hemoglobin", "Hb": "hemoglobin", "plt": "platelets", "plts": "platelets",
     "HIT": "heparin-induced thrombocytopenia", "FFP": "fresh frozen plasma", "PRBC": "red blood cell transfusion", "TXA": "tranexamic acid",

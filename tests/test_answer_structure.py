@@ -260,6 +260,15 @@ def test_values_in_a_question_meet_the_conditions_rows_state():
     repeat = question_values("The 2-hour repeat is above the 99th percentile. What now?")
     assert match(repeat, "hs-cTn < 99th percentile at 0 and 1-3h → discharge", every=True) == -1
     assert match(repeat, "hs-cTn > 99th percentile, delta > 20% → treat as MI", every=True) == 1
+    # A follow-up with no values of its own takes the conversation's that say what they are
+    # ("score 2"), not a bare number the context kept ("necrosis at 5 weeks" comes back as
+    # "necrosis 5"), which would turn away "drainage succeeds in 25-60% of patients".
+    follow_up = "Drain in, still septic. Necrosectomy now? (context: walled-off necrosis 5 gas)"
+    assert question_values(follow_up) == []
+    assert [v.number for v in question_values("Antibiotics? (context: curb-65 score 2)")] == [2]
+    # A value given for a named measure meets no condition of a line that never names it.
+    assert match(question_values("INR 2.4"), "Albumin if creatinine > 1 mg/dL or BUN > 30") == 0
+    assert match(question_values("INR 2.4"), "INR 2.0–3.9: 4F-PCC 25 units/kg") == 1
     assert match(question_values("Lactate over 4 mmol/L"), "lactate ≥ 4 mmol/L") == 1
     assert match(question_values("SBP below 90"), "SBP < 90 mmHg") == 1
 
@@ -868,3 +877,17 @@ def test_a_heading_bounding_the_score_is_the_condition_of_the_items_under_it():
     assert "Urgent assessment within 60 minutes" in cited.bottom_line
     assert "30 minutes" not in cited.bottom_line
     assert "HEART" not in f"{cited.bottom_line} {cited.answer}"
+
+
+def test_an_exception_or_rationale_beside_a_rule_does_not_lead():
+    # "Exception: ... remain indicated for refractory septic shock" led the answer to whether
+    # to give corticosteroids in severe CAP, whose rule says not to.
+    steroids = """\
+### Severe CAP (Non-Influenza)
+- **Rationale:** Some studies suggested benefit of short-course corticosteroids in severe CAP, but the evidence was insufficient.
+- **Exception:** Corticosteroids remain indicated for refractory septic shock in severe CAP.
+- **Recommendation:** Do NOT routinely use corticosteroids in adults with severe CAP (Conditional).
+"""
+    hits = [hit("cap/steroids", steroids, 1, title="CAP", section="Corticosteroids")]
+    cited = answer("Severe CAP in the ICU, not in shock. Routine corticosteroids?", hits)
+    assert cited.bottom_line.startswith("Recommendation: Do NOT routinely use corticosteroids")

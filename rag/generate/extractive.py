@@ -335,8 +335,11 @@ class ExtractiveGenerator:
         # What qualifies an answer ("Limitations") is shown after it and never leads, unless the
         # question asks about it.
         chosen.sort(
-            key=lambda unit: bool(_ASIDE_HEADING.search(unit.section))
-            and not content_stems(unit.section) & question_words
+            key=lambda unit: (
+                bool(_ASIDE_HEADING.search(unit.section))
+                and not content_stems(unit.section) & question_words
+            )
+            or _ASIDE_LABEL.match(shown_text(unit)) is not None
         )
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
@@ -587,6 +590,12 @@ _CONDITION = re.compile(
 )
 
 # Headings of what qualifies a recommendation rather than states it.
+# An item labelled as qualifying the rule beside it ("Exception: corticosteroids remain
+# indicated for refractory septic shock" under "Do NOT routinely use corticosteroids in severe
+# CAP") follows the rule.
+_ASIDE_LABEL = re.compile(
+    r"(?:exceptions?|notes?|caveats?|caution|rationale|background)\s*:", re.IGNORECASE
+)
 _ASIDE_HEADING = re.compile(
     r"\b(?:limitations?|caveats?|pitfalls?|controvers(?:y|ies)|knowledge gaps?|evidence gaps?|"
     r"future research|research needs|background|rationale|history)\b",

@@ -179,10 +179,15 @@ def _kind(text: str, start: int, end: int) -> str:
 def question_values(question: str) -> list[Value]:
     """The numbers `question` gives, each with its kind; names' digits excluded. A condensed
     follow-up ("What if the score is 5? (context: ... score 2)") gives its own values when it
-    has any: the context's are what it replaces."""
+    has any: the context's are what it replaces; else the context's that say what they are."""
     asked, _, context = question.partition(CONTEXT_OPENER)
     own = _values(asked)
-    return own if own or not context else _values(context)
+    if own or not context:
+        return own
+    # The context is the conversation's terms, not its sentences: "at 5 weeks" comes back as
+    # "5", which would pick rows by any bare number ("in 25-60% of patients"). Only values
+    # whose kind or label survived ("score 2", "egfr 25") carry over.
+    return [value for value in _values(context) if value.kind or value.label]
 
 
 def _values(question: str) -> list[Value]:
@@ -373,10 +378,16 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
     scores = [v for v in values if v.kind == "score" or v.label]
     # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
     # with that value, not with a value of no stated kind ("LDL 130").
+    # A value given for a named measure ("INR 2.4") meets an unnamed condition only in a text
+    # that names the measure: not "bilirubin > 4" in a line that never says INR.
+    text = condition_text.lower()
+    stated_for = {
+        v: [c for c in stated if not v.label or c.label or _names(text, v.label)] for v in values
+    }
     comparable = [
         (v, c)
         for v in values
-        for c in stated
+        for c in stated_for[v]
         if compatible(v, c)
         and (v.kind or c.kind)
         and (v.kind == c.kind or c.kind not in kinds)
@@ -386,7 +397,13 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         # Neither side says what it measures: compare plain numbers only when the
         # condition is a score-like small number and so is the value.
         comparable = [
-            (v, c) for v in values for c in stated
-            if not v.kind and not c.kind and v.number <= 50 and (c.high or c.low or 0) <= 50
+            (v, c) for v in values for c in stated_for[v]
+            if not v.kind and not c.kind and compatible(v, c)
+            and v.number <= 50 and (c.high or c.low or 0) <= 50
         ]  # fmt: skip
     return comparable
+
+
+def _names(text: str, label: str) -> bool:
+    """Whether `text` (lower-cased) names the measure `label` ("INR" in "inr 1.3-1.9")."""
+    return re.search(rf"\b{re.escape(label.lower())}\b", text) is not None
