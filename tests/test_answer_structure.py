@@ -891,3 +891,25 @@ def test_an_exception_or_rationale_beside_a_rule_does_not_lead():
     hits = [hit("cap/steroids", steroids, 1, title="CAP", section="Corticosteroids")]
     cited = answer("Severe CAP in the ICU, not in shock. Routine corticosteroids?", hits)
     assert cited.bottom_line.startswith("Recommendation: Do NOT routinely use corticosteroids")
+
+
+def test_a_question_asking_what_counts_as_a_term_is_answered_by_its_definition():
+    dci = """\
+### Delayed Cerebral Ischemia
+- DCI occurs in approximately 20–30% of patients with aSAH, typically between days 4 and 14 after the bleed, with a GCS often falling.
+- Delayed cerebral ischemia (DCI) is defined as focal neurological impairment or a decrease in GCS of ≥ 2 points lasting ≥ 1 hour.
+"""
+    hits = [hit("sah/dci", dci, 1, title="aSAH", section="DCI")]
+    cited = answer("aSAH day 6: what actually counts as DCI - how big a GCS drop?", hits)
+    assert cited.bottom_line.startswith("Delayed cerebral ischemia (DCI) is defined as")
+
+
+def test_what_has_not_been_studied_follows_the_recommendation_it_qualifies():
+    lma = (
+        "LMA use in infants < 34 weeks or < 2000 g is not well studied. A laryngeal mask airway "
+        "(LMA) may be considered when face mask ventilation is ineffective and intubation is "
+        "unsuccessful, particularly for infants >= 34 weeks (COR 2a)."
+    )
+    hits = [hit("nrp/airway", lma, 1, title="NRP", section="Alternative airways")]
+    cited = answer("Neonatal resus: when is an LMA reasonable, and in which babies?", hits)
+    assert cited.bottom_line.startswith("A laryngeal mask airway (LMA) may be considered when")

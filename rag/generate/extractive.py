@@ -340,6 +340,7 @@ class ExtractiveGenerator:
                 and not content_stems(unit.section) & question_words
             )
             or _ASIDE_LABEL.match(shown_text(unit)) is not None
+            or _UNSTUDIED.search(shown_text(unit)) is not None
         )
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
@@ -513,6 +514,12 @@ _ASKS_NUMBER = re.compile(
     r"how often|how soon|how many|within|timing|when|duration|score|interval|frequency)\b",
     re.IGNORECASE,
 )
+_ASKS_DEFINITION = re.compile(
+    r"\b(?:what (?:\w+ )?(?:counts|qualifies) as|how (?:is|are) .{1,40} defined|definition of"
+    r"|what is meant by)\b",
+    re.IGNORECASE,
+)
+_DEFINES = re.compile(r"\b(?:(?:is|are) defined as|defined by|definition|refers to)\b", re.IGNORECASE)
 _DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL|mmol|mEq)(?:/kg)?\b")
 _ANY_NUMBER = re.compile(r"\d")
 
@@ -539,10 +546,12 @@ _RECOMMENDS = re.compile(
 
 
 def answer_type(question: str) -> str:
-    """ "dose", "number", "decision" or "" for what `question` asks: a dose, a threshold or
-    time, whether to do something, or else."""
+    """ "definition", "dose", "number", "decision" or "" for what `question` asks: what a
+    term means, a dose, a threshold or time, whether to do something, or else."""
     # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
     asked = asking_sentences(question)
+    if _ASKS_DEFINITION.search(asked):
+        return "definition"  # "what counts as DCI - how big a GCS drop?": its definition
     if _ASKS_DOSE.search(asked):
         return "dose"
     if _ASKS_WHETHER.search(asked):
@@ -580,6 +589,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
         return 1.3 if _ANY_NUMBER.search(NAME_WITH_DIGITS.sub("", text)) else 1.0
     if wants == "decision":
         return 1.3 if _RECOMMENDS.search(text) else 1.0
+    if wants == "definition":
+        return 1.3 if _DEFINES.search(text) else 1.0
     return 1.0
 
 
@@ -595,6 +606,12 @@ _CONDITION = re.compile(
 # CAP") follows the rule.
 _ASIDE_LABEL = re.compile(
     r"(?:exceptions?|notes?|caveats?|caution|rationale|background)\s*:", re.IGNORECASE
+)
+# What the evidence has not looked at ("LMA use in infants < 34 weeks is not well studied")
+# qualifies the recommendation beside it ("may be considered when face mask ventilation is
+# ineffective, particularly for infants >= 34 weeks").
+_UNSTUDIED = re.compile(
+    r"\bnot (?:been )?(?:well )?studied\b|\b(?:limited|insufficient|few) data\b", re.IGNORECASE
 )
 _ASIDE_HEADING = re.compile(
     r"\b(?:limitations?|caveats?|pitfalls?|controvers(?:y|ies)|knowledge gaps?|evidence gaps?|"
