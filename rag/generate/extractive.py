@@ -262,13 +262,30 @@ class ExtractiveGenerator:
             (scores[i] for i, unit in enumerate(units) if unit in chosen and i not in matched),
             default=0.0,
         )
-        asked_values = question_values(asking_sentences(question))
+        asking = asking_sentences(question)
+        asked_values = question_values(asking)
+        # ... and only if it names as much of what the sentences that ask ask about as the best
+        # unit the values do not match: "NIHSS 11" meets "CTA if LVO suspected (NIHSS >= 6)",
+        # which says nothing of "Absolute contraindication to alteplase?".
+        asked_words = content_stems(asking) - GENERIC_WORDS - negated
+        asked_share = _asked_share(asked_words, units) if asking != question else None
+        unmatched_asked = max(
+            (
+                asked_share[i]
+                for i, unit in enumerate(units)
+                if asked_share and unit in chosen and i not in matched
+            ),
+            default=0.0,
+        )
         shown_matched = [
             i
             for i in matched
             if units[i] in chosen
             and (
-                scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
+                (
+                    scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
+                    and (asked_share is None or asked_share[i] >= unmatched_asked)
+                )
                 or _value_match(asked_values, units[i]) > 0
             )
         ]
@@ -333,14 +350,20 @@ class ExtractiveGenerator:
             if lead is None and unit.kind == "row" and score >= TIED_ROW_RATIO * max(scores)
         ]
         # What qualifies an answer ("Limitations") is shown after it and never leads, unless the
-        # question asks about it.
+        # question asks about it. Nor does a unit the story's values match that may not lead
+        # (above) by the weight the match gave it: "NIHSS 11" meets "CTA if LVO suspected
+        # (NIHSS >= 6)", which is no answer to "Absolute contraindication to alteplase?".
+        story_only = {id(units[i]) for i in matched if i not in shown_matched}
         chosen.sort(
             key=lambda unit: (
-                bool(_ASIDE_HEADING.search(unit.section))
-                and not content_stems(unit.section) & question_words
+                (
+                    bool(_ASIDE_HEADING.search(unit.section))
+                    and not content_stems(unit.section) & question_words
+                )
+                or _ASIDE_LABEL.match(shown_text(unit)) is not None
+                or _UNSTUDIED.search(shown_text(unit)) is not None,
+                id(unit) in story_only,
             )
-            or _ASIDE_LABEL.match(shown_text(unit)) is not None
-            or _UNSTUDIED.search(shown_text(unit)) is not None
         )
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
@@ -764,6 +787,16 @@ def _opens_without(unit: Unit, findings: frozenset[str]) -> bool:
     of gallstones, ..." for "Gallstone pancreatitis, ...")."""
     clause = _WITHOUT_CLAUSE.match(unit.text)
     return bool(clause) and bool(content_stems(clause.group(1)) & findings)
+
+
+def _asked_share(asked_words: set[str], units: Sequence[Unit]) -> list[float]:
+    """The share of `asked_words` each unit (or its heading) names; 1.0 when none to name."""
+    if not asked_words:
+        return [1.0] * len(units)
+    return [
+        len(asked_words & (unit.words | content_stems(unit.section))) / len(asked_words)
+        for unit in units
+    ]
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:

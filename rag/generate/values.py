@@ -378,16 +378,10 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
     scores = [v for v in values if v.kind == "score" or v.label]
     # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
     # with that value, not with a value of no stated kind ("LDL 130").
-    # A value given for a named measure ("INR 2.4") meets an unnamed condition only in a text
-    # that names the measure: not "bilirubin > 4" in a line that never says INR.
-    text = condition_text.lower()
-    stated_for = {
-        v: [c for c in stated if not v.label or c.label or _names(text, v.label)] for v in values
-    }
     comparable = [
         (v, c)
         for v in values
-        for c in stated_for[v]
+        for c in stated
         if compatible(v, c)
         and (v.kind or c.kind)
         and (v.kind == c.kind or c.kind not in kinds)
@@ -397,13 +391,9 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         # Neither side says what it measures: compare plain numbers only when the
         # condition is a score-like small number and so is the value.
         comparable = [
-            (v, c) for v in values for c in stated_for[v]
+            (v, c) for v in values for c in stated
             if not v.kind and not c.kind and compatible(v, c)
             and v.number <= 50 and (c.high or c.low or 0) <= 50
         ]  # fmt: skip
     return comparable
 
-
-def _names(text: str, label: str) -> bool:
-    """Whether `text` (lower-cased) names the measure `label` ("INR" in "inr 1.3-1.9")."""
-    return re.search(rf"\b{re.escape(label.lower())}\b", text) is not None
