@@ -264,8 +264,8 @@ class ExtractiveGenerator:
         )
         asking = asking_sentences(question)
         asked_values = question_values(asking)
-        # ... and only if it names as much of what the sentences that ask ask about as the best
-        # unit the values do not match: "NIHSS 11" meets "CTA if LVO suspected (NIHSS >= 6)",
+        # ... and only if it names at least half as much of what the sentences that ask ask
+        # about as the best unit the values do not match: "NIHSS 11" meets "CTA if LVO suspected (NIHSS >= 6)",
         # which says nothing of "Absolute contraindication to alteplase?".
         asked_words = content_stems(asking) - GENERIC_WORDS - negated
         asked_share = _asked_share(asked_words, units) if asking != question else None
@@ -284,7 +284,7 @@ class ExtractiveGenerator:
             and (
                 (
                     scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
-                    and (asked_share is None or asked_share[i] >= unmatched_asked)
+                    and (asked_share is None or asked_share[i] >= ASKED_SHARE_RATIO * unmatched_asked)
                 )
                 or _value_match(asked_values, units[i]) > 0
             )
@@ -1221,6 +1221,7 @@ def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> U
 
 
 MATCHED_LEAD_RATIO = 0.6  # how close to the best unmatched unit a matched one must come to lead
+ASKED_SHARE_RATIO = 0.5  # ... and how much of what is asked it must name, beside that unit
 PATH_LEAD_RATIO = 1.5  # how much better a matched tree path must score to lead over a rule
 CLOSER_FIT_RATIO = 0.75  # a matched unit this close to the best may lead by fitting the values better
 # A dose or number question's bottom line comes from the best this-many sentence units.

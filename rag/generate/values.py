@@ -43,7 +43,8 @@ _KINDS = (
             re.IGNORECASE,
         ),
     ),
-    ("age", re.compile(r"^[MF]\b")),  # "78M", "34F": a case's age and sex
+    # "78M", "34F": a case's age and sex (lower-cased in a follow-up's context: "32m")
+    ("age", re.compile(r"^[MF]\b", re.IGNORECASE)),
     ("weight", re.compile(r"^\s*kg\b", re.IGNORECASE)),
     ("kidney", re.compile(r"^\s*(?:ml/min|ml/min/1\.73)", re.IGNORECASE)),
     ("percent", re.compile(r"^\s*%")),
@@ -97,6 +98,7 @@ class Value:
     number: float
     kind: str
     label: str = ""
+    loose: bool = False  # a bare number of a follow-up's context: it meets, never contradicts
 
 
 @dataclass(frozen=True)
@@ -179,15 +181,18 @@ def _kind(text: str, start: int, end: int) -> str:
 def question_values(question: str) -> list[Value]:
     """The numbers `question` gives, each with its kind; names' digits excluded. A condensed
     follow-up ("What if the score is 5? (context: ... score 2)") gives its own values when it
-    has any: the context's are what it replaces; else the context's that say what they are."""
+    has any: the context's are what it replaces; else the context's."""
     asked, _, context = question.partition(CONTEXT_OPENER)
     own = _values(asked)
     if own or not context:
         return own
     # The context is the conversation's terms, not its sentences: "at 5 weeks" comes back as
-    # "5", which would pick rows by any bare number ("in 25-60% of patients"). Only values
-    # whose kind or label survived ("score 2", "egfr 25") carry over.
-    return [value for value in _values(context) if value.kind or value.label]
+    # "5". A bare number of it may meet a row ("edoxaban 60 daily": "edoxaban 60 mg daily")
+    # but turns none away ("in 25-60% of patients").
+    return [
+        value if value.kind or value.label else replace(value, loose=True)
+        for value in _values(context)
+    ]
 
 
 def _values(question: str) -> list[Value]:
@@ -329,7 +334,10 @@ def match(values: list[Value], condition_text: str, *, every: bool = False) -> i
     they cannot be compared (no values, no conditions, or different kinds). `every`: the
     conditions are steps of one path, all to be met ("LVEF still <= 35%? -> NO (LVEF > 35%)"
     is no branch for an EF of 25)."""
-    comparable = _comparable(values, condition_text)
+    # A loose value (a bare number of a follow-up's context) counts only where it is met.
+    comparable = [
+        (v, c) for v, c in _comparable(values, condition_text) if not v.loose or c.holds(v.number)
+    ]
     if not comparable:
         return 0
     if any(
