@@ -204,6 +204,16 @@ def test_a_childhood_history_or_a_dose_as_an_event_is_no_facet_asked_for():
     assert "prazosin" in question_facets("Drinking again on naltrexone. Could prazosin help?")
 
 
+def test_a_population_is_named_by_the_patients_age_and_role():
+    # A 17-year-old is an adolescent ("children" named a near miss about adolescents wrongly);
+    # the baby of a father asking about his own depression gives no paediatric facet.
+    teen = question_facets("17-year-old with severe AUD. Naltrexone at his age?")
+    assert "adolescents under 18" in teen and "children" not in teen
+    assert "children" in question_facets("4-year-old with croup: dexamethasone dose?")
+    dad = "New dad of a 6-week-old, flat since the birth. Does EPDS screening extend to fathers?"
+    assert list(question_facets(dad)) == ["fathers"]
+
+
 def test_what_the_sources_lack_is_said_of_the_cited_sources_or_of_the_index_as_checked():
     from rag.generate.evidence import Evidence
 

@@ -5,8 +5,9 @@ A clinician also needs the middle case said out loud: the guideline covers the t
 the facet asked about ("the sources give the adult dose, not a paediatric one"). After the
 answer is written, its cited passages are checked against the facets the question names:
 
-- populations: children, newborns, pregnancy, breastfeeding, older adults, kidney or liver
-  impairment ("8-year-old" counts as a child);
+- populations: children, adolescents, fathers, newborns, pregnancy, breastfeeding, older
+  adults, kidney or liver impairment ("8-year-old" counts as a child, "17-year-old" as an
+  adolescent; not "the dad of a 6-week-old");
 - drugs (words shaped like drug names: "-xaban", "-mab", "-cillin", ...), each one named;
 - a dose, when the question asks for one: an amount in a dose unit;
 - a duration, when it asks how long: an amount of time;
@@ -45,19 +46,22 @@ DIRECT, PARTIAL, NONE = "direct", "partial", "none"
 # mostly 13 or more for answerable questions ("regimen" 48, "infusion" 64).
 RARE_TERM_PASSAGES = 7
 
+_CHILDREN = (
+    r"\b(?:child|children|childhood|paediatric|pediatric|infants?|adolescents?|"
+    r"younger than 18|under 18|< ?18 years)\b"
+)
 # Population facets: what the question may say, and what a passage must say to cover it.
 # Patterns are matched on lower-cased text; a passage matches any pattern of the group.
 _POPULATIONS: dict[str, tuple[str, str]] = {
     # facet name: (pattern in the question, pattern in a passage)
     "children": (
-        (
-            r"\b(?:child|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|"
-            r"adolescents?|teen(?:ager)?s?|boy|girl)\b"
-        ),
-        (
-            r"\b(?:child|children|childhood|paediatric|pediatric|infants?|adolescents?|"
-            r"younger than 18|under 18|< ?18 years)\b"
-        ),
+        r"\b(?:child|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|boy|girl)\b",
+        _CHILDREN,
+    ),
+    "adolescents under 18": (r"\b(?:adolescents?|teen(?:ager)?s?)\b", _CHILDREN),
+    "fathers": (
+        r"\b(?:fathers?|dads?|paternal)\b",
+        r"\b(?:fathers?|paternal|partners?|men)\b",
     ),
     "newborns": (
         r"\b(?:newborns?|neonates?|neonatal|preterm|premature)\b",
@@ -96,6 +100,7 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
     ),
 }
 _PAST_AGE = re.compile(r"\b(?:as an? (?:child|kid|teen(?:ager)?|infant|baby|toddler)|in childhood)\b")
+_SOMEONE_ELSES = re.compile(r"\bof (?:a|an|her|his|their)\s+$")
 _AGE = re.compile(r"\b(\d{1,3})[- ](?:year|yr|month|week|day)s?[- ]old\b|\baged? (\d{1,3})\b")
 
 # Common words the drug shapes would catch.
@@ -268,10 +273,14 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         if re.search(asked, present):
             facets[name] = re.compile(stated)
     for match in _AGE.finditer(lowered):
+        if _SOMEONE_ELSES.search(lowered[: match.start()]):
+            continue  # "new dad of a 6-week-old": the baby's age, not the patient's
         age = int(match.group(1) or match.group(2))
         unit = match.group(0)
-        if "month" in unit or "week" in unit or "day" in unit or age < 18:
-            facets.setdefault("children", re.compile(_POPULATIONS["children"][1]))
+        if "month" in unit or "week" in unit or "day" in unit or age < 13:
+            facets.setdefault("children", re.compile(_CHILDREN))
+        elif age < 18:
+            facets.setdefault("adolescents under 18", re.compile(_CHILDREN))
     # A drug is asked about when a sentence that asks names it: the patient's medicines in
     # the story ("on max metoprolol plus digoxin. What's left for rate control?") and in a
     # follow-up's context are what they take, not what the answer must address.
