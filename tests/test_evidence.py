@@ -552,3 +552,16 @@ def test_another_guideline_off_the_questions_subject_is_no_side_of_a_disagreemen
         question, draft, [uti, asthma, older], similarity=close_in_meaning
     )
     assert found and "EAU 2015" in text and "GINA" not in text, text
+
+
+def test_a_dose_asked_for_by_its_kind_is_checked_and_named_as_that_kind():
+    from rag.generate.evidence import grade_evidence
+
+    # A maintenance dose does not answer "what loading dose?": the gap is named as asked.
+    seizure = Hit("s", "ich", "Treat clinical seizures with levetiracetam 500 mg twice daily.", 1.0, 1)
+    question = "Lobar ICH, just had a seizure on the ward. Levetiracetam - what loading dose?"
+    evidence = grade_evidence(question, None, [seizure], direct_score=1.3)
+    assert evidence.grade == "partial" and "a loading dose" in evidence.statement()
+    loaded = Hit("l", "ich", "Levetiracetam: loading dose 60 mg/kg IV (max 4,500 mg).", 1.0, 1)
+    assert "loading" not in grade_evidence(question, None, [loaded], direct_score=1.3).statement()
+

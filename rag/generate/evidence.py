@@ -125,6 +125,10 @@ _WANTS_DOSE = re.compile(
     r"deviation|depression|elevation|change|reduction|rise|drop|increase|decrease)))\b"
 )
 _WANTS_WEIGHT_DOSE = re.compile(r"(?:\bmg|\bmcg|\bunits?)?/kg\b|\bper kg\b|\bweight-based\b")
+# A dose asked for by its kind ("what loading and maintenance dose?"): the kind named first.
+_DOSE_KIND = re.compile(
+    r"\b(loading|maintenance|weekly|monthly)\b(?=[\w\s,/-]{0,30}\bdos(?:e|es|ing)\b)"
+)
 _WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
@@ -291,8 +295,15 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # A dose or a duration is wanted when the question asks for one, not when the patient's
     # story mentions one ("on medium-dose ICS-LABA ... Step down?").
     if _WANTS_DOSE.search(asking):
-        # "What's the max daily dose in mg/kg?": a flat dose does not answer it.
-        facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT
+        # "What's the max daily dose in mg/kg?": a flat dose does not answer it; nor does a
+        # dose the passage does not call a loading dose when a loading dose is asked for.
+        kind = _DOSE_KIND.search(asking)
+        if kind:
+            facets["a dose"] = re.compile(
+                rf"\b{kind.group(1)}[^.\n]*?{DOSE_AMOUNT.pattern}", re.IGNORECASE
+            )
+        else:
+            facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT
     if _WANTS_DURATION.search(asking):
         facets["a duration"] = _DURATION
     return facets
@@ -355,10 +366,13 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
 
 def _dose_named(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:
     """The missing dose as a clinician would ask for it: of the one drug the asking sentences
-    name ("a propranolol dose"), per kilogram when asked so ("a dose in mg/kg")."""
+    name ("a propranolol dose"), of the kind asked ("a loading levetiracetam dose"), per
+    kilogram when asked so ("a dose in mg/kg")."""
     asking = asking_sentences(question).lower()
     drugs = [name for name in facets if DRUG_NAME.fullmatch(name) and name in asking]
     dose = f"{drugs[0]} dose" if len(drugs) == 1 else "dose"
+    kind = _DOSE_KIND.search(asking)
+    dose = f"{kind.group(1)} {dose}" if kind else dose
     article = "an" if dose[0] in "aeiou" else "a"
     per_kg = " in mg/kg" if facets.get("a dose") is _WEIGHT_DOSE else ""
     return f"{article} {dose}{per_kg}"
