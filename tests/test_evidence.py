@@ -393,36 +393,38 @@ def test_a_roman_numeral_is_no_acronym_the_sources_must_name():
 def test_a_vignettes_description_is_not_named_when_the_passages_fit_the_patient():
     from rag.generate.evidence import grade_evidence
 
+    def unmentioned(question: str, passage: str) -> tuple[str, ...]:
+        passages = [Hit("p", "g", passage, 1.0, 1)]
+        return grade_evidence(question, None, passages, direct_score=1.3).unmentioned
+
     # The device algorithm states EF, GDMT, NYHA class, QRS and LBBB: it is about this patient
     # though it never writes "DCM", and the answer must not open by saying so.
-    device = Hit(
-        "d", "hf", "HFrEF on >= 3 months of optimized GDMT, LVEF <= 35%, NYHA class II-III, "
-        "QRS >= 150 ms with LBBB in sinus rhythm: CRT is recommended.", 1.0, 1,
-    )  # fmt: skip
+    device = (
+        "HFrEF on >= 3 months of optimized GDMT, LVEF <= 35%, NYHA class II-III, QRS >= 150 ms "
+        "with LBBB in sinus rhythm: CRT is recommended."
+    )
     question = (
         "Non-ischemic DCM, EF 32% after 4 months of optimized GDMT, NYHA II, QRS 160 ms LBBB, "
         "sinus. Device?"
     )
-    evidence = grade_evidence(question, None, [device], direct_score=1.3)
+    evidence = grade_evidence(question, None, [Hit("d", "hf", device, 1.0, 1)], direct_score=1.3)
     assert "DCM" not in evidence.unmentioned
     assert "do not mention" not in evidence.statement()
     # A passage about another patient altogether still has its gaps named.
-    hypertension = Hit(
-        "h", "htn", "If 10-year ASCVD risk < 10%: nonpharmacologic therapy for 3-6 months.", 1.0, 1
-    )
+    hypertension = "If 10-year ASCVD risk < 10%: nonpharmacologic therapy for 3-6 months."
     question = "Day 7 post-SAH, new aphasia, TCD MCA mean velocity 210 cm/s. First-line treatment?"
-    assert "SAH" in grade_evidence(question, None, [hypertension], direct_score=1.3).unmentioned
+    assert "SAH" in unmentioned(question, hypertension)
     # Passages stating all a long story asks ("absolute contraindication", "alteplase") fit
     # it though they name little of the story: its acronyms are not what they leave out.
-    lysis = Hit(
-        "l", "ais", "Absolute contraindications to IV alteplase: active internal bleeding; "
-        "platelet count < 100,000/mm3; intracranial hemorrhage on CT.", 1.0, 1,
-    )  # fmt: skip
+    lysis = (
+        "Absolute contraindications to IV alteplase: active internal bleeding; platelet count "
+        "< 100,000/mm3; intracranial hemorrhage on CT."
+    )
     question = (
         "63M, L MCA syndrome, LKW 90 min, NIHSS 11. Admitted 2 wks ago for a bleeding duodenal "
         "ulcer, Hb stable since. Absolute contraindication to alteplase?"
     )
-    assert grade_evidence(question, None, [lysis], direct_score=1.3).unmentioned == ()
+    assert unmentioned(question, lysis) == ()
 
 
 def test_a_stage_only_the_question_writes_does_not_hide_another_guidelines_target():
