@@ -176,9 +176,9 @@ def described_patient(question: str, cited: Sequence[Hit]) -> set[str]:
     cited from a passage on EF, NYHA class, QRS and LBBB does not answer something else because
     it never writes "DCM". The description is the sentences before the question that do not
     ask; the passages fit when they state at least half its topical words, or every topical
-    word (two or more) of the sentences that ask (a hypertension passage cited for "Day 7 post-SAH, new
-    aphasia, TCD velocity 210 cm/s. First-line treatment?" does neither, and its missing terms
-    are still named). Words of the sentences that ask are never in the set."""
+    word (two or more) of the sentences that ask (a hypertension passage cited for "Day 7
+    post-SAH, new aphasia, TCD velocity 210 cm/s. First-line treatment?" does neither, and its
+    missing terms are still named). Words of the sentences that ask are never in the set."""
     sentences = split_prose_sentences(asked_part(question))
     asking = [sentence for sentence in sentences if sentence.rstrip().endswith("?")]
     told = " ".join(sentence for sentence in sentences if sentence not in asking)

@@ -265,8 +265,9 @@ class ExtractiveGenerator:
         asking = asking_sentences(question)
         asked_values = question_values(asking)
         # ... and only if it names at least half as much of what the sentences that ask ask
-        # about as the best unit the values do not match: "NIHSS 11" meets "CTA if LVO suspected (NIHSS >= 6)",
-        # which says nothing of "Absolute contraindication to alteplase?".
+        # about as the best unit the values do not match: "NIHSS 11" meets "CTA if LVO
+        # suspected (NIHSS >= 6)", which says nothing of "Absolute contraindication to
+        # alteplase?".
         asked_words = content_stems(asking) - GENERIC_WORDS - negated
         asked_share = _asked_share(asked_words, units) if asking != question else None
         unmatched_asked = max(
@@ -284,7 +285,10 @@ class ExtractiveGenerator:
             and (
                 (
                     scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
-                    and (asked_share is None or asked_share[i] >= ASKED_SHARE_RATIO * unmatched_asked)
+                    and (
+                        asked_share is None
+                        or asked_share[i] >= ASKED_SHARE_RATIO * unmatched_asked
+                    )
                 )
                 or _value_match(asked_values, units[i]) > 0
             )
@@ -542,7 +546,9 @@ _ASKS_DEFINITION = re.compile(
     r"|what is meant by)\b",
     re.IGNORECASE,
 )
-_DEFINES = re.compile(r"\b(?:(?:is|are) defined as|defined by|definition|refers to)\b", re.IGNORECASE)
+_DEFINES = re.compile(
+    r"\b(?:(?:is|are) defined as|defined by|definition|refers to)\b", re.IGNORECASE
+)
 _DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL|mmol|mEq)(?:/kg)?\b")
 _ANY_NUMBER = re.compile(r"\d")
 
@@ -623,7 +629,6 @@ _CONDITION = re.compile(
     r"\b(?:if|when|unless|only|in (?:all |any )?(?:\w+ ){0,2}patients? with)\b", re.IGNORECASE
 )
 
-# Headings of what qualifies a recommendation rather than states it.
 # An item labelled as qualifying the rule beside it ("Exception: corticosteroids remain
 # indicated for refractory septic shock" under "Do NOT routinely use corticosteroids in severe
 # CAP") follows the rule.
@@ -636,6 +641,7 @@ _ASIDE_LABEL = re.compile(
 _UNSTUDIED = re.compile(
     r"\bnot (?:been )?(?:well )?studied\b|\b(?:limited|insufficient|few) data\b", re.IGNORECASE
 )
+# Headings of what qualifies a recommendation rather than states it.
 _ASIDE_HEADING = re.compile(
     r"\b(?:limitations?|caveats?|pitfalls?|controvers(?:y|ies)|knowledge gaps?|evidence gaps?|"
     r"future research|research needs|background|rationale|history)\b",
