@@ -342,7 +342,6 @@ class Engine:
                 self.index.chunks_of,
                 top=self.settings.answer.expand_top,
                 per_hit=self.settings.answer.expand_chunks,
-                question=standalone,
             )
             draft = (
                 Draft(text="", refused=True)  # nothing in the index answers it: do not guess

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
-from rag.text import content_stems
 from rag.types import Chunk, Hit, Turn
 
 if TYPE_CHECKING:
@@ -390,18 +389,10 @@ def _pool_ceiling(index: SearchableIndex, rows: np.ndarray | None) -> int:
 
 
 def expand_sections(
-    hits: Sequence[Hit],
-    chunks_of: Callable[[str], Sequence[Chunk]],
-    *,
-    top: int,
-    per_hit: int,
-    question: str = "",
+    hits: Sequence[Hit], chunks_of: Callable[[str], Sequence[Chunk]], *, top: int, per_hit: int
 ) -> list[Hit]:
     """`hits` with, after each of the first `top`, the other chunks of its section and of the
-    sections under it (same document, reading order, at most `per_hit`), unless already there;
-    given the `question`, then after all of them the RELATED_CHUNKS chunks of each of those
-    documents that share the most of its words ("35 kcal/kg/day" in the Child-Pugh class C
-    line, a sibling of the scoring table a dietitian's question matched).
+    sections under it (same document, reading order, at most `per_hit`), unless already there.
 
     Retrieval ranks chunks, but a clinician's answer is often the chunk beside the one that
     matched: the question names the score ("CURB-65 score of 2"), the section's opening chunk
@@ -430,35 +421,7 @@ def expand_sections(
             expanded.append(
                 replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
             )
-    if question:
-        # Then, after every passage, the chunks of the top passages' documents that share the
-        # most of the question's words: the answer may sit in a sibling section of the one
-        # that matched, and after every passage it is read without outranking them.
-        for hit in hits[:top]:
-            chunks = [chunk for chunk in chunks_of(hit.doc_id) if chunk.id not in present]
-            for chunk in _sharing_most(chunks, question)[:RELATED_CHUNKS]:
-                present.add(chunk.id)
-                expanded.append(
-                    replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
-                )
     return [replace(hit, rank=rank) for rank, hit in enumerate(expanded, start=1)]
-
-
-RELATED_CHUNKS = 2  # chunks of each top passage's document added for the question's words
-
-
-def _sharing_most(chunks: Sequence[Chunk], question: str) -> list[Chunk]:
-    """The `chunks` sharing a word of `question` (heading included), those sharing most first:
-    each word weighs more the fewer of the chunks hold it; reading order between equals."""
-    asked = content_stems(question)
-    held = [content_stems(f"{chunk.section} {chunk.text}") & asked for chunk in chunks]
-    weight = {
-        word: math.log(1.0 + len(chunks) / (1.0 + sum(word in words for words in held)))
-        for word in asked
-    }
-    scores = [sum(weight[word] for word in words) for words in held]
-    ranked = sorted(range(len(chunks)), key=lambda i: -scores[i])
-    return [chunks[i] for i in ranked if scores[i] > 0]
 
 
 # ---------------------------------------------------------------------------------------------

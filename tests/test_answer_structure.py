@@ -296,33 +296,6 @@ def test_the_top_passages_bring_the_rest_of_their_section():
     assert [h.rank for h in expanded] == [1, 2] and expanded[1].title == "CAP"
 
 
-
-def test_with_the_question_the_chunks_of_the_document_that_share_it_come_after_the_passages():
-    # The calorie target sits in the class C line, a sibling section of the Child-Pugh table
-    # the question matched; it is read after the passages retrieval ranked.
-    chunks = [
-        Chunk("cp#0", "cp", "| Bilirubin | < 2 | 2-3 | > 3 |", "Child-Pugh > Scoring", 0, 9),
-        Chunk("cp#1", "cp", "Class A: well compensated.", "Child-Pugh > Classes > A", 1, 5),
-        Chunk(
-            "cp#2",
-            "cp",
-            "Class C: transplant evaluation; nutrition 35 kcal/kg/day, protein 1.2-1.5 g/kg/day.",
-            "Child-Pugh > Classes > C",
-            2,
-            15,
-        ),
-    ]
-    top = Hit("cp#0", "cp", chunks[0].text, 1.0, 1, title="Liver", section="Child-Pugh > Scoring")
-    other = Hit("x#0", "x", "Alcohol use disorder.", 0.5, 2, title="AUD", section="Treatment")
-    question = "Dietitian wants kcal and protein targets for him"
-    def chunks_of(doc_id: str) -> list[Chunk]:
-        return chunks if doc_id == "cp" else []
-
-    expanded = expand_sections([top, other], chunks_of, top=3, per_hit=4, question=question)
-    assert [h.chunk_id for h in expanded] == ["cp#0", "x#0", "cp#2"]
-    assert expanded[2].title == "Liver" and expanded[2].rank == 3
-
-
 def test_support_separates_the_cited_passage_from_another():
     claim = "Reduce to 2.5 mg BID if the patient has at least two of the criteria."
     real = support_scores([(claim, AF_DOSING)], None)
