@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.config import Settings
+from rag.errors import RagError
 from rag.ingest.pipeline import ingest as ingest_documents
 from tests.conftest import TEST_DOCS
 
@@ -340,6 +341,32 @@ def _embedding_actors() -> dict[int, str]:
     }
 
 
+def test_a_local_ray_that_times_out_starting_is_started_once_more(monkeypatch: pytest.MonkeyPatch):
+    """Ray waits a fixed 30 s for a local raylet to register; a busy machine can miss that
+    once. The job starts Ray again instead of failing; a cluster address is never retried."""
+    import ray
+
+    from rag.ingest.ray_engine import _ray_session
+
+    calls: list[str] = []
+
+    def init(address: str, **_: object) -> None:
+        calls.append(address)
+        if len(calls) == 1:
+            raise RuntimeError("The current node timed out during startup.")
+
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    with _ray_session(Settings()) as (_, where):
+        assert where == "a local Ray"
+    assert calls == ["local", "local"]
+    calls.clear()
+    cluster = Settings().merged({"ingest": {"ray_address": "auto"}})
+    with pytest.raises(RagError, match="timed out"), _ray_session(cluster):
+        pass
+    assert calls == ["auto"]
+
+
 def test_a_killed_embedding_worker_is_replaced_and_the_job_still_completes(
     ray_running, tmp_path: Path
 ):
@@ -621,6 +648,7 @@ def test_ray_engine_into_milvus_survives_a_killed_job_and_the_rerun_completes(
     script = f"""
 import sys
 from rag.config import Settings
+from rag.errors import RagError
 from rag.index.backend import open_index
 from rag.index.milvus import MilvusIndex
 from rag.ingest.ray_engine import ingest_on_ray

@@ -409,6 +409,9 @@ class _Collector:
 # ---- Ray -------------------------------------------------------------------------------------
 
 
+LOCAL_START_ATTEMPTS = 2  # a local Ray that timed out starting is started once more
+
+
 @contextmanager
 def _ray_session(settings: Settings) -> Iterator[tuple[Any, str]]:
     """(the ray module, a description of the cluster) for the job: the Ray already running in
@@ -426,16 +429,23 @@ def _ray_session(settings: Settings) -> Iterator[tuple[Any, str]]:
     if address and address not in ("auto", "local"):
         _check_reachable(address)
     _quiet_ray_logs()
-    try:
-        ray.init(
-            address=address or "local",
-            num_cpus=(settings.ingest.cpus or None) if not address else None,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-        )
-    except Exception as error:  # noqa: BLE001 - ray.init raises many kinds for one cause
-        raise RagError(f"cannot start or reach {where} (RAY_ADDRESS): {_first_line(error)}") from None
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                address=address or "local",
+                num_cpus=(settings.ingest.cpus or None) if not address else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
+            break
+        except Exception as error:  # noqa: BLE001 - ray.init raises many kinds for one cause
+            # A local Ray waits a fixed 30 s for its raylet to register; on a busy machine it
+            # may miss that once, and a second start usually succeeds. A cluster is not retried.
+            if address or attempt == LOCAL_START_ATTEMPTS or "timed out" not in str(error):
+                message = f"cannot start or reach {where} (RAY_ADDRESS): {_first_line(error)}"
+                raise RagError(message) from None
+            ray.shutdown()
     try:
         yield ray, where
     finally:
