@@ -357,6 +357,7 @@ def test_a_local_ray_that_times_out_starting_is_started_once_more(monkeypatch: p
 
     monkeypatch.setattr(ray, "init", init)
     monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # another test's Ray may run
     with _ray_session(Settings()) as (_, where):
         assert where == "a local Ray"
     assert calls == ["local", "local"]
