@@ -260,9 +260,9 @@ def _by_meaning(
     similarity: Callable[[Sequence[str]], Sequence[float]],
 ) -> tuple[list[tuple[float, Unit]], dict[str, list[tuple[float, Unit]]], float]:
     """The lead units, the units of the passages `other_sources` by guideline (best
-    UNITS_BY_MEANING each) and the floor a source's best unit must reach, all by cosine with the question: the floor is
-    SAME_POINT_COSINE, or SAME_POINT_COSINE_RATIO of the lead's best if higher. At most
-    MEANING_UNITS units are embedded, the lead's cited passages' first."""
+    UNITS_BY_MEANING each) and the floor a source's best unit must reach, all by cosine with
+    the question: the floor is SAME_POINT_COSINE, or SAME_POINT_COSINE_RATIO of the lead's best
+    if higher. At most MEANING_UNITS units are embedded, the lead's cited passages' first."""
     candidates: list[Unit] = []
     for n, hit in enumerate(passages, start=1):
         if quotable(hit) and (n in cited or n in other_sources):

@@ -269,14 +269,12 @@ class ExtractiveGenerator:
         # suspected (NIHSS >= 6)", which says nothing of "Absolute contraindication to
         # alteplase?".
         asked_words = content_stems(asking) - GENERIC_WORDS - negated
-        asked_share = _asked_share(asked_words, units) if asking != question else None
+        shown = [i for i, unit in enumerate(units) if unit in chosen]
+        asked_share = (
+            {i: _asked_share(asked_words, units[i]) for i in shown} if asking != question else None
+        )
         unmatched_asked = max(
-            (
-                asked_share[i]
-                for i, unit in enumerate(units)
-                if asked_share and unit in chosen and i not in matched
-            ),
-            default=0.0,
+            (asked_share[i] for i in shown if asked_share and i not in matched), default=0.0
         )
         shown_matched = [
             i
@@ -795,14 +793,11 @@ def _opens_without(unit: Unit, findings: frozenset[str]) -> bool:
     return bool(clause) and bool(content_stems(clause.group(1)) & findings)
 
 
-def _asked_share(asked_words: set[str], units: Sequence[Unit]) -> list[float]:
-    """The share of `asked_words` each unit (or its heading) names; 1.0 when none to name."""
+def _asked_share(asked_words: set[str], unit: Unit) -> float:
+    """The share of `asked_words` `unit` (or its heading) names; 1.0 when none to name."""
     if not asked_words:
-        return [1.0] * len(units)
-    return [
-        len(asked_words & (unit.words | content_stems(unit.section))) / len(asked_words)
-        for unit in units
-    ]
+        return 1.0
+    return len(asked_words & (unit.words | content_stems(unit.section))) / len(asked_words)
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:

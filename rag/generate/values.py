@@ -404,4 +404,3 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
             and v.number <= 50 and (c.high or c.low or 0) <= 50
         ]  # fmt: skip
     return comparable
-
