@@ -59,6 +59,7 @@ from rag.related import related_questions
 from rag.render import NOT_COVERED, abstention_text
 from rag.retrieve import Retriever, expand_sections
 from rag.shorthand import spelled_out
+from rag.text import title_topics
 from rag.types import Answer, Citation, Hit, Turn
 
 __all__ = ["NOT_COVERED", "Backend", "Engine", "Library", "load_backend", "load_generator"]
@@ -127,6 +128,7 @@ class Library:
         self.index = index
         self._by_id: dict[str, IndexedDocument] | None = None
         self._by_title: dict[str, list[IndexedDocument]] | None = None
+        self._topics: frozenset[str] | None = None
 
     def by_id(self) -> dict[str, IndexedDocument]:
         if self._by_id is None:
@@ -156,6 +158,14 @@ class Library:
             if turn.cited_doc_ids:
                 return [by_id[doc_id].title for doc_id in turn.cited_doc_ids if doc_id in by_id]
         return []
+
+    def topics(self) -> frozenset[str]:
+        """What the guidelines' titles are about (rag.text.title_topics): what a follow-up
+        names when it changes the subject."""
+        if self._topics is None:
+            titles = {document.title for document in self.by_id().values()}
+            self._topics = frozenset().union(*map(title_topics, titles))
+        return self._topics
 
     def sections(self, doc_id: str) -> list[Hit]:
         """One hit per section of the documents that share `doc_id`'s title (the other
@@ -219,7 +229,9 @@ class Engine:
                 self.index, self.settings.retrieval, siblings=self.library.same_title_ids
             )
         if self.condenser is None:
-            self.condenser = Condenser(source_titles=self.library.cited_titles)
+            self.condenser = Condenser(
+                source_titles=self.library.cited_titles, topics=self.library.topics
+            )
 
     @classmethod
     def load(
@@ -261,7 +273,9 @@ class Engine:
         library = Library(index)
         backend = Backend(generator) if generator is not None else load_backend(settings, index)
         if condenser is None:
-            condenser = Condenser(rewrite=backend.chat, source_titles=library.cited_titles)
+            condenser = Condenser(
+                rewrite=backend.chat, source_titles=library.cited_titles, topics=library.topics
+            )
         return cls(
             settings,
             index,
@@ -387,6 +401,7 @@ class Engine:
                 direct_score=self.settings.answer.min_direct_score,
                 is_term=lambda word: is_specific_term(self.index.embedder, word),
                 is_rare=self._is_rare,
+                is_unindexed=self._is_unindexed,
             )
             if evidence.grade == PARTIAL:
                 answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
@@ -457,6 +472,10 @@ class Engine:
         """Whether at most RARE_TERM_PASSAGES passages of the index hold `word`."""
         found = self.index.search_lexical(word, RARE_TERM_PASSAGES + 1)
         return len(found) <= RARE_TERM_PASSAGES
+
+    def _is_unindexed(self, word: str) -> bool:
+        """Whether no passage of the index holds `word` in any form."""
+        return not self.index.search_lexical(word, 1) and not self.index.has_word_family(word)
 
     def _similarity_to(self, question: str) -> Callable[[Sequence[str]], Sequence[float]]:
         """Cosines of texts with `question`, by the index's embedder (the question embedded once)."""

@@ -32,6 +32,7 @@ from rag.sessions import (
     default_data_dir,
     turn_to_json,
 )
+from rag.shorthand import stems_with_full_forms
 from rag.text import CONTEXT_OPENER, DRUG_NAME, STOPWORDS, stem, terms, word_list
 from rag.types import Turn
 
@@ -156,9 +157,15 @@ def is_elliptical(question: str) -> bool:
     )
 
 
-def is_self_contained(question: str) -> bool:
-    """Whether `question` names its own topic: no elliptical cue and enough content words."""
-    return not is_elliptical(question) and len(content_terms(question)) >= SELF_CONTAINED_MIN_TERMS
+def is_self_contained(question: str, topics: frozenset[str] = frozenset()) -> bool:
+    """Whether `question` names its own topic: no elliptical cue, enough content words and,
+    when the index's `topics` are given (rag.text.title_topics of its guidelines' titles),
+    one of them in its words or their full forms. "Vomiting settled by day 3 and the
+    isolate is cefazolin-susceptible. If I use cephalexin, what dose?" has words enough but
+    names no condition: it is about the pyelonephritis asked about before."""
+    if is_elliptical(question) or len(content_terms(question)) < SELF_CONTAINED_MIN_TERMS:
+        return False
+    return not topics or bool(stems_with_full_forms(question) & topics)
 
 
 def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list[str]:
@@ -194,15 +201,18 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
     return chosen
 
 
-def condense_deterministic(question: str, history: Sequence[Turn]) -> str:
+def condense_deterministic(
+    question: str, history: Sequence[Turn], topics: frozenset[str] = frozenset()
+) -> str:
     """The follow-up with the conversation's topic terms appended in brackets.
 
     "And how long for?" after "What is the first-line treatment for a gout flare?" becomes
     "And how long for? (context: first-line treatment gout flare)". A self-contained question
-    comes back unchanged, so a change of subject is not dragged back to the old topic.
+    comes back unchanged, so a change of subject is not dragged back to the old topic
+    (`topics`: see `is_self_contained`).
     """
     question = " ".join(question.split())
-    if not history or is_self_contained(question):
+    if not history or is_self_contained(question, topics):
         return question
     topic = topic_terms(history, exclude=content_terms(question))
     topic += [term for term in carried_facts(question, history) if term not in topic]
@@ -291,6 +301,7 @@ def condense(
     *,
     rewrite: ChatFunction | None = None,
     source_titles: Sequence[str] = (),
+    topics: frozenset[str] = frozenset(),
 ) -> str:
     """One standalone question for retrieval from a follow-up and the turns before it.
 
@@ -299,6 +310,7 @@ def condense(
     result is shown to the user as the standalone question, so it stays readable.
     `source_titles` (titles of the documents the previous answer cited) go into the prompt only:
     appending them to the deterministic query was measured and lost on dev (README).
+    `topics` tell the deterministic method whether a follow-up names its own topic.
     """
     question = " ".join((question or "").split())
     if not history or not question:
@@ -313,24 +325,30 @@ def condense(
         rewritten = usable_rewrite(reply if isinstance(reply, str) else "", question)
         if rewritten:
             return rewritten
-    return condense_deterministic(question, history)
+    return condense_deterministic(question, history, topics)
 
 
 @dataclass(frozen=True)
 class Condenser:
     """The condensing stage as the engine holds it: `rewrite` is the LLM's chat function (None
-    for the deterministic method alone) and `source_titles(history)` the titles of the
-    documents the latest answer cited, shown to the LLM."""
+    for the deterministic method alone), `source_titles(history)` the titles of the
+    documents the latest answer cited, shown to the LLM, and `topics()` the stems of the
+    index's guideline titles (see `is_self_contained`)."""
 
     rewrite: ChatFunction | None = None
     source_titles: Callable[[Sequence[Turn]], Sequence[str]] = lambda history: ()
+    topics: Callable[[], frozenset[str]] = frozenset
 
     def condense(self, question: str, history: Sequence[Turn]) -> str:
         """One standalone question; `question` unchanged when there is no history."""
         if not history:
             return question
         return condense(
-            question, history, rewrite=self.rewrite, source_titles=self.source_titles(history)
+            question,
+            history,
+            rewrite=self.rewrite,
+            source_titles=self.source_titles(history),
+            topics=self.topics(),
         )
 
 

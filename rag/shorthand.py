@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 
+from rag.text import content_stems
+
 SHORTHAND: dict[str, str] = {
     # people and history
     "pt": "patient", "pts": "patients", "yo": "year old", "hx": "history", "PMH": "past medical history",
@@ -50,7 +52,7 @@ SHORTHAND: dict[str, str] = {
     # infection
     "vanc": "vancomycin", "vanco": "vancomycin", "pip-tazo": "piperacillin-tazobactam",
     "pyelo": "pyelonephritis", "IE": "infective endocarditis", "cx": "cultures",
-    "BCx": "blood cultures", "flu": "influenza",
+    "BCx": "blood cultures", "flu": "influenza", "strep": "streptococci", "staph": "staphylococci",
     # kidney, liver, gut, endocrine
     "AKI": "acute kidney injury", "ESRD": "end-stage kidney disease", "ESKD": "end-stage kidney disease",
     "HD": "hemodialysis", "UO": "urine output", "tap": "paracentesis", "Cr": "creatinine", "SCr": "serum creatinine", "bili": "bilirubin",
@@ -303,3 +305,10 @@ def drug_class(word: str) -> list[str]:
     """The forms of the class of the drug `word` ("apixaban" -> ["oral anticoagulant", "NOAC",
     "DOAC"]), [] when it is no drug of the table."""
     return [form.strip() for form in DRUG_CLASSES.get(word.lower(), "").split(";") if form.strip()]
+
+
+def stems_with_full_forms(text: str) -> frozenset[str]:
+    """The content stems of `text` and of the full forms of its shorthand ("STEMI" adds
+    "elev", "myocardi", "infarct")."""
+    full = " ".join(alternatives(word) for word in re.findall(r"[\w+/-]+", text))
+    return content_stems(f"{text} {full}")

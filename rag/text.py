@@ -118,6 +118,37 @@ def content_stems(text: str) -> frozenset[str]:
     return frozenset(stems(content_words(text)))
 
 
+# Words of guideline titles that say what kind of document it is, not what it is about.
+TITLE_WORDS = frozenset(
+    stems(
+        word_list(
+            """
+            acute age american assessment association campaign care categorize chronic clinical
+            cohorts college committee consensus decision definition definitions derivation detection
+            diagnosis early edition emergency evaluation global guidance guideline guidelines
+            healthcare increasing international making management method model models official
+            opinion patients pharmacological practice prevention probability prognostication report
+            risk scientific simple society standards statement strategy surviving therapeutic three
+            treatment update utility women adults use score high severe severity third across
+            therapy therapies complications screening illness warning national standardising deep
+            upper spontaneous undergoing america blood heart acquired community tract attack
+            """
+        )
+    )
+)
+
+
+def title_topics(title: str) -> frozenset[str]:
+    """The stems of what a guideline's `title` is about: "Management of Acute Upper
+    Gastrointestinal Bleeding in over 16s" -> {"gastrointestin", "bleed"}; no numbers, no
+    words of TITLE_WORDS."""
+    return frozenset(
+        word
+        for word in content_stems(title) - TITLE_WORDS
+        if len(word) > 2 and not any(character.isdigit() for character in word)
+    )
+
+
 def terms(text: str) -> list[str]:
     """The lower-cased words of `text`, keeping clinical names and numbers whole
     ("CHA2DS2-VASc" -> "cha2ds2-vasc", "2.5", "mg/kg")."""

@@ -926,3 +926,21 @@ def test_a_row_the_story_values_match_does_not_lead_when_it_says_nothing_of_what
     question = "NIHSS 11, CT clear, bleeding ulcer 2 weeks ago. Absolute contraindication to alteplase?"
     cited = answer(question, hits)
     assert cited.bottom_line.startswith("Absolute contraindications to IV alteplase")
+
+
+def test_the_guideline_whose_title_names_the_topic_answers_over_a_closer_worded_one():
+    neonatal = hit(
+        "nrp", "Supplemental oxygen should be titrated to maintain SpO2 within the target "
+        "range, avoiding both hypoxia and hyperoxia.", 1,
+        title="Neonatal Resuscitation Guidelines", section="Oxygen Management > Targeted SpO2",
+    )  # fmt: skip
+    asthma = hit(
+        "gina", "- Oxygen: titrate controlled flow oxygen to a target SpO2 93-95% (94-98% in "
+        "pregnancy)\n- Do NOT routinely give 100% oxygen", 2,
+        title="GINA Global Strategy for Asthma Management", section="Acute Exacerbation > ED",
+    )  # fmt: skip
+    question = "Acute asthma in the ED - what SpO2 range should I titrate oxygen to?"
+    cited = answer(question, [neonatal, asthma])
+    # The neonatal sentence shares "titrated" and "range"; the question is about asthma.
+    assert "93-95%" in cited.bottom_line
+    assert "hyperoxia" not in cited.answer

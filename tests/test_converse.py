@@ -364,3 +364,23 @@ def test_a_follow_up_in_the_guideline_being_read_is_answered_not_declined(small_
 
     declined = [replace(_gout_history(engine)[0], cited_doc_ids=())]
     assert engine.ask(follow_up, history=declined, suggest_related=False).abstained
+
+
+def test_a_follow_up_that_names_no_guideline_topic_keeps_the_conversations_topic() -> None:
+    from rag.text import title_topics
+
+    topics = title_topics("IDSA Clinical Practice Guideline for Complicated Urinary Tract Infections")
+    topics |= title_topics("Infective Endocarditis in Adults: Diagnosis and Antimicrobial Therapy")
+    pyelo = Turn(
+        "Pyelo, day 2 of IV ceftriaxone, still vomiting. E. coli resistant to cipro. Orals now?",
+        "Switch once afebrile and tolerating oral intake [1].",
+    )
+    follow_up = "Vomiting settled by day 3 and the isolate is cefazolin-susceptible. Cephalexin dose?"
+    # Words enough to stand alone, but no condition: the pyelonephritis is what it is about.
+    standalone = condense_deterministic(follow_up, [pyelo], topics)
+    assert standalone.startswith(follow_up) and "(context: pyelo" in standalone
+    # Without the index's topics it is taken as self-contained, as before.
+    assert condense_deterministic(follow_up, [pyelo]) == follow_up
+    # A follow-up naming a guideline's topic (here by shorthand: "IE") changes the subject.
+    switch = "New murmur and fevers in a PWID with staph in the blood cultures. Workup for IE?"
+    assert condense_deterministic(switch, [pyelo], topics) == switch

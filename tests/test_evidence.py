@@ -567,3 +567,35 @@ def test_a_dose_asked_for_by_its_kind_is_checked_and_named_as_that_kind():
     loaded = Hit("l", "ich", "Levetiracetam: loading dose 60 mg/kg IV (max 4,500 mg).", 1.0, 1)
     assert "loading" not in grade_evidence(question, None, [loaded], direct_score=1.3).statement()
 
+
+
+def test_a_partial_answer_names_the_terms_no_indexed_source_mentions():
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    # The gate was not passed and the cited passages lack no term of a known kind: instead of
+    # a caution naming nothing, the answer names the story's and the question's terms the index
+    # never holds, a term of two words as one.
+    coverage = Coverage(0.5, 0.6, ("ramadan",), (), False)
+    sulfonylurea = Hit(
+        "s", "diabetes", "Sulfonylureas such as glipizide cause hypoglycemia; reduce the dose "
+        "when intake falls.", 1.0, 1,
+    )  # fmt: skip
+    unindexed = {"ramadan", "anorexia", "nervosa", "obeticholic"}
+
+    def grade(question: str, coverage: Coverage = coverage):
+        return grade_evidence(
+            question, coverage, [sulfonylurea], direct_score=1.3,
+            is_term=lambda word: word.lower() in unindexed,
+            is_unindexed=lambda word: word.lower() in unindexed | {"plans"},
+        )  # fmt: skip
+
+    fasting = grade("Diabetic on glipizide plans to fast for Ramadan. How should glipizide change?")
+    assert fasting.grade == "partial"
+    assert fasting.statement() == "No indexed source mentions 'Ramadan'."
+    anorexia = grade("24-year-old with anorexia nervosa on glipizide. Stop the glipizide?")
+    assert anorexia.unindexed == ("anorexia nervosa",)
+    # The gate's own unknown word (asked, never indexed) is named with its noun too.
+    unknown = Coverage(0.5, 1.0, (), ("obeticholic",), False)
+    acid = grade("Diabetic man on glipizide. Is obeticholic acid an option for him?", unknown)
+    assert acid.statement() == "No indexed source mentions 'obeticholic acid'."

@@ -386,19 +386,20 @@ def grade_evidence(
     direct_score: float,
     is_term: Callable[[str], bool] = lambda word: True,
     is_rare: Callable[[str], bool] = lambda word: False,
+    is_unindexed: Callable[[str], bool] = lambda word: False,
 ) -> Evidence:
     """The grade of an answer to `question` citing the passages `cited`.
 
     `coverage` is the gate's measure of the question; `direct_score` the score it needs for a
     direct grade (setting answer.min_direct_score); `is_term` tells a specific term from an
     everyday word ("plasmapheresis" from "still"; rag asks the embedder's vocabulary);
-    `is_rare` tells a term few passages of the index hold (at most RARE_TERM_PASSAGES). No
-    cited passage: none."""
+    `is_rare` tells a term few passages of the index hold (at most RARE_TERM_PASSAGES) and
+    `is_unindexed` one no passage holds in any form. No cited passage: none."""
     if not cited:
         return Evidence(NONE)
     missing = list(missing_facets(question, cited))
     unindexed = [
-        word
+        _with_noun(word, question)
         for word in (coverage.unknown_words if coverage is not None else ())
         if not any(word.lower() in item.lower() for item in missing)
     ]
@@ -469,9 +470,53 @@ def grade_evidence(
                 and word not in measured
                 and is_term(word)
             ][:2]
+            if not unmentioned:
+                unindexed = never_indexed(
+                    question, lambda word: is_term(word) and is_unindexed(word)
+                )
     if missing or unindexed or unmentioned or not gate_passed:
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed))
     return Evidence(DIRECT)
+
+
+# An adjective naming a drug or device takes the noun after it ("obeticholic acid").
+_ADJECTIVE_ENDING = re.compile(r"(?:ic|al|ous|ive|ary)$", re.IGNORECASE)
+
+
+def never_indexed(question: str, is_unindexed: Callable[[str], bool]) -> list[str]:
+    """At most two of `question`'s topical words that no passage of the index holds in any
+    form, as written, those of the sentences that ask first ("Is obeticholic acid an
+    option?"), then the story's ("plans to fast for Ramadan"): what a partial answer names when its cited passages lack no term of
+    a known kind, instead of a caution that names nothing. A word's measurements and numbers
+    are the patient's, not terms ("HR 112")."""
+    asking = asking_sentences(question)
+    measured = measurement_words(question)
+    ordered = [*topical_words(asking).values(), *topical_words(asked_part(question)).values()]
+    named: list[str] = []
+    for word in dict.fromkeys(ordered):
+        if (
+            len(word) > 3
+            and word.isalpha()
+            and word.lower() not in measured
+            and not alternatives(word)
+            and is_unindexed(word)
+        ):
+            named.append(_with_noun(word, question))
+    terms: list[str] = []
+    for word in named:
+        if terms and re.search(rf"\b{re.escape(terms[-1])}\s+{re.escape(word)}\b", question):
+            terms[-1] = f"{terms[-1]} {word}"  # side by side: one term ("anorexia nervosa")
+        else:
+            terms.append(word)
+    return terms[:2]
+
+
+def _with_noun(word: str, question: str) -> str:
+    """`word` with the noun it qualifies when it is an adjective ("obeticholic acid")."""
+    if not _ADJECTIVE_ENDING.search(word):
+        return word
+    following = re.search(rf"\b{re.escape(word)}\s+([a-z]{{3,}})\b", question)
+    return f"{word} {following.group(1)}" if following else word
 
 
 def _spelled_out(acronym: str, text: str) -> bool:
