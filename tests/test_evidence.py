@@ -599,3 +599,19 @@ def test_a_partial_answer_names_the_terms_no_indexed_source_mentions():
     unknown = Coverage(0.5, 1.0, (), ("obeticholic",), False)
     acid = grade("Diabetic man on glipizide. Is obeticholic acid an option for him?", unknown)
     assert acid.statement() == "No indexed source mentions 'obeticholic acid'."
+
+
+def test_a_term_the_cited_passages_state_is_not_named_as_unmentioned():
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    # The gate's top passages lacked "cephalexin"; the table the answer cites states it.
+    coverage = Coverage(0.5, 0.6, ("cephalexin", "isolate"), (), False)
+    table = Hit(
+        "t", "uti", "| Agent | Oral Dose | Frequency |\n|---|---|---|\n| **Cephalexin** | 1000 mg "
+        "| Four times daily |", 1.0, 1, section="IV to Oral Transition > Other Oral Agents",
+    )  # fmt: skip
+    question = "The isolate is cefazolin-susceptible. If I use cephalexin, what dose?"
+    evidence = grade_evidence(question, coverage, [table], direct_score=1.3)
+    assert evidence.grade == "partial"
+    assert "cephalexin" not in evidence.statement()
