@@ -13,7 +13,9 @@ answer is written, its cited passages are checked against the facets the questio
 - a duration, when it asks how long: an amount of time;
 - the components of a named score ("What are the components of CHA2DS2-VASc?"): a list or
   table of its items, not its thresholds ("CHA2DS2-VASc >= 2: OAC is recommended");
-- terms the index never mentions (the gate's `unknown_words`).
+- terms the index never mentions (the gate's `unknown_words`; and, for a partial answer that
+  lacks nothing else, any specific term of the question or its story no passage holds:
+  "plans to fast for Ramadan").
 
 `grade_evidence` gives `direct` (every facet is in the cited passages and the gate passed),
 `partial` (the answer is given, led by what is missing) or `none` (abstain, as before).
@@ -487,9 +489,9 @@ _ADJECTIVE_ENDING = re.compile(r"(?:ic|al|ous|ive|ary)$", re.IGNORECASE)
 def never_indexed(question: str, is_unindexed: Callable[[str], bool]) -> list[str]:
     """At most two of `question`'s topical words that no passage of the index holds in any
     form, as written, those of the sentences that ask first ("Is obeticholic acid an
-    option?"), then the story's ("plans to fast for Ramadan"): what a partial answer names when its cited passages lack no term of
-    a known kind, instead of a caution that names nothing. A word's measurements and numbers
-    are the patient's, not terms ("HR 112")."""
+    option?"), then the story's ("plans to fast for Ramadan"): what a partial answer names
+    when its cited passages lack no term of a known kind, instead of a caution that names
+    nothing. A word's measurements and numbers are the patient's, not terms ("HR 112")."""
     asking = asking_sentences(question)
     measured = measurement_words(question)
     ordered = [*topical_words(asking).values(), *topical_words(asked_part(question)).values()]
