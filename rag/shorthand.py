@@ -8,8 +8,8 @@ shorthand word ("tPA (alteplase)"), so retrieval and the answer's scoring see bo
 coverage and evidence checks accept either form (`alternatives`).
 
 The table is general clinical usage (abbreviations, brand names, ward slang, everyday words),
-not mined from the evaluation sets a figure is reported on (a few everyday words were noticed
-in the questions of studied sets). Only unambiguous entries: "SBP" (systolic blood pressure or spontaneous
+not mined from the evaluation sets a figure is reported on (a few everyday words and
+abbreviations were noticed in the questions of studied sets). Only unambiguous entries: "SBP" (systolic blood pressure or spontaneous
 bacterial peritonitis) and "MS" are left out. An entry written in capitals of three letters or
 fewer matches only in capitals ("PE", not "pe"); the others match in any case.
 """
@@ -42,6 +42,8 @@ SHORTHAND: dict[str, str] = {
     "ACEi": "ACE inhibitor", "ARNI": "sacubitril/valsartan", "BB": "beta-blocker", "CCB": "calcium channel blocker", "SGLT2i": "SGLT2 inhibitor",
     "LMWH": "low-molecular-weight heparin", "UFH": "unfractionated heparin",
     "DAPT": "dual antiplatelet therapy", "WPW": "Wolff-Parkinson-White", "MAP": "mean arterial pressure", "nitro": "nitroglycerin", "NTG": "nitroglycerin",
+    "OHCA": "out-of-hospital cardiac arrest", "IHCA": "in-hospital cardiac arrest",
+    "VF": "ventricular fibrillation", "VT": "ventricular tachycardia", "AAA": "abdominal aortic aneurysm",
     # respiratory and critical care
     "SOB": "shortness of breath dyspnea", "sats": "oxygen saturation", "vent": "mechanical ventilation",
     "ETT": "endotracheal tube", "NIV": "noninvasive ventilation", "BiPAP": "noninvasive ventilation",
@@ -132,7 +134,7 @@ SHORTHAND: dict[str, str] = {
     "painkillers": "analgesics", "blood thinner": "anticoagulant", "blood thinners": "anticoagulants",
     "water tablet": "diuretic", "water tablets": "diuretics", "heart attack": "myocardial infarction",
     "short of breath": "dyspnea", "breathless": "dyspnea", "breathlessness": "dyspnea",
-    "fits": "seizures", "muddled": "confusion", "rebleed": "rebleeding", "rebled": "rebleeding",
+    "temp": "temperature", "fits": "seizures", "muddled": "confusion", "rebleed": "rebleeding", "rebled": "rebleeding",
     "noradrenergic": "norepinephrine", "trying for a baby": "pregnancy planning conception",
     "water infection": "urinary tract infection", "chest infection": "pneumonia",
     "clot": "thrombus thrombosis", "clots": "thrombus thrombosis", "sugars": "glucose",

@@ -430,3 +430,34 @@ def test_a_term_only_a_vignettes_description_uses_vetoes_nothing(engine: Engine)
         "The registrar asks whether colchicine is first-line for this gout flare."
     )
     assert engine.coverage(told, engine.search(told)).unknown_words == ()
+
+
+def test_everyday_words_the_index_never_uses_do_not_count_against_coverage(engine: Engine):
+    """How a clinician talks ("got ... today", "something else") is no topic the index
+    must hold: such words are left out of the coverage, so a question in ward speech is
+    answered; a rarer word the index never uses ("cellulitis") still counts against it."""
+    plain = "Which colchicine dose is preferred for an acute gout flare?"
+    chatty = (
+        "Got an acute gout flare today - which colchicine dose is preferred, or something "
+        "else?"
+    )
+    coverage = engine.coverage(chatty, engine.search(chatty))
+    assert not {"got", "today", "something", "else"} & set(coverage.missing_words)
+    assert coverage.score >= engine.settings.answer.min_coverage_score
+    assert not engine.ask(chatty, suggest_related=False).abstained
+    assert coverage.word_coverage == pytest.approx(
+        engine.coverage(plain, engine.search(plain)).word_coverage, abs=0.05
+    )
+    rare = "Which colchicine dose is preferred for an acute gout flare with cellulitis?"
+    rare_coverage = engine.coverage(rare, engine.search(rare))
+    assert "cellulitis" in rare_coverage.missing_words
+    assert rare_coverage.word_coverage < coverage.word_coverage
+
+
+def test_a_brand_name_asked_for_its_dose_finds_the_generic_dose(engine: Engine):
+    """"Zyloprim" is allopurinol: a passage dosing allopurinol gives the dose asked for."""
+    question = "What starting dose of Zyloprim is used in gout?"
+    coverage = engine.coverage(question, engine.search(question))
+    assert not coverage.dose_missing
+    answer = engine.ask(question, suggest_related=False)
+    assert not answer.abstained and "100 mg" in answer.bottom_line + answer.answer

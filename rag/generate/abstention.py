@@ -25,6 +25,13 @@ Words are compared as the lexical index tokenizes them, in American spelling ("b
 as "bacteremia", "noradrenaline" as "norepinephrine"), so a British clinician's spelling
 neither vetoes the answer nor counts as missing.
 
+Words of everyday English that the index never uses ("today", "going", "something", "worth":
+a Zipf frequency of 5 or more in `wordfreq`) are left out of the coverage: they say how a
+clinician talks ("NSTEMI, stented, going home today with a GRACE of 100. What 6-month
+mortality should I quote him?"), not what the question is about, and as words no passage holds
+they weighed the most. A rarer word the index never uses ("cellulitis", "coffee", "Wilson")
+still counts in full.
+
 A fourth is a check of the answer's type for dose questions: a question asking for a dose
 ("What dose of roflumilast ...?") needs a retrieved passage that names its key term (the
 rarest topical word the top passages contain) together with an amount in a dose unit ("500
@@ -44,6 +51,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from wordfreq import zipf_frequency
 
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
@@ -78,6 +87,10 @@ DOSE_AMOUNT = re.compile(
 
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
+# Zipf frequency (log10 of occurrences per billion words of English) from which a word is
+# everyday English: "today" 5.6, "something" 5.8, "worth" 5.2; "coffee" 4.9, "pregnant" 4.6,
+# "cellulitis" 2.1 stay below.
+EVERYDAY_ZIPF = 5.0
 TOP_PASSAGES = 3
 # A drug the top passages name only by its class ("NOAC" for apixaban) counts this much of
 # the drug itself.
@@ -156,6 +169,7 @@ class Coverage:
 # A patient's value as a vignette writes it: a number, or an age with its sex ("82F", "62m",
 # "46yo"). No passage states it; as a topical word it only dilutes the coverage of the rest.
 _PATIENT_VALUE = re.compile(r"\d+(?:[mf]|yo|y)?", re.IGNORECASE)
+_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 
 def topical_words(question: str) -> dict[str, str]:
@@ -219,10 +233,12 @@ def measure_coverage(
         tokens = _stems(surface)
         if not tokens:
             continue  # a stopword to the lexical index: its frequency cannot be looked up
-        tokens_of[stem] = tokens
+        tokens_of[stem] = tokens + _stems(alternatives(surface))  # "Entresto": sacubitril
         frequency = len(index.search_lexical(surface, limit, rows))
-        weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         classes = drug_class(surface)
+        if frequency == 0 and not classes and _is_everyday(index, surface):
+            continue
+        weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
         if _stated(surface, passage_stems):
             found.add(stem)
         elif any(_stated(form, passage_stems) for form in classes):
@@ -239,7 +255,9 @@ def measure_coverage(
             unknown.append(surface)
     dose_missing = False
     if found and _WANTS_DOSE.search(asking):
-        key = max(found, key=lambda stem: weights[stem])
+        # The rarest word found; of equally rare ones the first asked (a set's order varies
+        # from run to run, and "Entresto" and "Jardiance" are equally rare).
+        key = max((stem for stem in weights if stem in found), key=weights.__getitem__)
         dose_missing = not any(_gives_dose(hit, tokens_of[key]) for hit in hits)
     total = sum(weights.values())
     if total <= 0.0:
@@ -301,6 +319,16 @@ def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
     stems = set(_stems(text))
     names_it = any(_same_family(key, stem) for key in key_tokens for stem in stems)
     return names_it and DOSE_AMOUNT.search(text) is not None
+
+
+def _is_everyday(index: CoverageIndex, word: str) -> bool:
+    """Whether `word` is everyday English the index never uses in any form and that is no
+    clinical shorthand: how the question is said, not what it is about."""
+    return (
+        zipf_frequency(_POSSESSIVE.sub("", word), "en") >= EVERYDAY_ZIPF
+        and not alternatives(word)
+        and not index.has_word_family(word)
+    )
 
 
 def is_specific_term(embedder: object, word: str) -> bool:
