@@ -4,7 +4,10 @@ answer issue, on small guideline texts written for the tests."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from rag.answer import Engine
+from rag.config import Settings
 from rag.converse import condense_deterministic
 from rag.evaluate.metrics import auc, has_fact, readability_grade
 from rag.generate.citations import enforce_citations
@@ -944,3 +947,22 @@ def test_the_guideline_whose_title_names_the_topic_answers_over_a_closer_worded_
     # The neonatal sentence shares "titrated" and "range"; the question is about asthma.
     assert "93-95%" in cited.bottom_line
     assert "hyperoxia" not in cited.answer
+
+
+
+def test_a_decision_trees_many_paths_do_not_outvote_the_guideline_retrieval_put_first(
+    demo_index: Path,
+):
+    """Each path of a tree is a unit; the paths of one tree are one passage, one witness.
+    Counted one by one, the GI-bleeding resuscitation tree's paths made that guideline the
+    answer's scope for a septic patient "not bleeding" asking about VTE prophylaxis, and the
+    sepsis guideline's recommendation, retrieved first, was dropped (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "Septic shock day 1, CrCl 75, plt 160, not bleeding. Heparin 5000 TID or enoxaparin "
+        "for VTE ppx, and do I add SCDs on top?",
+        suggest_related=False,
+    )
+    assert "low-molecular-weight heparin (LMWH) over unfractionated heparin" in cited.answer
+    assert "massive transfusion" not in cited.answer
+    assert cited.citations[0].doc_id.startswith("ssc_sepsis_2021/")
