@@ -615,3 +615,20 @@ def test_a_term_the_cited_passages_state_is_not_named_as_unmentioned():
     evidence = grade_evidence(question, coverage, [table], direct_score=1.3)
     assert evidence.grade == "partial"
     assert "cephalexin" not in evidence.statement()
+
+
+def test_everyday_words_are_never_named_as_what_the_passages_do_not_mention():
+    """"today's" and "watch" are how the question is said: a partial answer names "PR", the
+    term of the question the passage lacks, never them."""
+    from rag.generate.abstention import absent_words
+
+    monitoring = Hit(
+        "c1", "d1", "ECG should be monitored daily in patients with aortic valve IE to detect "
+        "new conduction abnormalities.", 1.0, 1,
+    )  # fmt: skip
+    question = (
+        "Aortic valve IE, today's ECG shows a new PR of 280 ms. How closely do I watch it?"
+    )
+    absent = absent_words(question, [monitoring])
+    assert "pr" in absent
+    assert "today's" not in absent and "watch" not in absent

@@ -277,12 +277,15 @@ def measure_coverage(
 
 def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     """The question's topical words (lower-cased, as written) that none of `passages` states
-    in any form of the word: what an answer citing them does not address."""
+    in any form of the word: what an answer citing them does not address. Everyday English
+    that is no shorthand ("today's", "else") is how the question is said, never such a word."""
     stems = {stem for hit in passages for stem in _stems(f"{hit.section} {hit.text}")}
     return [
         surface.lower()
         for surface in topical_words(question).values()
-        if _stems(surface) and not _stated(surface, stems)
+        if _stems(surface)
+        and not _stated(surface, stems)
+        and (alternatives(surface) or not is_everyday_english(surface))
     ]
 
 
@@ -324,11 +327,12 @@ def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:
 def _is_everyday(index: CoverageIndex, word: str) -> bool:
     """Whether `word` is everyday English the index never uses in any form and that is no
     clinical shorthand: how the question is said, not what it is about."""
-    return (
-        zipf_frequency(_POSSESSIVE.sub("", word), "en") >= EVERYDAY_ZIPF
-        and not alternatives(word)
-        and not index.has_word_family(word)
-    )
+    return is_everyday_english(word) and not alternatives(word) and not index.has_word_family(word)
+
+
+def is_everyday_english(word: str) -> bool:
+    """Whether `word` ("today's", "going", "worth") is common in everyday English."""
+    return zipf_frequency(_POSSESSIVE.sub("", word), "en") >= EVERYDAY_ZIPF
 
 
 def is_specific_term(embedder: object, word: str) -> bool:
