@@ -966,3 +966,21 @@ def test_a_decision_trees_many_paths_do_not_outvote_the_guideline_retrieval_put_
     assert "low-molecular-weight heparin (LMWH) over unfractionated heparin" in cited.answer
     assert "massive transfusion" not in cited.answer
     assert cited.citations[0].doc_id.startswith("ssc_sepsis_2021/")
+
+
+def test_a_follow_up_is_answered_by_what_it_asks_not_by_its_context(demo_index: Path):
+    """After "which secondary causes should I think about?" for paroxysmal hypertension, "What's
+    the screening test for pheo then?" is answered by the metanephrines line; the phentolamine
+    row of the hypertensive-crisis table, which the context's words favour about as much, does
+    not lead (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    first = (
+        "34F, episodic headaches, palpitations and sweating, BP spikes into the 190s. Which "
+        "secondary causes should I think about?"
+    )
+    history = [Turn(question=first, answer="", standalone_question=first)]
+    cited = engine.ask(
+        "What's the screening test for pheo then?", history=history, suggest_related=False
+    )
+    assert "metanephrines" in cited.bottom_line, cited.bottom_line
+    assert not cited.bottom_line.startswith("For Phentolamine")

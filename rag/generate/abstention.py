@@ -52,12 +52,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from wordfreq import zipf_frequency
-
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
 from rag.shorthand import alternatives, drug_class, spelled_out
-from rag.text import WORD, asking_sentences, content_stems, stems
+from rag.text import WORD, asking_sentences, content_stems, is_everyday_english, stems
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -87,10 +85,6 @@ DOSE_AMOUNT = re.compile(
 
 # A word found in this many passages or more counts as common; bounds the lexical look-ups.
 DOCUMENT_FREQUENCY_CAP = 200
-# Zipf frequency (log10 of occurrences per billion words of English) from which a word is
-# everyday English: "today" 5.6, "something" 5.8, "worth" 5.2; "coffee" 4.9, "pregnant" 4.6,
-# "cellulitis" 2.1 stay below.
-EVERYDAY_ZIPF = 5.0
 TOP_PASSAGES = 3
 # A drug the top passages name only by its class ("NOAC" for apixaban) counts this much of
 # the drug itself.
@@ -169,7 +163,6 @@ class Coverage:
 # A patient's value as a vignette writes it: a number, or an age with its sex ("82F", "62m",
 # "46yo"). No passage states it; as a topical word it only dilutes the coverage of the rest.
 _PATIENT_VALUE = re.compile(r"\d+(?:[mf]|yo|y)?", re.IGNORECASE)
-_POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 
 def topical_words(question: str) -> dict[str, str]:
@@ -328,11 +321,6 @@ def _is_everyday(index: CoverageIndex, word: str) -> bool:
     """Whether `word` is everyday English the index never uses in any form and that is no
     clinical shorthand: how the question is said, not what it is about."""
     return is_everyday_english(word) and not alternatives(word) and not index.has_word_family(word)
-
-
-def is_everyday_english(word: str) -> bool:
-    """Whether `word` ("today's", "going", "worth") is common in everyday English."""
-    return zipf_frequency(_POSSESSIVE.sub("", word), "en") >= EVERYDAY_ZIPF
 
 
 def is_specific_term(embedder: object, word: str) -> bool:

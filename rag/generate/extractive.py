@@ -41,11 +41,14 @@ from rag.generate.values import slack as value_slack
 from rag.generate.wording import definitions, for_patient, is_sentence, rows_form, sentence_form
 from rag.shorthand import stems_with_full_forms
 from rag.text import (
+    CONTEXT_OPENER,
     DRUG_NAME,
+    WORD,
     asked_part,
     asking_sentences,
     content_stems,
     content_words,
+    is_everyday_english,
     plain,
     title_topics,
 )
@@ -378,6 +381,14 @@ class ExtractiveGenerator:
                 id(unit) in story_only,
             )
         )
+        if lead is None and CONTEXT_OPENER in question:
+            # A follow-up's context weighs in every unit's score; of the units scoring about
+            # as well, the one naming what the follow-up itself asks answers it ("What's the
+            # screening test for pheo then?": the metanephrines line, not the phentolamine
+            # row of the hypertensive crisis the first turn brought).
+            chosen = _asked_first(
+                chosen, dict(zip(map(id, units), scores, strict=True)), asking, negated
+            )
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
@@ -1323,6 +1334,29 @@ def _cite(text: str, n: int) -> str:
     if match and match.group(1):
         return f"{match.group(1)} [{n}]{match.group(2)}"
     return f"{text} [{n}]"
+
+
+TIE_RATIO = 0.9  # units scoring this close to the best answer about as well
+
+
+def _asked_first(
+    chosen: list[Unit], score_of: dict[int, float], asking: str, negated: frozenset[str]
+) -> list[Unit]:
+    """`chosen` with, of the units scoring within TIE_RATIO of the best, the one naming most of
+    what the sentences that ask ask about (their words of everyday English aside: "Keep going
+    up?" names nothing) first, when it names more than the unit now first."""
+    if len(chosen) < 2:
+        return chosen
+    said = " ".join(word for word in WORD.findall(asking) if not is_everyday_english(word))
+    asked = stems_with_full_forms(said) - GENERIC_WORDS - negated
+    top = max(score_of.get(id(unit), 0.0) for unit in chosen)
+    tied = [unit for unit in chosen if score_of.get(id(unit), 0.0) >= TIE_RATIO * top]
+    if len(tied) < 2:
+        return chosen
+    first = max(tied, key=lambda unit: (_asked_share(asked, unit), score_of.get(id(unit), 0.0)))
+    if not asked or _asked_share(asked, first) <= _asked_share(asked, chosen[0]):
+        return chosen
+    return [first, *[unit for unit in chosen if unit is not first]]
 
 
 def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
