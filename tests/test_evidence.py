@@ -617,18 +617,23 @@ def test_a_term_the_cited_passages_state_is_not_named_as_unmentioned():
     assert "cephalexin" not in evidence.statement()
 
 
+
 def test_everyday_words_are_never_named_as_what_the_passages_do_not_mention():
     """"today's" and "watch" are how the question is said: a partial answer names "PR", the
     term of the question the passage lacks, never them."""
-    from rag.generate.abstention import absent_words
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
 
     monitoring = Hit(
         "c1", "d1", "ECG should be monitored daily in patients with aortic valve IE to detect "
         "new conduction abnormalities.", 1.0, 1,
     )  # fmt: skip
-    question = (
-        "Aortic valve IE, today's ECG shows a new PR of 280 ms. How closely do I watch it?"
-    )
-    absent = absent_words(question, [monitoring])
-    assert "pr" in absent
-    assert "today's" not in absent and "watch" not in absent
+    question = "Aortic valve IE, today's ECG shows a new PR of 280 ms. How closely do I watch it?"
+    coverage = Coverage(0.5, 0.4, ("today's", "watch", "closely"))  # the gate did not pass it
+    evidence = grade_evidence(
+        question, coverage, [monitoring], direct_score=1.3, is_rare=lambda word: True
+    )  # as rare as a word no passage holds
+    assert evidence.grade == "partial"
+    assert "PR" in evidence.unmentioned
+    named = " ".join(evidence.unmentioned + evidence.unindexed)
+    assert "today" not in named and "watch" not in named, evidence.statement()

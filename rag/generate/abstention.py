@@ -270,15 +270,12 @@ def measure_coverage(
 
 def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     """The question's topical words (lower-cased, as written) that none of `passages` states
-    in any form of the word: what an answer citing them does not address. Everyday English
-    that is no shorthand ("today's", "else") is how the question is said, never such a word."""
+    in any form of the word: what an answer citing them does not address."""
     stems = {stem for hit in passages for stem in _stems(f"{hit.section} {hit.text}")}
     return [
         surface.lower()
         for surface in topical_words(question).values()
-        if _stems(surface)
-        and not _stated(surface, stems)
-        and (alternatives(surface) or not is_everyday_english(surface))
+        if _stems(surface) and not _stated(surface, stems)
     ]
 
 

@@ -37,7 +37,13 @@ from rag.generate.abstention import (
     topical_words,
 )
 from rag.shorthand import alternatives
-from rag.text import DRUG_NAME, asked_part, asking_sentences, split_prose_sentences
+from rag.text import (
+    DRUG_NAME,
+    asked_part,
+    asking_sentences,
+    is_everyday_english,
+    split_prose_sentences,
+)
 from rag.types import Hit
 
 DIRECT, PARTIAL, NONE = "direct", "partial", "none"
@@ -447,6 +453,7 @@ def grade_evidence(
             and word not in measured
             and word.upper() not in names
             and is_term(word)
+            and not is_everyday_english(word)
             and is_rare(word)
         ]
         unmentioned = list(dict.fromkeys([*unmentioned, *rare]))[:2]
@@ -472,6 +479,7 @@ def grade_evidence(
                 and not any(c.isdigit() for c in word)
                 and word not in measured
                 and is_term(word)
+                and not is_everyday_english(word)  # "today's" is how it is said
             ][:2]
             if not unmentioned:
                 unindexed = never_indexed(
