@@ -354,7 +354,12 @@ EVERYDAY_ZIPF = 5.0
 _POSSESSIVE = re.compile(r"['’]s$", re.IGNORECASE)
 
 
+def english_frequency(word: str) -> float:
+    """How common `word` is in English: its Zipf frequency, 0.0 for a word never seen."""
+    return zipf_frequency(_POSSESSIVE.sub("", word), "en")
+
+
 def is_everyday_english(word: str) -> bool:
     """Whether `word` ("today's", "going", "worth") is common in everyday English: how a
     question is said, rarely what it is about."""
-    return zipf_frequency(_POSSESSIVE.sub("", word), "en") >= EVERYDAY_ZIPF
+    return english_frequency(word) >= EVERYDAY_ZIPF

@@ -566,6 +566,11 @@ def test_a_dose_asked_for_by_its_kind_is_checked_and_named_as_that_kind():
     assert evidence.grade == "partial" and "a loading dose" in evidence.statement()
     loaded = Hit("l", "ich", "Levetiracetam: loading dose 60 mg/kg IV (max 4,500 mg).", 1.0, 1)
     assert "loading" not in grade_evidence(question, None, [loaded], direct_score=1.3).statement()
+    # Named as a clinician says it: the drug, then the kind of dose.
+    cooling = Hit("c", "nrp", "Therapeutic hypothermia at 33.5-34.5 C for 72 hours.", 1.0, 1)
+    asked = "Term baby cooled for HIE has started seizing. Phenobarbital loading dose in mg/kg?"
+    statement = grade_evidence(asked, None, [cooling], direct_score=1.3).statement()
+    assert "a phenobarbital loading dose" in statement, statement
 
 
 
@@ -637,3 +642,21 @@ def test_everyday_words_are_never_named_as_what_the_passages_do_not_mention():
     assert "PR" in evidence.unmentioned
     named = " ".join(evidence.unmentioned + evidence.unindexed)
     assert "today" not in named and "watch" not in named, evidence.statement()
+
+
+def test_a_combination_drug_is_one_facet_named_whole():
+    """"ceftazidime-avibactam" is not ceftazidime: a passage dosing ceftazidime alone does not
+    cover it, and the gap names the combination; "meropenem-resistant" is no drug."""
+    from rag.generate.evidence import grade_evidence, question_facets
+
+    question = (
+        "EVD ventriculitis with a KPC Klebsiella that is meropenem-resistant. Is "
+        "ceftazidime-avibactam an option, and at what dose?"
+    )
+    assert "meropenem-resistant" not in question_facets(question)
+    ceftazidime = Hit("c", "d", "Ceftazidime 2 g IV every 8 hours for ventriculitis.", 1.0, 1)
+    evidence = grade_evidence(question, None, [ceftazidime], direct_score=1.3)
+    assert evidence.grade == "partial"
+    assert "ceftazidime-avibactam" in evidence.statement(), evidence.statement()
+    both = Hit("b", "d", "Ceftazidime-avibactam 2.5 g IV every 8 hours.", 1.0, 1)
+    assert "ceftazidime" not in grade_evidence(question, None, [both], direct_score=1.3).missing

@@ -41,6 +41,7 @@ from rag.text import (
     DRUG_NAME,
     asked_part,
     asking_sentences,
+    english_frequency,
     is_everyday_english,
     split_prose_sentences,
 )
@@ -126,6 +127,9 @@ _NOT_DRUGS = frozenset(
         "nucleotide",
     }
 )
+
+_COMBINATION = re.compile(r"\b[a-z]{4,}(?:-[a-z]{4,})+\b")  # "piperacillin-tazobactam"
+RARE_IN_ENGLISH = 3.0  # Zipf frequency: "avibactam" 0, "tazobactam" 1.3; "resistant" 4.1
 
 _WANTS_DOSE = re.compile(
     NOT_A_DOSE_EVENT + r"\b(?:dose|doses|dosed|dosing|dosage|loading"
@@ -300,6 +304,16 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     for drug in dict.fromkeys(DRUG_NAME.findall(asking)):
         if drug not in _NOT_DRUGS:
             facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
+    # A combination ("ceftazidime-avibactam") is one drug: a passage naming ceftazidime alone
+    # does not cover it, and the gap is named whole.
+    for combination in dict.fromkeys(_COMBINATION.findall(asking)):
+        parts = combination.split("-")
+        if _is_drug(combination) and any(part in facets for part in parts):
+            facets = {name: facet for name, facet in facets.items() if name not in parts}
+            every_part = "".join(
+                rf"(?=[\s\S]*\b{re.escape(part[: max(5, len(part) - 2)])})" for part in parts
+            )
+            facets[combination] = re.compile(rf"\A{every_part}")
     # A dose or a duration is wanted when the question asks for one, not when the patient's
     # story mentions one ("on medium-dose ICS-LABA ... Step down?").
     if _WANTS_DOSE.search(asking):
@@ -372,15 +386,31 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
     return tuple(missing)
 
 
+def _is_drug(name: str) -> bool:
+    """Whether the facet `name` is a drug: one ("apixaban") or a combination of a drug with
+    drugs or words English hardly uses ("ceftazidime-avibactam", not "meropenem-resistant")."""
+    if DRUG_NAME.fullmatch(name):
+        return True
+    parts = name.split("-")
+    return (
+        _COMBINATION.fullmatch(name) is not None
+        and any(DRUG_NAME.fullmatch(part) for part in parts)
+        and all(
+            DRUG_NAME.fullmatch(part) or english_frequency(part) < RARE_IN_ENGLISH
+            for part in parts
+        )
+    )
+
+
 def _dose_named(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:
     """The missing dose as a clinician would ask for it: of the one drug the asking sentences
-    name ("a propranolol dose"), of the kind asked ("a loading levetiracetam dose"), per
+    name ("a propranolol dose"), of the kind asked ("a levetiracetam loading dose"), per
     kilogram when asked so ("a dose in mg/kg")."""
     asking = asking_sentences(question).lower()
-    drugs = [name for name in facets if DRUG_NAME.fullmatch(name) and name in asking]
-    dose = f"{drugs[0]} dose" if len(drugs) == 1 else "dose"
+    drugs = [name for name in facets if _is_drug(name) and name in asking]
     kind = _DOSE_KIND.search(asking)
-    dose = f"{kind.group(1)} {dose}" if kind else dose
+    dose = f"{kind.group(1)} dose" if kind else "dose"
+    dose = f"{drugs[0]} {dose}" if len(drugs) == 1 else dose
     article = "an" if dose[0] in "aeiou" else "a"
     per_kg = " in mg/kg" if facets.get("a dose") is _WEIGHT_DOSE else ""
     return f"{article} {dose}{per_kg}"
@@ -545,7 +575,7 @@ def _states_dose(facets: dict[str, re.Pattern[str] | None], cited: Sequence[Hit]
     drugs = [
         pattern
         for name, pattern in facets.items()
-        if pattern is not None and DRUG_NAME.fullmatch(name)
+        if pattern is not None and _is_drug(name)
     ]
     for hit in cited:
         text = f"{hit.section}\n{hit.text}".lower()
