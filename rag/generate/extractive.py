@@ -245,7 +245,7 @@ class ExtractiveGenerator:
         scores = _in_scope(
             units, scores, hits, [m if n else 0.0 for m, n in zip(must_have, named, strict=True)]
         )
-        chosen = _select(units, scores, question_words, hits)
+        chosen = _select(units, scores, question_words, hits, content_stems(" ".join(names)))
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
@@ -1029,6 +1029,7 @@ def _select(
     scores: Sequence[float],
     question_words: set[str],
     hits: Sequence[Hit] = (),
+    named: frozenset[str] = frozenset(),
 ) -> list[Unit]:
     """The best units, best first: at most MAX_UNITS and about MAX_WORDS words, none scoring
     under 40% of the best, none a near-duplicate of one already chosen or contained in one,
@@ -1038,12 +1039,15 @@ def _select(
     flecainide caveat is no reason to show it for "apixaban dose for stroke prevention in
     atrial fibrillation"). Words of the best unit's guideline title
     and section path ("IDSA", "complicated UTI") are no anchors: every unit of that guideline
-    is about them, whether or not its own text repeats them."""
+    is about them, whether or not its own text repeats them. A score or scale the question
+    names with digits (`named`: the stems of "CHA2DS2-VASc") is always one, however many
+    units name it: the score's thresholds are not passed over for a cardioversion rule that
+    happens to say "score"."""
     order = sorted(
         range(len(units)), key=lambda i: (-scores[i], units[i].passage, units[i].position)
     )
     best = scores[order[0]]
-    anchors = _anchors(units, units[order[0]], question_words)
+    anchors = _anchors(units, units[order[0]], question_words) | (named & units[order[0]].words)
     # What every unit of the best unit's guideline is about ("atrial fibrillation" in its
     # title) is no new question word a unit from a passage not yet quoted could bring.
     title_words = frozenset()
@@ -1051,7 +1055,7 @@ def _select(
         where = hits[units[order[0]].passage - 1]
         title_words = content_stems(where.title)
         if anchors:
-            anchors = anchors - content_stems(f"{where.title} {where.section}")
+            anchors -= content_stems(f"{where.title} {where.section}") - named
     chosen: list[Unit] = []
     word_count = 0
     for i in order:

@@ -24,7 +24,8 @@ from rag.types import Chunk, Document
 # built by an earlier version is re-chunked (rag.index.backend.chunking_key). 2: a split
 # decision tree repeats the steps above each chunk's first line; a heading's " > " is ">".
 # 3: a subsection opens with the intro its parent section ends on. 4: "+-->" is a branch.
-CHUNKER_VERSION = 4
+# 5: a label announcing a list ("**Women:**") opens the chunk its list opens.
+CHUNKER_VERSION = 5
 _MIN_TEXT_BUDGET = 32  # text budget floor when a long prefix would leave almost nothing
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -282,8 +283,18 @@ def _pack(
     for atom in atoms:
         atom_tokens = count(atom.text) + (count(atom.header) if _opens_table(current, atom) else 0)
         if current and current_tokens + atom_tokens > budget:
+            # A line announcing what follows ("**Women:**", "Any of the following:") goes with
+            # it: a chunk ending on it would show the list's label without the list, and the
+            # next the list without the label.
+            moved = (
+                [current.pop()]
+                if len(current) > 1
+                and _announces(current[-1])
+                and count(current[-1].text) + count(atom.text) + count(atom.header) <= budget
+                else []
+            )
             chunks.append(_compose(current, count))
-            carried = _overlap(current, atom, overlap_sentences)
+            carried = moved or _overlap(current, atom, overlap_sentences)
             carried_tokens = sum(count(sentence.text) for sentence in carried)
             # Overlap is dropped, oldest first, when it would leave no room for the new atom.
             while carried and carried_tokens + atom_tokens > budget:
@@ -297,6 +308,13 @@ def _pack(
     if current:
         chunks.append(_compose(current, count))
     return [chunk for chunk in chunks if chunk.strip()]
+
+
+def _announces(atom: _Atom) -> bool:
+    """Whether `atom` is a one-line label or intro ending in a colon ("**Women:**"), not a
+    table row or a decision tree's step (those repeat their header where a chunk opens)."""
+    text = atom.text.replace("*", "").strip()
+    return not atom.header and "\n" not in text and text.endswith(":")
 
 
 def _opens_table(chunk: list[_Atom], row: _Atom) -> bool:
