@@ -984,3 +984,21 @@ def test_a_follow_up_is_answered_by_what_it_asks_not_by_its_context(demo_index: 
     )
     assert "metanephrines" in cited.bottom_line, cited.bottom_line
     assert not cited.bottom_line.startswith("For Phentolamine")
+
+
+def test_the_thresholds_of_the_score_asked_about_are_not_passed_over_for_a_rule_saying_score():
+    """The section path names CHA2DS2-VASc, so every unit under it is about the score: the
+    score's name still anchors what is shown, and its thresholds come before a cardioversion
+    rule that merely says "score"."""
+    section = "Anticoagulation in AF > Stroke Risk Assessment (CHA2DS2-VASc)"
+    tool = hit("af1", "The CHA2DS2-VASc score is the recommended tool for assessing "
+               "thromboembolic risk in patients with AF.", 1, title="AF Guideline", section=section)
+    men = hit("af2", "**Men:**\n\n- CHA2DS2-VASc = 0: No antithrombotic therapy is recommended.\n"
+              "- CHA2DS2-VASc = 1: OAC may be considered.\n- CHA2DS2-VASc ≥ 2: OAC is "
+              "recommended to reduce thromboembolic stroke risk.", 2, title="AF Guideline",
+              section=section + " > Recommendations for Oral Anticoagulation (OAC)")
+    cardioversion = hit("af3", "- Post-cardioversion: continue OAC for ≥ 4 weeks regardless of "
+                        "CHA2DS2-VASc score.", 3, title="AF Guideline",
+                        section="Rhythm Control > Cardioversion")
+    cited = answer("What are the components of the CHA2DS2-VASc score?", [tool, men, cardioversion])
+    assert "CHA2DS2-VASc ≥ 2: OAC is recommended" in cited.answer, cited.answer
