@@ -999,14 +999,13 @@ def _main_guideline(units: Sequence[Unit], scores: Sequence[float], hits: Sequen
     Mellitus" can edge out, on its own, the section written for a patient with no diabetes.
     The paths of one decision tree count as one unit: a GI-bleeding tree's paths outvoted the
     sepsis guideline's VTE prophylaxis items for a septic patient "not bleeding"."""
-    witnesses: dict[object, float] = {}
+    witnesses: dict[tuple[int, int], float] = {}  # (passage, unit index; -1 for its paths)
     for index, (unit, score) in enumerate(zip(units, scores, strict=True)):
         # The paths of one decision tree repeat its opening steps: one witness, not several.
-        key = (unit.passage, "path") if unit.kind == "path" else index
+        key = (unit.passage, -1 if unit.kind == "path" else index)
         witnesses[key] = max(score, witnesses.get(key, 0.0))
     by_guideline: dict[str, list[float]] = {}
-    for key, score in witnesses.items():
-        passage = key[0] if isinstance(key, tuple) else units[key].passage
+    for (passage, _), score in witnesses.items():
         by_guideline.setdefault(guideline(hits[passage - 1]), []).append(score)
     best = max(scores)
     contenders = [name for name, found in by_guideline.items() if max(found) >= SCOPE_RATIO * best]
