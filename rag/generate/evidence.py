@@ -478,13 +478,7 @@ def grade_evidence(
         rare = [
             word
             for word in absent_words(asking_sentences(question), cited)
-            if len(word) > 3
-            and not any(c.isdigit() for c in word)
-            and word not in measured
-            and word.upper() not in names
-            and is_term(word)
-            and not is_everyday_english(word)
-            and is_rare(word)
+            if _nameable(word, measured, is_term) and word.upper() not in names and is_rare(word)
         ]
         unmentioned = list(dict.fromkeys([*unmentioned, *rare]))[:2]
     named = missing or unindexed or unmentioned
@@ -504,12 +498,7 @@ def grade_evidence(
             unmentioned = [
                 word
                 for word in candidates
-                if len(word) > 3
-                and word in asked_words
-                and not any(c.isdigit() for c in word)
-                and word not in measured
-                and is_term(word)
-                and not is_everyday_english(word)  # "today's" is how it is said
+                if word in asked_words and _nameable(word, measured, is_term)
             ][:2]
             if not unmentioned:
                 unindexed = never_indexed(
@@ -518,6 +507,19 @@ def grade_evidence(
     if missing or unindexed or unmentioned or not gate_passed:
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed))
     return Evidence(DIRECT)
+
+
+def _nameable(word: str, measured: set[str], is_term: Callable[[str], bool]) -> bool:
+    """Whether a word the cited passages lack may be named as what they do not mention: a
+    specific term (`is_term`) of more than three letters, no number, not one of the vignette's
+    `measured` words, not everyday English ("today's" is how the question is said)."""
+    return (
+        len(word) > 3
+        and not any(c.isdigit() for c in word)
+        and word not in measured
+        and is_term(word)
+        and not is_everyday_english(word)
+    )
 
 
 # An adjective naming a drug or device takes the noun after it ("obeticholic acid").

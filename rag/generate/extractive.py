@@ -381,14 +381,13 @@ class ExtractiveGenerator:
                 id(unit) in story_only,
             )
         )
+        score_of = dict(zip(map(id, units), scores, strict=True))
         if lead is None and CONTEXT_OPENER in question:
             # A follow-up's context weighs in every unit's score; of the units scoring about
             # as well, the one naming what the follow-up itself asks answers it ("What's the
             # screening test for pheo then?": the metanephrines line, not the phentolamine
             # row of the hypertensive crisis the first turn brought).
-            chosen = _asked_first(
-                chosen, dict(zip(map(id, units), scores, strict=True)), asking, negated
-            )
+            chosen = _asked_first(chosen, score_of, asking, negated)
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
@@ -400,7 +399,7 @@ class ExtractiveGenerator:
             extra = _complement(
                 bottom,
                 [unit for unit in chosen if id(unit) not in contradicted],
-                dict(zip(map(id, units), scores, strict=True)),
+                score_of,
                 dict(zip(map(id, units), similarity or [], strict=False)),
                 {
                     word
