@@ -231,6 +231,10 @@ DRUG_CLASSES: dict[str, str] = {
     "pantoprazole": "proton pump inhibitor; PPI", "esomeprazole": "proton pump inhibitor; PPI",
     "ibuprofen": "NSAID", "naproxen": "NSAID", "indomethacin": "NSAID",
     "phenytoin": "antiseizure; anticonvulsant", "levetiracetam": "antiseizure; anticonvulsant",
+    "lorazepam": "benzodiazepine", "diazepam": "benzodiazepine", "midazolam": "benzodiazepine",
+    "clonazepam": "benzodiazepine", "alprazolam": "benzodiazepine", "imipenem": "carbapenem",
+    "morphine": "opioid", "oxycodone": "opioid", "hydromorphone": "opioid", "fentanyl": "opioid",
+    "haloperidol": "antipsychotic", "quetiapine": "antipsychotic", "olanzapine": "antipsychotic",
 }  # fmt: skip
 
 

@@ -282,7 +282,19 @@ DRUG_NAME = re.compile(
     r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
     r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
-    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine)|cef[a-z]{4,}|cephalosporins?)\b"
+    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine|phylline|racetam)|cef[a-z]{4,}|cephalosporins?)\b"
+)
+
+
+# What a question says the patient does not have or is not: "no diabetes", "without
+# cirrhosis", "non-diabetic", "not on dialysis", "not pregnant", "don't have diabetes or
+# obesity", "rather than enoxaparin". Group 1: the word or words ruled out.
+NEGATION = re.compile(
+    r"(?:\b(?:no|not|never|without|rather than|instead of|is not|isn['’]t|"
+    r"(?:do|does|did)(?: not|n['’]t) have)[\s-]+|\bnon-?)"
+    r"(?:(?:on|currently|yet|been|being|any|known|longer|receiving|requiring)\s+)*"
+    r"([A-Za-z][A-Za-z-]{2,}(?:,?\s+(?:or|nor)\s+[A-Za-z][A-Za-z-]{2,})*)",
+    re.IGNORECASE,
 )
 
 

@@ -1002,3 +1002,29 @@ def test_the_thresholds_of_the_score_asked_about_are_not_passed_over_for_a_rule_
                         section="Rhythm Control > Cardioversion")
     cited = answer("What are the components of the CHA2DS2-VASc score?", [tool, men, cardioversion])
     assert "CHA2DS2-VASc ≥ 2: OAC is recommended" in cited.answer, cited.answer
+
+
+DRUG_TABLE = """\
+### Preferred Agents and Dosing
+
+| Drug Class | Preferred Agent | Starting Dose | Target Dose |
+|---|---|---|---|
+| Thiazide-type diuretic | Chlorthalidone (preferred over HCTZ) | 12.5 mg | 25 mg |
+| Thiazide-type diuretic | Indapamide | 1.25 mg | 2.5 mg |
+| ACE inhibitor | Lisinopril | 10 mg | 40 mg |
+| ARB | Losartan | 50 mg | 100 mg |
+| DHP CCB | Amlodipine | 2.5 mg | 10 mg |
+"""
+
+
+def test_a_tables_bottom_line_says_the_rows_the_question_names_and_the_body_shows_the_table():
+    section = "Pharmacotherapy > Preferred Agents and Dosing"
+    hits = [hit("htn", DRUG_TABLE, 1, title="Hypertension guideline", section=section)]
+    cited = answer("Which thiazide-type diuretic is preferred, and at what starting dose?", hits)
+    assert "Chlorthalidone" in cited.bottom_line and "12.5 mg" in cited.bottom_line
+    assert "Indapamide" in cited.bottom_line
+    for other in ("Lisinopril", "Losartan", "Amlodipine"):
+        assert other not in cited.bottom_line, cited.bottom_line
+    # The table itself is shown whole, under its header.
+    assert "| ACE inhibitor | Lisinopril | 10 mg | 40 mg [1] |" in cited.answer, cited.answer
+    assert "| Drug Class | Preferred Agent | Starting Dose | Target Dose |" in cited.answer

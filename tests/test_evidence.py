@@ -148,7 +148,7 @@ def test_an_adult_only_dose_asked_for_a_child_is_partial_and_says_what_is_missin
     assert "**Evidence:** partial: The cited sources do not address a dose for children" in shown
     # Said once on the Evidence line, not again as the body's first paragraph (the JSON's
     # answer text keeps it for readers without the grade).
-    assert shown.count("The cited sources do not address a dose for children.") == 1
+    assert shown.count("The cited sources do not address a dose for children, such as an 8-year-old.") == 1
     assert child.answer.startswith(child.evidence.statement())
 
     adult = engine.ask("What apixaban dose for acute deep vein thrombosis in adults?")
@@ -171,7 +171,7 @@ def test_facets_come_from_the_question_and_are_checked_in_the_cited_passages():
     adult = Hit("c1", "d1", "Adults: enoxaparin 1 mg/kg twice daily for 5 days.", 1.0, 1)
     child = Hit("c2", "d2", "In children, enoxaparin 1 mg/kg twice daily.", 0.9, 2)
     question = "Enoxaparin dose for a 6-year-old?"
-    assert missing_facets(question, [adult]) == ("a dose for children",)
+    assert missing_facets(question, [adult]) == ("a dose for children, such as a 6-year-old",)
     assert missing_facets(question, [adult, child]) == ()
 
 
@@ -181,7 +181,7 @@ def test_a_missing_dose_or_population_is_named_as_the_question_asks_for_it():
     assert missing_facets(asked, [banding]) == ("a propranolol dose",)
     per_kg = "Starting hydroxychloroquine in a 50 kg woman. What's the max daily dose in mg/kg?"
     flat = Hit("c2", "d2", "Hydroxychloroquine 400 mg daily for low disease activity.", 1.0, 1)
-    assert missing_facets(per_kg, [flat]) == ("a dose in mg/kg",)
+    assert missing_facets(per_kg, [flat]) == ("a hydroxychloroquine dose in mg/kg",)
     # Dialysis is its own population: a passage on eGFR bands does not cover it.
     ckd = Hit("c3", "d3", "Vancomycin: adjust the dose for eGFR < 30 and trough levels.", 1.0, 1)
     dialysis = "MRSA endocarditis in a pt on hemodialysis. How do I dose vancomycin?"
@@ -208,8 +208,9 @@ def test_a_population_is_named_by_the_patients_age_and_role():
     # A 17-year-old is an adolescent ("children" named a near miss about adolescents wrongly);
     # the baby of a father asking about his own depression gives no paediatric facet.
     teen = question_facets("17-year-old with severe AUD. Naltrexone at his age?")
-    assert "adolescents under 18" in teen and "children" not in teen
-    assert "children" in question_facets("4-year-old with croup: dexamethasone dose?")
+    assert "adolescents under 18, such as a 17-year-old" in teen and "children" not in teen
+    croup = question_facets("4-year-old with croup: dexamethasone dose?")
+    assert "children, such as a 4-year-old" in croup
     dad = "New dad of a 6-week-old, flat since the birth. Does EPDS screening extend to fathers?"
     assert list(question_facets(dad)) == ["fathers"]
 
@@ -563,7 +564,7 @@ def test_a_dose_asked_for_by_its_kind_is_checked_and_named_as_that_kind():
     seizure = Hit("s", "ich", "Treat clinical seizures with levetiracetam 500 mg twice daily.", 1.0, 1)
     question = "Lobar ICH, just had a seizure on the ward. Levetiracetam - what loading dose?"
     evidence = grade_evidence(question, None, [seizure], direct_score=1.3)
-    assert evidence.grade == "partial" and "a loading dose" in evidence.statement()
+    assert evidence.grade == "partial" and "a levetiracetam loading dose" in evidence.statement()
     loaded = Hit("l", "ich", "Levetiracetam: loading dose 60 mg/kg IV (max 4,500 mg).", 1.0, 1)
     assert "loading" not in grade_evidence(question, None, [loaded], direct_score=1.3).statement()
     # Named as a clinician says it: the drug, then the kind of dose.
@@ -660,3 +661,66 @@ def test_a_combination_drug_is_one_facet_named_whole():
     assert "ceftazidime-avibactam" in evidence.statement(), evidence.statement()
     both = Hit("b", "d", "Ceftazidime-avibactam 2.5 g IV every 8 hours.", 1.0, 1)
     assert "ceftazidime" not in grade_evidence(question, None, [both], direct_score=1.3).missing
+
+
+def test_a_population_the_question_rules_out_is_not_named_as_missing():
+    """"not pregnant", "not on dialysis": the patient is outside the population, so passages
+    silent on it lack nothing (they were named: "The cited sources do not address pregnancy")."""
+    from rag.generate.evidence import grade_evidence
+
+    oxygen = Hit("o", "co", "Give 100% FiO2 until the COHb level falls below 5%.", 1.0, 1)
+    question = "House fire, COHb 18%, not pregnant, on 100% O2. When can I stop the oxygen?"
+    evidence = grade_evidence(question, None, [oxygen], direct_score=1.3)
+    assert "pregnan" not in evidence.statement(), evidence.statement()
+    renal = Hit("r", "vte", "CrCl < 30 mL/min: use UFH initially, then warfarin.", 1.0, 1)
+    asked = "81M, new proximal DVT, CrCl 22 mL/min, not on dialysis. Which anticoagulant?"
+    assert "dialysis" not in grade_evidence(asked, None, [renal], direct_score=1.3).statement()
+    # Said as it is, the population is still asked about.
+    pregnant = "House fire, COHb 18%, 28 weeks pregnant, on 100% O2. When can I stop the oxygen?"
+    statement = grade_evidence(pregnant, None, [oxygen], direct_score=1.3).statement()
+    assert "The cited sources do not address pregnant patients" in statement, statement
+
+
+def test_a_population_is_named_in_the_questions_own_words():
+    # An age the question gives is the population, said with it (not "children or adolescents").
+    wells = Hit("w", "pe", "Wells criteria for PE in adults: clinical signs of DVT (3 points).", 1.0, 1)
+    question = "15-year-old girl on the pill, pleuritic pain, HR 112. Does the Wells score apply?"
+    assert missing_facets(question, [wells]) == ("adolescents under 18, such as a 15-year-old",)
+    child = "8-year-old with an asthma attack: what dose of prednisolone?"
+    assert missing_facets(child, [wells])[0] == "a dose for children, such as an 8-year-old"
+
+
+def test_a_dose_is_that_of_the_drug_asked_about_in_one_passage():
+    """"consider IV aminophylline. What loading dose?" asks aminophylline's: a passage naming it
+    with no amount, beside another drug's loading dose, does not give it."""
+    from rag.generate.evidence import grade_evidence
+
+    question = "Life-threatening asthma, GINA says consider IV aminophylline. What loading dose should I give?"  # fmt: skip
+    named = Hit("a", "gina", "Consider IV salbutamol or IV aminophylline (specialist only).", 1.0, 1)
+    other = Hit("d", "gina", "Dupilumab: loading dose 400 mg SC, then 200 mg every 2 weeks.", 1.0, 2)
+    evidence = grade_evidence(question, None, [named, other], direct_score=1.3)
+    assert evidence.grade == "partial"
+    assert "an aminophylline loading dose" in evidence.statement(), evidence.statement()
+    dosed = Hit("x", "gina", "Aminophylline: loading dose 5 mg/kg IV over 20 minutes.", 1.0, 1)
+    assert grade_evidence(question, None, [dosed, other], direct_score=1.3).missing == ()
+    # A drug the asking sentence names is the one dosed, not the story's ("max bisoprolol").
+    ivabradine = "EF 30%, HR 78 on max tolerated bisoprolol. Ivabradine - what starting dose?"
+    assert "bisoprolol" not in " ".join(missing_facets(ivabradine, [other]))
+
+
+def test_a_dose_or_time_the_question_offers_must_be_one_the_sources_state():
+    from rag.generate.evidence import grade_evidence
+
+    seizure = Hit("s", "tbi", "Phenytoin loading dose 15-20 mg/kg IV; levetiracetam is an alternative.", 1.0, 1)  # fmt: skip
+    question = "Severe TBI, we'd rather use levetiracetam. Is 500 mg BID for 7 days the right dose?"
+    statement = grade_evidence(question, None, [seizure], direct_score=1.3).statement()
+    assert "500 mg" in statement, statement
+    follow = Hit("f", "sah", "Long-term angiographic follow-up is recommended after coiling.", 1.0, 1)
+    asked = "Ruptured ACom aneurysm coiled last week. When is the first angiogram due - at 6 months?"
+    statement = grade_evidence(asked, None, [follow], direct_score=1.3).statement()
+    assert "the 6 months asked about" in statement, statement
+    timed = Hit("t", "sah", "Obtain the first follow-up angiogram at 6 months after coiling.", 1.0, 1)
+    assert grade_evidence(asked, None, [timed], direct_score=1.3).grade == "direct"
+    # The patient's current dose, in the story, is not offered as the answer.
+    story = "Septic shock, norepinephrine at 0.3 mcg/kg/min and MAP still 58 - vasopressin dose?"
+    assert not [name for name in question_facets(story) if "asked about" in name]

@@ -39,6 +39,7 @@ from rag.generate.abstention import (
 from rag.shorthand import alternatives
 from rag.text import (
     DRUG_NAME,
+    NEGATION,
     asked_part,
     asking_sentences,
     english_frequency,
@@ -109,6 +110,10 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
     ),
 }
 _PAST_AGE = re.compile(r"\b(?:as an? (?:child|kid|teen(?:ager)?|infant|baby|toddler)|in childhood)\b")
+_AGE_GROUPS = ("children", "adolescents under 18", "newborns")
+# A population the question names by an adjective is named as the patients it describes
+# ("pregnant patients", not "pregnancy").
+_ADJECTIVES = {"pregnant": "pregnancy", "elderly": "older adults", "frail": "older adults"}
 _SOMEONE_ELSES = re.compile(r"\bof (?:a|an|her|his|their)\s+$")
 _AGE = re.compile(r"\b(\d{1,3})[- ](?:year|yr|month|week|day)s?[- ]old\b|\baged? (\d{1,3})\b")
 
@@ -145,6 +150,8 @@ _WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
 )
+_WANTS_TIME = re.compile(r"\b(?:when|how soon|how often|how frequently|timing)\b")
+_TIME_AMOUNT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:hours?|days?|weeks?|months?|years?)\b")
 _DURATION = re.compile(
     r"\b\d+(?:\s*(?:-|–|to|or)\s*\d+)?\s*(?:days?|weeks?|wk|months?|years?|hours?|h|hrs?)\b|"
     r"\b(?:indefinite(?:ly)?|lifelong|long-term|until)\b"
@@ -284,7 +291,9 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     lowered = question.lower()
     facets: dict[str, re.Pattern[str] | None] = {}
     # "anaphylaxis to amoxicillin as a child" is the patient's history, not their age.
-    present = _PAST_AGE.sub(" ", lowered)
+    # "not pregnant", "not on dialysis": the patient is outside the population, so the
+    # answer need not address it.
+    present = NEGATION.sub(" ", _PAST_AGE.sub(" ", lowered))
     for name, (asked, stated) in _POPULATIONS.items():
         if re.search(asked, present):
             facets[name] = re.compile(stated)
@@ -293,17 +302,22 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
             continue  # "new dad of a 6-week-old": the baby's age, not the patient's
         age = int(match.group(1) or match.group(2))
         unit = match.group(0)
-        if "month" in unit or "week" in unit or "day" in unit or age < 13:
-            facets.setdefault("children", re.compile(_CHILDREN))
-        elif age < 18:
-            facets.setdefault("adolescents under 18", re.compile(_CHILDREN))
+        infant = "month" in unit or "week" in unit or "day" in unit
+        if age < 18 or infant:
+            # The age the question gives is the population, named as asked ("a 15-year-old"),
+            # in place of what "girl" or "teenager" would have made it.
+            facets = {name: facet for name, facet in facets.items() if name not in _AGE_GROUPS}
+            stated = _CHILDREN + (f"|{_POPULATIONS['newborns'][1]}" if infant else "")
+            aged = unit if match.group(1) else f"{age}-year-old"
+            group = "adolescents under 18" if age >= 13 and not infant else "children"
+            facets[f"{group}, such as {_article(aged)} {aged}"] = re.compile(stated)
     # A drug is asked about when a sentence that asks names it: the patient's medicines in
     # the story ("on max metoprolol plus digoxin. What's left for rate control?") and in a
     # follow-up's context are what they take, not what the answer must address.
     asking = asking_sentences(question).lower()
     for drug in dict.fromkeys(DRUG_NAME.findall(asking)):
         if drug not in _NOT_DRUGS:
-            facets[drug] = re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
+            facets[drug] = _drug_pattern(drug)
     # A combination ("ceftazidime-avibactam") is one drug: a passage naming ceftazidime alone
     # does not cover it, and the gap is named whole.
     for combination in dict.fromkeys(_COMBINATION.findall(asking)):
@@ -328,6 +342,28 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
             facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT
     if _WANTS_DURATION.search(asking):
         facets["a duration"] = _DURATION
+    # A dose or time the question offers for confirmation ("Is 500 mg BID the right dose?",
+    # "When is the angiogram due - at 6 months?") must be one the passages state.
+    # The value is in the clause that asks, last in its sentence: "norepinephrine at 0.3
+    # mcg/kg/min and MAP still 58 - vasopressin dose?" offers no vasopressin dose.
+    last_clauses = " ".join(
+        re.split(r"[,;:]\s+|\s[-–—]\s", sentence)[-1]
+        for sentence in split_prose_sentences(asking)
+        if sentence.rstrip().endswith("?")
+    )
+    offered = []
+    if _WANTS_DOSE.search(asking):
+        offered += [
+            (value, " dose")
+            for value in DOSE_AMOUNT.findall(last_clauses)
+            if not re.search(r"m[lL]/min", value)  # a clearance, not a dose
+        ]
+    if _WANTS_DURATION.search(asking) or _WANTS_TIME.search(asking):
+        offered += [(value, "") for value in _TIME_AMOUNT.findall(last_clauses)]
+    for value, noun in offered:
+        number, unit = re.fullmatch(r"([\d.,]+)\s*(.*)", value).groups()
+        pattern = rf"(?<![\d.]){re.escape(number)}\s*{re.escape(unit[:3].lower())}"
+        facets[f"the {number} {unit}{noun} asked about"] = re.compile(pattern)
     return facets
 
 
@@ -373,7 +409,19 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
     score = asked_components(question)
     if score and not any(lists_components(score, hit) for hit in cited):
         missing.insert(0, f"the components of {score}")
-    populations = [name for name in missing if name in _POPULATIONS]
+    dosed = _dosed_drug(question, facets)
+    if "a dose" in facets and "a dose" not in missing and dosed:
+        # The dose of the drug asked about: "consider IV aminophylline. What loading dose?"
+        # is not answered by a passage giving a dupilumab loading dose beside one naming
+        # aminophylline with no amount.
+        drug, dose = facets.get(dosed) or _drug_pattern(dosed), facets["a dose"]
+        if not any(
+            drug.search(text) and dose is not None and dose.search(text)
+            for text in (f"{hit.section}\n{hit.text}".lower() for hit in cited)
+        ):
+            missing.append("a dose")
+    missing = [_as_asked(name, question) for name in missing]
+    populations = [name for name in missing if _is_population(name)]
     if "a dose" in facets and populations:
         # An adult dose does not answer a paediatric dose question: "a dose for children".
         if "a dose" in missing:
@@ -381,9 +429,42 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
         missing[missing.index(populations[0])] = f"a dose for {populations[0]}"
     elif "a dose" in missing:
         dose = _dose_named(question, facets)
+        offered = [name for name in missing if name.endswith(" dose asked about")]
+        if offered:  # "a levetiracetam dose of 500 mg"
+            dose = f"{dose} of {offered[0].removeprefix('the ').removesuffix(' dose asked about')}"
         missing[missing.index("a dose")] = dose
-        missing = [name for name in missing if name not in dose.split()]  # said once
+        missing = [name for name in missing if name not in dose.split() and name not in offered]
     return tuple(missing)
+
+
+def _as_asked(population: str, question: str) -> str:
+    """A population facet in the question's own word: "pregnant patients" when it says
+    "pregnant" (and not "pregnancy"); other facets as they are."""
+    lowered = question.lower()
+    for adjective, name in _ADJECTIVES.items():
+        others = _POPULATIONS[name][0].replace(adjective, "(?!)")  # the group's other words
+        if (
+            name == population
+            and re.search(rf"\b{adjective}\b", lowered)
+            and not re.search(others, lowered)
+        ):
+            return f"{adjective} patients"
+    return population
+
+
+def _is_population(name: str) -> bool:
+    """Whether the facet `name` is a population: a named group or an age ("a 15-year-old")."""
+    return (
+        name in _POPULATIONS
+        or name in {f"{adjective} patients" for adjective in _ADJECTIVES}
+        or name.endswith("-old")  # "children, such as a 9-year-old"
+    )
+
+
+def _article(phrase: str) -> str:
+    """ "an" before a vowel sound ("an 8-year-old", "an 11-year-old", "an eGFR"), else "a"."""
+    spoken = re.sub(r"^(?:8|11|18|8\d)(?!\d)", "eight", phrase)
+    return "an" if spoken[:1].lower() in "aeiou" else "a"
 
 
 def _is_drug(name: str) -> bool:
@@ -402,15 +483,37 @@ def _is_drug(name: str) -> bool:
     )
 
 
-def _dose_named(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:
-    """The missing dose as a clinician would ask for it: of the one drug the asking sentences
-    name ("a propranolol dose"), of the kind asked ("a levetiracetam loading dose"), per
-    kilogram when asked so ("a dose in mg/kg")."""
+def _drug_pattern(drug: str) -> re.Pattern[str]:
+    """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone)."""
+    return re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
+
+
+def _dosed_drug(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:
+    """The one drug whose dose `question` asks for: the one drug its asking sentences name,
+    or, when they name none, the one drug the whole question names ("Life-threatening asthma,
+    consider IV aminophylline. What loading dose should I give?"); "" otherwise."""
     asking = asking_sentences(question).lower()
     drugs = [name for name in facets if _is_drug(name) and name in asking]
+    if not drugs and all(
+        english_frequency(word) >= RARE_IN_ENGLISH for word in re.findall(r"[a-z]{4,}", asking)
+    ):  # an asking sentence of plain words only ("What loading dose should I give?")
+        drugs = [
+            drug
+            for drug in dict.fromkeys(DRUG_NAME.findall(asked_part(question).lower()))
+            if drug not in _NOT_DRUGS
+        ]
+    return drugs[0] if len(drugs) == 1 else ""
+
+
+def _dose_named(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:
+    """The missing dose as a clinician would ask for it: of the one drug asked about ("a
+    propranolol dose"), of the kind asked ("a levetiracetam loading dose"), per kilogram when
+    asked so ("a dose in mg/kg")."""
+    asking = asking_sentences(question).lower()
+    drug = _dosed_drug(question, facets)
     kind = _DOSE_KIND.search(asking)
     dose = f"{kind.group(1)} dose" if kind else "dose"
-    dose = f"{drugs[0]} {dose}" if len(drugs) == 1 else dose
+    dose = f"{drug} {dose}" if drug else dose
     article = "an" if dose[0] in "aeiou" else "a"
     per_kg = " in mg/kg" if facets.get("a dose") is _WEIGHT_DOSE else ""
     return f"{article} {dose}{per_kg}"
@@ -476,7 +579,7 @@ def grade_evidence(
         # answer leaves out, however close the rest: "Octreotide or terlipressin?" answered
         # from an octreotide passage.
         rare = [
-            word
+            _with_noun(word, question)
             for word in absent_words(asking_sentences(question), cited)
             if _nameable(word, measured, is_term) and word.upper() not in names and is_rare(word)
         ]
@@ -496,7 +599,7 @@ def grade_evidence(
             # in the oral-agents table the section expansion brought), and is then no gap.
             candidates = absent_words(question, cited)
             unmentioned = [
-                word
+                _with_noun(word, question)
                 for word in candidates
                 if word in asked_words and _nameable(word, measured, is_term)
             ][:2]

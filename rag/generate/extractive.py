@@ -43,6 +43,7 @@ from rag.shorthand import stems_with_full_forms
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
+    NEGATION,
     WORD,
     asked_part,
     asking_sentences,
@@ -410,7 +411,7 @@ class ExtractiveGenerator:
             if extra is not None:
                 also = [bottom, extra]
         return Draft(
-            text=_render(chosen, hits, audience, bottom, lead, also, tied_rows),
+            text=_render(chosen, hits, audience, bottom, lead, also, tied_rows, asked_words),
             decision=None,
             refused=False,
         )
@@ -737,17 +738,12 @@ def _condition_text(unit: Unit) -> str:
     return f"{' → '.join(steps)} {unit.section}" + (f" {unit.text}" if dangling else "")
 
 
-# "no diabetes", "without cirrhosis", "non-diabetic": what the patient does not have.
-_NEGATION = re.compile(
-    r"\b(?:no\s+|without\s+|non-?|rather than\s+|instead of\s+)([A-Za-z][A-Za-z-]{2,})",
-    re.IGNORECASE,
-)
 
 
 def negated_stems(question: str) -> frozenset[str]:
     """The stems of what `question` says the patient does not have ("no diabetes")."""
     return frozenset(
-        stem for match in _NEGATION.finditer(question) for stem in content_stems(match.group(1))
+        stem for match in NEGATION.finditer(question) for stem in content_stems(match.group(1))
     )
 
 
@@ -1441,11 +1437,14 @@ def _render(
     lead: Unit | None = None,
     also: Sequence[Unit] = (),
     tied_rows: Sequence[Unit] = (),
+    asked_words: frozenset[str] = frozenset(),
 ) -> str:
     """Bottom line: the unit `bottom` (see _bottom_unit), written as one sentence, with the
     answers to the question's other parts or the tied rows (`also`, `tied_rows`). Then the chosen units
     under "### section" headings, best section first, inside a section in passage order:
-    tables with their header, list items under their intro with their nested items. The
+    tables with their header, list items under their intro with their nested items (a
+    table's bottom line says only the rows whose first cell names what the sentences that ask
+    name, `asked_words`, when some rows do and others do not). The
     bottom line's unit is shown again in the body only when the body adds its structure (its
     intro, nested items or table); a section from another guideline than the first unit's is
     labelled with its organisation and year."""
@@ -1459,8 +1458,13 @@ def _render(
         # A table the chunker cut in two is said whole: the part under its intro first.
         parts = [u for u in chosen if u.kind == "table" and _table_key(u) == _table_key(bottom)]
         parts.sort(key=lambda unit: (not unit.lead, unit.passage))
-        bottom = parts[0]
-        continued = [(rows_form(unit), unit.passage) for unit in parts[1:]]
+        said_parts = _asked_rows(parts, asked_words)
+        told = said_parts[0]
+        if not told.lead and parts[0].lead:  # the intro says what the rows are
+            told = replace(told, lead=parts[0].lead)
+        also = [told if unit is bottom or unit in parts else unit for unit in also]
+        bottom = told
+        continued = [(rows_form(unit), unit.passage) for unit in said_parts[1:]]
     sentence = sentence_form(bottom)
     if (
         bottom is lead
@@ -1514,6 +1518,32 @@ def _render(
         heading = f"{section} ({label})" if label else section
         lines += [f"### {heading}", "", _block(members, adapt), ""]
     return "\n".join(lines).strip()
+
+
+def _asked_rows(parts: Sequence[Unit], asked_words: frozenset[str]) -> list[Unit]:
+    """The parts of one table keeping only the rows whose first cell names a word the question
+    asks with ("Which thiazide-type diuretic ...?": the thiazide rows of a drug table, not the
+    ACE inhibitors), when some rows do and others do not; a row with an empty first cell goes
+    with the row above it. A word the table's heading or intro names is what the whole table
+    is about ("nebs": the "Nebulized Therapies" table), not a row. Otherwise the parts as they
+    are."""
+    about = content_stems(" ".join(f"{part.section} {part.lead}" for part in parts))
+    asked_words = asked_words - about
+    kept: list[tuple[str, ...]] = []
+    named = False
+    for part in parts:
+        rows = []
+        for row in part.children:
+            first = row.split(" | ")[0].strip()
+            if first:
+                named = bool(content_stems(first) & asked_words)
+            if named:
+                rows.append(row)
+        kept.append(tuple(rows))
+    shown, total = sum(map(len, kept)), sum(len(part.children) for part in parts)
+    if not shown or shown == total:
+        return list(parts)
+    return [replace(part, children=rows) for part, rows in zip(parts, kept, strict=True) if rows]
 
 
 def _stops_short(unit: Unit) -> bool:
