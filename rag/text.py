@@ -288,11 +288,12 @@ DRUG_NAME = re.compile(
 
 # What a question says the patient does not have or is not: "no diabetes", "without
 # cirrhosis", "non-diabetic", "not on dialysis", "not pregnant", "don't have diabetes or
-# obesity", "rather than enoxaparin". Group 1: the word or words ruled out.
+# obesity", "rather than enoxaparin". Group 1: the word or words ruled out. "Not yet
+# secured" is a state ("unsecured"), not an absence.
 NEGATION = re.compile(
-    r"(?:\b(?:no|not|never|without|rather than|instead of|is not|isn['’]t|"
+    r"(?:\b(?:no|not(?! yet)|never|without|rather than|instead of|is not|isn['’]t|"
     r"(?:do|does|did)(?: not|n['’]t) have)[\s-]+|\bnon-?)"
-    r"(?:(?:on|currently|yet|been|being|any|known|longer|receiving|requiring)\s+)*"
+    r"(?:(?:on|currently|been|being|any|known|longer|receiving|requiring)\s+)*"
     r"([A-Za-z][A-Za-z-]{2,}(?:,?\s+(?:or|nor)\s+[A-Za-z][A-Za-z-]{2,})*)",
     re.IGNORECASE,
 )
