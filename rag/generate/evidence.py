@@ -315,18 +315,15 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # the story ("on max metoprolol plus digoxin. What's left for rate control?") and in a
     # follow-up's context are what they take, not what the answer must address.
     asking = asking_sentences(question).lower()
-    for drug in dict.fromkeys(DRUG_NAME.findall(asking)):
-        if drug not in _NOT_DRUGS:
-            facets[drug] = _drug_pattern(drug)
+    for drug in _drugs_in(asking):
+        facets[drug] = _drug_pattern(drug)
     # A combination ("ceftazidime-avibactam") is one drug: a passage naming ceftazidime alone
     # does not cover it, and the gap is named whole.
     for combination in dict.fromkeys(_COMBINATION.findall(asking)):
         parts = combination.split("-")
         if _is_drug(combination) and any(part in facets for part in parts):
             facets = {name: facet for name, facet in facets.items() if name not in parts}
-            every_part = "".join(
-                rf"(?=[\s\S]*\b{re.escape(part[: max(5, len(part) - 2)])})" for part in parts
-            )
+            every_part = "".join(rf"(?=[\s\S]*{_drug_pattern(part).pattern})" for part in parts)
             facets[combination] = re.compile(rf"\A{every_part}")
     # A dose or a duration is wanted when the question asks for one, not when the patient's
     # story mentions one ("on medium-dose ICS-LABA ... Step down?").
@@ -442,12 +439,10 @@ def _as_asked(population: str, question: str) -> str:
     "pregnant" (and not "pregnancy"); other facets as they are."""
     lowered = question.lower()
     for adjective, name in _ADJECTIVES.items():
+        if name != population or not re.search(rf"\b{adjective}\b", lowered):
+            continue
         others = _POPULATIONS[name][0].replace(adjective, "(?!)")  # the group's other words
-        if (
-            name == population
-            and re.search(rf"\b{adjective}\b", lowered)
-            and not re.search(others, lowered)
-        ):
+        if not re.search(others, lowered):
             return f"{adjective} patients"
     return population
 
@@ -483,6 +478,11 @@ def _is_drug(name: str) -> bool:
     )
 
 
+def _drugs_in(text: str) -> list[str]:
+    """The drugs lower-cased `text` names by their shapes, in order, once each."""
+    return [drug for drug in dict.fromkeys(DRUG_NAME.findall(text)) if drug not in _NOT_DRUGS]
+
+
 def _drug_pattern(drug: str) -> re.Pattern[str]:
     """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone)."""
     return re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
@@ -497,11 +497,7 @@ def _dosed_drug(question: str, facets: dict[str, re.Pattern[str] | None]) -> str
     if not drugs and all(
         english_frequency(word) >= RARE_IN_ENGLISH for word in re.findall(r"[a-z]{4,}", asking)
     ):  # an asking sentence of plain words only ("What loading dose should I give?")
-        drugs = [
-            drug
-            for drug in dict.fromkeys(DRUG_NAME.findall(asked_part(question).lower()))
-            if drug not in _NOT_DRUGS
-        ]
+        drugs = _drugs_in(asked_part(question).lower())
     return drugs[0] if len(drugs) == 1 else ""
 
 

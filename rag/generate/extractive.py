@@ -738,8 +738,6 @@ def _condition_text(unit: Unit) -> str:
     return f"{' → '.join(steps)} {unit.section}" + (f" {unit.text}" if dangling else "")
 
 
-
-
 def negated_stems(question: str) -> frozenset[str]:
     """The stems of what `question` says the patient does not have ("no diabetes")."""
     return frozenset(
