@@ -1028,3 +1028,29 @@ def test_a_tables_bottom_line_says_the_rows_the_question_names_and_the_body_show
     # The table itself is shown whole, under its header.
     assert "| ACE inhibitor | Lisinopril | 10 mg | 40 mg [1] |" in cited.answer, cited.answer
     assert "| Drug Class | Preferred Agent | Starting Dose | Target Dose |" in cited.answer
+
+
+OAC_BY_SEX = """\
+### Recommendations for Oral Anticoagulation
+
+Men:
+- CHA2DS2-VASc = 0: No antithrombotic therapy is recommended.
+- CHA2DS2-VASc >= 2: OAC is recommended.
+
+Women:
+- CHA2DS2-VASc = 1 (with sex being the only factor): No antithrombotic therapy is recommended.
+- CHA2DS2-VASc >= 3: OAC is recommended.
+"""
+
+
+def test_thresholds_given_for_men_and_for_women_are_both_in_the_bottom_line_unless_one_is_asked():
+    hits = [hit("af", OAC_BY_SEX, 1, title="AF guideline", section="Anticoagulation")]
+    cited = answer("When is oral anticoagulation recommended by CHA2DS2-VASc score in AF?", hits)
+    # The men's thresholds alone would read as everyone's.
+    line = cited.bottom_line
+    assert "CHA2DS2-VASc >= 2: OAC is recommended" in line, line
+    assert "CHA2DS2-VASc >= 3: OAC is recommended" in line, line
+    assert line.index(">= 2") < line.index(">= 3")  # in the guideline's order
+    woman = answer("In a woman with AF, when is oral anticoagulation recommended by CHA2DS2-VASc score?", hits)  # fmt: skip
+    assert ">= 3: OAC is recommended" in woman.bottom_line
+    assert ">= 2: OAC" not in woman.bottom_line, woman.bottom_line

@@ -411,7 +411,17 @@ class ExtractiveGenerator:
             if extra is not None:
                 also = [bottom, extra]
         return Draft(
-            text=_render(chosen, hits, audience, bottom, lead, also, tied_rows, asked_words),
+            text=_render(
+                chosen,
+                hits,
+                audience,
+                bottom,
+                lead,
+                also,
+                tied_rows,
+                asked_words,
+                question,
+            ),
             decision=None,
             refused=False,
         )
@@ -1436,13 +1446,16 @@ def _render(
     also: Sequence[Unit] = (),
     tied_rows: Sequence[Unit] = (),
     asked_words: frozenset[str] = frozenset(),
+    question: str = "",
 ) -> str:
     """Bottom line: the unit `bottom` (see _bottom_unit), written as one sentence, with the
     answers to the question's other parts or the tied rows (`also`, `tied_rows`). Then the chosen units
     under "### section" headings, best section first, inside a section in passage order:
     tables with their header, list items under their intro with their nested items (a
     table's bottom line says only the rows whose first cell names what the sentences that ask
-    name, `asked_words`, when some rows do and others do not). The
+    name, `asked_words`, when some rows do and others do not; a list under a population label,
+    "Men:", is said with its sibling lists, "Women:", or replaced by the one the `question`
+    names). The
     bottom line's unit is shown again in the body only when the body adds its structure (its
     intro, nested items or table); a section from another guideline than the first unit's is
     labelled with its organisation and year."""
@@ -1490,6 +1503,24 @@ def _render(
             rows = sorted([bottom, *tied], key=lambda unit: _reading_order(unit, hits))
             said = [(sentence_form(unit), unit.passage) for unit in rows]
             also = [unit for unit in also if unit not in rows]
+    elif bottom.kind == "list" and lead is None and _population_label(bottom):
+        # "Men:" thresholds said alone read as everyone's: the sibling lists of its section
+        # ("Women:") are said beside it; when the question names one population ("a woman
+        # with AF"), its list is said instead.
+        siblings = [
+            unit
+            for unit in chosen
+            if unit is not bottom
+            and unit.kind == "list"
+            and _population_label(unit)
+            and unit.section == bottom.section
+            and hits[unit.passage - 1].doc_id == hits[bottom.passage - 1].doc_id
+        ]
+        named = [unit for unit in [bottom, *siblings] if _names_label(unit, question)]
+        lists = sorted(named or [bottom, *siblings], key=lambda unit: _reading_order(unit, hits))
+        if siblings and lists != [bottom]:
+            said = [(sentence_form(unit), unit.passage) for unit in lists]
+            also = []  # the lists are the answer; a complement would only lengthen it
     # Parts of the question asked before the one the bottom line's unit answers are said first.
     cut = next((n for n, unit in enumerate(also) if unit is bottom), 0)
     before = [(sentence_form(unit), unit.passage) for unit in also[:cut]]
@@ -1516,6 +1547,27 @@ def _render(
         heading = f"{section} ({label})" if label else section
         lines += [f"### {heading}", "", _block(members, adapt), ""]
     return "\n".join(lines).strip()
+
+
+# Labels of the populations a guideline gives parallel lists for, and how a question names
+# them (an age with a sex, "86F", "72M", in capitals only).
+_POPULATION_LABELS = {
+    "men": re.compile(r"(?i:\b(?:men|man|males?|boys?)\b)|\b\d{1,3} ?M\b"),
+    "women": re.compile(r"(?i:\b(?:women|woman|females?|girls?)\b)|\b\d{1,3} ?F\b"),
+    "adults": re.compile(r"\badults?\b", re.IGNORECASE),
+    "children": re.compile(r"\b(?:child|children|paediatric|pediatric|kids?)\b", re.IGNORECASE),
+}
+
+
+def _population_label(unit: Unit) -> str:
+    """The population a list is given for when its intro is only that label ("Men:"), or ""."""
+    label = unit.text.strip().rstrip(":").strip("*").lower()
+    return label if unit.text.rstrip().endswith(":") and label in _POPULATION_LABELS else ""
+
+
+def _names_label(unit: Unit, question: str) -> bool:
+    """Whether `question` names the population of `unit`'s label, in any of its words."""
+    return _POPULATION_LABELS[_population_label(unit)].search(question) is not None
 
 
 def _asked_rows(parts: Sequence[Unit], asked_words: frozenset[str]) -> list[Unit]:
