@@ -1054,3 +1054,88 @@ def test_thresholds_given_for_men_and_for_women_are_both_in_the_bottom_line_unle
     woman = answer("In a woman with AF, when is oral anticoagulation recommended by CHA2DS2-VASc score?", hits)  # fmt: skip
     assert ">= 3: OAC is recommended" in woman.bottom_line
     assert ">= 2: OAC" not in woman.bottom_line, woman.bottom_line
+
+
+THROMBOLYSIS = """\
+### Absolute Contraindications
+- Active internal bleeding
+- Blood glucose < 50 mg/dL
+- Platelet count < 100,000/mm3
+
+### Post-Alteplase Monitoring
+- Suspected hemorrhagic conversion: Stop infusion immediately. Obtain STAT CT head.
+- Neurological checks (NIHSS): Every 15 minutes during infusion, every 30 minutes for 6 hours.
+"""
+
+
+def test_a_bare_criterion_the_values_meet_leads_said_as_what_its_heading_lists():
+    section = "IV Thrombolysis for Acute Ischemic Stroke > IV Alteplase"
+    hits = [hit("stroke", THROMBOLYSIS, 1, title="AHA/ASA stroke guideline", section=section)]
+    cited = answer("Stroke 80 min ago, NIHSS 9, CT clear, glucose 44 mg/dL. Thrombolysis?", hits)
+    # The glucose of 44 meets "< 50 mg/dL"; the line reads as a sentence, not a fragment, and
+    # the monitoring after alteplase does not answer whether to give it.
+    assert cited.bottom_line.startswith(
+        "Absolute contraindications include blood glucose < 50 mg/dL [1]"
+    ), cited.bottom_line
+    assert "hemorrhagic conversion" not in cited.bottom_line
+
+
+AUD_CRITERIA = """\
+## DSM-5 Diagnostic Criteria for Alcohol Use Disorder
+At least 2 of the following 11 criteria within a 12-month period:
+
+| # | Criterion |
+|---|---|
+| 1 | Alcohol often taken in larger amounts or over a longer period than intended |
+| 2 | Persistent desire or unsuccessful efforts to cut down or control alcohol use |
+| 3 | Great deal of time spent obtaining, using, or recovering from alcohol |
+| 4 | Craving, or a strong desire or urge to use alcohol |
+
+### Severity Classification
+| Severity | Number of Criteria Met | Clinical Implications |
+|---|---|---|
+| Mild | 2-3 | Brief intervention, motivational interviewing; pharmacotherapy may be considered |
+| Moderate | 4-5 | Pharmacotherapy recommended (naltrexone or acamprosate) |
+| Severe | 6 or more | Pharmacotherapy strongly recommended |
+"""
+
+
+def test_a_column_numbering_the_rows_picks_no_row_by_the_questions_count():
+    hits = [hit("aud", AUD_CRITERIA, 1, title="APA AUD guideline", section="Assessment")]
+    cited = answer("29M meets 3 DSM-5 AUD criteria: binges, failed cut-backs. Start naltrexone?", hits)  # fmt: skip
+    # "3 criteria" is not criterion number 3, and meeting the intro's "at least 2" says the
+    # table applies, not which row: the severity the count meets answers.
+    for criterion in ("Alcohol often taken", "Persistent desire", "Great deal of time"):
+        assert criterion not in cited.bottom_line, cited.bottom_line
+    assert "Mild" in cited.bottom_line and "2-3" in cited.bottom_line, cited.bottom_line
+
+
+AKI_STAGES_START = """\
+## AKI Staging
+AKI is staged for severity according to the following criteria:
+
+| Stage | Serum Creatinine Criteria | Urine Output Criteria |
+|---|---|---|
+| Stage 1 | 1.5-1.9 times baseline; OR increase >= 0.3 mg/dL | < 0.5 mL/kg/h for 6-12 hours |
+| Stage 2 | 2.0-2.9 times baseline | < 0.5 mL/kg/h for >= 12 hours |
+"""
+AKI_STAGES_REST = """\
+| Stage | Serum Creatinine Criteria | Urine Output Criteria |
+|---|---|---|
+| Stage 3 | 3.0 times baseline; OR increase to >= 4.0 mg/dL; OR initiation of RRT | < 0.3 mL/kg/h for >= 24 hours; OR anuria for >= 12 hours |
+"""
+
+
+def test_a_last_row_the_chunker_cut_into_a_chunk_of_its_own_is_shown_in_its_table():
+    section = "AKI Definition and Staging > AKI Staging"
+    hits = [
+        hit("aki", AKI_STAGES_START, 1, title="KDIGO AKI", section=section),
+        hit("aki", AKI_STAGES_REST, 2, title="KDIGO AKI", section=section),
+    ]
+    # The story's values (2.7, 4.1) meet no row well enough to choose Stage 3 on its own.
+    question = "CKD, baseline creatinine 2.7, now 4.1 mg/dL after diarrhoea, urine output fine. Which AKI stage?"  # fmt: skip
+    cited = answer(question, hits)
+    body = cited.answer
+    assert body.count("| Stage | Serum Creatinine Criteria | Urine Output Criteria |") == 1
+    assert "| Stage 3 | 3.0 times baseline; OR increase to >= 4.0 mg/dL" in body, body
+    assert body.index("| Stage 1 |") < body.index("| Stage 2 |") < body.index("| Stage 3 |")

@@ -198,6 +198,10 @@ def test_a_childhood_history_or_a_dose_as_an_event_is_no_facet_asked_for():
     assert "a dose" not in question_facets(course)
     assert "a dose" not in question_facets("How much ST deviation earns the TIMI point?")
     assert "a dose" in question_facets("How much heparin after the first dose?")
+    # "How much does it fall per kg lost?" asks an effect, not a dose in mg/kg.
+    effect = "Overweight hypertensive: roughly how much does systolic BP fall per kg lost?"
+    assert "a dose" not in question_facets(effect)
+    assert "a dose" in question_facets("How much enoxaparin per kg?")
     # The patient's medicines in the story are what they take, not what is asked about.
     rate = "Permanent AF on max metoprolol plus digoxin. What is left for rate control?"
     assert question_facets(rate) == {}

@@ -139,7 +139,10 @@ RARE_IN_ENGLISH = 3.0  # Zipf frequency: "avibactam" 0, "tazobactam" 1.3; "resis
 _WANTS_DOSE = re.compile(
     NOT_A_DOSE_EVENT + r"\b(?:dose|doses|dosed|dosing|dosage|loading"
     r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight|"
-    r"deviation|depression|elevation|change|reduction|rise|drop|increase|decrease)))\b"
+    r"deviation|depression|elevation|change|reduction|rise|drop|increase|decrease))"
+    # ... nor "how much does systolic BP fall per kg lost?": an effect, not a dose.
+    r"(?![^?.;]*\b(?:falls?|drops?|lowers?|reduces?|rises?|improves?|changes?|"
+    r"goes (?:down|up)|comes down)\b))\b"
 )
 _WANTS_WEIGHT_DOSE = re.compile(r"(?:\bmg|\bmcg|\bunits?)?/kg\b|\bper kg\b|\bweight-based\b")
 # A dose asked for by its kind ("what loading and maintenance dose?"): the kind named first.

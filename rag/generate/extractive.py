@@ -285,8 +285,12 @@ class ExtractiveGenerator:
         # alteplase?".
         asked_words = content_stems(asking) - GENERIC_WORDS - negated
         shown = [i for i, unit in enumerate(units) if unit in chosen]
+        # A unit names what is asked also by the headings it sits under: "Absolute
+        # Contraindications" under "IV Thrombolysis for Acute Ischemic Stroke" for "Lyse her?".
         asked_share = (
-            {i: _asked_share(asked_words, units[i]) for i in shown} if asking != question else None
+            {i: _asked_share(asked_words, units[i], hits[units[i].passage - 1].section) for i in shown}
+            if asking != question
+            else None
         )
         unmatched_asked = max(
             (asked_share[i] for i in shown if asked_share and i not in matched), default=0.0
@@ -370,6 +374,8 @@ class ExtractiveGenerator:
         # question asks about it. Nor does a unit the story's values match that may not lead
         # (above) by the weight the match gave it: "NIHSS 11" meets "CTA if LVO suspected
         # (NIHSS >= 6)", which is no answer to "Absolute contraindication to alteplase?".
+        # Least of all a sibling the values contradict, shown with the list it belongs to
+        # ("Age >= 75 years: No IV bolus ..." for a man of 68).
         story_only = {id(units[i]) for i in matched if i not in shown_matched}
         chosen.sort(
             key=lambda unit: (
@@ -380,6 +386,7 @@ class ExtractiveGenerator:
                 or _ASIDE_LABEL.match(shown_text(unit)) is not None
                 or _UNSTUDIED.search(shown_text(unit)) is not None,
                 id(unit) in story_only,
+                id(unit) in contradicted,
             )
         )
         score_of = dict(zip(map(id, units), scores, strict=True))
@@ -818,11 +825,13 @@ def _opens_without(unit: Unit, findings: frozenset[str]) -> bool:
     return bool(clause) and bool(content_stems(clause.group(1)) & findings)
 
 
-def _asked_share(asked_words: set[str], unit: Unit) -> float:
-    """The share of `asked_words` `unit` (or its heading) names; 1.0 when none to name."""
+def _asked_share(asked_words: set[str], unit: Unit, headings: str = "") -> float:
+    """The share of `asked_words` `unit` (or its heading, or `headings`) names; 1.0 when none
+    to name."""
     if not asked_words:
         return 1.0
-    return len(asked_words & (unit.words | content_stems(unit.section))) / len(asked_words)
+    named = unit.words | content_stems(f"{unit.section} {headings}")
+    return len(asked_words & named) / len(asked_words)
 
 
 def _value_match(values: list[Value], unit: Unit) -> int:
@@ -851,15 +860,41 @@ def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], s
     if unit.kind != "path" and stated and value_match(own, stated):
         return own, stated
     condition = _condition_text(unit)
-    clause = _IF_CLAUSE.search(unit.text) if unit.kind == "item" else None
-    if clause and not value_match(own, condition):
+    if unit.kind != "item" or value_match(own, condition):
+        return own, condition
+    clause = _IF_CLAUSE.search(unit.text)
+    if clause:
         # An item whose label states no condition may state it in an "if" clause:
         # "Initiation Threshold: Start if eGFR >= 20 mL/min/1.73m2" for an eGFR of 22.
         return own, f"{condition} {clause.group(1)}"
+    if _is_criterion(unit):
+        # An item that is a bare criterion is its own condition: "Blood glucose < 50 mg/dL"
+        # under "Absolute Contraindications" for a glucose of 44.
+        return own, f"{condition} {unit.text}"
     return own, condition
 
 
 _IF_CLAUSE = re.compile(r"\b(?:if|when|unless)\s+([^;:]+)", re.IGNORECASE)
+_COMPARISON = re.compile(r"(?:<|>|≤|≥)=?\s*\d")
+# A target to reach ("Target MAP >= 65 mmHg") is no condition a patient meets or not.
+_TARGET = re.compile(r"\b(?:target|goal|aim|maintain|keep|titrate|achieve)", re.IGNORECASE)
+CRITERION_WORDS = 12  # a bare criterion is short: "Platelet count < 100,000/mm3"
+
+
+# Headings and intros that list criteria ("Absolute Contraindications", "Exclusion criteria:").
+_CRITERIA = re.compile(r"contraindicat|criteri|indicat|exclu|red flag", re.IGNORECASE)
+
+
+def _is_criterion(unit: Unit) -> bool:
+    """Whether an item is a bare criterion: a short line comparing a measure with a number,
+    listed under a heading or intro naming criteria, with no label of its own and no target."""
+    return (
+        bool(_CRITERIA.search(f"{unit.section} {unit.lead}"))
+        and not label_of(unit.text)
+        and len(unit.text.split()) <= CRITERION_WORDS
+        and bool(_COMPARISON.search(unit.text))
+        and not _TARGET.search(unit.text)
+    )
 
 
 def _embedded_text(unit: Unit) -> str:
@@ -1148,15 +1183,27 @@ def _with_rest_of_tables(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit
     """`chosen` with, after each whole table, the other parts of that table the chunker cut
     into other passages (same heading, same header): "A — Acidosis: venous pH < 7.3" is one of
     the DKA criteria even in a chunk of its own that shares no word with the question."""
+    # A part of one row makes no table unit of its own ("| Stage 3 | ... |" cut from Stages 1
+    # and 2): its row is the part.
+    tabled = {(other.passage, other.group) for other in units if other.kind == "table"}
+    parts = [
+        other
+        for other in units
+        if other.kind == "table"
+        or (
+            other.kind == "row"
+            and (other.passage, other.group) not in tabled
+            and sum(1 for row in units if (row.passage, row.group) == (other.passage, other.group)) == 1
+        )
+    ]
     result: list[Unit] = []
     for unit in chosen:
         result.append(unit)
         if unit.kind == "table":
             result += [
                 other
-                for other in units
-                if other.kind == "table"
-                and other is not unit
+                for other in parts
+                if other is not unit
                 and _table_key(other) == _table_key(unit)
                 and other not in chosen
                 and other not in result

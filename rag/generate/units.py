@@ -71,6 +71,9 @@ class Unit:
         return self.kind == "row" and self.cells == self.header
 
 
+_ORDINAL_COLUMNS = {"#", "no", "no.", "nr", "number"}
+
+
 def is_headed_list(unit: Unit) -> bool:
     """Whether `unit` is a whole list read under its section heading (no intro line of its own)."""
     return unit.kind == "list" and unit.text.rstrip(":") == unit.section
@@ -192,9 +195,9 @@ class _Builder:
         condition = unit.condition or " ".join(
             part for part in (unit.lead, unit.parent, label_of(unit.text)) if part
         )
-        self.units.append(
-            replace(unit, words=words, condition=f"{condition} {self.section}".strip())
-        )
+        if not condition.endswith(self.section):
+            condition = f"{condition} {self.section}".strip()
+        self.units.append(replace(unit, words=words, condition=condition))
 
     def paragraph(self, lines: list[str], *, keep_intro: bool = False) -> None:
         """Prose sentences; a paragraph ending in ":" becomes the intro of what follows."""
@@ -256,12 +259,17 @@ class _Builder:
         group = self.new_group()
         intro = self.intro
         self.intro = ""
+        # A first column that numbers the rows ("#": 1, 2, 3) says no condition, and the
+        # intro's ("at least 2 of the following 11 criteria") holds for the table, not for
+        # one row: "3 DSM-5 criteria met" is not row 3.
+        numbered = bool(header) and header[0].strip().lower() in _ORDINAL_COLUMNS
         for cells in body:
             if not any(cells):
                 continue
             self.add(
                 "row", " | ".join(cell for cell in cells if cell), group=group, lead=intro,
-                header=header, cells=tuple(cells), condition=f"{intro} {cells[0]}".strip(),
+                header=header, cells=tuple(cells),
+                condition=self.section if numbered else f"{intro} {cells[0]}".strip(),
             )  # fmt: skip
         if header and 2 <= len(body) <= TABLE_MAX_ROWS:
             self.add(

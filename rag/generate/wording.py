@@ -69,6 +69,11 @@ def sentence_form(unit: Unit) -> str:
         text = _joined(
             _label_is(unit.text) if not unit.children else unit.text, list(unit.children)
         )
+        kind_of = _HEADING_NOUN.match(unit.section)
+        if not (lead or unit.parent or unit.children or is_sentence(text)) and kind_of:
+            # A bare item says what its plural heading lists: "Absolute contraindications
+            # include blood glucose < 50 mg/dL."
+            return f"{_sentence_case(kind_of.group(1))} include {_lowered(text)}"
         if unit.parent:
             parent = unit.parent.rstrip(" .:")
             if len(parent.split()) > 25:
@@ -121,6 +126,17 @@ def _label_is(text: str) -> str:
     if value[:1].isupper() and value[1:2].islower():
         value = value[:1].lower() + value[1:]
     return f"{label} {verb} {value}"
+
+
+# A heading naming a plural kind of thing ("Absolute Contraindications", "Risk Factors (Not
+# Graded)"): its parenthesis aside.
+_HEADING_NOUN = re.compile(r"^([A-Z][\w /-]*[a-z](?:ia|[^su]s))(?:\s*\([^)]*\))?$")
+
+
+def _sentence_case(heading: str) -> str:
+    """ "Absolute Contraindications" as "Absolute contraindications"; acronyms kept."""
+    first, *rest = heading.split()
+    return " ".join([first, *(word.lower() if word[1:].islower() else word for word in rest)])
 
 
 def _verb(name: str) -> str:
