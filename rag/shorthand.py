@@ -129,6 +129,9 @@ SHORTHAND: dict[str, str] = {
     "SI": "suicidal ideation", "fingerstick": "capillary blood glucose", "crani": "craniectomy",
     "CP": "chest pain", "RLL": "right lower lobe pneumonia", "PVI": "pulmonary vein isolation ablation",
     "MCA": "middle cerebral artery", "AVR": "aortic valve replacement",
+    "pre-op": "preoperative", "preop": "preoperative", "post-op": "postoperative",
+    "postop": "postoperative", "scoped": "endoscopy", "scoping": "endoscopy",
+    "PD stent": "pancreatic duct stent", "treadmill": "exercise", "resus": "resuscitation",
     # everyday words for what a guideline names clinically
     "jab": "vaccination", "jabs": "vaccinations", "painkiller": "analgesic",
     "painkillers": "analgesics", "blood thinner": "anticoagulant", "blood thinners": "anticoagulants",

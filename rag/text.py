@@ -282,7 +282,8 @@ DRUG_NAME = re.compile(
     r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
     r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
-    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine|phylline|racetam)|cef[a-z]{4,}|cephalosporins?)\b"
+    r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine|phylline|racetam|"
+    r"patide|aratide|erenone|oxifene)|cef[a-z]{4,}|cephalosporins?)\b"
 )
 
 

@@ -350,6 +350,24 @@ def test_clinical_shorthand_is_read_as_its_full_form(demo_index: Path):
         assert short.citations[0].doc_id == full.citations[0].doc_id, shorthand
 
 
+def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writes_them(
+    demo_index: Path,
+):
+    """ "Pre-op", "treadmill", "scoped": a clinician's words for preoperative, exercise and
+    endoscopy. Read as written, the gate declined the stress-test question outright."""
+    engine = engine_for(demo_index)
+    stress = engine.ask(
+        "Pre-op patient who needs stress testing but can't walk on a treadmill because of his "
+        "knees. Which test?",
+        suggest_related=False,
+    )
+    assert not stress.abstained, stress.bottom_line
+    assert "Pharmacologic stress testing" in stress.answer, stress.answer
+    from rag.shorthand import spelled_out
+
+    assert spelled_out("When should he be scoped?") == "When should he be scoped (endoscopy)?"
+
+
 def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     from rag.shorthand import spelled_out
 

@@ -1139,3 +1139,12 @@ def test_a_last_row_the_chunker_cut_into_a_chunk_of_its_own_is_shown_in_its_tabl
     assert body.count("| Stage | Serum Creatinine Criteria | Urine Output Criteria |") == 1
     assert "| Stage 3 | 3.0 times baseline; OR increase to >= 4.0 mg/dL" in body, body
     assert body.index("| Stage 1 |") < body.index("| Stage 2 |") < body.index("| Stage 3 |")
+
+
+def test_a_titer_is_compared_as_its_dilution():
+    # "1:1600" is a titer of 1600: it meets "> 1:800", not a bare "1" of a heading's numbering.
+    values = question_values("Coxiella phase I IgG comes back at 1:1600. Major Duke criterion?")
+    criterion = "Major Criterion 1: anti-phase I IgG antibody titer > 1:800"
+    assert match(values, criterion) == 1
+    assert match(question_values("Phase I IgG titer 1:400?"), criterion) == -1
+    assert match(values, "Major Criterion 1: Blood Cultures Positive for IE") == 0

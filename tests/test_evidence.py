@@ -728,3 +728,13 @@ def test_a_dose_or_time_the_question_offers_must_be_one_the_sources_state():
     # The patient's current dose, in the story, is not offered as the answer.
     story = "Septic shock, norepinephrine at 0.3 mcg/kg/min and MAP still 58 - vasopressin dose?"
     assert not [name for name in question_facets(story) if "asked about" in name]
+
+
+def test_type_1_diabetes_is_a_population_a_type_2_passage_does_not_cover():
+    finerenone = Hit(
+        "f", "ckd", "Finerenone 10 mg daily for adults with type 2 diabetes, CKD and albuminuria.", 1.0, 1
+    )  # fmt: skip
+    asked = "Type 1 diabetic with CKD G3a, ACR 600 on max lisinopril. Can finerenone be added?"
+    assert missing_facets(asked, [finerenone]) == ("type 1 diabetes",)
+    covered = Hit("t", "ada", "In type 1 diabetes, start basal-bolus insulin.", 1.0, 1)
+    assert missing_facets("T1DM, what insulin regimen?", [covered]) == ()

@@ -101,6 +101,12 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
         r"\b(?:renal (?:impairment|failure|insufficiency)|ckd|crcl|creatinine clearance)\b",
         r"\b(?:h(?:a)?emodialysis|dialysis|renal|kidney|ckd|crcl|creatinine clearance|egfr)\b",
     ),
+    # Type 1 diabetes is a population of its own: what was shown in type 2 does not cover it
+    # (a passage on ketoacidosis is written for it).
+    "type 1 diabetes": (
+        r"\b(?:type 1 diabet\w*|t1dm?)\b",
+        r"\b(?:type 1|t1dm?|dka|diabetic ketoacidosis)\b",
+    ),
     "liver impairment": (
         (
             r"\b(?:hepatic impairment|liver (?:disease|impairment|failure)|cirrho(?:sis|tic)|"

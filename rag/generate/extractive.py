@@ -878,7 +878,7 @@ _IF_CLAUSE = re.compile(r"\b(?:if|when|unless)\s+([^;:]+)", re.IGNORECASE)
 _COMPARISON = re.compile(r"(?:<|>|≤|≥)=?\s*\d")
 # A target to reach ("Target MAP >= 65 mmHg") is no condition a patient meets or not.
 _TARGET = re.compile(r"\b(?:target|goal|aim|maintain|keep|titrate|achieve)", re.IGNORECASE)
-CRITERION_WORDS = 12  # a bare criterion is short: "Platelet count < 100,000/mm3"
+CRITERION_WORDS = 16  # a bare criterion is short: "Platelet count < 100,000/mm3"
 
 
 # Headings and intros that list criteria ("Absolute Contraindications", "Exclusion criteria:").

@@ -22,8 +22,10 @@ from rag.text import CONTEXT_OPENER
 NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
 _NUMBER = r"\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"({_NUMBER})\s*(?:--|–|—|-|to)\s*({_NUMBER})")  # "--": a typed en dash
+TITER_MARK = "#:"  # what _masked writes for a titer's "1:"
 _COMPARISON = re.compile(
-    rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below|within)\s*({_NUMBER})",
+    rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below|within)\s*"
+    rf"(?:{TITER_MARK}\s*)?({_NUMBER})",
     re.IGNORECASE,
 )
 _PLAIN = re.compile(rf"(?<![\d.,])({_NUMBER})(?![\d.,]*\s*(?:–|—|to)\s*\d)")
@@ -62,6 +64,7 @@ _KINDS = (
     ("rate", re.compile(r"^\s*(?:bpm|breaths|/min)\b", re.IGNORECASE)),
 )
 _BEFORE = (
+    ("titer", re.compile(rf"{TITER_MARK}\s*$")),
     ("age", re.compile(r"\b(?:age|aged|ages)\s*$", re.IGNORECASE)),
     (
         "kidney",
@@ -132,6 +135,8 @@ def _masked(text: str) -> str:
     heading's or a step's number ("2. SGLT2 Inhibitors")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
     text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
+    # A titer is its dilution: "1:1600" is 1600 (of kind titer), and meets "> 1:800".
+    text = _TITER.sub(lambda m: TITER_MARK.ljust(len(m.group(0))), text)
     return NAME_WITH_DIGITS.sub(
         lambda m: (
             "score" + " " * (len(m.group(0)) - 5) if len(m.group(0)) >= 5 else " " * len(m.group(0))
@@ -140,6 +145,7 @@ def _masked(text: str) -> str:
     )
 
 
+_TITER = re.compile(r"(?<![\d.:])1\s*:\s*(?=\d{2,})")
 _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
 _ENUMERATION = re.compile(r"^\s*(?:step\s+)?\d+(?:\.\d+)*[.)](?=\s+[A-Za-z])", re.IGNORECASE)
 
@@ -308,7 +314,7 @@ def names_number(text: str, number: float) -> bool:
 # describe an example patient.
 _OF_THE_PATIENT = frozenset({"age", "weight", "percent"})
 _PHYSICAL = frozenset(
-    {"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate"}
+    {"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate", "titer"}
 )
 
 
