@@ -1148,3 +1148,19 @@ def test_a_titer_is_compared_as_its_dilution():
     assert match(values, criterion) == 1
     assert match(question_values("Phase I IgG titer 1:400?"), criterion) == -1
     assert match(values, "Major Criterion 1: Blood Cultures Positive for IE") == 0
+
+
+def test_an_answer_stops_adding_statements_once_it_is_long_enough(demo_index: Path):
+    """A broad vignette ("Management?") once brought 395 words: every step of the perinatal
+    depression pathway. The body keeps its best statements and stops near 250 words; the
+    bottom line and the best statement stay (demo index)."""
+    from rag.evaluate.metrics import answer_text, word_count
+
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "6 weeks postpartum, EPDS 16, no suicidal thoughts, breastfeeding. Management?",
+        suggest_related=False,
+    )
+    assert not cited.abstained
+    assert word_count(answer_text(cited)) <= 250, answer_text(cited)
+    assert "Suicidal ideation: Directly assess for suicidal thoughts" in cited.answer

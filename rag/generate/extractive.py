@@ -1576,11 +1576,14 @@ def _render(
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
     lines = [f"Bottom line: {_joined_sentences([(adapt(text), n) for text, n in said])}", ""]
-    body = [
-        unit
-        for unit in chosen
-        if unit is not bottom or unit.children or unit.lead or unit.kind == "row"
-    ]
+    body = _within_length(
+        [
+            unit
+            for unit in chosen
+            if unit is not bottom or unit.children or unit.lead or unit.kind == "row"
+        ],
+        len(lines[0].split()),
+    )
     if not body:
         return lines[0]  # one sentence answers: said once, as the bottom line
     main = guideline(hits[chosen[0].passage - 1])
@@ -1594,6 +1597,28 @@ def _render(
         heading = f"{section} ({label})" if label else section
         lines += [f"### {heading}", "", _block(members, adapt), ""]
     return "\n".join(lines).strip()
+
+
+ANSWER_WORDS = 235  # a body unit that would take the answer past this many words is left out
+
+
+def _within_length(body: Sequence[Unit], said: int) -> list[Unit]:
+    """The units of `body` (best first) that fit, after a bottom line of `said` words, within
+    ANSWER_WORDS: the best unit always; the parts of a table already shown always (a table is
+    not shown without its rows the chunker cut away); the rest while they fit."""
+    kept: list[Unit] = []
+    words = said
+    for unit in body:
+        length = len(shown_text(unit).split())
+        of_a_kept_table = unit.kind in ("row", "table") and any(
+            other.kind in ("row", "table") and _table_key(other) == _table_key(unit)
+            for other in kept
+        )
+        if kept and not of_a_kept_table and words + length > ANSWER_WORDS:
+            continue
+        kept.append(unit)
+        words += length
+    return kept
 
 
 # Labels of the populations a guideline gives parallel lists for, and how a question names
