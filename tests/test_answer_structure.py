@@ -1164,3 +1164,24 @@ def test_an_answer_stops_adding_statements_once_it_is_long_enough(demo_index: Pa
     assert not cited.abstained
     assert word_count(answer_text(cited)) <= 250, answer_text(cited)
     assert "Suicidal ideation: Directly assess for suicidal thoughts" in cited.answer
+
+
+GOUT_MEDICATIONS = """\
+### Concurrent Medication Management
+Several commonly used medications affect serum urate levels. The ACR 2020 guideline provides conditional recommendations on managing these medications in gout patients.
+
+### Losartan
+Losartan is conditionally recommended as the preferred antihypertensive agent for gout patients who need an angiotensin receptor blocker.
+
+- Losartan has a uricosuric effect. This property makes it a preferred choice when an antihypertensive medication is needed in gout patients.
+"""
+
+
+def test_a_sentence_saying_only_that_recommendations_exist_is_never_the_bottom_line():
+    hits = [hit("gout", GOUT_MEDICATIONS, 1, title="ACR gout guideline", section="Medications")]
+    for question in (
+        "How does ACR manage concurrent medications in gout patients?",
+        "Which antihypertensive medications does ACR prefer for gout patients?",
+    ):
+        line = answer(question, hits).bottom_line
+        assert "provides conditional recommendations" not in line, line

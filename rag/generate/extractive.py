@@ -1419,7 +1419,11 @@ def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
     if lead is not None and is_sentence(sentence_form(lead)) and not _stops_short(lead):
         return lead
     sentences = [
-        unit for unit in chosen if is_sentence(sentence_form(unit)) and not _stops_short(unit)
+        unit
+        for unit in chosen
+        if is_sentence(sentence_form(unit))
+        and not _stops_short(unit)
+        and not _POINTS_ELSEWHERE.search(unit.text)
     ]
     typed = [
         unit
@@ -1432,6 +1436,16 @@ def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
     ]
     return (typed or sentences or list(chosen))[0]
 
+
+# A sentence that cannot stand alone as the answer: one that says a guideline has
+# recommendations, not what they are ("The ACR 2020 guideline provides conditional
+# recommendations on managing these medications"), or one whose subject is in the sentence
+# before it ("This property makes it a preferred choice ...").
+_POINTS_ELSEWHERE = re.compile(
+    r"\b(?<!not )provides? (?:\w+ ){0,2}recommendations? (?:on|about|regarding|for)\b"
+    r"|^(?:this|these|such|it|they)\b(?! (?:is|are) (?:recommended|suggested|indicated))",
+    re.IGNORECASE,
+)
 
 COMPLEMENT_SCORE_RATIO = 0.4  # a second bottom-line unit scores at least this share of the best
 COMPLEMENT_SIMILARITY_RATIO = 0.9  # ... and is nearly as close to the question as the first
@@ -1477,6 +1491,7 @@ def _complement(
             or (unit.kind == "path" and bottom.kind == "path" and unit.passage == bottom.passage)
             or _ASIDE_HEADING.search(unit.section)
             or _NO_ANSWER.search(text)
+            or _POINTS_ELSEWHERE.search(unit.text)
         ):
             continue
         if score * covered > best_value:
