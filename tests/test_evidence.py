@@ -142,13 +142,13 @@ def test_an_adult_only_dose_asked_for_a_child_is_partial_and_says_what_is_missin
     assert not child.abstained
     assert child.evidence.grade == "partial"
     assert "children" in child.evidence.statement()
-    assert child.bottom_line.startswith("The cited sources do not address a dose for children")
+    assert child.bottom_line.startswith("The cited sources do not address an apixaban dose for children")
     assert "10 mg twice daily" in child.bottom_line  # what the sources do say follows
     shown = answer_markdown(child)
-    assert "**Evidence:** partial: The cited sources do not address a dose for children" in shown
+    assert "**Evidence:** partial: The cited sources do not address an apixaban dose for children" in shown
     # Said once on the Evidence line, not again as the body's first paragraph (the JSON's
     # answer text keeps it for readers without the grade).
-    assert shown.count("The cited sources do not address a dose for children, such as an 8-year-old.") == 1
+    assert shown.count("The cited sources do not address an apixaban dose for children, such as an 8-year-old.") == 1
     assert child.answer.startswith(child.evidence.statement())
 
     adult = engine.ask("What apixaban dose for acute deep vein thrombosis in adults?")
@@ -171,7 +171,7 @@ def test_facets_come_from_the_question_and_are_checked_in_the_cited_passages():
     adult = Hit("c1", "d1", "Adults: enoxaparin 1 mg/kg twice daily for 5 days.", 1.0, 1)
     child = Hit("c2", "d2", "In children, enoxaparin 1 mg/kg twice daily.", 0.9, 2)
     question = "Enoxaparin dose for a 6-year-old?"
-    assert missing_facets(question, [adult]) == ("a dose for children, such as a 6-year-old",)
+    assert missing_facets(question, [adult]) == ("an enoxaparin dose for children, such as a 6-year-old",)
     assert missing_facets(question, [adult, child]) == ()
 
 
@@ -185,7 +185,7 @@ def test_a_missing_dose_or_population_is_named_as_the_question_asks_for_it():
     # Dialysis is its own population: a passage on eGFR bands does not cover it.
     ckd = Hit("c3", "d3", "Vancomycin: adjust the dose for eGFR < 30 and trough levels.", 1.0, 1)
     dialysis = "MRSA endocarditis in a pt on hemodialysis. How do I dose vancomycin?"
-    assert missing_facets(dialysis, [ckd]) == ("a dose for patients on dialysis",)
+    assert missing_facets(dialysis, [ckd]) == ("a vancomycin dose for patients on dialysis",)
     assert "prazosin" in question_facets("Could prazosin cut his drinking?")
 
 
@@ -691,7 +691,7 @@ def test_a_population_is_named_in_the_questions_own_words():
     question = "15-year-old girl on the pill, pleuritic pain, HR 112. Does the Wells score apply?"
     assert missing_facets(question, [wells]) == ("adolescents under 18, such as a 15-year-old",)
     child = "8-year-old with an asthma attack: what dose of prednisolone?"
-    assert missing_facets(child, [wells])[0] == "a dose for children, such as an 8-year-old"
+    assert missing_facets(child, [wells])[0] == "a prednisolone dose for children, such as an 8-year-old"
 
 
 def test_a_dose_is_that_of_the_drug_asked_about_in_one_passage():

@@ -429,10 +429,11 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
     missing = [_as_asked(name, question) for name in missing]
     populations = [name for name in missing if _is_population(name)]
     if "a dose" in facets and populations:
-        # An adult dose does not answer a paediatric dose question: "a dose for children".
+        # An adult dose does not answer a paediatric dose question: "a dose for children",
+        # "a tirzepatide dose for liver impairment" (of the drug asked about, when one is).
         if "a dose" in missing:
             missing.remove("a dose")
-        missing[missing.index(populations[0])] = f"a dose for {populations[0]}"
+        missing[missing.index(populations[0])] = f"{_dose_named(question, facets)} for {populations[0]}"
     elif "a dose" in missing:
         dose = _dose_named(question, facets)
         offered = [name for name in missing if name.endswith(" dose asked about")]
