@@ -1185,3 +1185,11 @@ def test_a_sentence_saying_only_that_recommendations_exist_is_never_the_bottom_l
     ):
         line = answer(question, hits).bottom_line
         assert "provides conditional recommendations" not in line, line
+
+
+def test_a_question_asking_when_leads_with_the_condition_not_the_harms(demo_index: Path):
+    """ "When is bicarbonate indicated in DKA?" is answered by "Consider only if venous pH <
+    7.0", not by the list of what routine bicarbonate may worsen (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask("When is bicarbonate indicated in DKA?", suggest_related=False)
+    assert cited.bottom_line.startswith("Consider only if venous pH < 7.0"), cited.bottom_line

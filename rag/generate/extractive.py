@@ -233,7 +233,7 @@ class ExtractiveGenerator:
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
             if asks_when and _CONDITION.search(unit.text):
-                score *= 1.2  # "When is bicarbonate indicated?": "Consider only if pH < 7.0"
+                score *= 1.4  # "When is bicarbonate indicated?": "Consider only if pH < 7.0"
             score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
             score *= about[unit.passage - 1]
             scores.append(score if on_topic[i] else 0.0)
