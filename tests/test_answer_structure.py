@@ -1193,3 +1193,17 @@ def test_a_question_asking_when_leads_with_the_condition_not_the_harms(demo_inde
     engine = Engine.load(Settings().merged({"index": str(demo_index)}))
     cited = engine.ask("When is bicarbonate indicated in DKA?", suggest_related=False)
     assert cited.bottom_line.startswith("Consider only if venous pH < 7.0"), cited.bottom_line
+
+
+STRESS_TESTING = """\
+### Preoperative Noninvasive Stress Testing
+- For patients with elevated risk and poor or unknown functional capacity, exercise stress testing is preferred if the patient can exercise.
+- Pharmacologic stress testing (dobutamine stress echocardiography or myocardial perfusion imaging) is appropriate for patients who cannot exercise.
+"""
+
+
+def test_a_rule_for_a_patient_who_can_do_what_this_one_cannot_does_not_lead():
+    section = "Perioperative Cardiac Assessment > Preoperative Noninvasive Stress Testing"
+    hits = [hit("periop", STRESS_TESTING, 1, title="ACC/AHA perioperative", section=section)]
+    cited = answer("Preoperative stress testing needed, but he can't walk on a treadmill. Which stress test?", hits)  # fmt: skip
+    assert cited.bottom_line.startswith("Pharmacologic stress testing"), cited.bottom_line

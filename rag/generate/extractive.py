@@ -158,6 +158,7 @@ class ExtractiveGenerator:
 
         # What the patient does not have ("no diabetes") is no word a passage should share.
         negated = negated_stems(question)
+        unable = unable_stems(question)
         topical_words = (question_words - GENERIC_WORDS) or question_words
         # A section headed by what is asked ("Reperfusion Therapy in STEMI > ... > Absolute
         # Contraindications to Fibrinolytic Therapy" for "Absolute contraindications to
@@ -225,9 +226,14 @@ class ExtractiveGenerator:
                 on_topic[i] = on_topic[i] or similarity[i] >= _PARAPHRASE_SIMILARITY
             score *= _rank_weight(unit.passage) * _length_weight(unit, audience)
             score *= _VALUE_WEIGHT[fits[i]]
-            if _for_negated(unit, negated) or names_ruled_out(hits[unit.passage - 1].title, negated):
+            if (
+                _for_negated(unit, negated)
+                or names_ruled_out(hits[unit.passage - 1].title, negated)
+                or _for_the_able(unit, unable)
+            ):
                 # Written for the population the question rules out, or in a guideline for it
-                # ("Standards of Care in Diabetes" for a patient with no diabetes).
+                # ("Standards of Care in Diabetes" for a patient with no diabetes), or for a
+                # patient who can do what this one cannot ("if the patient can exercise").
                 score *= _VALUE_WEIGHT[-1]
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
@@ -759,6 +765,31 @@ def negated_stems(question: str) -> frozenset[str]:
     """The stems of what `question` says the patient does not have ("no diabetes")."""
     return frozenset(
         stem for match in NEGATION.finditer(question) for stem in content_stems(match.group(1))
+    )
+
+
+# What the patient cannot do: "can't walk on a treadmill", "unable to exercise".
+_UNABLE = re.compile(
+    r"\b(?:can['’]?t|cannot|can not|unable to|not able to)\s+(\w+(?:\s+(?:on|in|with)\s+(?:a|an|the)\s+\w+)?)",
+    re.IGNORECASE,
+)
+# A rule for a patient who can: "exercise stress testing is preferred if the patient can
+# exercise" (not "cannot exercise").
+_ABLE = re.compile(r"\b(?<!not )(?:can|is able to|are able to)\s+(\w+)", re.IGNORECASE)
+
+
+def unable_stems(question: str) -> frozenset[str]:
+    """The stems (with the full forms of shorthand: "treadmill" -> exercise) of what
+    `question` says the patient cannot do."""
+    return frozenset(
+        stem for match in _UNABLE.finditer(question) for stem in stems_with_full_forms(match.group(1))
+    )
+
+
+def _for_the_able(unit: Unit, unable: frozenset[str]) -> bool:
+    """Whether `unit` is written for a patient who can do what the question's cannot."""
+    return bool(unable) and any(
+        content_stems(match.group(1)) & unable for match in _ABLE.finditer(unit.text)
     )
 
 
