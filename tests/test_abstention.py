@@ -362,7 +362,8 @@ def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writ
         suggest_related=False,
     )
     assert not stress.abstained, stress.bottom_line
-    assert "Pharmacologic stress testing" in stress.answer, stress.answer
+    shown = f"{stress.bottom_line}\n{stress.answer}"
+    assert "Pharmacologic stress testing" in shown, shown
     from rag.shorthand import spelled_out
 
     assert spelled_out("When should he be scoped?") == "When should he be scoped (endoscopy)?"
