@@ -26,6 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -1215,17 +1216,13 @@ def _with_rest_of_tables(chosen: list[Unit], units: Sequence[Unit]) -> list[Unit
     into other passages (same heading, same header): "A — Acidosis: venous pH < 7.3" is one of
     the DKA criteria even in a chunk of its own that shares no word with the question."""
     # A part of one row makes no table unit of its own ("| Stage 3 | ... |" cut from Stages 1
-    # and 2): its row is the part.
-    tabled = {(other.passage, other.group) for other in units if other.kind == "table"}
+    # and 2): its row, alone in its group, is the part.
+    in_group = Counter((other.passage, other.group) for other in units)
     parts = [
         other
         for other in units
         if other.kind == "table"
-        or (
-            other.kind == "row"
-            and (other.passage, other.group) not in tabled
-            and sum(1 for row in units if (row.passage, row.group) == (other.passage, other.group)) == 1
-        )
+        or (other.kind == "row" and in_group[other.passage, other.group] == 1)
     ]
     result: list[Unit] = []
     for unit in chosen:

@@ -70,7 +70,11 @@ def sentence_form(unit: Unit) -> str:
             _label_is(unit.text) if not unit.children else unit.text, list(unit.children)
         )
         kind_of = _HEADING_NOUN.match(unit.section)
-        if not (lead or unit.parent or unit.children or is_sentence(text)) and kind_of:
+        if (
+            not (lead or unit.parent or unit.children or is_sentence(text))
+            and kind_of
+            and _verb(kind_of.group(1)) == "are"
+        ):
             # A bare item says what its plural heading lists: "Absolute contraindications
             # include blood glucose < 50 mg/dL."
             return f"{_sentence_case(kind_of.group(1))} include {_lowered(text)}"
@@ -128,9 +132,9 @@ def _label_is(text: str) -> str:
     return f"{label} {verb} {value}"
 
 
-# A heading naming a plural kind of thing ("Absolute Contraindications", "Risk Factors (Not
-# Graded)"): its parenthesis aside.
-_HEADING_NOUN = re.compile(r"^([A-Z][\w /-]*[a-z](?:ia|[^su]s))(?:\s*\([^)]*\))?$")
+# A heading naming a kind of thing ("Absolute Contraindications", "Risk Factors (Not
+# Graded)"): its parenthesis aside. Said as a list only when plural (_verb).
+_HEADING_NOUN = re.compile(r"^([A-Z][\w /-]*[a-z])(?:\s*\([^)]*\))?$")
 
 
 def _sentence_case(heading: str) -> str:
