@@ -1207,3 +1207,14 @@ def test_a_rule_for_a_patient_who_can_do_what_this_one_cannot_does_not_lead():
     hits = [hit("periop", STRESS_TESTING, 1, title="ACC/AHA perioperative", section=section)]
     cited = answer("Preoperative stress testing needed, but he can't walk on a treadmill. Which stress test?", hits)  # fmt: skip
     assert cited.bottom_line.startswith("Pharmacologic stress testing"), cited.bottom_line
+
+
+def test_a_singular_in_is_takes_is():
+    # "Diagnosis" is no plural: a bare item under it is not said as "Diagnosis include ...".
+    from rag.generate.units import Unit
+    from rag.generate.wording import sentence_form
+
+    bare = Unit("item", "Serum lipase ≥ 3x ULN", 1, 0, "Diagnosis")
+    assert sentence_form(bare) == "Serum lipase ≥ 3x ULN."
+    listed = Unit("item", "Serum lipase ≥ 3x ULN", 1, 0, "Diagnostic Criteria")
+    assert sentence_form(listed) == "Diagnostic criteria include serum lipase ≥ 3x ULN."

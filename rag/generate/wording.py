@@ -144,8 +144,9 @@ def _sentence_case(heading: str) -> str:
 
 
 def _verb(name: str) -> str:
-    """ "are" after a plural name ("Points", "Criteria"), else "is"."""
-    return "are" if re.search(r"(?:[^su]s|ia)$", name.strip().lower()) else "is"
+    """ "are" after a plural name ("Points", "Criteria"), else "is" ("Diagnosis",
+    "Pancreatitis": singulars in -is)."""
+    return "are" if re.search(r"(?:[^isu]s|ia)$", name.strip().lower()) else "is"
 
 
 def _lowered(name: str) -> str:
