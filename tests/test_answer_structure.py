@@ -1195,6 +1195,21 @@ def test_a_question_asking_when_leads_with_the_condition_not_the_harms(demo_inde
     assert cited.bottom_line.startswith("Consider only if venous pH < 7.0"), cited.bottom_line
 
 
+def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index: Path):
+    """Hb, BUN and "haematemesis" bring the sepsis guideline's transfusion items up, but only
+    the GI-bleeding guideline holds the "Glasgow-Blatchford" score the question names: the
+    answer keeps to it, and the eponym keeps its capital inside the bottom line (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "Haematemesis in a 40F with no heart or liver disease, Hb 11.0 g/dL, BUN 21, pulse 96."
+        " Can the Glasgow-Blatchford score send her home?",
+        suggest_related=False,
+    )
+    assert {c.doc_id for c in cited.citations} == {"nice_ugib_2012/risk_assessment"}
+    assert "transfusion" not in cited.answer.lower()
+    assert "; Glasgow-Blatchford Score (GBS)" in cited.bottom_line, cited.bottom_line
+
+
 STRESS_TESTING = """\
 ### Preoperative Noninvasive Stress Testing
 - For patients with elevated risk and poor or unknown functional capacity, exercise stress testing is preferred if the patient can exercise.

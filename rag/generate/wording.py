@@ -77,7 +77,7 @@ def sentence_form(unit: Unit) -> str:
         ):
             # A bare item says what its plural heading lists: "Absolute contraindications
             # include blood glucose < 50 mg/dL."
-            return f"{_sentence_case(kind_of.group(1))} include {_lowered(text)}"
+            return f"{_sentence_case(kind_of.group(1))} include {lowered(text)}"
         if unit.parent:
             parent = unit.parent.rstrip(" .:")
             if len(parent.split()) > 25:
@@ -127,9 +127,7 @@ def _label_is(text: str) -> str:
     if not value or len(label.split()) > 8 or _VERBISH.search(label) or _VERBISH.search(value):
         return text
     verb = _verb(label)
-    if value[:1].isupper() and value[1:2].islower():
-        value = value[:1].lower() + value[1:]
-    return f"{label} {verb} {value}"
+    return f"{label} {verb} {lowered(value)}"
 
 
 # A heading naming a kind of thing ("Absolute Contraindications", "Risk Factors (Not
@@ -149,9 +147,13 @@ def _verb(name: str) -> str:
     return "are" if re.search(r"(?:[^isu]s|ia)$", name.strip().lower()) else "is"
 
 
-def _lowered(name: str) -> str:
-    """`name` with its first letter lower-cased, unless it opens an acronym ("CURB-65")."""
-    return name[:1].lower() + name[1:] if name[1:2].islower() else name
+def lowered(name: str) -> str:
+    """`name` with its first letter lower-cased, unless it opens an acronym ("CURB-65") or an
+    eponym ("Glasgow-Blatchford Score", "Child-Pugh A")."""
+    return name[:1].lower() + name[1:] if name[1:2].islower() and not _EPONYM.match(name) else name
+
+
+_EPONYM = re.compile(r"[A-Z][a-z]+-[A-Z]")
 
 
 # Column names that say nothing about what their cells are.
@@ -162,7 +164,7 @@ def _named_cells(header: Sequence[str], cells: Sequence[str]) -> str:
     """A row's cells after the first, each named by its column: "criterion is >= 60 years and
     points are 1" ("" when every such cell is empty)."""
     named = [
-        f"{_lowered(name)} {_verb(name)} {cell}" if name else cell
+        f"{lowered(name)} {_verb(name)} {cell}" if name else cell
         for name, cell in zip(header[1:], cells[1:], strict=False)
         if cell
     ]
@@ -181,7 +183,7 @@ def _row_clauses(rows: list[list[str]], header: list[str]) -> list[str]:
         # sentence, where an arrow would read as a decision-tree path.
         cells = [re.sub(r"\s*→\s*", ", then ", cell.strip()) for cell in row]
         if len(cells) == 2 and cells[1]:
-            clauses.append(f"{_lowered(cells[0])} is {cells[1]}")
+            clauses.append(f"{lowered(cells[0])} is {cells[1]}")
         elif len(cells) > 2 and len(header) >= len(cells):
             named = _named_cells(header, cells)
             # A row continuing the one above leaves its first cell empty ("| | OR Bicarbonate |").
