@@ -132,6 +132,8 @@ SHORTHAND: dict[str, str] = {
     "pre-op": "preoperative", "preop": "preoperative", "post-op": "postoperative",
     "postop": "postoperative", "scoped": "endoscopy", "scoping": "endoscopy",
     "PD stent": "pancreatic duct stent", "treadmill": "exercise", "resus": "resuscitation",
+    "hep A": "hepatitis A", "hep B": "hepatitis B", "hep C": "hepatitis C",
+    "word-finding": "speech disturbance aphasia", "anaphylaxis": "severe allergy",
     # everyday words for what a guideline names clinically
     "jab": "vaccination", "jabs": "vaccinations", "painkiller": "analgesic",
     "painkillers": "analgesics", "blood thinner": "anticoagulant", "blood thinners": "anticoagulants",
@@ -141,6 +143,7 @@ SHORTHAND: dict[str, str] = {
     "noradrenergic": "norepinephrine", "trying for a baby": "pregnancy planning conception",
     "water infection": "urinary tract infection", "chest infection": "pneumonia",
     "clot": "thrombus thrombosis", "clots": "thrombus thrombosis", "sugars": "glucose",
+    "vomited blood": "hematemesis", "vomiting blood": "hematemesis", "operation": "surgery",
 }  # fmt: skip
 
 # Abbreviations guidelines write too, but not everywhere: "HR" in one section, "heart rate" in
@@ -217,9 +220,11 @@ DRUG_CLASSES: dict[str, str] = {
     "azithromycin": "macrolide", "clarithromycin": "macrolide", "doxycycline": "tetracycline",
     "meropenem": "carbapenem", "ertapenem": "carbapenem", "gentamicin": "aminoglycoside",
     # rheumatology, bone, lungs, mind, gut
-    "tofacitinib": "JAK inhibitor", "baricitinib": "JAK inhibitor", "upadacitinib": "JAK inhibitor",
-    "adalimumab": "TNF inhibitor; biologic", "etanercept": "TNF inhibitor; biologic",
-    "infliximab": "TNF inhibitor; biologic", "alendronate": "bisphosphonate",
+    "tofacitinib": "JAK inhibitor; tsDMARD", "baricitinib": "JAK inhibitor; tsDMARD",
+    "upadacitinib": "JAK inhibitor; tsDMARD", "adalimumab": "TNF inhibitor; biologic; bDMARD",
+    "etanercept": "TNF inhibitor; biologic; bDMARD", "infliximab": "TNF inhibitor; biologic; bDMARD",
+    "tocilizumab": "IL-6 inhibitor; biologic; bDMARD", "abatacept": "biologic; bDMARD",
+    "rituximab": "anti-CD20; biologic; bDMARD", "alendronate": "bisphosphonate",
     "risedronate": "bisphosphonate", "ibandronate": "bisphosphonate", "zoledronic": "bisphosphonate",
     "tiotropium": "LAMA; long-acting muscarinic antagonist", "umeclidinium": "LAMA; long-acting muscarinic antagonist",
     "salmeterol": "LABA; long-acting beta-agonist", "formoterol": "LABA; long-acting beta-agonist",
@@ -308,6 +313,19 @@ def alternatives(word: str) -> str:
     if _SHORTHAND.fullmatch(word):
         return _FULL[word.lower()]
     return _BOTH_WAYS_FULL[word.lower()] if _BOTH_WAYS.fullmatch(word) else ""
+
+
+def phrase_alternatives(text: str) -> dict[str, str]:
+    """{word, lower-cased: the full form} for each word of the shorthand of more than one word
+    in `text` ("hep B", "word-finding", "vomited blood"): no word of it alone is shorthand
+    (`alternatives`), yet the passages write the whole as its full form."""
+    found: dict[str, str] = {}
+    for match in _SHORTHAND.finditer(text):
+        parts = re.findall(r"[A-Za-z0-9]+", match.group(1))
+        if len(parts) > 1:
+            for part in parts:
+                found.setdefault(part.lower(), _FULL[match.group(1).lower()])
+    return found
 
 
 def drug_class(word: str) -> list[str]:

@@ -56,12 +56,20 @@ _STEMMERS = threading.local()  # a PyStemmer stemmer must not be used by two thr
 _NON_PREFIX = re.compile(r"\bnon-(?=[a-z])")
 
 
+def without_emphasis(text: str) -> str:
+    """`text` without Markdown's emphasis asterisks, which may sit inside a word: a score's
+    table bolds the letter its name takes ("**C**onfusion", "**D**iabetes" in CURB-65 and
+    ABCD2), and read as written the word would be "onfusion"."""
+    return text.replace("*", "")
+
+
 def words(text: str) -> list[str]:
-    """The lower-cased words of `text` (runs of ASCII letters and digits), in order; an
-    apostrophe ending is dropped ("patient's" -> "patient", "don't" -> "don"); "non-" joins
-    the word it negates ("non-severe" -> "nonsevere", as guidelines also write it), so a
-    question about non-severe disease does not match the severe branch on "severe"."""
-    text = _NON_PREFIX.sub("non", text.lower())
+    """The lower-cased words of `text` (runs of ASCII letters and digits, emphasis aside), in
+    order; an apostrophe ending is dropped ("patient's" -> "patient", "don't" -> "don");
+    "non-" joins the word it negates ("non-severe" -> "nonsevere", as guidelines also write
+    it), so a question about non-severe disease does not match the severe branch on
+    "severe"."""
+    text = _NON_PREFIX.sub("non", without_emphasis(text).lower())
     return [match.group(0).replace("’", "'").split("'")[0] for match in WORD.finditer(text)]
 
 

@@ -1210,6 +1210,28 @@ def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index
     assert "; Glasgow-Blatchford Score (GBS)" in cited.bottom_line, cited.bottom_line
 
 
+def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_index: Path):
+    """ "hep B" is hepatitis B and "word-finding" trouble a speech disturbance: neither is a
+    term the index never mentions, and the answer comes from the guideline that writes them
+    in full (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "RA starting adalimumab; her hep B core antibody and surface antigen are both positive."
+        " What do we do about the hep B first?",
+        suggest_related=False,
+    )
+    assert cited.bottom_line.startswith("Prophylactic antiviral therapy"), cited.bottom_line
+    assert "'hep'" not in cited.answer
+    cited = engine.ask(
+        "58M, 15 minutes of word-finding difficulty this afternoon, fully resolved, no weakness,"
+        " BP 132/80, no diabetes. ABCD2? Can he be seen in clinic, and how soon?",
+        suggest_related=False,
+    )
+    assert cited.citations[0].doc_id == "aha_asa_tia_2009/definition_and_risk_stratification"
+    assert "Speech disturbance without weakness" in cited.answer
+    assert "mention 'ABCD2'" not in cited.answer
+
+
 STRESS_TESTING = """\
 ### Preoperative Noninvasive Stress Testing
 - For patients with elevated risk and poor or unknown functional capacity, exercise stress testing is preferred if the patient can exercise.

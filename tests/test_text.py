@@ -134,13 +134,13 @@ def test_bm25_tokens_are_those_stored_indexes_were_built_with():
     text = (
         "The Patients' haemorrhage: CHA2DS2-VASc ≥2 — give 2.5 mg apixaban b.i.d.; hospitalised, "
         "treatments, noradrenaline in paediatric oedema, tumours, litres, Müller_test café naïve "
-        "doesn't and/or 1,000 IU."
+        "doesn't and/or 1,000 IU. **C**onfusion"
     )
-    assert TOKENIZER_VERSION == "words-v2+snowball+medical-adjectives"
+    assert TOKENIZER_VERSION == "words-v3+snowball+medical-adjectives"
     assert tokenize(text) == [
         "patient", "hemorrhag", "cha2ds2", "vasc", "2", "give", "2", "5", "mg", "apixaban", "b",
         "hospit", "treatment", "norepinephrin", "pediatr", "edema", "tumor", "liter", "müller",
-        "test", "café", "naïv", "1", "000", "iu",
+        "test", "café", "naïv", "1", "000", "iu", "confus",
     ]  # fmt: skip
 
 
@@ -187,3 +187,9 @@ def test_a_heading_holding_the_path_separator_stays_one_heading():
     path = "Wells Criteria for PE > Interpretation > PE Likely (Score > 4.0)"
     assert section_headings(path) == ["Wells Criteria for PE", "Interpretation", "PE Likely (Score > 4.0)"]
     assert section_headings("") == []
+
+
+def test_a_bold_initial_letter_does_not_cut_the_word():
+    # CURB-65 and ABCD2 tables bold the letter the score's name takes: "**D**iabetes" is
+    # diabetes to the answerer and to the coverage check, not "iabetes".
+    assert content_stems("| **D**iabetes | **C**onfusion |") == content_stems("Diabetes Confusion")

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.generate.extractive import GENERIC_WORDS
 from rag.index.lexical import tokenize
-from rag.shorthand import alternatives, drug_class, spelled_out
+from rag.shorthand import alternatives, drug_class, phrase_alternatives, spelled_out
 from rag.text import WORD, asking_sentences, content_stems, is_everyday_english, stems
 from rag.types import Hit
 
@@ -222,24 +222,26 @@ def measure_coverage(
     classed: set[str] = set()
     unknown: list[str] = []
     tokens_of: dict[str, list[str]] = {}
+    in_phrases = phrase_alternatives(question)  # "hep B": hepatitis B
     for stem, surface in words.items():
         tokens = _stems(surface)
         if not tokens:
             continue  # a stopword to the lexical index: its frequency cannot be looked up
-        tokens_of[stem] = tokens + _stems(alternatives(surface))  # "Entresto": sacubitril
+        full = alternatives(surface) or in_phrases.get(surface.lower(), "")
+        tokens_of[stem] = tokens + _stems(full)  # "Entresto": sacubitril
         frequency = len(index.search_lexical(surface, limit, rows))
         classes = drug_class(surface)
         if frequency == 0 and not classes and _is_everyday(index, surface):
             continue
         weights[stem] = math.log(1.0 + passage_count / (1.0 + frequency))
-        if _stated(surface, passage_stems):
+        if _stated(surface, passage_stems, full):
             found.add(stem)
         elif any(_stated(form, passage_stems) for form in classes):
             # The passages speak of the drug's class ("NOAC" for apixaban): half covered.
             classed.add(stem)
         elif (
             frequency == 0
-            and not alternatives(surface)
+            and not full
             and not classes
             and stem in asked
             and not index.has_word_family(surface)
@@ -272,10 +274,12 @@ def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     """The question's topical words (lower-cased, as written) that none of `passages` states
     in any form of the word: what an answer citing them does not address."""
     stems = {stem for hit in passages for stem in _stems(f"{hit.section} {hit.text}")}
+    in_phrases = phrase_alternatives(question)
     return [
         surface.lower()
         for surface in topical_words(question).values()
-        if _stems(surface) and not _stated(surface, stems)
+        if _stems(surface)
+        and not _stated(surface, stems, alternatives(surface) or in_phrases.get(surface.lower()))
     ]
 
 
@@ -288,16 +292,16 @@ _FULL_FORM_GENERIC = frozenset(
 )
 
 
-def _stated(surface: str, passage_stems: set[str]) -> bool:
+def _stated(surface: str, passage_stems: set[str], full_form: str | None = None) -> bool:
     """Whether passages with `passage_stems` state the word `surface` in any of its forms, or
-    its full form when it is shorthand ("MTX": "methotrexate"; "AIS": at least half of "acute
-    ischemic stroke")."""
+    its full form when it is shorthand (`full_form`, by default `alternatives`; "MTX":
+    "methotrexate"; "AIS": at least half of "acute ischemic stroke")."""
     def states(token: str) -> bool:
         return any(_same_family(token, other) for other in passage_stems)
 
     if any(states(token) for token in _stems(surface)):
         return True
-    full = _stems(alternatives(surface))
+    full = _stems(alternatives(surface) if full_form is None else full_form)
     # The words that tell the full form from others ("obstructive pulmonary" of "chronic
     # obstructive pulmonary disease"): both of two, at least half of more.
     telling = [token for token in full if token not in _FULL_FORM_GENERIC] or full

@@ -26,10 +26,10 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-from rag.text import stem
+from rag.text import stem, without_emphasis
 
 # Recorded in the stamp: an index built by another tokenizer is rebuilt, not misread.
-TOKENIZER_VERSION = "words-v2+snowball+medical-adjectives"
+TOKENIZER_VERSION = "words-v3+snowball+medical-adjectives"
 
 _WORD = re.compile(r"[^\W_]+")
 _STOPWORDS = frozenset(STOPWORDS_EN_PLUS)
@@ -66,8 +66,9 @@ def american_spelling(word: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased word tokens of `text` (`_word_token` of each word), stopwords removed."""
-    tokens = (_word_token(word) for word in _WORD.findall(text.lower()))
+    """Lowercased word tokens of `text` (`_word_token` of each word; emphasis inside a word,
+    "**C**onfusion", read through), stopwords removed."""
+    tokens = (_word_token(word) for word in _WORD.findall(without_emphasis(text).lower()))
     return [token for token in tokens if token is not None]
 
 
