@@ -133,6 +133,7 @@ SHORTHAND: dict[str, str] = {
     "postop": "postoperative", "scoped": "endoscopy", "scoping": "endoscopy",
     "PD stent": "pancreatic duct stent", "treadmill": "exercise", "resus": "resuscitation",
     "hep A": "hepatitis A", "hep B": "hepatitis B", "hep C": "hepatitis C",
+    "PCA": "patient-controlled analgesia", "pio": "pioglitazone",
     "word-finding": "speech disturbance aphasia", "anaphylaxis": "severe allergy",
     # everyday words for what a guideline names clinically
     "jab": "vaccination", "jabs": "vaccinations", "painkiller": "analgesic",
