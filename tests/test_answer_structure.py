@@ -1232,6 +1232,38 @@ def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_inde
     assert "mention 'ABCD2'" not in cited.answer
 
 
+BIOLOGICS = """\
+#### Anti-IL5: Mepolizumab
+- Eligibility: Severe eosinophilic asthma; blood eosinophils >=150 cells/mcL
+- Dose: 100 mg SC every 4 weeks
+"""
+ICS_DOSES = """\
+#### ICS Dose Categories for Adults
+| ICS Drug | Low Dose (mcg/day) | Medium Dose (mcg/day) | High Dose (mcg/day) |
+|---|---|---|---|
+| Fluticasone propionate (DPI) | 100-250 | >250-500 | >500 |
+| Budesonide (DPI) | 200-400 | >400-800 | >800 |
+"""
+
+
+def test_a_dose_question_is_answered_with_the_dose_of_the_drug_it_asks_about():
+    """Her "high-dose ICS-LABA" brings the ICS dose table, but the dose asked is
+    mepolizumab's: the table stays out, and the dose is said with the drug its heading names
+    (said alone, "Dose: 100 mg SC every 4 weeks" names no drug)."""
+    hits = [
+        hit("ics", ICS_DOSES, 1, title="GINA", section="Diagnosis > ICS Dose Categories for Adults"),
+        hit("bio", BIOLOGICS, 2, title="GINA", section="Biologic Therapies > Anti-IL5: Mepolizumab"),
+    ]
+    cited = answer(
+        "52F with severe asthma on high-dose ICS-LABA, blood eosinophils 380. Does she qualify"
+        " for mepolizumab, and what's the dose?",
+        hits,
+    )
+    assert "Fluticasone" not in cited.answer
+    assert cited.bottom_line.startswith("Anti-IL5: Mepolizumab — "), cited.bottom_line
+    assert "; dose: 100 mg SC every 4 weeks [1]." in cited.bottom_line, cited.bottom_line
+
+
 STRESS_TESTING = """\
 ### Preoperative Noninvasive Stress Testing
 - For patients with elevated risk and poor or unknown functional capacity, exercise stress testing is preferred if the patient can exercise.

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from rag.generate.units import Unit, label_of
+from rag.text import DRUG_NAME, SECTION_SEPARATOR
 
 _VERBISH = re.compile(
     r"\b(?:is|are|was|were|be|been|being|has|have|had|do|does|did|can|could|may|might|must|"
@@ -78,6 +79,18 @@ def sentence_form(unit: Unit) -> str:
             # A bare item says what its plural heading lists: "Absolute contraindications
             # include blood glucose < 50 mg/dL."
             return f"{_sentence_case(kind_of.group(1))} include {lowered(text)}"
+        label = label_of(unit.text).lower()
+        heading = unit.section.rpartition(SECTION_SEPARATOR)[2].strip()
+        drugs = DRUG_NAME.findall(heading.lower())
+        if (
+            not (lead or unit.parent)
+            and label in _ATTRIBUTE_LABELS
+            and drugs
+            and not any(drug in text.lower() for drug in drugs)
+        ):
+            # "Dose: 100 mg SC every 4 weeks" under "Anti-IL5: Mepolizumab" is the dose of
+            # the drug the heading names: said alone it names no drug.
+            return f"{heading} — {lowered(text)}"
         if unit.parent:
             parent = unit.parent.rstrip(" .:")
             if len(parent.split()) > 25:
@@ -129,6 +142,16 @@ def _label_is(text: str) -> str:
     verb = _verb(label)
     return f"{label} {verb} {lowered(value)}"
 
+
+# Labels naming an attribute of the drug a heading names ("Dose", "Eligibility", "Age").
+_ATTRIBUTE_LABELS = frozenset(
+    {
+        "dose", "dosing", "starting dose", "maintenance dose", "loading dose", "target dose",
+        "titration", "route", "frequency", "duration", "eligibility", "age", "indication",
+        "indications", "monitoring", "mechanism", "administration", "side effects",
+        "adverse effects", "contraindications", "efficacy", "cost",
+    }
+)  # fmt: skip
 
 # A heading naming a kind of thing ("Absolute Contraindications", "Risk Factors (Not
 # Graded)"): its parenthesis aside. Said as a list only when plural (_verb).
