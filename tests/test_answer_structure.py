@@ -1264,6 +1264,28 @@ def test_a_dose_question_is_answered_with_the_dose_of_the_drug_it_asks_about():
     assert "; dose: 100 mg SC every 4 weeks [1]." in cited.bottom_line, cited.bottom_line
 
 
+CARBON_MONOXIDE = """\
+### Treatment
+| COHb Level | Symptoms | Treatment |
+|---|---|---|
+| 10-25% | Headache, nausea | 100% O2 via non-rebreather |
+| 25-40% | Ataxia, syncope | 100% O2; consider intubation |
+| > 40% | Seizures, coma | 100% O2 via ETT; consider hyperbaric oxygen |
+"""
+
+
+def test_oxygen_given_is_no_finding_a_row_is_chosen_by():
+    """ "On 100% oxygen" is the treatment, not a carboxyhemoglobin level: the "> 40%" row is
+    not chosen for a COHb of 32%."""
+    assert question_values("How long do we keep him on 100% oxygen?") == []
+    cited = answer(
+        "House-fire victim, COHb 32% on arrival, intubated. How long do we keep him on 100% oxygen?",
+        [hit("burn", CARBON_MONOXIDE, 1, title="Burn guideline", section="Carbon Monoxide")],
+    )
+    assert cited.bottom_line.startswith("For 25-40%"), cited.bottom_line
+    assert "> 40%" not in cited.bottom_line, cited.bottom_line
+
+
 STRESS_TESTING = """\
 ### Preoperative Noninvasive Stress Testing
 - For patients with elevated risk and poor or unknown functional capacity, exercise stress testing is preferred if the patient can exercise.

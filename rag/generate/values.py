@@ -132,8 +132,9 @@ def _masked(text: str) -> str:
     """`text` with the digits inside names blanked out, positions kept; a score name leaves
     the word "score" so the number after it reads as a score. A time horizon ("10-year ASCVD
     risk", "5-year survival") is part of the name of what it measures, not a value; nor is a
-    heading's or a step's number ("2. SGLT2 Inhibitors")."""
+    heading's or a step's number ("2. SGLT2 Inhibitors"), nor oxygen given ("on 100% O2")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
+    text = _OXYGEN_GIVEN.sub(lambda m: " " * len(m.group(0)), text)
     text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
     # A titer is its dilution: "1:1600" is 1600 (of kind titer), and meets "> 1:800".
     text = _TITER.sub(lambda m: TITER_MARK.ljust(len(m.group(0))), text)
@@ -147,6 +148,9 @@ def _masked(text: str) -> str:
 
 _TITER = re.compile(r"(?<![\d.:])1\s*:\s*(?=\d{2,})")
 _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
+# Oxygen given ("on 100% oxygen", "15 L O2") is a treatment, not a finding a row's condition
+# is about: "100% O2" is no carboxyhemoglobin "> 40%".
+_OXYGEN_GIVEN = re.compile(r"\b\d+\s*(?:%|L(?:/min)?)\s*(?:oxygen|O2|FiO2)\b", re.IGNORECASE)
 _ENUMERATION = re.compile(r"^\s*(?:step\s+)?\d+(?:\.\d+)*[.)](?=\s+[A-Za-z])", re.IGNORECASE)
 
 
