@@ -189,6 +189,14 @@ def test_a_missing_dose_or_population_is_named_as_the_question_asks_for_it():
     assert "prazosin" in question_facets("Could prazosin cut his drinking?")
 
 
+def test_a_value_asked_in_a_unit_is_missing_unless_a_passage_gives_one_in_it():
+    question = "FEV1 went from 62% to 55% predicted. What yearly decline in mL/year is rapid?"
+    percent = Hit("c1", "d1", "Spirometry: FEV1 < 80% predicted confirms obstruction.", 1.0, 1)
+    volume = Hit("c2", "d2", "A decline of more than 60 mL/year in FEV1 is rapid.", 1.0, 1)
+    assert missing_facets(question, [percent]) == ("a value in mL/year",)
+    assert missing_facets(question, [volume]) == ()
+
+
 def test_a_childhood_history_or_a_dose_as_an_event_is_no_facet_asked_for():
     # The patient's allergy history is not a paediatric question; the first dose is when a
     # course starts, not an amount; "how much ST deviation" asks a threshold, not a dose.

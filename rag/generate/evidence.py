@@ -159,6 +159,10 @@ _WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
 )
+# "in mL/year", "in mmol/L per hour": a unit of measure the question asks its value in.
+_ASKED_UNIT = re.compile(
+    r"\bin ((?:m?l|mg|mcg|mmol|g|kg|units?|cells)/[a-z0-9.²]+)", re.IGNORECASE
+)
 _WANTS_TIME = re.compile(r"\b(?:when|how soon|how often|how frequently|timing)\b")
 _TIME_AMOUNT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:hours?|days?|weeks?|months?|years?)\b")
 _DURATION = re.compile(
@@ -348,6 +352,11 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
             facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT
     if _WANTS_DURATION.search(asking):
         facets["a duration"] = _DURATION
+    # A value asked for in a unit ("What yearly FEV1 decline in mL/year ...?") is answered
+    # only by a passage giving one in that unit.
+    for unit in dict.fromkeys(_ASKED_UNIT.findall(asking_sentences(question))):
+        if "a dose" not in facets:  # a dose's unit is the dose facet's ("a dose in mg/kg")
+            facets[f"a value in {unit}"] = re.compile(rf"\d\s*{re.escape(unit)}", re.IGNORECASE)
     # A dose or time the question offers for confirmation ("Is 500 mg BID the right dose?",
     # "When is the angiogram due - at 6 months?") must be one the passages state.
     # The value is in the clause that asks, last in its sentence: "norepinephrine at 0.3
