@@ -1126,7 +1126,6 @@ def _main_guideline(
     )
 
 
-
 SCOPE_UNITS = 3
 # How much a guideline holding all the question's rare words (_rare_words) weighs over one
 # holding none, in choosing the main guideline: a question naming the "Glasgow-Blatchford
