@@ -1208,6 +1208,11 @@ def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index
     assert {c.doc_id for c in cited.citations} == {"nice_ugib_2012/risk_assessment"}
     assert "transfusion" not in cited.answer.lower()
     assert "; Glasgow-Blatchford Score (GBS)" in cited.bottom_line, cited.bottom_line
+    # A word only the other guideline holds ("components": ABCD2's "Score Components") does
+    # not carry a question about CHA2DS2-VASc, which the AF guideline names throughout.
+    cited = engine.ask("What are the components of the CHA2DS2-VASc score?", suggest_related=False)
+    assert cited.citations[0].doc_id == "acc_aha_af_2023/anticoagulation"
+    assert "Speech disturbance" not in cited.answer
 
 
 def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_index: Path):

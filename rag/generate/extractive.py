@@ -272,7 +272,7 @@ class ExtractiveGenerator:
             scores,
             hits,
             [m if n else 0.0 for m, n in zip(must_have, named, strict=True)],
-            rare,
+            frozenset(topical_words - negated),
         )
         chosen = _select(units, scores, question_words, hits, content_stems(" ".join(names)))
         if vectors:
@@ -1072,7 +1072,7 @@ def _in_scope(
     scores: Sequence[float],
     hits: Sequence[Hit],
     must_have: Sequence[float],
-    rare: frozenset[str] = frozenset(),
+    topical: frozenset[str] = frozenset(),
 ) -> list[float]:
     """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
     unless they score within SCOPE_RATIO of the best and hold every rare word and every name
@@ -1080,7 +1080,7 @@ def _in_scope(
     dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
     a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = _main_guideline(units, scores, hits, rare)
+    main = _main_guideline(units, scores, hits, topical)
     return [
         score
         if guideline(hits[unit.passage - 1]) == main
@@ -1094,12 +1094,12 @@ def _main_guideline(
     units: Sequence[Unit],
     scores: Sequence[float],
     hits: Sequence[Hit],
-    rare: frozenset[str] = frozenset(),
+    topical: frozenset[str] = frozenset(),
 ) -> str:
     """The guideline the answer keeps to: among those whose best unit scores within
     SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
-    together, weighed up by the share of the question's `rare` words (those few units hold)
-    the guideline's units and headings hold. One unit is a weak witness between close
+    together, weighed up by the share of the question's `topical` words that tell the
+    contenders apart (some hold them, others not) the guideline's units and headings hold. One unit is a weak witness between close
     contenders: a list headed "Diabetes Mellitus" can edge out, on its own, the section
     written for a patient with no diabetes.
     The paths of one decision tree count as one unit: a GI-bleeding tree's paths outvoted the
@@ -1119,20 +1119,29 @@ def _main_guideline(
         held.setdefault(guideline(hits[unit.passage - 1]), set()).update(
             unit.words | content_stems(unit.section)
         )
+    # The question's words some contenders hold and others do not tell them apart.
+    telling = {
+        word
+        for word in topical
+        if 0 < sum(word in held[name] for name in contenders) < len(contenders)
+    }
     return max(
         contenders,
         key=lambda name: sum(sorted(by_guideline[name], reverse=True)[:SCOPE_UNITS])
-        * (1.0 + RARE_SCOPE_WEIGHT * len(rare & held[name]) / max(len(rare), 1)),
+        * (1.0 + TELLING_WORDS_WEIGHT * len(telling & held[name]) / max(len(telling), 1)),
     )
 
 
 SCOPE_UNITS = 3
-# How much a guideline holding all the question's rare words (_rare_words) weighs over one
-# holding none, in choosing the main guideline: a question naming the "Glasgow-Blatchford
-# score" is answered from the GI-bleeding guideline, not from the sepsis guideline's
-# transfusion items its "Hb 11.4" and "vomited blood" brought to the top. On dev no answer's
-# key facts changed and citations from other guidelines fell from 4.1% to 3.7%.
-RARE_SCOPE_WEIGHT = 1.0
+# How much a guideline holding all the question's words that tell the contending guidelines
+# apart weighs over one holding none of them, in choosing the main guideline: a question
+# naming the "Glasgow-Blatchford score" is answered from the GI-bleeding guideline, not from
+# the sepsis guideline's transfusion items its "Hb 11.4" and "vomited blood" brought to the
+# top. Words few units hold would not do: "CHA2DS2-VASc", named throughout the AF guideline,
+# is no rare word among its units, and "components" alone then led to ABCD2's "Score
+# Components". On dev no answer's key facts changed; citations from other guidelines fell from
+# 4.1% to 3.8%.
+TELLING_WORDS_WEIGHT = 1.0
 
 
 def guideline(hit: Hit) -> str:
