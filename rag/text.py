@@ -281,6 +281,12 @@ def plain(text: str) -> str:
     return " ".join(_SOURCE_MARKER.sub("", text).split())
 
 
+def drug_stem(drug: str) -> str:
+    """What a passage naming `drug` writes whatever its ending: "ceftriax" for ceftriaxone,
+    "mepolizum" for mepolizumab."""
+    return drug[: max(5, len(drug) - 2)]
+
+
 # Drug names by their international stems: enough to notice that a question names a drug the
 # cited passages never mention. Not a formulary: a drug outside these shapes is still caught
 # by the gate's unknown-word check when the index never names it.

@@ -42,6 +42,7 @@ from rag.text import (
     NEGATION,
     asked_part,
     asking_sentences,
+    drug_stem,
     english_frequency,
     is_everyday_english,
     split_prose_sentences,
@@ -354,9 +355,10 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         facets["a duration"] = _DURATION
     # A value asked for in a unit ("What yearly FEV1 decline in mL/year ...?") is answered
     # only by a passage giving one in that unit.
-    for unit in dict.fromkeys(_ASKED_UNIT.findall(asking_sentences(question))):
-        if "a dose" not in facets:  # a dose's unit is the dose facet's ("a dose in mg/kg")
-            facets[f"a value in {unit}"] = re.compile(rf"\d\s*{re.escape(unit)}", re.IGNORECASE)
+    # A dose's unit is the dose facet's ("a dose in mg/kg").
+    units = _ASKED_UNIT.findall(asking_sentences(question)) if "a dose" not in facets else []
+    for unit in dict.fromkeys(units):
+        facets[f"a value in {unit}"] = re.compile(rf"\d\s*{re.escape(unit)}", re.IGNORECASE)
     # A dose or time the question offers for confirmation ("Is 500 mg BID the right dose?",
     # "When is the angiogram due - at 6 months?") must be one the passages state.
     # The value is in the clause that asks, last in its sentence: "norepinephrine at 0.3
@@ -442,7 +444,8 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
         # "a tirzepatide dose for liver impairment" (of the drug asked about, when one is).
         if "a dose" in missing:
             missing.remove("a dose")
-        missing[missing.index(populations[0])] = f"{_dose_named(question, facets)} for {populations[0]}"
+        dose = _dose_named(question, facets)
+        missing[missing.index(populations[0])] = f"{dose} for {populations[0]}"
     elif "a dose" in missing:
         dose = _dose_named(question, facets)
         offered = [name for name in missing if name.endswith(" dose asked about")]
@@ -504,7 +507,7 @@ def _drugs_in(text: str) -> list[str]:
 
 def _drug_pattern(drug: str) -> re.Pattern[str]:
     """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone)."""
-    return re.compile(rf"\b{re.escape(drug[: max(5, len(drug) - 2)])}")
+    return re.compile(rf"\b{re.escape(drug_stem(drug))}")
 
 
 def _dosed_drug(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:

@@ -57,6 +57,7 @@ from rag.text import (
     asking_sentences,
     content_stems,
     content_words,
+    drug_stem,
     is_everyday_english,
     plain,
     title_topics,
@@ -218,8 +219,7 @@ class ExtractiveGenerator:
             else fit
             for fit, unit in zip(fits, units, strict=True)
         ]
-        rare = _rare_words(units, topical_words, max(1, len(units) // 4))
-        must_have = _must_have_coverage(units, rare)
+        must_have = _must_have_coverage(units, topical_words)
         wants = answer_type(question)
         wanted = "list" if wants_list else wants  # what the bottom line's unit should give
         asks_when = bool(_ASKS_WHEN.search(asked_part(question)))
@@ -230,8 +230,11 @@ class ExtractiveGenerator:
         # The drugs a dose question asks about ("Does she qualify for mepolizumab, and what's
         # the dose?"): another drug's dose (the ICS table her "high-dose ICS-LABA" brought)
         # answers a question not asked.
-        asked_drugs = DRUG_NAME.findall(asking_sentences(question).lower())
-        dosed = [drug[: max(5, len(drug) - 2)] for drug in asked_drugs] if wants == "dose" else []
+        dosed = (
+            [drug_stem(drug) for drug in DRUG_NAME.findall(asking_sentences(question).lower())]
+            if wants == "dose"
+            else []
+        )
         scores: list[float] = []
         for i, unit in enumerate(units):
             score = lexical[i]
@@ -792,7 +795,8 @@ def negated_stems(question: str) -> frozenset[str]:
 
 # What the patient cannot do: "can't walk on a treadmill", "unable to exercise".
 _UNABLE = re.compile(
-    r"\b(?:can['’]?t|cannot|can not|unable to|not able to)\s+(\w+(?:\s+(?:on|in|with)\s+(?:a|an|the)\s+\w+)?)",
+    r"\b(?:can['’]?t|cannot|can not|unable to|not able to)"
+    r"\s+(\w+(?:\s+(?:on|in|with)\s+(?:a|an|the)\s+\w+)?)",
     re.IGNORECASE,
 )
 # A rule for a patient who can: "exercise stress testing is preferred if the patient can
@@ -804,7 +808,9 @@ def unable_stems(question: str) -> frozenset[str]:
     """The stems (with the full forms of shorthand: "treadmill" -> exercise) of what
     `question` says the patient cannot do."""
     return frozenset(
-        stem for match in _UNABLE.finditer(question) for stem in stems_with_full_forms(match.group(1))
+        stem
+        for match in _UNABLE.finditer(question)
+        for stem in stems_with_full_forms(match.group(1))
     )
 
 
@@ -1012,11 +1018,12 @@ def _rank_weight(passage: int) -> float:
     return 1.0 / (1.0 + 0.05 * (passage - 1))
 
 
-def _must_have_coverage(units: Sequence[Unit], must: frozenset[str]) -> list[float]:
-    """For each unit, the share (0..1) of the question's rare topical words (`must`) it or its
-    heading holds: the words few units share ("apixaban" among the DOAC doses) name what the
+def _must_have_coverage(units: Sequence[Unit], topical_words: set[str]) -> list[float]:
+    """For each unit, the share (0..1) of the question's rare topical words it or its heading
+    holds: the words few units share ("apixaban" among the DOAC doses) name what the
     question is about, and an answer lacking them is about something else. 1.0 for every
     unit when the question has no such word."""
+    must = _rare_words(units, topical_words, max(1, len(units) // 4))
     if not must:
         return [1.0] * len(units)
     return [len(must & (unit.words | content_stems(unit.section))) / len(must) for unit in units]
@@ -1099,9 +1106,9 @@ def _main_guideline(
     """The guideline the answer keeps to: among those whose best unit scores within
     SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
     together, weighed up by the share of the question's `topical` words that tell the
-    contenders apart (some hold them, others not) the guideline's units and headings hold. One unit is a weak witness between close
-    contenders: a list headed "Diabetes Mellitus" can edge out, on its own, the section
-    written for a patient with no diabetes.
+    contenders apart (some hold them, others not) the guideline's units and headings hold.
+    One unit is a weak witness between close contenders: a list headed "Diabetes Mellitus"
+    can edge out, on its own, the section written for a patient with no diabetes.
     The paths of one decision tree count as one unit: a GI-bleeding tree's paths outvoted the
     sepsis guideline's VTE prophylaxis items for a septic patient "not bleeding"."""
     witnesses: dict[tuple[int, int], float] = {}  # (passage, unit index; -1 for its paths)
@@ -1114,11 +1121,13 @@ def _main_guideline(
         by_guideline.setdefault(guideline(hits[passage - 1]), []).append(score)
     best = max(scores)
     contenders = [name for name, found in by_guideline.items() if max(found) >= SCOPE_RATIO * best]
-    held: dict[str, set[str]] = {}
+    if len(contenders) == 1:
+        return contenders[0]
+    held: dict[str, set[str]] = {name: set() for name in contenders}
     for unit in units:
-        held.setdefault(guideline(hits[unit.passage - 1]), set()).update(
-            unit.words | content_stems(unit.section)
-        )
+        its = held.get(guideline(hits[unit.passage - 1]))
+        if its is not None:  # a contender's
+            its.update(unit.words | content_stems(unit.section))
     # The question's words some contenders hold and others do not tell them apart.
     telling = {
         word
