@@ -693,6 +693,20 @@ def test_a_population_the_question_rules_out_is_not_named_as_missing():
     assert "The cited sources do not address pregnant patients" in statement, statement
 
 
+def test_child_pugh_names_no_child():
+    """"a man with Child-Pugh B cirrhosis" was told "The cited sources do not address
+    children"; a Child-Pugh class is a liver population, and a passage giving one is no
+    paediatric passage."""
+    vte = Hit("v", "vte", "Moderate-to-severe hepatic disease: use LMWH or UFH; DOACs avoided.", 1.0, 1)
+    question = "New proximal DVT in a man with Child-Pugh B cirrhosis, INR 1.7. Is a DOAC fine?"
+    assert "children" not in question_facets(question)
+    assert "liver impairment" in question_facets(question)
+    assert missing_facets(question, [vte]) == ()
+    scored = Hit("s", "cirrhosis", "Child-Pugh class C: 10-15 points.", 1.0, 1)
+    missing = missing_facets("Dose for a 6-year-old child with cirrhosis?", [scored])
+    assert any("children" in name for name in missing), missing
+
+
 def test_a_population_is_named_in_the_questions_own_words():
     # An age the question gives is the population, said with it (not "children or adolescents").
     wells = Hit("w", "pe", "Wells criteria for PE in adults: clinical signs of DVT (3 points).", 1.0, 1)

@@ -57,8 +57,10 @@ DIRECT, PARTIAL, NONE = "direct", "partial", "none"
 # mostly 13 or more for answerable questions ("regimen" 48, "infusion" 64).
 RARE_TERM_PASSAGES = 7
 
+# "Child-Pugh" (the liver score) names no child.
+_CHILD = r"child(?!-pugh)"
 _CHILDREN = (
-    r"\b(?:child|children|childhood|paediatric|pediatric|infants?|adolescents?|"
+    rf"\b(?:{_CHILD}|children|childhood|paediatric|pediatric|infants?|adolescents?|"
     r"younger than 18|under 18|< ?18 years)\b"
 )
 # Population facets: what the question may say, and what a passage must say to cover it.
@@ -66,7 +68,7 @@ _CHILDREN = (
 _POPULATIONS: dict[str, tuple[str, str]] = {
     # facet name: (pattern in the question, pattern in a passage)
     "children": (
-        r"\b(?:child|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|boy|girl)\b",
+        rf"\b(?:{_CHILD}|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|boy|girl)\b",
         _CHILDREN,
     ),
     "adolescents under 18": (r"\b(?:adolescents?|teen(?:ager)?s?)\b", _CHILDREN),
