@@ -52,6 +52,7 @@ from rag.generate.evidence import (
     lead_with_missing,
 )
 from rag.generate.extractive import GENERIC_WORDS
+from rag.generate.scores import with_whole_tables
 from rag.generate.support import attribute_uncited, check_support
 from rag.index.backend import open_index
 from rag.index.store import Index, IndexedDocument
@@ -357,6 +358,8 @@ class Engine:
                 top=self.settings.answer.expand_top,
                 per_hit=self.settings.answer.expand_chunks,
             )
+            # A score table the question's values are to be added up on is read whole.
+            passages = with_whole_tables(standalone, passages, self.index.chunks_of)
             draft = (
                 Draft(text="", refused=True)  # nothing in the index answers it: do not guess
                 if before.abstains

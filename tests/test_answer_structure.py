@@ -1314,3 +1314,99 @@ def test_a_singular_in_is_takes_is():
     assert sentence_form(bare) == "Serum lipase ≥ 3x ULN."
     listed = Unit("item", "Serum lipase ≥ 3x ULN", 1, 0, "Diagnostic Criteria")
     assert sentence_form(listed) == "Diagnostic criteria include serum lipase ≥ 3x ULN."
+
+
+CURB65_TABLE = """\
+### Criteria (1 point each)
+
+| Criterion | Definition |
+|-----------|------------|
+| **C**onfusion | Abbreviated Mental Test Score ≤ 8 or new disorientation |
+| **U**rea | Blood urea nitrogen > 20 mg/dL (> 7 mmol/L) |
+| **R**espiratory rate | ≥ 30 breaths per minute |
+| **B**lood pressure | Systolic < 90 mmHg or diastolic ≤ 60 mmHg |
+| Age ≥ **65** | Patient age 65 or older |
+
+### Risk Stratification and Management
+
+- **Score 0–1 (Low risk):** Home treatment; oral antibiotics: amoxicillin.
+- **Score 2 (Moderate risk):** Short inpatient stay; antibiotics: amoxicillin plus clarithromycin.
+- **Score 3–5 (High risk):** Urgent admission; IV antibiotics: co-amoxiclav plus clarithromycin.
+"""
+
+
+def test_a_score_the_values_add_up_to_picks_the_row_and_shows_the_working():
+    """"AMT 9/10, urea 8.2, RR 26, BP 118/58, 71F: CURB-65?" was shown the score-2 regimen:
+    nothing added the criteria up. Urea > 7 mmol/L, diastolic <= 60 and age >= 65 make 3,
+    so the high-risk row answers, after the working a clinician can check."""
+    hits = [hit("cap", CURB65_TABLE, 1, title="CAP guideline", section="CURB-65 Score")]
+    cited = answer(
+        "71F with CAP: AMT 9/10, urea 8.2 mmol/L, RR 26, BP 118/58. What's her CURB-65 and"
+        " which antibiotics?",
+        hits,
+    )
+    assert cited.bottom_line.startswith(
+        "By the values given, CURB-65 is 3: urea 8.2 (1), BP 118/58 (1), age 71 (1); 0 for"
+        " AMT 9/10, RR 26"
+    ), cited.bottom_line
+    assert "co-amoxiclav" in cited.bottom_line and "Score 2" not in cited.bottom_line
+    # The same values but a systolic of 88 and an AMT of 7 make 5; "newly confused" names the
+    # confusion criterion without a number; a score the question gives is not worked out.
+    cited = answer("78M, newly confused, urea 9 mmol/L, RR 32, BP 88/70. CURB-65?", hits)
+    assert "CURB-65 is 5: confusion (1), urea 9 (1), RR 32 (1), BP 88/70 (1), age 78 (1)" in (
+        cited.bottom_line
+    ), cited.bottom_line
+    cited = answer("CAP with a CURB-65 of 2, urea 8.2. Which antibiotics?", hits)
+    assert "By the values given" not in cited.answer
+
+
+BLATCHFORD_PARTS = [
+    """\
+| Parameter | Criteria | Score |
+|---|---|---|
+| **BUN (mg/dL)** | 18.2–22.3 | 2 |
+| | 22.4–27.9 | 3 |
+| **Hemoglobin — Male (g/dL)** | 12.0–12.9 | 1 |
+| | 10.0–11.9 | 3 |
+| **Hemoglobin — Female (g/dL)** | 10.0–11.9 | 1 |
+| | < 10.0 | 6 |
+""",
+    """\
+| Parameter | Criteria | Score |
+|---|---|---|
+| **Heart Rate** | ≥ 100 bpm | 1 |
+| **Other Markers** | Melena at presentation | 1 |
+| | Syncope at presentation | 1 |
+| | Hepatic disease | 1 |
+| | Cardiac failure | 1 |
+""",
+]
+
+
+def test_a_score_is_added_up_over_a_table_cut_in_two_by_sex_and_by_what_is_ruled_out():
+    """A points column with its component written once for its rows, cut by the chunker into
+    two parts: the woman's haemoglobin row counts, not the man's; "melaena" is the table's
+    "Melena"; "no liver or heart disease" rules out hepatic disease and cardiac failure;
+    another finding under "Other Markers" adds its own point."""
+    from rag.generate.scores import tally
+
+    section = "Glasgow-Blatchford Score (GBS)"
+    hits = [
+        hit("gi", text, n, title="GI bleeding", section=section)
+        for n, text in enumerate(BLATCHFORD_PARTS, start=1)
+    ]
+    found = tally(
+        "26F with melaena and syncope, no liver or heart disease. BUN 20 mg/dL, Hb 11.4 g/dL,"
+        " HR 92. Glasgow-Blatchford score?",
+        hits,
+    )
+    assert found is not None and found.total == 5, found
+    assert found.sentence() == (
+        "By the values given, Glasgow-Blatchford is 5: BUN 20 (2), Hb 11.4 (1), melena at"
+        " presentation (1), syncope at presentation (1); 0 for HR 92, no hepatic disease, no"
+        " cardiac failure"
+    ), found.sentence()
+    # A man with the same haemoglobin scores 3 for it; a question naming no score adds none up.
+    man = tally("58M, BUN 20 mg/dL, Hb 11.4 g/dL, HR 106. Glasgow-Blatchford score?", hits)
+    assert man is not None and man.total == 6, man
+    assert tally("58M, BUN 20 mg/dL, Hb 11.4 g/dL, HR 106. Admit?", hits) is None

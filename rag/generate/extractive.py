@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from rag.generate.base import Draft, check_audience
+from rag.generate.scores import Tally, tally
 from rag.generate.units import Unit, is_headed_list, label_of, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS, Value, names_number, question_values
 from rag.generate.values import conditions as value_conditions
@@ -204,10 +205,18 @@ class ExtractiveGenerator:
                 for i in range(len(units))
             ]
 
-        values = question_values(question)
+        # The score the story's values add up to ("CURB-65?" with urea, RR, BP and age given)
+        # picks the row for that score, as a score the question gave would.
+        added_up = tally(question, hits)
+        given_score = [Value(float(added_up.total), "score")] if added_up is not None else []
+        values = question_values(question) + given_score
         # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
         # question's values: it weighs the unit, and picks the rows and branches shown.
-        fits = [_value_match(values, unit) for unit in units]
+        fits = [
+            0 if added_up is not None and unit.cells and added_up.is_component(unit.cells[0])
+            else _value_match(values, unit)
+            for unit in units
+        ]
         # A branch that answers NO to a finding the question reports ("Cholangitis present
         # (fever, jaundice, RUQ pain)? -> NO" for "T 39.2, bili rising, RUQ tender") is the
         # other patient's branch.
@@ -309,7 +318,7 @@ class ExtractiveGenerator:
             default=0.0,
         )
         asking = asking_sentences(question)
-        asked_values = question_values(asking)
+        asked_values = question_values(asking) + given_score
         # ... and only if it names at least half as much of what the sentences that ask ask
         # about as the best unit the values do not match: "NIHSS 11" meets "CTA if LVO
         # suspected (NIHSS >= 6)", which says nothing of "Absolute contraindication to
@@ -459,6 +468,7 @@ class ExtractiveGenerator:
                 tied_rows,
                 asked_words,
                 question,
+                added_up,
             ),
             decision=None,
             refused=False,
@@ -1606,6 +1616,7 @@ def _render(
     tied_rows: Sequence[Unit] = (),
     asked_words: frozenset[str] = frozenset(),
     question: str = "",
+    score: Tally | None = None,
 ) -> str:
     """Bottom line: the unit `bottom` (see _bottom_unit), written as one sentence, with the
     answers to the question's other parts or the tied rows (`also`, `tied_rows`). Then the chosen units
@@ -1687,6 +1698,8 @@ def _render(
     for unit in also[cut:]:
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
+    if score is not None:
+        said.insert(0, (score.sentence(), score.passage))  # the working, then what it means
     lines = [f"Bottom line: {_joined_sentences([(adapt(text), n) for text, n in said])}", ""]
     body = _within_length(
         [

@@ -1,0 +1,502 @@
+"""A score the question's values add up to.
+
+"71F, AMT 9/10, urea 8.2 mmol/L, RR 26, BP 118/58: what's her CURB-65?" gives a value for
+each criterion of the CURB-65 table a passage holds: urea 8.2 meets "> 7 mmol/L" (1 point),
+the diastolic 58 meets "diastolic <= 60" (1), the age 71 meets "Age >= 65" (1), RR 26 misses
+">= 30" and AMT 9 misses "<= 8". Their sum, 3, is the score the answer's row is chosen by
+("Score 3-5"), and the answer shows the working so the clinician can check it.
+
+A component table is a Markdown table whose points are a column ("Component | Criteria |
+Points", the component written once for its rows), its header ("Variable | 0 Points | 1
+Point | 2 Points") or its intro ("Criteria (1 point each)", "Each factor receives 1 point").
+A component counts when the question gives a number for it (after its name, its acronym or
+ward shorthand: "RR 26", "Hb 11.4"; the patient's age; a number in the criterion's unit:
+"45 minutes") that meets a criterion, or names what a worded criterion says ("melaena",
+"on insulin") without ruling it out ("no syncope"). What the question does not state counts
+0 and is said as not stated. A score is tallied only for a table the question names ("her
+CURB-65", "ABCD2?", "Rockall score") and only from two components or more.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from rag.generate.values import NAME_WITH_DIGITS, Condition, question_values
+from rag.generate.values import conditions as value_conditions
+from rag.shorthand import alternatives, stems_with_full_forms
+from rag.text import (
+    HEADING,
+    STOPWORDS,
+    TABLE_ROW,
+    TABLE_RULE,
+    asking_sentences,
+    content_stems,
+    plain,
+    section_headings,
+)
+from rag.types import Chunk, Hit
+
+# An intro giving every row one point: "Criteria (1 point each)", "Each factor receives 1
+# point", "Assign 1 point for each of the following".
+_ONE_POINT_EACH = re.compile(
+    r"\b1 point (?:each|for each)\b|\beach (?:\w+ )?(?:receives|scores|is worth) 1 point\b",
+    re.IGNORECASE,
+)
+_POINTS_COLUMN = re.compile(r"^(?:points?|score)$", re.IGNORECASE)
+_POINTS_HEADER = re.compile(r"^(\d+)\s*points?$", re.IGNORECASE)
+_YES = re.compile(r"^(?:yes|present)$", re.IGNORECASE)
+_NO = re.compile(r"^(?:no|none|absent)$", re.IGNORECASE)
+# A number the question gives for something it names just before ("urea 8.2", "BP 118/58",
+# "GCS of 11", "AMT 9/10"); group 1: up to three words naming it, 2 and 3: the number(s).
+_LABELLED = re.compile(
+    r"((?:[A-Za-z][\w-]*\s+){0,2}[A-Za-z][\w-]*)\s*(?:(?:of|is|was|at|=|:)\s*)?"
+    r"(\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?"
+)
+_UNIT = re.compile(r"\b(mL|min(?:utes?)?|bpm|mmHg|years?)\b")
+# Words a criterion's name shares with others that do not tell it apart ("History of
+# diabetes mellitus", "Preoperative serum creatinine").
+_GENERIC = content_stems(
+    "history preoperative presentation present requiring score criteria disease risk other "
+    "failure"
+)
+# What a question rules out: from "no", "without", "denies" to the end of its clause ("no
+# heart failure or stroke", "No melaena or syncope, no liver or heart disease").
+_RULED_OUT = re.compile(r"\b(?:no|not|without|denies|never had)\s+([^,.;:?]+)", re.IGNORECASE)
+# The words a score table and a ward question write differently for one finding.
+_SAME = {
+    r"\bliver\b": "hepatic", r"\bheart\b": "cardiac", r"\bkidney\b": "renal",
+    r"\bmelaena\b": "melena", r"\bhaemoglobin\b": "hemoglobin", r"\bconfused\b": "confusion",
+    r"\bhaemorrhage\b": "hemorrhage", r"\bIVH\b|\bintraventricular\b": "IVH",
+    r"\bposterior fossa\b|\bcerebell|\bbrainstem\b": "infratentorial",
+    # A finding on one side ("right arm weakness") is unilateral.
+    r"\b(?:right|left)(?:-sided)?\b": "unilateral",
+}
+_PRESSURE_SIDE = re.compile(r"\b(systolic|diastolic)\b", re.IGNORECASE)
+# A component for one sex ("Hemoglobin — Female (g/dL)") and how a question gives the sex.
+_SEXES = {"female": r"\b\d{1,3}\s?F\b|\b(?:woman|female|she|her|lady|girl)\b",
+          "male": r"\b\d{1,3}\s?M\b|\b(?:man|male|he|his|him|gentleman|boy)\b"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One way to earn points: a component's criterion and what it scores."""
+
+    component: str
+    criterion: str
+    points: int
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The score the question's values add up to, with the working: each component counted
+    (what the question said of it, its points) and those the question does not state."""
+
+    name: str
+    total: int
+    counted: tuple[tuple[str, int], ...]
+    unstated: tuple[str, ...]
+    passage: int  # the 1-based number of the passage holding the table
+    components: frozenset[str] = frozenset()  # the table's components, as its rows name them
+
+    def is_component(self, first_cell: str) -> bool:
+        """Whether a table row whose first cell is `first_cell` is one of the components
+        added up: the story's values are counted in the working, not matched to it again."""
+        return _component(plain(first_cell)) in self.components
+
+    def sentence(self) -> str:
+        scored = ", ".join(f"{said} ({points})" for said, points in self.counted if points)
+        text = f"By the values given, {self.name} is {self.total}: {scored or 'no component scores'}"
+        nothing = [said for said, points in self.counted if not points]
+        if nothing:
+            text += f"; 0 for {', '.join(nothing)}"
+        if self.unstated:
+            text += f"; not stated, counted at the lowest: {', '.join(self.unstated)}"
+        return text
+
+
+def with_whole_tables(
+    question: str, hits: Sequence[Hit], chunks_of: Callable[[str], Sequence[Chunk]]
+) -> list[Hit]:
+    """`hits` with, after a hit holding part of a component table the question names (with no
+    score of its own), the other chunks of its section: a table the chunker cut into parts is
+    added up whole. Ranks are renumbered 1..n."""
+    names = _named_scores(question)
+    if not names or any(value.kind == "score" for value in question_values(question)):
+        return list(hits)
+    present = {hit.chunk_id for hit in hits}
+    whole: list[Hit] = []
+    for hit in hits:
+        whole.append(hit)
+        named = any(
+            _names(context, name) for context, _ in _component_tables(hit) for name in names
+        )
+        if not named:
+            continue
+        for chunk in chunks_of(hit.doc_id):
+            if chunk.section == hit.section and chunk.id not in present:
+                present.add(chunk.id)
+                whole.append(replace(hit, chunk_id=chunk.id, text=chunk.text))
+    return [replace(hit, rank=rank) for rank, hit in enumerate(whole, start=1)]
+
+
+def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
+    """The score `question`'s values add up to on a component table of `hits` that the
+    question names, None when the question gives the score itself, names no such table or
+    states fewer than two of its components."""
+    if any(value.kind == "score" for value in question_values(question)):
+        return None  # "CURB-65 of 2": the score is given, not to be worked out
+    names = _named_scores(question)
+    if not names:
+        return None
+    # A table the chunker cut into parts is read whole: the parts of one section are joined.
+    tables: dict[tuple[str, str], tuple[int, str, list[Item]]] = {}
+    # The intro giving each row one point sits in the first part of a table the chunker cut.
+    one_each = {
+        (hit.doc_id, hit.section) for hit in hits if _ONE_POINT_EACH.search(f"{hit.section} {hit.text}")
+    }
+    for passage, hit in enumerate(hits, start=1):
+        for context, items in _component_tables(hit, (hit.doc_id, hit.section) in one_each):
+            first, named, joined = tables.setdefault((hit.doc_id, hit.section), (passage, "", []))
+            joined.extend(item for item in items if item not in joined)
+            tables[hit.doc_id, hit.section] = (first, named + " " + context, joined)
+    best: Tally | None = None
+    for passage, context, items in tables.values():
+        said = [n for n in names if _names(context, n)]
+        if not said:
+            continue
+        # Called as the table calls itself ("rcri" in a follow-up's context: "RCRI").
+        found_name = re.search(re.escape(said[0]), context, re.IGNORECASE)
+        name = found_name.group(0) if found_name else said[0]
+        found = _add_up(question, _for_sex(items, question), name, passage)
+        if found is not None and (best is None or len(found.counted) > len(best.counted)):
+            best = found
+    return best
+
+
+def _for_sex(items: list[Item], question: str) -> list[Item]:
+    """`items` without the components for the other sex than the question's; both kept when
+    it gives none."""
+    sexes = [sex for sex, pattern in _SEXES.items() if re.search(pattern, question)]
+    if len(sexes) != 1:
+        return items
+    other = "male" if sexes[0] == "female" else "female"
+    return [i for i in items if not re.search(rf"\b{other}\b", i.component, re.IGNORECASE)]
+
+
+def _named_scores(question: str) -> list[str]:
+    """The names `question` may call a score by: names with digits ("CURB-65", "ABCD2"),
+    acronyms ("RCRI", "GBS") and the word before "score" or "class" ("Rockall score")."""
+    names = [match.group(0) for match in NAME_WITH_DIGITS.finditer(question)]
+    # Any other word may be a score's name ("RCRI", "Rockall", "rcri" in a follow-up's
+    # context): _names holds it to a table called by it.
+    names += re.findall(r"[A-Za-z][A-Za-z-]{2,}", question)
+    common = STOPWORDS | {"total", "score", "risk", "class"}
+    return [name for name in dict.fromkeys(names) if name.lower() not in common]
+
+
+def _names(context: str, name: str) -> bool:
+    """Whether `context` calls its table by `name`: a name with digits anywhere in it, other
+    names before "score", "index" or "class" ("RCRI Risk Factors" aside, an organisation's
+    acronym is no score's name)."""
+    pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+    if not NAME_WITH_DIGITS.fullmatch(name):
+        pattern += (
+            r"\s*(?:\([A-Z]+\)\s*)?(?:score|index|class|classification|criteria|risk factors)\b"
+        )
+    return re.search(pattern, context, re.IGNORECASE) is not None
+
+
+def _component_tables(hit: Hit, one_each: bool = False) -> list[tuple[str, list[Item]]]:
+    """The component tables of `hit`'s text, each with what names it (the section path, the
+    headings and prose above it) and its items."""
+    found: list[tuple[str, list[Item]]] = []
+    lines = hit.text.splitlines()
+    above: list[str] = list(section_headings(hit.section))
+    i = 0
+    while i < len(lines):
+        if not TABLE_ROW.match(lines[i]):
+            heading = HEADING.match(lines[i])
+            if lines[i].strip():
+                above.append(heading.group(1) if heading else lines[i])
+            i += 1
+            continue
+        start = i
+        while i < len(lines) and TABLE_ROW.match(lines[i]):
+            i += 1
+        rows = [_cells(line) for line in lines[start:i] if not TABLE_RULE.match(line)]
+        intro = " ".join(above[-3:])
+        items = _items(rows, one_each=one_each or bool(_ONE_POINT_EACH.search(intro)))
+        if items:
+            found.append((" ".join(above), items))
+    return found
+
+
+def _cells(line: str) -> list[str]:
+    match = TABLE_ROW.match(line)
+    return [plain(cell).strip() for cell in match.group(1).split("|")] if match else []
+
+
+def _items(rows: list[list[str]], *, one_each: bool) -> list[Item]:
+    if len(rows) < 2:
+        return []
+    header, body = rows[0], rows[1:]
+    by_column = {n: int(m.group(1)) for n, cell in enumerate(header) if (m := _POINTS_HEADER.match(cell))}
+    items: list[Item] = []
+    if by_column:  # "Variable | 0 Points | 1 Point | 2 Points"
+        for row in body:
+            for n, points in by_column.items():
+                if n < len(row) and row[n] and row[n] not in {"—", "-", "–"}:
+                    items.append(Item(_component(row[0]), row[n], points))
+        return items
+    points_at = next((n for n, cell in enumerate(header) if _POINTS_COLUMN.match(cell)), None)
+    if points_at is not None and points_at > 0:  # "Component | Criteria | Points"
+        component = ""
+        for row in body:
+            if len(row) <= points_at or not re.fullmatch(r"\d+", row[points_at]):
+                continue
+            component = _component(row[0]) or component
+            criterion = row[1] if points_at > 1 else row[0]
+            if component:
+                items.append(Item(component, criterion, int(row[points_at])))
+        return items
+    if one_each and len(header) == 2:  # "Criterion | Definition" under "(1 point each)"
+        return [
+            Item(_component(row[0]), f"{_component(row[0])}: {row[1]}", 1)
+            for row in body
+            if len(row) == 2
+        ]
+    return []
+
+
+def _component(cell: str) -> str:
+    """A component's name as said: "**1. High-risk surgery**" -> "High-risk surgery"."""
+    return re.sub(r"^\d+\.\s*", "", cell).strip()
+
+
+@dataclass(frozen=True)
+class _Given:
+    said: str  # the question's words for it: "urea 8.2"
+    number: float
+    second: float | None  # the diastolic of "118/58"
+
+
+def _add_up(question: str, items: list[Item], name: str, passage: int) -> Tally | None:
+    named = frozenset(item.component for item in items)
+    # "Other Markers | Melena at presentation | 1", "| Syncope at presentation | 1": findings
+    # listed under "Other" each add their points.
+    items = [
+        replace(item, component=item.criterion) if re.search(r"\bother\b", item.component, re.IGNORECASE) else item
+        for item in items
+    ]
+    components = list(dict.fromkeys(item.component for item in items))
+    labelled = _labelled_numbers(question)
+    # The story states the findings; the sentences that ask ("and estimated risk of a major
+    # cardiac complication?") do not.
+    asking = asking_sentences(question)
+    story = question.replace(asking, " ") if asking.strip() != question.strip() else question
+    ruled_out = " ".join(match.group(1) for match in _RULED_OUT.finditer(story))
+    negated = _finding_stems(ruled_out)
+    stated = _finding_stems(_RULED_OUT.sub(" ", story))
+    counted: list[tuple[str, int]] = []
+    unstated: list[str] = []
+    total_floor: list[int] = []
+    for component in components:
+        own = [item for item in items if item.component == component]
+        given = _given_for(component, own, labelled, question)
+        if given is not None:
+            points = max((item.points for item in own if _meets(given, item)), default=0)
+            counted.append((given.said, points))
+            continue
+        worded = _worded(component, own, stated, negated, items)
+        if worded is not None:
+            counted.append(worded)
+            continue
+        # Not stated: counted at its lowest, which is 1 point in a table that starts at 1
+        # (Child-Pugh).
+        lowest = next((item.points for item in own if _NO.match(item.criterion)), 0)
+        unstated.append(_short(component) + (f" ({lowest})" if lowest else ""))
+        total_floor.append(lowest)
+    if len(counted) < 2:
+        return None
+    return Tally(
+        name=name,
+        total=sum(points for _, points in counted) + sum(total_floor),
+        counted=tuple(counted),
+        unstated=tuple(unstated),
+        passage=passage,
+        components=named,
+    )
+
+
+def _finding_stems(text: str) -> frozenset[str]:
+    """The stems of `text` with the full forms of its shorthand ("MI": myocardial
+    infarction) and the table's spelling of its words ("liver": hepatic)."""
+    same = " ".join(word for pattern, word in _SAME.items() if re.search(pattern, text, re.IGNORECASE))
+    return stems_with_full_forms(f"{text} {same}")
+
+
+def _labelled_numbers(question: str) -> list[tuple[frozenset[str], str, _Given]]:
+    """The numbers `question` gives after a name: (the stems the name and its full form
+    have, the name as written, the value)."""
+    found = []
+    for match in _LABELLED.finditer(question):
+        label = match.group(1)
+        last = label.split()[-1]
+        before = label.split()[-2:]  # "respiratory rate 26", "newly confused urea 9": "urea"
+        full = " ".join(alternatives(word) for word in before)
+        stems = content_stems(f"{' '.join(before)} {full}")
+        if not content_stems(alternatives(last) or last):
+            continue
+        number = float(match.group(2))
+        second = float(match.group(3)) if match.group(3) else None
+        said = f"{last} {match.group(2)}" + (f"/{match.group(3)}" if match.group(3) else "")
+        # The word just before the number, as its full form when it is shorthand ("RR":
+        # respiratory rate), is what the number measures.
+        measured = content_stems(alternatives(last) or last)
+        found.append((stems | {f"={stem}" for stem in measured}, last, _Given(said, number, second)))
+    return found
+
+
+def _acronyms(text: str) -> set[str]:
+    """The acronyms `text` writes ("BUN", "GCS") and the initials of its phrases of two to
+    four capitalised words or words joined into a name ("Abbreviated Mental Test" -> "AMT",
+    "Systolic BP" -> "SBP", "Heart Rate" -> "HR", "Respiratory rate" -> "RR")."""
+    found = set(re.findall(r"\b[A-Z]{2,5}\b", text))
+    words = re.findall(r"[A-Za-z]+", text)
+    for size in (2, 3, 4):
+        for start in range(len(words) - size + 1):
+            chunk = words[start : start + size]
+            if chunk[0][0].isupper():
+                found.add("".join(w[0] if not w.isupper() else w for w in chunk).upper())
+    return found
+
+
+def _given_for(
+    component: str,
+    own: list[Item],
+    labelled: list[tuple[frozenset[str], str, _Given]],
+    question: str,
+) -> _Given | None:
+    """The number the question gives for `component`, None when it gives none."""
+    if not any(value_conditions(item.criterion) for item in own):
+        return None  # a worded component ("Melena at presentation"): see _worded
+    name = re.sub(r"\(.*?\)|—.*$|[≥≤<>=]+\s*\d.*$", "", component).strip()
+    if "age" in content_stems(name):
+        ages = [value for value in question_values(question) if value.kind == "age"]
+        return _Given(f"age {ages[0].number:g}", ages[0].number, None) if ages else None
+    name_stems = content_stems(name) - _GENERIC or content_stems(name)
+    criteria_stems = frozenset().union(*(content_stems(item.criterion) for item in own))
+    acronyms = _acronyms(name) | {a for item in own for a in _acronyms(item.criterion)}
+    for stems, written, given in labelled:
+        last = {stem[1:] for stem in stems if stem.startswith("=")}
+        if (written.upper() in acronyms and len(written) >= 2) or (
+            name_stems and name_stems <= stems and name_stems & last
+        ) or (last and last <= criteria_stems):
+            return given
+    # A number in the criterion's unit ("45 minutes" for "10-59 minutes"), the one the
+    # question gives of that kind, read as rag.generate.values reads it (a time in hours).
+    kinds = {c.kind for item in own for c in value_conditions(item.criterion)} - {"", "score", "age"}
+    units = {unit.lower() for item in own for unit in _UNIT.findall(item.criterion)}
+    of_kind = [value for value in question_values(question) if value.kind in kinds]
+    for unit in units:
+        said = re.findall(rf"(\d+(?:\.\d+)?)\s*{re.escape(unit[:3])}\w*\b", question, re.IGNORECASE)
+        if len(said) != 1:
+            continue
+        if unit.startswith("min"):  # the criterion's time is in hours, as values reads it
+            if len(of_kind) == 1:
+                return _Given(f"{said[0]} minutes", of_kind[0].number, None)
+            continue
+        return _Given(f"{said[0]} {unit}", float(said[0]), None)
+    return None
+
+
+def _meets(given: _Given, item: Item) -> bool:
+    """Whether the number `given` meets `item`'s criterion. A pressure pair ("118/58") is
+    read as systolic/diastolic against the side each condition names; of conditions in two
+    units ("> 20 mg/dL (> 7 mmol/L)"), the one nearest the number's scale is used."""
+    found = value_conditions(item.criterion)
+    if not found:
+        return False
+    if given.second is not None and re.search(r"systolic|diastolic", item.criterion, re.IGNORECASE):
+        for condition in found:
+            side = _side(item.criterion, condition)
+            number = given.second if side == "diastolic" else given.number
+            if condition.holds(number):
+                return True
+        return False
+    return _nearest(found, given.number).holds(given.number)
+
+
+def _side(criterion: str, condition: Condition) -> str:
+    """"systolic" or "diastolic": the side a condition of a pressure criterion is stated for
+    (the nearest such word before its bound)."""
+    bound = condition.high if condition.high is not None else condition.low
+    at = criterion.find(f"{bound:g}") if bound is not None else -1
+    sides = _PRESSURE_SIDE.findall(criterion[: at if at >= 0 else len(criterion)])
+    return sides[-1].lower() if sides else "systolic"
+
+
+def _nearest(found: list[Condition], number: float) -> Condition:
+    def distance(condition: Condition) -> float:
+        bounds = [b for b in (condition.low, condition.high) if b]
+        if not bounds or number <= 0:
+            return math.inf
+        return min(abs(math.log(number / bound)) for bound in bounds)
+
+    return min(found, key=distance)
+
+
+def _worded(
+    component: str,
+    own: list[Item],
+    stated: frozenset[str],
+    negated: frozenset[str],
+    items: list[Item],
+) -> tuple[str, int] | None:
+    """What the question says of a worded component: (what it said, the points of the
+    criterion it names), the points of the "None" row when it rules the component out, None
+    when it says nothing of it. A "Yes" row, and a criterion with a number the question gave
+    none for ("Confusion: AMT <= 8 or new disorientation"), is named by the component's own
+    words; other rows by their words no other row of the table has."""
+    name = re.sub(r"\(.*?\)", "", component).strip()
+    name_stems = content_stems(f"{name} {alternatives(name)}") - _GENERIC
+    none = next((item.points for item in own if _NO.match(item.criterion)), 0)
+    if name_stems and name_stems <= negated and not name_stems & stated:
+        return (f"no {_short(component)}", none)  # "no encephalopathy"
+    best: tuple[str, int] | None = None
+    ruled_out = False
+    for item in own:
+        if _NO.match(item.criterion):
+            continue
+        numeric = bool(value_conditions(item.criterion))
+        if _YES.match(item.criterion) or numeric:
+            # A number's criterion is named by its component only when it has words besides
+            # ("AMT <= 8 or new disorientation": "newly confused").
+            words = name_stems if not numeric or re.search(r"\bor\s+[a-z]", item.criterion) else set()
+        else:
+            shared = {
+                stem for other in items if other is not item for stem in content_stems(other.criterion)
+            }
+            words = content_stems(item.criterion) - _GENERIC - shared
+        words = {word for word in words if not word[0].isdigit()}  # "1. High-risk surgery"
+        said, denied = len(words & stated), len(words & negated)
+        if said > denied and (best is None or item.points > best[1]):
+            kept = (
+                component
+                if _YES.match(item.criterion) or numeric or item.criterion.startswith(component)
+                else item.criterion
+            )
+            best = (_short(kept), item.points)
+        elif denied > said:
+            ruled_out = True
+    if best is None and ruled_out:
+        return (f"no {_short(component)}", none)
+    return best
+
+
+def _short(text: str) -> str:
+    text = re.sub(r"\(.*?\)", "", text).strip()
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
