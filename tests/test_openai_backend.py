@@ -267,3 +267,28 @@ def test_the_check_falls_back_to_the_word_when_the_endpoint_sends_no_log_probabi
     # A reply that is neither word decides nothing: the coverage gate alone stands.
     assert yes_probability(choice("The passages discuss gout.")) is None
     assert yes_probability(choice("")) is None
+
+
+def test_the_model_is_given_the_score_the_questions_values_add_up_to(openai_server):
+    """A vignette's CURB-65 values are added up on the passage's criteria table and the total
+    is handed to the model with the passage it comes from, so it answers from the score-3 row
+    rather than adding up (or not) itself."""
+    table = (
+        "### Criteria (1 point each)\n\n| Criterion | Definition |\n|---|---|\n"
+        "| Confusion | Abbreviated Mental Test Score ≤ 8 |\n| Urea | > 7 mmol/L |\n"
+        "| Respiratory rate | ≥ 30 breaths per minute |\n"
+        "| Blood pressure | Systolic < 90 mmHg or diastolic ≤ 60 mmHg |\n"
+        "| Age ≥ 65 | Patient age 65 or older |\n"
+    )
+    curb = Hit(chunk_id="cap#0", doc_id="cap", text=table, score=1.0, rank=1, section="CURB-65")
+    openai_server.enqueue("reply", "Bottom line: CURB-65 is 3 [1].")
+    question = "71F, AMT 9/10, urea 8.2 mmol/L, RR 26, BP 118/58. CURB-65?"
+    generator_for(openai_server.url).generate(question, [curb, HITS[0]])
+    user = openai_server.requests[0]["messages"][1]["content"]
+    assert (
+        "Worked out from the question's values on passage [1]: By the values given, CURB-65 is"
+        " 3: urea 8.2 (1), BP 118/58 (1), age 71 (1); 0 for AMT 9/10, RR 26." in user
+    ), user
+    openai_server.enqueue("reply", "Bottom line: Colchicine [1].")
+    generator_for(openai_server.url).generate(QUESTION, HITS)
+    assert "Worked out" not in openai_server.requests[1]["messages"][1]["content"]

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from rag.generate.base import check_audience
+from rag.generate.scores import tally
 from rag.tokens import prompt_token_count, truncate_to_tokens
 from rag.types import Hit, Turn
 
@@ -80,7 +81,11 @@ Question: {question}
 {passages}
 </passages>
 
-Answer the question from the passages above, following the rules. {opening}"""
+{worked}Answer the question from the passages above, following the rules. {opening}"""
+
+# A score the question's values add up to on a passage's component table (rag.generate.scores),
+# given to the model as worked out, so the row it answers from is the total's.
+WORKED_SCORE = "Worked out from the question's values on passage [{n}]: {sentence}.\n\n"
 
 # With no passages at all (the no-retrieval baseline of `rag evaluate`) the model answers from
 # what it knows, in the same shape, without citations.
@@ -280,9 +285,15 @@ def build_messages(
             },
         ]
     passages = passages_within_budget(hits, context_tokens)
+    added_up = tally(question, hits[: len(passages)])
     user = USER_PROMPT.format(
         question=question.strip(),
         passages="\n".join(passages),
+        worked=(
+            WORKED_SCORE.format(n=added_up.passage, sentence=added_up.sentence())
+            if added_up is not None
+            else ""
+        ),
         opening=opening,
     )
     return [
