@@ -243,7 +243,8 @@ def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
         recent = " ".join(
             f"{turn.question} {turn.standalone_question} {turn.answer}" for turn in history[-2:]
         )
-        names = _NAMED_SCALE.findall(recent)
+        # Two characters name a heart sound or a nerve root ("S3", "C5"), not a scale.
+        names = [name for name in _NAMED_SCALE.findall(recent) if len(name) > 2]
         if names:
             counts: dict[str, int] = {}
             for name in names:

@@ -1207,7 +1207,14 @@ def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index
     )
     assert {c.doc_id for c in cited.citations} == {"nice_ugib_2012/risk_assessment"}
     assert "transfusion" not in cited.answer.lower()
-    assert "; Glasgow-Blatchford Score (GBS)" in cited.bottom_line, cited.bottom_line
+    # The values add up to a GBS of 3 ("pulse 96" is the heart rate), which picks the
+    # admission branch; the eponym keeps its capital inside the joined bottom line.
+    assert cited.bottom_line.startswith(
+        "By the values given, Glasgow-Blatchford is 3: hemoglobin 11.0 (1), BUN 21 (2); 0 for"
+        " heart rate 96,"
+    ), cited.bottom_line
+    assert "Calculate Glasgow-Blatchford Score" in cited.bottom_line
+    assert "GBS ≥ 2: Moderate-to-high risk. Hospital admission" in cited.bottom_line
     # A word only the other guideline holds ("components": ABCD2's "Score Components") does
     # not carry a question about CHA2DS2-VASc, which the AF guideline names throughout.
     cited = engine.ask("What are the components of the CHA2DS2-VASc score?", suggest_related=False)
@@ -1346,15 +1353,17 @@ def test_a_score_the_values_add_up_to_picks_the_row_and_shows_the_working():
         hits,
     )
     assert cited.bottom_line.startswith(
-        "By the values given, CURB-65 is 3: urea 8.2 (1), BP 118/58 (1), age 71 (1); 0 for"
-        " AMT 9/10, RR 26"
+        "By the values given, CURB-65 is 3: urea 8.2 (1), blood pressure 118/58 (1), age 71 (1);"
+        " 0 for confusion (AMT 9/10), respiratory rate 26 [1]; score 3–5 (High risk): Urgent"
+        " admission; IV antibiotics: co-amoxiclav plus clarithromycin [1]."
     ), cited.bottom_line
     assert "co-amoxiclav" in cited.bottom_line and "Score 2" not in cited.bottom_line
     # The same values but a systolic of 88 and an AMT of 7 make 5; "newly confused" names the
     # confusion criterion without a number; a score the question gives is not worked out.
     cited = answer("78M, newly confused, urea 9 mmol/L, RR 32, BP 88/70. CURB-65?", hits)
-    assert "CURB-65 is 5: confusion (1), urea 9 (1), RR 32 (1), BP 88/70 (1), age 78 (1)" in (
-        cited.bottom_line
+    assert (
+        "CURB-65 is 5: confusion (1), urea 9 (1), respiratory rate 32 (1), blood pressure 88/70"
+        " (1), age 78 (1)" in cited.bottom_line
     ), cited.bottom_line
     cited = answer("CAP with a CURB-65 of 2, urea 8.2. Which antibiotics?", hits)
     assert "By the values given" not in cited.answer
@@ -1402,9 +1411,9 @@ def test_a_score_is_added_up_over_a_table_cut_in_two_by_sex_and_by_what_is_ruled
     )
     assert found is not None and found.total == 5, found
     assert found.sentence() == (
-        "By the values given, Glasgow-Blatchford is 5: BUN 20 (2), Hb 11.4 (1), melena at"
-        " presentation (1), syncope at presentation (1); 0 for HR 92, no hepatic disease, no"
-        " cardiac failure"
+        "By the values given, Glasgow-Blatchford is 5: BUN 20 (2), hemoglobin 11.4 (1), melena"
+        " at presentation (1), syncope at presentation (1); 0 for heart rate 92, no hepatic"
+        " disease, no cardiac failure"
     ), found.sentence()
     # A man with the same haemoglobin scores 3 for it; a question naming no score adds none up.
     man = tally("58M, BUN 20 mg/dL, Hb 11.4 g/dL, HR 106. Glasgow-Blatchford score?", hits)

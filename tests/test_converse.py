@@ -386,3 +386,17 @@ def test_a_follow_up_that_names_no_guideline_topic_keeps_the_conversations_topic
     # A follow-up naming a guideline's topic (here by shorthand: "IE") changes the subject.
     switch = "New murmur and fevers in a PWID with staph in the blood cultures. Workup for IE?"
     assert condense_deterministic(switch, [pyelo], topics) == switch
+
+
+def test_a_heart_sound_in_the_answer_is_no_score_the_follow_up_carries() -> None:
+    """"What's his RCRI?" answered with the RCRI table, whose heart-failure row names "S3":
+    "that score" in the follow-up was carried as S3 (the only name with a digit in the turn),
+    which then read as a history of heart failure when the RCRI was added up."""
+    rcri = Turn(
+        "Pre-op for open AAA repair: prior stroke, creatinine 2.4, on insulin. What's his RCRI?",
+        "History of CHF, pulmonary edema, bilateral rales or S3 [1]. RCRI 3: 9% to 11% [1].",
+        "Pre-op for open AAA repair: prior stroke, creatinine 2.4, on insulin. What's his RCRI?",
+        ("acc_aha_perioperative_2014/risk_assessment",),
+    )
+    standalone = condense_deterministic("And his cardiac risk with that score?", [rcri])
+    assert "S3" not in standalone and "rcri" in standalone.lower(), standalone

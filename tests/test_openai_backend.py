@@ -287,7 +287,8 @@ def test_the_model_is_given_the_score_the_questions_values_add_up_to(openai_serv
     user = openai_server.requests[0]["messages"][1]["content"]
     assert (
         "Worked out from the question's values on passage [1]: By the values given, CURB-65 is"
-        " 3: urea 8.2 (1), BP 118/58 (1), age 71 (1); 0 for AMT 9/10, RR 26." in user
+        " 3: urea 8.2 (1), blood pressure 118/58 (1), age 71 (1); 0 for confusion (AMT 9/10),"
+        " respiratory rate 26." in user
     ), user
     openai_server.enqueue("reply", "Bottom line: Colchicine [1].")
     generator_for(openai_server.url).generate(QUESTION, HITS)

@@ -213,7 +213,7 @@ class ExtractiveGenerator:
         # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
         # question's values: it weighs the unit, and picks the rows and branches shown.
         fits = [
-            0 if added_up is not None and unit.cells and added_up.is_component(unit.cells[0])
+            0 if added_up is not None and unit.header and added_up.is_component(unit.header)
             else _value_match(values, unit)
             for unit in units
         ]
@@ -446,7 +446,13 @@ class ExtractiveGenerator:
             score_names = content_stems(" ".join(names)) if lead is not None else frozenset()
             extra = _complement(
                 bottom,
-                [unit for unit in chosen if id(unit) not in contradicted],
+                [
+                    unit
+                    for unit in chosen
+                    if id(unit) not in contradicted
+                    # The working says what the component table would add.
+                    and not (added_up is not None and added_up.is_component(unit.header))
+                ],
                 score_of,
                 dict(zip(map(id, units), similarity or [], strict=False)),
                 {
@@ -457,6 +463,17 @@ class ExtractiveGenerator:
             )
             if extra is not None:
                 also = [bottom, extra]
+        if added_up is not None:
+            # The criteria that scored, under their table's header, after the best unit: the
+            # working can be checked against them.
+            scored = [
+                unit
+                for unit in units
+                if unit.kind == "row" and unit not in chosen and added_up.is_scored(unit.cells)
+            ]
+            if any(unit.kind == "table" and added_up.is_component(unit.header) for unit in chosen):
+                scored = []  # the whole table is shown
+            chosen = [chosen[0], *scored, *chosen[1:]]
         return Draft(
             text=_render(
                 chosen,
@@ -1470,7 +1487,7 @@ def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-def _joined_sentences(said: Sequence[tuple[str, int]]) -> str:
+def _joined_sentences(said: Sequence[tuple[str, int | tuple[int, ...]]]) -> str:
     """Sentences, each citing its passage, as one sentence: "A [1]; b [2]." (a clause after
     the first starts in lower case unless it opens with an abbreviation or a name)."""
     if len(said) == 1:
@@ -1483,17 +1500,23 @@ def _joined_sentences(said: Sequence[tuple[str, int]]) -> str:
         if dash and f"{heading}{dash}" == named:
             text = rest  # "...; dose: 100 mg ...", not the heading a second time
         named = f"{heading}{dash}" if dash else ""
-        clauses.append(f"{lowered(text) if number else text} [{n}]")
+        clauses.append(f"{lowered(text) if number else text} {_marks(n)}")
     return "; ".join(clauses) + "."
 
 
-def _cite(text: str, n: int) -> str:
-    """`text` with [n] placed before its closing punctuation ("... flare [2].")."""
+def _cite(text: str, n: int | tuple[int, ...]) -> str:
+    """`text` with [n] placed before its closing punctuation ("... flare [2]."); passages
+    `n` cited together: "[1][3]"."""
     text = text.rstrip()
+    marks = _marks(n)
     match = re.match(r"^(.*?)([.!?…:;]+[\"'”’)]*)$", text)
     if match and match.group(1):
-        return f"{match.group(1)} [{n}]{match.group(2)}"
-    return f"{text} [{n}]"
+        return f"{match.group(1)} {marks}{match.group(2)}"
+    return f"{text} {marks}"
+
+
+def _marks(n: int | tuple[int, ...]) -> str:
+    return "".join(f"[{m}]" for m in (n if isinstance(n, tuple) else (n,)))
 
 
 TIE_RATIO = 0.9  # units scoring this close to the best answer about as well
@@ -1699,7 +1722,8 @@ def _render(
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
     if score is not None:
-        said.insert(0, (score.sentence(), score.passage))  # the working, then what it means
+        # The working, citing every part of the table it was added up on, then what it means.
+        said.insert(0, (score.sentence(), score.passages))
     lines = [f"Bottom line: {_joined_sentences([(adapt(text), n) for text, n in said])}", ""]
     body = _within_length(
         [

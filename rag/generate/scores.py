@@ -28,6 +28,7 @@ from rag.generate.values import NAME_WITH_DIGITS, Condition, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.shorthand import alternatives, stems_with_full_forms
 from rag.text import (
+    CONTEXT_OPENER,
     HEADING,
     STOPWORDS,
     TABLE_ROW,
@@ -87,6 +88,7 @@ class Item:
     component: str
     criterion: str
     points: int
+    header: tuple[str, ...] = ()  # the header of its table
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,28 @@ class Tally:
     total: int
     counted: tuple[tuple[str, int], ...]
     unstated: tuple[str, ...]
-    passage: int  # the 1-based number of the passage holding the table
-    components: frozenset[str] = frozenset()  # the table's components, as its rows name them
+    passages: tuple[int, ...]  # the 1-based numbers of the passages holding the table
+    headers: frozenset[tuple[str, ...]] = frozenset()  # the component table's header
+    scored: frozenset[str] = frozenset()  # the criteria that scored, as the rows write them
 
-    def is_component(self, first_cell: str) -> bool:
-        """Whether a table row whose first cell is `first_cell` is one of the components
-        added up: the story's values are counted in the working, not matched to it again."""
-        return _component(plain(first_cell)) in self.components
+    def is_component(self, header: Sequence[str]) -> bool:
+        """Whether a table unit with `header` is the component table added up: the story's
+        values are counted in the working, not matched to its rows again."""
+        return tuple(plain(cell).strip() for cell in header) in self.headers
+
+    def is_scored(self, cells: Sequence[str]) -> bool:
+        """Whether a row of the table (its `cells`) is a criterion that scored: shown, with
+        the table's header, so the clinician can check the working against it."""
+        said = [plain(cell).strip() for cell in cells]
+        if not said or not said[0]:
+            return False  # a row under another's component ("| | 10.0–11.9 | 3"): whose?
+        return any(cell in self.scored for cell in said[:2]) or (
+            len(said) == 2 and f"{_component(said[0])}: {said[1]}" in self.scored
+        )
+
+    @property
+    def passage(self) -> int:
+        return self.passages[0]
 
     def sentence(self) -> str:
         scored = ", ".join(f"{said} ({points})" for said, points in self.counted if points)
@@ -117,12 +134,17 @@ class Tally:
         return text
 
 
+SCORE_ROW_CHUNKS = 2  # chunks of the score's rows added beside its component table
+
+
 def with_whole_tables(
     question: str, hits: Sequence[Hit], chunks_of: Callable[[str], Sequence[Chunk]]
 ) -> list[Hit]:
     """`hits` with, after a hit holding part of a component table the question names (with no
     score of its own), the other chunks of its section: a table the chunker cut into parts is
-    added up whole. Ranks are renumbered 1..n."""
+    added up whole. Then the document's chunks that give a value of the score ("GBS ≥ 7",
+    "CURB-65 3–5"), at most SCORE_ROW_CHUNKS: the rows the total picks from. Ranks are
+    renumbered 1..n."""
     names = _named_scores(question)
     if not names or any(value.kind == "score" for value in question_values(question)):
         return list(hits)
@@ -130,15 +152,37 @@ def with_whole_tables(
     whole: list[Hit] = []
     for hit in hits:
         whole.append(hit)
-        named = any(
-            _names(context, name) for context, _ in _component_tables(hit) for name in names
-        )
+        contexts = [context for context, _ in _component_tables(hit)]
+        named = [
+            name
+            for name in names
+            if any(_names(context, name) for context in contexts)
+            and _asks_score(question, name)
+        ]
         if not named:
             continue
-        for chunk in chunks_of(hit.doc_id):
+        chunks = chunks_of(hit.doc_id)
+        for chunk in chunks:
             if chunk.section == hit.section and chunk.id not in present:
                 present.add(chunk.id)
                 whole.append(replace(hit, chunk_id=chunk.id, text=chunk.text))
+        # The score's rows may sit in another section, under its short name: "Glasgow-Blatchford
+        # Score (GBS)" is read in a disposition tree as "GBS ≥ 7".
+        aliases = named + [
+            short
+            for context in contexts
+            for name in named
+            for short in re.findall(rf"{re.escape(name)}[^()]{{0,12}}\(([A-Z][A-Za-z0-9-]+)\)", context, re.IGNORECASE)
+        ]
+        valued = re.compile(
+            rf"(?<![\w-])(?:{'|'.join(map(re.escape, aliases))})(?![\w-])(?:\s+score)?\s*"
+            rf"(?:=|≥|>=|≤|<=|<|>|of)?\s*\d",
+            re.IGNORECASE,
+        )
+        rows = [c for c in chunks if c.id not in present and valued.search(c.text)]
+        for chunk in rows[:SCORE_ROW_CHUNKS]:
+            present.add(chunk.id)
+            whole.append(replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section))
     return [replace(hit, rank=rank) for rank, hit in enumerate(whole, start=1)]
 
 
@@ -152,25 +196,26 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
     if not names:
         return None
     # A table the chunker cut into parts is read whole: the parts of one section are joined.
-    tables: dict[tuple[str, str], tuple[int, str, list[Item]]] = {}
+    tables: dict[tuple[str, str], tuple[list[int], str, list[Item]]] = {}
     # The intro giving each row one point sits in the first part of a table the chunker cut.
     one_each = {
         (hit.doc_id, hit.section) for hit in hits if _ONE_POINT_EACH.search(f"{hit.section} {hit.text}")
     }
     for passage, hit in enumerate(hits, start=1):
         for context, items in _component_tables(hit, (hit.doc_id, hit.section) in one_each):
-            first, named, joined = tables.setdefault((hit.doc_id, hit.section), (passage, "", []))
+            held, named, joined = tables.setdefault((hit.doc_id, hit.section), ([], "", []))
+            held.append(passage)
             joined.extend(item for item in items if item not in joined)
-            tables[hit.doc_id, hit.section] = (first, named + " " + context, joined)
+            tables[hit.doc_id, hit.section] = (held, named + " " + context, joined)
     best: Tally | None = None
-    for passage, context, items in tables.values():
-        said = [n for n in names if _names(context, n)]
+    for held, context, items in tables.values():
+        said = [n for n in names if _names(context, n) and _asks_score(question, n)]
         if not said:
             continue
         # Called as the table calls itself ("rcri" in a follow-up's context: "RCRI").
         found_name = re.search(re.escape(said[0]), context, re.IGNORECASE)
         name = found_name.group(0) if found_name else said[0]
-        found = _add_up(question, _for_sex(items, question), name, passage)
+        found = _add_up(question, _for_sex(items, question), name, tuple(held))
         if found is not None and (best is None or len(found.counted) > len(best.counted)):
             best = found
     return best
@@ -195,6 +240,24 @@ def _named_scores(question: str) -> list[str]:
     names += re.findall(r"[A-Za-z][A-Za-z-]{2,}", question)
     common = STOPWORDS | {"total", "score", "risk", "class"}
     return [name for name in dict.fromkeys(names) if name.lower() not in common]
+
+
+def _asks_score(question: str, name: str) -> bool:
+    """Whether `question` asks for the score `name`, not about its disease: a name with digits
+    ("CURB-65"), one the question calls a score ("ICH score", "Child-Pugh class"), one the
+    sentences that ask name ("What's her RCRI?"), or, in a follow-up asking about "that
+    score", one its conversation named. "Cerebellar ICH 18 mL, GCS 14. Conservative or OR?"
+    asks about the haemorrhage, not its ICH score."""
+    if NAME_WITH_DIGITS.fullmatch(name):
+        return True
+    word = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+    if re.search(rf"{word}\s+(?:score|class|index|criteria|grade|points)\b", question, re.IGNORECASE):
+        return True
+    asking = asking_sentences(question)
+    if re.search(word, asking, re.IGNORECASE):
+        return True
+    _, _, context = question.partition(CONTEXT_OPENER)
+    return bool(re.search(r"\bscore\b", asking, re.IGNORECASE) and re.search(word, context, re.IGNORECASE))
 
 
 def _names(context: str, name: str) -> bool:
@@ -243,13 +306,14 @@ def _items(rows: list[list[str]], *, one_each: bool) -> list[Item]:
     if len(rows) < 2:
         return []
     header, body = rows[0], rows[1:]
+    head = tuple(header)
     by_column = {n: int(m.group(1)) for n, cell in enumerate(header) if (m := _POINTS_HEADER.match(cell))}
     items: list[Item] = []
     if by_column:  # "Variable | 0 Points | 1 Point | 2 Points"
         for row in body:
             for n, points in by_column.items():
                 if n < len(row) and row[n] and row[n] not in {"—", "-", "–"}:
-                    items.append(Item(_component(row[0]), row[n], points))
+                    items.append(Item(_component(row[0]), row[n], points, head))
         return items
     points_at = next((n for n, cell in enumerate(header) if _POINTS_COLUMN.match(cell)), None)
     if points_at is not None and points_at > 0:  # "Component | Criteria | Points"
@@ -260,11 +324,11 @@ def _items(rows: list[list[str]], *, one_each: bool) -> list[Item]:
             component = _component(row[0]) or component
             criterion = row[1] if points_at > 1 else row[0]
             if component:
-                items.append(Item(component, criterion, int(row[points_at])))
+                items.append(Item(component, criterion, int(row[points_at]), head))
         return items
     if one_each and len(header) == 2:  # "Criterion | Definition" under "(1 point each)"
         return [
-            Item(_component(row[0]), f"{_component(row[0])}: {row[1]}", 1)
+            Item(_component(row[0]), f"{_component(row[0])}: {row[1]}", 1, head)
             for row in body
             if len(row) == 2
         ]
@@ -283,8 +347,10 @@ class _Given:
     second: float | None  # the diastolic of "118/58"
 
 
-def _add_up(question: str, items: list[Item], name: str, passage: int) -> Tally | None:
-    named = frozenset(item.component for item in items)
+def _add_up(
+    question: str, items: list[Item], name: str, passages: tuple[int, ...]
+) -> Tally | None:
+    headers = frozenset(item.header for item in items)
     # "Other Markers | Melena at presentation | 1", "| Syncope at presentation | 1": findings
     # listed under "Other" each add their points.
     items = [
@@ -303,16 +369,21 @@ def _add_up(question: str, items: list[Item], name: str, passage: int) -> Tally 
     counted: list[tuple[str, int]] = []
     unstated: list[str] = []
     total_floor: list[int] = []
+    scored: set[str] = set()
     for component in components:
         own = [item for item in items if item.component == component]
         given = _given_for(component, own, labelled, question)
         if given is not None:
-            points = max((item.points for item in own if _meets(given, item)), default=0)
+            met = [item for item in own if _meets(given, item)]
+            points = max((item.points for item in met), default=0)
             counted.append((given.said, points))
+            scored.update(item.criterion for item in met if item.points == points and points)
             continue
         worded = _worded(component, own, stated, negated, items)
         if worded is not None:
             counted.append(worded)
+            if worded[1]:
+                scored.update(item.criterion for item in own if item.points == worded[1])
             continue
         # Not stated: counted at its lowest, which is 1 point in a table that starts at 1
         # (Child-Pugh).
@@ -326,8 +397,9 @@ def _add_up(question: str, items: list[Item], name: str, passage: int) -> Tally 
         total=sum(points for _, points in counted) + sum(total_floor),
         counted=tuple(counted),
         unstated=tuple(unstated),
-        passage=passage,
-        components=named,
+        passages=passages,
+        headers=headers,
+        scored=frozenset(scored),
     )
 
 
@@ -338,6 +410,14 @@ def _finding_stems(text: str) -> frozenset[str]:
     return stems_with_full_forms(f"{text} {same}")
 
 
+# Ward words for a measurement that are no shorthand of the table (rag.shorthand).
+_MEASURED_AS = {"pulse": "heart rate", "sats": "oxygen saturation", "temp": "temperature"}
+
+
+def _full_form(word: str) -> str:
+    return alternatives(word) or _MEASURED_AS.get(word.lower(), "")
+
+
 def _labelled_numbers(question: str) -> list[tuple[frozenset[str], str, _Given]]:
     """The numbers `question` gives after a name: (the stems the name and its full form
     have, the name as written, the value)."""
@@ -346,16 +426,16 @@ def _labelled_numbers(question: str) -> list[tuple[frozenset[str], str, _Given]]
         label = match.group(1)
         last = label.split()[-1]
         before = label.split()[-2:]  # "respiratory rate 26", "newly confused urea 9": "urea"
-        full = " ".join(alternatives(word) for word in before)
+        full = " ".join(_full_form(word) for word in before)
         stems = content_stems(f"{' '.join(before)} {full}")
-        if not content_stems(alternatives(last) or last):
+        if not content_stems(_full_form(last) or last):
             continue
         number = float(match.group(2))
         second = float(match.group(3)) if match.group(3) else None
         said = f"{last} {match.group(2)}" + (f"/{match.group(3)}" if match.group(3) else "")
         # The word just before the number, as its full form when it is shorthand ("RR":
         # respiratory rate), is what the number measures.
-        measured = content_stems(alternatives(last) or last)
+        measured = content_stems(_full_form(last) or last)
         found.append((stems | {f"={stem}" for stem in measured}, last, _Given(said, number, second)))
     return found
 
@@ -395,7 +475,7 @@ def _given_for(
         if (written.upper() in acronyms and len(written) >= 2) or (
             name_stems and name_stems <= stems and name_stems & last
         ) or (last and last <= criteria_stems):
-            return given
+            return replace(given, said=_as_the_table_says(name, written, given.said))
     # A number in the criterion's unit ("45 minutes" for "10-59 minutes"), the one the
     # question gives of that kind, read as rag.generate.values reads it (a time in hours).
     kinds = {c.kind for item in own for c in value_conditions(item.criterion)} - {"", "score", "age"}
@@ -407,10 +487,26 @@ def _given_for(
             continue
         if unit.startswith("min"):  # the criterion's time is in hours, as values reads it
             if len(of_kind) == 1:
-                return _Given(f"{said[0]} minutes", of_kind[0].number, None)
+                return _Given(f"{_short(name)} {said[0]} minutes", of_kind[0].number, None)
             continue
-        return _Given(f"{said[0]} {unit}", float(said[0]), None)
+        return _Given(f"{_short(name)} {said[0]} {unit}", float(said[0]), None)
     return None
+
+
+def _as_the_table_says(name: str, written: str, said: str) -> str:
+    """A value said by the table's name for it, the question's word kept where the table
+    does not spell it out: "BP 118/58" -> "blood pressure 118/58", "AMT 9/10" -> "confusion
+    (AMT 9/10)", "urea 8.2" as it is."""
+    value = said.split(" ", 1)[1]
+    shown = _short(name)
+    words = content_stems(name)
+    if (
+        content_stems(written) <= words
+        or written.upper() in _acronyms(name)
+        or (_full_form(written) and content_stems(_full_form(written)) <= words)
+    ):
+        return f"{shown} {value}"
+    return f"{shown} ({written} {value})"
 
 
 def _meets(given: _Given, item: Item) -> bool:
@@ -498,5 +594,10 @@ def _worded(
 
 
 def _short(text: str) -> str:
+    """`text` without its brackets, its capitalised words in lower case ("Heart Rate" ->
+    "heart rate"; "GCS", "CHF" kept)."""
     text = re.sub(r"\(.*?\)", "", text).strip()
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+    return " ".join(
+        word.lower() if word[:1].isupper() and word[1:].islower() else word
+        for word in text.split()
+    )

@@ -395,14 +395,15 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
     # 9", "score of 2"), not against its other bare numbers ("1.5 mm ST depression").
     scores = [v for v in values if v.kind == "score" or v.label]
     # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
-    # with that value, not with a value of no stated kind ("LDL 130").
+    # with that value, not with a value of no stated kind ("LDL 130"); a condition of no
+    # stated kind ("GBS >= 2") is compared with the question's score.
     comparable = [
         (v, c)
         for v in values
         for c in stated
         if compatible(v, c)
         and (v.kind or c.kind)
-        and (v.kind == c.kind or c.kind not in kinds)
+        and (v.kind == c.kind or c.kind not in kinds or (v.kind == "score" and not c.kind))
         and not (c.kind == "score" and scores and v not in scores)
     ]
     if not comparable:
