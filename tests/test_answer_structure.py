@@ -1419,3 +1419,11 @@ def test_a_score_is_added_up_over_a_table_cut_in_two_by_sex_and_by_what_is_ruled
     man = tally("58M, BUN 20 mg/dL, Hb 11.4 g/dL, HR 106. Glasgow-Blatchford score?", hits)
     assert man is not None and man.total == 6, man
     assert tally("58M, BUN 20 mg/dL, Hb 11.4 g/dL, HR 106. Admit?", hits) is None
+
+
+def test_four_factor_pcc_is_no_four_year_old_woman():
+    """"How much 4F-PCC?" read "4F" as a case's age and sex ("78M", "34F"), so an ICH score
+    asked beside it counted "age 4" and an age row could be chosen for a 4-year-old."""
+    values = question_values("Warfarin, now a 25 mL lobar ICH. INR 7.2, 90 kg. How much 4F-PCC?")
+    assert not [value for value in values if value.kind == "age"], values
+    assert [v.number for v in question_values("34F, 2 days of dysuria") if v.kind == "age"] == [34]

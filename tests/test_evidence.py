@@ -714,6 +714,24 @@ def test_a_population_is_named_in_the_questions_own_words():
     assert missing_facets(question, [wells]) == ("adolescents under 18, such as a 15-year-old",)
     child = "8-year-old with an asthma attack: what dose of prednisolone?"
     assert missing_facets(child, [wells])[0] == "a prednisolone dose for children, such as an 8-year-old"
+    # Dialysis as the question says it: "haemodialysis" (round 11 was told "patients on
+    # dialysis" for a question on haemodialysis).
+    apixaban = Hit("a", "af", "Apixaban 5 mg BID; 2.5 mg BID with two of age, weight, creatinine.", 1.0, 1)
+    on_hd = "AF on haemodialysis, CHA2DS2-VASc 4. Apixaban 5 mg or 2.5 mg BID?"
+    assert missing_facets(on_hd, [apixaban]) == ("patients on haemodialysis",)
+
+
+def test_a_term_with_a_number_in_its_name_is_named_whole():
+    """"booked for her COVID-19 booster" was told the passages "do not mention 'COVID'"."""
+    from rag.generate.evidence import grade_evidence
+
+    question = (
+        "RA on methotrexate 20 mg weekly, booked for her COVID-19 booster on Friday. Should the"
+        " MTX be held, and for how many weeks afterwards?"
+    )
+    mtx = Hit("m", "acr", "RA: hold methotrexate for 2 weeks around a serious infection.", 1.0, 1)
+    statement = grade_evidence(question, None, [mtx], direct_score=1.3).statement()
+    assert "'COVID-19'" in statement, statement
 
 
 def test_a_dose_is_that_of_the_drug_asked_about_in_one_passage():

@@ -311,8 +311,12 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # answer need not address it.
     present = NEGATION.sub(" ", _PAST_AGE.sub(" ", lowered))
     for name, (asked, stated) in _POPULATIONS.items():
-        if re.search(asked, present):
-            facets[name] = re.compile(stated)
+        said = re.search(asked, present)
+        if said:
+            # Dialysis is named as the question says it: "patients on haemodialysis".
+            facets[f"patients on {said.group(0)}" if "dialysis" in name else name] = re.compile(
+                stated
+            )
     for match in _AGE.finditer(lowered):
         if _SOMEONE_ELSES.search(lowered[: match.start()]):
             continue  # "new dad of a 6-week-old": the baby's age, not the patient's
@@ -586,7 +590,7 @@ def grade_evidence(
             set(absent_words(asked, cited)) if any(map(alternatives, names)) else set()
         )
         unmentioned = [
-            name
+            _with_noun(name, question)
             for name in names
             if name.lower() not in measured
             and name not in _CARE_SETTINGS
@@ -678,7 +682,11 @@ def never_indexed(question: str, is_unindexed: Callable[[str], bool]) -> list[st
 
 
 def _with_noun(word: str, question: str) -> str:
-    """`word` with the noun it qualifies when it is an adjective ("obeticholic acid")."""
+    """`word` with the noun it qualifies when it is an adjective ("obeticholic acid"), and with
+    the number its name carries ("COVID-19", not "COVID")."""
+    numbered = re.search(rf"\b{re.escape(word)}-\d+\b", question)
+    if numbered:
+        return numbered.group(0)
     if not _ADJECTIVE_ENDING.search(word):
         return word
     following = re.search(rf"\b{re.escape(word)}\s+([a-z]{{3,}})\b", question)

@@ -46,7 +46,7 @@ _KINDS = (
         ),
     ),
     # "78M", "34F": a case's age and sex (lower-cased in a follow-up's context: "32m")
-    ("age", re.compile(r"^[MF]\b", re.IGNORECASE)),
+    ("age", re.compile(r"^[MF]\b(?!-)", re.IGNORECASE)),  # not "4F-PCC"
     ("weight", re.compile(r"^\s*kg\b", re.IGNORECASE)),
     ("kidney", re.compile(r"^\s*(?:ml/min|ml/min/1\.73)", re.IGNORECASE)),
     ("percent", re.compile(r"^\s*%")),
