@@ -307,6 +307,11 @@ class ExtractiveGenerator:
         around = [0.0 if fit < 0 else score for score, fit in zip(topical, fits, strict=True)]
         chosen = _with_neighbours(chosen, units, around, question_words)
         chosen = [_without_contradicted(unit, values) for unit in chosen]
+        if added_up is not None:
+            # The component table is said by the working (its rows that scored are shown
+            # below); what the total means leads.
+            rest = [u for u in chosen if not (u.header and added_up.is_component(u.header))]
+            chosen = rest or chosen
         if not chosen:
             return Draft(text="", refused=True)
         # A unit the story's values match leads only if, without the weight the match gives
@@ -471,8 +476,6 @@ class ExtractiveGenerator:
                 for unit in units
                 if unit.kind == "row" and unit not in chosen and added_up.is_scored(unit.cells)
             ]
-            if any(unit.kind == "table" and added_up.is_component(unit.header) for unit in chosen):
-                scored = []  # the whole table is shown
             chosen = [chosen[0], *scored, *chosen[1:]]
         return Draft(
             text=_render(

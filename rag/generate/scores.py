@@ -179,7 +179,16 @@ def with_whole_tables(
             rf"(?:=|≥|>=|≤|<=|<|>|of)?\s*\d",
             re.IGNORECASE,
         )
-        rows = [c for c in chunks if c.id not in present and valued.search(c.text)]
+        # ... or under a heading naming it ("2-Day Stroke Risk by ABCD2 Score": "0–3 | Low").
+        headed = re.compile(
+            rf"(?<![\w-])(?:{'|'.join(map(re.escape, aliases))})(?![\w-])", re.IGNORECASE
+        )
+        rows = [
+            c
+            for c in chunks
+            if c.id not in present
+            and (valued.search(c.text) or headed.search(section_headings(c.section)[-1]))
+        ]
         for chunk in rows[:SCORE_ROW_CHUNKS]:
             present.add(chunk.id)
             whole.append(replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section))
