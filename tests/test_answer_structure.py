@@ -1427,3 +1427,35 @@ def test_four_factor_pcc_is_no_four_year_old_woman():
     values = question_values("Warfarin, now a 25 mL lobar ICH. INR 7.2, 90 kg. How much 4F-PCC?")
     assert not [value for value in values if value.kind == "age"], values
     assert [v.number for v in question_values("34F, 2 days of dysuria") if v.kind == "age"] == [34]
+
+
+CHILD_PUGH = """\
+### Scoring Criteria
+
+| Parameter | 1 Point | 2 Points | 3 Points |
+|---|---|---|---|
+| **Bilirubin** (mg/dL) | < 2 | 2–3 | > 3 |
+| **Albumin** (g/dL) | > 3.5 | 2.8–3.5 | < 2.8 |
+| **INR** | < 1.7 | 1.7–2.3 | > 2.3 |
+| **Ascites** | None | Mild (diuretic-responsive) | Moderate-Severe (refractory) |
+| **Encephalopathy** | None | Grade I–II (managed) | Grade III–IV (poorly controlled) |
+"""
+
+
+def test_a_score_with_its_points_in_the_header_counts_what_is_ruled_out_and_names_the_rest():
+    """Points in the header ("1 Point | 2 Points | 3 Points"): "no encephalopathy" is its "None"
+    cell (1 point, not 0, and not the "poorly controlled" row the story's "well controlled"
+    shares a word with), and ascites the question says nothing of is counted as absent, named."""
+    from rag.generate.scores import tally
+
+    hits = [hit("liver", CHILD_PUGH, 1, title="Cirrhosis", section="Child-Pugh Score")]
+    found = tally(
+        "58M, bili 2.4 mg/dL, albumin 3.1 g/dL, INR 1.5, BP well controlled, no"
+        " encephalopathy. What Child-Pugh class is he?",
+        hits,
+    )
+    assert found is not None and found.total == 7, found
+    assert found.sentence() == (
+        "By the values given, Child-Pugh is 7: bilirubin 2.4 (2), albumin 3.1 (2), INR 1.5 (1),"
+        " no encephalopathy (1); not stated, counted as absent: ascites (1)"
+    ), found.sentence()

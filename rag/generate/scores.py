@@ -130,7 +130,7 @@ class Tally:
         if nothing:
             text += f"; 0 for {', '.join(nothing)}"
         if self.unstated:
-            text += f"; not stated, counted at the lowest: {', '.join(self.unstated)}"
+            text += f"; not stated, counted as absent: {', '.join(self.unstated)}"
         return text
 
 
@@ -394,7 +394,7 @@ def _add_up(
             if worded[1]:
                 scored.update(item.criterion for item in own if item.points == worded[1])
             continue
-        # Not stated: counted at its lowest, which is 1 point in a table that starts at 1
+        # Not stated: counted as absent, which is 1 point in a table that starts at 1
         # (Child-Pugh).
         lowest = next((item.points for item in own if _NO.match(item.criterion)), 0)
         unstated.append(_short(component) + (f" ({lowest})" if lowest else ""))
