@@ -103,6 +103,7 @@ class Tally:
     passages: tuple[int, ...]  # the 1-based numbers of the passages holding the table
     headers: frozenset[tuple[str, ...]] = frozenset()  # the component table's header
     scored: frozenset[str] = frozenset()  # the criteria that scored, as the rows write them
+    measured: frozenset[str] = frozenset()  # the components the question gave a number for
 
     def is_component(self, header: Sequence[str]) -> bool:
         """Whether a table unit with `header` is the component table added up: the story's
@@ -110,11 +111,14 @@ class Tally:
         return tuple(plain(cell).strip() for cell in header) in self.headers
 
     def is_scored(self, cells: Sequence[str]) -> bool:
-        """Whether a row of the table (its `cells`) is a criterion that scored: shown, with
-        the table's header, so the clinician can check the working against it."""
+        """Whether a row of the table (its `cells`) is a criterion that scored, or the first
+        row of a component the question gave a number for (its threshold, met or not): shown,
+        with the table's header, so the clinician can check the working against it."""
         said = [plain(cell).strip() for cell in cells]
         if not said or not said[0]:
             return False  # a row under another's component ("| | 10.0–11.9 | 3"): whose?
+        if _component(said[0]) in self.measured:
+            return True
         return any(cell in self.scored for cell in said[:2]) or (
             len(said) == 2 and f"{_component(said[0])}: {said[1]}" in self.scored
         )
@@ -379,6 +383,7 @@ def _add_up(
     unstated: list[str] = []
     total_floor: list[int] = []
     scored: set[str] = set()
+    measured: set[str] = set()
     for component in components:
         own = [item for item in items if item.component == component]
         given = _given_for(component, own, labelled, question)
@@ -387,6 +392,7 @@ def _add_up(
             points = max((item.points for item in met), default=0)
             counted.append((given.said, points))
             scored.update(item.criterion for item in met if item.points == points and points)
+            measured.add(component)
             continue
         worded = _worded(component, own, stated, negated, items)
         if worded is not None:
@@ -409,6 +415,7 @@ def _add_up(
         passages=passages,
         headers=headers,
         scored=frozenset(scored),
+        measured=frozenset(measured),
     )
 
 
