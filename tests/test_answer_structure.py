@@ -1459,3 +1459,53 @@ def test_a_score_with_its_points_in_the_header_counts_what_is_ruled_out_and_name
         "By the values given, Child-Pugh is 7: bilirubin 2.4 (2), albumin 3.1 (2), INR 1.5 (1),"
         " no encephalopathy (1); not stated, counted as absent: ascites (1)"
     ), found.sentence()
+
+
+WELLS_LIST = """\
+The Wells score assigns points to seven clinical features.
+
+### Clinical Criteria and Point Values
+
+- **Clinical signs and symptoms of DVT**: 3.0 points
+  *(minimum of leg swelling and pain with palpation of the deep veins)*
+- **An alternative diagnosis is less likely than PE**: 3.0 points
+- **Heart rate > 100 beats per minute**: 1.5 points
+- **Hemoptysis**: 1.0 point
+- **Malignancy**: 1.0 point
+"""
+QSOFA_LIST = """\
+### qSOFA Criteria
+
+A patient meets the qSOFA criteria if they exhibit at least **two** of the following three:
+1. **Respiratory Rate:** ≥ 22 breaths per minute
+2. **Altered Mentation:** Glasgow Coma Scale (GCS) < 15
+3. **Systolic Blood Pressure:** ≤ 100 mmHg
+
+### Next steps
+- Check lactate.
+- Start antibiotics within 1 hour.
+"""
+
+
+def test_a_list_of_criteria_is_added_up_with_its_own_points_or_one_each():
+    """A list whose items give their points (Wells: 1.5 for a heart rate over 100) or whose
+    intro counts them ("at least two of the following three": qSOFA) is added up like a table;
+    "no haemoptysis" rules its item out; a list of actions beside it is no criterion."""
+    from rag.generate.scores import tally
+
+    wells = [hit("pe", WELLS_LIST, 1, title="PE", section="Wells Clinical Model")]
+    found = tally(
+        "34F, pleuritic pain, HR 112, no haemoptysis, PE the most likely diagnosis. Wells score?",
+        wells,
+    )
+    assert found is not None and found.sentence() == (
+        "By the values given, Wells is 4.5: an alternative diagnosis is less likely than PE (3),"
+        " heart rate 112 (1.5); 0 for no hemoptysis; not stated, counted as absent: clinical"
+        " signs and symptoms of DVT, malignancy"
+    ), found
+    qsofa = [hit("sepsis", QSOFA_LIST, 1, title="Sepsis", section="qSOFA")]
+    found = tally("Pneumonia, RR 24, GCS 14, SBP 105. qSOFA?", qsofa)
+    assert found is not None and found.sentence() == (
+        "By the values given, qSOFA is 2: respiratory rate 24 (1), altered mentation (GCS 14)"
+        " (1); 0 for systolic blood pressure 105"
+    ), found

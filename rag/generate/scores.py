@@ -30,6 +30,7 @@ from rag.shorthand import alternatives, stems_with_full_forms
 from rag.text import (
     CONTEXT_OPENER,
     HEADING,
+    LIST_ITEM,
     STOPWORDS,
     TABLE_ROW,
     TABLE_RULE,
@@ -70,6 +71,7 @@ _RULED_OUT = re.compile(r"\b(?:no|not|without|denies|never had)\s+([^,.;:?]+)", 
 _SAME = {
     r"\bliver\b": "hepatic", r"\bheart\b": "cardiac", r"\bkidney\b": "renal",
     r"\bmelaena\b": "melena", r"\bhaemoglobin\b": "hemoglobin", r"\bconfused\b": "confusion",
+    r"\bhaemoptysis\b": "hemoptysis",
     r"\bhaemorrhage\b": "hemorrhage", r"\bIVH\b|\bintraventricular\b": "IVH",
     r"\bposterior fossa\b|\bcerebell|\bbrainstem\b": "infratentorial",
     # A finding on one side ("right arm weakness") is unilateral.
@@ -87,7 +89,7 @@ class Item:
 
     component: str
     criterion: str
-    points: int
+    points: float
     header: tuple[str, ...] = ()  # the header of its table
 
 
@@ -97,8 +99,8 @@ class Tally:
     (what the question said of it, its points) and those the question does not state."""
 
     name: str
-    total: int
-    counted: tuple[tuple[str, int], ...]
+    total: float
+    counted: tuple[tuple[str, float], ...]
     unstated: tuple[str, ...]
     passages: tuple[int, ...]  # the 1-based numbers of the passages holding the table
     headers: frozenset[tuple[str, ...]] = frozenset()  # the component table's header
@@ -128,8 +130,11 @@ class Tally:
         return self.passages[0]
 
     def sentence(self) -> str:
-        scored = ", ".join(f"{said} ({points})" for said, points in self.counted if points)
-        text = f"By the values given, {self.name} is {self.total}: {scored or 'no component scores'}"
+        scored = ", ".join(f"{said} ({points:g})" for said, points in self.counted if points)
+        text = (
+            f"By the values given, {self.name} is {self.total:g}: "
+            f"{scored or 'no component scores'}"
+        )
         nothing = [said for said, points in self.counted if not points]
         if nothing:
             text += f"; 0 for {', '.join(nothing)}"
@@ -280,19 +285,33 @@ def _names(context: str, name: str) -> bool:
     pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
     if not NAME_WITH_DIGITS.fullmatch(name):
         pattern += (
-            r"\s*(?:\([A-Z]+\)\s*)?(?:score|index|class|classification|criteria|risk factors)\b"
+            r"\s*(?:\([A-Z]+\)\s*)?(?:risk\s+)?(?:score|index|class|classification|criteria|factors)\b"
         )
     return re.search(pattern, context, re.IGNORECASE) is not None
 
 
 def _component_tables(hit: Hit, one_each: bool = False) -> list[tuple[str, list[Item]]]:
     """The component tables of `hit`'s text, each with what names it (the section path, the
-    headings and prose above it) and its items."""
+    headings and prose above it) and its items. A list is one too when its items give their
+    points ("- **Hemoptysis**: 1.0 point") or its intro gives each one point ("Assign 1 point
+    for each of the following", "at least two of the following three")."""
     found: list[tuple[str, list[Item]]] = []
     lines = hit.text.splitlines()
     above: list[str] = list(section_headings(hit.section))
     i = 0
     while i < len(lines):
+        if LIST_ITEM.match(lines[i]):
+            start = i
+            while i < len(lines) and (LIST_ITEM.match(lines[i]) or lines[i].startswith("  ")):
+                i += 1
+            # One point each only by the intro right above the list: another list of the
+            # chunk ("Anti-ischemic therapy") is no criteria list.
+            intro = plain(above[-1]) if above else ""
+            each = bool(_ONE_POINT_EACH.search(intro) or _SOME_OF.search(intro))
+            items = _listed(lines[start:i], each)
+            if items:
+                found.append((" ".join(above), items))
+            continue
         if not TABLE_ROW.match(lines[i]):
             heading = HEADING.match(lines[i])
             if lines[i].strip():
@@ -308,6 +327,33 @@ def _component_tables(hit: Hit, one_each: bool = False) -> list[tuple[str, list[
         if items:
             found.append((" ".join(above), items))
     return found
+
+
+# "- **Heart rate > 100 beats per minute**: 1.5 points"; groups: the criterion, its points.
+_LISTED_POINTS = re.compile(r"^(.+?):\s*(\d+(?:\.\d+)?)\s*points?\b", re.IGNORECASE)
+# A list of criteria a score counts one each: "meets the qSOFA criteria if ... at least two of
+# the following three".
+_SOME_OF = re.compile(r"\bat least (?:two|three|2|3) of the following\b", re.IGNORECASE)
+
+
+def _listed(lines: list[str], one_each: bool) -> list[Item]:
+    """The items of a list of criteria: each with its own points, or one point each."""
+    items: list[Item] = []
+    for line in lines:
+        opened = LIST_ITEM.match(line)
+        if not opened or opened.group(1):  # nested lines explain their item
+            continue
+        text = plain(line[opened.end() :]).strip()
+        priced = _LISTED_POINTS.match(text)
+        if priced:
+            criterion = priced.group(1).strip()
+            items.append(Item(criterion, criterion, float(priced.group(2))))
+        elif one_each:
+            label = text.split(":", 1)[0].strip()
+            items.append(Item(label, text, 1.0))
+    # Every item priced, or none: a list of actions with one "2 points" line is no score.
+    listed = [line for line in lines if (opened := LIST_ITEM.match(line)) and not opened.group(1)]
+    return items if len(items) >= 2 and len(items) == len(listed) else []
 
 
 def _cells(line: str) -> list[str]:
@@ -379,9 +425,9 @@ def _add_up(
     ruled_out = " ".join(match.group(1) for match in _RULED_OUT.finditer(story))
     negated = _finding_stems(ruled_out)
     stated = _finding_stems(_RULED_OUT.sub(" ", story))
-    counted: list[tuple[str, int]] = []
+    counted: list[tuple[str, float]] = []
     unstated: list[str] = []
-    total_floor: list[int] = []
+    total_floor: list[float] = []
     scored: set[str] = set()
     measured: set[str] = set()
     for component in components:
@@ -403,7 +449,7 @@ def _add_up(
         # Not stated: counted as absent, which is 1 point in a table that starts at 1
         # (Child-Pugh).
         lowest = next((item.points for item in own if _NO.match(item.criterion)), 0)
-        unstated.append(_short(component) + (f" ({lowest})" if lowest else ""))
+        unstated.append(_short(component) + (f" ({lowest:g})" if lowest else ""))
         total_floor.append(lowest)
     if len(counted) < 2:
         return None
@@ -477,7 +523,7 @@ def _given_for(
     question: str,
 ) -> _Given | None:
     """The number the question gives for `component`, None when it gives none."""
-    if not any(value_conditions(item.criterion) for item in own):
+    if not any(_measured(item.criterion) for item in own):
         return None  # a worded component ("Melena at presentation"): see _worded
     name = re.sub(r"\(.*?\)|—.*$|[≥≤<>=]+\s*\d.*$", "", component).strip()
     if "age" in content_stems(name):
@@ -561,13 +607,27 @@ def _nearest(found: list[Condition], number: float) -> Condition:
     return min(found, key=distance)
 
 
+# What qualifies a criterion without being its measure: "(prior coronary stenosis >= 50%)",
+# "in the past 7 days".
+_QUALIFIER = re.compile(
+    r"\([^)]*\)|\b(?:in|within|over|during) the (?:past|last|previous|preceding) \d+ \w+",
+    re.IGNORECASE,
+)
+
+
+def _measured(criterion: str) -> bool:
+    """Whether `criterion` is met by a number ("Urea > 7 mmol/L"), not by a finding whose
+    qualifier has one ("Aspirin use in the past 7 days", "Known CAD (stenosis >= 50%)")."""
+    return bool(value_conditions(_QUALIFIER.sub(" ", criterion)))
+
+
 def _worded(
     component: str,
     own: list[Item],
     stated: frozenset[str],
     negated: frozenset[str],
     items: list[Item],
-) -> tuple[str, int] | None:
+) -> tuple[str, float] | None:
     """What the question says of a worded component: (what it said, the points of the
     criterion it names), the points of the "None" row when it rules the component out, None
     when it says nothing of it. A "Yes" row, and a criterion with a number the question gave
@@ -578,16 +638,17 @@ def _worded(
     none = next((item.points for item in own if _NO.match(item.criterion)), 0)
     if name_stems and name_stems <= negated and not name_stems & stated:
         return (f"no {_short(component)}", none)  # "no encephalopathy"
-    best: tuple[str, int] | None = None
+    best: tuple[str, float] | None = None
     ruled_out = False
     for item in own:
         if _NO.match(item.criterion):
             continue
-        numeric = bool(value_conditions(item.criterion))
+        numeric = _measured(item.criterion)
         if _YES.match(item.criterion) or numeric:
             # A number's criterion is named by its component only when it has words besides
             # ("AMT <= 8 or new disorientation": "newly confused").
-            words = name_stems if not numeric or re.search(r"\bor\s+[a-z]", item.criterion) else set()
+            worded = re.search(r"\bor\s+[a-z]", item.criterion) and not re.search(r"\d", name)
+            words = name_stems if not numeric or worded else set()
         else:
             shared = {
                 stem for other in items if other is not item for stem in content_stems(other.criterion)
