@@ -91,6 +91,7 @@ class Item:
     criterion: str
     points: float
     header: tuple[str, ...] = ()  # the header of its table
+    row: str = ""  # the component its row names, when it is counted on its own ("Other Markers")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class Tally:
     unstated: tuple[str, ...]
     passages: tuple[int, ...]  # the 1-based numbers of the passages holding the table
     headers: frozenset[tuple[str, ...]] = frozenset()  # the component table's header
-    scored: frozenset[str] = frozenset()  # the criteria that scored, as the rows write them
+    scored: frozenset[tuple[str, str]] = frozenset()  # (component, criterion) that scored
     measured: frozenset[str] = frozenset()  # the components the question gave a number for
 
     def is_component(self, header: Sequence[str]) -> bool:
@@ -119,10 +120,11 @@ class Tally:
         said = [plain(cell).strip() for cell in cells]
         if not said or not said[0]:
             return False  # a row under another's component ("| | 10.0–11.9 | 3"): whose?
-        if _component(said[0]) in self.measured:
+        component = _component(said[0])
+        if component in self.measured:
             return True
-        return any(cell in self.scored for cell in said[:2]) or (
-            len(said) == 2 and f"{_component(said[0])}: {said[1]}" in self.scored
+        return any((component, cell) in self.scored for cell in said[1:]) or (
+            len(said) == 2 and (component, f"{component}: {said[1]}") in self.scored
         )
 
     @property
@@ -413,7 +415,9 @@ def _add_up(
     # "Other Markers | Melena at presentation | 1", "| Syncope at presentation | 1": findings
     # listed under "Other" each add their points.
     items = [
-        replace(item, component=item.criterion) if re.search(r"\bother\b", item.component, re.IGNORECASE) else item
+        replace(item, component=item.criterion, row=item.component)
+        if re.search(r"\bother\b", item.component, re.IGNORECASE)
+        else item
         for item in items
     ]
     components = list(dict.fromkeys(item.component for item in items))
@@ -428,7 +432,7 @@ def _add_up(
     counted: list[tuple[str, float]] = []
     unstated: list[str] = []
     total_floor: list[float] = []
-    scored: set[str] = set()
+    scored: set[tuple[str, str]] = set()
     measured: set[str] = set()
     for component in components:
         own = [item for item in items if item.component == component]
@@ -437,14 +441,23 @@ def _add_up(
             met = [item for item in own if _meets(given, item)]
             points = max((item.points for item in met), default=0)
             counted.append((given.said, points))
-            scored.update(item.criterion for item in met if item.points == points and points)
-            measured.add(component)
+            scored.update(
+                (item.row or item.component, item.criterion)
+                for item in met
+                if item.points == points and points
+            )
+            if len(own) == 1:  # its one row states the threshold, met or not
+                measured.add(component)
             continue
         worded = _worded(component, own, stated, negated, items)
         if worded is not None:
             counted.append(worded)
             if worded[1]:
-                scored.update(item.criterion for item in own if item.points == worded[1])
+                scored.update(
+                    (item.row or item.component, item.criterion)
+                    for item in own
+                    if item.points == worded[1]
+                )
             continue
         # Not stated: counted as absent, which is 1 point in a table that starts at 1
         # (Child-Pugh).
