@@ -1509,3 +1509,18 @@ def test_a_list_of_criteria_is_added_up_with_its_own_points_or_one_each():
         "By the values given, qSOFA is 2: respiratory rate 24 (1), altered mentation (GCS 14)"
         " (1); 0 for systolic blood pressure 105"
     ), found
+
+
+def test_a_question_asking_what_to_watch_for_leads_with_what_to_monitor(demo_index: Path):
+    """"While terlipressin is running, which adverse effects should the nurses be watching
+    for?" was answered "Offer terlipressin at presentation": the item saying what to monitor
+    ("Monitor for: Hyponatremia, ...") shares no word with "adverse effects" (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "While terlipressin is running for a suspected variceal bleed, which adverse effects"
+        " should the nurses be watching for?",
+        suggest_related=False,
+    )
+    assert cited.bottom_line.startswith(
+        "Monitor for: Hyponatremia, cardiac ischemia, peripheral ischemia"
+    ), cited.bottom_line

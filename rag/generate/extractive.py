@@ -647,6 +647,16 @@ _ASKS_DEFINITION = re.compile(
 _DEFINES = re.compile(
     r"\b(?:(?:is|are) defined as|defined by|definition|refers to)\b", re.IGNORECASE
 )
+# A question asking what harm to look for, and a unit that says ("Monitor for: hyponatremia").
+_ASKS_HARMS = re.compile(
+    r"\b(?:adverse (?:effects?|events?|reactions?)|side[- ]effects?|toxicit(?:y|ies)"
+    r"|watch(?:ing)? (?:out )?for|monitor(?:ing)? for|look(?:ing)? out for)\b",
+    re.IGNORECASE,
+)
+_STATES_HARMS = re.compile(
+    r"\b(?:adverse|side[- ]effects?|toxicit(?:y|ies)|monitor(?:ing)? for|watch for|warnings?)\b",
+    re.IGNORECASE,
+)
 _DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL|mmol|mEq)(?:/kg)?\b")
 _ANY_NUMBER = re.compile(r"\d")
 
@@ -673,12 +683,15 @@ _RECOMMENDS = re.compile(
 
 
 def answer_type(question: str) -> str:
-    """ "definition", "dose", "number", "decision" or "" for what `question` asks: what a
-    term means, a dose, a threshold or time, whether to do something, or else."""
+    """ "definition", "harms", "dose", "number", "decision" or "" for what `question` asks:
+    what a term means, what to watch for, a dose, a threshold or time, whether to do
+    something, or else."""
     # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
     asked = asking_sentences(question)
     if _ASKS_DEFINITION.search(asked):
         return "definition"  # "what counts as DCI - how big a GCS drop?": its definition
+    if _ASKS_HARMS.search(asked):
+        return "harms"  # "which adverse effects should the nurses be watching for?"
     if _ASKS_DOSE.search(asked):
         return "dose"
     if _ASKS_WHETHER.search(asked):
@@ -718,6 +731,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
         return 1.3 if _RECOMMENDS.search(text) else 1.0
     if wants == "definition":
         return 1.3 if _DEFINES.search(text) else 1.0
+    if wants == "harms":
+        return 1.5 if _STATES_HARMS.search(text) else 1.0
     return 1.0
 
 
