@@ -68,7 +68,10 @@ _CHILDREN = (
 _POPULATIONS: dict[str, tuple[str, str]] = {
     # facet name: (pattern in the question, pattern in a passage)
     "children": (
-        rf"\b(?:{_CHILD}|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|boy|girl)\b",
+        (
+            rf"\b(?:{_CHILD}|children|childhood|paediatric|pediatric|kids?|toddlers?|infants?|"
+            r"boy|girl)\b"
+        ),
         _CHILDREN,
     ),
     "adolescents under 18": (r"\b(?:adolescents?|teen(?:ager)?s?)\b", _CHILDREN),

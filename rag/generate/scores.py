@@ -8,13 +8,15 @@ the diastolic 58 meets "diastolic <= 60" (1), the age 71 meets "Age >= 65" (1), 
 
 A component table is a Markdown table whose points are a column ("Component | Criteria |
 Points", the component written once for its rows), its header ("Variable | 0 Points | 1
-Point | 2 Points") or its intro ("Criteria (1 point each)", "Each factor receives 1 point").
-A component counts when the question gives a number for it (after its name, its acronym or
-ward shorthand: "RR 26", "Hb 11.4"; the patient's age; a number in the criterion's unit:
-"45 minutes") that meets a criterion, or names what a worded criterion says ("melaena",
-"on insulin") without ruling it out ("no syncope"). What the question does not state counts
-0 and is said as not stated. A score is tallied only for a table the question names ("her
-CURB-65", "ABCD2?", "Rockall score") and only from two components or more.
+Point | 2 Points") or its intro ("Criteria (1 point each)", "Each factor receives 1 point"),
+or a list whose items give their points ("Hemoptysis: 1.0 point") or are counted one each
+("at least two of the following three"). A component counts when the question gives a number
+for it (after its name, its acronym or ward shorthand: "RR 26", "Hb 11.4"; the patient's age;
+a number in the criterion's unit: "45 minutes") that meets a criterion, or names what a
+worded criterion says ("melaena", "on insulin") without ruling it out ("no syncope"). What
+the question does not state is counted as absent and named. A score is added up only for a
+table the question asks for ("her CURB-65", "ABCD2?", "Rockall score"; not the "ICH" of
+"cerebellar ICH 18 mL") and only from two components or more.
 """
 
 from __future__ import annotations
@@ -183,17 +185,16 @@ def with_whole_tables(
             short
             for context in contexts
             for name in named
-            for short in re.findall(rf"{re.escape(name)}[^()]{{0,12}}\(([A-Z][A-Za-z0-9-]+)\)", context, re.IGNORECASE)
+            for short in re.findall(
+                rf"{re.escape(name)}[^()]{{0,12}}\(([A-Z][A-Za-z0-9-]+)\)", context, re.IGNORECASE
+            )
         ]
+        alias = rf"(?<![\w-])(?:{'|'.join(map(re.escape, aliases))})(?![\w-])"
         valued = re.compile(
-            rf"(?<![\w-])(?:{'|'.join(map(re.escape, aliases))})(?![\w-])(?:\s+score)?\s*"
-            rf"(?:=|≥|>=|≤|<=|<|>|of)?\s*\d",
-            re.IGNORECASE,
+            rf"{alias}(?:\s+score)?\s*(?:=|≥|>=|≤|<=|<|>|of)?\s*\d", re.IGNORECASE
         )
         # ... or under a heading naming it ("2-Day Stroke Risk by ABCD2 Score": "0–3 | Low").
-        headed = re.compile(
-            rf"(?<![\w-])(?:{'|'.join(map(re.escape, aliases))})(?![\w-])", re.IGNORECASE
-        )
+        headed = re.compile(alias, re.IGNORECASE)
         rows = [
             c
             for c in chunks
@@ -219,7 +220,9 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
     tables: dict[tuple[str, str], tuple[list[int], str, list[Item]]] = {}
     # The intro giving each row one point sits in the first part of a table the chunker cut.
     one_each = {
-        (hit.doc_id, hit.section) for hit in hits if _ONE_POINT_EACH.search(f"{hit.section} {hit.text}")
+        (hit.doc_id, hit.section)
+        for hit in hits
+        if _ONE_POINT_EACH.search(f"{hit.section} {hit.text}")
     }
     for passage, hit in enumerate(hits, start=1):
         for context, items in _component_tables(hit, (hit.doc_id, hit.section) in one_each):
@@ -271,13 +274,17 @@ def _asks_score(question: str, name: str) -> bool:
     if NAME_WITH_DIGITS.fullmatch(name):
         return True
     word = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
-    if re.search(rf"{word}\s+(?:score|class|index|criteria|grade|points)\b", question, re.IGNORECASE):
+    called = rf"{word}\s+(?:score|class|index|criteria|grade|points)\b"
+    if re.search(called, question, re.IGNORECASE):
         return True
     asking = asking_sentences(question)
     if re.search(word, asking, re.IGNORECASE):
         return True
     _, _, context = question.partition(CONTEXT_OPENER)
-    return bool(re.search(r"\bscore\b", asking, re.IGNORECASE) and re.search(word, context, re.IGNORECASE))
+    return bool(
+        re.search(r"\bscore\b", asking, re.IGNORECASE)
+        and re.search(word, context, re.IGNORECASE)
+    )
 
 
 def _names(context: str, name: str) -> bool:
@@ -287,7 +294,8 @@ def _names(context: str, name: str) -> bool:
     pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
     if not NAME_WITH_DIGITS.fullmatch(name):
         pattern += (
-            r"\s*(?:\([A-Z]+\)\s*)?(?:risk\s+)?(?:score|index|class|classification|criteria|factors)\b"
+            r"\s*(?:\([A-Z]+\)\s*)?(?:risk\s+)?"
+            r"(?:score|index|class|classification|criteria|factors)\b"
         )
     return re.search(pattern, context, re.IGNORECASE) is not None
 
@@ -368,7 +376,9 @@ def _items(rows: list[list[str]], *, one_each: bool) -> list[Item]:
         return []
     header, body = rows[0], rows[1:]
     head = tuple(header)
-    by_column = {n: int(m.group(1)) for n, cell in enumerate(header) if (m := _POINTS_HEADER.match(cell))}
+    by_column = {
+        n: int(m.group(1)) for n, cell in enumerate(header) if (m := _POINTS_HEADER.match(cell))
+    }
     items: list[Item] = []
     if by_column:  # "Variable | 0 Points | 1 Point | 2 Points"
         for row in body:
@@ -481,7 +491,9 @@ def _add_up(
 def _finding_stems(text: str) -> frozenset[str]:
     """The stems of `text` with the full forms of its shorthand ("MI": myocardial
     infarction) and the table's spelling of its words ("liver": hepatic)."""
-    same = " ".join(word for pattern, word in _SAME.items() if re.search(pattern, text, re.IGNORECASE))
+    same = " ".join(
+        word for pattern, word in _SAME.items() if re.search(pattern, text, re.IGNORECASE)
+    )
     return stems_with_full_forms(f"{text} {same}")
 
 
@@ -511,7 +523,8 @@ def _labelled_numbers(question: str) -> list[tuple[frozenset[str], str, _Given]]
         # The word just before the number, as its full form when it is shorthand ("RR":
         # respiratory rate), is what the number measures.
         measured = content_stems(_full_form(last) or last)
-        found.append((stems | {f"={stem}" for stem in measured}, last, _Given(said, number, second)))
+        marked = stems | {f"={stem}" for stem in measured}
+        found.append((marked, last, _Given(said, number, second)))
     return found
 
 
@@ -553,7 +566,8 @@ def _given_for(
             return replace(given, said=_as_the_table_says(name, written, given.said))
     # A number in the criterion's unit ("45 minutes" for "10-59 minutes"), the one the
     # question gives of that kind, read as rag.generate.values reads it (a time in hours).
-    kinds = {c.kind for item in own for c in value_conditions(item.criterion)} - {"", "score", "age"}
+    kinds = {c.kind for item in own for c in value_conditions(item.criterion)}
+    kinds -= {"", "score", "age"}
     units = {unit.lower() for item in own for unit in _UNIT.findall(item.criterion)}
     of_kind = [value for value in question_values(question) if value.kind in kinds]
     for unit in units:
@@ -664,7 +678,10 @@ def _worded(
             words = name_stems if not numeric or worded else set()
         else:
             shared = {
-                stem for other in items if other is not item for stem in content_stems(other.criterion)
+                stem
+                for other in items
+                if other is not item
+                for stem in content_stems(other.criterion)
             }
             words = content_stems(item.criterion) - _GENERIC - shared
         words = {word for word in words if not word[0].isdigit()}  # "1. High-risk surgery"
