@@ -185,7 +185,9 @@ def test_a_missing_dose_or_population_is_named_as_the_question_asks_for_it():
     # Dialysis is its own population: a passage on eGFR bands does not cover it.
     ckd = Hit("c3", "d3", "Vancomycin: adjust the dose for eGFR < 30 and trough levels.", 1.0, 1)
     dialysis = "MRSA endocarditis in a pt on hemodialysis. How do I dose vancomycin?"
-    assert missing_facets(dialysis, [ckd]) == ("a vancomycin dose for patients on dialysis",)
+    assert missing_facets(dialysis, [ckd]) == ("a vancomycin dose for patients on hemodialysis",)
+    on_dialysis = "MRSA endocarditis in a pt on dialysis. How do I dose vancomycin?"
+    assert missing_facets(on_dialysis, [ckd]) == ("a vancomycin dose for patients on dialysis",)
     assert "prazosin" in question_facets("Could prazosin cut his drinking?")
 
 

@@ -314,12 +314,8 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # answer need not address it.
     present = NEGATION.sub(" ", _PAST_AGE.sub(" ", lowered))
     for name, (asked, stated) in _POPULATIONS.items():
-        said = re.search(asked, present)
-        if said:
-            # Dialysis is named as the question says it: "patients on haemodialysis".
-            facets[f"patients on {said.group(0)}" if "dialysis" in name else name] = re.compile(
-                stated
-            )
+        if re.search(asked, present):
+            facets[name] = re.compile(stated)
     for match in _AGE.finditer(lowered):
         if _SOMEONE_ELSES.search(lowered[: match.start()]):
             continue  # "new dad of a 6-week-old": the baby's age, not the patient's
@@ -467,8 +463,12 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
 
 def _as_asked(population: str, question: str) -> str:
     """A population facet in the question's own word: "pregnant patients" when it says
-    "pregnant" (and not "pregnancy"); other facets as they are."""
+    "pregnant" (and not "pregnancy"), "patients on haemodialysis" when it says "haemodialysis";
+    other facets as they are."""
     lowered = question.lower()
+    dialysis = re.search(r"\bh(?:a)?emodialysis\b", lowered)
+    if population == "patients on dialysis" and dialysis:
+        return f"patients on {dialysis.group(0)}"
     for adjective, name in _ADJECTIVES.items():
         if name != population or not re.search(rf"\b{adjective}\b", lowered):
             continue
@@ -483,6 +483,7 @@ def _is_population(name: str) -> bool:
     return (
         name in _POPULATIONS
         or name in {f"{adjective} patients" for adjective in _ADJECTIVES}
+        or name.startswith("patients on ")  # "patients on haemodialysis"
         or name.endswith("-old")  # "children, such as a 9-year-old"
     )
 
