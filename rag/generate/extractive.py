@@ -148,7 +148,8 @@ class ExtractiveGenerator:
         1. Split every passage into units that keep their structure (rag.generate.units).
         2. Score each unit against the question: shared words weighted by rarity, the
            embedder's similarity, the retrieval rank, and whether the row or branch matches
-           the values the question gives (rag.generate.values).
+           the values the question gives (rag.generate.values), among them a score its values
+           add up to on the score's own table (rag.generate.scores).
         3. Keep to the guideline of the best unit: another guideline's unit stays only when
            it answers as well, and is then labelled with its organisation and year.
         4. The best unit, written as one sentence, is the bottom line; the others follow under
@@ -1669,7 +1670,8 @@ def _render(
     names). The
     bottom line's unit is shown again in the body only when the body adds its structure (its
     intro, nested items or table); a section from another guideline than the first unit's is
-    labelled with its organisation and year."""
+    labelled with its organisation and year. A `score` the question's values add up to opens
+    the bottom line with its working, citing the passages of its table."""
     defined = definitions("\n".join(hit.text for hit in hits)) if audience == "patient" else {}
 
     def adapt(text: str) -> str:
