@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 
 from rag.generate.values import NAME_WITH_DIGITS, Condition, question_values
 from rag.generate.values import conditions as value_conditions
+from rag.index.lexical import american_spelling
 from rag.shorthand import alternatives, stems_with_full_forms
 from rag.text import (
     CONTEXT_OPENER,
@@ -69,12 +70,11 @@ _GENERIC = content_stems(
 # What a question rules out: from "no", "without", "denies" to the end of its clause ("no
 # heart failure or stroke", "No melaena or syncope, no liver or heart disease").
 _RULED_OUT = re.compile(r"\b(?:no|not|without|denies|never had)\s+([^,.;:?]+)", re.IGNORECASE)
-# The words a score table and a ward question write differently for one finding.
+# The words a score table and a ward question write differently for one finding (British
+# spellings, "melaena", are respelled by rag.index.lexical.american_spelling).
 _SAME = {
     r"\bliver\b": "hepatic", r"\bheart\b": "cardiac", r"\bkidney\b": "renal",
-    r"\bmelaena\b": "melena", r"\bhaemoglobin\b": "hemoglobin", r"\bconfused\b": "confusion",
-    r"\bhaemoptysis\b": "hemoptysis",
-    r"\bhaemorrhage\b": "hemorrhage", r"\bIVH\b|\bintraventricular\b": "IVH",
+    r"\bconfused\b": "confusion", r"\bIVH\b|\bintraventricular\b": "IVH",
     r"\bposterior fossa\b|\bcerebell|\bbrainstem\b": "infratentorial",
     # A finding on one side ("right arm weakness") is unilateral.
     r"\b(?:right|left)(?:-sided)?\b": "unilateral",
@@ -158,20 +158,15 @@ def with_whole_tables(
     added up whole. Then the document's chunks that give a value of the score ("GBS ≥ 7",
     "CURB-65 3–5"), at most SCORE_ROW_CHUNKS: the rows the total picks from. Ranks are
     renumbered 1..n."""
-    names = _named_scores(question)
-    if not names or any(value.kind == "score" for value in question_values(question)):
+    names = _asked_scores(question)
+    if not names:
         return list(hits)
     present = {hit.chunk_id for hit in hits}
     whole: list[Hit] = []
     for hit in hits:
         whole.append(hit)
         contexts = [context for context, _ in _component_tables(hit)]
-        named = [
-            name
-            for name in names
-            if any(_names(context, name) for context in contexts)
-            and _asks_score(question, name)
-        ]
+        named = [name for name in names if any(_names(context, name) for context in contexts)]
         if not named:
             continue
         chunks = chunks_of(hit.doc_id)
@@ -199,7 +194,7 @@ def with_whole_tables(
             c
             for c in chunks
             if c.id not in present
-            and (valued.search(c.text) or headed.search(section_headings(c.section)[-1]))
+            and (valued.search(c.text) or headed.search(" ".join(section_headings(c.section)[-1:])))
         ]
         for chunk in rows[:SCORE_ROW_CHUNKS]:
             present.add(chunk.id)
@@ -211,13 +206,11 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
     """The score `question`'s values add up to on a component table of `hits` that the
     question names, None when the question gives the score itself, names no such table or
     states fewer than two of its components."""
-    if any(value.kind == "score" for value in question_values(question)):
-        return None  # "CURB-65 of 2": the score is given, not to be worked out
-    names = _named_scores(question)
+    names = _asked_scores(question)
     if not names:
         return None
     # A table the chunker cut into parts is read whole: the parts of one section are joined.
-    tables: dict[tuple[str, str], tuple[list[int], str, list[Item]]] = {}
+    tables: dict[tuple[str, str], tuple[list[int], list[str], list[Item]]] = {}
     # The intro giving each row one point sits in the first part of a table the chunker cut.
     one_each = {
         (hit.doc_id, hit.section)
@@ -226,13 +219,14 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
     }
     for passage, hit in enumerate(hits, start=1):
         for context, items in _component_tables(hit, (hit.doc_id, hit.section) in one_each):
-            held, named, joined = tables.setdefault((hit.doc_id, hit.section), ([], "", []))
+            held, contexts, joined = tables.setdefault((hit.doc_id, hit.section), ([], [], []))
             held.append(passage)
+            contexts.append(context)
             joined.extend(item for item in items if item not in joined)
-            tables[hit.doc_id, hit.section] = (held, named + " " + context, joined)
     best: Tally | None = None
-    for held, context, items in tables.values():
-        said = [n for n in names if _names(context, n) and _asks_score(question, n)]
+    for held, contexts, items in tables.values():
+        context = " ".join(contexts)
+        said = [n for n in names if _names(context, n)]
         if not said:
             continue
         # Called as the table calls itself ("rcri" in a follow-up's context: "RCRI").
@@ -252,6 +246,14 @@ def _for_sex(items: list[Item], question: str) -> list[Item]:
         return items
     other = "male" if sexes[0] == "female" else "female"
     return [i for i in items if not re.search(rf"\b{other}\b", i.component, re.IGNORECASE)]
+
+
+def _asked_scores(question: str) -> list[str]:
+    """The names `question` asks a score by (see _asks_score); none when it gives the score
+    itself ("CURB-65 of 2": the score is given, not to be worked out)."""
+    if any(value.kind == "score" for value in question_values(question)):
+        return []
+    return [name for name in _named_scores(question) if _asks_score(question, name)]
 
 
 def _named_scores(question: str) -> list[str]:
@@ -490,11 +492,13 @@ def _add_up(
 
 def _finding_stems(text: str) -> frozenset[str]:
     """The stems of `text` with the full forms of its shorthand ("MI": myocardial
-    infarction) and the table's spelling of its words ("liver": hepatic)."""
+    infarction), the table's words for its findings ("liver": hepatic) and the American
+    spelling of its words ("melaena": melena)."""
     same = " ".join(
         word for pattern, word in _SAME.items() if re.search(pattern, text, re.IGNORECASE)
     )
-    return stems_with_full_forms(f"{text} {same}")
+    american = " ".join(american_spelling(word) for word in re.findall(r"[A-Za-z]+", text))
+    return stems_with_full_forms(f"{text} {same} {american}")
 
 
 # Ward words for a measurement that are no shorthand of the table (rag.shorthand).
