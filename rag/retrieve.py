@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
+from rag.text import CONTEXT_OPENER, asking_sentences
 from rag.types import Chunk, Hit, Turn
 
 if TYPE_CHECKING:
@@ -499,7 +500,9 @@ class Retriever:
         history: Sequence[Turn] = (),
     ) -> list[Hit]:
         """Ranked passages for `query`, best first, ranks from 1. With `history`, passages of
-        the source the previous answer cited move up a few places (`lift_cited_source`)."""
+        the source the previous answer cited move up a few places (`lift_cited_source`). A
+        question whose story surrounds the sentence that asks gains that sentence's own best
+        passage (`_with_asked_focus`)."""
         k = k or self.settings.k
         fusion = Fusion.from_settings(self.settings)
         preferred = cited_source_doc_ids(history, self.siblings)
@@ -515,6 +518,46 @@ class Retriever:
             min_year=min_year,
             prefer_newer=self.settings.prefer_newer,
         )
-        if not preferred:
+        if preferred:
+            hits = lift_cited_source(hits, preferred, rrf_k=fusion.rrf_k)[:k]
+        return self._with_asked_focus(
+            query, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
+            min_year=min_year
+        )
+
+    def _with_asked_focus(
+        self,
+        query: str,
+        hits: list[Hit],
+        *,
+        mode: str,
+        fusion: Fusion,
+        sources: Sequence[str],
+        min_year: int | None,
+    ) -> list[Hit]:
+        """`hits` with the best passage for the sentence that asks, when a story surrounds it.
+
+        "Gout, allopurinol intolerant, febuxostat out because of CVD, normal kidneys.
+        Probenecid starting dose?": the story's words fill the ranking with the allopurinol and
+        febuxostat passages, the per-document limit keeps three of the dosing section, and the
+        probenecid row is not among them. Searched alone, "Probenecid starting dose?" finds it
+        first. That passage is added after the hits (none of them is dropped: the answer may hold
+        one passage more than `k`), only when it comes from a guideline the hits already hold: a short asking sentence ("Failing resus?") may
+        find anything. On the studied sets this brought the probenecid table into that answer
+        and changed no other answer's key facts; one heldout11 bottom line moved from the
+        fondaparinux dose to what changes at PCI, which that question also asks."""
+        asking = asking_sentences(query)
+        # A follow-up's context is the conversation's topic, not a story: its own words alone
+        # ("What compression ratio and oxygen?") lose the newborn they are about.
+        if not hits or asking.strip() == query.strip() or CONTEXT_OPENER in query:
             return hits
-        return lift_cited_source(hits, preferred, rrf_k=fusion.rrf_k)[:k]
+        found = retrieve(
+            self.index, asking, mode=mode, k=1, per_document=1,
+            candidates=self.settings.candidates, fusion=fusion, sources=sources, min_year=min_year,
+        )
+        if not found or any(hit.chunk_id == found[0].chunk_id for hit in hits):
+            return hits
+        guidelines = {doc for hit in hits for doc in self.siblings(hit.doc_id)}
+        if found[0].doc_id not in guidelines:
+            return hits
+        return [*hits, replace(found[0], rank=len(hits) + 1, score=hits[-1].score)]

@@ -297,7 +297,8 @@ DRUG_NAME = re.compile(
     r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
     r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine|phylline|racetam|"
-    r"patide|aratide|erenone|oxifene)|cef[a-z]{4,}|cephalosporins?)\b"
+    r"patide|aratide|erenone|oxifene|purinol|uxostat|ecid|pentin|trexone|trexate|prosate|"
+    r"parinux|azodone)|cef[a-z]{4,}|cephalosporins?)\b"
 )
 
 

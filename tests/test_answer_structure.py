@@ -1524,3 +1524,16 @@ def test_a_question_asking_what_to_watch_for_leads_with_what_to_monitor(demo_ind
     assert cited.bottom_line.startswith(
         "Monitor for: Hyponatremia, cardiac ischemia, peripheral ischemia"
     ), cited.bottom_line
+
+
+def test_the_drug_a_vignette_asks_the_dose_of_is_dosed(demo_index: Path) -> None:
+    """"Gout, allopurinol intolerant, febuxostat out because of CVD, normal kidneys. Probenecid
+    starting dose?" was answered with allopurinol's starting dose: the story's drugs filled the
+    retrieved passages and the probenecid table was not among them (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "Gout, allopurinol intolerant, febuxostat out because of CVD, normal kidneys."
+        " Probenecid starting dose?",
+        suggest_related=False,
+    )
+    assert "500 mg once or twice daily orally" in cited.answer, cited.answer

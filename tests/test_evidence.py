@@ -780,3 +780,37 @@ def test_type_1_diabetes_is_a_population_a_type_2_passage_does_not_cover():
     assert missing_facets(asked, [finerenone]) == ("type 1 diabetes",)
     covered = Hit("t", "ada", "In type 1 diabetes, start basal-bolus insulin.", 1.0, 1)
     assert missing_facets("T1DM, what insulin regimen?", [covered]) == ()
+
+
+def test_a_duration_asked_in_one_unit_needs_a_duration_in_that_unit():
+    """"Within how many weeks should IR pull it?" was graded with no gap named: the cited
+    passage's "3 months" of anticoagulation is a duration, not when the filter comes out."""
+    filter_ = Hit("f", "vte", "IVC filter: anticoagulate for 3 months; retrieve when safe.", 1.0, 1)
+    question = "IVC filter in for a DVT with a GI bleed, back on apixaban. Within how many weeks should IR pull it?"  # fmt: skip
+    assert missing_facets(question, [filter_]) == ("a duration in weeks",)
+    stated = Hit("s", "vte", "Retrieve the filter within 2-4 weeks of restarting anticoagulation.", 1.0, 1)
+    assert missing_facets(question, [stated]) == ()
+
+
+def test_a_dose_offered_as_a_choice_is_asked_about_without_the_word_dose():
+    """"If I add oral NAC, is it 600 mg or 1200 mg BD?" offers two doses: a passage giving
+    neither does not answer it."""
+    contrast = Hit("c", "aki", "Oral NAC may be used with IV isotonic fluids.", 1.0, 1)
+    question = "CKD 3b for CT angio tomorrow, IV saline planned. If I add oral NAC, is it 600 mg or 1200 mg BD?"  # fmt: skip
+    missing = missing_facets(question, [contrast])
+    assert "the 600 mg dose asked about" in missing and "the 1200 mg dose asked about" in missing
+    # A concentration in the story is no dose offered.
+    measured = question_facets("Elective hip next week. Is a glucose of 250 mg/dL too high?")
+    assert not [name for name in measured if "asked about" in name], measured
+
+
+def test_nursing_home_residents_and_men_asked_about_are_populations():
+    cap = Hit("c", "cap", "Inpatient nonsevere CAP: beta-lactam plus macrolide.", 1.0, 1)
+    nursing = "Nursing home resident with CAP on the ward, no MRSA risk. Standard regimen or broader?"
+    assert missing_facets(nursing, [cap]) == ("nursing home residents",)
+    holiday = Hit("h", "bone", "Postmenopausal women: consider a drug holiday after 5 years.", 1.0, 1)
+    asked = "5 years of alendronate, now moderate risk. Does the drug holiday apply to a man?"
+    assert missing_facets(asked, [holiday]) == ("men",)
+    # A man the story describes is the patient, not a population asked about.
+    story = "72-year-old man, 5 years of alendronate, now moderate risk. Drug holiday?"
+    assert "men" not in question_facets(story)

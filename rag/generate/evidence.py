@@ -113,6 +113,10 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
         r"\b(?:type 1 diabet\w*|t1dm?)\b",
         r"\b(?:type 1|t1dm?|dka|diabetic ketoacidosis)\b",
     ),
+    "nursing home residents": (
+        r"\b(?:nursing[- ]homes?|care[- ]homes?|long-term care facilit(?:y|ies))\b",
+        r"\b(?:nursing[- ]homes?|care[- ]homes?|long-term care|residential care)\b",
+    ),
     "liver impairment": (
         (
             r"\b(?:hepatic impairment|liver (?:disease|impairment|failure)|cirrho(?:sis|tic)|"
@@ -120,6 +124,11 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
         ),
         r"\b(?:hepatic|liver|cirrho(?:sis|tic)|child-pugh)\b",
     ),
+}
+# Populations named only when a sentence that asks names them: a vignette's "72-year-old man"
+# describes the patient; "Do the drug-holiday rules apply to a man?" asks about men.
+_ASKED_POPULATIONS: dict[str, tuple[str, str]] = {
+    "men": (r"\b(?:men|a man|males?)\b", r"\b(?:men|man|males?)\b"),
 }
 _PAST_AGE = re.compile(r"\b(?:as an? (?:child|kid|teen(?:ager)?|infant|baby|toddler)|in childhood)\b")
 _AGE_GROUPS = ("children", "adolescents under 18", "newborns")
@@ -169,6 +178,10 @@ _WANTS_DURATION = re.compile(
 _ASKED_UNIT = re.compile(
     r"\bin ((?:m?l|mg|mcg|mmol|g|kg|units?|cells)/[a-z0-9.²]+)", re.IGNORECASE
 )
+# "how many weeks", "within how many days": a duration asked for in one unit.
+_HOW_MANY = re.compile(r"\bhow many (minute|hour|day|week|month|year)s?\b")
+# An amount in a unit of mass or of insulin: a dose, not a rate or a measurement.
+_MASS_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?)\b(?!\s*/\s*(?:d?l|min|h))", re.IGNORECASE)
 _WANTS_TIME = re.compile(r"\b(?:when|how soon|how often|how frequently|timing)\b")
 _TIME_AMOUNT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:hours?|days?|weeks?|months?|years?)\b")
 _DURATION = re.compile(
@@ -334,6 +347,9 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # the story ("on max metoprolol plus digoxin. What's left for rate control?") and in a
     # follow-up's context are what they take, not what the answer must address.
     asking = asking_sentences(question).lower()
+    for name, (asked, stated) in _ASKED_POPULATIONS.items():
+        if re.search(asked, NEGATION.sub(" ", asking)):
+            facets[name] = re.compile(stated)
     for drug in _drugs_in(asking):
         facets[drug] = _drug_pattern(drug)
     # A combination ("ceftazidime-avibactam") is one drug: a passage naming ceftazidime alone
@@ -358,6 +374,13 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
             facets["a dose"] = _WEIGHT_DOSE if _WANTS_WEIGHT_DOSE.search(asking) else DOSE_AMOUNT
     if _WANTS_DURATION.search(asking):
         facets["a duration"] = _DURATION
+    # "Within how many weeks should IR pull the filter?": a duration in another unit ("3
+    # months of anticoagulation") answers something else.
+    for unit in dict.fromkeys(_HOW_MANY.findall(asking)):
+        facets.pop("a duration", None)
+        facets[f"a duration in {unit}s"] = re.compile(
+            rf"\b\d+(?:\.\d+)?(?:\s*(?:-|–|to|or)\s*\d+)?\s*{unit}", re.IGNORECASE
+        )
     # A value asked for in a unit ("What yearly FEV1 decline in mL/year ...?") is answered
     # only by a passage giving one in that unit.
     # A dose's unit is the dose facet's ("a dose in mg/kg").
@@ -374,7 +397,9 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         if sentence.rstrip().endswith("?")
     )
     offered = []
-    if _WANTS_DOSE.search(asking):
+    # A dose offered in a question is asked about even without the word: "If I add oral NAC,
+    # is it 600 mg or 1200 mg BD?"
+    if _WANTS_DOSE.search(asking) or _MASS_DOSE.search(last_clauses):
         offered += [
             (value, " dose")
             for value in DOSE_AMOUNT.findall(last_clauses)
