@@ -689,6 +689,25 @@ def test_a_limitation_is_shown_after_the_answer_and_never_leads():
     assert asked.bottom_line.startswith("A positive bronchodilator reversibility test")
 
 
+def test_a_limitation_that_alone_answers_the_question_leads():
+    """"Hospitalised CAP - roughly what proportion of blood cultures come back positive?" was
+    led by "Do NOT routinely obtain blood cultures ...": the figure sits under "Limitations"."""
+    hits = [
+        hit(
+            "cap", "### Inpatients\n- Do NOT routinely obtain blood cultures in nonsevere "
+            "inpatient CAP without risk factors for MRSA.\n", 1,
+            title="CAP guideline", section="Microbiological Testing > Blood Cultures > Inpatients",
+        ),
+        hit(
+            "cap", "## Limitations\n- Blood culture positivity in CAP is low (approximately "
+            "5-14% in hospitalized patients), but when positive, results influence management.\n",
+            2, title="CAP guideline", section="Microbiological Testing > Limitations",
+        ),
+    ]  # fmt: skip
+    cited = answer("Hospitalised CAP - roughly what proportion of blood cultures come back positive?", hits)  # fmt: skip
+    assert cited.bottom_line.startswith("Blood culture positivity in CAP is low"), cited.bottom_line
+
+
 NEWBORN_HR = """\
 ### Heart Rate Thresholds
 - Heart rate >= 100 bpm: Reassuring; continue observation and supportive care.

@@ -423,19 +423,38 @@ class ExtractiveGenerator:
         # Least of all a sibling the values contradict, shown with the list it belongs to
         # ("Age >= 75 years: No IV bolus ..." for a man of 68).
         story_only = {id(units[i]) for i in matched if i not in shown_matched}
+        score_of = dict(zip(map(id, units), scores, strict=True))
+
+        def aside(unit: Unit) -> bool:
+            return (
+                bool(_ASIDE_HEADING.search(unit.section))
+                and not content_stems(unit.section) & question_words
+            ) or (
+                _ASIDE_LABEL.match(shown_text(unit)) is not None
+                or _UNSTUDIED.search(shown_text(unit)) is not None
+            )
+
+        # ... unless it answers far better than anything else and gives the figure the
+        # recommendations do not: "what proportion of blood cultures come back positive?" is
+        # answered by "approximately 5-14%" under "Limitations".
+        stated = [u for u in chosen if not aside(u)]
+        best_stated = max((score_of.get(id(u), 0.0) for u in stated), default=0.0)
+        figured = bool(stated) and _gives_number(shown_text(stated[0]))
+
+        def may_lead(unit: Unit) -> bool:
+            return (
+                not figured
+                and score_of.get(id(unit), 0.0) >= ASIDE_LEAD_RATIO * best_stated
+                and _gives_number(shown_text(unit))
+            )
+
         chosen.sort(
             key=lambda unit: (
-                (
-                    bool(_ASIDE_HEADING.search(unit.section))
-                    and not content_stems(unit.section) & question_words
-                )
-                or _ASIDE_LABEL.match(shown_text(unit)) is not None
-                or _UNSTUDIED.search(shown_text(unit)) is not None,
+                aside(unit) and not may_lead(unit),
                 id(unit) in story_only,
                 id(unit) in contradicted,
             )
         )
-        score_of = dict(zip(map(id, units), scores, strict=True))
         if lead is None and CONTEXT_OPENER in question:
             # A follow-up's context weighs in every unit's score; of the units scoring about
             # as well, the one naming what the follow-up itself asks answers it ("What's the
@@ -719,6 +738,11 @@ def _part_type_weight(part: str, text: str) -> float:
     return _answer_type_weight(answer_type(part), text)
 
 
+def _gives_number(text: str) -> bool:
+    """Whether `text` gives a number other than the digits of a name ("CURB-65")."""
+    return bool(_ANY_NUMBER.search(NAME_WITH_DIGITS.sub("", text)))
+
+
 def _answer_type_weight(wants: str, text: str) -> float:
     """Favour units that give the kind of answer asked for: a dose amount (or at least a drug)
     for a dose or drug question, a number for a threshold or timing question."""
@@ -727,7 +751,7 @@ def _answer_type_weight(wants: str, text: str) -> float:
         return 1.5 if _DOSE_AMOUNT.search(text) else 1.25 if DRUG_NAME.search(text.lower()) else 1.0
     if wants == "number":
         # The digits of a name ("CURB-65", "ABCD2") are no number.
-        return 1.3 if _ANY_NUMBER.search(NAME_WITH_DIGITS.sub("", text)) else 1.0
+        return 1.3 if _gives_number(text) else 1.0
     if wants == "decision":
         return 1.3 if _RECOMMENDS.search(text) else 1.0
     if wants == "definition":
@@ -761,6 +785,10 @@ _ASIDE_HEADING = re.compile(
     r"future research|research needs|background|rationale|history)\b",
     re.IGNORECASE,
 )
+
+# A unit under "Limitations" or labelled "Note:" leads only when it scores this many times the
+# best unit stating a recommendation, and gives a figure where the best of those gives none.
+ASIDE_LEAD_RATIO = 1.2
 
 # Another guideline's unit stays in the answer only when it scores this close to the best.
 SCOPE_RATIO = 0.85
