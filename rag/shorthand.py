@@ -42,6 +42,7 @@ SHORTHAND: dict[str, str] = {
     "ACEi": "ACE inhibitor", "ARNI": "sacubitril/valsartan", "BB": "beta-blocker", "CCB": "calcium channel blocker", "SGLT2i": "SGLT2 inhibitor",
     "LMWH": "low-molecular-weight heparin", "UFH": "unfractionated heparin",
     "DAPT": "dual antiplatelet therapy", "WPW": "Wolff-Parkinson-White", "MAP": "mean arterial pressure", "nitro": "nitroglycerin", "NTG": "nitroglycerin",
+    "GTN": "nitroglycerin", "SL": "sublingual",
     "OHCA": "out-of-hospital cardiac arrest", "IHCA": "in-hospital cardiac arrest",
     "VF": "ventricular fibrillation", "VT": "ventricular tachycardia", "AAA": "abdominal aortic aneurysm",
     # respiratory and critical care
@@ -66,13 +67,14 @@ SHORTHAND: dict[str, str] = {
     # blood
     "Hgb": "hemoglobin", "Hb": "hemoglobin", "plt": "platelets", "plts": "platelets",
     "HIT": "heparin-induced thrombocytopenia", "FFP": "fresh frozen plasma", "PRBC": "red blood cell transfusion", "TXA": "tranexamic acid",
-    "vit K": "vitamin K", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
+    "vit K": "vitamin K", "vit D": "vitamin D", "vit E": "vitamin E", "vit B12": "vitamin B12",
+    "bloods": "blood monitoring", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
     # rheumatology, bone, psychiatry, addiction, obstetrics
     "MTX": "methotrexate", "HCQ": "hydroxychloroquine", "SSZ": "sulfasalazine",
     "DMARD": "disease-modifying antirheumatic drug", "ULT": "urate-lowering therapy",
     "BMD": "bone mineral density", "AUD": "alcohol use disorder", "OUD": "opioid use disorder",
     "EtOH": "alcohol", "bupe": "buprenorphine", "SSRI": "selective serotonin reuptake inhibitor",
-    "conceive": "pregnancy", "preg": "pregnancy", "EFW": "estimated fetal weight",
+    "conceive": "pregnancy", "preg": "pregnancy", "intrapartum": "during labor delivery", "EFW": "estimated fetal weight",
     "HIE": "hypoxic-ischemic encephalopathy", "cooling": "therapeutic hypothermia",
     "TBSA": "total body surface area",
     # orders and care

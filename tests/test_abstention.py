@@ -348,6 +348,16 @@ def test_clinical_shorthand_is_read_as_its_full_form(demo_index: Path):
         assert not short.abstained, shorthand
         assert short.evidence.unmentioned == (), short.bottom_line
         assert short.citations[0].doc_id == full.citations[0].doc_id, shorthand
+    # "vit E" and "SL GTN" were declined as terms no indexed passage mentions.
+    vitamin = engine.ask(
+        "NASH on vit E 800 IU - what long-term harms should a man hear about?",
+        suggest_related=False,
+    )
+    assert "prostate cancer" in vitamin.bottom_line, vitamin.bottom_line
+    nitrate = engine.ask(
+        "Inferior STEMI, ongoing pain, HR 46, BP 128/76. Is SL GTN OK?", suggest_related=False
+    )
+    assert not nitrate.abstained, nitrate.bottom_line
 
 
 def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writes_them(
