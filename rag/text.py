@@ -309,7 +309,7 @@ DRUG_NAME = re.compile(
 NEGATION = re.compile(
     r"(?:\b(?:no|not(?! yet)|never|without|rather than|instead of|is not|isn['’]t|"
     r"(?:do|does|did)(?: not|n['’]t) have)[\s-]+|\bnon-?)"
-    r"(?:(?:on|currently|been|being|any|known|longer|receiving|requiring)\s+)*"
+    r"(?:(?:on|currently|been|being|any|known|longer|receiving|requiring|planning)\s+)*"
     r"([A-Za-z][A-Za-z-]{2,}(?:,?\s+(?:or|nor)\s+[A-Za-z][A-Za-z-]{2,})*)",
     re.IGNORECASE,
 )

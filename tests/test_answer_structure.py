@@ -1556,3 +1556,41 @@ def test_the_drug_a_vignette_asks_the_dose_of_is_dosed(demo_index: Path) -> None
         suggest_related=False,
     )
     assert "500 mg once or twice daily orally" in cited.answer, cited.answer
+
+
+GABAPENTIN_RENAL = """\
+### Contraindications
+- Hypersensitivity to gabapentin
+- Dose adjustment required in renal impairment:
+
+| CrCl (mL/min) | Recommended Maximum Daily Dose |
+|---|---|
+| >= 60 | 1,800 mg/day |
+| 30-59 | 600-900 mg/day |
+| 15-29 | 300-600 mg/day |
+| < 15 | 100-300 mg/day |
+"""
+
+
+def test_a_row_whose_first_cell_is_a_number_is_read_under_its_column():
+    """"CrCl 22 ... gabapentin - what's the max daily dose at that clearance?" never reached the
+    "15-29" row: a bare range under "CrCl (mL/min)" was read as a number of no kind."""
+    gabapentin = hit("aud", GABAPENTIN_RENAL, 1, title="AUD guideline", section="Gabapentin > Contraindications")  # fmt: skip
+    cited = answer("58M, CrCl 22, not on HD. Going for gabapentin - max daily dose at that clearance?", [gabapentin])  # fmt: skip
+    assert cited.bottom_line.startswith(
+        "For CrCl 15-29 mL/min, recommended Maximum Daily Dose is 300-600 mg/day"
+    ), cited.bottom_line
+
+
+def test_a_follow_up_about_it_doses_the_drug_its_conversation_names(demo_index: Path) -> None:
+    """After "he's keen on acamprosate", "His CrCl is 26. Can he have it at a reduced dose?" was
+    answered with gabapentin's row for that clearance (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    first = "Moderate AUD, goal is complete abstinence, he's keen on acamprosate."
+    cited = engine.ask(
+        "His CrCl is 26. Can he have it at a reduced dose?",
+        history=[Turn(question=first, answer="")],
+        suggest_related=False,
+    )
+    assert "acamprosate" in cited.bottom_line.lower(), cited.bottom_line
+    assert "gabapentin" not in cited.bottom_line.lower(), cited.bottom_line

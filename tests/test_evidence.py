@@ -814,3 +814,8 @@ def test_nursing_home_residents_and_men_asked_about_are_populations():
     # A man the story describes is the patient, not a population asked about.
     story = "72-year-old man, 5 years of alendronate, now moderate risk. Drug holiday?"
     assert "men" not in question_facets(story)
+
+
+def test_children_the_patient_is_not_planning_are_no_population_asked_about():
+    assert "children" not in question_facets("Severe AUD, not planning kids. What next?")
+    assert "children" in question_facets("Severe AUD in a teenager with kids. What next?")

@@ -272,8 +272,9 @@ def measure_coverage(
 
 def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     """The question's topical words (lower-cased, as written) that none of `passages` states
-    in any form of the word: what an answer citing them does not address."""
-    stems = {stem for hit in passages for stem in _stems(f"{hit.section} {hit.text}")}
+    in any form of the word: what an answer citing them does not address. A passage states
+    what its guideline's title names ("gout" for a passage of "Management of Gout Flares")."""
+    stems = {stem for hit in passages for stem in _stems(f"{hit.title} {hit.section} {hit.text}")}
     in_phrases = phrase_alternatives(question)
     return [
         surface.lower()

@@ -240,11 +240,13 @@ class ExtractiveGenerator:
         # The drugs a dose question asks about ("Does she qualify for mepolizumab, and what's
         # the dose?"): another drug's dose (the ICS table her "high-dose ICS-LABA" brought)
         # answers a question not asked.
-        dosed = (
-            [drug_stem(drug) for drug in DRUG_NAME.findall(asking_sentences(question).lower())]
-            if wants == "dose"
-            else []
-        )
+        # A follow-up asking "Can he have it at a reduced dose?" doses the drug its context
+        # names (acamprosate), not the one whose renal table its CrCl matches (gabapentin); a
+        # vignette's story names the drugs that failed, not the one asked about.
+        asked_drugs = DRUG_NAME.findall(asking_sentences(question).lower())
+        if not asked_drugs and CONTEXT_OPENER in question:
+            asked_drugs = DRUG_NAME.findall(question.split(CONTEXT_OPENER, 1)[1].lower())
+        dosed = [drug_stem(drug) for drug in asked_drugs] if wants == "dose" else []
         scores: list[float] = []
         for i, unit in enumerate(units):
             score = lexical[i]

@@ -266,10 +266,15 @@ class _Builder:
         for cells in body:
             if not any(cells):
                 continue
+            # A first cell that is only a number or range is read under its column's name:
+            # "15-29" under "CrCl (mL/min)" is a creatinine clearance.
+            first = cells[0]
+            if header and header[0] and BARE_NUMBER.match(first):
+                first = f"{header[0]}: {first}"
             self.add(
                 "row", " | ".join(cell for cell in cells if cell), group=group, lead=intro,
                 header=header, cells=tuple(cells),
-                condition=self.section if numbered else f"{intro} {cells[0]}".strip(),
+                condition=self.section if numbered else f"{intro} {first}".strip(),
             )  # fmt: skip
         if header and 2 <= len(body) <= TABLE_MAX_ROWS:
             self.add(
@@ -320,6 +325,11 @@ def _flatten(item: _ListItem) -> str:
         inner = "; ".join(_flatten(child) for child in item.children)
         text = f"{text.rstrip(':')}: {inner}" if text.endswith(":") else f"{text} ({inner})"
     return text
+
+
+# A table cell that is a number, a range or a comparison and nothing else ("15-29", "< 15",
+# ">= 60").
+BARE_NUMBER = re.compile(r"^\s*(?:[<>≤≥]=?\s*)?\d[\d.,]*(?:\s*[-–]\s*\d[\d.,]*)?\s*$")
 
 
 def _cells(line: str) -> list[str]:

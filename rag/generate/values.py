@@ -185,7 +185,16 @@ def _kind(text: str, start: int, end: int) -> str:
     for kind, pattern in _BEFORE:
         if pattern.search(before):
             return kind
+    # A table row under a header giving its unit: "CrCl (mL/min): 15-29", "Weight (kg): 60".
+    header_unit = _HEADER_UNIT.search(before)
+    if header_unit:
+        for kind, pattern in _KINDS:
+            if pattern.match(header_unit.group(1)):
+                return kind
     return ""
+
+
+_HEADER_UNIT = re.compile(r"\(([^()]{1,16})\)\s*[:|]?\s*$")
 
 
 def question_values(question: str) -> list[Value]:

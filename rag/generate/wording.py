@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.generate.units import Unit, label_of
+from rag.generate.units import BARE_NUMBER, Unit, label_of
 from rag.text import DRUG_NAME, SECTION_SEPARATOR
 
 _VERBISH = re.compile(
@@ -108,7 +108,7 @@ def sentence_form(unit: Unit) -> str:
         elif len(cells) >= 2 and len(header) >= 2:
             # "For <first cell>, <column> is <cell> and <column> is <cell>.": the header says
             # what each cell is; nothing else is added.
-            text = _end(f"For {cells[0]}, {_named_cells(header, cells)}")
+            text = _end(f"For {_first_cell(header[0], cells[0])}, {_named_cells(header, cells)}")
         else:
             text = _end(" — ".join(cells))
         return f"{short_lead} {text}" if short_lead else text
@@ -118,6 +118,15 @@ def sentence_form(unit: Unit) -> str:
     if unit.kind == "path":
         return _path_sentence(unit.text)
     return _end(unit.text)
+
+
+def _first_cell(column: str, cell: str) -> str:
+    """A row's first cell as its condition: a bare number with its column's name and unit
+    ("CrCl 15-29 mL/min" for "15-29" under "CrCl (mL/min)"), anything else as written."""
+    if not column or not BARE_NUMBER.match(cell):
+        return cell
+    named = re.fullmatch(r"(.*?)\s*\(([^()]+)\)\s*", column)
+    return f"{named.group(1)} {cell} {named.group(2)}" if named else f"{column} {cell}"
 
 
 def rows_form(unit: Unit) -> str:
