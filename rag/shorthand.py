@@ -68,7 +68,7 @@ SHORTHAND: dict[str, str] = {
     "Hgb": "hemoglobin", "Hb": "hemoglobin", "plt": "platelets", "plts": "platelets",
     "HIT": "heparin-induced thrombocytopenia", "FFP": "fresh frozen plasma", "PRBC": "red blood cell transfusion", "TXA": "tranexamic acid",
     "vit K": "vitamin K", "vit D": "vitamin D", "vit E": "vitamin E", "vit B12": "vitamin B12",
-    "bloods": "blood monitoring", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
+    "bloods": "blood monitoring", "clotting": "coagulation", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
     # rheumatology, bone, psychiatry, addiction, obstetrics
     "MTX": "methotrexate", "HCQ": "hydroxychloroquine", "SSZ": "sulfasalazine",
     "DMARD": "disease-modifying antirheumatic drug", "ULT": "urate-lowering therapy",

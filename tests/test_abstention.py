@@ -377,6 +377,8 @@ def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writ
     from rag.shorthand import spelled_out
 
     assert spelled_out("When should he be scoped?") == "When should he be scoped (endoscopy)?"
+    # "Which clotting tests should go off?" was told the passages do not mention "clotting".
+    assert spelled_out("Which clotting tests?") == "Which clotting (coagulation) tests?"
 
 
 def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
