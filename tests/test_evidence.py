@@ -657,6 +657,12 @@ def test_everyday_words_are_never_named_as_what_the_passages_do_not_mention():
     assert "PR" in evidence.unmentioned
     named = " ".join(evidence.unmentioned + evidence.unindexed)
     assert "today" not in named and "watch" not in named, evidence.statement()
+    # Nor the words that put the question ("Any caveat to a standard DOAC?" was told the
+    # passages "do not mention 'caveat'").
+    doac = Hit("d", "vte", "Provoked DVT: limited DOAC trial data in patients < 50 kg.", 1.0, 1)
+    asked = "Provoked DVT in a 44 kg woman - any caveat to a standard DOAC? Who qualifies?"
+    evidence = grade_evidence(asked, None, [doac], direct_score=1.3, is_rare=lambda word: True)
+    assert evidence.grade == "direct", evidence.statement()
 
 
 def test_a_combination_drug_is_one_facet_named_whole():

@@ -66,7 +66,13 @@ if TYPE_CHECKING:
 # names the first-line drug rarely says "line" (the answer scorer keeps "line", where it helps
 # pick the sentence that does say "first-line"). "context" labels the topic terms a condensed
 # follow-up carries ("And how long? (context: gout flare)"): rag's own word, not the user's.
-COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(stems(["line", "second", "third", "context"]))
+COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(
+    stems(["line", "second", "third", "context"])
+    # What kind of answer is wanted, or how the question is put: no passage need write them,
+    # and an answer is never said not to mention them ("do not mention 'caveat'").
+    + stems(["caveat", "caveats", "harms"])
+    + stems(["qualify", "qualifies", "revisit", "revisiting", "rigidly"])
+)
 
 # A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
 # "30 mL/kg", "10 units", "1,998 mg/day"; not a concentration ("200 mg/dL", "5 mmol/L").
