@@ -806,6 +806,8 @@ def test_a_dose_offered_as_a_choice_is_asked_about_without_the_word_dose():
     missing = missing_facets(question, [contrast])
     assert "the 600 mg dose asked about" in missing and "the 1200 mg dose asked about" in missing
     # A concentration in the story is no dose offered.
+    # A dose asked for by its unit: "what mg/kg once daily?"
+    assert "a dose" in question_facets("Pyelo. If I use gentamicin, what mg/kg once daily?")
     measured = question_facets("Elective hip next week. Is a glucose of 250 mg/dL too high?")
     assert not [name for name in measured if "asked about" in name], measured
 

@@ -159,6 +159,8 @@ RARE_IN_ENGLISH = 3.0  # Zipf frequency: "avibactam" 0, "tazobactam" 1.3; "resis
 
 _WANTS_DOSE = re.compile(
     NOT_A_DOSE_EVENT + r"\b(?:dose|doses|dosed|dosing|dosage|loading"
+    # "what mg/kg once daily?", "how many mg?": a dose asked for by its unit.
+    r"|(?:what|how many) (?:mg|mcg|units?)(?:/kg)?"
     r"|how much(?! (?:\w+ )?(?:monitoring|time|testing|imaging|follow-up|exercise|weight|"
     r"deviation|depression|elevation|change|reduction|rise|drop|increase|decrease))"
     # ... nor "how much does systolic BP fall per kg lost?": an effect, not a dose.
