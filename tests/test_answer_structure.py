@@ -1594,3 +1594,17 @@ def test_a_follow_up_about_it_doses_the_drug_its_conversation_names(demo_index: 
     )
     assert "acamprosate" in cited.bottom_line.lower(), cited.bottom_line
     assert "gabapentin" not in cited.bottom_line.lower(), cited.bottom_line
+
+
+def test_a_vignette_is_answered_on_what_its_asking_sentence_asks(demo_index: Path) -> None:
+    """"Septic shock on norepi 0.4 + vaso 0.03, adrenaline added 2 h ago ... lactate up 3.1 ->
+    4.6. Failing resus?" was led by the vasopressor escalation algorithm alone: the story's
+    drugs and pressures made it the closest unit, and the line saying serial lactate is
+    unreliable on epinephrine stayed below (demo index)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    cited = engine.ask(
+        "Septic shock on norepi 0.4 + vaso 0.03, adrenaline added 2 h ago. Cap refill better,"
+        " MAP 68, but lactate up 3.1 → 4.6. Failing resus?",
+        suggest_related=False,
+    )
+    assert "lactate measurements may be unreliable" in cited.bottom_line, cited.bottom_line
