@@ -255,7 +255,10 @@ def ask(
     k: Annotated[
         int | None,
         typer.Option(
-            "-k", min=1, envvar="RAG_RETRIEVAL_K", help="Passages given to the generator."
+            "-k",
+            min=1,
+            envvar="RAG_RETRIEVAL_K",
+            help="Passages given to the generator (one more for a vignette's asking sentence).",
         ),
     ] = None,
     audience: Annotated[

@@ -102,7 +102,12 @@ class ChunkSettings:
 @dataclass(frozen=True, config=_SECTION)
 class RetrievalSettings:
     mode: RetrievalMode = Field("hybrid", description="dense, lexical or hybrid.")
-    k: int = Field(8, ge=1, description="Passages handed to the generator.")
+    k: int = Field(
+        8,
+        ge=1,
+        description="Passages handed to the generator (a vignette gets one more: the best for "
+        "the sentence that asks).",
+    )
     per_document: int = Field(3, ge=1, description="Most passages kept from any one document.")
     candidates: int = Field(50, ge=1, description="Hits taken from each retriever before fusion.")
     fusion: FusionMethod = Field(
