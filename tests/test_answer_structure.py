@@ -85,6 +85,12 @@ def answer(question: str, hits: list[Hit], audience: str = "clinician"):
     return enforce_citations(draft.text, hits)
 
 
+def demo_answer(demo_index: Path, question: str, history: tuple[Turn, ...] = ()):
+    """The answer `rag ask` gives to `question` on the demo index (no related questions)."""
+    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
+    return engine.ask(question, history=history, suggest_related=False)
+
+
 def test_a_dose_keeps_the_dose_reduction_rule_nested_under_it():
     cited = answer(
         "What is the apixaban dose in atrial fibrillation?",
@@ -976,11 +982,10 @@ def test_a_decision_trees_many_paths_do_not_outvote_the_guideline_retrieval_put_
     Counted one by one, the GI-bleeding resuscitation tree's paths made that guideline the
     answer's scope for a septic patient "not bleeding" asking about VTE prophylaxis, and the
     sepsis guideline's recommendation, retrieved first, was dropped (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "Septic shock day 1, CrCl 75, plt 160, not bleeding. Heparin 5000 TID or enoxaparin "
         "for VTE ppx, and do I add SCDs on top?",
-        suggest_related=False,
     )
     assert "low-molecular-weight heparin (LMWH) over unfractionated heparin" in cited.answer
     assert "massive transfusion" not in cited.answer
@@ -1175,10 +1180,9 @@ def test_an_answer_stops_adding_statements_once_it_is_long_enough(demo_index: Pa
     bottom line and the best statement stay (demo index)."""
     from rag.evaluate.metrics import answer_text, word_count
 
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "6 weeks postpartum, EPDS 16, no suicidal thoughts, breastfeeding. Management?",
-        suggest_related=False,
     )
     assert not cited.abstained
     assert word_count(answer_text(cited)) <= 250, answer_text(cited)
@@ -1218,11 +1222,10 @@ def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index
     """Hb, BUN and "haematemesis" bring the sepsis guideline's transfusion items up, but only
     the GI-bleeding guideline holds the "Glasgow-Blatchford" score the question names: the
     answer keeps to it, and the eponym keeps its capital inside the bottom line (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "Haematemesis in a 40F with no heart or liver disease, Hb 11.0 g/dL, BUN 21, pulse 96."
         " Can the Glasgow-Blatchford score send her home?",
-        suggest_related=False,
     )
     assert {c.doc_id for c in cited.citations} == {"nice_ugib_2012/risk_assessment"}
     assert "transfusion" not in cited.answer.lower()
@@ -1236,7 +1239,7 @@ def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index
     assert "GBS ≥ 2: Moderate-to-high risk. Hospital admission" in cited.bottom_line
     # A word only the other guideline holds ("components": ABCD2's "Score Components") does
     # not carry a question about CHA2DS2-VASc, which the AF guideline names throughout.
-    cited = engine.ask("What are the components of the CHA2DS2-VASc score?", suggest_related=False)
+    cited = demo_answer(demo_index, "What are the components of the CHA2DS2-VASc score?")
     assert cited.citations[0].doc_id == "acc_aha_af_2023/anticoagulation"
     assert "Speech disturbance" not in cited.answer
 
@@ -1245,18 +1248,17 @@ def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_inde
     """ "hep B" is hepatitis B and "word-finding" trouble a speech disturbance: neither is a
     term the index never mentions, and the answer comes from the guideline that writes them
     in full (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "RA starting adalimumab; her hep B core antibody and surface antigen are both positive."
         " What do we do about the hep B first?",
-        suggest_related=False,
     )
     assert cited.bottom_line.startswith("Prophylactic antiviral therapy"), cited.bottom_line
     assert "'hep'" not in cited.answer
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "58M, 15 minutes of word-finding difficulty this afternoon, fully resolved, no weakness,"
         " BP 132/80, no diabetes. ABCD2? Can he be seen in clinic, and how soon?",
-        suggest_related=False,
     )
     assert cited.citations[0].doc_id == "aha_asa_tia_2009/definition_and_risk_stratification"
     assert "Speech disturbance without weakness" in cited.answer
@@ -1534,11 +1536,10 @@ def test_a_question_asking_what_to_watch_for_leads_with_what_to_monitor(demo_ind
     """"While terlipressin is running, which adverse effects should the nurses be watching
     for?" was answered "Offer terlipressin at presentation": the item saying what to monitor
     ("Monitor for: Hyponatremia, ...") shares no word with "adverse effects" (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "While terlipressin is running for a suspected variceal bleed, which adverse effects"
         " should the nurses be watching for?",
-        suggest_related=False,
     )
     assert cited.bottom_line.startswith(
         "Monitor for: Hyponatremia, cardiac ischemia, peripheral ischemia"
@@ -1549,11 +1550,10 @@ def test_the_drug_a_vignette_asks_the_dose_of_is_dosed(demo_index: Path) -> None
     """"Gout, allopurinol intolerant, febuxostat out because of CVD, normal kidneys. Probenecid
     starting dose?" was answered with allopurinol's starting dose: the story's drugs filled the
     retrieved passages and the probenecid table was not among them (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "Gout, allopurinol intolerant, febuxostat out because of CVD, normal kidneys."
         " Probenecid starting dose?",
-        suggest_related=False,
     )
     assert "500 mg once or twice daily orally" in cited.answer, cited.answer
 
@@ -1585,13 +1585,8 @@ def test_a_row_whose_first_cell_is_a_number_is_read_under_its_column():
 def test_a_follow_up_about_it_doses_the_drug_its_conversation_names(demo_index: Path) -> None:
     """After "he's keen on acamprosate", "His CrCl is 26. Can he have it at a reduced dose?" was
     answered with gabapentin's row for that clearance (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    first = "Moderate AUD, goal is complete abstinence, he's keen on acamprosate."
-    cited = engine.ask(
-        "His CrCl is 26. Can he have it at a reduced dose?",
-        history=[Turn(question=first, answer="")],
-        suggest_related=False,
-    )
+    first = Turn(question="Moderate AUD, goal is complete abstinence, he's keen on acamprosate.", answer="")  # fmt: skip
+    cited = demo_answer(demo_index, "His CrCl is 26. Can he have it at a reduced dose?", (first,))
     assert "acamprosate" in cited.bottom_line.lower(), cited.bottom_line
     assert "gabapentin" not in cited.bottom_line.lower(), cited.bottom_line
 
@@ -1601,10 +1596,9 @@ def test_a_vignette_is_answered_on_what_its_asking_sentence_asks(demo_index: Pat
     4.6. Failing resus?" was led by the vasopressor escalation algorithm alone: the story's
     drugs and pressures made it the closest unit, and the line saying serial lactate is
     unreliable on epinephrine stayed below (demo index)."""
-    engine = Engine.load(Settings().merged({"index": str(demo_index)}))
-    cited = engine.ask(
+    cited = demo_answer(
+        demo_index,
         "Septic shock on norepi 0.4 + vaso 0.03, adrenaline added 2 h ago. Cap refill better,"
         " MAP 68, but lactate up 3.1 → 4.6. Failing resus?",
-        suggest_related=False,
     )
     assert "lactate measurements may be unreliable" in cited.bottom_line, cited.bottom_line
