@@ -1556,6 +1556,8 @@ def test_the_drug_a_vignette_asks_the_dose_of_is_dosed(demo_index: Path) -> None
         " Probenecid starting dose?",
     )
     assert "500 mg once or twice daily orally" in cited.answer, cited.answer
+    # ... and leads: not the decision tree that names probenecid as the alternative.
+    assert cited.bottom_line.startswith("Probenecid: starting dose is 500 mg"), cited.bottom_line
 
 
 GABAPENTIN_RENAL = """\
