@@ -474,7 +474,9 @@ class ExtractiveGenerator:
             # screening test for pheo then?": the metanephrines line, not the phentolamine
             # row of the hypertensive crisis the first turn brought).
             chosen = _asked_first(chosen, score_of, asking, negated)
-        if lead is None and dosed:
+        if lead is None and dosed and len(question_parts(question)) == 1:
+            # (A question asking two things, "Does she qualify, and what's the dose?", is
+            # answered in its own order.)
             chosen = _dose_of_asked_drug_first(chosen, score_of, dosed)
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
