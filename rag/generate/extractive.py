@@ -192,7 +192,9 @@ class ExtractiveGenerator:
             or (wants_list and topical_words & content_stems(unit.section))
         ]
         units, titled = [units[i] for i in kept], [titled[i] for i in kept]
-        context_words = frozenset(question_words - content_stems(asked_part(question)))
+        own_words = asked_part(question)  # without a follow-up's "(context: ...)"
+        asking = asking_sentences(question)
+        context_words = frozenset(question_words - content_stems(own_words))
         lexical = _lexical_scores(
             (question_words - negated) or question_words, units, titled, context_words
         )
@@ -208,9 +210,8 @@ class ExtractiveGenerator:
             # A vignette's story fills its embedding ("on norepi 0.4 + vaso 0.03, adrenaline
             # added ... lactate up 3.1 -> 4.6. Failing resus?" is closest to the vasopressor
             # algorithm): the sentences that ask weigh half of what a unit is close to.
-            asking_only = asking_sentences(question)
-            if asking_only != asked_part(question):
-                asking_vector = np.asarray(self.embedder.embed_query(asking_only), dtype=np.float32)
+            if asking != own_words:
+                asking_vector = np.asarray(self.embedder.embed_query(asking), dtype=np.float32)
                 similarity = [
                     (1 - ASKING_SIMILARITY_SHARE) * sim
                     + ASKING_SIMILARITY_SHARE * (float(vectors[i] @ asking_vector) if i in vectors else 0.0)
@@ -232,7 +233,7 @@ class ExtractiveGenerator:
         # A branch that answers NO to a finding the question reports ("Cholangitis present
         # (fever, jaundice, RUQ pain)? -> NO" for "T 39.2, bili rising, RUQ tender") is the
         # other patient's branch.
-        findings = content_stems(asked_part(question)) - negated - GENERIC_WORDS
+        findings = content_stems(own_words) - negated - GENERIC_WORDS
         fits = [
             -1
             if fit >= 0
@@ -243,7 +244,7 @@ class ExtractiveGenerator:
         must_have = _must_have_coverage(units, topical_words)
         wants = answer_type(question)
         wanted = "list" if wants_list else wants  # what the bottom line's unit should give
-        asks_when = bool(_ASKS_WHEN.search(asked_part(question)))
+        asks_when = bool(_ASKS_WHEN.search(own_words))
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
         phrases = {term.lower() for term in re.findall(r"\b[A-Za-z]+(?:-[A-Za-z]+)+\b", question)}
@@ -254,7 +255,7 @@ class ExtractiveGenerator:
         # A follow-up asking "Can he have it at a reduced dose?" doses the drug its context
         # names (acamprosate), not the one whose renal table its CrCl matches (gabapentin); a
         # vignette's story names the drugs that failed, not the one asked about.
-        asked_drugs = DRUG_NAME.findall(asking_sentences(question).lower())
+        asked_drugs = DRUG_NAME.findall(asking.lower())
         if not asked_drugs and CONTEXT_OPENER in question:
             asked_drugs = DRUG_NAME.findall(question.split(CONTEXT_OPENER, 1)[1].lower())
         dosed = [drug_stem(drug) for drug in asked_drugs] if wants == "dose" else []
@@ -278,9 +279,7 @@ class ExtractiveGenerator:
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
-            if dosed and not any(
-                drug in f"{unit.section} {unit.lead} {shown_text(unit)}".lower() for drug in dosed
-            ):
+            if dosed and not _names_drug(unit, dosed):
                 score *= OTHER_DRUG_DOSE_WEIGHT
             if asks_when and _CONDITION.search(unit.text):
                 score *= 1.4  # "When is bicarbonate indicated?": "Consider only if pH < 7.0"
@@ -336,7 +335,6 @@ class ExtractiveGenerator:
             (scores[i] for i, unit in enumerate(units) if unit in chosen and i not in matched),
             default=0.0,
         )
-        asking = asking_sentences(question)
         asked_values = question_values(asking) + given_score
         # ... and only if it names at least half as much of what the sentences that ask ask
         # about as the best unit the values do not match: "NIHSS 11" meets "CTA if LVO
@@ -1618,11 +1616,15 @@ def _asked_first(
     return [first, *[unit for unit in chosen if unit is not first]]
 
 
+def _names_drug(unit: Unit, drugs: Sequence[str]) -> bool:
+    """Whether `unit`, its heading or its intro names one of `drugs` (stems: drug_stem)."""
+    named = f"{unit.section} {unit.lead} {shown_text(unit)}".lower()
+    return any(drug in named for drug in drugs)
+
+
 def _doses(unit: Unit, drugs: Sequence[str]) -> bool:
     """Whether `unit` gives an amount for one of `drugs` (stems), named in it or its heading."""
-    text = shown_text(unit)
-    named = f"{unit.section} {unit.lead} {text}".lower()
-    return bool(_DOSE_AMOUNT.search(text)) and any(drug in named for drug in drugs)
+    return bool(_DOSE_AMOUNT.search(shown_text(unit))) and _names_drug(unit, drugs)
 
 
 def _dose_of_asked_drug_first(
