@@ -48,7 +48,9 @@ SHORTHAND: dict[str, str] = {
     # respiratory and critical care
     "SOB": "shortness of breath dyspnea", "sats": "oxygen saturation", "vent": "mechanical ventilation",
     "ETT": "endotracheal tube", "NIV": "noninvasive ventilation", "BiPAP": "noninvasive ventilation",
-    "HFNC": "high-flow nasal cannula", "ABG": "arterial blood gas", "VBG": "venous blood gas",
+    "HFNC": "high-flow nasal cannula", "HFNO": "high-flow nasal cannula oxygen",
+    "ABG": "arterial blood gas", "VBG": "venous blood gas", "non-rebreather": "NRB mask",
+    "SSC": "Surviving Sepsis Campaign",
     "AECOPD": "COPD exacerbation", "ICS": "inhaled corticosteroid", "OCS": "oral corticosteroid",
     "neb": "nebulizer", "nebs": "nebulizer", "pressors": "vasopressors", "norepi": "norepinephrine", "epi": "epinephrine", "IVF": "intravenous fluids",
     "LR": "lactated Ringer's", "NS": "normal saline", "ROSC": "return of spontaneous circulation",
@@ -68,7 +70,7 @@ SHORTHAND: dict[str, str] = {
     "Hgb": "hemoglobin", "Hb": "hemoglobin", "plt": "platelets", "plts": "platelets",
     "HIT": "heparin-induced thrombocytopenia", "FFP": "fresh frozen plasma", "PRBC": "red blood cell transfusion", "TXA": "tranexamic acid",
     "vit K": "vitamin K", "vit D": "vitamin D", "vit E": "vitamin E", "vit B12": "vitamin B12",
-    "bloods": "blood monitoring", "clotting": "coagulation", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
+    "bloods": "blood monitoring", "U&Es": "renal function electrolytes", "U&E": "renal function electrolytes", "clotting": "coagulation", "rFVIIa": "recombinant factor VIIa", "cryo": "cryoprecipitate",
     # rheumatology, bone, psychiatry, addiction, obstetrics
     "MTX": "methotrexate", "HCQ": "hydroxychloroquine", "SSZ": "sulfasalazine",
     "DMARD": "disease-modifying antirheumatic drug", "ULT": "urate-lowering therapy",
@@ -179,6 +181,7 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
     "SQ": "subcutaneous", "IM": "intramuscular", "bid": "twice daily", "tid": "three times daily",
     "TEE": "transesophageal echocardiography", "TTE": "transthoracic echocardiography",
     "qd": "once daily", "prn": "as needed", "NPO": "nil by mouth fasting", "h/o": "history of",
+    "trop": "troponin", "trops": "troponin", "ULN": "upper limit of normal",
 }  # fmt: skip
 
 # Drugs a clinician names where a guideline may write only their class ("apixaban" where the

@@ -360,6 +360,25 @@ def test_clinical_shorthand_is_read_as_its_full_form(demo_index: Path):
     assert not nitrate.abstained, nitrate.bottom_line
 
 
+def test_a_guidelines_acronym_and_how_a_question_is_put_do_not_decline_it(demo_index: Path):
+    """Both were declined as questions the index does not cover: "SSC" retrieved endocarditis
+    regimens, and "does it actually make a difference" left too little of the question
+    covered."""
+    engine = engine_for(demo_index)
+    deferred = engine.ask(
+        "ED patient with fever and tachycardia, BP fine, and on reflection infection looks "
+        "unlikely (probably a drug reaction). Does SSC still want antibiotics straight away?",
+        suggest_related=False,
+    )
+    assert "deferring antimicrobials" in deferred.bottom_line, deferred.bottom_line
+    supervised = engine.ask(
+        "Does it actually make a difference if someone watches him take his disulfiram every day?",
+        suggest_related=False,
+    )
+    assert not supervised.abstained
+    assert supervised.citations[0].doc_id == "apa_aud_2018/fda_approved_medications"
+
+
 def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writes_them(
     demo_index: Path,
 ):

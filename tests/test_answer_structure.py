@@ -258,6 +258,9 @@ def test_values_in_a_question_meet_the_conditions_rows_state():
         "score",
         "kidney",
     ]
+    # "She's 51" is the patient's age (the HEART score's age row), "she's 51 kg" her weight.
+    assert [v.kind for v in question_values("She's 51, hypertensive")] == ["age"]
+    assert [v.kind for v in question_values("she's 51 kg")] == ["weight"]
     assert match(question_values("CURB-65 score of 2"), "Score 2 (Moderate risk)") == 1
     assert match(question_values("CURB-65 score of 2"), "Score 3–5 (High risk)") == -1
     # An age is never compared with a threshold of another kind of measure.
@@ -1604,3 +1607,37 @@ def test_a_vignette_is_answered_on_what_its_asking_sentence_asks(demo_index: Pat
         " MAP 68, but lactate up 3.1 → 4.6. Failing resus?",
     )
     assert "lactate measurements may be unreliable" in cited.bottom_line, cited.bottom_line
+
+
+ORGANISMS = """\
+| Organism | First-Line | Alternatives |
+|---|---|---|
+| **MSSA** | Nafcillin or oxacillin | Vancomycin (if allergy) |
+| **Gram-negative (susceptible)** | Ceftriaxone or cefotaxime | -- |
+| **Pseudomonas** | Cefepime, ceftazidime, or meropenem | Aztreonam |
+| **ESBL-producing GNB** | Meropenem | -- |
+| **Candida** | Liposomal amphotericin B | Fluconazole (step-down) |
+"""
+
+DXA = """\
+| Clinical Scenario | Recommended DXA Interval |
+|---|---|
+| On oral bisphosphonate therapy | Every 1-3 years |
+| On denosumab | Every 1-2 years |
+| On anabolic therapy (teriparatide, abaloparatide, romosozumab) | At end of treatment course |
+"""
+
+
+def test_a_tables_bottom_line_says_the_row_the_story_names_when_the_asking_sentence_names_none():
+    """"CSF has now grown an ESBL-producing Klebsiella ... What do we switch to?" was answered
+    with all eleven rows of the organism table (400 words)."""
+    hits = [hit("mening", ORGANISMS, 1, title="Meningitis guideline", section="Organism-Specific Therapy")]  # fmt: skip
+    cited = answer("CSF has now grown an ESBL-producing Klebsiella that's meropenem-susceptible. What do we switch to?", hits)  # fmt: skip
+    assert "ESBL-producing GNB: First-Line is Meropenem" in cited.bottom_line, cited.bottom_line
+    for other in ("MSSA", "Pseudomonas", "Gram-negative (susceptible)", "Candida"):
+        assert other not in cited.bottom_line, cited.bottom_line
+    # A drug names its row by its class: alendronate is an oral bisphosphonate.
+    dxa = [hit("bone", DXA, 1, title="Osteoporosis guideline", section="When to Perform DXA")]
+    repeat = answer("Once she's on alendronate, how often should I repeat her DXA?", dxa)
+    assert "oral bisphosphonate therapy is Every 1-3 years" in repeat.bottom_line, repeat.bottom_line
+    assert "denosumab" not in repeat.bottom_line

@@ -827,3 +827,35 @@ def test_nursing_home_residents_and_men_asked_about_are_populations():
 def test_children_the_patient_is_not_planning_are_no_population_asked_about():
     assert "children" not in question_facets("Severe AUD, not planning kids. What next?")
     assert "children" in question_facets("Severe AUD in a teenager with kids. What next?")
+
+
+def test_a_drug_is_stated_by_its_class_but_not_by_a_class_too_broad_to_be_it():
+    """"Once she's on alendronate, how often should I repeat her DXA?" was told the sources do
+    not address alendronate: the table's row is "On oral bisphosphonate therapy"."""
+    dxa = Hit("d", "bone", "| On oral bisphosphonate therapy | Every 1-3 years |", 1.0, 1)
+    assert missing_facets("Once she's on alendronate, how often should I repeat her DXA?", [dxa]) == ()
+    biologic = Hit("b", "ra", "Add a biologic DMARD if not at target after methotrexate.", 1.0, 1)
+    assert missing_facets("Not at target on MTX. Is rituximab the one to add?", [biologic]) == (
+        "rituximab",
+    )
+
+
+def test_doses_offered_as_alternatives_durations_by_number_and_comorbidities_asked_about():
+    sulfasalazine = Hit("s", "ra", "Sulfasalazine: start 500 mg daily and titrate weekly.", 1.0, 1)
+    question = "Going with sulfasalazine. What target dose, 2 g/day or 3 g/day, and how quickly do I titrate?"  # fmt: skip
+    missing = missing_facets(question, [sulfasalazine])
+    assert "the 2 g/day dose asked about" in missing and "the 3 g/day dose asked about" in missing
+    prophylaxis = Hit("p", "liver", "Norfloxacin 400 mg daily as primary SBP prophylaxis.", 1.0, 1)
+    lifelong = "Started norfloxacin as primary SBP prophylaxis. Is it lifelong, or for a set number of months?"  # fmt: skip
+    assert missing_facets(lifelong, [prophylaxis]) == ("a duration in months",)
+    gout = Hit("g", "gout", "Flare: colchicine, an NSAID or a glucocorticoid.", 1.0, 1)
+    failing = "Gout flare in a man on furosemide. Does the heart failure push me towards colchicine?"
+    assert missing_facets(failing, [gout]) == ("heart failure",)
+    bp = Hit("b", "htn", "First-line agents: thiazide, ACE inhibitor, ARB or CCB.", 1.0, 1)
+    assert missing_facets("Which first-line class for a kidney transplant patient?", [bp]) == (
+        "transplant recipients",
+    )
+    curb = Hit("c", "cap", "CURB-65: Confusion scores 1 point.", 1.0, 1)
+    assert "patients with dementia" in missing_facets(
+        "Advanced dementia, now has CAP. Does her baseline confusion earn the C point?", [curb]
+    )

@@ -71,7 +71,7 @@ COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(
     # What kind of answer is wanted, or how the question is put: no passage need write them,
     # and an answer is never said not to mention them ("do not mention 'caveat'").
     + stems(["caveat", "caveats", "harms"])
-    + stems(["qualify", "qualifies", "revisit", "revisiting", "rigidly"])
+    + stems(["qualify", "qualifies", "revisit", "revisiting", "rigidly", "actually", "difference"])
 )
 
 # A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
@@ -279,7 +279,8 @@ def measure_coverage(
 def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
     """The question's topical words (lower-cased, as written) that none of `passages` states
     in any form of the word: what an answer citing them does not address. A passage states
-    what its guideline's title names ("gout" for a passage of "Management of Gout Flares")."""
+    what its guideline's title names ("gout" for a passage of "Management of Gout Flares"),
+    and a drug when it names the drug's class."""
     stems = {stem for hit in passages for stem in _stems(f"{hit.title} {hit.section} {hit.text}")}
     in_phrases = phrase_alternatives(question)
     return [
@@ -287,6 +288,8 @@ def absent_words(question: str, passages: Sequence[Hit]) -> list[str]:
         for surface in topical_words(question).values()
         if _stems(surface)
         and not _stated(surface, stems, alternatives(surface) or in_phrases.get(surface.lower()))
+        # A drug is addressed by its class: "oral bisphosphonate therapy" for alendronate.
+        and not any(_stated(form, stems) for form in drug_class(surface))
     ]
 
 

@@ -36,7 +36,7 @@ from rag.generate.abstention import (
     absent_words,
     topical_words,
 )
-from rag.shorthand import alternatives
+from rag.shorthand import alternatives, drug_class
 from rag.text import (
     DRUG_NAME,
     NEGATION,
@@ -124,11 +124,19 @@ _POPULATIONS: dict[str, tuple[str, str]] = {
         ),
         r"\b(?:hepatic|liver|cirrho(?:sis|tic)|child-pugh)\b",
     ),
+    "patients with dementia": (r"\bdement(?:ia|ed)\b", r"\b(?:dementia|cognitive impairment)\b"),
 }
 # Populations named only when a sentence that asks names them: a vignette's "72-year-old man"
 # describes the patient; "Do the drug-holiday rules apply to a man?" asks about men.
 _ASKED_POPULATIONS: dict[str, tuple[str, str]] = {
     "men": (r"\b(?:men|a man|males?)\b", r"\b(?:men|man|males?)\b"),
+    # A comorbidity the question asks the answer to allow for: "does the heart failure push me
+    # towards colchicine?", "BP target for a transplant patient?"
+    "heart failure": (
+        r"\b(?:heart failure|hfref|hfpef|chf)\b",
+        r"\b(?:heart failure|hfref|hfpef|hfmref|cardiac failure)\b",
+    ),
+    "transplant recipients": (r"\btransplant(?:ed|s)?\b", r"\btransplant"),
 }
 _PAST_AGE = re.compile(r"\b(?:as an? (?:child|kid|teen(?:ager)?|infant|baby|toddler)|in childhood)\b")
 _AGE_GROUPS = ("children", "adolescents under 18", "newborns")
@@ -174,16 +182,21 @@ _DOSE_KIND = re.compile(
 )
 _WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
 _WANTS_DURATION = re.compile(
-    r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many)\b"
+    r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many|"
+    r"lifelong|indefinitely|number of (?:days|weeks|months|years))\b"
 )
 # "in mL/year", "in mmol/L per hour": a unit of measure the question asks its value in.
 _ASKED_UNIT = re.compile(
     r"\bin ((?:m?l|mg|mcg|mmol|g|kg|units?|cells)/[a-z0-9.²]+)", re.IGNORECASE
 )
 # "how many weeks", "within how many days": a duration asked for in one unit.
-_HOW_MANY = re.compile(r"\bhow many (minute|hour|day|week|month|year)s?\b")
+_HOW_MANY = re.compile(r"\b(?:how many|number of) (minute|hour|day|week|month|year)s?\b")
 # An amount in a unit of mass or of insulin: a dose, not a rate or a measurement.
 _MASS_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?)\b(?!\s*/\s*(?:d?l|min|h))", re.IGNORECASE)
+# Two amounts offered as alternatives: "2 g/day or 3 g/day", "600 mg or 1200 mg".
+_OFFERED_CHOICE = re.compile(
+    rf"(?:{DOSE_AMOUNT.pattern})\s*(?:or|vs\.?|versus)\s*(?:{DOSE_AMOUNT.pattern})", re.IGNORECASE
+)
 _WANTS_TIME = re.compile(r"\b(?:when|how soon|how often|how frequently|timing)\b")
 _TIME_AMOUNT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:hours?|days?|weeks?|months?|years?)\b")
 _DURATION = re.compile(
@@ -400,11 +413,15 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     )
     offered = []
     # A dose offered in a question is asked about even without the word: "If I add oral NAC,
-    # is it 600 mg or 1200 mg BD?"
+    # is it 600 mg or 1200 mg BD?"; doses offered as alternatives are, in any clause that
+    # asks: "What target dose, 2 g/day or 3 g/day, and how quickly do I titrate?"
+    choices = " ".join(match.group(0) for match in _OFFERED_CHOICE.finditer(asking))
     if _WANTS_DOSE.search(asking) or _MASS_DOSE.search(last_clauses):
         offered += [
             (value, " dose")
-            for value in DOSE_AMOUNT.findall(last_clauses)
+            for value in dict.fromkeys(
+                DOSE_AMOUNT.findall(last_clauses) + DOSE_AMOUNT.findall(choices)
+            )
             if not re.search(r"m[lL]/min", value)  # a clearance, not a dose
         ]
     if _WANTS_DURATION.search(asking) or _WANTS_TIME.search(asking):
@@ -542,9 +559,19 @@ def _drugs_in(text: str) -> list[str]:
     return [drug for drug in dict.fromkeys(DRUG_NAME.findall(text)) if drug not in _NOT_DRUGS]
 
 
+# Classes too broad to stand for one drug: "biologic" is not rituximab, nor "antiplatelet"
+# prasugrel.
+_BROAD_CLASSES = frozenset(
+    ["antiplatelet", "biologic", "beta-lactam", "corticosteroid", "glucocorticoid", "oral anticoagulant"]
+)
+
+
 def _drug_pattern(drug: str) -> re.Pattern[str]:
-    """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone)."""
-    return re.compile(rf"\b{re.escape(drug_stem(drug))}")
+    """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone), or its class
+    ("oral bisphosphonate therapy" states alendronate's DXA interval; "DOAC" apixaban's)."""
+    classes = [form.lower() for form in drug_class(drug) if form.lower() not in _BROAD_CLASSES]
+    named = [re.escape(drug_stem(drug)), *(rf"{re.escape(form)}s?\b" for form in classes)]
+    return re.compile(rf"\b(?:{'|'.join(named)})")
 
 
 def _dosed_drug(question: str, facets: dict[str, re.Pattern[str] | None]) -> str:

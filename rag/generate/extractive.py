@@ -48,7 +48,7 @@ from rag.generate.wording import (
     rows_form,
     sentence_form,
 )
-from rag.shorthand import stems_with_full_forms
+from rag.shorthand import drug_class, stems_with_full_forms
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
@@ -521,9 +521,10 @@ class ExtractiveGenerator:
                 lead,
                 also,
                 tied_rows,
-                asked_words,
+                asked_words | _class_stems(asking),
                 question,
                 added_up,
+                findings | _class_stems(own_words),
             ),
             decision=None,
             refused=False,
@@ -1674,11 +1675,14 @@ def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
 
 
 # A sentence that cannot stand alone as the answer: one that says a guideline has
-# recommendations, not what they are ("The ACR 2020 guideline provides conditional
-# recommendations on managing these medications"), or one whose subject is in the sentence
+# recommendations, or what it does, not what they are ("The ACR 2020 guideline provides
+# conditional recommendations on managing these medications"), or one whose subject is in the sentence
 # before it ("This property makes it a preferred choice ...").
 _POINTS_ELSEWHERE = re.compile(
     r"\b(?<!not )provides? (?:\w+ ){0,2}recommendations? (?:on|about|regarding|for)\b"
+    # "The SSC 2021 guideline introduces a stratified approach to antibiotic timing ...": what
+    # the guideline does, not what it recommends.
+    r"|\bguidelines? (?:introduces|describes|outlines|covers|addresses|discusses)\b"
     r"|^(?:this|these|such|it|they)\b(?! (?:is|are) (?:recommended|suggested|indicated))",
     re.IGNORECASE,
 )
@@ -1746,6 +1750,7 @@ def _render(
     asked_words: frozenset[str] = frozenset(),
     question: str = "",
     score: Tally | None = None,
+    story_words: frozenset[str] = frozenset(),
 ) -> str:
     """Bottom line: the unit `bottom` (see _bottom_unit), written as one sentence, with the
     answers to the question's other parts or the tied rows (`also`, `tied_rows`). Then the chosen units
@@ -1769,7 +1774,7 @@ def _render(
         # A table the chunker cut in two is said whole: the part under its intro first.
         parts = [u for u in chosen if u.kind == "table" and _table_key(u) == _table_key(bottom)]
         parts.sort(key=lambda unit: (not unit.lead, unit.passage))
-        said_parts = _asked_rows(parts, asked_words)
+        said_parts = _asked_rows(parts, asked_words, story_words)
         told = said_parts[0]
         if not told.lead and parts[0].lead:  # the intro says what the rows are
             told = replace(told, lead=parts[0].lead)
@@ -1898,30 +1903,55 @@ def _names_label(unit: Unit, question: str) -> bool:
     return _POPULATION_LABELS[_population_label(unit)].search(question) is not None
 
 
-def _asked_rows(parts: Sequence[Unit], asked_words: frozenset[str]) -> list[Unit]:
+def _asked_rows(
+    parts: Sequence[Unit], asked_words: frozenset[str], story_words: frozenset[str] = frozenset()
+) -> list[Unit]:
     """The parts of one table keeping only the rows whose first cell names a word the question
     asks with ("Which thiazide-type diuretic ...?": the thiazide rows of a drug table, not the
     ACE inhibitors), when some rows do and others do not; a row with an empty first cell goes
     with the row above it. A word the table's heading or intro names is what the whole table
-    is about ("nebs": the "Nebulized Therapies" table), not a row. Otherwise the parts as they
-    are."""
+    is about ("nebs": the "Nebulized Therapies" table), not a row. When no row names a word
+    the sentences that ask use ("What do we switch to?"), the rows naming the most words of
+    the question's story (`story_words`: "grew an ESBL-producing Klebsiella" picks "ESBL-producing
+    GNB") that fewer than half the rows name. Otherwise the parts as they are."""
     about = content_stems(" ".join(f"{part.section} {part.lead}" for part in parts))
-    asked_words = asked_words - about
-    kept: list[tuple[str, ...]] = []
-    named = False
-    for part in parts:
-        rows = []
-        for row in part.children:
-            first = row.split(" | ")[0].strip()
-            if first:
-                named = bool(content_stems(first) & asked_words)
-            if named:
-                rows.append(row)
-        kept.append(tuple(rows))
-    shown, total = sum(map(len, kept)), sum(len(part.children) for part in parts)
-    if not shown or shown == total:
-        return list(parts)
-    return [replace(part, children=rows) for part, rows in zip(parts, kept, strict=True) if rows]
+    # A story word most rows name is what the table is about ("CSF" in a table of CSF
+    # infections), not a row.
+    firsts = [content_stems(row.split(" | ")[0]) for part in parts for row in part.children]
+    common = {word for word in story_words if 2 * sum(word in first for first in firsts) > len(firsts)}
+    for words, most_only in ((asked_words - about, False), (story_words - about - common, True)):
+        named = [_first_cell_named(part, words) for part in parts]
+        most = max((n for counts in named for n in counts), default=0)
+        if not most:
+            continue
+        least = most if most_only else 1
+        kept = [
+            tuple(row for row, n in zip(part.children, counts, strict=True) if n >= least)
+            for part, counts in zip(parts, named, strict=True)
+        ]
+        shown, total = sum(map(len, kept)), sum(len(part.children) for part in parts)
+        if shown == total:
+            return list(parts)
+        return [replace(part, children=rows) for part, rows in zip(parts, kept, strict=True) if rows]
+    return list(parts)
+
+
+def _class_stems(text: str) -> frozenset[str]:
+    """The content stems of the classes of the drugs `text` names ("alendronate":
+    "bisphosphon"): a table row for "oral bisphosphonate therapy" is the alendronate row."""
+    return content_stems(" ".join(form for word in content_words(text) for form in drug_class(word)))
+
+
+def _first_cell_named(part: Unit, words: frozenset[str]) -> list[int]:
+    """For each row of `part`, how many of `words` its first cell names; a row with an empty
+    first cell counts as the row above it."""
+    counts, named = [], 0
+    for row in part.children:
+        first = row.split(" | ")[0].strip()
+        if first:
+            named = len(content_stems(first) & words)
+        counts.append(named)
+    return counts
 
 
 def _stops_short(unit: Unit) -> bool:

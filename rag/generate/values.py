@@ -65,7 +65,8 @@ _KINDS = (
 )
 _BEFORE = (
     ("titer", re.compile(rf"{TITER_MARK}\s*$")),
-    ("age", re.compile(r"\b(?:age|aged|ages)\s*$", re.IGNORECASE)),
+    # "age 71", "aged 71"; "She's 51," (a number with no unit after it)
+    ("age", re.compile(r"\b(?:age|aged|ages|(?:she|he)(?:'s|’s| is))\s*$", re.IGNORECASE)),
     (
         "kidney",
         re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\s*(?:of|is|was)?\s*$", re.IGNORECASE),
