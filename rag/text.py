@@ -298,7 +298,7 @@ DRUG_NAME = re.compile(
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
     r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine|phylline|racetam|"
     r"patide|aratide|erenone|oxifene|purinol|uxostat|ecid|pentin|trexone|trexate|prosate|"
-    r"parinux|azodone)|cef[a-z]{4,}|cephalosporins?)\b"
+    r"parinux|azodone)|cef[a-z]{4,}|cephalosporins?|[a-z]{2}sartan)\b"
 )
 
 

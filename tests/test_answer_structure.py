@@ -1641,3 +1641,16 @@ def test_a_tables_bottom_line_says_the_row_the_story_names_when_the_asking_sente
     repeat = answer("Once she's on alendronate, how often should I repeat her DXA?", dxa)
     assert "oral bisphosphonate therapy is Every 1-3 years" in repeat.bottom_line, repeat.bottom_line
     assert "denosumab" not in repeat.bottom_line
+
+
+def test_a_sentence_saying_what_a_guideline_does_is_no_bottom_line():
+    """"How fast do abx need to go in per SSC?" was answered "The SSC 2021 guideline introduces
+    a stratified approach to antibiotic timing": what the guideline does, not how fast."""
+    text = (
+        "The SSC 2021 guideline introduces a stratified approach to antibiotic timing in "
+        "possible sepsis based on diagnostic certainty and shock status.\n\n"
+        "Give antibiotics within 3 hours in possible sepsis if infection remains suspected.\n"
+    )
+    hits = [hit("ssc", text, 1, title="Surviving Sepsis Campaign", section="Antibiotic timing")]
+    cited = answer("Possible sepsis, no shock. How fast does SSC want antibiotic timing?", hits)
+    assert "within 3 hours" in cited.bottom_line, cited.bottom_line

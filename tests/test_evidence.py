@@ -859,3 +859,34 @@ def test_doses_offered_as_alternatives_durations_by_number_and_comorbidities_ask
     assert "patients with dementia" in missing_facets(
         "Advanced dementia, now has CAP. Does her baseline confusion earn the C point?", [curb]
     )
+
+
+def test_two_drugs_doses_are_no_disagreement_and_a_differing_row_reads_as_a_sentence():
+    """A T2D/CKD question on lisinopril was shown "Sources differ on this point" between the
+    2017 losartan row and the 2013 lisinopril row, each side its cells run together with the
+    table's header words after them."""
+    from rag.generate.agreement import compare_sources
+
+    header = "| Agent | Initial Dose | Target Dose |\n|---|---|---|\n"
+    lisinopril = Hit(
+        "s#1", "stemi", header + "| Lisinopril | 2.5-5 mg orally once daily | 10-20 mg once daily |\n",
+        1.0, 1, title="STEMI guideline", section="ACE Inhibitors", source="ACCF/AHA", year=2013,
+    )  # fmt: skip
+    losartan = Hit(
+        "h#1", "htn", header + "| Losartan | 50 mg | 100 mg |\n", 0.9, 2,
+        title="Hypertension guideline", section="ACE inhibitor and ARB dosing", source="ACC/AHA",
+        year=2017,
+    )  # fmt: skip
+    question = "Just started lisinopril 5 mg. Should I push the ACE inhibitor to the target dose in mg?"
+    draft = "Bottom line: Lisinopril: initial dose is 2.5-5 mg, target dose is 10-20 mg once daily [1]."
+    text, found = compare_sources(question, draft, [lisinopril, losartan], similarity=lambda t: [0.9] * len(t))  # fmt: skip
+    assert not found and "Sources differ" not in text, text
+    # The same drug at another dose in the newer source is a disagreement, said as sentences.
+    newer = Hit(
+        "h#1", "htn", header + "| Lisinopril | 40 mg | 80 mg |\n", 0.9, 2,
+        title="Hypertension guideline", section="ACE inhibitor dosing", source="ACC/AHA", year=2017,
+    )  # fmt: skip
+    text, found = compare_sources(question, draft, [lisinopril, newer], similarity=lambda t: [0.9] * len(t))  # fmt: skip
+    assert found, text
+    assert "ACC/AHA 2017 (newer): For Lisinopril, initial Dose is 40 mg" in text, text
+    assert "Agent Initial Dose Target Dose" not in text, text

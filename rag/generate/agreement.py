@@ -37,6 +37,7 @@ from rag.generate.extractive import (
 )
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
+from rag.generate.wording import sentence_form
 from rag.text import DRUG_NAME, content_stems
 from rag.types import Citation, Hit
 
@@ -349,13 +350,21 @@ def _names_drug(unit: Unit, drugs: set[str]) -> bool:
 
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
     """Whether two units both name one of the question's words in their own text (not only
-    in their headings): they talk about the same thing."""
+    in their headings): they talk about the same thing. Two units naming drugs talk about
+    the same thing only when they name one drug in common: a losartan row and a lisinopril
+    row give two drugs' doses, not two sources' doses of one."""
+    drugs_a = set(DRUG_NAME.findall(shown_text(a).lower()))
+    drugs_b = set(DRUG_NAME.findall(shown_text(b).lower()))
+    if drugs_a and drugs_b and not drugs_a & drugs_b:
+        return False
     return bool(content_stems(shown_text(a)) & content_stems(shown_text(b)) & words)
 
 
 def _side(passages: Sequence[Hit], unit: Unit) -> Side:
     hit = passages[unit.passage - 1]
-    return Side(unit.passage, origin(hit) or hit.doc_id, hit.year, shown_text(unit))
+    # A table row is said as a sentence under its header, not as its cells run together.
+    text = sentence_form(unit) if unit.kind in ("row", "table") else shown_text(unit)
+    return Side(unit.passage, origin(hit) or hit.doc_id, hit.year, text)
 
 
 def _newest_first(sides: Sequence[Side]) -> list[Side]:
