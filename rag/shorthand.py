@@ -191,9 +191,9 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
 # question). Forms of one class are separated by ";".
 DRUG_CLASSES: dict[str, str] = {
     # anticoagulants and antiplatelets
-    "apixaban": "oral anticoagulant; NOAC; DOAC", "rivaroxaban": "oral anticoagulant; NOAC; DOAC",
-    "edoxaban": "oral anticoagulant; NOAC; DOAC", "dabigatran": "oral anticoagulant; NOAC; DOAC",
-    "warfarin": "oral anticoagulant; vitamin K antagonist; VKA",
+    "apixaban": "oral anticoagulant; OAC; NOAC; DOAC", "rivaroxaban": "oral anticoagulant; OAC; NOAC; DOAC",
+    "edoxaban": "oral anticoagulant; OAC; NOAC; DOAC", "dabigatran": "oral anticoagulant; OAC; NOAC; DOAC",
+    "warfarin": "oral anticoagulant; OAC; vitamin K antagonist; VKA",
     "enoxaparin": "low-molecular-weight heparin; LMWH", "dalteparin": "low-molecular-weight heparin; LMWH",
     "clopidogrel": "P2Y12 inhibitor; antiplatelet", "ticagrelor": "P2Y12 inhibitor; antiplatelet",
     "prasugrel": "P2Y12 inhibitor; antiplatelet", "cangrelor": "P2Y12 inhibitor; antiplatelet",
@@ -341,6 +341,20 @@ def drug_class(word: str) -> list[str]:
     """The forms of the class of the drug `word` ("apixaban" -> ["oral anticoagulant", "NOAC",
     "DOAC"]), [] when it is no drug of the table."""
     return [form.strip() for form in DRUG_CLASSES.get(word.lower(), "").split(";") if form.strip()]
+
+
+# Classes too broad to stand for one drug: "biologic" is not certolizumab (GINA's "biologic
+# therapy" in pregnancy is asthma's), nor "antiplatelet" prasugrel.
+BROAD_CLASSES = frozenset(
+    ["antiplatelet", "biologic", "beta-lactam", "corticosteroid", "glucocorticoid"]
+)
+
+
+def specific_class(word: str) -> list[str]:
+    """The forms of the drug `word`'s class that name it closely enough to stand for it
+    ("oral bisphosphonate therapy" for alendronate), lower-cased: drug_class without the
+    BROAD_CLASSES."""
+    return [form.lower() for form in drug_class(word) if form.lower() not in BROAD_CLASSES]
 
 
 def stems_with_full_forms(text: str) -> frozenset[str]:

@@ -1654,3 +1654,33 @@ def test_a_sentence_saying_what_a_guideline_does_is_no_bottom_line():
     hits = [hit("ssc", text, 1, title="Surviving Sepsis Campaign", section="Antibiotic timing")]
     cited = answer("Possible sepsis, no shock. How fast does SSC want antibiotic timing?", hits)
     assert "within 3 hours" in cited.bottom_line, cited.bottom_line
+
+
+def test_the_drug_the_question_asks_about_leads_over_another_guidelines_statement_on_its_class():
+    """"RA well controlled on certolizumab and she's planning a pregnancy. Stop it or carry
+    on?" was answered from the asthma guideline ("Biologic therapy should be continued during
+    pregnancy"), the rheumatology row for certolizumab left out as another guideline's."""
+    asthma = hit(
+        "gina", "- Biologic therapy should be continued during pregnancy if indicated "
+        "(stopping may trigger loss of control).\n- Active management of asthma during "
+        "pregnancy is strongly recommended.\n", 1, title="Asthma strategy",
+        section="Asthma in pregnancy",
+    )  # fmt: skip
+    rheumatology = hit(
+        "acr", "- Certolizumab pegol is strongly recommended for continuation prior to and "
+        "during pregnancy.\n- JAK inhibitors should be discontinued before conception.\n", 2,
+        title="Reproductive health in rheumatic disease", section="Medications",
+    )  # fmt: skip
+    cited = answer(
+        "RA well controlled on certolizumab and she's planning a pregnancy. Stop it or carry on?",
+        [asthma, rheumatology],
+    )
+    assert cited.bottom_line.startswith("Certolizumab pegol is strongly recommended"), cited.bottom_line
+    # A drug's class names it: "MRA" for spironolactone.
+    hfpef = hit(
+        "hf", "- SGLT2i may be considered to reduce hospitalizations in HFpEF.\n- Loop diuretics "
+        "for congestion in HFpEF.\n- MRA may be considered to reduce hospitalizations in "
+        "HFpEF.\n", 1, title="Heart failure guideline", section="HFpEF",
+    )  # fmt: skip
+    adding = answer("HFpEF, EF 55%, repeated hospitalizations. Is spironolactone worth adding?", [hfpef])
+    assert adding.bottom_line.startswith("MRA may be considered"), adding.bottom_line

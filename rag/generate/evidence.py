@@ -36,7 +36,7 @@ from rag.generate.abstention import (
     absent_words,
     topical_words,
 )
-from rag.shorthand import alternatives, drug_class
+from rag.shorthand import alternatives, specific_class
 from rag.text import (
     DRUG_NAME,
     NEGATION,
@@ -559,18 +559,10 @@ def _drugs_in(text: str) -> list[str]:
     return [drug for drug in dict.fromkeys(DRUG_NAME.findall(text)) if drug not in _NOT_DRUGS]
 
 
-# Classes too broad to stand for one drug: "biologic" is not rituximab, nor "antiplatelet"
-# prasugrel.
-_BROAD_CLASSES = frozenset(
-    ["antiplatelet", "biologic", "beta-lactam", "corticosteroid", "glucocorticoid", "oral anticoagulant"]
-)
-
-
 def _drug_pattern(drug: str) -> re.Pattern[str]:
     """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone), or its class
     ("oral bisphosphonate therapy" states alendronate's DXA interval; "DOAC" apixaban's)."""
-    classes = [form.lower() for form in drug_class(drug) if form.lower() not in _BROAD_CLASSES]
-    named = [re.escape(drug_stem(drug)), *(rf"{re.escape(form)}s?\b" for form in classes)]
+    named = [re.escape(drug_stem(drug)), *(rf"{re.escape(form)}s?\b" for form in specific_class(drug))]
     return re.compile(rf"\b(?:{'|'.join(named)})")
 
 
