@@ -258,6 +258,12 @@ def test_values_in_a_question_meet_the_conditions_rows_state():
         "score",
         "kidney",
     ]
+    # A target is no condition the patient must meet: a BP of 192/102 after alteplase is who
+    # "Maintain BP < 180/105 mmHg for the first 24 hours" is for (it was left out as contradicted).
+    after_lysis = question_values("Alteplase finished 90 minutes ago; BP now 192/102. Treat it?")
+    assert match(after_lysis, "Maintain BP < 180/105 mmHg for the first 24 hours after alteplase") == 0
+    assert match(question_values("SBP 150"), "Target SBP < 130 mmHg") == 0
+    assert match(question_values("SBP 150"), "If SBP < 130 mmHg: no treatment") == -1
     # "She's 51" is the patient's age (the HEART score's age row), "she's 51 kg" her weight.
     assert [v.kind for v in question_values("She's 51, hypertensive")] == ["age"]
     assert [v.kind for v in question_values("she's 51 kg")] == ["weight"]

@@ -265,9 +265,23 @@ _COUNTED_TIME = re.compile(r"\b(day|week|month|hour)\s*$", re.IGNORECASE)
 _LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
 
 
+# A value to reach, not one the patient must have: "Maintain BP < 180/105 mmHg", "Target
+# SBP < 130", "goal LDL-C < 70". A patient above it is who the target is for.
+# A value to reach, not one the patient must have, and how long to hold it: "Maintain BP <
+# 180/105 mmHg for the first 24 hours", "Target SBP < 130", "goal LDL-C < 70". A patient above
+# it is who the target is for.
+_TARGET = re.compile(
+    r"\b(?:maintain|target|goal|keep|aim(?: for)?|titrate to)\b[^.;:\d<>≤≥]{0,30}"
+    r"(?:<|≤|<=|below|under|less than)\s*[\d.,]+(?:\s*/\s*[\d.,]+)?(?:\s*mm ?hg)?"
+    r"(?:\s+for (?:the first |at least )?[\d.,]+\s*(?:hours?|h|days?))?",
+    re.IGNORECASE,
+)
+
+
 def conditions(text: str) -> list[Condition]:
-    """The numeric conditions `text` states: ranges, comparisons, "65 or older", bare numbers."""
-    text = _masked(text)
+    """The numeric conditions `text` states: ranges, comparisons, "65 or older", bare numbers;
+    not a target to reach ("Maintain BP < 180/105")."""
+    text = _TARGET.sub(lambda m: " " * len(m.group(0)), _masked(text))
     found: list[Condition] = []
     taken: list[tuple[int, int]] = []
 
