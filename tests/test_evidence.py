@@ -890,3 +890,20 @@ def test_two_drugs_doses_are_no_disagreement_and_a_differing_row_reads_as_a_sent
     assert found, text
     assert "ACC/AHA 2017 (newer): For Lisinopril, initial Dose is 40 mg" in text, text
     assert "Agent Initial Dose Target Dose" not in text, text
+
+
+def test_an_amount_offered_by_a_yes_no_clause_or_a_bare_number_choice_is_asked_about():
+    """"Is it 100 mg SC daily, and for how many days?" offers a dose in its first clause;
+    "300 or 600 mg?" offers two; "is 7 days of readings the right protocol?" offers a time."""
+    anakinra = Hit("a", "gout", "Anakinra may be used for flares when other agents are contraindicated.", 1.0, 1)  # fmt: skip
+    offered = "Using anakinra for the flare. Is it 100 mg SC daily, and for how many days?"
+    assert "the 100 mg dose asked about" in missing_facets(offered, [anakinra])
+    clopidogrel = Hit("c", "tia", "Clopidogrel loading dose then 75 mg daily with aspirin.", 1.0, 1)
+    choice = question_facets("High-risk TIA on aspirin. What clopidogrel loading dose, 300 or 600 mg?")
+    assert "the 300 mg dose asked about" in choice and "the 600 mg dose asked about" in choice
+    assert missing_facets("What clopidogrel loading dose, 300 or 600 mg?", [clopidogrel]) != ()
+    home = question_facets("Confirming hypertension at home - is 7 days of twice daily readings the right protocol?")  # fmt: skip
+    assert "the 7 days asked about" in home
+    # A story's amount is not offered: the norepinephrine rate is what she is on.
+    story = question_facets("Norepinephrine at 0.3 mcg/kg/min and MAP still 58 - vasopressin dose?")
+    assert not [name for name in story if "asked about" in name], story

@@ -197,6 +197,13 @@ _MASS_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g|units?)\b(?!\s*/\s*(?:d?
 _OFFERED_CHOICE = re.compile(
     rf"(?:{DOSE_AMOUNT.pattern})\s*(?:or|vs\.?|versus)\s*(?:{DOSE_AMOUNT.pattern})", re.IGNORECASE
 )
+# "300 or 600 mg": the first number takes the second's unit.
+_BARE_CHOICE = re.compile(
+    r"\b(\d+(?:\.\d+)?)\s*(?:or|vs\.?|versus)\s*\d+(?:\.\d+)?\s*(mg|mcg|g|units?)\b", re.IGNORECASE
+)
+# A clause asking yes or no of an amount it offers: "Is it 100 mg SC daily, and for how many
+# days?", "is 7 days of twice daily readings the right protocol?"
+_OFFERING_CLAUSE = re.compile(r"^(?:so |and |but )?(?:is it|is that|should it be|would it be|is)\b", re.IGNORECASE)
 _WANTS_TIME = re.compile(r"\b(?:when|how soon|how often|how frequently|timing)\b")
 _TIME_AMOUNT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:hours?|days?|weeks?|months?|years?)\b")
 _DURATION = re.compile(
@@ -416,16 +423,28 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # is it 600 mg or 1200 mg BD?"; doses offered as alternatives are, in any clause that
     # asks: "What target dose, 2 g/day or 3 g/day, and how quickly do I titrate?"
     choices = " ".join(match.group(0) for match in _OFFERED_CHOICE.finditer(asking))
-    if _WANTS_DOSE.search(asking) or _MASS_DOSE.search(last_clauses):
+    choices += " " + " ".join(f"{number} {unit}" for number, unit in _BARE_CHOICE.findall(asking))
+    offering = " ".join(
+        clause
+        for sentence in split_prose_sentences(asking)
+        if sentence.rstrip().endswith("?")
+        for clause in re.split(r"[,;:]\s+|\s[-–—]\s", sentence)
+        if _OFFERING_CLAUSE.match(clause.strip())
+    )
+    if _WANTS_DOSE.search(asking) or _MASS_DOSE.search(f"{last_clauses} {offering}"):
         offered += [
             (value, " dose")
             for value in dict.fromkeys(
-                DOSE_AMOUNT.findall(last_clauses) + DOSE_AMOUNT.findall(choices)
+                DOSE_AMOUNT.findall(last_clauses)
+                + DOSE_AMOUNT.findall(choices)
+                + DOSE_AMOUNT.findall(offering)
             )
             if not re.search(r"m[lL]/min", value)  # a clearance, not a dose
         ]
+    times = _TIME_AMOUNT.findall(offering)
     if _WANTS_DURATION.search(asking) or _WANTS_TIME.search(asking):
-        offered += [(value, "") for value in _TIME_AMOUNT.findall(last_clauses)]
+        times = _TIME_AMOUNT.findall(last_clauses) + times
+    offered += [(value, "") for value in dict.fromkeys(times)]
     for value, noun in offered:
         number, unit = re.fullmatch(r"([\d.,]+)\s*(.*)", value).groups()
         pattern = rf"(?<![\d.]){re.escape(number)}\s*{re.escape(unit[:3].lower())}"
