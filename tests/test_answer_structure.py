@@ -1673,8 +1673,9 @@ def test_the_drug_the_question_asks_about_leads_over_another_guidelines_statemen
         section="Asthma in pregnancy",
     )  # fmt: skip
     rheumatology = hit(
-        "acr", "- Certolizumab pegol is strongly recommended for continuation prior to and "
-        "during pregnancy.\n- JAK inhibitors should be discontinued before conception.\n", 2,
+        "acr", "- Certolizumab pegol is strongly recommended for continuation when planning a "
+        "pregnancy and during pregnancy.\n- JAK inhibitors should be discontinued before "
+        "conception.\n", 2,
         title="Reproductive health in rheumatic disease", section="Medications",
     )  # fmt: skip
     cited = answer(

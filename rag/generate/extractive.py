@@ -1246,19 +1246,17 @@ def _main_guideline(
         by_guideline.setdefault(guideline(hits[passage - 1]), []).append(score)
     best = max(scores)
     contenders = [name for name, found in by_guideline.items() if max(found) >= SCOPE_RATIO * best]
-    # A guideline naming the drug asked about (`drugs`: stems and classes) is the one: GINA's
-    # "biologic therapy" in pregnancy is no answer on certolizumab beside ACR's row for it,
-    # however much closer it scores; of contenders, one naming it already.
+    # Of the contenders, one naming the drug asked about (`drugs`: stems and classes): GINA's
+    # "biologic therapy" in pregnancy is no answer on certolizumab beside ACR's line for it.
+    # Not a guideline outside the contenders: that one let a guideline naming the drug but
+    # written for another disease take over drug near misses (fresh evidence round 14, see
+    # evals/README.md).
     naming = {
         guideline(hits[unit.passage - 1])
         for unit, score in zip(units, scores, strict=True)
         if score > 0.0 and _names_drug(unit, drugs)
     }
-    contenders = (
-        [name for name in contenders if name in naming]
-        or [name for name in by_guideline if name in naming]
-        or contenders
-    )
+    contenders = [name for name in contenders if name in naming] or contenders
     if len(contenders) == 1:
         return contenders[0]
     held: dict[str, set[str]] = {name: set() for name in contenders}
