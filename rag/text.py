@@ -390,5 +390,13 @@ def english_frequency(word: str) -> float:
 
 def is_everyday_english(word: str) -> bool:
     """Whether `word` ("today's", "going", "worth") is common in everyday English: how a
-    question is said, rarely what it is about."""
-    return english_frequency(word) >= EVERYDAY_ZIPF
+    question is said, rarely what it is about. So is an everyday verb done again ("rechecked",
+    "redo", "restarting"), though English writes it rarely; not "resection" or "refeeding"."""
+    if english_frequency(word) >= EVERYDAY_ZIPF:
+        return True
+    again = _AGAIN.fullmatch(word.lower())
+    return bool(again) and english_frequency(again.group(1)) >= EVERYDAY_ZIPF
+
+
+# An everyday verb done again: "re" + the verb, as done ("-ed"), doing ("-ing") or bare and short.
+_AGAIN = re.compile(r"re-?([a-z]{2,4}|[a-z]{3,}(?=ing$|ed$))(?:ing|ed|s)?")

@@ -193,3 +193,14 @@ def test_a_bold_initial_letter_does_not_cut_the_word():
     # CURB-65 and ABCD2 tables bold the letter the score's name takes: "**D**iabetes" is
     # diabetes to the answerer and to the coverage check, not "iabetes".
     assert content_stems("| **D**iabetes | **C**onfusion |") == content_stems("Diabetes Confusion")
+
+
+def test_an_everyday_verb_done_again_is_how_a_question_is_said_not_a_term():
+    """"When do the U&Es need rechecking?" was told the passages "do not mention
+    'rechecking'", and "stent it or redo the CEA?" that no indexed source mentions 'redo'."""
+    from rag.text import is_everyday_english
+
+    for said in ("rechecking", "rechecked", "redo", "restarting"):
+        assert is_everyday_english(said), said
+    for term in ("resection", "refeeding", "rebleeding", "reperfusion", "renal"):
+        assert not is_everyday_english(term), term
