@@ -1487,7 +1487,7 @@ def test_a_score_with_its_points_in_the_header_counts_what_is_ruled_out_and_name
     assert found is not None and found.total == 7, found
     assert found.sentence() == (
         "By the values given, Child-Pugh is 7: bilirubin 2.4 (2), albumin 3.1 (2), INR 1.5 (1),"
-        " no encephalopathy (1); not stated, counted as absent: ascites (1)"
+        " no encephalopathy (1); not stated, counted as absent: ascites (1) (up to 9 if present)"
     ), found.sentence()
 
 
@@ -1531,7 +1531,7 @@ def test_a_list_of_criteria_is_added_up_with_its_own_points_or_one_each():
     assert found is not None and found.sentence() == (
         "By the values given, Wells is 4.5: an alternative diagnosis is less likely than PE (3),"
         " heart rate 112 (1.5); 0 for no hemoptysis; not stated, counted as absent: clinical"
-        " signs and symptoms of DVT, malignancy"
+        " signs and symptoms of DVT, malignancy (up to 8.5 if present)"
     ), found
     qsofa = [hit("sepsis", QSOFA_LIST, 1, title="Sepsis", section="qSOFA")]
     found = tally("Pneumonia, RR 24, GCS 14, SBP 105. qSOFA?", qsofa)

@@ -109,6 +109,7 @@ class Tally:
     headers: frozenset[tuple[str, ...]] = frozenset()  # the component table's header
     scored: frozenset[tuple[str, str]] = frozenset()  # (component, criterion) that scored
     measured: frozenset[str] = frozenset()  # the components the question gave a number for
+    ceiling: float = 0.0  # the total if every component not stated scored its most
 
     def is_component(self, header: Sequence[str]) -> bool:
         """Whether a table unit with `header` is the component table added up: the story's
@@ -144,6 +145,10 @@ class Tally:
             text += f"; 0 for {', '.join(nothing)}"
         if self.unstated:
             text += f"; not stated, counted as absent: {', '.join(self.unstated)}"
+            if self.ceiling > self.total:
+                # What is not stated may change the band: "HEART is 3" with troponin unstated
+                # is not a low-risk patient yet.
+                text += f" (up to {self.ceiling:g} if present)"
         return text
 
 
@@ -444,6 +449,7 @@ def _add_up(
     counted: list[tuple[str, float]] = []
     unstated: list[str] = []
     total_floor: list[float] = []
+    headroom: list[float] = []  # what each component not stated could add
     scored: set[tuple[str, str]] = set()
     measured: set[str] = set()
     for component in components:
@@ -476,11 +482,14 @@ def _add_up(
         lowest = next((item.points for item in own if _NO.match(item.criterion)), 0)
         unstated.append(_short(component) + (f" ({lowest:g})" if lowest else ""))
         total_floor.append(lowest)
+        headroom.append(max((item.points for item in own), default=lowest) - lowest)
     if len(counted) < 2:
         return None
+    total = sum(points for _, points in counted) + sum(total_floor)
     return Tally(
         name=name,
-        total=sum(points for _, points in counted) + sum(total_floor),
+        total=total,
+        ceiling=total + sum(headroom),
         counted=tuple(counted),
         unstated=tuple(unstated),
         passages=passages,
