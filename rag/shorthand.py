@@ -181,7 +181,7 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
     "SQ": "subcutaneous", "IM": "intramuscular", "bid": "twice daily", "tid": "three times daily",
     "TEE": "transesophageal echocardiography", "TTE": "transthoracic echocardiography",
     "qd": "once daily", "prn": "as needed", "NPO": "nil by mouth fasting", "h/o": "history of",
-    "trop": "troponin", "trops": "troponin", "ULN": "upper limit of normal",
+    "trop": "troponin", "trops": "troponin", "ULN": "upper limit of normal", "RA": "rheumatoid arthritis",
 }  # fmt: skip
 
 # Drugs a clinician names where a guideline may write only their class ("apixaban" where the

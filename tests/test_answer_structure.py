@@ -1691,3 +1691,15 @@ def test_the_drug_the_question_asks_about_leads_over_another_guidelines_statemen
     )  # fmt: skip
     adding = answer("HFpEF, EF 55%, repeated hospitalizations. Is spironolactone worth adding?", [hfpef])
     assert adding.bottom_line.startswith("MRA may be considered"), adding.bottom_line
+
+
+def test_another_guidelines_statement_on_other_drugs_is_no_side_of_a_disagreement(demo_index: Path):
+    """"RA on certolizumab, planning a pregnancy. Stop it or carry on?" was shown "Sources
+    differ": GINA's "biologic therapy should be continued during pregnancy" (asthma's
+    biologics) against the whole ACR list run together, whose "should be discontinued" (for
+    JAK inhibitors) read as the other direction."""
+    cited = demo_answer(
+        demo_index, "RA well controlled on certolizumab and she's planning a pregnancy. Stop it or carry on?"
+    )
+    assert cited.bottom_line.startswith("Certolizumab pegol is strongly recommended"), cited.bottom_line
+    assert "Sources differ" not in cited.answer and not cited.disagreements, cited.answer

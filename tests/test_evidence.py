@@ -907,3 +907,4 @@ def test_an_amount_offered_by_a_yes_no_clause_or_a_bare_number_choice_is_asked_a
     # A story's amount is not offered: the norepinephrine rate is what she is on.
     story = question_facets("Norepinephrine at 0.3 mcg/kg/min and MAP still 58 - vasopressin dose?")
     assert not [name for name in story if "asked about" in name], story
+

@@ -38,7 +38,8 @@ from rag.generate.extractive import (
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
-from rag.text import DRUG_NAME, content_stems
+from rag.shorthand import specific_class
+from rag.text import DRUG_NAME, content_stems, drug_stem
 from rag.types import Citation, Hit
 
 # How much of the question's topical words a unit must share to address the same point, alone
@@ -202,7 +203,9 @@ def compare_sources(
     for source, units in chosen:
         pair = next(
             ((mine, theirs) for _, mine in lead_units for _, theirs in units
-             if _shares_entity(mine, theirs, words)
+             if _one_statement(mine) and _one_statement(theirs)
+             and _shares_entity(mine, theirs, words)
+             and _on_the_drug(mine, drugs) and _on_the_drug(theirs, drugs)
              and differ(shown_text(mine), shown_text(theirs), doses_only=asks_dose)),
             None,
         )  # fmt: skip
@@ -346,6 +349,24 @@ def _units_on_point(
 def _names_drug(unit: Unit, drugs: set[str]) -> bool:
     """Whether `unit` names one of `drugs` (lower-cased names)."""
     return bool(drugs & set(DRUG_NAME.findall(shown_text(unit).lower())))
+
+
+def _one_statement(unit: Unit) -> bool:
+    """Whether `unit` says one thing: not a whole list or table, whose items and rows are
+    units of their own (a list's "should be continued" and "should be discontinued" are two
+    statements, and a side that runs them together reads as neither)."""
+    return unit.kind not in ("list", "table")
+
+
+def _on_the_drug(unit: Unit, drugs: set[str]) -> bool:
+    """Whether `unit` names one of the `drugs` the question names (or their class), when it
+    names any: GINA's "biologic therapy should be continued during pregnancy" is about
+    asthma's biologics, no side on continuing certolizumab."""
+    if not drugs:
+        return True
+    text = shown_text(unit).lower()
+    forms = {form for drug in drugs for form in [drug_stem(drug), *specific_class(drug)]}
+    return any(re.search(rf"\b{re.escape(form)}", text) for form in forms)
 
 
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
