@@ -182,6 +182,8 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
     "TEE": "transesophageal echocardiography", "TTE": "transthoracic echocardiography",
     "qd": "once daily", "prn": "as needed", "NPO": "nil by mouth fasting", "h/o": "history of",
     "trop": "troponin", "trops": "troponin", "ULN": "upper limit of normal", "RA": "rheumatoid arthritis",
+    "haemodialysis": "dialysis", "hemodialysis": "dialysis", "angio": "angiography",
+    "angiogram": "angiography",
 }  # fmt: skip
 
 # Drugs a clinician names where a guideline may write only their class ("apixaban" where the

@@ -908,3 +908,21 @@ def test_an_amount_offered_by_a_yes_no_clause_or_a_bare_number_choice_is_asked_a
     story = question_facets("Norepinephrine at 0.3 mcg/kg/min and MAP still 58 - vasopressin dose?")
     assert not [name for name in story if "asked about" in name], story
 
+
+
+def test_who_asks_and_a_narrower_word_for_what_the_passage_says_are_not_named_as_missing():
+    """"Cardiology SHO wants prasugrel as the P2Y12. OK?" was told the passages do not mention
+    'SHO'; "Osteoporosis pt on haemodialysis" that they do not mention 'haemodialysis' beside
+    "including those on dialysis"; "angio declined" that no source mentions 'angio'."""
+    from rag.generate.evidence import grade_evidence
+
+    prasugrel = Hit("p", "acs", "Prasugrel: only in patients proceeding to PCI after angiography.", 1.0, 1)  # fmt: skip
+    asked = "NSTEMI in an 82F, angio declined. Cardiology SHO wants prasugrel as the P2Y12. OK?"
+    graded = grade_evidence(asked, None, [prasugrel], direct_score=1.3)
+    assert "SHO" not in graded.statement(), graded.statement()
+    denosumab = Hit("d", "bone", "Denosumab: no renal dose adjustment, including those on dialysis.", 1.0, 1)  # fmt: skip
+    dialysis = grade_evidence("Osteoporosis pt on haemodialysis - can denosumab be used?", None, [denosumab], direct_score=1.3)  # fmt: skip
+    assert "haemodialysis" not in dialysis.statement(), dialysis.statement()
+    from rag.shorthand import alternatives
+
+    assert alternatives("angio") == "angiography"

@@ -236,6 +236,8 @@ _ACRONYM = re.compile(r"\b(?![IVX]+\b|OK\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman
 # "drained by IR") is not what a question asks about.
 _CARE_SETTINGS = frozenset(
     {"ICU", "ED", "ER", "HDU", "CCU", "OR", "PACU", "GI", "IR", "ITU", "ENT", "MDT", "OBS"}
+    # who asks or acts: "Cardiology SHO wants prasugrel. OK?"
+    | {"SHO", "FY1", "FY2", "SPR", "REG", "ANP", "ACP", "RMO", "HO"}
 )
 # A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
@@ -662,7 +664,7 @@ def grade_evidence(
             _with_noun(name, question)
             for name in names
             if name.lower() not in measured
-            and name not in _CARE_SETTINGS
+            and name.upper() not in _CARE_SETTINGS
             and (not alternatives(name) or name.lower() in absent)
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
             and not _spelled_out(name, text)
