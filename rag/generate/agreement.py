@@ -38,7 +38,7 @@ from rag.generate.extractive import (
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
-from rag.shorthand import specific_class
+from rag.shorthand import BROAD_CLASSES, specific_class
 from rag.text import DRUG_NAME, content_stems, drug_stem
 from rag.types import Citation, Hit
 
@@ -351,6 +351,9 @@ def _names_drug(unit: Unit, drugs: set[str]) -> bool:
     return bool(drugs & set(DRUG_NAME.findall(shown_text(unit).lower())))
 
 
+_BROAD_CLASS = r"\b(?:" + "|".join(re.escape(form) for form in sorted(BROAD_CLASSES)) + r")s?\b"
+
+
 def _one_statement(unit: Unit) -> bool:
     """Whether `unit` says one thing: not a whole list or table, whose items and rows are
     units of their own (a list's "should be continued" and "should be discontinued" are two
@@ -359,14 +362,17 @@ def _one_statement(unit: Unit) -> bool:
 
 
 def _on_the_drug(unit: Unit, drugs: set[str]) -> bool:
-    """Whether `unit` names one of the `drugs` the question names (or their class), when it
-    names any: GINA's "biologic therapy should be continued during pregnancy" is about
-    asthma's biologics, no side on continuing certolizumab."""
+    """Whether `unit` is on the `drugs` the question names: it names one of them (or its
+    class), or names no drug at all ("a course of 7 days" for pyelonephritis on ceftriaxone).
+    One naming only other drugs or a class of them is not: GINA's "biologic therapy should be
+    continued during pregnancy" is about asthma's biologics, no side on certolizumab."""
     if not drugs:
         return True
     text = shown_text(unit).lower()
     forms = {form for drug in drugs for form in [drug_stem(drug), *specific_class(drug)]}
-    return any(re.search(rf"\b{re.escape(form)}", text) for form in forms)
+    if any(re.search(rf"\b{re.escape(form)}", text) for form in forms):
+        return True
+    return not (DRUG_NAME.search(text) or re.search(_BROAD_CLASS, text))
 
 
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
