@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text import content_stems
+from rag.text import content_stems, drug_stem
 
 SHORTHAND: dict[str, str] = {
     # people and history
@@ -357,6 +357,12 @@ def specific_class(word: str) -> list[str]:
     ("oral bisphosphonate therapy" for alendronate), lower-cased: drug_class without the
     BROAD_CLASSES."""
     return [form.lower() for form in drug_class(word) if form.lower() not in BROAD_CLASSES]
+
+
+def drug_forms(drug: str) -> list[str]:
+    """What a text naming `drug` writes, lower-cased, from a word's start: its stem
+    ("ceftriax") or a form of its class that stands for it (`specific_class`)."""
+    return [drug_stem(drug), *specific_class(drug)]
 
 
 def stems_with_full_forms(text: str) -> frozenset[str]:

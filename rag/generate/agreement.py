@@ -38,8 +38,8 @@ from rag.generate.extractive import (
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
-from rag.shorthand import BROAD_CLASSES, specific_class
-from rag.text import DRUG_NAME, content_stems, drug_stem
+from rag.shorthand import BROAD_CLASSES, drug_forms
+from rag.text import DRUG_NAME, content_stems
 from rag.types import Citation, Hit
 
 # How much of the question's topical words a unit must share to address the same point, alone
@@ -348,7 +348,12 @@ def _units_on_point(
 
 def _names_drug(unit: Unit, drugs: set[str]) -> bool:
     """Whether `unit` names one of `drugs` (lower-cased names)."""
-    return bool(drugs & set(DRUG_NAME.findall(shown_text(unit).lower())))
+    return bool(drugs & _drugs_of(unit))
+
+
+def _drugs_of(unit: Unit) -> set[str]:
+    """The drugs `unit` names by their shapes (DRUG_NAME), lower-cased."""
+    return set(DRUG_NAME.findall(shown_text(unit).lower()))
 
 
 _BROAD_CLASS = r"\b(?:" + "|".join(re.escape(form) for form in sorted(BROAD_CLASSES)) + r")s?\b"
@@ -369,7 +374,7 @@ def _on_the_drug(unit: Unit, drugs: set[str]) -> bool:
     if not drugs:
         return True
     text = shown_text(unit).lower()
-    forms = {form for drug in drugs for form in [drug_stem(drug), *specific_class(drug)]}
+    forms = {form for drug in drugs for form in drug_forms(drug)}
     if any(re.search(rf"\b{re.escape(form)}", text) for form in forms):
         return True
     return not (DRUG_NAME.search(text) or re.search(_BROAD_CLASS, text))
@@ -380,8 +385,7 @@ def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
     in their headings): they talk about the same thing. Two units naming drugs talk about
     the same thing only when they name one drug in common: a losartan row and a lisinopril
     row give two drugs' doses, not two sources' doses of one."""
-    drugs_a = set(DRUG_NAME.findall(shown_text(a).lower()))
-    drugs_b = set(DRUG_NAME.findall(shown_text(b).lower()))
+    drugs_a, drugs_b = _drugs_of(a), _drugs_of(b)
     if drugs_a and drugs_b and not drugs_a & drugs_b:
         return False
     return bool(content_stems(shown_text(a)) & content_stems(shown_text(b)) & words)

@@ -36,13 +36,12 @@ from rag.generate.abstention import (
     absent_words,
     topical_words,
 )
-from rag.shorthand import alternatives, specific_class
+from rag.shorthand import alternatives, drug_forms
 from rag.text import (
     DRUG_NAME,
     NEGATION,
     asked_part,
     asking_sentences,
-    drug_stem,
     english_frequency,
     is_everyday_english,
     split_prose_sentences,
@@ -234,7 +233,7 @@ _COMPONENT_WORDS = re.compile(
 _ACRONYM = re.compile(r"\b(?![IVX]+\b|OK\b)[A-Z][A-Z0-9]{1,5}\b")  # not a Roman numeral ("II")
 # Where the patient is ("ICU pt", "ED pt") or which team is asking ("GI asking scope now?",
 # "drained by IR") is not what a question asks about.
-_CARE_SETTINGS = frozenset(
+_SETTINGS_AND_ROLES = frozenset(
     {"ICU", "ED", "ER", "HDU", "CCU", "OR", "PACU", "GI", "IR", "ITU", "ENT", "MDT", "OBS"}
     # who asks or acts: "Cardiology SHO wants prasugrel. OK?"
     | {"SHO", "FY1", "FY2", "SPR", "REG", "ANP", "ACP", "RMO", "HO"}
@@ -415,11 +414,12 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     # "When is the angiogram due - at 6 months?") must be one the passages state.
     # The value is in the clause that asks, last in its sentence: "norepinephrine at 0.3
     # mcg/kg/min and MAP still 58 - vasopressin dose?" offers no vasopressin dose.
-    last_clauses = " ".join(
-        re.split(r"[,;:]\s+|\s[-–—]\s", sentence)[-1]
+    clauses = [
+        re.split(r"[,;:]\s+|\s[-–—]\s", sentence)
         for sentence in split_prose_sentences(asking)
         if sentence.rstrip().endswith("?")
-    )
+    ]
+    last_clauses = " ".join(split[-1] for split in clauses)
     offered = []
     # A dose offered in a question is asked about even without the word: "If I add oral NAC,
     # is it 600 mg or 1200 mg BD?"; doses offered as alternatives are, in any clause that
@@ -427,11 +427,7 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     choices = " ".join(match.group(0) for match in _OFFERED_CHOICE.finditer(asking))
     choices += " " + " ".join(f"{number} {unit}" for number, unit in _BARE_CHOICE.findall(asking))
     offering = " ".join(
-        clause
-        for sentence in split_prose_sentences(asking)
-        if sentence.rstrip().endswith("?")
-        for clause in re.split(r"[,;:]\s+|\s[-–—]\s", sentence)
-        if _OFFERING_CLAUSE.match(clause.strip())
+        clause for split in clauses for clause in split if _OFFERING_CLAUSE.match(clause.strip())
     )
     if _WANTS_DOSE.search(asking) or _MASS_DOSE.search(f"{last_clauses} {offering}"):
         offered += [
@@ -583,7 +579,8 @@ def _drugs_in(text: str) -> list[str]:
 def _drug_pattern(drug: str) -> re.Pattern[str]:
     """What a passage naming `drug` writes: its stem ("ceftriax" for ceftriaxone), or its class
     ("oral bisphosphonate therapy" states alendronate's DXA interval; "DOAC" apixaban's)."""
-    named = [re.escape(drug_stem(drug)), *(rf"{re.escape(form)}s?\b" for form in specific_class(drug))]
+    stem, *classes = drug_forms(drug)
+    named = [re.escape(stem), *(rf"{re.escape(form)}s?\b" for form in classes)]
     return re.compile(rf"\b(?:{'|'.join(named)})")
 
 
@@ -664,7 +661,7 @@ def grade_evidence(
             _with_noun(name, question)
             for name in names
             if name.lower() not in measured
-            and name.upper() not in _CARE_SETTINGS
+            and name.upper() not in _SETTINGS_AND_ROLES
             and (not alternatives(name) or name.lower() in absent)
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
             and not _spelled_out(name, text)

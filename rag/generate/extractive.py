@@ -48,7 +48,7 @@ from rag.generate.wording import (
     rows_form,
     sentence_form,
 )
-from rag.shorthand import drug_class, specific_class, stems_with_full_forms
+from rag.shorthand import drug_class, drug_forms, stems_with_full_forms
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
@@ -255,7 +255,8 @@ class ExtractiveGenerator:
         # A follow-up asking "Can he have it at a reduced dose?" doses the drug its context
         # names (acamprosate), not the one whose renal table its CrCl matches (gabapentin); a
         # vignette's story names the drugs that failed, not the one asked about.
-        asked_drugs = DRUG_NAME.findall(asking.lower())
+        asked_about = DRUG_NAME.findall(asking.lower())
+        asked_drugs = asked_about
         if not asked_drugs and CONTEXT_OPENER in question:
             asked_drugs = DRUG_NAME.findall(question.split(CONTEXT_OPENER, 1)[1].lower())
         dosed = [drug_stem(drug) for drug in asked_drugs] if wants == "dose" else []
@@ -263,13 +264,10 @@ class ExtractiveGenerator:
         # it?") is what the answer is about: GINA's "biologic therapy should be continued
         # during pregnancy" answers for another drug. Its class names it too ("MRA" for
         # spironolactone).
-        asked_about = DRUG_NAME.findall(asking.lower())
         story_drugs = list(dict.fromkeys(DRUG_NAME.findall(own_words.lower())))
         if not asked_about and len(story_drugs) == 1 and re.search(r"\bit\b", asking, re.IGNORECASE):
             asked_about = story_drugs  # "RA on certolizumab, planning a pregnancy. Stop it?"
-        named_drugs = [
-            form for drug in asked_about for form in [drug_stem(drug), *specific_class(drug)]
-        ]
+        named_drugs = [form for drug in asked_about for form in drug_forms(drug)]
         if not any(_names_drug(unit, named_drugs) for unit in units):
             named_drugs = []
         scores: list[float] = []
