@@ -291,7 +291,7 @@ def drug_stem(drug: str) -> str:
 # cited passages never mention. Not a formulary: a drug outside these shapes is still caught
 # by the gate's unknown-word check when the index never names it.
 DRUG_NAME = re.compile(
-    r"\b(?:[a-z]{3,}(?:xaban|gatran|parin|farin|grel|grelor|mab|nib|pril|sartan|olol|dipine|"
+    r"\b(?:[a-z]{3,}(?:xaban|gatran|parin|farin|grel|grelor|mab|nib|pril|sartan|olol|ilol|alol|dipine|"
     r"statin|cillin|mycin|micin|floxacin|oxacin|azole|cycline|gliflozin|glutide|gliptin|"
     r"formin|semide|thiazide|prazole|idine|triptan|vir|setron|lukast|terol|tropium|sonide|"
     r"olone|asone|afil|azepam|zolam|oxetine|pramine|triptyline|faxine|apine|idone|barbital|"

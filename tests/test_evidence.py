@@ -892,6 +892,98 @@ def test_two_drugs_doses_are_no_disagreement_and_a_differing_row_reads_as_a_sent
     assert "Agent Initial Dose Target Dose" not in text, text
 
 
+def test_a_look_back_a_concentration_or_another_drugs_amount_is_no_disagreement():
+    """Read on fresh questions, six of six "Sources differ" sections compared unlike things:
+    a blood-culture look-back ("in the last 90 days") with a 5-day course, a glucose in mg/dL
+    with a 25 mg dose, an allopurinol row (its drug only in its heading) with bisoprolol's
+    dose, ticagrelor's 180 mg load with prasugrel's 60 mg."""
+    from rag.generate.agreement import compare_sources
+
+    assert not differ(
+        "Obtain blood cultures if hospitalised and given IV antibiotics in the last 90 days.",
+        "First-line: amoxicillin 500 mg TDS orally for 5 days.",
+    )
+    assert differ("Stop after at least 5 days if clinically stable.", "Moderate CAP: 7-10 days.")
+    assert not differ("Presents with euglycemic DKA (glucose often < 200 mg/dL).", "Maximum 25 mg once daily.")  # fmt: skip
+    assert not differ("Increase dietary potassium to 3,500-5,000 mg/day.", "If K+ <= 4.8, increase 10 mg to 20 mg.")  # fmt: skip
+    assert differ("Eat under 1,500 mg/day of sodium.", "Aim for under 2,300 mg/day of sodium.")
+
+    def close(texts):
+        return [0.9] * len(texts)
+
+    header = "| Agent | Initial Dose | Target Dose |\n|---|---|---|\n"
+    bisoprolol = Hit(
+        "h#1", "hf", header + "| Bisoprolol | 1.25 mg daily | 10 mg daily |\n", 1.0, 1,
+        title="Heart failure guideline", section="Beta-blocker dosing", source="AHA/ACC", year=2022,
+    )  # fmt: skip
+    allopurinol = Hit(
+        "g#1", "gout", "### Allopurinol Dosing in CKD\n\n| CKD Stage | Starting Dose | Titration |\n"
+        "|---|---|---|\n| CKD stage 1-2 | <= 100 mg/day orally | Titrate by up to 100 mg |\n",
+        0.9, 2, title="Gout guideline: dosing when starting therapy", section="Allopurinol Dosing in CKD",
+        source="ACR", year=2020,
+    )  # fmt: skip
+    question = "New HFrEF: starting dose of bisoprolol and what to titrate to?"
+    draft = "Bottom line: Bisoprolol: initial dose is 1.25 mg daily, target dose is 10 mg daily [1]."
+    text, found = compare_sources(question, draft, [bisoprolol, allopurinol], similarity=close)
+    assert not found and "Sources differ" not in text, text
+
+    loading = "| Agent | Loading Dose |\n|---|---|\n"
+    prasugrel = Hit(
+        "s#1", "stemi", loading + "| Prasugrel | 60 mg orally |\n", 1.0, 1,
+        title="STEMI guideline", section="P2Y12 inhibitor loading", source="ACCF/AHA", year=2013,
+    )  # fmt: skip
+    both = Hit(
+        "t#1", "timi", "- P2Y12 inhibitor loading: add ticagrelor (180 mg load, 90 mg BID) OR "
+        "prasugrel (only after coronary anatomy is known).\n", 0.9, 2,
+        title="UA/NSTEMI risk score guideline", section="P2Y12 inhibitor loading",
+        source="TIMI", year=2000,
+    )  # fmt: skip
+    asked = "Prasugrel loading dose for the P2Y12 inhibitor?"
+    draft = "Bottom line: Prasugrel: loading dose is 60 mg orally [1]."
+    text, found = compare_sources(asked, draft, [prasugrel, both], similarity=close)
+    assert not found and "Sources differ" not in text, text
+    other_dose = Hit(
+        "t#1", "timi", "- P2Y12 inhibitor loading: add ticagrelor (180 mg load) OR prasugrel "
+        "(30 mg load).\n", 0.9, 2, title="UA/NSTEMI risk score guideline",
+        section="P2Y12 inhibitor loading", source="TIMI", year=2000,
+    )  # fmt: skip
+    text, found = compare_sources(asked, draft, [prasugrel, other_dose], similarity=close)
+    assert found and "TIMI 2000 (older guidance)" in text, text
+
+
+def test_a_guideline_for_another_condition_is_no_side_of_a_disagreement():
+    """"55 mL lobar ICH, GCS 6: should he get an ICP monitor?" was shown the TBI guideline's
+    ICP rule against the ICH guideline's; "Hospitalised CAP: blood cultures?" an endocarditis
+    guideline's blood cultures against the pneumonia guideline's."""
+    from rag.generate.agreement import compare_sources
+
+    def close(texts):
+        return [0.9] * len(texts)
+
+    ich = Hit(
+        "i#1", "ich", "- ICP monitoring may be considered in patients with GCS <= 8, treating ICP "
+        "above 20 mmHg.\n", 1.0, 1, title="Guideline for the management of spontaneous "
+        "intracerebral hemorrhage", section="ICP monitoring", source="AHA/ASA", year=2022,
+    )  # fmt: skip
+    tbi = Hit(
+        "t#1", "tbi", "- ICP monitoring is recommended with GCS 3-8 and an abnormal CT, treating "
+        "ICP above 22 mmHg.\n", 0.9, 2, title="Guidelines for the management of severe traumatic "
+        "brain injury", section="ICP monitoring", source="BTF", year=2016,
+    )  # fmt: skip
+    question = "62M, 55 mL lobar ICH, GCS 6, intubated. Should he get an ICP monitor?"
+    draft = "Bottom line: ICP monitoring may be considered with GCS <= 8 [1]."
+    text, found = compare_sources(question, draft, [ich, tbi], similarity=close)
+    assert not found and "BTF" not in text, text
+    # Another ICH guideline on the same point still differs.
+    older = Hit(
+        "o#1", "ich-old", "- ICP monitoring is recommended with GCS <= 8, treating ICP above "
+        "25 mmHg.\n", 0.9, 2, title="Guidelines for the management of spontaneous intracerebral "
+        "hemorrhage", section="ICP monitoring", source="AHA/ASA", year=2010,
+    )  # fmt: skip
+    text, found = compare_sources(question, draft, [ich, older], similarity=close)
+    assert found and "AHA/ASA 2010 (older guidance)" in text, text
+
+
 def test_an_amount_offered_by_a_yes_no_clause_or_a_bare_number_choice_is_asked_about():
     """"Is it 100 mg SC daily, and for how many days?" offers a dose in its first clause;
     "300 or 600 mg?" offers two; "is 7 days of readings the right protocol?" offers a time."""

@@ -72,6 +72,7 @@ COVERAGE_GENERIC_WORDS = GENERIC_WORDS | set(
     # and an answer is never said not to mention them ("do not mention 'caveat'").
     + stems(["caveat", "caveats", "harms"])
     + stems(["qualify", "qualifies", "revisit", "revisiting", "rigidly", "actually", "difference"])
+    + stems(["worthwhile"])
 )
 
 # A question asking for a dose, and an amount in a dose unit: "666 mg", "0.25 mg/kg",
@@ -251,6 +252,7 @@ def measure_coverage(
             and not classes
             and stem in asked
             and not index.has_word_family(surface)
+            and not _known_behind_prefix(index, surface)
             and is_specific_term(index.embedder, surface)
         ):
             unknown.append(surface)
@@ -332,6 +334,17 @@ def _is_everyday(index: CoverageIndex, word: str) -> bool:
     """Whether `word` is everyday English the index never uses in any form and that is no
     clinical shorthand: how the question is said, not what it is about."""
     return is_everyday_english(word) and not alternatives(word) and not index.has_word_family(word)
+
+
+# A prefix that makes a new word of one the index may hold ("antiproteinuric": proteinuria).
+_PREFIX = re.compile(r"(?:anti|non|pre|post)-?(?=[a-z]{5,}$)", re.IGNORECASE)
+
+
+def _known_behind_prefix(index: CoverageIndex, word: str) -> bool:
+    """Whether `word` is a prefix on a word whose family the index holds: "antiproteinuric"
+    is proteinuria's, no term the index has never heard of."""
+    prefix = _PREFIX.match(word)
+    return bool(prefix) and index.has_word_family(word[prefix.end() :])
 
 
 def is_specific_term(embedder: object, word: str) -> bool:

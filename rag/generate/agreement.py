@@ -38,7 +38,7 @@ from rag.generate.extractive import (
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
-from rag.shorthand import BROAD_CLASSES, drug_forms
+from rag.shorthand import BROAD_CLASSES, alternatives, drug_forms
 from rag.text import DRUG_NAME, content_stems
 from rag.types import Citation, Hit
 
@@ -72,15 +72,25 @@ _RECOMMENDS = re.compile(
     re.IGNORECASE,
 )
 # An amount and its unit; a range ("150-300 mg") or a blood pressure ("130/80 mm Hg") gives two.
+# A unit per something is a unit of its own: 200 mg/dL of glucose is no 25 mg dose, and
+# 3,500 mg/day of dietary potassium no 10 mg of finerenone. A percentage is not compared: it
+# measures too many things (an FEV1, an LDL-C reduction, an oxygen fraction) to be one point.
 _AMOUNT = re.compile(
-    r"(\d+(?:\.\d+)?)(?:\s*(?:-|–|to|/)\s*(\d+(?:\.\d+)?))?\s*"
-    r"(mg|g|mcg|mm ?hg|mmol|ml|%|hours?|h|days?|weeks?|months?|years?|minutes?|min|points?)\b",
+    r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(?:--|-|–|to|/)\s*(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?))?\s*"
+    r"((?:mg|g|mcg|mm ?hg|mmol|ml|hours?|h|days?|weeks?|months?|years?|minutes?|min|points?)"
+    r"(?:\s*/\s*(?:kg|dl|l|day|d|24 ?h|hr|h|min|g|m2|m²|1\.73 ?m2|1\.73 ?m²))*)(?![\w/])",
     re.IGNORECASE,
 )
+# An amount after these words is a look-back ("received antibiotics in the last 90 days"),
+# not a value of the point (a course of 5 days).
+_LOOK_BACK = re.compile(r"\b(?:last|past|previous|prior|preceding)\s*$", re.IGNORECASE)
 _UNIT_FAMILY = {"hour": "h", "hours": "h", "day": "d", "days": "d", "week": "w", "weeks": "w",
                 "month": "mo", "months": "mo", "year": "y", "years": "y", "minute": "min",
                 "minutes": "min", "point": "pt", "points": "pt"}  # fmt: skip
-_DOSE_FAMILIES = frozenset({"mg", "g", "mcg", "ml", "mmol"})
+_PER = {"hr": "h", "d": "day", "24h": "day", "m²": "m2", "1.73m²": "1.73m2"}
+_DOSE_UNITS = frozenset({"mg", "g", "mcg", "ml", "mmol"})
+# Per-unit families that are concentrations or ratios, not doses.
+_NOT_DOSES = re.compile(r"/(?:dl|l|g|m2|m²|1\.73)")
 
 
 @dataclass(frozen=True)
@@ -182,9 +192,19 @@ def compare_sources(
         for hit in passages
         if names_ruled_out(f"{hit.title} {hit.section}", ruled_out)
     }
+    # The condition the question is about, as the answer's guideline titles it ("intracerebral
+    # hemorrhage" for "55 mL lobar ICH"): another source's statement is on the point only when
+    # its title, section or words name it too. A TBI guideline's ICP rule is no side on an ICH
+    # question, an endocarditis guideline's blood cultures none on a pneumonia one.
+    condition = _condition_words(question, [passages[n - 1] for n in cited])
     ranked = sorted(
         (
-            (source, units[:UNITS_BY_MEANING])
+            (
+                source,
+                [item for item in units if _names_condition(passages, item[1], condition)][
+                    :UNITS_BY_MEANING
+                ],
+            )
             for source, units in others.items()
             if source not in excluded
         ),
@@ -206,13 +226,17 @@ def compare_sources(
              if _one_statement(mine) and _one_statement(theirs)
              and _shares_entity(mine, theirs, words)
              and _on_the_drug(mine, drugs) and _on_the_drug(theirs, drugs)
-             and differ(shown_text(mine), shown_text(theirs), doses_only=asks_dose)),
+             and _differ_on_shared_drugs(mine, theirs, doses_only=asks_dose)),
             None,
         )  # fmt: skip
         if pair is None:
-            # For a dose question, another source agrees on a dose, not on a BP to reach first.
-            if source in agrees_worth_showing and (
-                not asks_dose or DOSE_AMOUNT.search(shown_text(units[0][1]))
+            # For a dose question, another source agrees on a dose, not on a BP to reach first;
+            # and on the drug asked about, not on another ("metoprolol succinate 200 mg"
+            # beside bisoprolol's dose).
+            if (
+                source in agrees_worth_showing
+                and (not asks_dose or DOSE_AMOUNT.search(shown_text(units[0][1])))
+                and _on_the_drug(units[0][1], drugs)
             ):
                 agreeing.append(_side(passages, units[0][1]))
         else:
@@ -230,6 +254,41 @@ def compare_sources(
             draft.rstrip() + "\n\n" + _section("Other guidance on this point", agreeing, lead_side)
         )
     return draft, disagreements
+
+
+# Words of a guideline's title that say what kind of document it is, not what it is about.
+_TITLE_WORDS = frozenset(
+    content_stems(
+        "guideline guidelines guidance management clinical practice diagnosis treatment "
+        "evaluation prevention detection assessment patients adults women international consensus "
+        "definitions report strategy global standards care official statement scientific update "
+        "edition society american association college committee opinion campaign acute chronic "
+        "severe early disease disorder pharmacological pharmacologic method"
+    )
+)
+
+
+def _condition_words(question: str, cited: Sequence[Hit]) -> frozenset[str]:
+    """The words of the answer's guideline titles, beyond what kind of document each is, that
+    the question (its shorthand spelled out) names: the condition it asks about."""
+    titles = set().union(*(content_stems(hit.title) for hit in cited)) - _TITLE_WORDS
+    return frozenset(word for word in titles & _full_stems(question) if not word.isdigit())
+
+
+def _full_stems(text: str) -> frozenset[str]:
+    """The content stems of `text` and of the full forms of its shorthand ("CAP":
+    community-acquired pneumonia)."""
+    full = " ".join(filter(None, map(alternatives, re.findall(r"[A-Za-z][\w-]*", text))))
+    return content_stems(f"{text} {full}")
+
+
+def _names_condition(passages: Sequence[Hit], unit: Unit, condition: frozenset[str]) -> bool:
+    """Whether `unit`'s guideline title, section or words name one of the `condition` words
+    (any unit does when the question names no condition of the answer's guidelines)."""
+    if not condition:
+        return True
+    hit = passages[unit.passage - 1]
+    return bool(_full_stems(f"{hit.title} {hit.section} {shown_text(unit)}") & condition)
 
 
 def _on_subject(hit: Hit, words: frozenset[str]) -> bool:
@@ -292,19 +351,30 @@ def _by_meaning(
     return lead, others, floor
 
 
+def _differ_on_shared_drugs(mine: Unit, theirs: Unit, *, doses_only: bool) -> bool:
+    """Whether two units differ in what they say of the drugs both name (all they say, when
+    they name none in common)."""
+    shared = _drugs_of(mine) & _drugs_of(theirs)
+    return differ(
+        _said_of(shown_text(mine), shared), _said_of(shown_text(theirs), shared),
+        doses_only=doses_only,
+    )  # fmt: skip
+
+
 def differ(a: str, b: str, *, doses_only: bool = False) -> bool:
     """Whether two statements on one point disagree: amounts in the same unit that share no
     value (only dose units when `doses_only`), or (when neither states amounts in a unit the
     other uses, and both are recommendations) one recommending against, or preferring another
     option, and the other not."""
     amounts_a, amounts_b = _amounts(a), _amounts(b)
+    if doses_only:
+        amounts_a = {family: v for family, v in amounts_a.items() if _is_dose(family)}
+        amounts_b = {family: v for family, v in amounts_b.items() if _is_dose(family)}
     shared = set(amounts_a) & set(amounts_b)
     for family in shared:
-        if doses_only and family not in _DOSE_FAMILIES:
-            continue
         if not amounts_a[family] & amounts_b[family]:
             return True
-    if shared & _DOSE_FAMILIES if doses_only else shared:
+    if shared:
         # The same amounts: "avoid in acute HF" beside the same nicardipine dose is a note,
         # not a conflict.
         return False
@@ -315,14 +385,25 @@ def differ(a: str, b: str, *, doses_only: bool = False) -> bool:
     return bool(_AGAINST.search(a)) != bool(_AGAINST.search(b))
 
 
+def _is_dose(family: str) -> bool:
+    """Whether an amount of this unit family is a dose ("mg", "mg/kg", "mL/kg/h"), not a
+    concentration or ratio ("mg/dL", "mmol/L", "mg/g")."""
+    return family.split("/")[0] in _DOSE_UNITS and not _NOT_DOSES.search(family)
+
+
 def _amounts(text: str) -> dict[str, set[float]]:
     found: dict[str, set[float]] = {}
-    for low, high, unit in _AMOUNT.findall(text):
-        family = _UNIT_FAMILY.get(unit.lower(), unit.lower().replace(" ", ""))
+    for match in _AMOUNT.finditer(text):
+        if _LOOK_BACK.search(text[: match.start()]):
+            continue
+        low, high, unit = match.groups()
+        unit = re.sub(r"\s+", "", unit.lower())
+        base, *per = unit.split("/")
+        family = "/".join([_UNIT_FAMILY.get(base, base), *(_PER.get(p, p) for p in per)])
         values = found.setdefault(family, set())
-        values.add(float(low))
+        values.add(float(low.replace(",", "")))
         if high:
-            values.add(float(high))
+            values.add(float(high.replace(",", "")))
     return found
 
 
@@ -352,8 +433,28 @@ def _names_drug(unit: Unit, drugs: set[str]) -> bool:
 
 
 def _drugs_of(unit: Unit) -> set[str]:
-    """The drugs `unit` names by their shapes (DRUG_NAME), lower-cased."""
-    return set(DRUG_NAME.findall(shown_text(unit).lower()))
+    """The drugs `unit` names by their shapes (DRUG_NAME), lower-cased; a unit naming none is
+    on the drug its heading names (the row "CKD stage 1-2 | <= 100 mg/day" under "Allopurinol
+    Dosing in CKD")."""
+    return set(DRUG_NAME.findall(shown_text(unit).lower())) or set(
+        DRUG_NAME.findall(unit.section.lower())
+    )
+
+
+def _said_of(text: str, drugs: set[str]) -> str:
+    """What `text` says of `drugs`: a statement naming several drugs, from each mention of one
+    of `drugs` to the next drug it names ("Add ticagrelor (180 mg load) OR prasugrel (only
+    after coronary anatomy is known)" says no dose of prasugrel); otherwise all of it."""
+    lowered = text.lower()
+    mentions = list(DRUG_NAME.finditer(lowered))
+    if len({mention.group(0) for mention in mentions}) < 2 or not drugs:
+        return text
+    spans = [
+        text[mention.start() : mentions[i + 1].start() if i + 1 < len(mentions) else len(text)]
+        for i, mention in enumerate(mentions)
+        if mention.group(0) in drugs
+    ]
+    return " ".join(spans) if spans else text
 
 
 _BROAD_CLASS = r"\b(?:" + "|".join(re.escape(form) for form in sorted(BROAD_CLASSES)) + r")s?\b"
@@ -377,7 +478,13 @@ def _on_the_drug(unit: Unit, drugs: set[str]) -> bool:
     forms = {form for drug in drugs for form in drug_forms(drug)}
     if any(re.search(rf"\b{re.escape(form)}", text) for form in forms):
         return True
-    return not (DRUG_NAME.search(text) or re.search(_BROAD_CLASS, text))
+    if DRUG_NAME.search(text) or re.search(_BROAD_CLASS, text):
+        return False
+    # Naming no drug itself, it is on the drug its heading names, if any.
+    heading = unit.section.lower()
+    return not DRUG_NAME.search(heading) or any(
+        re.search(rf"\b{re.escape(form)}", heading) for form in forms
+    )
 
 
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
@@ -388,7 +495,9 @@ def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:
     drugs_a, drugs_b = _drugs_of(a), _drugs_of(b)
     if drugs_a and drugs_b and not drugs_a & drugs_b:
         return False
-    return bool(content_stems(shown_text(a)) & content_stems(shown_text(b)) & words)
+    # A number both write ("1 point", "1 mm") is no shared thing.
+    shared = content_stems(shown_text(a)) & content_stems(shown_text(b)) & words
+    return any(not word.isdigit() for word in shared)
 
 
 def _side(passages: Sequence[Hit], unit: Unit) -> Side:
