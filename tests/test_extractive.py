@@ -477,6 +477,24 @@ def test_a_question_asking_whether_is_read_as_a_decision():
     assert answer_type("Postpartum, EPDS 18. OK to start sertraline and review in 2 weeks?") == "decision"
 
 
+def test_a_question_asking_which_drug_is_answered_by_the_line_naming_one(real_embedder):
+    """"asthmatic planning a pregnancy - which inhaled steroid has the most safety data?" was
+    answered "Active management of asthma during pregnancy is strongly recommended"."""
+    assert answer_type("NSTEMI, angio tomorrow. Which P2Y12 inhibitor?") == "drug"
+    assert answer_type("Hypertensive with HFrEF - which beta-blockers?") == "drug"
+    bottom_line = bottom_line_from(
+        real_embedder,
+        "asthmatic planning a pregnancy - which inhaled steroid has the most safety data?",
+        "gina",
+        "- Active management of asthma during pregnancy is strongly recommended.\n"
+        "- ICS and LABA are considered safe during pregnancy; budesonide has the most safety "
+        "data.\n"
+        "- GINA advises against stepping down treatment during pregnancy.",
+        "Pregnancy",
+    )
+    assert bottom_line.startswith("Bottom line: ICS and LABA"), bottom_line
+
+
 def test_a_story_value_does_not_make_another_rule_lead_over_the_line_asked_about(real_embedder):
     bottom_line = bottom_line_from(
         real_embedder,

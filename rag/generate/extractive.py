@@ -732,10 +732,19 @@ _RECOMMENDS = re.compile(
 )
 
 
+# A question asking which drug of a class ("which inhaled steroid", "which P2Y12 inhibitor");
+# "which antibiotic" and "what drug" ask for a regimen (_ASKS_DOSE).
+_ASKS_DRUG = re.compile(
+    r"\b(?:which|what)\s+(?:[\w-]+\s+){0,2}?(?:\w+-)?(?:steroids?|corticosteroids?|statins?|"
+    r"inhibitors?|blockers?|biologics?|antidepressants?|vasopressors?|diuretics?)\b",
+    re.IGNORECASE,
+)
+
+
 def answer_type(question: str) -> str:
-    """ "definition", "harms", "dose", "number", "decision" or "" for what `question` asks:
-    what a term means, what to watch for, a dose, a threshold or time, whether to do
-    something, or else."""
+    """ "definition", "harms", "dose", "drug", "number", "decision" or "" for what `question`
+    asks: what a term means, what to watch for, a dose, which drug, a threshold or time,
+    whether to do something, or else."""
     # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
     asked = asking_sentences(question)
     if _ASKS_DEFINITION.search(asked):
@@ -744,6 +753,8 @@ def answer_type(question: str) -> str:
         return "harms"  # "which adverse effects should the nurses be watching for?"
     if _ASKS_DOSE.search(asked):
         return "dose"
+    if _ASKS_DRUG.search(asked):
+        return "drug"  # "which inhaled steroid has the most safety data?"
     if _ASKS_WHETHER.search(asked):
         return "decision"  # "Can we turn up the O2 to bring the score down?"
     if _ASKS_NUMBER.search(asked):
@@ -779,6 +790,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
     if wants == "dose":
         # A regimen may name its drugs without amounts ("vancomycin plus cefepime").
         return 1.5 if _DOSE_AMOUNT.search(text) else 1.25 if DRUG_NAME.search(text.lower()) else 1.0
+    if wants == "drug":
+        return 1.3 if DRUG_NAME.search(text.lower()) else 1.0
     if wants == "number":
         # The digits of a name ("CURB-65", "ABCD2") are no number.
         return 1.3 if _gives_number(text) else 1.0
