@@ -1027,6 +1027,23 @@ def test_a_decision_trees_many_paths_do_not_outvote_the_guideline_retrieval_put_
     assert cited.citations[0].doc_id.startswith("ssc_sepsis_2021/")
 
 
+def test_one_generic_line_does_not_outvote_a_guideline_with_several_on_the_point(
+    demo_index: Path,
+):
+    """"Day 2 after an anterior STEMI, new AF at 132 ... How do I control the rate?" was
+    answered by the AF guideline's one line "Rate control is recommended as the initial
+    strategy for most patients with AF"; the STEMI guideline's "Atrial fibrillation in STEMI"
+    items (IV beta-blocker, IV amiodarone) scored a little lower one by one and were left out
+    (demo index)."""
+    cited = demo_answer(
+        demo_index,
+        "Day 2 after an anterior STEMI, 66F now in new AF at 132, BP 118/72, lungs clear, no "
+        "heart failure. How do I control the rate?",
+    )
+    assert "IV beta-blocker for rate control" in cited.answer, cited.answer
+    assert cited.citations[0].doc_id.startswith("acc_aha_stemi_2013/")
+
+
 def test_a_follow_up_is_answered_by_what_it_asks_not_by_its_context(demo_index: Path):
     """After "which secondary causes should I think about?" for paroxysmal hypertension, "What's
     the screening test for pheo then?" is answered by the metanephrines line; the phentolamine

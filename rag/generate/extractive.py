@@ -1256,7 +1256,19 @@ def _main_guideline(
     for (passage, _), score in witnesses.items():
         by_guideline.setdefault(guideline(hits[passage - 1]), []).append(score)
     best = max(scores)
-    contenders = [name for name, found in by_guideline.items() if max(found) >= SCOPE_RATIO * best]
+    # A guideline whose best units together outweigh those of the guideline with the best
+    # unit contends too: one generic line ("Rate control is recommended as the initial
+    # strategy for most patients with AF") is a weak witness against three on the point ("IV
+    # beta-blocker for rate control" under "Atrial fibrillation in STEMI").
+    weight = {
+        name: sum(sorted(found, reverse=True)[:SCOPE_UNITS]) for name, found in by_guideline.items()
+    }
+    leader = max(by_guideline, key=lambda name: max(by_guideline[name]))
+    contenders = [
+        name
+        for name, found in by_guideline.items()
+        if max(found) >= SCOPE_RATIO * best or weight[name] > weight[leader]
+    ]
     # Of the contenders, one naming the drug asked about (`drugs`: stems and classes): GINA's
     # "biologic therapy" in pregnancy is no answer on certolizumab beside ACR's line for it.
     # Not a guideline outside the contenders: that one let a guideline naming the drug but
