@@ -1010,6 +1010,17 @@ def test_the_guideline_whose_title_names_the_topic_answers_over_a_closer_worded_
 
 
 
+def test_a_name_the_question_writes_in_capitals_keeps_the_answer_in_the_guideline_writing_it(
+    demo_index: Path,
+):
+    """"CAGE questionnaire - what score is a positive screen?" was answered from the perinatal
+    depression guideline's screening lines (the Mood Disorder Questionnaire), several of
+    which outscored together the alcohol guideline's one CAGE row (demo index)."""
+    cited = demo_answer(demo_index, "CAGE questionnaire - what score is a positive screen?")
+    assert "CAGE" in cited.bottom_line and "MDQ" not in cited.bottom_line, cited.bottom_line
+    assert cited.citations[0].doc_id.startswith("apa_aud_2018/")
+
+
 def test_a_decision_trees_many_paths_do_not_outvote_the_guideline_retrieval_put_first(
     demo_index: Path,
 ):

@@ -48,7 +48,7 @@ from rag.generate.wording import (
     rows_form,
     sentence_form,
 )
-from rag.shorthand import drug_class, drug_forms, stems_with_full_forms
+from rag.shorthand import alternatives, drug_class, drug_forms, stems_with_full_forms
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
@@ -312,6 +312,7 @@ class ExtractiveGenerator:
             [m if n else 0.0 for m, n in zip(must_have, named, strict=True)],
             frozenset(topical_words - negated),
             named_drugs,
+            _capital_names(own_words),
         )
         chosen = _select(units, scores, question_words, hits, content_stems(" ".join(names)))
         if vectors:
@@ -1214,6 +1215,7 @@ def _in_scope(
     must_have: Sequence[float],
     topical: frozenset[str] = frozenset(),
     drugs: Sequence[str] = (),
+    names: frozenset[str] = frozenset(),
 ) -> list[float]:
     """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
     unless they score within SCOPE_RATIO of the best and hold every rare word and every name
@@ -1221,7 +1223,7 @@ def _in_scope(
     dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
     a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = _main_guideline(units, scores, hits, topical, drugs)
+    main = _main_guideline(units, scores, hits, topical, drugs, names)
     return [
         score
         if guideline(hits[unit.passage - 1]) == main
@@ -1231,12 +1233,25 @@ def _in_scope(
     ]
 
 
+# A name a question writes in capitals: "CAGE", "EPDS", "HEART" (not a Roman numeral).
+_CAPITAL_NAME = re.compile(r"\b(?![IVX]+\b)[A-Z][A-Z0-9-]{2,}\b")
+
+
+def _capital_names(question: str) -> frozenset[str]:
+    """The names `question` writes in capitals that are no shorthand rag spells out ("CAGE",
+    not "CKD"), lower-cased: what it is about, which a guideline answering it writes."""
+    return frozenset(
+        name.lower() for name in _CAPITAL_NAME.findall(question) if not alternatives(name)
+    )
+
+
 def _main_guideline(
     units: Sequence[Unit],
     scores: Sequence[float],
     hits: Sequence[Hit],
     topical: frozenset[str] = frozenset(),
     drugs: Sequence[str] = (),
+    names: frozenset[str] = frozenset(),
 ) -> str:
     """The guideline the answer keeps to: among those whose best unit scores within
     SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
@@ -1280,6 +1295,18 @@ def _main_guideline(
         if score > 0.0 and _names_drug(unit, drugs)
     }
     contenders = [name for name in contenders if name in naming] or contenders
+    # And of those, the ones writing a name the question writes in capitals ("CAGE", "EPDS"):
+    # the perinatal guideline's screening lines are no answer on the CAGE questionnaire.
+    writing = {
+        guideline(hits[unit.passage - 1])
+        for unit, score in zip(units, scores, strict=True)
+        if score > 0.0
+        and any(
+            re.search(rf"\b{re.escape(name)}\b", f"{unit.section} {shown_text(unit)}".lower())
+            for name in names
+        )
+    }
+    contenders = [name for name in contenders if name in writing] or contenders
     if len(contenders) == 1:
         return contenders[0]
     held: dict[str, set[str]] = {name: set() for name in contenders}
