@@ -1002,6 +1002,19 @@ def test_an_amount_offered_by_a_yes_no_clause_or_a_bare_number_choice_is_asked_a
 
 
 
+def test_a_british_dosing_frequency_is_read_as_either_way_the_passages_write_it():
+    """"fluticasone propionate 500 mcg BD" was told the passages do not mention 'BD' beside
+    "1 inhalation BID"; "acamprosate 666 mg TDS" is stated by "three times daily"."""
+    from rag.generate.evidence import grade_evidence
+
+    inhaler = Hit("i", "gina", "Fluticasone propionate/salmeterol 250/50 mcg 1 inhalation BID.", 1.0, 1)  # fmt: skip
+    asked = "Asthmatic on fluticasone propionate 500 mcg BD. Any concern with the inhaler?"
+    assert "BD" not in grade_evidence(asked, None, [inhaler], direct_score=1.3).statement()
+    acamprosate = Hit("a", "aud", "Acamprosate: 666 mg three times daily.", 1.0, 1)
+    tds = "Starting acamprosate 666 mg TDS. Most common side effect?"
+    assert "TDS" not in grade_evidence(tds, None, [acamprosate], direct_score=1.3).statement()
+
+
 def test_who_asks_and_a_narrower_word_for_what_the_passage_says_are_not_named_as_missing():
     """"Cardiology SHO wants prasugrel as the P2Y12. OK?" was told the passages do not mention
     'SHO'; "Osteoporosis pt on haemodialysis" that they do not mention 'haemodialysis' beside

@@ -313,12 +313,18 @@ def _stated(surface: str, passage_stems: set[str], full_form: str | None = None)
 
     if any(states(token) for token in _stems(surface)):
         return True
-    full = _stems(alternatives(surface) if full_form is None else full_form)
-    # The words that tell the full form from others ("obstructive pulmonary" of "chronic
-    # obstructive pulmonary disease"): both of two, at least half of more.
-    telling = [token for token in full if token not in _FULL_FORM_GENERIC] or full
-    stated = sum(map(states, telling))
-    return bool(telling) and (stated == len(telling) if len(telling) <= 2 else stated * 2 >= len(telling))
+    # A full form may be written more than one way ("BD": "twice daily; BID").
+    for form in (alternatives(surface) if full_form is None else full_form).split(";"):
+        full = _stems(form)
+        # The words that tell the full form from others ("obstructive pulmonary" of "chronic
+        # obstructive pulmonary disease"): both of two, at least half of more.
+        telling = [token for token in full if token not in _FULL_FORM_GENERIC] or full
+        stated = sum(map(states, telling))
+        if telling and (
+            stated == len(telling) if len(telling) <= 2 else stated * 2 >= len(telling)
+        ):
+            return True
+    return False
 
 
 def _gives_dose(hit: Hit, key_tokens: Sequence[str]) -> bool:

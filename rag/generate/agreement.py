@@ -38,7 +38,7 @@ from rag.generate.extractive import (
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
-from rag.shorthand import BROAD_CLASSES, alternatives, drug_forms
+from rag.shorthand import BROAD_CLASSES, drug_forms, stems_with_full_forms
 from rag.text import DRUG_NAME, content_stems
 from rag.types import Citation, Hit
 
@@ -272,14 +272,9 @@ def _condition_words(question: str, cited: Sequence[Hit]) -> frozenset[str]:
     """The words of the answer's guideline titles, beyond what kind of document each is, that
     the question (its shorthand spelled out) names: the condition it asks about."""
     titles = set().union(*(content_stems(hit.title) for hit in cited)) - _TITLE_WORDS
-    return frozenset(word for word in titles & _full_stems(question) if not word.isdigit())
-
-
-def _full_stems(text: str) -> frozenset[str]:
-    """The content stems of `text` and of the full forms of its shorthand ("CAP":
-    community-acquired pneumonia)."""
-    full = " ".join(filter(None, map(alternatives, re.findall(r"[A-Za-z][\w-]*", text))))
-    return content_stems(f"{text} {full}")
+    return frozenset(
+        word for word in titles & stems_with_full_forms(question) if not word.isdigit()
+    )
 
 
 def _names_condition(passages: Sequence[Hit], unit: Unit, condition: frozenset[str]) -> bool:
@@ -288,7 +283,9 @@ def _names_condition(passages: Sequence[Hit], unit: Unit, condition: frozenset[s
     if not condition:
         return True
     hit = passages[unit.passage - 1]
-    return bool(_full_stems(f"{hit.title} {hit.section} {shown_text(unit)}") & condition)
+    return bool(
+        stems_with_full_forms(f"{hit.title} {hit.section} {shown_text(unit)}") & condition
+    )
 
 
 def _on_subject(hit: Hit, words: frozenset[str]) -> bool:
