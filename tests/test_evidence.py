@@ -1013,6 +1013,9 @@ def test_a_british_dosing_frequency_is_read_as_either_way_the_passages_write_it(
     acamprosate = Hit("a", "aud", "Acamprosate: 666 mg three times daily.", 1.0, 1)
     tds = "Starting acamprosate 666 mg TDS. Most common side effect?"
     assert "TDS" not in grade_evidence(tds, None, [acamprosate], direct_score=1.3).statement()
+    enoxaparin = Hit("e", "acs", "Enoxaparin: 1 mg/kg SC every 12 hours.", 1.0, 1)
+    bd = "Unstable angina on enoxaparin 1 mg/kg BD. Stop it at discharge?"
+    assert "BD" not in grade_evidence(bd, None, [enoxaparin], direct_score=1.3).statement()
 
 
 def test_who_asks_and_a_narrower_word_for_what_the_passage_says_are_not_named_as_missing():
