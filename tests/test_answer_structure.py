@@ -1021,6 +1021,18 @@ def test_a_name_the_question_writes_in_capitals_keeps_the_answer_in_the_guidelin
     assert cited.citations[0].doc_id.startswith("apa_aud_2018/")
 
 
+def test_asking_which_patients_are_at_risk_is_answered_by_the_list_of_risk_factors(
+    demo_index: Path,
+):
+    """"Which TBI patients are at higher risk of post-traumatic seizures?" led with the line
+    against late seizure prophylaxis; the guideline's risk factors were further down (demo
+    index)."""
+    cited = demo_answer(demo_index, "Which TBI patients are at higher risk of post-traumatic seizures?")
+    assert "GCS < 10" in cited.bottom_line and "Depressed skull fracture" in cited.bottom_line, (
+        cited.bottom_line
+    )
+
+
 def test_a_decision_trees_many_paths_do_not_outvote_the_guideline_retrieval_put_first(
     demo_index: Path,
 ):

@@ -674,6 +674,7 @@ _WANTS_LIST = re.compile(
     r"|risk factors|which (?:\w+ )?(?:are|include)"
     r"|what are the|what makes|what (?:\w+ )?(?:include|includes|make up)|score (?:consists?|made)"
     r"|how is .{0,60}(?:assessed|calculated|scored)|cutoffs|cut-offs|thresholds|categories"
+    r"|which (?:\w+ ){0,3}(?:are|is) at (?:higher |increased |high )?risk"
     r"|classification|classes|stages|grades)\b",
     re.IGNORECASE,
 )
