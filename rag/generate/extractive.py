@@ -1276,14 +1276,20 @@ def _main_guideline(
     # unit contends too: one generic line ("Rate control is recommended as the initial
     # strategy for most patients with AF") is a weak witness against three on the point ("IV
     # beta-blocker for rate control" under "Atrial fibrillation in STEMI").
-    weight = {
-        name: sum(sorted(found, reverse=True)[:SCOPE_UNITS]) for name, found in by_guideline.items()
-    }
+    # Compared over as many units as both have: one passage's single line is not outvoted by
+    # the count of another's.
     leader = max(by_guideline, key=lambda name: max(by_guideline[name]))
+
+    def outweighs(name: str) -> bool:
+        count = min(SCOPE_UNITS, len(by_guideline[name]), len(by_guideline[leader]))
+        return sum(sorted(by_guideline[name], reverse=True)[:count]) > sum(
+            sorted(by_guideline[leader], reverse=True)[:count]
+        )
+
     contenders = [
         name
         for name, found in by_guideline.items()
-        if max(found) >= SCOPE_RATIO * best or weight[name] > weight[leader]
+        if max(found) >= SCOPE_RATIO * best or outweighs(name)
     ]
     # Of the contenders, one naming the drug asked about (`drugs`: stems and classes): GINA's
     # "biologic therapy" in pregnancy is no answer on certolizumab beside ACR's line for it.
