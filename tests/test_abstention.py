@@ -385,20 +385,25 @@ def test_a_known_word_behind_a_prefix_or_asking_if_it_is_worthwhile_does_not_dec
     """Both were declined for one word no passage holds: "antiproteinuric" (proteinuria's word
     behind a prefix) and "worthwhile" (how the question is put)."""
     engine = engine_for(demo_index)
-    prefixed = engine.ask(
-        "proteinuric CKD already on max lisinopril - ok to add losartan on top for extra "
-        "antiproteinuric effect?",
-        suggest_related=False,
-    )
-    assert not prefixed.abstained, prefixed.bottom_line
-    assert prefixed.citations[0].doc_id.startswith("kdigo_ckd_2024/")
-    worthwhile = engine.ask(
-        "Podagra that started 3 days ago, he's taken nothing yet, eGFR 80, no interacting drugs. "
-        "Is starting colchicine now still worthwhile?",
-        suggest_related=False,
-    )
-    assert not worthwhile.abstained, worthwhile.bottom_line
-    assert "acr_gout_2020/flare_management" in {c.doc_id for c in worthwhile.citations}
+    for question, cited in (
+        (
+            (
+                "proteinuric CKD already on max lisinopril - ok to add losartan on top for "
+                "extra antiproteinuric effect?"
+            ),
+            "kdigo_ckd_2024/",
+        ),
+        (
+            (
+                "Podagra that started 3 days ago, he's taken nothing yet, eGFR 80, no "
+                "interacting drugs. Is starting colchicine now still worthwhile?"
+            ),
+            "acr_gout_2020/flare_management",
+        ),
+    ):
+        answered = engine.ask(question, suggest_related=False)
+        assert not answered.abstained, answered.bottom_line
+        assert any(c.doc_id.startswith(cited) for c in answered.citations), answered.citations
 
 
 def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writes_them(
