@@ -17,6 +17,7 @@ fewer matches only in capitals ("PE", not "pe"); the others match in any case.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from rag.text import content_stems, drug_stem
 
@@ -365,6 +366,12 @@ def drug_forms(drug: str) -> list[str]:
     """What a text naming `drug` writes, lower-cased, from a word's start: its stem
     ("ceftriax") or a form of its class that stands for it (`specific_class`)."""
     return [drug_stem(drug), *specific_class(drug)]
+
+
+def writes_form(text: str, forms: Sequence[str]) -> bool:
+    """Whether the lower-cased `text` writes one of `forms` (`drug_forms`) from a word's start:
+    "ics" (inhaled corticosteroid) is not in "antibiotics"."""
+    return any(re.search(rf"\b{re.escape(form)}", text) for form in forms)
 
 
 def stems_with_full_forms(text: str) -> frozenset[str]:

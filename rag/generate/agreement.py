@@ -38,7 +38,7 @@ from rag.generate.extractive import (
 from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
-from rag.shorthand import BROAD_CLASSES, drug_forms, stems_with_full_forms
+from rag.shorthand import BROAD_CLASSES, drug_forms, stems_with_full_forms, writes_form
 from rag.text import DRUG_NAME, content_stems
 from rag.types import Citation, Hit
 
@@ -472,16 +472,14 @@ def _on_the_drug(unit: Unit, drugs: set[str]) -> bool:
     if not drugs:
         return True
     text = shown_text(unit).lower()
-    forms = {form for drug in drugs for form in drug_forms(drug)}
-    if any(re.search(rf"\b{re.escape(form)}", text) for form in forms):
+    forms = [form for drug in drugs for form in drug_forms(drug)]
+    if writes_form(text, forms):
         return True
     if DRUG_NAME.search(text) or re.search(_BROAD_CLASS, text):
         return False
     # Naming no drug itself, it is on the drug its heading names, if any.
     heading = unit.section.lower()
-    return not DRUG_NAME.search(heading) or any(
-        re.search(rf"\b{re.escape(form)}", heading) for form in forms
-    )
+    return not DRUG_NAME.search(heading) or writes_form(heading, forms)
 
 
 def _shares_entity(a: Unit, b: Unit, words: frozenset[str]) -> bool:

@@ -27,7 +27,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,7 +48,7 @@ from rag.generate.wording import (
     rows_form,
     sentence_form,
 )
-from rag.shorthand import alternatives, drug_class, drug_forms, stems_with_full_forms
+from rag.shorthand import alternatives, drug_class, drug_forms, stems_with_full_forms, writes_form
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
@@ -1291,28 +1291,29 @@ def _main_guideline(
         for name, found in by_guideline.items()
         if max(found) >= SCOPE_RATIO * best or outweighs(name)
     ]
+    def holding(says: Callable[[Unit], bool]) -> set[str]:
+        """The guidelines with a unit that scores and `says` what the question names."""
+        return {
+            guideline(hits[unit.passage - 1])
+            for unit, score in zip(units, scores, strict=True)
+            if score > 0.0 and says(unit)
+        }
+
     # Of the contenders, one naming the drug asked about (`drugs`: stems and classes): GINA's
     # "biologic therapy" in pregnancy is no answer on certolizumab beside ACR's line for it.
     # Not a guideline outside the contenders: that one let a guideline naming the drug but
     # written for another disease take over drug near misses (fresh evidence round 14, see
     # evals/README.md).
-    naming = {
-        guideline(hits[unit.passage - 1])
-        for unit, score in zip(units, scores, strict=True)
-        if score > 0.0 and _names_drug(unit, drugs)
-    }
+    naming = holding(lambda unit: _names_drug(unit, drugs))
     contenders = [name for name in contenders if name in naming] or contenders
     # And of those, the ones writing a name the question writes in capitals ("CAGE", "EPDS"):
     # the perinatal guideline's screening lines are no answer on the CAGE questionnaire.
-    writing = {
-        guideline(hits[unit.passage - 1])
-        for unit, score in zip(units, scores, strict=True)
-        if score > 0.0
-        and any(
+    writing = holding(
+        lambda unit: any(
             re.search(rf"\b{re.escape(name)}\b", f"{unit.section} {shown_text(unit)}".lower())
             for name in names
         )
-    }
+    )
     contenders = [name for name in contenders if name in writing] or contenders
     if len(contenders) == 1:
         return contenders[0]
@@ -1710,9 +1711,7 @@ def _asked_first(
 
 def _names_drug(unit: Unit, drugs: Sequence[str]) -> bool:
     """Whether `unit`, its heading or its intro names one of `drugs` (stems: drug_stem)."""
-    named = f"{unit.section} {unit.lead} {shown_text(unit)}".lower()
-    # From a word's start: "ics" (inhaled corticosteroid) is not in "antibiotics".
-    return any(re.search(rf"\b{re.escape(drug)}", named) for drug in drugs)
+    return writes_form(f"{unit.section} {unit.lead} {shown_text(unit)}".lower(), drugs)
 
 
 def _doses(unit: Unit, drugs: Sequence[str]) -> bool:

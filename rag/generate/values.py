@@ -265,8 +265,6 @@ _COUNTED_TIME = re.compile(r"\b(day|week|month|hour)\s*$", re.IGNORECASE)
 _LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
 
 
-# A value to reach, not one the patient must have: "Maintain BP < 180/105 mmHg", "Target
-# SBP < 130", "goal LDL-C < 70". A patient above it is who the target is for.
 # A value to reach, not one the patient must have, and how long to hold it: "Maintain BP <
 # 180/105 mmHg for the first 24 hours", "Target SBP < 130", "goal LDL-C < 70". A patient above
 # it is who the target is for.
