@@ -407,6 +407,16 @@ def expand_sections(
     for position, hit in enumerate(hits):
         expanded.append(hit)
         if position >= top:
+            # A table the chunker cut into parts is read whole: its other parts (the same
+            # header) join a hit ranked just below the top ones holding one ("Severe" under
+            # "DKA Severity Classification", fourth); lower, the parts of a table of another
+            # guideline are noise (a burn dressing table beside a gout question).
+            parts = _other_parts(hit, chunks_of(hit.doc_id), present) if position < 2 * top else []
+            for chunk in parts:
+                present.add(chunk.id)
+                expanded.append(
+                    replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
+                )
             continue
         added = 0
         for chunk in chunks_of(hit.doc_id):
@@ -423,6 +433,20 @@ def expand_sections(
                 replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
             )
     return [replace(hit, rank=rank) for rank, hit in enumerate(expanded, start=1)]
+
+
+def _other_parts(hit: Hit, chunks: Sequence[Chunk], present: set[str]) -> list[Chunk]:
+    """The chunks of `hit`'s section that open with the table header `hit` opens with."""
+    header = hit.text.split("\n", 1)[0].strip()
+    if not (header.startswith("|") and header.endswith("|")):
+        return []
+    return [
+        chunk
+        for chunk in chunks
+        if chunk.section == hit.section
+        and chunk.id not in present
+        and chunk.text.split("\n", 1)[0].strip() == header
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from rag.evaluate.metrics import auc, has_fact, readability_grade
 from rag.generate.citations import enforce_citations
 from rag.generate.extractive import ExtractiveGenerator
 from rag.generate.support import support_scores
-from rag.generate.values import conditions, match, question_values
+from rag.generate.values import conditions, match, other_score, question_values
 from rag.generate.wording import definitions, for_patient, is_sentence
 from rag.retrieve import expand_sections
 from rag.types import Chunk, Hit, Turn
@@ -314,6 +314,37 @@ def test_the_top_passages_bring_the_rest_of_their_section():
     expanded = expand_sections([top], lambda doc_id: chunks, top=3, per_hit=4)
     assert [h.chunk_id for h in expanded] == ["cap#0", "cap#1"]
     assert [h.rank for h in expanded] == [1, 2] and expanded[1].title == "CAP"
+
+
+def test_a_table_cut_into_parts_is_read_whole_below_the_top_passages():
+    """A hit below the top ones holding the first part of a table brings the part the chunker
+    cut off (the same header): "Severe ... ICU" sat in the second part of the DKA severity
+    table and was never shown for a pH of 6.92. A table with another header stays out."""
+    header = "| Severity | pH | Setting |\n|---|---|---|\n"
+    chunks = [
+        Chunk("dka#0", "dka", f"{header}| Mild | > 7.25 | Ward |", "DKA > Severity", 0, 3),
+        Chunk("dka#1", "dka", f"{header}| Severe | < 7.0 | ICU |", "DKA > Severity", 1, 3),
+        Chunk("dka#2", "dka", "| Other | Table |\n|---|---|\n| a | b |", "DKA > Severity", 2, 3),
+    ]
+    hits = [
+        Hit("x#0", "x", "Something else.", 2.0, 1, title="X", section="X"),
+        Hit("dka#0", "dka", chunks[0].text, 1.0, 2, title="DKA", section="DKA > Severity"),
+    ]
+    expanded = expand_sections(
+        hits, lambda doc_id: chunks if doc_id == "dka" else [], top=1, per_hit=4
+    )
+    assert [h.chunk_id for h in expanded] == ["x#0", "dka#0", "dka#1"]
+
+
+def test_a_score_given_with_its_name_picks_no_row_of_another_score():
+    """ "High-risk TIA, ABCD2 5" gives ABCD2 a 5: the TIMI score's "5-7" rows are not this
+    patient's; the ABCD2 rows and a row naming no score are compared as before."""
+    five = question_values("High-risk TIA, ABCD2 5, starting aspirin plus clopidogrel today.")
+    assert five[0].kind == "score" and five[0].score == "abcd2"
+    assert other_score(five[0], "Upon an intermediate or high-risk TIMI score (5-7), start")
+    assert not other_score(five[0], "2-Day Stroke Risk by ABCD2 Score > 4–5 | Moderate")
+    assert not other_score(five[0], "The Risk Score 4-5: moderate")
+    assert match(question_values("CURB-65 score of 2"), "Score 2 (Moderate risk)") == 1
 
 
 def test_support_separates_the_cited_passage_from_another():
@@ -1319,6 +1350,68 @@ def test_a_score_the_question_names_keeps_the_answer_in_its_guideline(demo_index
     assert "Speech disturbance" not in cited.answer
 
 
+def test_a_score_asked_for_is_added_up_on_its_components_when_only_its_risk_rows_are_found(
+    demo_index: Path,
+):
+    """Retrieval finds ABCD2's "2-Day Stroke Risk" rows, not the component table beside them:
+    the table is read from the same document, the story adds up to 7 and the high-risk row
+    leads, not the hypertension guideline's BP targets its "BP 162/94" brought (demo index)."""
+    cited = demo_answer(
+        demo_index,
+        "72M, 70 minutes of right arm weakness this morning, now resolved. BP 162/94, type 2"
+        " diabetic. ABCD2, 2-day stroke risk, and where should he be worked up?",
+    )
+    assert cited.bottom_line.startswith(
+        "By the values given, ABCD2 is 7: age 72 (1), blood pressure 162/94 (1), unilateral"
+        " weakness (2), duration 70 minutes (2), history of diabetes mellitus (1)"
+    ), cited.bottom_line
+    assert "High risk and 2-Day Stroke Risk is 8.1%" in cited.bottom_line
+    assert cited.citations[0].doc_id == "aha_asa_tia_2009/definition_and_risk_stratification"
+    # "L arm weakness" is unilateral; a follow-up's context, which has lost the story's "no
+    # diabetes", adds up no score of its own.
+    first = "64F, 40 min of L arm weakness, now resolved, BP 152/90, no diabetes. ABCD2?"
+    cited = demo_answer(demo_index, first)
+    assert "ABCD2 is 5:" in cited.bottom_line and "unilateral weakness (2)" in cited.bottom_line
+    follow_up = demo_answer(demo_index, "And the 7-day risk for her?", (cited.as_turn(),))
+    assert "By the values given" not in follow_up.bottom_line, follow_up.bottom_line
+
+
+def test_a_score_with_bare_points_in_its_header_is_added_up_on_the_scale_asked_for(
+    demo_index: Path,
+):
+    """NEWS2's table gives its points as bare column headers ("Parameter | 3 | 2 | 1 | 0 | 1 |
+    2 | 3"); "HR 98" is its pulse; "on scale 2" takes the SpO2 row of the scale 2 table (90% on
+    air scores 0, not scale 1's 3). The story's numbers are measurements, not the score: "BP
+    128" no longer meets "NEWS2 Score >= 7". The total, 3, picks "1-4 (total)", not the row
+    for 3 points in one parameter, which none scored (demo index)."""
+    cited = demo_answer(
+        demo_index,
+        "COPD with documented T2RF, prescribed target 88-92%. On room air: RR 22, SpO2 90%, BP"
+        " 128/80, HR 98, alert, temp 37.2. What's her NEWS2 on scale 2, and how often do obs"
+        " need doing?",
+    )
+    assert cited.bottom_line.startswith(
+        "By the values given, NEWS2 is 3: respiration rate 22 (2), pulse (HR 98) (1); 0 for"
+    ), cited.bottom_line
+    assert "SpO2 90" in cited.bottom_line
+    assert (
+        "1–4 (total), clinical Risk is Low and frequency of Monitoring is Minimum every 4–6"
+        " hours" in cited.bottom_line
+    )
+    assert "single parameter" not in cited.bottom_line
+    assert "30 minutes" not in cited.bottom_line
+    # A systolic of 224 scores 3 on its own: the row for 3 in one parameter (hourly
+    # monitoring) is said beside what the total of 4 means.
+    cited = demo_answer(
+        demo_index,
+        "Ward patient: RR 18, SpO2 97% on air, BP 224/110, HR 46, alert, temp 36.9. What's the"
+        " NEWS2 and what response does it trigger?",
+    )
+    assert cited.bottom_line.startswith("By the values given, NEWS2 is 4:"), cited.bottom_line
+    assert "3 in any single parameter" in cited.bottom_line
+    assert "Minimum every 1 hour" in cited.bottom_line
+
+
 def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_index: Path):
     """ "hep B" is hepatitis B and "word-finding" trouble a speech disturbance: neither is a
     term the index never mentions, and the answer comes from the guideline that writes them
@@ -1555,6 +1648,41 @@ def test_a_score_with_its_points_in_the_header_counts_what_is_ruled_out_and_name
         "By the values given, Child-Pugh is 7: bilirubin 2.4 (2), albumin 3.1 (2), INR 1.5 (1),"
         " no encephalopathy (1); not stated, counted as absent: ascites (1) (up to 9 if present)"
     ), found.sentence()
+
+
+EARLY_WARNING = """\
+### Scoring Table — Scale 1
+
+| Parameter | 3 | 2 | 1 | 0 | 1 | 2 | 3 |
+|---|---|---|---|---|---|---|---|
+| **Respiration Rate** (breaths/min) | ≤ 8 | | 9–11 | 12–20 | | 21–24 | ≥ 25 |
+| **SpO₂ Scale 1** (%) | ≤ 91 | 92–93 | 94–95 | ≥ 96 | | | |
+| **Pulse** (bpm) | ≤ 40 | | 41–50 | 51–90 | 91–110 | 111–130 | ≥ 131 |
+"""
+EARLY_WARNING_SCALE_2 = """\
+| SpO₂ Scale 2 | 3 | 2 | 1 | 0 (on air) |
+|---|---|---|---|---|
+| **SpO₂ (%)** | ≤ 83 | 84–85 | 86–87 | 88–92 |
+"""
+
+
+def test_points_given_as_bare_column_headers_are_added_up_on_the_scale_named():
+    """A header of bare points ("Parameter | 3 | 2 | 1 | 0 | 1 | 2 | 3") prices each column;
+    "HR 98" is the pulse, "SpO2 90" the SpO₂ row; a question on scale 2 reads SpO2 on the
+    scale 2 table of the same document, one naming no scale on scale 1."""
+    from rag.generate.scores import tally
+
+    section = "EWS2 Scoring System > Physiological Parameters"
+    hits = [
+        hit("ews", EARLY_WARNING, 1, title="EWS", section=f"{section} > Scoring Table"),
+        hit("ews", EARLY_WARNING_SCALE_2, 2, title="EWS", section=f"{section} > SpO₂ Scale 2"),
+    ]
+    story = "RR 22, SpO2 90% on air, HR 98."
+    found = tally(f"{story} What's her EWS2 on scale 2?", hits)
+    assert found is not None and found.total == 3, found
+    assert ("SpO2 90", 0) in found.counted
+    found = tally(f"{story} What's her EWS2?", hits)
+    assert found is not None and found.total == 6, found  # SpO2 90 is 3 on scale 1
 
 
 WELLS_LIST = """\

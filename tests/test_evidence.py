@@ -619,6 +619,15 @@ def test_a_partial_answer_names_the_terms_no_indexed_source_mentions():
     unknown = Coverage(0.5, 1.0, (), ("obeticholic",), False)
     acid = grade("Diabetic man on glipizide. Is obeticholic acid an option for him?", unknown)
     assert acid.statement() == "No indexed source mentions 'obeticholic acid'."
+    # ... with the word before it the index never holds either, and the noun after it that
+    # makes it a procedure: the term as a clinician names it, each word once.
+    unindexed |= {"strontium", "ranelate", "baroreflex"}
+    unknown = Coverage(0.5, 1.0, (), ("strontium", "ranelate"), False)
+    drug = grade("Refuses injections, on glipizide. Would strontium ranelate be an option?", unknown)
+    assert drug.statement() == "No indexed source mentions 'strontium ranelate'."
+    unknown = Coverage(0.5, 1.0, (), ("baroreflex",), False)
+    device = grade("On glipizide, BP still high. Is baroreflex activation therapy an option?", unknown)
+    assert device.statement() == "No indexed source mentions 'baroreflex activation'."
 
 
 def test_a_term_the_cited_passages_state_is_not_named_as_unmentioned():

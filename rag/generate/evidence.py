@@ -40,6 +40,7 @@ from rag.shorthand import alternatives, drug_forms
 from rag.text import (
     DRUG_NAME,
     NEGATION,
+    STOPWORDS,
     asked_part,
     asking_sentences,
     english_frequency,
@@ -632,10 +633,11 @@ def grade_evidence(
         return Evidence(NONE)
     missing = list(missing_facets(question, cited))
     unindexed = [
-        _with_noun(word, question)
+        _in_full(_with_noun(word, question), question, is_unindexed)
         for word in (coverage.unknown_words if coverage is not None else ())
         if not any(word.lower() in item.lower() for item in missing)
     ]
+    unindexed = _whole_terms(unindexed)
     gate_passed = coverage is None or coverage.covered(direct_score)
     unmentioned: list[str] = []
     # Neither a vignette's measurements nor, when the passages fit the patient, the rest of
@@ -739,9 +741,9 @@ def never_indexed(question: str, is_unindexed: Callable[[str], bool]) -> list[st
             and not alternatives(word)
             and is_unindexed(word)
         ):
-            named.append(_with_noun(word, question))
+            named.append(_in_full(_with_noun(word, question), question, is_unindexed))
     terms: list[str] = []
-    for word in named:
+    for word in _whole_terms(named):
         if terms and re.search(rf"\b{re.escape(terms[-1])}\s+{re.escape(word)}\b", question):
             terms[-1] = f"{terms[-1]} {word}"  # side by side: one term ("anorexia nervosa")
         else:
@@ -759,6 +761,39 @@ def _with_noun(word: str, question: str) -> str:
         return word
     following = re.search(rf"\b{re.escape(word)}\s+([a-z]{{3,}})\b", question)
     return f"{word} {following.group(1)}" if following else word
+
+
+# The nouns a term an index never mentions is named with ("baroreflex activation therapy").
+_HEAD_NOUNS = frozenset({
+    "activation", "ablation", "stimulation", "denervation", "blockade", "implant", "device",
+    "procedure", "therapy", "testing", "scan", "syndrome", "injection", "infusion",
+})  # fmt: skip
+
+
+def _whole_terms(terms: Sequence[str]) -> list[str]:
+    """`terms` once each, without those another holds: "strontium ranelate", not also
+    "strontium"."""
+    return [
+        term
+        for n, term in enumerate(terms)
+        if term not in terms[:n]
+        and not any(
+            term != other and re.search(rf"\b{re.escape(term)}\b", other) for other in terms
+        )
+    ]
+
+
+def _in_full(term: str, question: str, is_unindexed: Callable[[str], bool]) -> str:
+    """`term` as the question names it whole: with the word before it when the index never
+    mentions that one either ("strontium ranelate"), and the noun after it that makes it a
+    procedure or a therapy ("baroreflex activation")."""
+    before = re.search(rf"\b([A-Za-z]{{4,}})\s+{re.escape(term)}\b", question)
+    if before and before.group(1).lower() not in STOPWORDS and is_unindexed(before.group(1)):
+        term = f"{before.group(1)} {term}"
+    after = re.search(rf"\b{re.escape(term)}\s+([a-z]+)\b", question)
+    if after and after.group(1) in _HEAD_NOUNS:
+        term = f"{term} {after.group(1)}"
+    return term
 
 
 def _spelled_out(acronym: str, text: str) -> bool:

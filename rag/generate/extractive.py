@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 from rag.generate.base import Draft, check_audience
-from rag.generate.scores import Tally, tally
+from rag.generate.scores import Tally, measured, tally
 from rag.generate.units import Unit, is_headed_list, label_of, passage_units, shown_text
-from rag.generate.values import NAME_WITH_DIGITS, Value, names_number, question_values
+from rag.generate.values import NAME_WITH_DIGITS, Value, names_number, other_score, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.generate.values import match as value_match
 from rag.generate.values import slack as value_slack
@@ -222,11 +222,16 @@ class ExtractiveGenerator:
         # picks the row for that score, as a score the question gave would.
         added_up = tally(question, hits)
         given_score = [Value(float(added_up.total), "score")] if added_up is not None else []
-        values = question_values(question) + given_score
+        # The story of a score it adds up to gives measurements, none of them the score:
+        # "RR 22, HR 98 ... NEWS2?" meets no "NEWS2 >= 7".
+        values = measured(added_up, question_values(question)) + given_score
         # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
         # question's values: it weighs the unit, and picks the rows and branches shown.
         fits = [
             0 if added_up is not None and unit.header and added_up.is_component(unit.header)
+            # "3 in any single parameter" is read against the most one component scored.
+            else _value_match(values[:-1] + [Value(added_up.most, "score")], unit)
+            if added_up is not None and _SINGLE_PARAMETER.search(unit.text)
             else _value_match(values, unit)
             for unit in units
         ]
@@ -350,7 +355,7 @@ class ExtractiveGenerator:
             (scores[i] for i, unit in enumerate(units) if unit in chosen and i not in matched),
             default=0.0,
         )
-        asked_values = question_values(asking) + given_score
+        asked_values = measured(added_up, question_values(asking)) + given_score
         # ... and only if it names at least half as much of what the sentences that ask ask
         # about as the best unit the values do not match: "NIHSS 11" meets "CTA if LVO
         # suspected (NIHSS >= 6)", which says nothing of "Absolute contraindication to
@@ -518,6 +523,19 @@ class ExtractiveGenerator:
             )
             if extra is not None:
                 also = [bottom, extra]
+        if added_up is not None:
+            # One component scoring on its own what a row calls for ("3 in any single
+            # parameter": urgent review) is said beside what the total means.
+            flagged = next(
+                (
+                    units[i]
+                    for i in sorted(matched)
+                    if _SINGLE_PARAMETER.search(units[i].text) and units[i] is not bottom
+                ),
+                None,
+            )
+            if flagged is not None and flagged not in also:
+                also = [*(also or [bottom]), flagged]
         if added_up is not None:
             # The criteria that scored, under their table's header, after the best unit: the
             # working can be checked against them.
@@ -1026,6 +1044,8 @@ def _asked_share(asked_words: set[str], unit: Unit, headings: str = "") -> float
 
 def _value_match(values: list[Value], unit: Unit) -> int:
     """values.match for `unit`'s condition (see _deciding_condition)."""
+    # A score given with its name is no value of another score's rows.
+    values = [v for v in values if not other_score(v, f"{unit.section} {unit.text}")]
     own, text = _deciding_condition(values, unit)
     return value_match(own, text, every=unit.kind == "path")
 
@@ -1232,6 +1252,12 @@ def _in_scope(
         else 0.0
         for unit, score, covered in zip(units, scores, must_have, strict=True)
     ]
+
+
+# A score's row for one component's points, not the total ("3 in any single parameter").
+_SINGLE_PARAMETER = re.compile(
+    r"\b(?:any|a) single (?:parameter|component|criterion)\b", re.IGNORECASE
+)
 
 
 # A name a question writes in capitals: "CAGE", "EPDS", "HEART" (not a Roman numeral).

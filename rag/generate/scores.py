@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from rag.generate.values import NAME_WITH_DIGITS, Condition, question_values
+from rag.generate.values import NAME_WITH_DIGITS, Condition, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.index.lexical import american_spelling
 from rag.shorthand import alternatives, stems_with_full_forms
@@ -37,6 +37,7 @@ from rag.text import (
     STOPWORDS,
     TABLE_ROW,
     TABLE_RULE,
+    asked_part,
     asking_sentences,
     content_stems,
     plain,
@@ -52,6 +53,9 @@ _ONE_POINT_EACH = re.compile(
 )
 _POINTS_COLUMN = re.compile(r"^(?:points?|score)$", re.IGNORECASE)
 _POINTS_HEADER = re.compile(r"^(\d+)\s*points?$", re.IGNORECASE)
+# A header of bare points, one column each ("Parameter | 3 | 2 | 1 | 0 | 1 | 2 | 3" in NEWS2;
+# "0 (on air)"): what a value in that column scores.
+_BARE_POINTS = re.compile(r"^(\d)(?:\s*\([^)]*\))?$")
 _YES = re.compile(r"^(?:yes|present)$", re.IGNORECASE)
 _NO = re.compile(r"^(?:no|none|absent)$", re.IGNORECASE)
 # A number the question gives for something it names just before ("urea 8.2", "BP 118/58",
@@ -65,7 +69,7 @@ _UNIT = re.compile(r"\b(mL|min(?:utes?)?|bpm|mmHg|years?)\b")
 # diabetes mellitus", "Preoperative serum creatinine").
 _GENERIC = content_stems(
     "history preoperative presentation present requiring score criteria disease risk other "
-    "failure"
+    "failure scale"
 )
 # What a question rules out: from "no", "without", "denies" to the end of its clause ("no
 # heart failure or stroke", "No melaena or syncope, no liver or heart disease").
@@ -77,7 +81,7 @@ _SAME = {
     r"\bconfused\b": "confusion", r"\bIVH\b|\bintraventricular\b": "IVH",
     r"\bposterior fossa\b|\bcerebell|\bbrainstem\b": "infratentorial",
     # A finding on one side ("right arm weakness") is unilateral.
-    r"\b(?:right|left)(?:-sided)?\b": "unilateral",
+    r"\b(?:right|left)(?:-sided)?\b|\b[LR] (?=arm|leg|hand|face)": "unilateral",
 }
 _PRESSURE_SIDE = re.compile(r"\b(systolic|diastolic)\b", re.IGNORECASE)
 # A component for one sex ("Hemoglobin — Female (g/dL)") and how a question gives the sex.
@@ -131,6 +135,11 @@ class Tally:
         )
 
     @property
+    def most(self) -> float:
+        """The most points one component scored."""
+        return max((points for _, points in self.counted), default=0.0)
+
+    @property
     def passage(self) -> int:
         return self.passages[0]
 
@@ -166,6 +175,9 @@ def with_whole_tables(
     names = _asked_scores(question)
     if not names:
         return list(hits)
+    # Looked up only for a score the question itself asks for: a follow-up's context ("And
+    # the 7-day risk for her? (context: ... no diabetes ABCD2)") has lost the story's "no".
+    hits = _with_component_tables(_asked_scores(asked_part(question)), hits, chunks_of)
     present = {hit.chunk_id for hit in hits}
     whole: list[Hit] = []
     for hit in hits:
@@ -195,16 +207,60 @@ def with_whole_tables(
         )
         # ... or under a heading naming it ("2-Day Stroke Risk by ABCD2 Score": "0–3 | Low").
         headed = re.compile(alias, re.IGNORECASE)
+        # ... or in a table whose first column is the score ("| NEWS2 Score | Clinical Risk |").
+        columned = re.compile(rf"^\|\s*(?:\*\*)?{alias}", re.IGNORECASE | re.MULTILINE)
         rows = [
             c
             for c in chunks
             if c.id not in present
-            and (valued.search(c.text) or headed.search(" ".join(section_headings(c.section)[-1:])))
+            and (
+                valued.search(c.text)
+                or columned.search(c.text)
+                or headed.search(" ".join(section_headings(c.section)[-1:]))
+            )
         ]
         for chunk in rows[:SCORE_ROW_CHUNKS]:
             present.add(chunk.id)
             whole.append(replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section))
     return [replace(hit, rank=rank) for rank, hit in enumerate(whole, start=1)]
+
+
+# A scale a score has several of ("SpO₂ Scale 2"), as a question or a row names it.
+_SCALE = re.compile(r"\bscale\s*(\d)\b", re.IGNORECASE)
+
+
+def _with_component_tables(
+    names: Sequence[str], hits: Sequence[Hit], chunks_of: Callable[[str], Sequence[Chunk]]
+) -> list[Hit]:
+    """`hits` with, after the first hit of a document, that document's chunk holding the
+    component table of a score the question asks for when no hit holds it: retrieval may
+    find the score's risk rows ("2-Day Stroke Risk by ABCD2 Score") and not the points
+    they are added up from."""
+    held = {
+        name
+        for hit in hits
+        for context, _ in _component_tables(hit)
+        for name in names
+        if _names(context, name)
+    }
+    wanted = [name for name in names if name not in held]
+    if not wanted:
+        return list(hits)
+    present = {hit.chunk_id for hit in hits}
+    out: list[Hit] = []
+    for hit in hits:
+        out.append(hit)
+        if hit.doc_id in {other.doc_id for other in out[:-1]}:
+            continue
+        for chunk in chunks_of(hit.doc_id):
+            if chunk.id in present:
+                continue
+            candidate = replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
+            tables = _component_tables(candidate)
+            if any(_names(context, name) for context, _ in tables for name in wanted):
+                present.add(chunk.id)
+                out.append(candidate)
+    return out
 
 
 def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
@@ -229,11 +285,24 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
             contexts.append(context)
             joined.extend(item for item in items if item not in joined)
     best: Tally | None = None
-    for held, contexts, items in tables.values():
+    scale = _SCALE.search(question)
+    for (doc_id, section), (held, contexts, items) in tables.items():
         context = " ".join(contexts)
         said = [n for n in names if _names(context, n)]
         if not said:
             continue
+        if scale:
+            # The scale the question names ("NEWS2 on scale 2") replaces the table's rows for
+            # another ("SpO₂ Scale 1") by the rows of its own table in the same document.
+            items = [i for i in items if _SCALE.search(i.component) is None] + [
+                item
+                for (other_doc, other), (_, other_contexts, other_items) in tables.items()
+                if other_doc == doc_id and other != section
+                and re.search(
+                    rf"\bscale\s*{scale.group(1)}\b", " ".join(other_contexts), re.IGNORECASE
+                )
+                for item in other_items
+            ]
         # Called as the table calls itself ("rcri" in a follow-up's context: "RCRI").
         found_name = re.search(re.escape(said[0]), context, re.IGNORECASE)
         name = found_name.group(0) if found_name else said[0]
@@ -241,6 +310,14 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
         if found is not None and (best is None or len(found.counted) > len(best.counted)):
             best = found
     return best
+
+
+def measured(added_up: Tally | None, values: Sequence[Value]) -> list[Value]:
+    """`values` marked as measurements when they add up to a score (`added_up`): "RR 22, HR
+    98, temp 37.2. What's her NEWS2?" gives no NEWS2 of 22, 98 or 37."""
+    if added_up is None:
+        return list(values)
+    return [replace(value, measured=True) for value in values]
 
 
 def _for_sex(items: list[Item], question: str) -> list[Item]:
@@ -386,6 +463,9 @@ def _items(rows: list[list[str]], *, one_each: bool) -> list[Item]:
     by_column = {
         n: int(m.group(1)) for n, cell in enumerate(header) if (m := _POINTS_HEADER.match(cell))
     }
+    bare = [_BARE_POINTS.match(cell) for cell in header[1:]]
+    if not by_column and len(bare) >= 2 and all(bare):
+        by_column = {n: int(m.group(1)) for n, m in enumerate(bare, start=1) if m}
     items: list[Item] = []
     if by_column:  # "Variable | 0 Points | 1 Point | 2 Points"
         for row in body:
@@ -512,6 +592,7 @@ def _finding_stems(text: str) -> frozenset[str]:
 
 # Ward words for a measurement that are no shorthand of the table (rag.shorthand).
 _MEASURED_AS = {"pulse": "heart rate", "sats": "oxygen saturation", "temp": "temperature"}
+_SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
 
 def _full_form(word: str) -> str:
@@ -568,14 +649,25 @@ def _given_for(
     if "age" in content_stems(name):
         ages = [value for value in question_values(question) if value.kind == "age"]
         return _Given(f"age {ages[0].number:g}", ages[0].number, None) if ages else None
+    name = name.translate(_SUBSCRIPTS)  # "SpO₂" as a question types it
     name_stems = content_stems(name) - _GENERIC or content_stems(name)
+    name_stems = frozenset(stem for stem in name_stems if not stem.isdigit())
+    # The ward's word for what the table names ("Pulse": heart rate).
+    also_stems = content_stems(
+        " ".join(_MEASURED_AS.get(word.lower(), "") for word in name.split())
+    )
     criteria_stems = frozenset().union(*(content_stems(item.criterion) for item in own))
     acronyms = _acronyms(name) | {a for item in own for a in _acronyms(item.criterion)}
     for stems, written, given in labelled:
         last = {stem[1:] for stem in stems if stem.startswith("=")}
-        if (written.upper() in acronyms and len(written) >= 2) or (
-            name_stems and name_stems <= stems and name_stems & last
-        ) or (last and last <= criteria_stems):
+        if (
+            (written.upper() in acronyms and len(written) >= 2)
+            or any(
+                named and named <= stems and named & last for named in (name_stems, also_stems)
+            )
+            or (last and last <= criteria_stems)
+            or bool(content_stems(written) & name_stems)  # "SpO2 90" for "SpO₂ (%)"
+        ):
             return replace(given, said=_as_the_table_says(name, written, given.said))
     # A number in the criterion's unit ("45 minutes" for "10-59 minutes"), the one the
     # question gives of that kind, read as rag.generate.values reads it (a time in hours).

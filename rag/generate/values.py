@@ -103,6 +103,11 @@ class Value:
     kind: str
     label: str = ""
     loose: bool = False  # a bare number of a follow-up's context: it meets, never contradicts
+    # A number of a question asking for a score it does not give ("RR 22, HR 98 ... What's
+    # her NEWS2?"): a measurement, never the score, so never read against a score's rows or a
+    # condition that does not say what it measures.
+    measured: bool = False
+    score: str = ""  # the name a score is given with ("ABCD2 5": "ABCD2"), lower-cased
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ def _masked(text: str) -> str:
     risk", "5-year survival") is part of the name of what it measures, not a value; nor is a
     heading's or a step's number ("2. SGLT2 Inhibitors"), nor oxygen given ("on 100% O2")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
+    text = _NUMBERED_NAME.sub(lambda m: " " * len(m.group(0)), text)
     text = _OXYGEN_GIVEN.sub(lambda m: " " * len(m.group(0)), text)
     text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
     # A titer is its dilution: "1:1600" is 1600 (of kind titer), and meets "> 1:800".
@@ -148,6 +154,9 @@ def _masked(text: str) -> str:
 
 
 _TITER = re.compile(r"(?<![\d.:])1\s*:\s*(?=\d{2,})")
+# A scale with its number ("SpO₂ Scale 2" of NEWS2): the number says which scale, it is no
+# value.
+_NUMBERED_NAME = re.compile(r"\bscale\s*\d\b", re.IGNORECASE)
 _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
 # Oxygen given ("on 100% oxygen", "15 L O2") is a treatment, not a finding a row's condition
 # is about: "100% O2" is no carboxyhemoglobin "> 40%".
@@ -238,6 +247,9 @@ def _values(question: str) -> list[Value]:
         if side:
             number += _PAST if side.group(1) else -_PAST
         value = Value(number, kind, _acronym(text, match.start()))
+        named = _SCORE_GIVEN.search(question[max(0, match.start() - 40) : match.start()])
+        if kind == "score" and named:
+            value = replace(value, score=named.group(1).lower())
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
         values.append(value)
@@ -253,6 +265,32 @@ def _values(question: str) -> list[Value]:
                 number=values[position].number * scales[position],
             )
     return values
+
+
+# A score's name just before its value: "ABCD2 5", "CURB-65 score of 2", "NEWS2 is 6".
+_SCORE_GIVEN = re.compile(
+    rf"({NAME_WITH_DIGITS.pattern})(?:\s+score)?\s*(?:of|is|was|=|:)?\s*$", re.IGNORECASE
+)
+# The scores a text names: one with digits ("CURB-65") or a name before "score", "class" or
+# "index" ("TIMI Risk Score", "PSI class").
+SCORE_NAMES = re.compile(
+    rf"({NAME_WITH_DIGITS.pattern})"
+    r"|\b([A-Z][A-Za-z-]{2,})\s+(?i:risk\s+)?(?i:score|class|index)\b"
+)
+
+
+_NO_SCORE_NAMES = frozenset(
+    {"the", "total", "risk", "severity", "clinical", "this", "each", "final"}
+)
+
+
+def other_score(value: Value, text: str) -> bool:
+    """Whether `text` names scores and not the one `value` was given for: "ABCD2 5" is no
+    score of the TIMI table's "Score 5-7" rows."""
+    if not value.score:
+        return False
+    named = {(a or b).lower() for a, b in SCORE_NAMES.findall(text)} - _NO_SCORE_NAMES
+    return bool(named) and value.score not in named
 
 
 _SIDE = re.compile(
@@ -351,6 +389,8 @@ def compatible(value: Value, condition: Condition) -> bool:
     measurements ("ICP 26" is not compared with "SBP < 90")."""
     if value.label and condition.label and value.label != condition.label:
         return False
+    if value.measured and (condition.kind == "score" or not condition.kind):
+        return bool(value.label) and value.label == condition.label
     if value.label and condition.kind in ("age", "weight"):
         return False  # "MAP 80" is no age
     if not condition.kind:
