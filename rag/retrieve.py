@@ -436,17 +436,23 @@ def expand_sections(
 
 
 def _other_parts(hit: Hit, chunks: Sequence[Chunk], present: set[str]) -> list[Chunk]:
-    """The chunks of `hit`'s section that open with the table header `hit` opens with."""
+    """The chunks of `hit`'s section that open with the table header `hit` opens with, when
+    the table was cut into a few parts (TABLE_PARTS at most): a long reference table cut into
+    seven (IV agents for hypertensive emergency) would bury the answer."""
     header = hit.text.split("\n", 1)[0].strip()
     if not (header.startswith("|") and header.endswith("|")):
         return []
-    return [
+    parts = [
         chunk
         for chunk in chunks
-        if chunk.section == hit.section
-        and chunk.id not in present
-        and chunk.text.split("\n", 1)[0].strip() == header
+        if chunk.section == hit.section and chunk.text.split("\n", 1)[0].strip() == header
     ]
+    if len(parts) > TABLE_PARTS:
+        return []
+    return [chunk for chunk in parts if chunk.id not in present and chunk.id != hit.chunk_id]
+
+
+TABLE_PARTS = 3
 
 
 # ---------------------------------------------------------------------------------------------

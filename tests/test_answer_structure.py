@@ -334,6 +334,14 @@ def test_a_table_cut_into_parts_is_read_whole_below_the_top_passages():
         hits, lambda doc_id: chunks if doc_id == "dka" else [], top=1, per_hit=4
     )
     assert [h.chunk_id for h in expanded] == ["x#0", "dka#0", "dka#1"]
+    # A long reference table cut into many parts is not: it would bury the answer.
+    many = [
+        Chunk(f"iv#{n}", "iv", f"{header}| Drug {n} | - | - |", "HTN > IV agents", n, 6)
+        for n in range(6)
+    ]
+    hits[1] = Hit("iv#0", "iv", many[0].text, 1.0, 2, title="HTN", section="HTN > IV agents")
+    expanded = expand_sections(hits, lambda doc_id: many if doc_id == "iv" else [], top=1, per_hit=4)
+    assert [h.chunk_id for h in expanded] == ["x#0", "iv#0"]
 
 
 def test_a_score_given_with_its_name_picks_no_row_of_another_score():
