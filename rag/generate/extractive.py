@@ -224,13 +224,14 @@ class ExtractiveGenerator:
         given_score = [Value(float(added_up.total), "score")] if added_up is not None else []
         # The story of a score it adds up to gives measurements, none of them the score:
         # "RR 22, HR 98 ... NEWS2?" meets no "NEWS2 >= 7".
-        values = measured(added_up, question_values(question)) + given_score
+        story = measured(added_up, question_values(question))
+        values = story + given_score
         # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
         # question's values: it weighs the unit, and picks the rows and branches shown.
         fits = [
             0 if added_up is not None and unit.header and added_up.is_component(unit.header)
             # "3 in any single parameter" is read against the most one component scored.
-            else _value_match(values[:-1] + [Value(added_up.most, "score")], unit)
+            else _value_match(story + [Value(added_up.most, "score")], unit)
             if added_up is not None and _SINGLE_PARAMETER.search(unit.text)
             else _value_match(values, unit)
             for unit in units
@@ -536,7 +537,6 @@ class ExtractiveGenerator:
             )
             if flagged is not None and flagged not in also:
                 also = [*(also or [bottom]), flagged]
-        if added_up is not None:
             # The criteria that scored, under their table's header, after the best unit: the
             # working can be checked against them.
             scored = [

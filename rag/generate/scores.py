@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from rag.generate.values import NAME_WITH_DIGITS, Condition, Value, question_values
+from rag.generate.values import NAME_WITH_DIGITS, SCALE, Condition, Value, question_values
 from rag.generate.values import conditions as value_conditions
 from rag.index.lexical import american_spelling
 from rag.shorthand import alternatives, stems_with_full_forms
@@ -225,10 +225,6 @@ def with_whole_tables(
     return [replace(hit, rank=rank) for rank, hit in enumerate(whole, start=1)]
 
 
-# A scale a score has several of ("SpO₂ Scale 2"), as a question or a row names it.
-_SCALE = re.compile(r"\bscale\s*(\d)\b", re.IGNORECASE)
-
-
 def _with_component_tables(
     names: Sequence[str], hits: Sequence[Hit], chunks_of: Callable[[str], Sequence[Chunk]]
 ) -> list[Hit]:
@@ -247,11 +243,13 @@ def _with_component_tables(
     if not wanted:
         return list(hits)
     present = {hit.chunk_id for hit in hits}
+    read: set[str] = set()  # documents whose chunks were looked through
     out: list[Hit] = []
     for hit in hits:
         out.append(hit)
-        if hit.doc_id in {other.doc_id for other in out[:-1]}:
+        if hit.doc_id in read:
             continue
+        read.add(hit.doc_id)
         for chunk in chunks_of(hit.doc_id):
             if chunk.id in present:
                 continue
@@ -285,7 +283,7 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
             contexts.append(context)
             joined.extend(item for item in items if item not in joined)
     best: Tally | None = None
-    scale = _SCALE.search(question)
+    scale = SCALE.search(question)
     for (doc_id, section), (held, contexts, items) in tables.items():
         context = " ".join(contexts)
         said = [n for n in names if _names(context, n)]
@@ -294,12 +292,13 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
         if scale:
             # The scale the question names ("NEWS2 on scale 2") replaces the table's rows for
             # another ("SpO₂ Scale 1") by the rows of its own table in the same document.
-            items = [i for i in items if _SCALE.search(i.component) is None] + [
+            items = [i for i in items if SCALE.search(i.component) is None] + [
                 item
                 for (other_doc, other), (_, other_contexts, other_items) in tables.items()
                 if other_doc == doc_id and other != section
-                and re.search(
-                    rf"\bscale\s*{scale.group(1)}\b", " ".join(other_contexts), re.IGNORECASE
+                and any(
+                    named.group(1) == scale.group(1)
+                    for named in SCALE.finditer(" ".join(other_contexts))
                 )
                 for item in other_items
             ]

@@ -140,7 +140,7 @@ def _masked(text: str) -> str:
     risk", "5-year survival") is part of the name of what it measures, not a value; nor is a
     heading's or a step's number ("2. SGLT2 Inhibitors"), nor oxygen given ("on 100% O2")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
-    text = _NUMBERED_NAME.sub(lambda m: " " * len(m.group(0)), text)
+    text = SCALE.sub(lambda m: " " * len(m.group(0)), text)
     text = _OXYGEN_GIVEN.sub(lambda m: " " * len(m.group(0)), text)
     text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
     # A titer is its dilution: "1:1600" is 1600 (of kind titer), and meets "> 1:800".
@@ -155,8 +155,8 @@ def _masked(text: str) -> str:
 
 _TITER = re.compile(r"(?<![\d.:])1\s*:\s*(?=\d{2,})")
 # A scale with its number ("SpO₂ Scale 2" of NEWS2): the number says which scale, it is no
-# value.
-_NUMBERED_NAME = re.compile(r"\bscale\s*\d\b", re.IGNORECASE)
+# value (rag.generate.scores reads the scale a question names by it).
+SCALE = re.compile(r"\bscale\s*(\d)\b", re.IGNORECASE)
 _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
 # Oxygen given ("on 100% oxygen", "15 L O2") is a treatment, not a finding a row's condition
 # is about: "100% O2" is no carboxyhemoglobin "> 40%".
