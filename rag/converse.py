@@ -185,15 +185,19 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
     chosen: list[str] = []
 
     def take(question: str, limit: int) -> None:
-        taken = 0
+        # The drugs the turn names are kept whatever the limit: a story says last what it has
+        # settled on ("... so we're resorting to daily maintenance prednisolone").
+        found: list[str] = []
         for term in content_terms(question):
-            if taken >= limit:
-                break
-            if stem(term) in seen:
-                continue
-            seen.add(stem(term))
-            chosen.append(term)
-            taken += 1
+            if stem(term) not in seen and stem(term) not in map(stem, found):
+                found.append(term)
+        drugs = [term for term in found if DRUG_NAME.fullmatch(term.lower())]
+        room = max(0, limit - len(drugs))
+        kept = set(drugs) | set([term for term in found if term not in drugs][:room])
+        for term in found:
+            if term in kept:
+                seen.add(stem(term))
+                chosen.append(term)
 
     take(history[anchor].question, FIRST_TURN_MAX_TERMS)
     if anchor != len(history) - 1:
@@ -233,18 +237,31 @@ _GIVEN_VALUE = re.compile(
 _NAMED_SCALE = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*\d[A-Za-z0-9]*(?:-[A-Za-z]+)?\b")
 
 
+# An answer names a score or scale by giving it a value or calling it one ("The CURB-65 score
+# is the tool", "NEWS2 >= 7", "RCRI 3"); its other names with digits ("Anti-IL4 Receptor
+# Alpha: Dupilumab") are no score a follow-up refers to.
+_SCORED_NAME = re.compile(
+    rf"({_NAMED_SCALE.pattern})(?=\s*(?:score|scale|class|index|total|[:=≥≤<>]|(?:of |is )?\d))",
+    re.IGNORECASE,
+)
+
+
 def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
     """What a follow-up's "the score", "that dose" or "then" refers to, carried from the
     conversation: the named score or scale the last two turns are about (their most frequent
-    name with digits, "CURB-65") when the follow-up names none, and the values the last two
-    questions gave ("score 2") when the follow-up gives none of its own."""
+    name with digits, "CURB-65": any the questions name, those the answers give as a score)
+    when the follow-up names none, and the values the last two questions gave ("score 2")
+    when the follow-up gives none of its own."""
     carried: list[str] = []
     if not _NAMED_SCALE.search(question):
-        recent = " ".join(
-            f"{turn.question} {turn.standalone_question} {turn.answer}" for turn in history[-2:]
-        )
+        asked = " ".join(f"{turn.question} {turn.standalone_question}" for turn in history[-2:])
+        answered = " ".join(turn.answer for turn in history[-2:])
         # Two characters name a heart sound or a nerve root ("S3", "C5"), not a scale.
-        names = [name for name in _NAMED_SCALE.findall(recent) if len(name) > 2]
+        names = [
+            name
+            for name in [*_NAMED_SCALE.findall(asked), *_SCORED_NAME.findall(answered)]
+            if len(name) > 2
+        ]
         if names:
             counts: dict[str, int] = {}
             for name in names:

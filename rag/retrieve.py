@@ -19,6 +19,7 @@ kept (its best ones) and the freed places go to the next documents in line.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
@@ -432,20 +433,53 @@ def expand_sections(
             expanded.append(
                 replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
             )
-    return [replace(hit, rank=rank) for rank, hit in enumerate(expanded, start=1)]
+    return [
+        replace(hit, rank=rank, text=headed(hit.chunk_id, hit.text, chunks_of(hit.doc_id)))
+        for rank, hit in enumerate(expanded, start=1)
+    ]
+
+
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+def headed(chunk_id: str, text: str, chunks: Sequence[Chunk]) -> str:
+    """`text` (of chunk `chunk_id`, one of `chunks`, its document's) with the header of the
+    table it opens inside put back: a chunk that opens on table rows without a header row
+    continues a table the chunker cut after the header did not fit again ("| > 3 kg | > 38
+    weeks | 3.5-4.0 mm | 9-10 cm |" is read, and shown, under "Weight | Gestational Age | ETT
+    Internal Diameter | Insertion Depth (lip)"). The header is the one above the rows the
+    chunks before it in the same section end with."""
+    lines = text.split("\n", 2)
+    if not lines[0].lstrip().startswith("|") or (len(lines) > 1 and _TABLE_RULE.match(lines[1])):
+        return text
+    position = next((n for n, chunk in enumerate(chunks) if chunk.id == chunk_id), None)
+    if position is None:
+        return text
+    for previous in reversed(chunks[:position]):
+        rows = previous.text.rstrip().split("\n")
+        if previous.section != chunks[position].section or not rows[-1].lstrip().startswith("|"):
+            return text  # the table does not continue from the chunk before
+        for n in range(len(rows) - 1, 0, -1):
+            if not rows[n].lstrip().startswith("|"):
+                return text
+            if _TABLE_RULE.match(rows[n]):
+                return f"{rows[n - 1]}\n{rows[n]}\n{text}"
+    return text
 
 
 def _other_parts(hit: Hit, chunks: Sequence[Chunk], present: set[str]) -> list[Chunk]:
-    """The chunks of `hit`'s section that open with the table header `hit` opens with, when
-    the table was cut into a few parts (TABLE_PARTS at most): a long reference table cut into
-    seven (IV agents for hypertensive emergency) would bury the answer."""
-    header = hit.text.split("\n", 1)[0].strip()
+    """The chunks of `hit`'s section that open with the table header `hit` opens with (or
+    continue its table without one, see `headed`), when the table was cut into a few parts
+    (TABLE_PARTS at most): a long reference table cut into seven (IV agents for hypertensive
+    emergency) would bury the answer."""
+    header = headed(hit.chunk_id, hit.text, chunks).split("\n", 1)[0].strip()
     if not (header.startswith("|") and header.endswith("|")):
         return []
     parts = [
         chunk
         for chunk in chunks
-        if chunk.section == hit.section and chunk.text.split("\n", 1)[0].strip() == header
+        if chunk.section == hit.section
+        and headed(chunk.id, chunk.text, chunks).split("\n", 1)[0].strip() == header
     ]
     if len(parts) > TABLE_PARTS:
         return []

@@ -344,6 +344,31 @@ def test_a_table_cut_into_parts_is_read_whole_below_the_top_passages():
     assert [h.chunk_id for h in expanded] == ["x#0", "iv#0"]
 
 
+def test_a_table_part_cut_off_without_its_header_is_read_under_it():
+    """The chunker cut the ETT-size table after "1-2 kg" and, the header too long to repeat,
+    opened the next chunk on "| > 3 kg | ... | 9-10 cm |": for a 3.8 kg baby that row was
+    shown without its column names, and the bottom line gave the rows for < 1 and 1-2 kg."""
+    header = "| Weight | ETT Internal Diameter | Insertion Depth (lip) |\n|---|---|---|\n"
+    section = "NRP > Intubation > ETT Size"
+    chunks = [
+        Chunk("nrp#0", "nrp", "Intubate when PPV fails.", "NRP > Intubation", 0, 5),
+        Chunk("nrp#1", "nrp", f"{header}| < 1 kg | 2.5 mm | 6.5-7 cm |\n| 1-2 kg | 3.0 mm | 7-8 cm |", section, 1, 9),
+        Chunk("nrp#2", "nrp", "| 2-3 kg | 3.5 mm | 8-9 cm |\n| > 3 kg | 3.5-4.0 mm | 9-10 cm |\n\n- Each attempt within 30 seconds.", section, 2, 9),
+    ]  # fmt: skip
+    hits = [
+        Hit(c.id, "nrp", c.text, 1.0 / (n + 1), n + 1, title="NRP", section=c.section)
+        for n, c in enumerate([chunks[1], chunks[2]])
+    ]
+    expanded = expand_sections(hits, lambda doc_id: chunks, top=2, per_hit=4)
+    assert expanded[1].text.startswith(header + "| 2-3 kg |")
+    cited = answer("Term baby, 3.8 kg. Which tube size, and how deep at the lips?", expanded)
+    assert "3.5-4.0 mm" in cited.bottom_line and "9-10 cm" in cited.bottom_line
+    assert "2.5 mm" not in cited.bottom_line
+    # The table is shown once, whole, in its order, under its header.
+    rows = [line for line in cited.answer.splitlines() if line.startswith("| ") and "kg" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| < 1 kg", "| 1-2 kg", "| 2-3 kg", "| > 3 kg"]
+
+
 def test_a_score_given_with_its_name_picks_no_row_of_another_score():
     """ "High-risk TIA, ABCD2 5" gives ABCD2 a 5: the TIMI score's "5-7" rows are not this
     patient's; the ABCD2 rows and a row naming no score are compared as before."""
@@ -571,6 +596,43 @@ def test_a_value_given_for_one_measurement_does_not_meet_another_measurements_co
     )
     assert "Initiate ICP-lowering therapy" in cited.bottom_line
     assert "Age > 40" not in cited.bottom_line
+
+
+DKA_INSULIN = """\
+### Insulin Infusion
+- Fixed-rate infusion: 0.1 units/kg per hour of regular insulin.
+- A 0.1 units/kg IV bolus may be given before starting the infusion if it will be delayed.
+
+### Dose Reduction When Glucose < 250 mg/dL
+- Reduce infusion rate to 0.05 units/kg per hour.
+- Add 5-10% dextrose to IV fluids to prevent hypoglycemia.
+"""
+
+
+def test_a_laboratory_value_is_read_only_against_its_own_measurements_condition():
+    # A pH of 7.12 is no glucose: "Glucose < 250 mg/dL" is not met by it, and the glucose of
+    # 540 contradicts it.
+    values = question_values("DKA, 80 kg, pH 7.12, glucose 540. Insulin rate?")
+    assert match(values, "Dose Reduction When Glucose < 250 mg/dL") == -1
+    assert match(question_values("pH 7.12"), "Glucose < 250 mg/dL") == 0
+    assert match(question_values("K 5.4, pH 7.29"), "K+ < 3.3 mEq/L: hold insulin") == -1
+    assert match(question_values("corrected Ca 2.02 mmol/L"), "if calcium < 2.1 mmol/L") == 1
+    # Vitamin K is a drug, not potassium; an INR is not its dose.
+    assert match(question_values("INR 9, no bleeding"), "Vitamin K 2.5-5 mg orally") == 0
+    cited = answer(
+        "DKA, 80 kg, pH 7.12, glucose 540. What insulin rate do I start?",
+        [hit("dka", DKA_INSULIN, 1, title="DKA and HHS", section="Insulin Therapy")],
+    )
+    assert "0.1 units/kg per hour" in cited.bottom_line
+    assert "0.05 units/kg" not in cited.bottom_line
+
+
+def test_years_counted_since_a_diagnosis_are_no_age():
+    # "T2DM for 20 years" is how long, not how old: an 81-year-old meets no "Age <= 75" row.
+    values = question_values("81F, T2DM for 20 years, no ASCVD, LDL 84. Stop the statin?")
+    assert match(values, "Age <= 75 years: initiate high-intensity statin") == -1
+    assert match(values, "Age > 75 years, already on a statin: continue") == 1
+    assert match(question_values("smoked for 30 years"), "Age >= 20 years") == 0
 
 
 def test_a_scores_rows_are_read_against_the_score_not_the_other_numbers_of_the_story():

@@ -400,3 +400,19 @@ def test_a_heart_sound_in_the_answer_is_no_score_the_follow_up_carries() -> None
     )
     standalone = condense_deterministic("And his cardiac risk with that score?", [rcri])
     assert "S3" not in standalone and "rcri" in standalone.lower(), standalone
+
+
+def test_the_drug_a_story_settles_on_and_no_drug_name_of_the_answer_are_carried() -> None:
+    """The story named its drug last, past the context's word limit, and the answer's
+    "Anti-IL4 Receptor Alpha" (a name with a digit, but no score) was carried instead: the
+    follow-up's "what dose should I stay under?" was answered with dupilumab's dose."""
+    turn = Turn(
+        "Severe eosinophilic asthma, two biologics have failed and she keeps needing rescue "
+        "pred, so we're resorting to daily maintenance prednisolone.",
+        "Anti-IL4 Receptor Alpha: Dupilumab, loading dose 400 mg SC [1].",
+    )
+    standalone = condense_deterministic(
+        "What dose should I try to stay under, and what protective measures go alongside it?",
+        [turn],
+    )
+    assert "prednisolone" in standalone and "IL4" not in standalone, standalone

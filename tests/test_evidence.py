@@ -821,6 +821,16 @@ def test_a_dose_offered_as_a_choice_is_asked_about_without_the_word_dose():
     assert not [name for name in measured if "asked about" in name], measured
 
 
+def test_a_dose_offered_with_its_drug_is_named_with_the_drug():
+    """"Start labetalol 100 mg or labetalol 200 mg twice daily?" was told the sources do not
+    address "the 200 mg dose asked about": 200 mg of what, the reader had to work out."""
+    labetalol = Hit("l", "htn", "Labetalol: 200-800 mg/day in 2 divided doses.", 1.0, 1)
+    question = "Chronic hypertension at 12 weeks' gestation. Start labetalol 100 mg or labetalol 200 mg twice daily?"  # fmt: skip
+    missing = missing_facets(question, [labetalol])
+    assert "the labetalol 100 mg dose asked about" in missing, missing
+    assert "the labetalol 200 mg dose asked about" in missing, missing
+
+
 def test_nursing_home_residents_and_men_asked_about_are_populations():
     cap = Hit("c", "cap", "Inpatient nonsevere CAP: beta-lactam plus macrolide.", 1.0, 1)
     nursing = "Nursing home resident with CAP on the ward, no MRSA risk. Standard regimen or broader?"
@@ -1042,3 +1052,34 @@ def test_who_asks_and_a_narrower_word_for_what_the_passage_says_are_not_named_as
     from rag.shorthand import alternatives
 
     assert alternatives("angio") == "angiography"
+
+
+def test_a_term_of_a_hyphenated_name_is_named_whole():
+    """"No indexed source mentions 'Ganz'" named half of "Swan-Ganz", and "do not mention
+    'EUS'" half of "EUS-guided coil injection": the reader is told the whole name."""
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    tips = Hit("t", "liver", "Gastric varices bleeding despite cyanoacrylate: consider TIPS.", 1.0, 1)
+    question = "Fundal varix still oozing after cyanoacrylate. Is EUS-guided coil injection a next step before TIPS?"  # fmt: skip
+    assert grade_evidence(question, None, [tips], direct_score=1.3).unmentioned == (
+        "EUS-guided coil",
+    )
+    shock = Hit("s", "stemi", "Cardiogenic shock: consider an IABP or Impella.", 1.0, 1)
+    asked = "Cardiogenic shock on norepinephrine. Should a pulmonary artery catheter (Swan-Ganz) guide therapy?"  # fmt: skip
+    coverage = Coverage(0.5, 0.6, ("ganz",), ("Ganz",), False)
+    evidence = grade_evidence(asked, coverage, [shock], direct_score=1.3)
+    assert "'Swan-Ganz'" in evidence.statement(), evidence.statement()
+
+
+def test_a_time_offered_in_words_is_asked_about_and_met_in_digits():
+    """"Should ferritin and TSAT be rechecked at twelve weeks?" and "Continue it for twelve
+    months and then review, or for life?" offer a time in words: a passage must state it (as
+    "12 weeks" or in words) for the answer to be direct."""
+    recheck = "HFrEF, IV ferric carboxymaltose given. Should ferritin and TSAT be rechecked at twelve weeks?"  # fmt: skip
+    iron = Hit("i", "hf", "IV iron improves symptoms in HFrEF with iron deficiency.", 1.0, 1)
+    assert "the twelve weeks asked about" in missing_facets(recheck, [iron])
+    stated = Hit("s", "hf", "Recheck ferritin and TSAT 12 weeks after IV iron.", 1.0, 1)
+    assert "the twelve weeks asked about" not in missing_facets(recheck, [stated])
+    rifaximin = "HE on lactulose, rifaximin added. Continue it for twelve months and then review, or for life?"  # fmt: skip
+    assert "the twelve months asked about" in question_facets(rifaximin)

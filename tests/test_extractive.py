@@ -477,6 +477,15 @@ def test_a_question_asking_whether_is_read_as_a_decision():
     assert answer_type("Postpartum, EPDS 18. OK to start sertraline and review in 2 weeks?") == "decision"
 
 
+def test_a_follow_up_asking_where_to_start_or_how_it_is_dosed_asks_for_a_dose():
+    """"We've settled on paroxetine." then "What do I start at, and what's the ceiling?" was
+    answered with escitalopram's adolescent dose: the question was not read as asking for a
+    dose, so the drug the conversation named did not pick the row."""
+    assert answer_type("What do I start at, and what's the ceiling?") == "dose"
+    assert answer_type("Is there a single inhaler that does all three, and how is it dosed?") == "dose"
+    assert answer_type("Where do we start with rehab?") != "dose"
+
+
 def test_a_question_asking_which_drug_is_answered_by_the_line_naming_one(real_embedder):
     """"asthmatic planning a pregnancy - which inhaled steroid has the most safety data?" was
     answered "Active management of asthma during pregnancy is strongly recommended"."""

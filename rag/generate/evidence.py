@@ -183,7 +183,7 @@ _DOSE_KIND = re.compile(
 _WEIGHT_DOSE = re.compile(r"\d\s*(?:mg|mcg|µg|g|units?|iu|ml)/kg\b")
 _WANTS_DURATION = re.compile(
     r"\b(?:how long|duration|how many (?:days|weeks|months|years|hours)|for how many|"
-    r"lifelong|indefinitely|number of (?:days|weeks|months|years))\b"
+    r"lifelong|for life|indefinitely|number of (?:days|weeks|months|years))\b"
 )
 # "in mL/year", "in mmol/L per hour": a unit of measure the question asks its value in.
 _ASKED_UNIT = re.compile(
@@ -203,9 +203,21 @@ _BARE_CHOICE = re.compile(
 )
 # A clause asking yes or no of an amount it offers: "Is it 100 mg SC daily, and for how many
 # days?", "is 7 days of twice daily readings the right protocol?"
-_OFFERING_CLAUSE = re.compile(r"^(?:so |and |but )?(?:is it|is that|should it be|would it be|is)\b", re.IGNORECASE)
+_OFFERING_CLAUSE = re.compile(
+    r"^(?:so |and |but )?(?:is it|is that|should it be|would it be|is|should|can|could|do|does)\b",
+    re.IGNORECASE,
+)
 _WANTS_TIME = re.compile(r"\b(?:when|how soon|how often|how frequently|timing)\b")
-_TIME_AMOUNT = re.compile(r"\b\d+(?:\.\d+)?\s*(?:hours?|days?|weeks?|months?|years?)\b")
+# Numbers a question may write as words ("at twelve weeks", "for five years").
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "eighteen": 18, "twenty": 20,
+    "twenty-four": 24, "thirty": 30, "forty-eight": 48, "sixty": 60, "ninety": 90,
+}  # fmt: skip
+_NUMBER_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+_TIME_AMOUNT = re.compile(
+    rf"\b(?:\d+(?:\.\d+)?|{_NUMBER_WORD})\s*(?:hours?|days?|weeks?|months?|years?)\b"
+)
 _DURATION = re.compile(
     r"\b\d+(?:\s*(?:-|–|to|or)\s*\d+)?\s*(?:days?|weeks?|wk|months?|years?|hours?|h|hrs?)\b|"
     r"\b(?:indefinite(?:ly)?|lifelong|long-term|until)\b"
@@ -442,12 +454,21 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         ]
     times = _TIME_AMOUNT.findall(offering)
     if _WANTS_DURATION.search(asking) or _WANTS_TIME.search(asking):
-        times = _TIME_AMOUNT.findall(last_clauses) + times
+        # Any clause of a sentence asking how long may offer one ("Continue it for twelve
+        # months and then review, or for life?").
+        asked_clauses = " ".join(clause for split in clauses for clause in split)
+        times = _TIME_AMOUNT.findall(asked_clauses) + times
     offered += [(value, "") for value in dict.fromkeys(times)]
     for value, noun in offered:
-        number, unit = re.fullmatch(r"([\d.,]+)\s*(.*)", value).groups()
-        pattern = rf"(?<![\d.]){re.escape(number)}\s*{re.escape(unit[:3].lower())}"
-        facets[f"the {number} {unit}{noun} asked about"] = re.compile(pattern)
+        number, unit = re.fullmatch(rf"([\d.,]+|{_NUMBER_WORD})\s*(.*)", value).groups()
+        # "twelve weeks" is stated as "12 weeks" as well.
+        written = rf"(?:{number}|{_NUMBER_WORDS[number]})" if number in _NUMBER_WORDS else re.escape(number)
+        pattern = rf"(?<![\d.]){written}\s*{re.escape(unit[:3].lower())}"
+        # The drug the amount is offered for names it ("labetalol 100 mg or labetalol 200
+        # mg?"): "the labetalol 200 mg dose asked about", not a bare "200 mg" of no drug.
+        drug = re.search(rf"({DRUG_NAME.pattern})\s+{re.escape(value.lower())}", asking)
+        amount = f"{drug.group(1)} {number} {unit}" if drug else f"{number} {unit}"
+        facets[f"the {amount}{noun} asked about"] = re.compile(pattern)
     return facets
 
 
@@ -485,6 +506,9 @@ def lists_components(score: str, hit: Hit) -> bool:
     return items >= MIN_COMPONENTS
 
 
+_NAMED_AMOUNT = re.compile(rf"^(?:{DRUG_NAME.pattern})\s+")
+
+
 def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
     """The facets of `question` that no cited passage states."""
     text = "\n".join(f"{hit.title}\n{hit.section}\n{hit.text}" for hit in cited).lower()
@@ -517,7 +541,9 @@ def missing_facets(question: str, cited: Sequence[Hit]) -> tuple[str, ...]:
         dose = _dose_named(question, facets)
         offered = [name for name in missing if name.endswith(" dose asked about")]
         if offered:  # "a levetiracetam dose of 500 mg"
-            dose = f"{dose} of {offered[0].removeprefix('the ').removesuffix(' dose asked about')}"
+            amount = offered[0].removeprefix("the ").removesuffix(" dose asked about")
+            amount = _NAMED_AMOUNT.sub("", amount)  # the drug is named once, in `dose`
+            dose = f"{dose} of {amount}"
         missing[missing.index("a dose")] = dose
         missing = [name for name in missing if name not in dose.split() and name not in offered]
     return tuple(missing)
@@ -751,12 +777,28 @@ def never_indexed(question: str, is_unindexed: Callable[[str], bool]) -> list[st
     return terms[:2]
 
 
+# What a hyphen joins to a name without being part of it ("post-SAH", "non-HDL").
+_PREFIXES = r"(?i:post|pre|non|anti|peri|intra|inter|sub|semi|co|re|mid|high|low|new|early|late)"
+
+
 def _with_noun(word: str, question: str) -> str:
     """`word` with the noun it qualifies when it is an adjective ("obeticholic acid"), and with
     the number its name carries ("COVID-19", not "COVID")."""
     numbered = re.search(rf"\b{re.escape(word)}-\d+\b", question)
     if numbered:
         return numbered.group(0)
+    # A word of a hyphenated name is named with the whole of it ("Swan-Ganz", not "Ganz"),
+    # and a name ending in a participle with what it qualifies ("EUS-guided coil").
+    compound = re.search(
+        rf"(?<![\w-])(?:(?!{_PREFIXES}-)[A-Za-z0-9]+-)*{re.escape(word)}(?:-[A-Za-z0-9]+)*(?![\w-])",
+        question,
+    )
+    if compound and "-" in compound.group(0) and compound.group(0) != word:
+        whole = compound.group(0)
+        following = re.match(r"\s+([a-z]{3,})\b", question[compound.end() :])
+        if whole.endswith("ed") and following and following.group(1) not in STOPWORDS:
+            return f"{whole} {following.group(1)}"
+        return whole
     if not _ADJECTIVE_ENDING.search(word):
         return word
     following = re.search(rf"\b{re.escape(word)}\s+([a-z]{{3,}})\b", question)

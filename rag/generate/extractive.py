@@ -698,7 +698,8 @@ _WANTS_LIST = re.compile(
 )
 # What kind of answer a question asks for, and what a unit giving one contains.
 _ASKS_DOSE = re.compile(
-    r"\b(?:dose|doses|dosing|dosage|how much|mg|regimen|(?:starting|initial|infusion) rate|"
+    r"\b(?:dose|doses|dosed|dosing|dosage|how much|mg|regimen|(?:starting|initial|infusion) rate|"
+    r"(?:what|which) (?:\w+ )?(?:do|should) (?:i|we) start (?:at|on)|"
     r"titrat(?:e|ed|ion)|(?:which|what) (?:\w+ )?(?:antibiotics?|"
     r"drugs?|medications?|medicines?|agents?|inhalers?|antiplatelets?|anticoagulants?)|"
     r"empiric(?:al)? (?:antibiotics?|antimicrobials?|therapy|treatment|regimen|coverage))\b",
@@ -2103,12 +2104,22 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
     # citing its own passage.
     tables: dict[object, list[tuple[Sequence[str], int]]] = {}
     leads: dict[object, str] = {}
+    # A row also shown with the whole part of the table it is in is shown there, once, in
+    # the table's order.
+    in_tables = {
+        (tuple(row.split(" | ")), unit.passage)
+        for unit in units
+        if unit.kind == "table"
+        for row in unit.children
+    }
     # The part under the table's intro opens it, wherever the chunker put it.
     for unit in sorted(units, key=lambda unit: not unit.lead):
         if unit.kind in ("row", "table"):
             leads.setdefault(_table_key(unit), unit.lead)
             rows = (
                 [unit.cells]
+                if unit.kind == "row" and (unit.cells, unit.passage) not in in_tables
+                else []
                 if unit.kind == "row"
                 else [tuple(row.split(" | ")) for row in unit.children]
             )

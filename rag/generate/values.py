@@ -58,6 +58,14 @@ _KINDS = (
             re.IGNORECASE,
         ),
     ),
+    # A level in the blood ("250 mg/dL", "3.3 mEq/L"), not an amount given.
+    (
+        "concentration",
+        re.compile(
+            r"^\s*(?:mg|g|mcg|µg|ng|pg|mmol|µmol|umol|meq|iu|units?)\s*/\s*(?:dl|l|ml)\b",
+            re.IGNORECASE,
+        ),
+    ),
     ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.IGNORECASE)),
     ("temperature", re.compile(r"^\s*°", re.IGNORECASE)),
     ("percentile", re.compile(r"^\s*(?:st|nd|rd|th)?\s+percentile\b", re.IGNORECASE)),
@@ -89,9 +97,62 @@ _ACRONYM_BEFORE = re.compile(
 )
 
 
-def _acronym(text: str, start: int) -> str:
+# Laboratory measurements by the names a question or a row gives them ("glucose 540", "pH
+# 7.12", "K 5.4", "Glucose < 250 mg/dL", "plasma glucose falls below 250"): a pH is no glucose,
+# though "< 250 mg/dL" and a bare 7.12 would otherwise be compared. Each name maps to one label.
+_LABS = {
+    "glucose": ("glucose", "blood glucose", "plasma glucose", "blood sugar", "sugar", "bg", "bgl"),
+    "ph": ("ph",),
+    "potassium": ("potassium", "k", "k+"),
+    "sodium": ("sodium", "na", "na+"),
+    "creatinine": ("creatinine", "creat", "cr", "scr"),
+    "bicarbonate": ("bicarbonate", "bicarb", "hco3", "hco3-"),
+    "lactate": ("lactate", "lactic acid"),
+    "hemoglobin": ("hemoglobin", "haemoglobin", "hb", "hgb"),
+    "platelets": ("platelets", "platelet count", "platelet", "plt", "plts"),
+    "inr": ("inr",),
+    "troponin": ("troponin", "trop", "hs-ctn", "ctn"),
+    "bilirubin": ("bilirubin", "bili"),
+    "albumin": ("albumin",),
+    "urate": ("urate", "serum urate", "uric acid", "su"),
+    "calcium": ("calcium", "corrected calcium", "corrected ca", "ca"),
+    "magnesium": ("magnesium",),
+    "phosphate": ("phosphate",),
+    "lipase": ("lipase",),
+    "ferritin": ("ferritin",),
+    "wbc": ("wbc", "white cell count", "white count"),
+    "crp": ("crp", "hs-crp"),
+    "ldl": ("ldl", "ldl-c"),
+    "hdl": ("hdl", "hdl-c"),
+    "triglycerides": ("triglycerides", "tg"),
+    "tsh": ("tsh",),
+    "bnp": ("bnp", "nt-probnp"),
+    "hba1c": ("hba1c", "a1c"),
+    "ketones": ("ketones", "beta-hydroxybutyrate", "β-hydroxybutyrate", "bhb"),
+    "anion gap": ("anion gap",),
+    "osmolality": ("osmolality", "osm"),
+}
+_LAB_LABEL = {name: label for label, names in _LABS.items() for name in names}
+LAB_LABELS = frozenset(_LABS)
+_LAB_BEFORE = re.compile(
+    r"(?<![\w+-])(?<!vitamin )("
+    + "|".join(re.escape(name) for name in sorted(_LAB_LABEL, key=len, reverse=True))
+    + r")(?![\w+])(?:\s+(?:levels?|concentration|value))?"
+    r"(?:\s+(?:is|was|of|now|still|falls?|fell|rises?|rose|remains?|drops?|dropped))*"
+    r"\s*(?:[:=|]\s*)?$",
+    re.IGNORECASE,
+)
+
+
+def _acronym(text: str, start: int, original: str | None = None) -> str:
+    """The label a number at `start` is given with: the acronym just before it ("ICP 26"), or
+    the laboratory measurement ("glucose 540", "K 5.4"; read in the `original` text, whose
+    names' digits are not masked: "HCO3 6"), as one label per measurement."""
     match = _ACRONYM_BEFORE.search(text[max(0, start - 16) : start])
-    return match.group(1) if match else ""
+    if match:
+        return _LAB_LABEL.get(match.group(1).lower(), match.group(1))
+    lab = _LAB_BEFORE.search((original or text)[max(0, start - 40) : start])
+    return _LAB_LABEL[lab.group(1).lower()] if lab else ""
 
 
 @dataclass(frozen=True)
@@ -182,10 +243,25 @@ def _in_hours(number: float, kind: str, text: str, end: int) -> float:
     return number * next((scale for unit, scale in _TIME_UNITS if unit.match(after)), 1.0)
 
 
+# Years counted since something, not a person's age: "T2DM for 20 years", "over the past 3
+# years", "a decade or 10 years ago".
+_YEARS_COUNTED = re.compile(
+    r"\b(?:for|over|past|last|since|within|after)\s+(?:the\s+)?(?:past\s+|last\s+)?"
+    r"(?:at least\s+|up to\s+|more than\s+)?$"
+    r"|^\s*years?\s+(?:ago|since|before|after|of)\b",
+    re.IGNORECASE,
+)
+
+
 def _kind(text: str, start: int, end: int) -> str:
     after = text[end : end + 14]
     for kind, pattern in _KINDS:
         if pattern.match(after):
+            if kind == "age" and (
+                _YEARS_COUNTED.search(text[max(0, start - 24) : start])
+                or _YEARS_COUNTED.match(after)
+            ):
+                return "time"
             return kind
     before = re.sub(
         r"(?:≥|>=|≤|<=|>|<|=|at least|more than|less than)\s*$",
@@ -246,7 +322,7 @@ def _values(question: str) -> list[Value]:
         side = _SIDE.search(text[max(0, match.start() - 24) : match.start()])
         if side:
             number += _PAST if side.group(1) else -_PAST
-        value = Value(number, kind, _acronym(text, match.start()))
+        value = Value(number, kind, _acronym(text, match.start(), question))
         named = _SCORE_GIVEN.search(question[max(0, match.start() - 40) : match.start()])
         if kind == "score" and named:
             value = replace(value, score=named.group(1).lower())
@@ -317,6 +393,7 @@ _TARGET = re.compile(
 def conditions(text: str) -> list[Condition]:
     """The numeric conditions `text` states: ranges, comparisons, "65 or older", bare numbers;
     not a target to reach ("Maintain BP < 180/105")."""
+    original = text
     text = _TARGET.sub(lambda m: " " * len(m.group(0)), _masked(text))
     found: list[Condition] = []
     taken: list[tuple[int, int]] = []
@@ -329,7 +406,7 @@ def conditions(text: str) -> list[Condition]:
         if low <= high:
             kind = _kind(text, match.start(), match.end())
             low, high = (_in_hours(bound, kind, text, match.end()) for bound in (low, high))
-            found.append(Condition(low, high, kind, label=_acronym(text, match.start())))
+            found.append(Condition(low, high, kind, label=_acronym(text, match.start(), original)))
             taken.append(match.span())
     for pattern, open_high in ((_OR_MORE, True), (_OR_LESS, False)):
         for match in pattern.finditer(text):
@@ -346,7 +423,7 @@ def conditions(text: str) -> list[Condition]:
         kind = _kind(text, match.start(2), match.end(2))
         sign = match.group(1).lower()
         number = _in_hours(_number(match.group(2)), kind, text, match.end(2))
-        label = _acronym(text, match.start())
+        label = _acronym(text, match.start(), original)
         if sign in ("≥", ">=", "at least"):
             found.append(Condition(number, None, kind, label=label))
         elif sign in (">", "more than", "over", "above"):
@@ -362,7 +439,7 @@ def conditions(text: str) -> list[Condition]:
         if free(*match.span()) and not text[max(0, match.start() - 1) : match.start()].isalpha():
             kind = _kind(text, match.start(), match.end())
             number = _in_hours(_number(match.group(1)), kind, text, match.end())
-            found.append(Condition(number, number, kind, label=_acronym(text, match.start())))
+            found.append(Condition(number, number, kind, label=_acronym(text, match.start(), original)))
     return found
 
 
@@ -378,7 +455,10 @@ def names_number(text: str, number: float) -> bool:
 # describe an example patient.
 _OF_THE_PATIENT = frozenset({"age", "weight", "percent"})
 _PHYSICAL = frozenset(
-    {"age", "weight", "kidney", "percent", "pressure", "time", "dose", "temperature", "rate", "titer"}
+    {
+        "age", "weight", "kidney", "percent", "pressure", "time", "dose", "concentration",
+        "temperature", "rate", "titer",
+    }
 )
 
 
@@ -393,6 +473,8 @@ def compatible(value: Value, condition: Condition) -> bool:
         return bool(value.label) and value.label == condition.label
     if value.label and condition.kind in ("age", "weight"):
         return False  # "MAP 80" is no age
+    if value.label in LAB_LABELS and condition.kind == "dose":
+        return False  # "INR 9" is no dose of vitamin K
     if not condition.kind:
         return value.kind not in _PHYSICAL
     if condition.kind == "time":
@@ -455,7 +537,8 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
     kinds = {v.kind for v in values}
     # A score's rows ("HEART Score 0-3") are read against the score the question gives ("HEART
     # 9", "score of 2"), not against its other bare numbers ("1.5 mm ST depression").
-    scores = [v for v in values if v.kind == "score" or v.label]
+    # (A laboratory value, "glucose 540", is no score.)
+    scores = [v for v in values if v.kind == "score" or (v.label and v.label not in LAB_LABELS)]
     # A condition of a kind the question gives a value of ("12%" for ">= 20%") is compared
     # with that value, not with a value of no stated kind ("LDL 130"); a condition of no
     # stated kind ("GBS >= 2") is compared with the question's score.
