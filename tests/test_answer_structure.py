@@ -617,6 +617,9 @@ def test_a_laboratory_value_is_read_only_against_its_own_measurements_condition(
     assert match(question_values("pH 7.12"), "Glucose < 250 mg/dL") == 0
     assert match(question_values("K 5.4, pH 7.29"), "K+ < 3.3 mEq/L: hold insulin") == -1
     assert match(question_values("corrected Ca 2.02 mmol/L"), "if calcium < 2.1 mmol/L") == 1
+    # A laboratory condition is met by that measurement only: a "30-a-day" smoker has no
+    # potassium of 30.
+    assert match(question_values("30-a-day smoker"), "Avoid if baseline K+ > 5.0 mEq/L") == 0
     # Vitamin K is a drug, not potassium; an INR is not its dose.
     assert match(question_values("INR 9, no bleeding"), "Vitamin K 2.5-5 mg orally") == 0
     cited = answer(

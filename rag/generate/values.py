@@ -475,6 +475,10 @@ def compatible(value: Value, condition: Condition) -> bool:
         return False  # "MAP 80" is no age
     if value.label in LAB_LABELS and condition.kind == "dose":
         return False  # "INR 9" is no dose of vitamin K
+    if condition.label in LAB_LABELS and value.label != condition.label:
+        # A laboratory condition ("K+ > 5.0 mEq/L") is met by that measurement only, or by a
+        # value given in its unit: a "30-a-day" smoker has no potassium of 30.
+        return value.kind == condition.kind
     if not condition.kind:
         return value.kind not in _PHYSICAL
     if condition.kind == "time":
