@@ -188,9 +188,12 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
         # The drugs the turn names are kept whatever the limit: a story says last what it has
         # settled on ("... so we're resorting to daily maintenance prednisolone").
         found: list[str] = []
+        found_stems: set[str] = set()
         for term in content_terms(question):
-            if stem(term) not in seen and stem(term) not in map(stem, found):
+            term_stem = stem(term)
+            if term_stem not in seen and term_stem not in found_stems:
                 found.append(term)
+                found_stems.add(term_stem)
         drugs = [term for term in found if DRUG_NAME.fullmatch(term.lower())]
         room = max(0, limit - len(drugs))
         kept = set(drugs) | set([term for term in found if term not in drugs][:room])

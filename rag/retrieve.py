@@ -433,13 +433,28 @@ def expand_sections(
             expanded.append(
                 replace(hit, chunk_id=chunk.id, text=chunk.text, section=chunk.section)
             )
+    # (The document's chunks are read only for a passage that opens inside a table.)
     return [
-        replace(hit, rank=rank, text=headed(hit.chunk_id, hit.text, chunks_of(hit.doc_id)))
+        replace(
+            hit,
+            rank=rank,
+            text=headed(hit.chunk_id, hit.text, chunks_of(hit.doc_id))
+            if _opens_inside_table(hit.text)
+            else hit.text,
+        )
         for rank, hit in enumerate(expanded, start=1)
     ]
 
 
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+def _opens_inside_table(text: str) -> bool:
+    """Whether `text` opens on table rows with no header row above them."""
+    lines = text.split("\n", 2)
+    return lines[0].lstrip().startswith("|") and not (
+        len(lines) > 1 and _TABLE_RULE.match(lines[1])
+    )
 
 
 def headed(chunk_id: str, text: str, chunks: Sequence[Chunk]) -> str:
@@ -449,8 +464,7 @@ def headed(chunk_id: str, text: str, chunks: Sequence[Chunk]) -> str:
     weeks | 3.5-4.0 mm | 9-10 cm |" is read, and shown, under "Weight | Gestational Age | ETT
     Internal Diameter | Insertion Depth (lip)"). The header is the one above the rows the
     chunks before it in the same section end with."""
-    lines = text.split("\n", 2)
-    if not lines[0].lstrip().startswith("|") or (len(lines) > 1 and _TABLE_RULE.match(lines[1])):
+    if not _opens_inside_table(text):
         return text
     position = next((n for n, chunk in enumerate(chunks) if chunk.id == chunk_id), None)
     if position is None:

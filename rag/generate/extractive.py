@@ -2116,13 +2116,12 @@ def _block(units: Sequence[Unit], adapt: Any) -> str:
     for unit in sorted(units, key=lambda unit: not unit.lead):
         if unit.kind in ("row", "table"):
             leads.setdefault(_table_key(unit), unit.lead)
-            rows = (
-                [unit.cells]
-                if unit.kind == "row" and (unit.cells, unit.passage) not in in_tables
-                else []
-                if unit.kind == "row"
-                else [tuple(row.split(" | ")) for row in unit.children]
-            )
+            if unit.kind == "table":
+                rows = [tuple(row.split(" | ")) for row in unit.children]
+            elif (unit.cells, unit.passage) in in_tables:
+                rows = []
+            else:
+                rows = [unit.cells]
             tables.setdefault(_table_key(unit), []).extend((row, unit.passage) for row in rows)
     for unit in units:
         n = unit.passage

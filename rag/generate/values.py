@@ -144,7 +144,7 @@ _LAB_BEFORE = re.compile(
 )
 
 
-def _acronym(text: str, start: int, original: str | None = None) -> str:
+def _label(text: str, start: int, original: str | None = None) -> str:
     """The label a number at `start` is given with: the acronym just before it ("ICP 26"), or
     the laboratory measurement ("glucose 540", "K 5.4"; read in the `original` text, whose
     names' digits are not masked: "HCO3 6"), as one label per measurement."""
@@ -322,7 +322,7 @@ def _values(question: str) -> list[Value]:
         side = _SIDE.search(text[max(0, match.start() - 24) : match.start()])
         if side:
             number += _PAST if side.group(1) else -_PAST
-        value = Value(number, kind, _acronym(text, match.start(), question))
+        value = Value(number, kind, _label(text, match.start(), question))
         named = _SCORE_GIVEN.search(question[max(0, match.start() - 40) : match.start()])
         if kind == "score" and named:
             value = replace(value, score=named.group(1).lower())
@@ -406,7 +406,7 @@ def conditions(text: str) -> list[Condition]:
         if low <= high:
             kind = _kind(text, match.start(), match.end())
             low, high = (_in_hours(bound, kind, text, match.end()) for bound in (low, high))
-            found.append(Condition(low, high, kind, label=_acronym(text, match.start(), original)))
+            found.append(Condition(low, high, kind, label=_label(text, match.start(), original)))
             taken.append(match.span())
     for pattern, open_high in ((_OR_MORE, True), (_OR_LESS, False)):
         for match in pattern.finditer(text):
@@ -423,7 +423,7 @@ def conditions(text: str) -> list[Condition]:
         kind = _kind(text, match.start(2), match.end(2))
         sign = match.group(1).lower()
         number = _in_hours(_number(match.group(2)), kind, text, match.end(2))
-        label = _acronym(text, match.start(), original)
+        label = _label(text, match.start(), original)
         if sign in ("≥", ">=", "at least"):
             found.append(Condition(number, None, kind, label=label))
         elif sign in (">", "more than", "over", "above"):
@@ -439,7 +439,7 @@ def conditions(text: str) -> list[Condition]:
         if free(*match.span()) and not text[max(0, match.start() - 1) : match.start()].isalpha():
             kind = _kind(text, match.start(), match.end())
             number = _in_hours(_number(match.group(1)), kind, text, match.end())
-            found.append(Condition(number, number, kind, label=_acronym(text, match.start(), original)))
+            found.append(Condition(number, number, kind, label=_label(text, match.start(), original)))
     return found
 
 
