@@ -132,7 +132,8 @@ SHORTHAND: dict[str, str] = {
     "Depakote": "valproate", "Ativan": "lorazepam",
     # more ward shorthand
     "ppx": "prophylaxis", "NSGY": "neurosurgery", "neurosurg": "neurosurgery",
-    "pred": "prednisone", "spiro": "spironolactone", "cipro": "ciprofloxacin",
+    "pred": "prednisone", "steroids": "corticosteroids", "steroid": "corticosteroid",
+    "spiro": "spironolactone", "cipro": "ciprofloxacin",
     "DU": "duodenal ulcer", "chole": "cholecystectomy", "pheo": "pheochromocytoma",
     "SI": "suicidal ideation", "fingerstick": "capillary blood glucose", "crani": "craniectomy",
     "CP": "chest pain", "RLL": "right lower lobe pneumonia", "PVI": "pulmonary vein isolation ablation",
@@ -171,7 +172,7 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
     "HFpEF": "heart failure with preserved ejection fraction", "AF": "atrial fibrillation",
     "ASCVD": "atherosclerotic cardiovascular disease", "DVT": "deep vein thrombosis",
     "PE": "pulmonary embolism", "VTE": "venous thromboembolism", "CKD": "chronic kidney disease",
-    "COPD": "chronic obstructive pulmonary disease", "CAP": "community-acquired pneumonia",
+    "COPD": "chronic obstructive pulmonary disease; chronic obstructive lung disease", "CAP": "community-acquired pneumonia",
     "UTI": "urinary tract infection", "DKA": "diabetic ketoacidosis",
     "HHS": "hyperosmolar hyperglycemic state", "GI": "gastrointestinal",
     "MDD": "major depressive disorder", "ICP": "intracranial pressure",

@@ -5,6 +5,7 @@ tests and indexed with the real embedder."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -1083,3 +1084,53 @@ def test_a_time_offered_in_words_is_asked_about_and_met_in_digits():
     assert "the twelve weeks asked about" not in missing_facets(recheck, [stated])
     rifaximin = "HE on lactulose, rifaximin added. Continue it for twelve months and then review, or for life?"  # fmt: skip
     assert "the twelve months asked about" in question_facets(rifaximin)
+
+
+def test_another_intensity_or_an_alternative_row_is_no_disagreement():
+    """Read on fresh questions: a peri-operative statin question was shown "Sources differ"
+    between the 2018 moderate-intensity rosuvastatin row (5-10 mg) and the 2013 STEMI
+    high-intensity row (20-40 mg); an NSTEMI enoxaparin question between ESC's 1 mg/kg every
+    12 hours and ASH's "Enoxaparin (alternative)" 1.5 mg/kg once daily, although ASH's row
+    above it gives 1 mg/kg every 12 hours too."""
+    from rag.generate.agreement import compare_sources
+
+    def sides(question, draft, hits):
+        text, found = compare_sources(question, draft, hits, similarity=lambda t: [0.9] * len(t))
+        return found, text
+
+    header = "| Drug | Daily Dose | Frequency |\n|---|---|---|\n"
+    moderate = Hit(
+        "c#1", "chol", header + "| Rosuvastatin | 5-10 mg | Once daily |\n", 1.0, 1,
+        title="Cholesterol guideline", section="Moderate-Intensity Statin Therapy",
+        source="ACC/AHA", year=2018,
+    )  # fmt: skip
+    high = Hit(
+        "s#1", "stemi", "| Agent | Dose |\n|---|---|\n| Rosuvastatin | 20-40 mg once daily |\n",
+        0.9, 2, title="STEMI guideline", section="High-Intensity Statin (Class I)",
+        source="ACCF/AHA", year=2013,
+    )  # fmt: skip
+    question = "On rosuvastatin before a bowel resection: any change to the statin dose?"
+    draft = "Bottom line: Rosuvastatin: daily dose is 5-10 mg once daily [1]."
+    found, text = sides(question, draft, [moderate, high])
+    assert not found and "Sources differ" not in text, text
+    # The same intensity at another dose in the older source is a disagreement.
+    older = replace(high, section="Moderate-Intensity Statin")
+    found, text = sides(question, draft, [moderate, older])
+    assert found and "ACCF/AHA 2013 (older guidance)" in text, text
+
+    esc = Hit(
+        "e#1", "acs", "- Enoxaparin dose: 1 mg/kg subcutaneously every 12 hours.\n", 1.0, 1,
+        title="ACS guideline", section="Enoxaparin", source="ESC", year=2023,
+    )  # fmt: skip
+    rows = "| Enoxaparin | 1 mg/kg | Every 12 hours |\n| Enoxaparin (alternative) | 1.5 mg/kg | Once daily |\n"  # fmt: skip
+    ash = Hit(
+        "a#1", "vte", "| Drug | Dose | Frequency |\n|---|---|---|\n" + rows, 0.9, 2,
+        title="VTE guideline", section="LMWH enoxaparin dosing", source="ASH", year=2020,
+    )  # fmt: skip
+    question = "NSTEMI on enoxaparin: what dose of enoxaparin?"
+    draft = "Bottom line: Enoxaparin dose: 1 mg/kg subcutaneously every 12 hours [1]."
+    found, text = sides(question, draft, [esc, ash])
+    assert not found and "Sources differ" not in text, text
+    only_once_daily = replace(ash, text=ash.text.replace(rows.splitlines()[0] + "\n", ""))
+    found, text = sides(question, draft, [esc, only_once_daily])
+    assert found and "ASH 2020 (older guidance)" in text, text

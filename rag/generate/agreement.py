@@ -226,7 +226,9 @@ def compare_sources(
              if _one_statement(mine) and _one_statement(theirs)
              and _shares_entity(mine, theirs, words)
              and _on_the_drug(mine, drugs) and _on_the_drug(theirs, drugs)
-             and _differ_on_shared_drugs(mine, theirs, doses_only=asks_dose)),
+             and not _other_grades(mine, theirs)
+             and _differ_on_shared_drugs(mine, theirs, doses_only=asks_dose)
+             and not any(_agree_on_shared_drugs(mine, also) for _, also in units)),
             None,
         )  # fmt: skip
         if pair is None:
@@ -356,6 +358,34 @@ def _differ_on_shared_drugs(mine: Unit, theirs: Unit, *, doses_only: bool) -> bo
         _said_of(shown_text(mine), shared), _said_of(shown_text(theirs), shared),
         doses_only=doses_only,
     )  # fmt: skip
+
+
+def _agree_on_shared_drugs(mine: Unit, theirs: Unit) -> bool:
+    """Whether `theirs` states amounts for the drugs both units name and all of them are
+    amounts `mine` states too: a source whose table gives the lead's "1 mg/kg every 12 hours"
+    in one row and "1.5 mg/kg once daily (alternative)" in the next offers an alternative, it
+    does not disagree."""
+    shared = _drugs_of(mine) & _drugs_of(theirs)
+    if not shared:
+        return False
+    amounts_a = _amounts(_said_of(shown_text(mine), shared))
+    amounts_b = _amounts(_said_of(shown_text(theirs), shared))
+    common = set(amounts_a) & set(amounts_b)
+    return bool(common) and all(amounts_a[family] & amounts_b[family] for family in common)
+
+
+# Grades of one scale a heading names ("High-Intensity Statin", "Moderate-Intensity Statin
+# Therapy"; "Mild", "Severe"): statements under two different grades are on two points.
+_GRADES = frozenset({"low", "moderate", "high", "mild", "severe", "intermediate"})
+
+
+def _other_grades(a: Unit, b: Unit) -> bool:
+    """Whether the headings of `a` and `b` both name a grade and share none: rosuvastatin
+    5-10 mg under "Moderate-Intensity Statin Therapy" and 20-40 mg under "High-Intensity
+    Statin" are two intensities, not two sources disagreeing on one dose."""
+    grades_a = set(re.findall(r"[a-z]+", a.section.lower())) & _GRADES
+    grades_b = set(re.findall(r"[a-z]+", b.section.lower())) & _GRADES
+    return bool(grades_a) and bool(grades_b) and not grades_a & grades_b
 
 
 def differ(a: str, b: str, *, doses_only: bool = False) -> bool:

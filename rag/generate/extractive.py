@@ -324,6 +324,20 @@ class ExtractiveGenerator:
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
+        if given_score:
+            # What the total means is shown however its words score: the row or rule whose
+            # band holds it most closely ("3-4: coronary angiography within 24-72 hours", not
+            # a drug list for "TIMI ≥ 3").
+            band = min(
+                (
+                    (_value_slack(given_score, unit), n)
+                    for n, unit in enumerate(units)
+                    if fits[n] > 0 and _value_match(given_score, unit) > 0
+                ),
+                default=None,
+            )
+            if band is not None and units[band[1]] not in chosen:
+                chosen = [*chosen, units[band[1]]]
         matched = {i for i, fit in enumerate(fits) if fit > 0}
         contradicted = {id(units[i]) for i, fit in enumerate(fits) if fit < 0}
         if any(i in matched for i, unit in enumerate(units) if unit in chosen):
@@ -340,6 +354,7 @@ class ExtractiveGenerator:
         # Neighbours the question's values contradict ("risk >= 20%" for 12%) stay out.
         around = [0.0 if fit < 0 else score for score, fit in zip(topical, fits, strict=True)]
         chosen = _with_neighbours(chosen, units, around, question_words)
+        chosen = _with_labelled_siblings(chosen, units, hits, asking)
         chosen = [_without_contradicted(unit, values) for unit in chosen]
         if added_up is not None:
             # The component table is said by the working (its rows that scored are shown
@@ -392,10 +407,13 @@ class ExtractiveGenerator:
         # Of the matched units scoring close to the best, the one whose condition fits the
         # values most closely ("< 60 bpm" for a heart rate of 50, not "< 100 bpm") leads.
         best_matched = max((scores[i] for i in shown_matched), default=0.0)
+        # A score the story adds up to is read by its band: the row whose band holds it ("3-4:
+        # coronary angiography within 24-72 hours") competes however its words score.
         near_best = {
             i: _value_slack(values, units[i])
             for i in shown_matched
             if scores[i] >= CLOSER_FIT_RATIO * best_matched
+            or (given_score and _value_match(given_score, units[i]) > 0)
         }
         closest = min(near_best.values(), default=math.inf)
         # A decision-tree path reads less well than a rule or a row: it leads only when it
@@ -436,7 +454,9 @@ class ExtractiveGenerator:
                 and units[i].kind == "row"
                 and _table_key(units[i]) == _table_key(lead)
             ][: MAX_BOTTOM_LINE_UNITS - 1]
-        elif vectors:
+        if not also and vectors:
+            # (A rule the values matched answers one part of "Is it time for steroids, and
+            # what dose?"; the others are answered too.)
             also = self._part_answers(
                 question, units, chosen, vectors, _bottom_unit(chosen, lead, wanted)
             )
@@ -594,6 +614,20 @@ class ExtractiveGenerator:
         answered = max(range(len(parts)), key=lambda n: bottom_fit[n])
         answers: list[Unit] = []
         for number, (part, alone) in enumerate(zip(parts, asked, strict=True)):
+            # "... and what dose and schedule?" is answered by the item labelled "Dose:".
+            label = _asked_label(part)
+            labelled = next(
+                (
+                    unit
+                    for unit in shown
+                    if label and unit.kind == "item" and label.match(label_of(unit.text))
+                ),
+                None,
+            )
+            if labelled is not None:
+                if labelled not in answers:
+                    answers.append(labelled)
+                continue
             if number == answered:
                 answers.append(bottom)
                 continue
@@ -1607,14 +1641,74 @@ FILL_WORDS = 120  # an answer shorter than this shows the statements around its 
 FILL_SLACK = 40  # a neighbour may take the answer this far past FILL_WORDS
 
 
+# Labels of a list item that give a drug's dose or a course's length ("**Dose:** 200 mg/day IV,
+# administered as: ...", "**Duration:** continue until ...").
+_DOSE_LABEL = re.compile(r"^(?:dose|doses|dosing|dosage|regimen)\b", re.IGNORECASE)
+_DURATION_LABEL = re.compile(r"^(?:duration|length of (?:therapy|treatment|course))\b", re.IGNORECASE)
+
+
+def _asked_label(part: str) -> re.Pattern[str] | None:
+    """The label of a list item that answers one part of a question: "Dose:" for "what dose?",
+    "Duration:" for "how long?"."""
+    if answer_type(part) == "dose":
+        return _DOSE_LABEL
+    return _DURATION_LABEL if _ASKS_TIME.search(part) else None
+
+
+def _with_labelled_siblings(
+    chosen: list[Unit], units: Sequence[Unit], hits: Sequence[Hit], asking: str
+) -> list[Unit]:
+    """`chosen` with, after a labelled item it holds ("When to initiate: ..."), the sibling
+    items of its section labelled with what a part of the question asks and no chosen unit
+    labels so: "Is it time for steroids, and what dose and schedule?" is answered by "When to
+    initiate:" and by "Dose: 200 mg/day IV, administered as: 50 mg IV every 6 hours", two
+    items of one list the chunker may have put in two passages."""
+    labels = list(dict.fromkeys(filter(None, map(_asked_label, question_parts(asking)))))
+    if not labels:
+        return chosen
+
+    def where(unit: Unit) -> tuple[str, str]:
+        return (hits[unit.passage - 1].doc_id, unit.section)
+
+    out = list(chosen)
+    for label in labels:
+        if any(label.match(label_of(unit.text)) for unit in out if unit.kind == "item"):
+            continue
+        places = {where(unit) for unit in out if unit.kind == "item" and label_of(unit.text)}
+        sibling = next(
+            (
+                unit
+                for unit in units
+                if unit.kind == "item"
+                and not unit.parent
+                and where(unit) in places
+                and label.match(label_of(unit.text))
+                and unit not in out
+            ),
+            None,
+        )
+        if sibling is not None:
+            after = max(n for n, unit in enumerate(out) if where(unit) == where(sibling))
+            out.insert(after + 1, sibling)
+    return out
+
+
 def _without_contradicted(unit: Unit, values: list[Value]) -> Unit:
     """`unit` without the nested items whose own condition the question's values contradict."""
     if unit.kind != "item" or not unit.children:
         return unit
-    kept = tuple(
-        child for child in unit.children if value_match(values, label_of(child) or child) >= 0
-    )
+    kept = tuple(child for child in unit.children if not _contradicts(values, label_of(child) or child))
     return replace(unit, children=kept) if kept != unit.children else unit
+
+
+def _contradicts(values: list[Value], text: str) -> bool:
+    """Whether the question's values contradict the condition of `text` (a nested item's
+    label, or the item when it has none). An item giving an amount ("50 mg IV every 6 hours",
+    "Continuous IV infusion of 200 mg over 24 hours") says what to do, not when: the "30 mL/kg"
+    of crystalloid or the "5 hours" a story gave does not rule it out."""
+    if any(c.kind == "dose" and c.low == c.high for c in value_conditions(text)):
+        return False
+    return value_match(values, text) < 0
 
 
 def _introducing_item(unit: Unit, units: Sequence[Unit], matched: set[int]) -> Unit | None:

@@ -74,6 +74,24 @@ _GENERIC = content_stems(
 # What a question rules out: from "no", "without", "denies" to the end of its clause ("no
 # heart failure or stroke", "No melaena or syncope, no liver or heart disease").
 _RULED_OUT = re.compile(r"\b(?:no|not|without|denies|never had)\s+([^,.;:?]+)", re.IGNORECASE)
+# A test the question reports negative ("first troponin negative", "negative troponin") and a
+# habit it reports given up ("ex-smoker", "non-smoker"): ruled out too.
+_NEGATIVE = re.compile(
+    r"\b([A-Za-z][\w-]*)\s+(?:(?:was|is|came back)\s+)?negative\b|\bnegative\s+([A-Za-z][\w-]*)"
+    r"|\b(?:ex|non|former|never)[- ]?(smok\w*)",
+    re.IGNORECASE,
+)
+# A criterion that counts risk factors ("≥3 CAD risk factors (family history of CAD,
+# hypertension, hypercholesterolemia, diabetes mellitus, or current smoker)", "1–2 risk
+# factors") and where the factors are listed: in its brackets, or in a note by the table
+# ("Risk factors include: Hypertension, Diabetes Mellitus, current smoker, obesity (BMI > 30)").
+_COUNTS_FACTORS = re.compile(r"\brisk factors\b", re.IGNORECASE)
+_FACTORS_LISTED = re.compile(
+    r"\brisk factors\s*(?:\(((?:[^()]|\([^()]*\))+)\)|include:?\s*([^.\n]+))", re.IGNORECASE
+)
+# Words of a listed factor that do not tell it apart ("current smoker", "family history of
+# premature CAD": "family" does).
+_FACTOR_GENERIC = content_stems("current known premature history disease CAD coronary mellitus")
 # The words a score table and a ward question write differently for one finding (British
 # spellings, "melaena", are respelled by rag.index.lexical.american_spelling).
 _SAME = {
@@ -209,6 +227,12 @@ def with_whole_tables(
         headed = re.compile(alias, re.IGNORECASE)
         # ... or in a table whose first column is the score ("| NEWS2 Score | Clinical Risk |").
         columned = re.compile(rf"^\|\s*(?:\*\*)?{alias}", re.IGNORECASE | re.MULTILINE)
+        # ... or in a table with a column of scores before what they mean ("| Risk Group |
+        # Score | Actionable Recommendation |": TIMI's bands, under a heading not naming it).
+        banded = re.compile(
+            rf"^\|(?:[^|\n]*\|)*?\s*(?:\*\*)?(?:(?:{alias}|total)\s+)?score(?:\*\*)?\s*\|[^|\n]+\|",
+            re.IGNORECASE | re.MULTILINE,
+        )
         rows = [
             c
             for c in chunks
@@ -216,6 +240,7 @@ def with_whole_tables(
             and (
                 valued.search(c.text)
                 or columned.search(c.text)
+                or banded.search(c.text)
                 or headed.search(" ".join(section_headings(c.section)[-1:]))
             )
         ]
@@ -305,7 +330,8 @@ def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
         # Called as the table calls itself ("rcri" in a follow-up's context: "RCRI").
         found_name = re.search(re.escape(said[0]), context, re.IGNORECASE)
         name = found_name.group(0) if found_name else said[0]
-        found = _add_up(question, _for_sex(items, question), name, tuple(held))
+        factors = listed_factors("\n".join(hit.text for hit in hits if hit.doc_id == doc_id))
+        found = _add_up(question, _for_sex(items, question), name, tuple(held), factors)
         if found is not None and (best is None or len(found.counted) > len(best.counted)):
             best = found
     return best
@@ -505,8 +531,15 @@ class _Given:
 
 
 def _add_up(
-    question: str, items: list[Item], name: str, passages: tuple[int, ...]
+    question: str,
+    items: list[Item],
+    name: str,
+    passages: tuple[int, ...],
+    factors: Sequence[str] = (),
 ) -> Tally | None:
+    """The score `items` add up to by what `question` states, None when it states fewer than
+    two components. A component counting risk factors counts those of `factors` the story
+    names (see _factors_given)."""
     headers = frozenset(item.header for item in items)
     # "Other Markers | Melena at presentation | 1", "| Syncope at presentation | 1": findings
     # listed under "Other" each add their points.
@@ -523,8 +556,9 @@ def _add_up(
     asking = asking_sentences(question)
     story = question.replace(asking, " ") if asking.strip() != question.strip() else question
     ruled_out = " ".join(match.group(1) for match in _RULED_OUT.finditer(story))
+    ruled_out += " " + " ".join(" ".join(filter(None, m.groups())) for m in _NEGATIVE.finditer(story))
     negated = _finding_stems(ruled_out)
-    stated = _finding_stems(_RULED_OUT.sub(" ", story))
+    stated = _finding_stems(_NEGATIVE.sub(" ", _RULED_OUT.sub(" ", story)))
     counted: list[tuple[str, float]] = []
     unstated: list[str] = []
     total_floor: list[float] = []
@@ -534,6 +568,8 @@ def _add_up(
     for component in components:
         own = [item for item in items if item.component == component]
         given = _given_for(component, own, labelled, question)
+        if given is None and any(_COUNTS_FACTORS.search(item.criterion) for item in own):
+            given = _factors_given(factors, stated, negated, labelled)
         if given is not None:
             met = [item for item in own if _meets(given, item)]
             points = max((item.points for item in met), default=0)
@@ -575,6 +611,55 @@ def _add_up(
         headers=headers,
         scored=frozenset(scored),
         measured=frozenset(measured),
+    )
+
+
+def listed_factors(text: str) -> list[str]:
+    """The risk factors `text` lists for a criterion that counts them, each once:
+    "hypertension", "obesity (BMI > 30)", "family history of premature CAD"."""
+    factors: list[str] = []
+    for match in _FACTORS_LISTED.finditer(text):
+        listing = plain(match.group(1) or match.group(2))
+        for factor in re.split(r",\s*(?:(?:or|and)\s+)?|\s+(?:or|and)\s+(?![^(]*\))", listing):
+            factor = factor.strip(" .;")
+            if factor and factor.lower() not in (f.lower() for f in factors):
+                factors.append(factor)
+    return factors
+
+
+def _factors_given(
+    factors: Sequence[str],
+    stated: frozenset[str],
+    negated: frozenset[str],
+    labelled: list[tuple[frozenset[str], str, _Given]],
+) -> _Given | None:
+    """How many of `factors` the story names ("diabetic, hypertensive, current smoker": 3;
+    "BMI of 33" meets "obesity (BMI > 30)"), as a number for a criterion counting them; None
+    when it names none (not stated, counted as absent)."""
+    present: list[str] = []
+    for factor in factors:
+        named = re.sub(r"\(.*?\)", "", factor).strip()
+        words = content_stems(named) - _FACTOR_GENERIC or content_stems(named)
+        said = any(_same_stem(word, stated) for word in words)
+        if not said:
+            # A factor defined by a measurement ("obesity (BMI > 30)") met by the story's value.
+            bracket = re.search(r"\((.*?)\)", factor)
+            for condition in value_conditions(bracket.group(1)) if bracket else []:
+                said = any(
+                    written.lower() == condition.label.lower() and condition.holds(given.number)
+                    for _, written, given in labelled
+                )
+        if said and not any(_same_stem(word, negated) for word in words):
+            present.append(_short(named))
+    if not present:
+        return None
+    return _Given(f"{len(present)} risk factors ({', '.join(present)})", len(present), None)
+
+
+def _same_stem(word: str, stems: frozenset[str]) -> bool:
+    """Whether `stems` hold `word` or a longer or shorter form of it ("smoker", "smoke")."""
+    return word in stems or (
+        len(word) >= 5 and any(len(s) >= 5 and (s.startswith(word) or word.startswith(s)) for s in stems)
     )
 
 

@@ -72,6 +72,7 @@ class Unit:
 
 
 _ORDINAL_COLUMNS = {"#", "no", "no.", "nr", "number"}
+_SCORE_COLUMN = re.compile(r"^(?:[\w-]+\s+)?(?:total\s+)?score$", re.IGNORECASE)
 
 
 def is_headed_list(unit: Unit) -> bool:
@@ -263,6 +264,17 @@ class _Builder:
         # intro's ("at least 2 of the following 11 criteria") holds for the table, not for
         # one row: "3 DSM-5 criteria met" is not row 3.
         numbered = bool(header) and header[0].strip().lower() in _ORDINAL_COLUMNS
+        # A column of scores between the first and the last ("| Risk Group | Score | Action
+        # |": "Intermediate Risk | 3-4") says for which score the row holds; a last one
+        # ("| ACVPU | Description | NEWS2 Score |") gives a component's points.
+        scored_at = next(
+            (
+                n
+                for n, cell in enumerate(header[:-1])
+                if n and _SCORE_COLUMN.match(plain(cell))
+            ),
+            None,
+        )
         for cells in body:
             if not any(cells):
                 continue
@@ -271,6 +283,8 @@ class _Builder:
             first = cells[0]
             if header and header[0] and BARE_NUMBER.match(first):
                 first = f"{header[0]}: {first}"
+            if scored_at is not None and scored_at < len(cells) and BARE_NUMBER.match(cells[scored_at]):
+                first = f"{first}, score {cells[scored_at].strip()}"
             self.add(
                 "row", " | ".join(cell for cell in cells if cell), group=group, lead=intro,
                 header=header, cells=tuple(cells),

@@ -131,6 +131,8 @@ _LABS = {
     "ketones": ("ketones", "beta-hydroxybutyrate", "β-hydroxybutyrate", "bhb"),
     "anion gap": ("anion gap",),
     "osmolality": ("osmolality", "osm"),
+    "eosinophils": ("eosinophils", "eosinophil count", "blood eosinophils", "eos", "blood eos", "eosinophil"),
+    "feno": ("feno",),
 }
 _LAB_LABEL = {name: label for label, names in _LABS.items() for name in names}
 LAB_LABELS = frozenset(_LABS)
@@ -138,7 +140,8 @@ _LAB_BEFORE = re.compile(
     r"(?<![\w+-])(?<!vitamin )("
     + "|".join(re.escape(name) for name in sorted(_LAB_LABEL, key=len, reverse=True))
     + r")(?![\w+])(?:\s+(?:levels?|concentration|value))?"
-    r"(?:\s+(?:is|was|of|now|still|falls?|fell|rises?|rose|remains?|drops?|dropped))*"
+    r"(?:\s+(?:is|was|of|now|still|falls?|fell|rises?|rose|remains?|drops?|dropped|under|over|"
+    r"below|above|less than|more than|greater than))*"
     r"\s*(?:[:=|]\s*)?$",
     re.IGNORECASE,
 )
@@ -521,9 +524,10 @@ def slack(values: list[Value], condition_text: str) -> float:
     """How closely the conditions of `condition_text` that the question's values meet fit
     them: the least distance from a value to a bound of a condition it meets (inf when none
     is met). A heart rate of 50 meets "< 100" and "< 60"; the second, closer bound is the
-    branch written for it."""
+    branch written for it. Of bounds as close, a band's ("3-4") fits closer than an open
+    condition's ("≥ 3"): it is written for fewer patients."""
     distances = [
-        abs(v.number - bound)
+        abs(v.number - bound) + 1e-10 * (c.high - c.low if c.low is not None and c.high is not None else 1e6)
         for v, c in _comparable(values, condition_text)
         if c.holds(v.number)
         for bound in (c.low, c.high)
@@ -551,7 +555,7 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         for v in values
         for c in stated
         if compatible(v, c)
-        and (v.kind or c.kind)
+        and (v.kind or c.kind or (v.label and v.label == c.label))
         and (v.kind == c.kind or c.kind not in kinds or (v.kind == "score" and not c.kind))
         and not (c.kind == "score" and scores and v not in scores)
     ]
