@@ -363,10 +363,19 @@ def specific_class(word: str) -> list[str]:
     return [form.lower() for form in drug_class(word) if form.lower() not in BROAD_CLASSES]
 
 
+# A drug class's shorthand by its full form: "sglt2 inhibitor": ["sglt2i"].
+_CLASS_SHORTHAND: dict[str, list[str]] = {}
+for _short, _full in SHORTHAND.items():
+    _CLASS_SHORTHAND.setdefault(_full.lower(), []).append(_short.lower())
+
+
 def drug_forms(drug: str) -> list[str]:
     """What a text naming `drug` writes, lower-cased, from a word's start: its stem
-    ("ceftriax") or a form of its class that stands for it (`specific_class`)."""
-    return [drug_stem(drug), *specific_class(drug)]
+    ("ceftriax"), a form of its class that stands for it (`specific_class`), or that form's
+    shorthand ("SGLT2i" for dapagliflozin's "SGLT2 inhibitor")."""
+    classes = specific_class(drug)
+    shorthand = [short for form in classes for short in _CLASS_SHORTHAND.get(form, ())]
+    return list(dict.fromkeys([drug_stem(drug), *classes, *shorthand]))
 
 
 def writes_form(text: str, forms: Sequence[str]) -> bool:

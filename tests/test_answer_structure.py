@@ -2099,3 +2099,46 @@ def test_a_laboratory_value_given_as_a_bound_meets_the_nested_rule_for_it():
     assert match(question_values("COPD with eos under 300: roflumilast?"), rule_below) == 1
     assert match(question_values("FEV1 45% predicted, blood eos 340"), rule_below) == -1
     assert match(question_values("FEV1 45% predicted, blood eos 340"), rule_above) == 1
+
+
+MENINGITIS_REGIMEN = """\
+### Recommended Empiric Regimen
+
+- Vancomycin plus an anti-pseudomonal beta-lactam (cefepime, ceftazidime, or meropenem) is recommended as empiric therapy for healthcare-associated ventriculitis and meningitis.
+- The choice of empiric beta-lactam agent should be based on local susceptibility patterns.
+
+### Beta-Lactam Allergy
+
+- For patients with a beta-lactam allergy, aztreonam or ciprofloxacin may be used as part of the empiric regimen.
+"""
+CAP_SEVERE = """\
+### Without Risk Factors for MRSA or Pseudomonas
+
+- Beta-lactam plus a macrolide: ceftriaxone 1-2 g IV once daily plus azithromycin 500 mg daily.
+- For severe CAP, monotherapy with a respiratory fluoroquinolone is NOT recommended.
+
+### Penicillin Allergy (Severe CAP)
+
+- A respiratory fluoroquinolone plus aztreonam can be considered.
+"""
+
+
+def test_the_guideline_a_question_is_about_answers_it_over_one_sharing_more_of_its_words():
+    """"Severe CAP, anaphylaxis to amoxicillin. What empiric regimen, given a beta-lactam is
+    normally mandatory in severe CAP?" was answered from a meningitis guideline's "Recommended
+    Empiric Regimen" (vancomycin plus cefepime), whose words it shares, not from the pneumonia
+    guideline its title names."""
+    meningitis = "Guidelines for healthcare-associated ventriculitis and meningitis"
+    pneumonia = "Treatment of adults with community-acquired pneumonia"
+    hits = [
+        hit("men", MENINGITIS_REGIMEN, 1, title=meningitis, section="Empiric Therapy"),
+        hit("cap", CAP_SEVERE, 2, title=pneumonia, section="Inpatient Severe CAP"),
+    ]
+    cited = answer(
+        "59F in ICU with severe CAP, no MRSA or Pseudomonas risk factors, anaphylaxis to"
+        " amoxicillin. What empiric regimen, given a beta-lactam is normally mandatory in"
+        " severe CAP?",
+        hits,
+    )
+    assert cited.citations[0].doc_id == "cap", cited.answer
+    assert "ventriculitis" not in cited.bottom_line, cited.bottom_line

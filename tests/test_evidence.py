@@ -1134,3 +1134,16 @@ def test_another_intensity_or_an_alternative_row_is_no_disagreement():
     only_once_daily = replace(ash, text=ash.text.replace(rows.splitlines()[0] + "\n", ""))
     found, text = sides(question, draft, [esc, only_once_daily])
     assert found and "ASH 2020 (older guidance)" in text, text
+
+
+def test_a_drug_is_addressed_by_its_class_written_as_shorthand():
+    """"eGFR went from 52 to 44. Stop the dapagliflozin?" was told "The cited sources do not
+    address dapagliflozin" beside KDIGO's "Do not stop SGLT2i for this dip": the class's
+    shorthand names the drug as its full form does."""
+    caveat = Hit(
+        "k#1", "ckd", "- Caveat: Expect an initial transient dip in eGFR. Do not stop SGLT2i for"
+        " this dip unless it exceeds 25-30% from baseline.", 1.0, 1, title="CKD guideline",
+        section="Caveats",
+    )  # fmt: skip
+    assert missing_facets("eGFR went from 52 to 44. Stop the dapagliflozin?", [caveat]) == ()
+    assert missing_facets("eGFR went from 52 to 44. Stop the finerenone?", [caveat]) == ("finerenone",)
