@@ -38,7 +38,7 @@ SHORTHAND: dict[str, str] = {
     # cardiology
     "afib": "atrial fibrillation", "RVR": "rapid ventricular response", "HTN": "hypertension",
     "HLD": "hyperlipidemia", "CAD": "coronary artery disease", "ACS": "acute coronary syndrome",
-    "DES": "drug-eluting stent", "BMS": "bare-metal stent", "cath": "catheterization angiography",
+    "DES": "drug-eluting stent", "BMS": "bare-metal stent", "cath": "catheterization angiography", "cathed": "catheterization angiography",
     "echo": "echocardiography", "GDMT": "guideline-directed medical therapy",
     "ACEi": "ACE inhibitor", "ARNI": "sacubitril/valsartan", "BB": "beta-blocker", "CCB": "calcium channel blocker", "SGLT2i": "SGLT2 inhibitor",
     "LMWH": "low-molecular-weight heparin", "UFH": "unfractionated heparin",

@@ -2050,6 +2050,13 @@ def test_a_risk_factor_a_measurement_defines_is_counted_by_the_value_given():
     assert "HEART is 4:" in cited.bottom_line, cited.bottom_line
     assert "2 risk factors (hypertension, obesity) (1)" in cited.bottom_line
     assert "Admit to observation unit" in cited.bottom_line, cited.bottom_line
+    # "heart failure" in a story names no HEART score: nothing is added up.
+    cited = answer(
+        "67M for a hip replacement. Insulin-treated diabetes and a TIA last year; no CAD, heart"
+        " failure or renal impairment. Chest pain risk?",
+        hits,
+    )
+    assert "By the values given" not in cited.answer, cited.answer
 
 
 STEROIDS_DOSE = """\

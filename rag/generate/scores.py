@@ -40,6 +40,7 @@ from rag.text import (
     asked_part,
     asking_sentences,
     content_stems,
+    is_everyday_english,
     plain,
     section_headings,
 )
@@ -386,6 +387,8 @@ def _asks_score(question: str, name: str) -> bool:
     called = rf"{word}\s+(?:score|class|index|criteria|grade|points)\b"
     if re.search(called, question, re.IGNORECASE):
         return True
+    if not name.isupper() and is_everyday_english(name):
+        return False  # "heart failure" names no HEART score, "news" no NEWS2
     asking = asking_sentences(question)
     if re.search(word, asking, re.IGNORECASE):
         return True

@@ -555,7 +555,7 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         for v in values
         for c in stated
         if compatible(v, c)
-        and (v.kind or c.kind or (v.label and v.label == c.label))
+        and (v.kind or c.kind or (v.label in LAB_LABELS and v.label == c.label))
         and (v.kind == c.kind or c.kind not in kinds or (v.kind == "score" and not c.kind))
         and not (c.kind == "score" and scores and v not in scores)
     ]
