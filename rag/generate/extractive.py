@@ -325,15 +325,20 @@ class ExtractiveGenerator:
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
-        if given_score:
-            # What the total means is shown however its words score: the row or rule whose
-            # band holds it most closely ("3-4: coronary angiography within 24-72 hours", not
-            # a drug list for "TIMI ≥ 3").
+        # The documents holding the score the story adds up to.
+        scored_in = {hits[n - 1].doc_id for n in added_up.passages} if added_up else set()
+        if added_up is not None:
+            # What the total means is shown however its words score: the row or rule of the
+            # score's own document whose band holds it most closely ("3-4: coronary
+            # angiography within 24-72 hours", not a drug list for "TIMI ≥ 3", nor another
+            # guideline's "Level 3" hypoglycaemia).
             band = min(
                 (
                     (_value_slack(given_score, unit), n)
                     for n, unit in enumerate(units)
-                    if fits[n] > 0 and _value_match(given_score, unit) > 0
+                    if fits[n] > 0
+                    and hits[unit.passage - 1].doc_id in scored_in
+                    and _value_match(given_score, unit) > 0
                 ),
                 default=None,
             )
@@ -414,7 +419,11 @@ class ExtractiveGenerator:
             i: _value_slack(values, units[i])
             for i in shown_matched
             if scores[i] >= CLOSER_FIT_RATIO * best_matched
-            or (given_score and _value_match(given_score, units[i]) > 0)
+            or (
+                added_up is not None
+                and hits[units[i].passage - 1].doc_id in scored_in
+                and _value_match(given_score, units[i]) > 0
+            )
         }
         closest = min(near_best.values(), default=math.inf)
         # A decision-tree path reads less well than a rule or a row: it leads only when it
@@ -1428,6 +1437,9 @@ def guideline(hit: Hit) -> str:
     return hit.title or hit.doc_id
 
 
+SHORT_ANSWER_WORDS = 80  # below this many words, units down to 20% of the best join
+
+
 def _select(
     units: Sequence[Unit],
     scores: Sequence[float],
@@ -1464,7 +1476,10 @@ def _select(
     word_count = 0
     for i in order:
         unit = units[i]
-        if scores[i] <= 0.0 or scores[i] < 0.4 * best or len(chosen) >= MAX_UNITS:
+        # Units under 40% of the best are left out, unless what is chosen is still too short
+        # to answer (one path of 38 words for "which patients need longer therapy?").
+        floor = 0.4 if word_count >= SHORT_ANSWER_WORDS else 0.2
+        if scores[i] <= 0.0 or scores[i] < floor * best or len(chosen) >= MAX_UNITS:
             break
         if _repeats(unit, chosen):
             continue
