@@ -319,7 +319,6 @@ class ExtractiveGenerator:
             frozenset(topical_words - negated),
             named_drugs,
             _capital_names(own_words),
-            about,
         )
         chosen = _select(units, scores, question_words, hits, content_stems(" ".join(names)))
         if vectors:
@@ -1260,7 +1259,6 @@ def _length_weight(unit: Unit, audience: str) -> float:
 # resuscitation guideline) fell from 10 of 60 to 6 and key facts rose 1.9 points; on dev no
 # answer's key facts changed (8 such answers became 9).
 ABOUT_WEIGHT = 1.3
-ABOUT_FLOOR = 0.5
 
 
 def _about_weights(question: str, hits: Sequence[Hit]) -> list[float]:
@@ -1283,7 +1281,6 @@ def _in_scope(
     topical: frozenset[str] = frozenset(),
     drugs: Sequence[str] = (),
     names: frozenset[str] = frozenset(),
-    about: Sequence[float] = (),
 ) -> list[float]:
     """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
     unless they score within SCOPE_RATIO of the best and hold every rare word and every name
@@ -1291,7 +1288,7 @@ def _in_scope(
     dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
     a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = _main_guideline(units, scores, hits, topical, drugs, names, about)
+    main = _main_guideline(units, scores, hits, topical, drugs, names)
     return [
         score
         if guideline(hits[unit.passage - 1]) == main
@@ -1326,7 +1323,6 @@ def _main_guideline(
     topical: frozenset[str] = frozenset(),
     drugs: Sequence[str] = (),
     names: frozenset[str] = frozenset(),
-    about: Sequence[float] = (),
 ) -> str:
     """The guideline the answer keeps to: among those whose best unit scores within
     SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
@@ -1365,16 +1361,6 @@ def _main_guideline(
         for name, found in by_guideline.items()
         if max(found) >= SCOPE_RATIO * best or outweighs(name)
     ]
-    # A guideline whose title names what the question is about (`about`, per passage: see
-    # _about_weights) contends when none of the others is about it and its best unit scores
-    # at least ABOUT_FLOOR of the best: "severe CAP, anaphylaxis to amoxicillin: what empiric
-    # regimen?" is answered from the pneumonia guideline's penicillin-allergy line, not from
-    # a meningitis guideline's empiric regimen, which shares more of its words.
-    titled = {guideline(hits[n]) for n, weight in enumerate(about) if weight > 1.0}
-    if titled and not titled & set(contenders):
-        contenders = [
-            name for name in titled if max(by_guideline.get(name, [0.0])) >= ABOUT_FLOOR * best
-        ] or contenders
     def holding(says: Callable[[Unit], bool]) -> set[str]:
         """The guidelines with a unit that scores and `says` what the question names."""
         return {
