@@ -1463,10 +1463,16 @@ def _select(
     for i in order:
         unit = units[i]
         # Units under 40% of the best are left out, unless what is chosen is still too short
-        # to answer (one path of 38 words for "which patients need longer therapy?").
-        floor = 0.4 if word_count >= SHORT_ANSWER_WORDS else 0.2
-        if scores[i] <= 0.0 or scores[i] < floor * best or len(chosen) >= MAX_UNITS:
+        # to answer (one path of 38 words for "which patients need longer therapy?") and they
+        # come from the best unit's document.
+        if scores[i] <= 0.0 or scores[i] < 0.2 * best or len(chosen) >= MAX_UNITS:
             break
+        if scores[i] < 0.4 * best and (
+            word_count >= SHORT_ANSWER_WORDS
+            or not hits
+            or hits[unit.passage - 1].doc_id != hits[units[order[0]].passage - 1].doc_id
+        ):
+            continue
         if _repeats(unit, chosen):
             continue
         if (
