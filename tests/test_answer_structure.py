@@ -2106,4 +2106,7 @@ def test_a_laboratory_value_given_as_a_bound_meets_the_nested_rule_for_it():
     assert match(question_values("COPD with eos under 300: roflumilast?"), rule_below) == 1
     assert match(question_values("FEV1 45% predicted, blood eos 340"), rule_below) == -1
     assert match(question_values("FEV1 45% predicted, blood eos 340"), rule_above) == 1
+    # An eosinophil count is no FEV1: the rule's "FEV1 < 50%" does not contradict it.
+    with_fev1 = "If eosinophils < 300 cells/µL, consider roflumilast (chronic bronchitis and FEV1 < 50%)"
+    assert match(question_values("COPD with eos under 300: roflumilast?"), with_fev1) == 1
 

@@ -478,6 +478,13 @@ def compatible(value: Value, condition: Condition) -> bool:
         return False  # "MAP 80" is no age
     if value.label in LAB_LABELS and condition.kind == "dose":
         return False  # "INR 9" is no dose of vitamin K
+    if (
+        value.label in LAB_LABELS
+        and not value.kind
+        and condition.kind not in ("", "concentration")
+        and condition.label != value.label
+    ):
+        return False  # "eos under 300" is no FEV1 of "FEV1 < 50%"
     if condition.label in LAB_LABELS and value.label != condition.label:
         # A laboratory condition ("K+ > 5.0 mEq/L") is met by that measurement only, or by a
         # value given in its unit: a "30-a-day" smoker has no potassium of 30.
@@ -555,16 +562,18 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         for v in values
         for c in stated
         if compatible(v, c)
-        and (v.kind or c.kind or (v.label in LAB_LABELS and v.label == c.label))
+        and (v.kind or c.kind)
         and (v.kind == c.kind or c.kind not in kinds or (v.kind == "score" and not c.kind))
         and not (c.kind == "score" and scores and v not in scores)
     ]
     if not comparable:
-        # Neither side says what it measures: compare plain numbers only when the
-        # condition is a score-like small number and so is the value.
+        # Neither side says what it measures in a unit: compare plain numbers only when both
+        # name the same laboratory measurement ("eos under 300", "eosinophils < 300 cells/µL")
+        # or the condition is a score-like small number and so is the value.
         comparable = [
             (v, c) for v in values for c in stated
             if not v.kind and not c.kind and compatible(v, c)
-            and v.number <= 50 and (c.high or c.low or 0) <= 50
+            and ((v.label in LAB_LABELS and v.label == c.label)
+                 or (v.number <= 50 and (c.high or c.low or 0) <= 50))
         ]  # fmt: skip
     return comparable
