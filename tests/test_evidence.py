@@ -912,13 +912,20 @@ def test_two_drugs_doses_are_no_disagreement_and_a_differing_row_reads_as_a_sent
     assert "Agent Initial Dose Target Dose" not in text, text
 
 
+def _sides(question: str, draft: str, hits: list[Hit]):
+    """The disagreements `compare_sources` finds, and the text, with the embedder's meaning as
+    close for every unit."""
+    from rag.generate.agreement import compare_sources
+
+    text, found = compare_sources(question, draft, hits, similarity=lambda t: [0.9] * len(t))
+    return found, text
+
+
 def test_a_look_back_a_concentration_or_another_drugs_amount_is_no_disagreement():
     """Read on fresh questions, six of six "Sources differ" sections compared unlike things:
     a blood-culture look-back ("in the last 90 days") with a 5-day course, a glucose in mg/dL
     with a 25 mg dose, an allopurinol row (its drug only in its heading) with bisoprolol's
     dose, ticagrelor's 180 mg load with prasugrel's 60 mg."""
-    from rag.generate.agreement import compare_sources
-
     assert not differ(
         "Obtain blood cultures if hospitalised and given IV antibiotics in the last 90 days.",
         "First-line: amoxicillin 500 mg TDS orally for 5 days.",
@@ -927,11 +934,6 @@ def test_a_look_back_a_concentration_or_another_drugs_amount_is_no_disagreement(
     assert not differ("Presents with euglycemic DKA (glucose often < 200 mg/dL).", "Maximum 25 mg once daily.")  # fmt: skip
     assert not differ("Increase dietary potassium to 3,500-5,000 mg/day.", "If K+ <= 4.8, increase 10 mg to 20 mg.")  # fmt: skip
     assert differ("Eat under 1,500 mg/day of sodium.", "Aim for under 2,300 mg/day of sodium.")
-
-    def sides(question, draft, hits):
-        """The disagreements found, with the embedder's meaning as close for every unit."""
-        text, found = compare_sources(question, draft, hits, similarity=lambda t: [0.9] * len(t))
-        return found, text
 
     header = "| Agent | Initial Dose | Target Dose |\n|---|---|---|\n"
     bisoprolol = Hit(
@@ -944,7 +946,7 @@ def test_a_look_back_a_concentration_or_another_drugs_amount_is_no_disagreement(
         0.9, 2, title="Gout guideline: dosing when starting therapy", section="Allopurinol Dosing in CKD",
         source="ACR", year=2020,
     )  # fmt: skip
-    found, text = sides(
+    found, text = _sides(
         "New HFrEF: starting dose of bisoprolol and what to titrate to?",
         "Bottom line: Bisoprolol: initial dose is 1.25 mg daily, target dose is 10 mg daily [1].",
         [bisoprolol, allopurinol],
@@ -964,7 +966,7 @@ def test_a_look_back_a_concentration_or_another_drugs_amount_is_no_disagreement(
             f"OR prasugrel {prasugrel_said}.\n", 0.9, 2, title="UA/NSTEMI risk score guideline",
             section="P2Y12 inhibitor loading", source="TIMI", year=2000,
         )  # fmt: skip
-        found, text = sides(asked, draft, [prasugrel, timi])
+        found, text = _sides(asked, draft, [prasugrel, timi])
         assert bool(found) == differs, text
         assert ("Sources differ" in text) == differs, text
     assert "TIMI 2000 (older guidance)" in text, text
@@ -1092,12 +1094,6 @@ def test_another_intensity_or_an_alternative_row_is_no_disagreement():
     high-intensity row (20-40 mg); an NSTEMI enoxaparin question between ESC's 1 mg/kg every
     12 hours and ASH's "Enoxaparin (alternative)" 1.5 mg/kg once daily, although ASH's row
     above it gives 1 mg/kg every 12 hours too."""
-    from rag.generate.agreement import compare_sources
-
-    def sides(question, draft, hits):
-        text, found = compare_sources(question, draft, hits, similarity=lambda t: [0.9] * len(t))
-        return found, text
-
     header = "| Drug | Daily Dose | Frequency |\n|---|---|---|\n"
     moderate = Hit(
         "c#1", "chol", header + "| Rosuvastatin | 5-10 mg | Once daily |\n", 1.0, 1,
@@ -1111,11 +1107,11 @@ def test_another_intensity_or_an_alternative_row_is_no_disagreement():
     )  # fmt: skip
     question = "On rosuvastatin before a bowel resection: any change to the statin dose?"
     draft = "Bottom line: Rosuvastatin: daily dose is 5-10 mg once daily [1]."
-    found, text = sides(question, draft, [moderate, high])
+    found, text = _sides(question, draft, [moderate, high])
     assert not found and "Sources differ" not in text, text
     # The same intensity at another dose in the older source is a disagreement.
     older = replace(high, section="Moderate-Intensity Statin")
-    found, text = sides(question, draft, [moderate, older])
+    found, text = _sides(question, draft, [moderate, older])
     assert found and "ACCF/AHA 2013 (older guidance)" in text, text
 
     esc = Hit(
@@ -1129,10 +1125,10 @@ def test_another_intensity_or_an_alternative_row_is_no_disagreement():
     )  # fmt: skip
     question = "NSTEMI on enoxaparin: what dose of enoxaparin?"
     draft = "Bottom line: Enoxaparin dose: 1 mg/kg subcutaneously every 12 hours [1]."
-    found, text = sides(question, draft, [esc, ash])
+    found, text = _sides(question, draft, [esc, ash])
     assert not found and "Sources differ" not in text, text
     only_once_daily = replace(ash, text=ash.text.replace(rows.splitlines()[0] + "\n", ""))
-    found, text = sides(question, draft, [esc, only_once_daily])
+    found, text = _sides(question, draft, [esc, only_once_daily])
     assert found and "ASH 2020 (older guidance)" in text, text
 
 
