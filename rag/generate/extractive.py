@@ -326,6 +326,14 @@ class ExtractiveGenerator:
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
         # The documents holding the score the story adds up to.
         scored_in = {hits[n - 1].doc_id for n in added_up.passages} if added_up else set()
+
+        def holds_total(unit: Unit) -> bool:
+            """Whether `unit`, of the score's own document, is a band holding its total."""
+            return (
+                hits[unit.passage - 1].doc_id in scored_in
+                and _value_match(given_score, unit) > 0
+            )
+
         if added_up is not None:
             # What the total means is shown however its words score: the row or rule of the
             # score's own document whose band holds it most closely ("3-4: coronary
@@ -335,9 +343,7 @@ class ExtractiveGenerator:
                 (
                     (_value_slack(given_score, unit), n)
                     for n, unit in enumerate(units)
-                    if fits[n] > 0
-                    and hits[unit.passage - 1].doc_id in scored_in
-                    and _value_match(given_score, unit) > 0
+                    if fits[n] > 0 and holds_total(unit)
                 ),
                 default=None,
             )
@@ -417,12 +423,7 @@ class ExtractiveGenerator:
         near_best = {
             i: _value_slack(values, units[i])
             for i in shown_matched
-            if scores[i] >= CLOSER_FIT_RATIO * best_matched
-            or (
-                added_up is not None
-                and hits[units[i].passage - 1].doc_id in scored_in
-                and _value_match(given_score, units[i]) > 0
-            )
+            if scores[i] >= CLOSER_FIT_RATIO * best_matched or holds_total(units[i])
         }
         closest = min(near_best.values(), default=math.inf)
         # A decision-tree path reads less well than a rule or a row: it leads only when it
@@ -625,14 +626,7 @@ class ExtractiveGenerator:
         for number, (part, alone) in enumerate(zip(parts, asked, strict=True)):
             # "... and what dose and schedule?" is answered by the item labelled "Dose:".
             label = _asked_label(part)
-            labelled = next(
-                (
-                    unit
-                    for unit in shown
-                    if label and unit.kind == "item" and label.match(label_of(unit.text))
-                ),
-                None,
-            )
+            labelled = next((unit for unit in shown if label and _labelled(unit, label)), None)
             if labelled is not None:
                 if labelled not in answers:
                     answers.append(labelled)
@@ -1676,6 +1670,11 @@ def _asked_label(part: str) -> re.Pattern[str] | None:
     return _DURATION_LABEL if _ASKS_TIME.search(part) else None
 
 
+def _labelled(unit: Unit, label: re.Pattern[str]) -> bool:
+    """Whether `unit` is a list item whose label `label` matches ("Dose: 200 mg/day IV")."""
+    return unit.kind == "item" and label.match(label_of(unit.text)) is not None
+
+
 def _with_labelled_siblings(
     chosen: list[Unit], units: Sequence[Unit], hits: Sequence[Hit], asking: str
 ) -> list[Unit]:
@@ -1693,17 +1692,16 @@ def _with_labelled_siblings(
 
     out = list(chosen)
     for label in labels:
-        if any(label.match(label_of(unit.text)) for unit in out if unit.kind == "item"):
+        if any(_labelled(unit, label) for unit in out):
             continue
         places = {where(unit) for unit in out if unit.kind == "item" and label_of(unit.text)}
         sibling = next(
             (
                 unit
                 for unit in units
-                if unit.kind == "item"
+                if _labelled(unit, label)
                 and not unit.parent
                 and where(unit) in places
-                and label.match(label_of(unit.text))
                 and unit not in out
             ),
             None,
