@@ -38,6 +38,7 @@ from rag.generate.abstention import (
     decide_after_generating,
     decide_before_generating,
     is_specific_term,
+    known_behind_affix,
     measure_coverage,
 )
 from rag.generate.agreement import Disagreement, cited_sides, compare_sources
@@ -369,6 +370,7 @@ class Engine:
                     passages,
                     audience=audience,
                     want_decision=want_decision,
+                    cited_before=self.library.cited_titles(history),
                 )
             )
 
@@ -478,7 +480,11 @@ class Engine:
 
     def _is_unindexed(self, word: str) -> bool:
         """Whether no passage of the index holds `word` in any form."""
-        return not self.index.search_lexical(word, 1) and not self.index.has_word_family(word)
+        return (
+            not self.index.search_lexical(word, 1)
+            and not self.index.has_word_family(word)
+            and not known_behind_affix(self.index, word)
+        )
 
     def _similarity_to(self, question: str) -> Callable[[Sequence[str]], Sequence[float]]:
         """Cosines of texts with `question`, by the index's embedder (the question embedded once)."""

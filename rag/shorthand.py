@@ -214,8 +214,9 @@ DRUG_CLASSES: dict[str, str] = {
     "atenolol": "beta-blocker", "propranolol": "beta-blocker", "esmolol": "beta-blocker",
     "amlodipine": "calcium channel blocker; CCB", "nifedipine": "calcium channel blocker; CCB",
     "diltiazem": "calcium channel blocker; CCB", "verapamil": "calcium channel blocker; CCB",
-    "spironolactone": "mineralocorticoid receptor antagonist; MRA",
-    "eplerenone": "mineralocorticoid receptor antagonist; MRA",
+    # The STEMI guideline's older name for them: "Aldosterone Antagonists".
+    "spironolactone": "mineralocorticoid receptor antagonist; MRA; aldosterone antagonist",
+    "eplerenone": "mineralocorticoid receptor antagonist; MRA; aldosterone antagonist",
     "furosemide": "loop diuretic", "bumetanide": "loop diuretic", "torsemide": "loop diuretic",
     "chlorthalidone": "thiazide diuretic", "hydrochlorothiazide": "thiazide diuretic",
     "empagliflozin": "SGLT2 inhibitor", "dapagliflozin": "SGLT2 inhibitor",

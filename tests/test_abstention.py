@@ -39,7 +39,13 @@ class RecordingGenerator:
         self.questions: list[str] = []
 
     def generate(
-        self, question: str, hits: Sequence[Hit], *, audience="clinician", want_decision=False
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        audience="clinician",
+        want_decision=False,
+        cited_before=(),
     ) -> Draft:
         self.questions.append(question)
         return Draft(text=self.reply)
@@ -404,6 +410,26 @@ def test_a_known_word_behind_a_prefix_or_asking_if_it_is_worthwhile_does_not_dec
         answered = engine.ask(question, suggest_related=False)
         assert not answered.abstained, answered.bottom_line
         assert any(c.doc_id.startswith(cited) for c in answered.citations), answered.citations
+
+
+def test_a_known_word_with_a_prefix_or_suffix_is_not_named_as_one_no_source_mentions(
+    demo_index: Path,
+):
+    """The answer led with "No indexed source mentions 'afebrile'": a story's finding in a
+    form of a word the index holds ("febrile"), like "unsteady" (steady) or "coilable" (coil),
+    is no term the index has never heard of."""
+    engine = engine_for(demo_index)
+    answered = engine.ask(
+        "44F with pyelonephritis and a ureteric stent placed for an obstructing stone last "
+        "month. Not bacteraemic, afebrile by day 3 on levofloxacin 750 mg daily. Is a 5-day "
+        "course enough?",
+        suggest_related=False,
+    )
+    assert "afebrile" not in answered.bottom_line, answered.bottom_line
+    assert "5 days may be sufficient" in answered.answer, answered.answer
+    for word in ("afebrile", "unsteady", "coilable"):
+        assert engine._is_unindexed(word) is False, word
+    assert engine._is_unindexed("carbocisteine")
 
 
 def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writes_them(

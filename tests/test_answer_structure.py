@@ -622,6 +622,11 @@ def test_a_laboratory_value_is_read_only_against_its_own_measurements_condition(
     assert match(question_values("30-a-day smoker"), "Avoid if baseline K+ > 5.0 mEq/L") == 0
     # Vitamin K is a drug, not potassium; an INR is not its dose.
     assert match(question_values("INR 9, no bleeding"), "Vitamin K 2.5-5 mg orally") == 0
+    # A comma before three digits groups thousands: a glucose of 1,100 is no "< 250".
+    assert match(question_values("HHS, glucose 1,100 mg/dL"), "Glucose < 250 mg/dL") == -1
+    assert match(question_values("TG 800 mg/dL"), "Triglycerides >= 1,000 mg/dL") == -1
+    assert match(question_values("TG 1,200 mg/dL"), "Triglycerides >= 1,000 mg/dL") == 1
+    assert [v.number for v in question_values("2,5 mg daily")] == [2.5]  # a decimal comma
     cited = answer(
         "DKA, 80 kg, pH 7.12, glucose 540. What insulin rate do I start?",
         [hit("dka", DKA_INSULIN, 1, title="DKA and HHS", section="Insulin Therapy")],

@@ -472,6 +472,29 @@ def test_a_tree_branch_is_chosen_by_every_step_on_its_path(real_embedder):
     assert "ICD not indicated" in high, high
 
 
+def test_what_a_branch_does_after_its_answer_is_no_condition_of_it(real_embedder):
+    """"afebrile by day 3. Is a 5-day course enough?" took the NO branch: the YES branch's
+    action "Complete 5-7 days total" was read as a condition a time of 3 days contradicts, and
+    the NO branch's "Reassess at 48-72 hours" as one it meets."""
+    tree = (
+        "```\nComplicated UTI on fluoroquinolone therapy\n"
+        "  --> Clinical improvement by day 3-5?\n"
+        "      --> YES --> Complete 5-7 days total\n"
+        "          --> 5 days may be sufficient for uncomplicated pyelonephritis\n"
+        "      --> NO --> Reassess at 48-72 hours\n"
+        "          --> Review cultures, consider imaging, broaden or change therapy\n```"
+    )
+    bottom_line = bottom_line_from(
+        real_embedder,
+        "Pyelonephritis, clinically improving by day 3 on levofloxacin. Is a 5-day course enough?",
+        "uti",
+        tree,
+        "Fluoroquinolone Duration",
+    )
+    assert "5 days may be sufficient" in bottom_line, bottom_line
+    assert "Reassess at 48-72 hours" not in bottom_line, bottom_line
+
+
 def test_a_question_asking_whether_is_read_as_a_decision():
     assert answer_type("Not on a statin, booked for a bypass. Worth starting one before?") == "decision"
     assert answer_type("Postpartum, EPDS 18. OK to start sertraline and review in 2 weeks?") == "decision"
@@ -552,3 +575,83 @@ def test_a_table_cells_arrow_is_said_as_a_sequence_so_its_rows_read_as_a_sentenc
     said = rows_form(whole)
     assert "Wells Score, then D-dimer or CTPA" in said
     assert is_sentence(said[:1].upper() + said[1:])
+
+
+BURN_VENTILATION = """\
+### Mechanical Ventilation
+For intubated patients with inhalation injury:
+- Lung-protective ventilation: Tidal volume 6-8 mL/kg predicted body weight
+- Permissive hypercapnia is acceptable (target pH > 7.20) to minimize lung injury
+- Plateau pressure: Target < 30 cmH2O
+"""
+BURN_FLUIDS = """\
+### Worked Example
+A 70 kg patient with 30% TBSA burn:
+- Total 24h volume = 4 x 70 x 30 = 8,400 mL LR
+- First 8 hours: 4,200 mL (525 mL/hr)
+"""
+SEPSIS_PLATEAU = """\
+The SSC recommends targeting an upper limit for plateau pressures of 30 cmH2O over higher
+plateau pressures in adults with sepsis-induced ARDS.
+- If plateau pressure exceeds 30 cmH2O despite a tidal volume of 6 mL/kg PBW, reduce tidal
+  volume further to 4 mL/kg PBW.
+- Consider chest wall compliance in obese patients or those with abdominal compartment
+  syndrome; elevated plateau pressures may not reflect lung stress.
+"""
+
+
+def test_a_follow_up_stays_in_the_guideline_the_conversation_is_reading(real_embedder):
+    """"How low a pH may we accept?" after an inhalation-injury question was answered from the
+    sepsis guideline's plateau-pressure line, and led by the burn guideline's worked fluid
+    example: the follow-up stays in the burn guideline, and a worked example for another
+    patient answers nothing the question's values do not meet."""
+    question = (
+        "Keeping him on 6 mL/kg, his CO2 keeps creeping up. How low a pH are we allowed to "
+        "accept, and what plateau ceiling? (context: flat fire 35 tbsa burns soot intubated)"
+    )
+    hits = [
+        hit("burn-airway", BURN_VENTILATION, 1, "Inhalation Injury", "Burn guideline"),
+        hit("sepsis", SEPSIS_PLATEAU, 2, "Plateau Pressure Limit", "Surviving Sepsis"),
+        hit("burn-fluids", BURN_FLUIDS, 3, "Fluid Resuscitation", "Burn guideline"),
+    ]
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    bottom_line = generator.generate(
+        question, hits, cited_before=("Burn guideline",)
+    ).text.splitlines()[0]
+    assert "target pH > 7.20" in bottom_line, bottom_line
+    assert "8,400 mL" not in bottom_line, bottom_line
+    assert "reduce tidal volume further" not in bottom_line, bottom_line
+
+
+FIBRINOLYSIS_ANTICOAGULANTS = """\
+**Enoxaparin** (Class I, LOE: A):
+- **Age < 75 years:** 30 mg IV bolus, then 1 mg/kg subcutaneously every 12 hours
+- Duration: for the index hospitalization, up to 8 days or until revascularization
+
+**Fondaparinux** (Class I, LOE: B):
+- **Dose:** 2.5 mg IV on day 1, then 2.5 mg subcutaneously once daily
+- Duration: for the index hospitalization, up to 8 days or until revascularization
+"""
+ENOXAPARIN_AT_PCI = """\
+- If patient received **enoxaparin** and last SC dose was **< 8 hours ago:** no additional enoxaparin needed
+- If patient received **enoxaparin** and last SC dose was **> 12 hours ago:** use standard anticoagulation for PCI
+- **Do not switch between UFH and enoxaparin** (increased bleeding risk)
+"""
+
+
+def test_how_long_a_drug_runs_is_answered_by_its_own_duration_item(real_embedder):
+    """"If he stays with us, how long should the enoxaparin run?" was answered with what to give
+    at PCI after enoxaparin: the "Duration:" item under the enoxaparin intro answers it, not
+    fondaparinux's."""
+    hits = [
+        hit("stemi-pci", ENOXAPARIN_AT_PCI, 1, "Anticoagulation After PCI Following Fibrinolysis"),
+        hit("stemi-lysis", FIBRINOLYSIS_ANTICOAGULANTS, 2, "Anticoagulation for Fibrinolytic Therapy"),
+    ]
+    for hit_ in hits:
+        object.__setattr__(hit_, "title", "STEMI guideline")
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    bottom_line = generator.generate(
+        "Lysed STEMI on enoxaparin. If he stays with us, how long should the enoxaparin run?", hits
+    ).text.splitlines()[0]
+    assert "Enoxaparin" in bottom_line and "up to 8 days" in bottom_line, bottom_line
+    assert "Fondaparinux" not in bottom_line, bottom_line

@@ -252,7 +252,7 @@ def measure_coverage(
             and not classes
             and stem in asked
             and not index.has_word_family(surface)
-            and not _known_behind_prefix(index, surface)
+            and not known_behind_affix(index, surface)
             and is_specific_term(index.embedder, surface)
         ):
             unknown.append(surface)
@@ -342,15 +342,20 @@ def _is_everyday(index: CoverageIndex, word: str) -> bool:
     return is_everyday_english(word) and not alternatives(word) and not index.has_word_family(word)
 
 
-# A prefix that makes a new word of one the index may hold ("antiproteinuric": proteinuria).
-_PREFIX = re.compile(r"(?:anti|non|pre|post)-?(?=[a-z]{5,}$)", re.IGNORECASE)
+# A prefix or suffix that makes a new word of one the index may hold ("antiproteinuric":
+# proteinuria; "afebrile": febrile; "unsteady": steady; "coilable": coil).
+_PREFIX = re.compile(r"(?:anti|non|pre|post|un|a)-?(?=[a-z]{5,}$)", re.IGNORECASE)
 
 
-def _known_behind_prefix(index: CoverageIndex, word: str) -> bool:
-    """Whether `word` is a prefix on a word whose family the index holds: "antiproteinuric"
-    is proteinuria's, no term the index has never heard of."""
+def known_behind_affix(index: CoverageIndex, word: str) -> bool:
+    """Whether `word` is a prefix or an "-able" on a word whose family the index holds: a
+    form of a word the index knows ("afebrile" is febrile's, "coilable" coil's), no term the
+    index has never heard of."""
     prefix = _PREFIX.match(word)
-    return bool(prefix) and index.has_word_family(word[prefix.end() :])
+    if prefix and index.has_word_family(word[prefix.end() :]):
+        return True
+    suffix = re.search(r"(?:able|ible)$", word, re.IGNORECASE)
+    return bool(suffix) and suffix.start() >= 4 and index.has_word_family(word[: suffix.start()])
 
 
 def is_specific_term(embedder: object, word: str) -> bool:

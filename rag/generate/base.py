@@ -36,7 +36,9 @@ class Draft:
 
 
 class Generator(Protocol):
-    """Writes a draft answer to `question` from `hits` (numbered 1..len(hits) in that order)."""
+    """Writes a draft answer to `question` from `hits` (numbered 1..len(hits) in that order).
+    `cited_before`: the titles of the sources the conversation's previous answer cited (a
+    follow-up usually stays in the guideline being read)."""
 
     name: str
 
@@ -47,6 +49,7 @@ class Generator(Protocol):
         *,
         audience: str = "clinician",
         want_decision: bool = False,
+        cited_before: Sequence[str] = (),
     ) -> Draft: ...
 
 

@@ -140,6 +140,7 @@ class ExtractiveGenerator:
         *,
         audience: str = "clinician",
         want_decision: bool = False,
+        cited_before: Sequence[str] = (),
     ) -> Draft:
         """A draft citing `hits` as [1]..[len(hits)], or Draft(text="", refused=True) when no
         passage shares meaningful content with `question`. The decision is always None: this
@@ -150,8 +151,10 @@ class ExtractiveGenerator:
            embedder's similarity, the retrieval rank, and whether the row or branch matches
            the values the question gives (rag.generate.values), among them a score its values
            add up to on the score's own table (rag.generate.scores).
-        3. Keep to the guideline of the best unit: another guideline's unit stays only when
-           it answers as well, and is then labelled with its organisation and year.
+        3. Keep to the guideline of the best unit (in a follow-up, to the one the previous
+           answer cited, `cited_before`, when it answers at all): another guideline's unit
+           stays only when it answers as well, and is then labelled with its organisation and
+           year.
         4. The best unit, written as one sentence, is the bottom line; the others follow under
            their section headings, tables as tables, lists under their intro.
         """
@@ -293,6 +296,10 @@ class ExtractiveGenerator:
                 # ("Standards of Care in Diabetes" for a patient with no diabetes), or for a
                 # patient who can do what this one cannot ("if the patient can exercise").
                 score *= _VALUE_WEIGHT[-1]
+            if fits[i] <= 0 and _EXAMPLE.search(unit.section):
+                # A worked example is another patient's sum ("A 70 kg patient with 30% TBSA
+                # burn: ... = 8,400 mL"): it answers only a question whose values it meets.
+                score *= _VALUE_WEIGHT[-1]
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
@@ -319,6 +326,7 @@ class ExtractiveGenerator:
             frozenset(topical_words - negated),
             named_drugs,
             _capital_names(own_words),
+            frozenset(cited_before),
         )
         chosen = _select(units, scores, question_words, hits, content_stems(" ".join(names)))
         if vectors:
@@ -414,6 +422,11 @@ class ExtractiveGenerator:
                 or _value_match(asked_values, units[i]) > 0
             )
         ]
+        if named_drugs and any(_names_drug(units[i], named_drugs) for i in shown_matched):
+            # A row the values meet for another drug than the one asked about ("Age <= 75
+            # years: 300 mg clopidogrel loading dose" for "Should eplerenone be added?", age 63)
+            # does not lead over one for that drug.
+            shown_matched = [i for i in shown_matched if _names_drug(units[i], named_drugs)]
         best_rule = max((scores[i] for i in shown_matched if units[i].kind != "path"), default=0.0)
         # Of the matched units scoring close to the best, the one whose condition fits the
         # values most closely ("< 60 bpm" for a heart rate of 50, not "< 100 bpm") leads.
@@ -527,6 +540,12 @@ class ExtractiveGenerator:
             # (A question asking two things, "Does she qualify, and what's the dose?", is
             # answered in its own order.)
             chosen = _dose_of_asked_drug_first(chosen, score_of, dosed)
+        elif lead is None and asked_drugs and _ASKS_LENGTH.search(asking):
+            # "If he stays with us, how long should the enoxaparin run?" asks one thing.
+            asked = [part for part in question_parts(asking) if not _SETTING_CLAUSE.match(part)]
+            if len(asked) == 1:
+                drugs = [drug_stem(drug) for drug in asked_drugs]
+                chosen = _duration_of_asked_drug_first(chosen, units, score_of, drugs)
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
@@ -723,6 +742,7 @@ EARLIER_PART_RATIO = 1.15
 # A row or branch whose condition the question's values meet (+1) leads; one they contradict
 # (-1: "Score 0-1" when the question says the score is 2) falls far behind.
 _VALUE_WEIGHT = {1: 2.0, 0: 1.0, -1: 0.3}
+_EXAMPLE = re.compile(r"\b(?:worked |case )?examples?\b", re.IGNORECASE)  # a heading's
 # Questions that ask for a set ("What are the criteria for ...?"): a list or table whole answers.
 _WANTS_LIST = re.compile(
     r"\b(?:components?|criteria|criterion|elements|features|items|list|contraindications|red flags"
@@ -821,6 +841,11 @@ def answer_type(question: str) -> str:
 
 
 _ASKS_TIME = re.compile(r"\b(?:how long|how soon|duration|for how many)\b", re.IGNORECASE)
+# A clause setting the scene of a question, not asking: "If he stays with us, ...".
+_SETTING_CLAUSE = re.compile(
+    r"\s*(?:if|since|because|as|after|before|while|now that|given)\b", re.IGNORECASE
+)
+_ASKS_LENGTH = re.compile(r"\b(?:how long|duration|for how many)\b", re.IGNORECASE)  # of a course
 _TIME_AMOUNT = re.compile(
     r"\d+(?:\s*[-–]\s*\d+)?\s*(?:min|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?)\b",
     re.IGNORECASE,
@@ -959,6 +984,14 @@ def _topic_words(text: str) -> str:
     )
 
 
+# What a tree does after answering a step ("YES --> Complete 5-7 days total") is an action, not
+# a condition of the branch: "afebrile by day 3" does not contradict "5-7 days". (One that asks
+# again, "NO --> Age >= 65?", is a step.)
+_ACTION_AFTER_ANSWER = re.compile(
+    r"^(.*?(?:^|\?|-->)\s*(?:YES|NO)\b(?:\s*\([^)]*\))?)\s*-->[^?]*$", re.IGNORECASE | re.DOTALL
+)
+
+
 def _condition_text(unit: Unit) -> str:
     """What says when a unit applies: its condition, and for a tree branch its steps (all of
     them when the branch ends on a condition the chunk cut from its action: "INR 1.3-1.9:")."""
@@ -966,7 +999,7 @@ def _condition_text(unit: Unit) -> str:
         return unit.condition
     # A step asked and answered "NO" ("HEART 0-3 ...? -> NO (HEART 7-10)") does not hold on
     # this branch: only the answer's own condition does.
-    steps = unit.condition.split(" → ")
+    steps = [_ACTION_AFTER_ANSWER.sub(r"\1", step) for step in unit.condition.split(" → ")]
     denied = {n for n, _, answer in _answered_steps(steps) if answer == "no"}
     steps = [step for n, step in enumerate(steps) if n not in denied]
     dangling = unit.text.rstrip().endswith((":", "?"))
@@ -1275,6 +1308,7 @@ def _in_scope(
     topical: frozenset[str] = frozenset(),
     drugs: Sequence[str] = (),
     names: frozenset[str] = frozenset(),
+    cited_before: frozenset[str] = frozenset(),
 ) -> list[float]:
     """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
     unless they score within SCOPE_RATIO of the best and hold every rare word and every name
@@ -1282,14 +1316,23 @@ def _in_scope(
     dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
     a question on CHA2DS2-VASc's components not with ABCD2's."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = _main_guideline(units, scores, hits, topical, drugs, names)
+    main = _main_guideline(units, scores, hits, topical, drugs, names, cited_before)
+    main_best = max(
+        score for unit, score in zip(units, scores) if guideline(hits[unit.passage - 1]) == main
+    )
     return [
         score
         if guideline(hits[unit.passage - 1]) == main
-        or (score >= SCOPE_RATIO * scores[best] and covered == 1.0)
+        # Another guideline's unit that answers as well follows the main one's best: it
+        # does not lead the answer away from the guideline it keeps to.
+        else min(score, OTHER_GUIDELINE_SHARE * main_best)
+        if score >= SCOPE_RATIO * scores[best] and covered == 1.0
         else 0.0
         for unit, score, covered in zip(units, scores, must_have, strict=True)
     ]
+
+
+OTHER_GUIDELINE_SHARE = 0.99  # of the main guideline's best score, at most
 
 
 # A score's row for one component's points, not the total ("3 in any single parameter").
@@ -1317,6 +1360,7 @@ def _main_guideline(
     topical: frozenset[str] = frozenset(),
     drugs: Sequence[str] = (),
     names: frozenset[str] = frozenset(),
+    cited_before: frozenset[str] = frozenset(),
 ) -> str:
     """The guideline the answer keeps to: among those whose best unit scores within
     SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
@@ -1379,6 +1423,20 @@ def _main_guideline(
         )
     )
     contenders = [name for name in contenders if name in writing] or contenders
+    # A follow-up's guideline, the one the conversation is reading (`cited_before`), contends
+    # when it answers at all and names what the question names, and weighs more: "How low a
+    # pH may we accept?" after an inhalation-injury question is the burn guideline's, not the
+    # sepsis guideline's plateau-pressure line. (Not more than that: a first answer from the
+    # wrong guideline would hold the whole conversation.)
+    staying = {
+        name
+        for name, found in by_guideline.items()
+        if name in cited_before
+        and max(found) >= FOLLOW_UP_RATIO * best
+        and (name in naming or not naming)
+        and (name in writing or not writing)
+    }
+    contenders += sorted(staying - set(contenders))
     if len(contenders) == 1:
         return contenders[0]
     held: dict[str, set[str]] = {name: set() for name in contenders}
@@ -1395,11 +1453,16 @@ def _main_guideline(
     return max(
         contenders,
         key=lambda name: sum(sorted(by_guideline[name], reverse=True)[:SCOPE_UNITS])
-        * (1.0 + TELLING_WORDS_WEIGHT * len(telling & held[name]) / max(len(telling), 1)),
+        * (1.0 + TELLING_WORDS_WEIGHT * len(telling & held[name]) / max(len(telling), 1))
+        * (FOLLOW_UP_WEIGHT if name in staying else 1.0),
     )
 
 
 SCOPE_UNITS = 3
+# A follow-up stays in the guideline the previous answer cited when its best unit scores at
+# least this share of the best unit's.
+FOLLOW_UP_RATIO = 0.4
+FOLLOW_UP_WEIGHT = 1.3  # how much more it weighs than another contender
 # How much a guideline holding all the question's words that tell the contending guidelines
 # apart weighs over one holding none of them, in choosing the main guideline: a question
 # naming the "Glasgow-Blatchford score" is answered from the GI-bleeding guideline, not from
@@ -1877,6 +1940,31 @@ def _dose_of_asked_drug_first(
     if not dosing:
         return chosen
     first = max(dosing, key=lambda unit: score_of.get(id(unit), 0.0))
+    return [first, *[unit for unit in chosen if unit is not first]]
+
+
+def _duration_of_asked_drug_first(
+    chosen: list[Unit], units: Sequence[Unit], score_of: dict[int, float], drugs: Sequence[str]
+) -> list[Unit]:
+    """`chosen` with the item labelled "Duration:" under the drug asked about first, when it
+    scores at least DOSED_LEAD_RATIO of the unit now first: "How long should the enoxaparin
+    run?" is answered by enoxaparin's "Duration: for the index hospitalization, up to 8 days",
+    not by when to give more at PCI, nor by fondaparinux's duration."""
+
+    def gives(unit: Unit) -> bool:
+        return _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs)
+
+    if not chosen or gives(chosen[0]):
+        return chosen
+    top = score_of.get(id(chosen[0]), 0.0)
+    lasting = [
+        unit
+        for unit in units
+        if gives(unit) and score_of.get(id(unit), 0.0) >= DOSED_LEAD_RATIO * top
+    ]
+    if not lasting:
+        return chosen
+    first = max(lasting, key=lambda unit: score_of.get(id(unit), 0.0))
     return [first, *[unit for unit in chosen if unit is not first]]
 
 

@@ -87,6 +87,7 @@ class OpenAIGenerator:
         *,
         audience: str = "clinician",
         want_decision: bool = False,
+        cited_before: Sequence[str] = (),
     ) -> Draft:
         """The model's answer to `question` from `hits` (numbered 1..len(hits)) as a Draft.
 
@@ -94,7 +95,8 @@ class OpenAIGenerator:
         model never saw those passages); the rest of the contract is `enforce_citations`'.
         An empty reply or the refusal sentence gives `refused=True`; with `want_decision`
         the "Decision:" line is parsed into `decision` and removed from the text.
-        Raises LLMError when the endpoint fails after the retries.
+        Raises LLMError when the endpoint fails after the retries. `cited_before` is not
+        needed: the condensed question carries the conversation.
         """
         check_audience(audience)
         messages = build_messages(

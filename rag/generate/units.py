@@ -43,6 +43,8 @@ _LABEL = re.compile(r"^([^:]{1,80}?):\s+(?=\S)")
 
 _ARROW = re.compile(r"-->|->|→")
 
+# An intro announcing its items as criteria met together ("who have all of the following:").
+_ANNOUNCES_SET = re.compile(r"\bof the following\b|\bcriteria\b", re.IGNORECASE)
 SHORT_ITEM_WORDS = 30  # a list whose items are all this short can be quoted whole
 LIST_MAX_ITEMS = 10
 TABLE_MAX_ROWS = 8
@@ -230,13 +232,17 @@ class _Builder:
         whole_intro = intro or (f"{self.section}:" if self.fresh else "")
         for item in roots:
             self._item(item, intro, "", group)
-        flat = [plain(item.text) for item in roots]
-        # A list quoted whole must not lose nested rules: only flat lists of short items.
+        # A list quoted whole must not lose nested rules: only flat lists of short items, or
+        # criteria a patient must meet together, each said with its own nested items ("all of
+        # the following: ... No significant renal dysfunction (Serum creatinine <= 2.5 mg/dL
+        # in men ...)").
+        nested = any(item.children for item in roots) and _ANNOUNCES_SET.search(whole_intro)
+        flat = [_flatten(item, labelled=False) if nested else plain(item.text) for item in roots]
         if (
             whole_intro
             and 2 <= len(flat) <= LIST_MAX_ITEMS
             and all(
-                len(text.split()) <= SHORT_ITEM_WORDS and not item.children
+                len(text.split()) <= SHORT_ITEM_WORDS and (nested or not item.children)
                 for text, item in zip(flat, roots, strict=True)
             )
         ):
@@ -332,12 +338,15 @@ def _parse_items(lines: Sequence[str]) -> list[_ListItem]:
     return roots
 
 
-def _flatten(item: _ListItem) -> str:
-    """An item and its own nested items as one line: "Label: text (sub; sub)"."""
+def _flatten(item: _ListItem, *, labelled: bool = True) -> str:
+    """An item and its own nested items as one line: "Label: text (sub; sub)"; with
+    `labelled` False, a label's items in brackets too ("No hyperkalemia (Serum potassium <
+    5.0 mEq/L)"), as an item of a list said in one sentence."""
     text = plain(item.text)
     if item.children:
         inner = "; ".join(_flatten(child) for child in item.children)
-        text = f"{text.rstrip(':')}: {inner}" if text.endswith(":") else f"{text} ({inner})"
+        labels = labelled and text.endswith(":")
+        text = f"{text.rstrip(':')}: {inner}" if labels else f"{text.rstrip(':')} ({inner})"
     return text
 
 

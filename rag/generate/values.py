@@ -20,7 +20,7 @@ from rag.text import CONTEXT_OPENER
 # Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
 # "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
 NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
-_NUMBER = r"\d+(?:[.,]\d+)?"
+_NUMBER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:[.,]\d+)?"
 _RANGE = re.compile(rf"({_NUMBER})\s*(?:--|–|—|-|to)\s*({_NUMBER})")  # "--": a typed en dash
 TITER_MARK = "#:"  # what _masked writes for a titer's "1:"
 _COMPARISON = re.compile(
@@ -194,7 +194,14 @@ class Condition:
         )
 
 
+# "1,100 mg/dL", "100,000/mm³": a comma before three digits groups thousands; "2,5" is a
+# decimal comma.
+_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+
+
 def _number(text: str) -> float:
+    if _THOUSANDS.match(text):
+        return float(text.replace(",", ""))
     return float(text.replace(",", "."))
 
 
