@@ -2115,3 +2115,21 @@ def test_a_laboratory_value_given_as_a_bound_meets_the_nested_rule_for_it():
     with_fev1 = "If eosinophils < 300 cells/µL, consider roflumilast (chronic bronchitis and FEV1 < 50%)"
     assert match(question_values("COPD with eos under 300: roflumilast?"), with_fev1) == 1
 
+
+
+def test_criteria_met_together_are_the_bottom_line_for_the_drug_asked_about(demo_index: Path):
+    """"Should eplerenone be added?" after a STEMI (age 63) led with clopidogrel's "Age <= 75
+    years: 300 mg loading dose": the age met that row, the STEMI guideline's "Aldosterone
+    Antagonists" were not read as naming eplerenone, and their criteria, nested under "all of
+    the following:", were no list a bottom line could quote whole (demo index)."""
+    cited = demo_answer(
+        demo_index,
+        "63F, day 3 after an anterior STEMI treated with primary PCI. Echo EF 38%. Lungs clear, "
+        "no heart failure symptoms at any point, not diabetic. On ramipril 2.5 mg BD and "
+        "bisoprolol 2.5 mg. Creatinine 0.9 mg/dL, K 4.2. Should eplerenone be added?",
+    )
+    assert "Either symptomatic heart failure OR diabetes mellitus" in cited.bottom_line, (
+        cited.bottom_line
+    )
+    assert "No hyperkalemia (Serum potassium < 5.0 mEq/L)" in cited.bottom_line
+    assert "P2Y12" not in cited.bottom_line and "clopidogrel" not in cited.bottom_line.lower()
