@@ -345,6 +345,7 @@ def _is_everyday(index: CoverageIndex, word: str) -> bool:
 # A prefix or suffix that makes a new word of one the index may hold ("antiproteinuric":
 # proteinuria; "afebrile": febrile; "unsteady": steady; "coilable": coil).
 _PREFIX = re.compile(r"(?:anti|non|pre|post|un|a)-?(?=[a-z]{5,}$)", re.IGNORECASE)
+_SUFFIX = re.compile(r"^(.{4,}?)(?:able|ible)$", re.IGNORECASE)  # "coilable": coil
 
 
 def known_behind_affix(index: CoverageIndex, word: str) -> bool:
@@ -354,8 +355,8 @@ def known_behind_affix(index: CoverageIndex, word: str) -> bool:
     prefix = _PREFIX.match(word)
     if prefix and index.has_word_family(word[prefix.end() :]):
         return True
-    suffix = re.search(r"(?:able|ible)$", word, re.IGNORECASE)
-    return bool(suffix) and suffix.start() >= 4 and index.has_word_family(word[: suffix.start()])
+    suffix = _SUFFIX.match(word)
+    return bool(suffix) and index.has_word_family(suffix.group(1))
 
 
 def is_specific_term(embedder: object, word: str) -> bool:

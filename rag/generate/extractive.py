@@ -539,13 +539,22 @@ class ExtractiveGenerator:
         if lead is None and dosed and len(question_parts(question)) == 1:
             # (A question asking two things, "Does she qualify, and what's the dose?", is
             # answered in its own order.)
-            chosen = _dose_of_asked_drug_first(chosen, score_of, dosed)
+            # The best chosen unit giving a dose of the drug asked about leads.
+            chosen = _giving_unit_first(
+                chosen, chosen, score_of, lambda unit: _doses(unit, dosed)
+            )
         elif lead is None and asked_drugs and _ASKS_LENGTH.search(asking):
             # "If he stays with us, how long should the enoxaparin run?" asks one thing.
             asked = [part for part in question_parts(asking) if not _SETTING_CLAUSE.match(part)]
             if len(asked) == 1:
+                # The "Duration:" item under the drug asked about leads, chosen or not.
                 drugs = [drug_stem(drug) for drug in asked_drugs]
-                chosen = _duration_of_asked_drug_first(chosen, units, score_of, drugs)
+                chosen = _giving_unit_first(
+                    chosen,
+                    units,
+                    score_of,
+                    lambda unit: _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs),
+                )
         bottom = _bottom_unit(chosen, lead, wanted)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
@@ -840,12 +849,13 @@ def answer_type(question: str) -> str:
     return "decision" if _ASKS_DECISION.search(asked) else ""
 
 
-_ASKS_TIME = re.compile(r"\b(?:how long|how soon|duration|for how many)\b", re.IGNORECASE)
+_LENGTH_WORDS = r"how long|duration|for how many"  # how long a course runs
+_ASKS_LENGTH = re.compile(rf"\b(?:{_LENGTH_WORDS})\b", re.IGNORECASE)
+_ASKS_TIME = re.compile(rf"\b(?:{_LENGTH_WORDS}|how soon)\b", re.IGNORECASE)
 # A clause setting the scene of a question, not asking: "If he stays with us, ...".
 _SETTING_CLAUSE = re.compile(
     r"\s*(?:if|since|because|as|after|before|while|now that|given)\b", re.IGNORECASE
 )
-_ASKS_LENGTH = re.compile(r"\b(?:how long|duration|for how many)\b", re.IGNORECASE)  # of a course
 _TIME_AMOUNT = re.compile(
     r"\d+(?:\s*[-–]\s*\d+)?\s*(?:min|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?)\b",
     re.IGNORECASE,
@@ -1314,7 +1324,8 @@ def _in_scope(
     unless they score within SCOPE_RATIO of the best and hold every rare word and every name
     with digits of the question (`must_have` is 1.0 for those units): a question about AF
     dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
-    a question on CHA2DS2-VASc's components not with ABCD2's."""
+    a question on CHA2DS2-VASc's components not with ABCD2's. Those that stay score at most
+    OTHER_GUIDELINE_SHARE of the main guideline's best unit: they follow it, never lead."""
     best = max(range(len(units)), key=lambda i: scores[i])
     main = _main_guideline(units, scores, hits, topical, drugs, names, cited_before)
     main_best = max(
@@ -1922,49 +1933,29 @@ def _doses(unit: Unit, drugs: Sequence[str]) -> bool:
     return bool(_DOSE_AMOUNT.search(shown_text(unit))) and _names_drug(unit, drugs)
 
 
-def _dose_of_asked_drug_first(
-    chosen: list[Unit], score_of: dict[int, float], drugs: Sequence[str]
+def _giving_unit_first(
+    chosen: list[Unit],
+    candidates: Sequence[Unit],
+    score_of: dict[int, float],
+    gives: Callable[[Unit], bool],
 ) -> list[Unit]:
-    """`chosen` with the best unit giving a dose of the drug asked about first, when the unit
-    now first gives none and that one scores at least DOSED_LEAD_RATIO of it: "Probenecid
-    starting dose?" after a story of allopurinol and febuxostat is answered by the probenecid
-    row, not by the decision tree naming probenecid as the alternative."""
-    if not chosen or _doses(chosen[0], drugs):
-        return chosen
-    top = score_of.get(id(chosen[0]), 0.0)
-    dosing = [
-        unit
-        for unit in chosen
-        if _doses(unit, drugs) and score_of.get(id(unit), 0.0) >= DOSED_LEAD_RATIO * top
-    ]
-    if not dosing:
-        return chosen
-    first = max(dosing, key=lambda unit: score_of.get(id(unit), 0.0))
-    return [first, *[unit for unit in chosen if unit is not first]]
-
-
-def _duration_of_asked_drug_first(
-    chosen: list[Unit], units: Sequence[Unit], score_of: dict[int, float], drugs: Sequence[str]
-) -> list[Unit]:
-    """`chosen` with the item labelled "Duration:" under the drug asked about first, when it
-    scores at least DOSED_LEAD_RATIO of the unit now first: "How long should the enoxaparin
-    run?" is answered by enoxaparin's "Duration: for the index hospitalization, up to 8 days",
-    not by when to give more at PCI, nor by fondaparinux's duration."""
-
-    def gives(unit: Unit) -> bool:
-        return _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs)
-
+    """`chosen` with the best of `candidates` that `gives` what the question asks first, when
+    the unit now first does not and that one scores at least DOSED_LEAD_RATIO of it.
+    "Probenecid starting dose?" after a story of allopurinol and febuxostat is answered by the
+    probenecid row, not by the decision tree naming probenecid as the alternative; "How long
+    should the enoxaparin run?" by enoxaparin's "Duration: for the index hospitalization, up
+    to 8 days", not by when to give more at PCI, nor by fondaparinux's duration."""
     if not chosen or gives(chosen[0]):
         return chosen
     top = score_of.get(id(chosen[0]), 0.0)
-    lasting = [
+    giving = [
         unit
-        for unit in units
+        for unit in candidates
         if gives(unit) and score_of.get(id(unit), 0.0) >= DOSED_LEAD_RATIO * top
     ]
-    if not lasting:
+    if not giving:
         return chosen
-    first = max(lasting, key=lambda unit: score_of.get(id(unit), 0.0))
+    first = max(giving, key=lambda unit: score_of.get(id(unit), 0.0))
     return [first, *[unit for unit in chosen if unit is not first]]
 
 
