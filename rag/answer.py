@@ -150,6 +150,12 @@ class Library:
             self._by_title = grouped
         return list(self._by_title[document.title])
 
+    def guidelines(self) -> list[tuple[str, str, int | None]]:
+        """Every guideline (documents sharing a title) as (title, source, year)."""
+        return list(
+            dict.fromkeys((each.title, each.source, each.year) for each in self.by_id().values())
+        )
+
     def same_title_ids(self, doc_id: str) -> list[str]:
         return [sibling.id for sibling in self.same_title(doc_id)]
 
@@ -228,7 +234,10 @@ class Engine:
         self.library = self.library or Library(self.index)
         if self.retriever is None:
             self.retriever = Retriever(
-                self.index, self.settings.retrieval, siblings=self.library.same_title_ids
+                self.index,
+                self.settings.retrieval,
+                siblings=self.library.same_title_ids,
+                guidelines=self.library.guidelines,
             )
         if self.condenser is None:
             self.condenser = Condenser(

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from rag.config import FUSION_METHODS, RETRIEVAL_MODES
 from rag.errors import InputError
-from rag.text import CONTEXT_OPENER, asking_sentences
+from rag.shorthand import named_guidelines
+from rag.text import CONTEXT_OPENER, asked_part, asking_sentences
 from rag.types import Chunk, Hit, Turn
 
 if TYPE_CHECKING:
@@ -276,6 +277,11 @@ def candidate_rows(
     if mode == "lexical":
         return list(lexical)
     return fusion.fuse(dense, lexical)
+
+
+# A name meaning more guidelines than this ("AHA") names none of them in particular.
+NAMED_AT_MOST = 3
+NAMED_DEPTH = 8  # passages searched for a named guideline's best one
 
 
 def retrieve(
@@ -566,6 +572,8 @@ class Retriever:
     index: SearchableIndex
     settings: RetrievalSettings
     siblings: Callable[[str], Sequence[str]] = field(default=lambda doc_id: (doc_id,))
+    # Every guideline of the index as (title, source, year): what a question may name.
+    guidelines: Callable[[], Collection[tuple[str, str, int | None]]] = field(default=lambda: ())
 
     def search(
         self,
@@ -598,10 +606,40 @@ class Retriever:
         )
         if preferred:
             hits = lift_cited_source(hits, preferred, rrf_k=fusion.rrf_k)[:k]
-        return self._with_asked_focus(
+        hits = self._with_asked_focus(
             query, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
             min_year=min_year
         )
+        return self._with_named_guidelines(
+            query, hits, mode=mode or self.settings.mode, fusion=fusion, min_year=min_year
+        )
+
+    def _with_named_guidelines(
+        self, query: str, hits: list[Hit], *, mode: str, fusion: Fusion, min_year: int | None
+    ) -> list[Hit]:
+        """`hits` with the best passage of each guideline the question names, when it is not
+        among them: "BTS wants temp under 37.5 but I think ATS/IDSA uses a different cut-off"
+        is answered from both, though the BTS discharge criteria fill the ranking. A name that
+        may mean more than NAMED_AT_MOST guidelines ("AHA") adds nothing; a name of several
+        ("IDSA") adds the best passage of those it may mean. The passages follow the hits."""
+        if not hits:
+            return hits
+        present = {hit.chunk_id for hit in hits}
+        added: list[Hit] = []
+        for titles in named_guidelines(asked_part(query), self.guidelines()):
+            if len(titles) > NAMED_AT_MOST:
+                continue
+            found = retrieve(
+                self.index, query, mode=mode, k=NAMED_DEPTH, per_document=1,
+                candidates=self.settings.candidates, fusion=fusion,
+                sources=sorted({source for title, source, _ in self.guidelines() if title in titles}),
+                min_year=min_year,
+            )
+            best = next((hit for hit in found if hit.title in titles), None)
+            if best is not None and best.chunk_id not in present:
+                added.append(replace(best, rank=len(hits) + len(added) + 1, score=hits[-1].score))
+                present.add(best.chunk_id)
+        return [*hits, *added]
 
     def _with_asked_focus(
         self,

@@ -12,14 +12,19 @@ not mined from the evaluation sets a figure is reported on (a few everyday words
 abbreviations were noticed in the questions of studied sets). Only unambiguous entries: "SBP" (systolic blood pressure or spontaneous
 bacterial peritonitis) and "MS" are left out. An entry written in capitals of three letters or
 fewer matches only in capitals ("PE", not "pe"); the others match in any case.
+
+Guidelines are called by shorthand too: "BTS", "ATS/IDSA", "Surviving Sepsis", "the 2013 STEMI
+guideline". `named_guidelines` reads which guidelines of the index a question names, from
+their titles, organisations and years (`source_names`): retrieval adds a named guideline's
+best passage, and the answer keeps to the guidelines named.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from rag.text import content_stems, drug_stem
+from rag.text import content_stems, drug_stem, title_topics
 
 SHORTHAND: dict[str, str] = {
     # people and history
@@ -390,3 +395,89 @@ def stems_with_full_forms(text: str) -> frozenset[str]:
     "elev", "myocardi", "infarct")."""
     full = " ".join(alternatives(word) for word in re.findall(r"[\w+/-]+", text))
     return content_stems(f"{text} {full}")
+
+
+def source_names(title: str, source: str) -> frozenset[str]:
+    """The names a clinician calls a guideline by: its organisations ("ATS/IDSA" -> "ATS",
+    "IDSA"), a capitalised name its title opens with or puts in brackets ("GINA", "KDIGO",
+    "Sepsis-3", "NICE"), and the proper name before its title's colon ("Surviving Sepsis
+    Campaign"). An author list ("Wells PS et al.") names a paper, not a source."""
+    names = set()
+    if "et al" not in source:
+        names.update(part.strip() for part in source.split("/") if _NAME_LIKE.fullmatch(part.strip()))
+    opening = title.split()[:1]
+    bracketed = [word for group in re.findall(r"\(([^)]*)\)", title) for word in group.split()]
+    names.update(word for word in [*opening, *bracketed] if _CAPITALISED.fullmatch(word))
+    lead = title.split(":", 1)[0].split()
+    if ":" in title and 2 <= len(lead) <= 4 and all(word[:1].isupper() for word in lead):
+        names.add(" ".join(lead))
+    return frozenset(names)
+
+
+# An organisation's name: an acronym ("BTS", "ATS") or capitalised words ("Endocrine Society").
+_NAME_LIKE = re.compile(r"[A-Z]{2,}[A-Za-z]*|[A-Z][a-z]+(?: [A-Z][a-z]+)+")
+# A name written with capitals and digits ("GINA", "Sepsis-3", "CG141"), not a plain word.
+_CAPITALISED = re.compile(r"(?=\S*[A-Z]\S*[A-Z0-9])[A-Z][A-Za-z0-9-]{2,}")
+# A name followed by a value that is no year labels a measurement ("ACR still around 450").
+_MEASURED = re.compile(r"[^.;,?\d]{0,14}?(?!(?:19|20)\d\d\b)\d")
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
+
+
+def named_guidelines(
+    question: str, guidelines: Iterable[tuple[str, str, int | None]]
+) -> list[frozenset[str]]:
+    """The guidelines `question` names, one set of titles per mention, in question order:
+    the guidelines (title, source, year) it may mean. A mention is one of their
+    `source_names` ("BTS wants temp under 37.5 but ATS/IDSA ..."; a name of several words by
+    its first two, "Surviving Sepsis"), narrowed to the year standing beside it when one does
+    ("the 2018 ACC/AHA cholesterol guideline"); a year beside a word of what a title is
+    about and the word "guideline" ("the 2013 STEMI guideline"); or the word before
+    "guideline" alone, when every stem of it (or of its full form) is what a title is about
+    ("the aSAH guideline")."""
+    guidelines = list(dict.fromkeys(guidelines))
+    years = {found.start(): int(found.group(0)) for found in _YEAR.finditer(question)}
+    mentions: dict[int, set[tuple[str, str, int | None]]] = {}
+    for guideline in guidelines:
+        title, source, _ = guideline
+        for name in source_names(title, source):
+            words = name.split()
+            pattern = (
+                rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+                if len(words) == 1
+                else rf"(?i:\b{re.escape(' '.join(words[:2]))}\b)"
+            )
+            for found in re.finditer(pattern, question):
+                if not _MEASURED.match(question, found.end()):
+                    # not "ACR 410 mg/g": the albumin-to-creatinine ratio, not the ACR
+                    mentions.setdefault(found.start(), set()).add(guideline)
+    named = []
+    for at, candidates in sorted(mentions.items()):
+        beside = {year for start, year in years.items() if abs(start - at) <= _BESIDE}
+        dated = {each for each in candidates if each[2] in beside}
+        named.append(frozenset(each[0] for each in (dated or candidates)))
+    for at, year in years.items():
+        if any(abs(start - at) <= _BESIDE for start in mentions):
+            continue
+        after = question[at : at + _BESIDE + 20]
+        if _GUIDELINE_WORD.search(after):
+            about = stems_with_full_forms(after)
+            dated = {title for title, _, each in guidelines if each == year and about & title_topics(title)}
+            if dated:
+                named.append(frozenset(dated))
+    # "the aSAH guideline", "the chest pain guideline": what a title is about, by the word
+    # before "guideline" (a name or a year before it was read above).
+    for found in _ABOUT_GUIDELINE.finditer(question):
+        if any(abs(start - found.start()) <= _BESIDE for start in [*mentions, *years]):
+            continue
+        word = found.group(1)
+        about = (stems_with_full_forms(word) - content_stems(word)) or content_stems(word)
+        if about:
+            named_by = {title for title, _, _ in guidelines if about <= title_topics(title)}
+            if named_by:
+                named.append(frozenset(named_by))
+    return named
+
+
+_GUIDELINE_WORD = re.compile(r"\b(?:guidelines?|statement|consensus|report|standards)\b", re.IGNORECASE)
+_ABOUT_GUIDELINE = re.compile(r"\b([A-Za-z][\w-]+)\s+guidelines?\b")
+_BESIDE = 20  # characters between a year and the name or topic it dates

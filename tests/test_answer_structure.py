@@ -2133,3 +2133,21 @@ def test_criteria_met_together_are_the_bottom_line_for_the_drug_asked_about(demo
     )
     assert "No hyperkalemia (Serum potassium < 5.0 mEq/L)" in cited.bottom_line
     assert "P2Y12" not in cited.bottom_line and "clopidogrel" not in cited.bottom_line.lower()
+
+
+def test_two_guidelines_the_question_names_each_answer_it(demo_index: Path):
+    """"NICE says offer acid suppression to everyone admitted to critical care, but Surviving
+    Sepsis sounds pickier" was answered from the sepsis guideline alone: NICE's critical-care
+    recommendation was out of scope. Each guideline the question names now gives its line in
+    the bottom line, and the answer lists both in its references (demo index)."""
+    cited = demo_answer(
+        demo_index,
+        "NICE wants acid suppression for everyone admitted to critical care; Surviving Sepsis "
+        "seems to want risk factors first. Who should get stress ulcer prophylaxis?",
+    )
+    assert "Offer acid-suppression therapy for primary prevention of UGIB" in cited.bottom_line, (
+        cited.bottom_line
+    )
+    assert "risk factors for gastrointestinal bleeding" in cited.bottom_line, cited.bottom_line
+    sources = {citation.doc_id.split("/")[0] for citation in cited.citations}
+    assert {"nice_ugib_2012", "ssc_sepsis_2021"} <= sources, sources

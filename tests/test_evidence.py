@@ -1143,3 +1143,27 @@ def test_a_drug_is_addressed_by_its_class_written_as_shorthand():
     )  # fmt: skip
     assert missing_facets("eGFR went from 52 to 44. Stop the dapagliflozin?", [caveat]) == ()
     assert missing_facets("eGFR went from 52 to 44. Stop the finerenone?", [caveat]) == ("finerenone",)
+
+
+def test_a_term_only_the_patients_story_uses_does_not_lead_the_bottom_line():
+    """"82F, TIA yesterday and AF found on the monitor. Was on aspirin only. What
+    antithrombotic, and at what dose?" was answered "The cited passages do not mention 'TIA';
+    what they state: ...": the story's terms describe the patient, and an answer on apixaban
+    dosing need not write them. The caution still heads the answer; the bottom line answers.
+    An acronym the sentence that asks uses still leads it."""
+    from rag.generate.evidence import grade_evidence, lead_with_missing
+
+    dosing = Hit(
+        "a", "af", "Apixaban 5 mg BID; reduce to 2.5 mg BID with two of age >= 80, weight <= 60 kg.", 1.0, 1
+    )
+    question = "82F, 58 kg, TIA yesterday. Was on aspirin only. What antithrombotic, and at what dose?"
+    evidence = grade_evidence(question, None, [dosing], direct_score=1.3)
+    assert evidence.unmentioned == ("TIA",) and evidence.told
+    text, bottom_line = lead_with_missing(evidence, "Apixaban 5 mg BID [1].", "Apixaban 5 mg BID [1].")
+    assert text.startswith("The cited passages do not mention 'TIA'")
+    assert bottom_line == "Apixaban 5 mg BID [1]."
+    asked = "What apixaban dose after a TIA?"
+    evidence = grade_evidence(asked, None, [dosing], direct_score=1.3)
+    assert evidence.unmentioned == ("TIA",) and not evidence.told
+    _, bottom_line = lead_with_missing(evidence, "Apixaban 5 mg BID [1].", "Apixaban 5 mg BID [1].")
+    assert bottom_line.startswith("The cited passages do not mention 'TIA'; what they state:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -655,3 +656,45 @@ def test_how_long_a_drug_runs_is_answered_by_its_own_duration_item(real_embedder
     ).text.splitlines()[0]
     assert "Enoxaparin" in bottom_line and "up to 8 days" in bottom_line, bottom_line
     assert "Fondaparinux" not in bottom_line, bottom_line
+
+
+BTS_DISCHARGE = """\
+Patients hospitalized with CAP may be considered for discharge when ALL of the following criteria are met:
+- Temperature < 37.5°C for at least 24 hours
+- Heart rate < 100 bpm
+- Respiratory rate < 24 breaths/min
+"""
+ATS_STABILITY = """\
+| Criterion | Threshold for clinical stability |
+|---|---|
+| Temperature | < 37.8 degrees C (100 degrees F) for >= 48 hours |
+| Heart rate | < 100 beats/min |
+"""
+SEPSIS_FEVER = """\
+Fever in sepsis: a temperature above 38.3 degrees C with a suspected source of infection
+should prompt blood cultures before antibiotics.
+"""
+
+
+def test_a_question_naming_two_guidelines_is_answered_by_each(real_embedder):
+    """"BTS wants temp under 37.5 but I think ATS/IDSA uses a different cut-off" was answered
+    from the BTS discharge list alone: the ATS/IDSA table was out of scope. The bottom line
+    now gives each named guideline's criterion, each with its citation, and a guideline the
+    question does not name stays out of it."""
+    question = (
+        "CAP stability - BTS wants temp under 37.5 but I think ATS/IDSA uses a different "
+        "cut-off. What are the two temperature criteria and how long must each hold?"
+    )
+    bts = "BTS Guidelines for the Management of Community Acquired Pneumonia in Adults"
+    ats = "Diagnosis and Treatment of Adults with Community-acquired Pneumonia"
+    hits = [
+        replace(hit("bts", BTS_DISCHARGE, 1, "Clinical Stability for Discharge", bts), source="BTS", year=2009),
+        replace(hit("sepsis", SEPSIS_FEVER, 2, "Fever", "Surviving Sepsis"), source="SCCM", year=2021),
+        replace(hit("ats", ATS_STABILITY, 3, "Clinical Stability", ats), source="ATS/IDSA", year=2019),
+    ]
+    draft = ExtractiveGenerator(embedder=real_embedder).generate(question, hits)
+    bottom_line = draft.text.splitlines()[0]
+    assert "37.5°C for at least 24 hours" in bottom_line, bottom_line
+    assert "37.8 degrees C (100 degrees F) for >= 48 hours" in bottom_line, bottom_line
+    assert "[3]" in bottom_line and "[1]" in bottom_line, bottom_line
+    assert "38.3" not in bottom_line, bottom_line

@@ -269,3 +269,45 @@ def test_the_fusion_is_a_setting(small_index):
     # An unknown fusion is refused when the settings load, not at the first search.
     with pytest.raises(SettingsError, match="'retrieval.fusion' is 'average'; choose one of"):
         Settings().merged({"retrieval": {"fusion": "average"}})
+
+
+GUIDELINES = [
+    ("BTS Guidelines for the Management of Community Acquired Pneumonia in Adults", "BTS", 2009),
+    ("Diagnosis and Treatment of Adults with Community-acquired Pneumonia", "ATS/IDSA", 2019),
+    ("IDSA Clinical Practice Guideline for Complicated Urinary Tract Infections", "IDSA", 2022),
+    ("Surviving Sepsis Campaign: International Guidelines for Sepsis", "SCCM/ESICM", 2021),
+    ("2021 AHA/ACC Guideline for the Evaluation and Diagnosis of Chest Pain", "AHA/ACC", 2021),
+    ("2013 ACCF/AHA Guideline for the Management of ST-Elevation Myocardial Infarction", "ACCF/AHA", 2013),
+    ("2018 AHA/ACC Guideline on the Management of Blood Cholesterol", "ACC/AHA", 2018),
+    ("2023 AHA/ASA Guidelines for Aneurysmal Subarachnoid Hemorrhage", "AHA/ASA", 2023),
+    ("2021 American College of Rheumatology Guideline for Rheumatoid Arthritis", "ACR", 2021),
+]
+
+
+def test_a_question_names_guidelines_by_organisation_title_name_or_year_and_topic():
+    """What a clinician calls a guideline: its organisation ("BTS", "ATS/IDSA"), the name its
+    title opens with ("Surviving Sepsis"), the organisation with a year ("the 2018 ACC/AHA"
+    guideline among several ACC/AHA ones), a year and what the title is about ("the 2013 STEMI
+    guideline"), or what it is about alone ("the aSAH guideline")."""
+    from rag.shorthand import named_guidelines
+
+    def named(question: str) -> list[set[str]]:
+        by_title = {title: source for title, source, _ in GUIDELINES}
+        return [{by_title[title] for title in titles} for titles in named_guidelines(question, GUIDELINES)]
+
+    assert named("BTS wants temp under 37.5 but I think ATS/IDSA uses a different cut-off?") == [
+        {"BTS"}, {"ATS/IDSA"}, {"ATS/IDSA", "IDSA"}
+    ]
+    assert named("NICE says offer it to everyone, but Surviving Sepsis sounds pickier.") == [
+        {"SCCM/ESICM"}
+    ]
+    assert named("ADA quotes an LDL goal and the 2018 ACC/AHA cholesterol guideline a threshold") == [
+        {"ACC/AHA"}, {"ACC/AHA"}
+    ]
+    assert named("The 2021 chest pain guideline and the 2013 STEMI guideline differ.") == [
+        {"AHA/ACC"}, {"ACCF/AHA"}
+    ]
+    assert named("Why does the aSAH guideline say to avoid phenytoin?") == [{"AHA/ASA"}]
+    # A measurement is no organisation: the albumin-to-creatinine ratio, not the ACR.
+    assert named("CKD with an ACR of 410 mg/g. Which target?") == []
+    assert named("CKD with ACR 410 mg/g and eGFR 38. Which target?") == []

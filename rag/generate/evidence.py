@@ -310,12 +310,16 @@ class Evidence:
     unindexed: the question's terms no passage of the index contains at all ("pyloric").
     unmentioned: for a partial answer with no such facet, the question's specific terms the
     cited passages do not use ("plasmapheresis"): said as what it is, not as a gap in the index.
+    told: whether the `unmentioned` terms are all the story's ("TIA yesterday and AF found on
+    the monitor. What antithrombotic?"), none of them in the sentences that ask: the caution
+    then heads the answer, and the bottom line stays the answer (`lead_with_missing`).
     """
 
     grade: str
     missing: tuple[str, ...] = ()
     unmentioned: tuple[str, ...] = ()
     unindexed: tuple[str, ...] = ()
+    told: bool = False
 
     def gap(self) -> str:
         """What the sources lack, as the clause a partial bottom line opens with ("The cited
@@ -728,7 +732,11 @@ def grade_evidence(
                     question, lambda word: is_term(word) and is_unindexed(word)
                 )
     if missing or unindexed or unmentioned or not gate_passed:
-        return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed))
+        told = bool(unmentioned) and not any(
+            re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", asking_sentences(question), re.IGNORECASE)
+            for term in unmentioned
+        )
+        return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed), told)
     return Evidence(DIRECT)
 
 
@@ -867,8 +875,11 @@ def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tupl
     statement = evidence.statement()
     if not statement:
         return answer, bottom_line
-    if not evidence.missing and not evidence.unindexed and not evidence.unmentioned:
-        # Nothing to name: the caution heads the answer; the bottom line stays the answer.
+    if not evidence.missing and not evidence.unindexed and (
+        not evidence.unmentioned or evidence.told
+    ):
+        # Nothing to name, or only terms of the patient's story ("TIA yesterday and AF found
+        # on the monitor"): the caution heads the answer; the bottom line stays the answer.
         return f"{statement}\n\n{answer}", bottom_line
     said = bottom_line
     words = said.split(maxsplit=2)

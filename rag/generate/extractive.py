@@ -48,7 +48,14 @@ from rag.generate.wording import (
     rows_form,
     sentence_form,
 )
-from rag.shorthand import alternatives, drug_class, drug_forms, stems_with_full_forms, writes_form
+from rag.shorthand import (
+    alternatives,
+    drug_class,
+    drug_forms,
+    named_guidelines,
+    stems_with_full_forms,
+    writes_form,
+)
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
@@ -316,6 +323,7 @@ class ExtractiveGenerator:
         if max(scores) <= 0.0:
             return Draft(text="", refused=True)
         topical = scores
+        named_sources = _named_sources(own_words, units, scores, hits)
         names = {name.lower() for name in NAME_WITH_DIGITS.findall(question)}
         named = [names_all(unit, names) for unit in units]
         scores = _in_scope(
@@ -327,6 +335,7 @@ class ExtractiveGenerator:
             named_drugs,
             _capital_names(own_words),
             frozenset(cited_before),
+            named_sources,
         )
         chosen = _select(units, scores, question_words, hits, content_stems(" ".join(names)))
         if vectors:
@@ -582,6 +591,23 @@ class ExtractiveGenerator:
             )
             if extra is not None:
                 also = [bottom, extra]
+        if len(named_sources) > 1:
+            # A question naming two guidelines ("BTS wants temp under 37.5 but I think ATS/IDSA
+            # uses a different cut-off") is answered by each: the best unit of every other one
+            # it names joins the bottom line.
+            # Parts answered from a guideline it does not name give way to those it names.
+            also = [unit for unit in also if guideline(hits[unit.passage - 1]) in named_sources]
+            best_of = {name: _best_of(name, chosen, units, hits, score_of) for name in named_sources}
+            answering = [unit for unit in best_of.values() if score_of[id(unit)] > 0.0]
+            if guideline(hits[bottom.passage - 1]) not in named_sources and answering:
+                bottom = max(answering, key=lambda unit: score_of[id(unit)])
+            joining = [
+                unit
+                for name, unit in sorted(best_of.items())
+                if unit in answering and name != guideline(hits[bottom.passage - 1])
+            ]
+            chosen = [*chosen, *(unit for unit in joining if unit not in chosen)]
+            also = [*(also or [bottom]), *(unit for unit in joining if unit not in also)]
         if added_up is not None:
             # One component scoring on its own what a row calls for ("3 in any single
             # parameter": urgent review) is said beside what the total means.
@@ -1319,15 +1345,17 @@ def _in_scope(
     drugs: Sequence[str] = (),
     names: frozenset[str] = frozenset(),
     cited_before: frozenset[str] = frozenset(),
+    named: frozenset[str] = frozenset(),
 ) -> list[float]:
     """`scores` with units of other guidelines than the main one (_main_guideline) set to 0
     unless they score within SCOPE_RATIO of the best and hold every rare word and every name
     with digits of the question (`must_have` is 1.0 for those units): a question about AF
     dosing is answered from the AF guideline, not padded with a TIA statement's bullets, and
     a question on CHA2DS2-VASc's components not with ABCD2's. Those that stay score at most
-    OTHER_GUIDELINE_SHARE of the main guideline's best unit: they follow it, never lead."""
+    OTHER_GUIDELINE_SHARE of the main guideline's best unit: they follow it, never lead. A
+    guideline the question names (`named`, _named_sources) stays in scope whatever it scores."""
     best = max(range(len(units)), key=lambda i: scores[i])
-    main = _main_guideline(units, scores, hits, topical, drugs, names, cited_before)
+    main = _main_guideline(units, scores, hits, topical, drugs, names, cited_before, named)
     main_best = max(
         score for unit, score in zip(units, scores) if guideline(hits[unit.passage - 1]) == main
     )
@@ -1337,10 +1365,52 @@ def _in_scope(
         # Another guideline's unit that answers as well follows the main one's best: it
         # does not lead the answer away from the guideline it keeps to.
         else min(score, OTHER_GUIDELINE_SHARE * main_best)
-        if score >= SCOPE_RATIO * scores[best] and covered == 1.0
+        if (score >= SCOPE_RATIO * scores[best] and covered == 1.0)
+        or guideline(hits[unit.passage - 1]) in named
         else 0.0
         for unit, score, covered in zip(units, scores, must_have, strict=True)
     ]
+
+
+def _best_of(
+    name: str,
+    chosen: Sequence[Unit],
+    units: Sequence[Unit],
+    hits: Sequence[Hit],
+    score_of: dict[int, float],
+) -> Unit:
+    """The best unit of guideline `name`, or the chosen unit holding it (a list quoted whole,
+    not one of its items again)."""
+    best = max(
+        (unit for unit in units if guideline(hits[unit.passage - 1]) == name),
+        key=lambda unit: score_of.get(id(unit), 0.0),
+    )
+    return next((unit for unit in chosen if _contains(unit, best)), best)
+
+
+def _named_sources(
+    question: str, units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit]
+) -> frozenset[str]:
+    """The guidelines among the passages that `question` names (rag.shorthand.named_guidelines:
+    "ATS/IDSA", "Surviving Sepsis", "the 2013 STEMI guideline"), for a name that may mean
+    several ("IDSA") the one whose unit scores best, each only if its best unit scores at
+    least NAMED_RATIO of the best of all: a name a story uses in passing ("not on ASA") is
+    no guideline asked about."""
+    best_of: dict[str, float] = {}
+    for unit, score in zip(units, scores, strict=True):
+        name = guideline(hits[unit.passage - 1])
+        best_of[name] = max(score, best_of.get(name, 0.0))
+    top = max(best_of.values(), default=0.0)
+    present = {(hit.title, hit.source, hit.year) for hit in hits if hit.title}
+    named = set()
+    for titles in named_guidelines(question, present):
+        scored = [title for title in titles if best_of.get(title, 0.0) >= NAMED_RATIO * top > 0.0]
+        if scored:
+            named.add(max(scored, key=lambda title: best_of[title]))
+    return frozenset(named)
+
+
+NAMED_RATIO = 0.4
 
 
 OTHER_GUIDELINE_SHARE = 0.99  # of the main guideline's best score, at most
@@ -1372,8 +1442,10 @@ def _main_guideline(
     drugs: Sequence[str] = (),
     names: frozenset[str] = frozenset(),
     cited_before: frozenset[str] = frozenset(),
+    named: frozenset[str] = frozenset(),
 ) -> str:
-    """The guideline the answer keeps to: among those whose best unit scores within
+    """The guideline the answer keeps to: one the question names (`named`) when it does;
+    else among those whose best unit scores within
     SCOPE_RATIO of the best of all, the one whose best SCOPE_UNITS units score highest
     together, weighed up by the share of the question's `topical` words that tell the
     contenders apart (some hold them, others not) the guideline's units and headings hold.
@@ -1382,6 +1454,8 @@ def _main_guideline(
     The paths of one decision tree count as one unit: a GI-bleeding tree's paths outvoted the
     sepsis guideline's VTE prophylaxis items for a septic patient "not bleeding". Of the
     contenders, those naming a drug the question asks about (`drugs`) when any does."""
+    if len(named) == 1:
+        return next(iter(named))
     witnesses: dict[tuple[int, int], float] = {}  # (passage, unit index; -1 for its paths)
     for index, (unit, score) in enumerate(zip(units, scores, strict=True)):
         # The paths of one decision tree repeat its opening steps: one witness, not several.
@@ -1448,6 +1522,7 @@ def _main_guideline(
         and (name in writing or not writing)
     }
     contenders += sorted(staying - set(contenders))
+    contenders = sorted(named) or contenders
     if len(contenders) == 1:
         return contenders[0]
     held: dict[str, set[str]] = {name: set() for name in contenders}
