@@ -698,3 +698,52 @@ def test_a_question_naming_two_guidelines_is_answered_by_each(real_embedder):
     assert "37.8 degrees C (100 degrees F) for >= 48 hours" in bottom_line, bottom_line
     assert "[3]" in bottom_line and "[1]" in bottom_line, bottom_line
     assert "38.3" not in bottom_line, bottom_line
+
+
+ED_DISCHARGE = """\
+- PEF or FEV1 >60-80% of predicted or personal best
+- SpO2 >=94% on room air
+- Adequate resources at home
+- Symptoms improved
+"""
+ED_TREATMENT = """\
+- Ipratropium bromide: Add in severe exacerbations
+- Oxygen: Controlled flow, target SpO2 93-95%
+"""
+THROMBECTOMY_CRITERIA = """\
+Thrombectomy is recommended for patients who meet ALL of the following criteria:
+- Pre-stroke modified Rankin Scale (mRS) 0-1
+- Age >= 18 years
+- NIHSS >= 6
+- Treatment can be initiated within 6 hours of symptom onset
+"""
+
+
+def test_criteria_that_must_all_be_met_are_said_not_met_by_the_values(real_embedder):
+    """"PEF is 52% of her best and SpO2 93% on air ... Send her home?" was answered with the
+    one discharge criterion the values left standing ("Adequate resources at home"): the two
+    they fail were dropped as rows for another patient. Criteria that must all be met now say
+    first which ones the values fail, each read on its own: "NIHSS 4" fails "NIHSS >= 6"
+    though the "0-6 Hours" window every criterion sits under fits "3 hours ago"."""
+    generator = ExtractiveGenerator(embedder=real_embedder)
+    asthma = [
+        hit("gina", ED_DISCHARGE, 1, "Criteria for Discharge from ED", "GINA"),
+        hit("gina-ed", ED_TREATMENT, 2, "Severe Exacerbation Management", "GINA"),
+    ]
+    question = (
+        "26F in ED with an asthma attack: after an hour of salbutamol, ipratropium and "
+        "prednisolone, PEF is 52% of her best and SpO2 93% on air. Send her home?"
+    )
+    bottom_line = generator.generate(question, asthma).text.splitlines()[0]
+    assert bottom_line.startswith(
+        "Bottom line: By the values given, these criteria (Criteria for Discharge from ED) are "
+        "not met: PEF or FEV1 >60-80% of predicted or personal best; SpO2 >=94% on room air [1]"
+    ), bottom_line
+    well = question.replace("52%", "75%").replace("93%", "96%")
+    assert "not met" not in generator.generate(well, asthma).text.splitlines()[0]
+
+    stroke = [hit("stroke", THROMBECTOMY_CRITERIA, 1, "Standard Time Window: 0-6 Hours", "AHA/ASA")]
+    question = "68F, NIHSS 4, ICA occlusion, last known well 3 hours ago, pre-stroke mRS 0. Thrombectomy?"
+    bottom_line = generator.generate(question, stroke).text.splitlines()[0]
+    assert "these criteria are not met: NIHSS >= 6 [1]" in bottom_line, bottom_line
+    assert "not met" not in generator.generate(question.replace("NIHSS 4", "NIHSS 14"), stroke).text

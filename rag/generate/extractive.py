@@ -341,6 +341,9 @@ class ExtractiveGenerator:
         if vectors:
             # Each part of a two-part question may be answered by another guideline.
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
+        # Criteria that must all be met ("may be considered for discharge when ALL of the
+        # following criteria are met") and that the story's values fail are said first.
+        unmet = _unmet_criteria(units, fits, values, chosen, asking)
         # The documents holding the score the story adds up to.
         scored_in = {hits[n - 1].doc_id for n in added_up.passages} if added_up else set()
 
@@ -642,6 +645,7 @@ class ExtractiveGenerator:
                 question,
                 added_up,
                 findings | _class_stems(own_words),
+                unmet,
             ),
             decision=None,
             refused=False,
@@ -1369,6 +1373,91 @@ def _in_scope(
         or guideline(hits[unit.passage - 1]) in named
         else 0.0
         for unit, score, covered in zip(units, scores, must_have, strict=True)
+    ]
+
+
+# A list or table whose criteria must all be met: its intro says so ("when ALL of the following
+# criteria are met"), or its heading names criteria for a step that needs every one of them
+# ("Criteria for Discharge from ED", "Clinical Stability Criteria").
+_ALL_OF = re.compile(r"\ball\b(?:\W+\w+){0,4}?\W+(?:criteria|following)\b", re.IGNORECASE)
+_EVERY_CRITERION = re.compile(
+    r"\bcriteria\b.*\b(?:discharg|stabil|switch|transition)|\b(?:discharg|stabil|switch|transition)\w*\b.*\bcriteria\b",
+    re.IGNORECASE,
+)
+
+
+def _unmet_criteria(
+    units: Sequence[Unit],
+    fits: Sequence[int],
+    values: list[Value],
+    chosen: Sequence[Unit],
+    asking: str,
+) -> tuple[str, int] | None:
+    """The criteria of a list or table that must all be met which the question's values fail:
+    by `fits`, or by a value labelled with what the criterion measures read against it alone
+    ("NIHSS 4" fails "NIHSS >= 6", though the "0-6 hours" heading every item sits under fits
+    "3 hours ago"), as the sentence the bottom line opens with and its passage, for the first
+    such list the answer shows: "26F ... PEF is 52% of her best and SpO2 93% on air. Send her
+    home?" is answered "By the values given, these criteria (Criteria for Discharge from ED)
+    are not met: PEF or FEV1 >60-80% of predicted or personal best; SpO2 >=94% on room air", not with
+    the one criterion the values left standing ("Adequate resources at home"). Only criteria
+    for the step the sentences that ask are about (`asking`: "Thrombectomy?", "Switch to
+    oral?", "Send her home?" for discharge): "How severe?" in DKA is not asking whether it
+    has resolved. None when no shown list of such criteria has one the values fail."""
+    asked = content_stems(asking) | (_DISCHARGE_STEMS if _GOING_HOME.search(asking) else set())
+    shown = {(unit.passage, unit.group) for unit in chosen if unit.group >= 0}
+    shown |= {(unit.passage, unit.position) for unit in chosen if unit.kind in ("list", "table")}
+    members: dict[tuple[int, int], list[int]] = {}
+    for i, unit in enumerate(units):
+        if unit.kind in ("item", "row") and unit.group >= 0:
+            members.setdefault((unit.passage, unit.group), []).append(i)
+    for key, indices in members.items():
+        first = units[indices[0]]
+        if key not in shown or not (
+            _ALL_OF.search(first.lead) or _EVERY_CRITERION.search(first.section)
+        ):
+            continue
+        step = content_stems(f"{first.section} {first.lead}") - GENERIC_WORDS - _CRITERIA_WORDS
+        if not step & asked:
+            continue
+        failed = [units[i] for i in indices if _fails(units[i], fits[i], values)]
+        if not failed:
+            continue
+        named = f" ({first.section})" if "criteria" in first.section.lower() else ""
+        stated = "; ".join(sentence_form(unit).rstrip(".") for unit in failed)
+        return f"By the values given, these criteria{named} are not met: {stated}", first.passage
+    return None
+
+
+# Going home is being discharged; the words that say a list holds criteria say no step.
+_GOING_HOME = re.compile(r"\b(?:home|leave|go|going)\b", re.IGNORECASE)
+_DISCHARGE_STEMS = content_stems("discharge")
+_CRITERIA_WORDS = content_stems("criteria criterion following met meet patients recommended")
+
+
+def _fails(criterion: Unit, fit: int, values: list[Value]) -> bool:
+    """Whether the question's `values` fail `criterion`, a criterion of one condition (of two,
+    "respiratory rate < 24, SpO2 > 92%", a value may meet one and fail the other): read
+    against the values labelled with what it measures when there are any, else by its `fit`."""
+    if criterion.parent or len(value_conditions(criterion.text)) != 1:
+        return False
+    labelled = _labelled_for(values, criterion.text)
+    return value_match(labelled, criterion.text) < 0 if labelled else fit < 0
+
+
+def _labelled_for(values: list[Value], criterion: str) -> list[Value]:
+    """The `values` whose label names what `criterion` measures ("NIHSS 4" for "NIHSS >= 6";
+    "HR 96" for "Heart rate < 100 bpm")."""
+    lowered = criterion.lower()
+    return [
+        value
+        for value in values
+        if value.label
+        and any(
+            re.search(rf"\b{re.escape(name.lower())}\b", lowered)
+            for name in (value.label, alternatives(value.label))
+            if name
+        )
     ]
 
 
@@ -2136,6 +2225,7 @@ def _render(
     question: str = "",
     score: Tally | None = None,
     story_words: frozenset[str] = frozenset(),
+    unmet: tuple[str, int] | None = None,
 ) -> str:
     """Bottom line: the unit `bottom` (see _bottom_unit), written as one sentence, with the
     answers to the question's other parts or the tied rows (`also`, `tied_rows`). Then the chosen units
@@ -2148,7 +2238,8 @@ def _render(
     bottom line's unit is shown again in the body only when the body adds its structure (its
     intro, nested items or table); a section from another guideline than the first unit's is
     labelled with its organisation and year. A `score` the question's values add up to opens
-    the bottom line with its working, citing the passages of its table."""
+    the bottom line with its working, citing the passages of its table; criteria that must all
+    be met and that the question's values fail (`unmet`, _unmet_criteria) open it after that."""
     defined = definitions("\n".join(hit.text for hit in hits)) if audience == "patient" else {}
 
     def adapt(text: str) -> str:
@@ -2218,6 +2309,9 @@ def _render(
     for unit in also[cut:]:
         if unit is not bottom and is_sentence(sentence_form(unit)):
             said.append((sentence_form(unit), unit.passage))
+    if unmet is not None:
+        # The criteria the values fail, before anything the bottom line's unit says.
+        said.insert(0, unmet)
     if score is not None:
         # The working, citing every part of the table it was added up on, then what it means.
         said.insert(0, (score.sentence(), score.passages))
