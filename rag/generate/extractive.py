@@ -343,7 +343,7 @@ class ExtractiveGenerator:
             chosen = self._cover_parts(question, units, topical, chosen, vectors)
         # Criteria that must all be met ("may be considered for discharge when ALL of the
         # following criteria are met") and that the story's values fail are said first.
-        unmet = _unmet_criteria(units, fits, values, chosen, asking)
+        unmet = _unmet_criteria(units, fits, values, chosen, asking, hits)
         # The documents holding the score the story adds up to.
         scored_in = {hits[n - 1].doc_id for n in added_up.passages} if added_up else set()
 
@@ -1392,6 +1392,7 @@ def _unmet_criteria(
     values: list[Value],
     chosen: Sequence[Unit],
     asking: str,
+    hits: Sequence[Hit],
 ) -> tuple[str, int] | None:
     """The criteria of a list or table that must all be met which the question's values fail:
     by `fits`, or by a value labelled with what the criterion measures read against it alone
@@ -1402,9 +1403,11 @@ def _unmet_criteria(
     are not met: PEF or FEV1 >60-80% of predicted or personal best; SpO2 >=94% on room air", not with
     the one criterion the values left standing ("Adequate resources at home"). Only criteria
     for the step the sentences that ask are about (`asking`: "Thrombectomy?", "Switch to
-    oral?", "Send her home?" for discharge): "How severe?" in DKA is not asking whether it
-    has resolved. None when no shown list of such criteria has one the values fail."""
-    asked = content_stems(asking) | (_DISCHARGE_STEMS if _GOING_HOME.search(asking) else set())
+    oral?", "Send her home?" for discharge), by a word that is no topic of the guideline's
+    title: "Is this DKA?" asks for the diagnosis, not whether the "DKA Resolution Criteria"
+    are met. None when no shown list of such criteria has one the values fail."""
+    asked = {word for word in re.findall(r"[\w-]+", asking) if content_words(word)}
+    asked |= {"discharge"} if _GOING_HOME.search(asking) else set()
     shown = {(unit.passage, unit.group) for unit in chosen if unit.group >= 0}
     shown |= {(unit.passage, unit.position) for unit in chosen if unit.kind in ("list", "table")}
     members: dict[tuple[int, int], list[int]] = {}
@@ -1418,7 +1421,11 @@ def _unmet_criteria(
         ):
             continue
         step = content_stems(f"{first.section} {first.lead}") - GENERIC_WORDS - _CRITERIA_WORDS
-        if not step & asked:
+        topics = title_topics(hits[first.passage - 1].title)
+        if not any(
+            content_stems(word) & step and not stems_with_full_forms(word) & topics
+            for word in asked
+        ):
             continue
         failed = [units[i] for i in indices if _fails(units[i], fits[i], values)]
         if not failed:
@@ -1431,7 +1438,6 @@ def _unmet_criteria(
 
 # Going home is being discharged; the words that say a list holds criteria say no step.
 _GOING_HOME = re.compile(r"\b(?:home|leave|go|going)\b", re.IGNORECASE)
-_DISCHARGE_STEMS = content_stems("discharge")
 _CRITERIA_WORDS = content_stems("criteria criterion following met meet patients recommended")
 
 
