@@ -747,3 +747,35 @@ def test_criteria_that_must_all_be_met_are_said_not_met_by_the_values(real_embed
     bottom_line = generator.generate(question, stroke).text.splitlines()[0]
     assert "these criteria are not met: NIHSS >= 6 [1]" in bottom_line, bottom_line
     assert "not met" not in generator.generate(question.replace("NIHSS 4", "NIHSS 14"), stroke).text
+
+
+HTN_STRATEGY = """\
+1. **All patients with BP >= 120/80 mm Hg:** Begin nonpharmacologic interventions.
+2. **Elevated BP (120--129/< 80 mm Hg):** Nonpharmacologic therapy alone. Reassess in 3--6 months.
+3. **Stage 1 HTN with < 10% ASCVD risk:** Nonpharmacologic therapy alone for initial 3--6 months.
+4. **Stage 2 HTN:** Start nonpharmacologic interventions simultaneously with dual-drug pharmacotherapy.
+"""
+HTN_FOLLOW_UP = """\
+- Assess BP monthly until controlled at target (Class I, Level of Evidence A).
+- If target not reached on single agent at optimal dose, add a second agent from a different first-line class.
+- Once BP is at goal and stable, follow-up every 3--6 months.
+"""
+
+
+def test_how_often_is_answered_by_a_frequency(real_embedder):
+    """"Just started two agents for stage 2 HTN. How often should I see him until he's
+    controlled?" led with starting the two agents (demo index): "how often" counted as asking
+    for any number, so a line with digits ("120/80"; here "every 3-6 months", once at goal)
+    beat "monthly until controlled", which has none. A unit saying how often now answers it."""
+    hits = [
+        hit("htn-start", HTN_STRATEGY, 1, "Actionable Implementation Strategy", "Hypertension guideline"),
+        hit("htn-titrate", HTN_FOLLOW_UP, 2, "Titration and Follow-Up", "Hypertension guideline"),
+    ]
+    question = (
+        "Two first-line agents started today for stage 2 HTN. How often should he come back "
+        "until the BP is controlled?"
+    )
+    draft = ExtractiveGenerator(embedder=real_embedder).generate(question, hits)
+    bottom_line = draft.text.splitlines()[0]
+    assert "Assess BP monthly until controlled at target" in bottom_line, bottom_line
+    assert answer_type(question) == "frequency"

@@ -859,9 +859,9 @@ _ASKS_DRUG = re.compile(
 
 
 def answer_type(question: str) -> str:
-    """ "definition", "harms", "dose", "drug", "number", "decision" or "" for what `question`
-    asks: what a term means, what to watch for, a dose, which drug, a threshold or time,
-    whether to do something, or else."""
+    """ "definition", "harms", "dose", "drug", "frequency", "number", "decision" or "" for
+    what `question` asks: what a term means, what to watch for, a dose, which drug, how often,
+    a threshold or time, whether to do something, or else."""
     # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
     asked = asking_sentences(question)
     if _ASKS_DEFINITION.search(asked):
@@ -874,11 +874,26 @@ def answer_type(question: str) -> str:
         return "drug"  # "which inhaled steroid has the most safety data?"
     if _ASKS_WHETHER.search(asked):
         return "decision"  # "Can we turn up the O2 to bring the score down?"
+    if _ASKS_FREQUENCY.search(asked):
+        return "frequency"  # "how often we'll be seeing him": "Weekly for the first 4 weeks"
     if _ASKS_NUMBER.search(asked):
         return "number"
     return "decision" if _ASKS_DECISION.search(asked) else ""
 
 
+# How often something is done, and a unit saying so ("Weekly for the first 4 weeks", "every
+# 3-6 months", "at 12-month intervals", "at least annually", "q2-4h").
+_ASKS_FREQUENCY = re.compile(
+    r"\bhow (?:often|frequently|regularly)\b|\bwhat (?:interval|frequency)\b", re.IGNORECASE
+)
+_PERIOD = r"(?:min(?:ute)?s?|h(?:ou)?rs?|hours?|days?|weeks?|months?|years?)"
+_FREQUENCY = re.compile(
+    rf"\b(?:(?:bi)?weekly|fortnightly|monthly|quarterly|annual(?:ly)?|yearly|daily|hourly"
+    rf"|every\s+(?:other\s+|third\s+|second\s+)?(?:\d+(?:\.\d+)?(?:\s*(?:-|–|to)\s*\d+)?\s*)?{_PERIOD}"
+    rf"|\d+(?:\s*(?:-|–|to)\s*\d+)?[-\s]{_PERIOD}\s+intervals?"
+    rf"|q\d+(?:\s*-\s*\d+)?\s*h)\b",
+    re.IGNORECASE,
+)
 _LENGTH_WORDS = r"how long|duration|for how many"  # how long a course runs
 _ASKS_LENGTH = re.compile(rf"\b(?:{_LENGTH_WORDS})\b", re.IGNORECASE)
 _ASKS_TIME = re.compile(rf"\b(?:{_LENGTH_WORDS}|how soon)\b", re.IGNORECASE)
@@ -895,6 +910,8 @@ _TIME_AMOUNT = re.compile(
 def _part_type_weight(part: str, text: str) -> float:
     """`_answer_type_weight` for one part of a question; a part asking how long ("drug, dose,
     how long?") favours a duration ("for 3-6 months") over the dose its topic words name."""
+    if _ASKS_FREQUENCY.search(part):
+        return 1.5 if _FREQUENCY.search(text) else 1.0
     if _ASKS_TIME.search(part):
         return 1.5 if _TIME_AMOUNT.search(text) else 1.0
     if re.search(r"\bwhen\b", part, re.IGNORECASE) and not _ASKS_DOSE.search(part):
@@ -915,6 +932,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
         return 1.5 if _DOSE_AMOUNT.search(text) else 1.25 if DRUG_NAME.search(text.lower()) else 1.0
     if wants == "drug":
         return 1.3 if DRUG_NAME.search(text.lower()) else 1.0
+    if wants == "frequency":
+        return 1.5 if _FREQUENCY.search(text) else 1.0
     if wants == "number":
         # The digits of a name ("CURB-65", "ABCD2") are no number.
         return 1.3 if _gives_number(text) else 1.0
