@@ -1427,8 +1427,7 @@ def _unmet_criteria(
     are met. None when no shown list of such criteria has one the values fail."""
     asked = {word for word in re.findall(r"[\w-]+", asking) if content_words(word)}
     asked |= {"discharge"} if _GOING_HOME.search(asking) else set()
-    shown = {(unit.passage, unit.group) for unit in chosen if unit.group >= 0}
-    shown |= {(unit.passage, unit.position) for unit in chosen if unit.kind in ("list", "table")}
+    shown = {(unit.passage, unit.group) for unit in chosen if unit.group >= 0}  # lists too
     members: dict[tuple[int, int], list[int]] = {}
     for i, unit in enumerate(units):
         if unit.kind in ("item", "row") and unit.group >= 0:
