@@ -626,13 +626,14 @@ class Retriever:
             return hits
         present = {hit.chunk_id for hit in hits}
         added: list[Hit] = []
-        for titles in named_guidelines(asked_part(query), self.guidelines()):
+        guidelines = self.guidelines()
+        for titles in named_guidelines(asked_part(query), guidelines):
             if len(titles) > NAMED_AT_MOST:
                 continue
             found = retrieve(
                 self.index, query, mode=mode, k=NAMED_DEPTH, per_document=1,
                 candidates=self.settings.candidates, fusion=fusion,
-                sources=sorted({source for title, source, _ in self.guidelines() if title in titles}),
+                sources=sorted({source for title, source, _ in guidelines if title in titles}),
                 min_year=min_year,
             )
             best = next((hit for hit in found if hit.title in titles), None)

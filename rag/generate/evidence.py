@@ -678,7 +678,8 @@ def grade_evidence(
     asked = asked_part(question)
     # A term only a vignette's story uses ("boggy", "surging") is the patient's, not what the
     # answer must name: the terms named as unmentioned come from the sentences that ask.
-    asked_words = {word.lower() for word in re.findall(r"[\w-]+", asking_sentences(question))}
+    asking = asking_sentences(question)
+    asked_words = {word.lower() for word in re.findall(r"[\w-]+", asking)}
     if not missing and not unindexed:
         # An acronym the question names ("ESA", "TAVR") is what it is about: an answer whose
         # cited passages never write it answers something else, however well the words match.
@@ -704,7 +705,7 @@ def grade_evidence(
         # from an octreotide passage.
         rare = [
             _with_noun(word, question)
-            for word in absent_words(asking_sentences(question), cited)
+            for word in absent_words(asking, cited)
             if _nameable(word, measured, is_term) and word.upper() not in names and is_rare(word)
         ]
         unmentioned = list(dict.fromkeys([*unmentioned, *rare]))[:2]
@@ -733,7 +734,7 @@ def grade_evidence(
                 )
     if missing or unindexed or unmentioned or not gate_passed:
         told = bool(unmentioned) and not any(
-            re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", asking_sentences(question), re.IGNORECASE)
+            re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", asking, re.IGNORECASE)
             for term in unmentioned
         )
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed), told)

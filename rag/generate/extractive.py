@@ -1379,9 +1379,7 @@ def _in_scope(
     guideline the question names (`named`, _named_sources) stays in scope whatever it scores."""
     best = max(range(len(units)), key=lambda i: scores[i])
     main = _main_guideline(units, scores, hits, topical, drugs, names, cited_before, named)
-    main_best = max(
-        score for unit, score in zip(units, scores) if guideline(hits[unit.passage - 1]) == main
-    )
+    main_best = _best_by_guideline(units, scores, hits)[main]
     return [
         score
         if guideline(hits[unit.passage - 1]) == main
@@ -1509,10 +1507,7 @@ def _named_sources(
     several ("IDSA") the one whose unit scores best, each only if its best unit scores at
     least NAMED_RATIO of the best of all: a name a story uses in passing ("not on ASA") is
     no guideline asked about."""
-    best_of: dict[str, float] = {}
-    for unit, score in zip(units, scores, strict=True):
-        name = guideline(hits[unit.passage - 1])
-        best_of[name] = max(score, best_of.get(name, 0.0))
+    best_of = _best_by_guideline(units, scores, hits)
     top = max(best_of.values(), default=0.0)
     present = {(hit.title, hit.source, hit.year) for hit in hits if hit.title}
     named = set()
@@ -1521,6 +1516,17 @@ def _named_sources(
         if scored:
             named.add(max(scored, key=lambda title: best_of[title]))
     return frozenset(named)
+
+
+def _best_by_guideline(
+    units: Sequence[Unit], scores: Sequence[float], hits: Sequence[Hit]
+) -> dict[str, float]:
+    """Each guideline among the passages (`guideline`) with the best score of its units."""
+    best: dict[str, float] = {}
+    for unit, score in zip(units, scores, strict=True):
+        name = guideline(hits[unit.passage - 1])
+        best[name] = max(score, best.get(name, score))
+    return best
 
 
 NAMED_RATIO = 0.4
