@@ -2151,3 +2151,16 @@ def test_two_guidelines_the_question_names_each_answer_it(demo_index: Path):
     assert "risk factors for gastrointestinal bleeding" in cited.bottom_line, cited.bottom_line
     sources = {citation.doc_id.split("/")[0] for citation in cited.citations}
     assert {"nice_ugib_2012", "ssc_sepsis_2021"} <= sources, sources
+
+
+def test_what_the_bottom_lines_headings_name_needs_no_second_clause(demo_index: Path):
+    """"What does a CURB-65 score of 2 mean for site of care?" (one of the issue's three
+    questions) was answered with the score-2 band and then "the CURB-65 score is the
+    recommended tool for assessing the severity of community acquired pneumonia": the band
+    says neither "CURB-65" nor "score", so the tool sentence joined as naming what the band
+    left out. The band sits under "CURB-65 Score": its headings say it (demo index)."""
+    cited = demo_answer(demo_index, "What does a CURB-65 score of 2 mean for site of care?")
+    assert "Consider short inpatient stay or hospital-supervised outpatient treatment" in (
+        cited.bottom_line
+    ), cited.bottom_line
+    assert "recommended tool" not in cited.bottom_line, cited.bottom_line

@@ -573,8 +573,15 @@ class ExtractiveGenerator:
             # inhibitor with eGFR 22 and no diabetes?": the eGFR threshold, and that it holds
             # regardless of diabetes): a second unit naming what the first leaves out joins it.
             # The score the question's values are given for ("CURB-65 score of 2") is what
-            # the row they matched is about, not something it leaves out.
-            score_names = content_stems(" ".join(names)) if lead is not None else frozenset()
+            # the row they matched is about, not something it leaves out; so is a score the
+            # headings of the bottom line's unit name ("CURB-65 Score > Risk Stratification"
+            # for "Score 2: ...").
+            headed = bool(names) and all(
+                name in hits[bottom.passage - 1].section.lower() for name in names
+            )
+            score_names = (
+                content_stems(" ".join(names)) if lead is not None or headed else frozenset()
+            )
             extra = _complement(
                 bottom,
                 [
