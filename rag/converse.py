@@ -33,7 +33,16 @@ from rag.sessions import (
     turn_to_json,
 )
 from rag.shorthand import stems_with_full_forms
-from rag.text import CONTEXT_OPENER, DRUG_NAME, STOPWORDS, stem, terms, word_list
+from rag.text import (
+    CONTEXT_OPENER,
+    DRUG_NAME,
+    EVERYDAY_ZIPF,
+    STOPWORDS,
+    english_frequency,
+    stem,
+    terms,
+    word_list,
+)
 from rag.types import Turn
 
 ChatFunction = Callable[[list[dict[str, str]]], str]
@@ -196,7 +205,11 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
                 found_stems.add(term_stem)
         drugs = [term for term in found if DRUG_NAME.fullmatch(term.lower())]
         room = max(0, limit - len(drugs))
-        kept = set(drugs) | set([term for term in found if term not in drugs][:room])
+        # Past the limit, the terms rarest in English say most what the turn is about: "Nearest
+        # cath lab is a good 150 min away by road, so our 76-year-old lady with an anterior
+        # STEMI is getting TNK here in the ED" keeps "STEMI" and "TNK", not "good" and "road".
+        others = sorted((term for term in found if term not in drugs), key=_commonness)
+        kept = set(drugs) | set(others[:room])
         for term in found:
             if term in kept:
                 seen.add(stem(term))
@@ -206,6 +219,11 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
     if anchor != len(history) - 1:
         take(history[-1].question, RECENT_TURN_MAX_TERMS)
     return chosen
+
+
+def _commonness(term: str) -> float:
+    """How common `term` is in English (Zipf); a bare number as common as everyday words."""
+    return english_frequency(term) if any(c.isalpha() for c in term) else EVERYDAY_ZIPF
 
 
 def condense_deterministic(

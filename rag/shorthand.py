@@ -39,7 +39,7 @@ SHORTHAND: dict[str, str] = {
     "EVD": "external ventricular drain", "LP": "lumbar puncture", "mRS": "modified Rankin Scale",
     "tPA": "alteplase", "rtPA": "alteplase", "rt-PA": "alteplase", "TNK": "tenecteplase",
     "TNKase": "tenecteplase", "lysis": "thrombolysis", "lyse": "thrombolysis",
-    "lysed": "thrombolysis", "lytics": "thrombolysis fibrinolytic", "coiling": "endovascular coiling",
+    "lysed": "thrombolysis", "lytic": "thrombolysis; fibrinolytic", "lytics": "thrombolysis; fibrinolytic", "coiling": "endovascular coiling",
     # cardiology
     "afib": "atrial fibrillation", "RVR": "rapid ventricular response", "HTN": "hypertension",
     "HLD": "hyperlipidemia", "CAD": "coronary artery disease", "ACS": "acute coronary syndrome",
@@ -69,7 +69,7 @@ SHORTHAND: dict[str, str] = {
     "HD": "hemodialysis", "UO": "urine output", "tap": "paracentesis", "Cr": "creatinine", "SCr": "serum creatinine", "bili": "bilirubin",
     "PMN": "neutrophil count polymorphonuclear", "UGIB": "upper gastrointestinal bleeding",
     "GIB": "gastrointestinal bleeding", "PUD": "peptic ulcer disease", "EGD": "endoscopy",
-    "OGD": "endoscopy", "scope": "endoscopy", "T2DM": "type 2 diabetes", "T1DM": "type 1 diabetes",
+    "OGD": "endoscopy", "scope": "endoscopy", "T2DM": "type 2 diabetes", "T1DM": "type 1 diabetes", "T2D": "type 2 diabetes", "T1D": "type 1 diabetes",
     "BHB": "beta-hydroxybutyrate", "BG": "blood glucose", "FBG": "fasting blood glucose",
     "TPN": "parenteral nutrition", "NG": "nasogastric", "calorie": "kcal", "calories": "kcal",
     # blood
@@ -184,7 +184,7 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
     "CPP": "cerebral perfusion pressure", "OAC": "oral anticoagulant",
     "DOAC": "NOAC direct oral anticoagulant", "NOAC": "DOAC direct oral anticoagulant",
     "TKA": "total knee arthroplasty", "THA": "total hip arthroplasty", "neuro": "neurological",
-    "drip": "infusion", "IV": "intravenous", "PO": "oral", "SC": "subcutaneous",
+    "drip": "infusion", "IV": "intravenous", "PO": "oral", "SC": "subcutaneous", "subcut": "subcutaneous",
     "SQ": "subcutaneous", "IM": "intramuscular", "bid": "twice daily", "tid": "three times daily",
     "TEE": "transesophageal echocardiography", "TTE": "transthoracic echocardiography",
     "qd": "once daily", "BD": "twice daily; BID; every 12 hours",

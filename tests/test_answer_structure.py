@@ -1728,6 +1728,37 @@ def test_a_score_with_its_points_in_the_header_counts_what_is_ruled_out_and_name
     ), found.sentence()
 
 
+ABCD2_TABLE = """\
+### Score Components
+
+| Component | Criterion | Points |
+|---|---|---|
+| **A**ge | ≥ 60 years | 1 |
+| **B**lood pressure | Systolic ≥ 140 mmHg or diastolic ≥ 90 mmHg at initial evaluation | 1 |
+| **C**linical features | Unilateral weakness | 2 |
+| **C**linical features | Speech disturbance without weakness | 1 |
+| **D**uration | ≥ 60 minutes | 2 |
+| **D**uration | 10–59 minutes | 1 |
+| **D**iabetes | History of diabetes mellitus | 1 |
+"""
+
+
+def test_a_duration_in_minutes_counts_beside_a_time_since_onset_in_hours():
+    """"35 minutes of slurred speech ... seen 20 h after onset": the duration is the one time
+    written in minutes, 1 point for "10–59 minutes"; the 20 h since onset is no duration, so
+    the score is 4 (moderate risk), not 3 with the duration counted as absent."""
+    from rag.generate.scores import tally
+
+    hits = [hit("tia", ABCD2_TABLE, 1, title="TIA statement", section="ABCD2 Score")]
+    found = tally(
+        "63F had 35 minutes of slurred speech without limb weakness, now fully resolved. ED BP"
+        " 148/86, no diabetes, seen 20 h after onset. ABCD2, and does she get admitted?",
+        hits,
+    )
+    assert found is not None and found.total == 4, found and found.sentence()
+    assert "duration 35 minutes (1)" in found.sentence(), found.sentence()
+
+
 EARLY_WARNING = """\
 ### Scoring Table — Scale 1
 

@@ -416,3 +416,21 @@ def test_the_drug_a_story_settles_on_and_no_drug_name_of_the_answer_are_carried(
         [turn],
     )
     assert "prednisolone" in standalone and "IL4" not in standalone, standalone
+
+
+def test_a_long_story_carries_its_clinical_terms_not_its_everyday_words() -> None:
+    """"Nearest cath lab is a good 150 min away by road, so our 76-year-old lady with an
+    anterior STEMI is getting TNK here in the ED." has more words than the context holds: it
+    carried "good" and "away" and lost "TNK", the drug the follow-up's "the lytic"
+    is, so the follow-up was declined. The rarest words in English are kept, in their order."""
+    story = Turn(
+        "Nearest cath lab is a good 150 min away by road, so our 76-year-old lady with an"
+        " anterior STEMI is getting TNK here in the ED.",
+        "",
+        "",
+        (),
+    )
+    standalone = condense_deterministic("What clopidogrel dose goes with the lytic?", [story])
+    context = standalone.split("(context:")[1]
+    assert "stemi" in context and "tnk" in context, standalone
+    assert not {"good", "away"} & set(context.rstrip(")").split()), standalone

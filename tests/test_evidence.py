@@ -1167,3 +1167,34 @@ def test_a_term_only_the_patients_story_uses_does_not_lead_the_bottom_line():
     assert evidence.unmentioned == ("TIA",) and not evidence.told
     _, bottom_line = lead_with_missing(evidence, "Apixaban 5 mg BID [1].", "Apixaban 5 mg BID [1].")
     assert bottom_line.startswith("The cited passages do not mention 'TIA'; what they state:")
+
+
+def test_a_term_no_source_holds_that_only_the_story_uses_does_not_lead_the_bottom_line():
+    """"63F had 35 minutes of slurred speech ... ABCD2, and does she get admitted?" was answered
+    "No indexed source mentions 'slurred'; what they state: ...": the index never writes the
+    story's word, but the question asks for the score. The caution heads the answer; the bottom
+    line answers. A term the sentence that asks uses still leads it."""
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence, lead_with_missing
+
+    scoring = Hit("a", "tia", "ABCD2: speech disturbance without weakness 1 point.", 1.0, 1)
+    partly = Coverage(0.5, 0.6)
+
+    def slurred(word: str) -> bool:
+        return word == "slurred"
+
+    story = "63F had 35 minutes of slurred speech, now resolved. What is her ABCD2 score?"
+    evidence = grade_evidence(
+        story, partly, [scoring], direct_score=1.3, is_term=slurred, is_unindexed=slurred
+    )
+    assert evidence.unindexed == ("slurred",) and evidence.told, evidence
+    text, bottom_line = lead_with_missing(evidence, "ABCD2 is 4 [1].", "ABCD2 is 4 [1].")
+    assert text.startswith("No indexed source mentions 'slurred'.")
+    assert bottom_line == "ABCD2 is 4 [1]."
+    asked = "Does slurred speech score on the ABCD2?"
+    evidence = grade_evidence(
+        asked, partly, [scoring], direct_score=1.3, is_term=slurred, is_unindexed=slurred
+    )
+    assert "slurred" in evidence.unmentioned + evidence.unindexed and not evidence.told, evidence
+    _, bottom_line = lead_with_missing(evidence, "ABCD2 is 4 [1].", "ABCD2 is 4 [1].")
+    assert "'slurred'; what they state: ABCD2 is 4 [1]." in bottom_line, bottom_line

@@ -310,9 +310,10 @@ class Evidence:
     unindexed: the question's terms no passage of the index contains at all ("pyloric").
     unmentioned: for a partial answer with no such facet, the question's specific terms the
     cited passages do not use ("plasmapheresis"): said as what it is, not as a gap in the index.
-    told: whether the `unmentioned` terms are all the story's ("TIA yesterday and AF found on
-    the monitor. What antithrombotic?"), none of them in the sentences that ask: the caution
-    then heads the answer, and the bottom line stays the answer (`lead_with_missing`).
+    told: whether the terms named (`unmentioned`, else `unindexed`) are all the story's ("TIA
+    yesterday and AF found on the monitor. What antithrombotic?", "35 minutes of slurred
+    speech ... ABCD2?"), none of them in the sentences that ask, and no facet is missing: the
+    caution then heads the answer, and the bottom line stays the answer (`lead_with_missing`).
     """
 
     grade: str
@@ -733,9 +734,10 @@ def grade_evidence(
                     question, lambda word: is_term(word) and is_unindexed(word)
                 )
     if missing or unindexed or unmentioned or not gate_passed:
-        told = bool(unmentioned) and not any(
+        named_terms = unmentioned or unindexed
+        told = bool(named_terms) and not missing and not any(
             re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", asking, re.IGNORECASE)
-            for term in unmentioned
+            for term in named_terms
         )
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed), told)
     return Evidence(DIRECT)
@@ -876,8 +878,8 @@ def lead_with_missing(evidence: Evidence, answer: str, bottom_line: str) -> tupl
     statement = evidence.statement()
     if not statement:
         return answer, bottom_line
-    if not evidence.missing and not evidence.unindexed and (
-        not evidence.unmentioned or evidence.told
+    if not evidence.missing and (
+        evidence.told or (not evidence.unindexed and not evidence.unmentioned)
     ):
         # Nothing to name, or only terms of the patient's story ("TIA yesterday and AF found
         # on the monitor"): the caution heads the answer; the bottom line stays the answer.

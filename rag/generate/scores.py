@@ -757,19 +757,16 @@ def _given_for(
         ):
             return replace(given, said=_as_the_table_says(name, written, given.said))
     # A number in the criterion's unit ("45 minutes" for "10-59 minutes"), the one the
-    # question gives of that kind, read as rag.generate.values reads it (a time in hours).
-    kinds = {c.kind for item in own for c in value_conditions(item.criterion)}
-    kinds -= {"", "score", "age"}
+    # question writes in that unit; a time in minutes is read in hours, as
+    # rag.generate.values reads the criterion. "35 minutes of slurred speech, seen 20 h after
+    # onset" gives the duration 35 minutes: the 20 h is written in another unit.
     units = {unit.lower() for item in own for unit in _UNIT.findall(item.criterion)}
-    of_kind = [value for value in question_values(question) if value.kind in kinds]
     for unit in units:
         said = re.findall(rf"(\d+(?:\.\d+)?)\s*{re.escape(unit[:3])}\w*\b", question, re.IGNORECASE)
         if len(said) != 1:
             continue
-        if unit.startswith("min"):  # the criterion's time is in hours, as values reads it
-            if len(of_kind) == 1:
-                return _Given(f"{_short(name)} {said[0]} minutes", of_kind[0].number, None)
-            continue
+        if unit.startswith("min"):
+            return _Given(f"{_short(name)} {said[0]} minutes", float(said[0]) / 60, None)
         return _Given(f"{_short(name)} {said[0]} {unit}", float(said[0]), None)
     return None
 
