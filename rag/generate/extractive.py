@@ -275,7 +275,14 @@ class ExtractiveGenerator:
         asked_drugs = asked_about
         if not asked_drugs and CONTEXT_OPENER in question:
             asked_drugs = DRUG_NAME.findall(question.split(CONTEXT_OPENER, 1)[1].lower())
-        dosed = [drug_stem(drug) for drug in asked_drugs] if wants == "dose" else []
+        # A drug the drug-class table knows is dosed too, though its name has no drug's shape
+        # ("How do I dose alteplase?").
+        classed = [word for word in WORD.findall(asking.lower()) if drug_class(word)]
+        dosed = (
+            [drug_stem(drug) for drug in dict.fromkeys([*asked_drugs, *classed])]
+            if wants == "dose"
+            else []
+        )
         # A drug the sentences that ask name ("RA on certolizumab, planning a pregnancy. Stop
         # it?") is what the answer is about: GINA's "biologic therapy should be continued
         # during pregnancy" answers for another drug. Its class names it too ("MRA" for
@@ -310,7 +317,12 @@ class ExtractiveGenerator:
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
-            if dosed and not _names_drug(unit, dosed):
+            if dosed and not (
+                _names_drug(unit, dosed)
+                or writes_form(hits[unit.passage - 1].section.lower(), dosed)
+            ):
+                # (A drug the headings name is the dose's: "Dose: 0.9 mg/kg" under "IV
+                # Alteplase > Dosing Protocol".)
                 score *= OTHER_DRUG_DOSE_WEIGHT
             elif named_drugs and not _names_drug(unit, named_drugs):
                 score *= OTHER_DRUG_WEIGHT
@@ -553,7 +565,12 @@ class ExtractiveGenerator:
             # answered in its own order.)
             # The best chosen unit giving a dose of the drug asked about leads.
             chosen = _giving_unit_first(
-                chosen, chosen, score_of, lambda unit: _doses(unit, dosed)
+                chosen,
+                chosen,
+                score_of,
+                # (One the bottom line can say: not "Example: 80 kg patient → Total dose ...".)
+                lambda unit: _doses(unit, dosed, hits[unit.passage - 1].section)
+                and is_sentence(sentence_form(unit)),
             )
         elif lead is None and asked_drugs and _ASKS_LENGTH.search(asking):
             # "If he stays with us, how long should the enoxaparin run?" asks one thing.
@@ -2129,9 +2146,20 @@ def _names_drug(unit: Unit, drugs: Sequence[str]) -> bool:
     return writes_form(f"{unit.section} {unit.lead} {shown_text(unit)}".lower(), drugs)
 
 
-def _doses(unit: Unit, drugs: Sequence[str]) -> bool:
-    """Whether `unit` gives an amount for one of `drugs` (stems), named in it or its heading."""
-    return bool(_DOSE_AMOUNT.search(shown_text(unit))) and _names_drug(unit, drugs)
+def _doses(unit: Unit, drugs: Sequence[str], path: str = "") -> bool:
+    """Whether `unit` gives an amount for one of `drugs` (stems), named in it or its headings
+    (`path`: its passage's heading path). An amount is the dose of the drug the unit names
+    last before it: "Tenecteplase 0.25 mg/kg ... is an alternative to alteplase" doses
+    tenecteplase, not alteplase; "Dose: 0.9 mg/kg" under "IV Alteplase > Dosing Protocol"
+    doses the drug its headings name."""
+    text = shown_text(unit)
+    amounts = list(_DOSE_AMOUNT.finditer(text))
+    if not amounts or not (_names_drug(unit, drugs) or writes_form(path.lower(), drugs)):
+        return False
+    dosed = [DRUG_NAME.findall(text[: amount.start()].lower()) for amount in amounts]
+    if not any(dosed):
+        return True
+    return any(named and writes_form(named[-1], drugs) for named in dosed)
 
 
 def _giving_unit_first(
