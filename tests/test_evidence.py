@@ -1198,3 +1198,35 @@ def test_a_term_no_source_holds_that_only_the_story_uses_does_not_lead_the_botto
     assert "slurred" in evidence.unmentioned + evidence.unindexed and not evidence.told, evidence
     _, bottom_line = lead_with_missing(evidence, "ABCD2 is 4 [1].", "ABCD2 is 4 [1].")
     assert "'slurred'; what they state: ABCD2 is 4 [1]." in bottom_line, bottom_line
+
+
+def test_a_name_the_question_capitalises_that_no_source_holds_is_named():
+    """"... Is a Ross procedure recommended?" was told only that the passages "may not answer
+    every part": "Ross" is one token to the embedder, so it did not count as a specific term.
+    A name capitalised inside a sentence is one; the statement names it with its noun. The
+    sentence's first word ("Which ...") is no name."""
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    surgery = Hit("a", "ie", "Early surgery is recommended when heart failure is caused by valve dysfunction.", 1.0, 1)  # fmt: skip
+    question = "Aortic valve endocarditis needing valve replacement. Is a Ross procedure recommended?"
+    evidence = grade_evidence(
+        question,
+        Coverage(0.5, 0.6),
+        [surgery],
+        direct_score=1.3,
+        is_term=lambda word: False,
+        is_unindexed=lambda word: word.lower() in {"ross", "which"},
+    )
+    assert evidence.unindexed == ("Ross procedure",), evidence
+    assert evidence.statement() == "No indexed source mentions 'Ross procedure'."
+    asked = "Which valve replacement is recommended in endocarditis?"
+    evidence = grade_evidence(
+        asked,
+        Coverage(0.5, 0.6),
+        [surgery],
+        direct_score=1.3,
+        is_term=lambda word: False,
+        is_unindexed=lambda word: word.lower() in {"ross", "which"},
+    )
+    assert evidence.unindexed == (), evidence

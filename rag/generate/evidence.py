@@ -731,7 +731,9 @@ def grade_evidence(
             ][:2]
             if not unmentioned:
                 unindexed = never_indexed(
-                    question, lambda word: is_term(word) and is_unindexed(word)
+                    question,
+                    lambda word: (is_term(word) or _proper_name(word, question))
+                    and is_unindexed(word),
                 )
     if missing or unindexed or unmentioned or not gate_passed:
         named_terms = unmentioned or unindexed
@@ -741,6 +743,17 @@ def grade_evidence(
         )
         return Evidence(PARTIAL, tuple(missing), tuple(unmentioned), tuple(unindexed), told)
     return Evidence(DIRECT)
+
+
+def _proper_name(word: str, question: str) -> bool:
+    """Whether `word` is a name the question capitalises inside a sentence ("Is a Ross
+    procedure recommended?"): a term however common its spelling, unlike a sentence's first
+    word or an acronym."""
+    return (
+        word[:1].isupper()
+        and word[1:].islower()
+        and re.search(rf"(?<=[a-z,] ){re.escape(word)}\b", question) is not None
+    )
 
 
 def _nameable(word: str, measured: set[str], is_term: Callable[[str], bool]) -> bool:
