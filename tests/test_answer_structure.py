@@ -1889,6 +1889,43 @@ def test_an_amount_doses_the_drug_named_just_before_it_not_one_named_after():
     assert cited.bottom_line.startswith("If clopidogrel is chosen: 600 mg orally"), cited.bottom_line
 
 
+DKA_INSULIN_AND_POTASSIUM = """\
+### Insulin Therapy
+
+| Clinical Scenario | Insulin Regimen |
+|---|---|
+| Significant ketonemia (beta-hydroxybutyrate >= 3.0 mmol/L) | Fixed-rate IV infusion at 0.1 units/kg per hour |
+
+### Potassium Management Algorithm
+
+```
+Check serum potassium on admission
+  --> K+ < 3.5 mmol/L (hypokalemia)?
+      --> Replace at 10 mmol/hour IV
+      --> DELAY insulin until K+ > 3.5 mmol/L
+  --> K+ 3.5-5.0 mmol/L?
+      --> Add 20-30 mmol potassium per liter of IV fluid
+      --> Start insulin therapy
+```
+"""
+
+
+def test_asked_whether_to_start_a_drug_the_branch_that_holds_it_back_leads():
+    """"... K+ 3.1 mmol/L. Can the insulin infusion start now?" led with the insulin regimen
+    the ketones match; the potassium branch the K+ of 3.1 meets says to delay insulin, and a
+    rule holding back what the question asks whether to do answers it first."""
+    dka = hit("dka", DKA_INSULIN_AND_POTASSIUM, 1, title="DKA consensus", section="Insulin and Electrolytes")  # fmt: skip
+    cited = answer(
+        "Glucose 486 mg/dL, pH 7.14, beta-hydroxybutyrate 5.9 mmol/L, K+ 3.1 mmol/L. Can the"
+        " insulin infusion start now?",
+        [dka],
+    )
+    assert cited.bottom_line.startswith(
+        "Check serum potassium on admission — K+ < 3.5 mmol/L (hypokalemia)?: Replace at 10"
+        " mmol/hour IV; DELAY insulin until K+ > 3.5 mmol/L [1]"
+    ), cited.bottom_line
+
+
 GABAPENTIN_RENAL = """\
 ### Contraindications
 - Hypersensitivity to gabapentin

@@ -463,6 +463,17 @@ class ExtractiveGenerator:
             if scores[i] >= CLOSER_FIT_RATIO * best_matched or holds_total(units[i])
         }
         closest = min(near_best.values(), default=math.inf)
+        # Asked whether to do something, a matched unit that holds it back ("K+ < 3.5 mmol/L?
+        # -> DELAY insulin until K+ > 3.5" for "potassium 3.1 ... Can the insulin infusion
+        # start now?") answers before one saying how to do it (the insulin regimen the
+        # ketones match).
+        withheld = {
+            i
+            for i in shown_matched
+            if wants == "decision"
+            and _WITHHOLDS.search(shown_text(units[i]))
+            and units[i].words & asked_words
+        }
         # A decision-tree path reads less well than a rule or a row: it leads only when it
         # answers clearly better than every matched rule ("INR >= 2.0: 4F-PCC ...").
         lead = next(
@@ -471,6 +482,7 @@ class ExtractiveGenerator:
                 for i in sorted(
                     shown_matched,
                     key=lambda i: (
+                        bool(withheld) and i not in withheld,
                         units[i].kind == "path" and scores[i] < PATH_LEAD_RATIO * best_rule,
                         near_best.get(i, math.inf) > closest,
                         -scores[i],
@@ -863,6 +875,11 @@ _ASKS_WHETHER = re.compile(
     r"(?:^\W*|[—–:;]\s*|\s-\s)(?:can|could|should|do|does|is it|are|may|must|would|will"
     r"|(?:is it )?worth|ok(?:ay)?(?: to)?|safe to|fine to|any (?:need|point|role|benefit))\b"
     r"(?!.*\b(?:when|how)\b)",
+    re.IGNORECASE,
+)
+# What holds an action back: "DELAY insulin until K+ > 3.5", "Do NOT replace potassium".
+_WITHHOLDS = re.compile(
+    r"\b(?:delay|do not|don't|withhold|hold off|avoid|contraindicated|not recommended)\b",
     re.IGNORECASE,
 )
 _RECOMMENDS = re.compile(
