@@ -1230,3 +1230,17 @@ def test_a_name_the_question_capitalises_that_no_source_holds_is_named():
         is_unindexed=lambda word: word.lower() in {"ross", "which"},
     )
     assert evidence.unindexed == (), evidence
+
+
+def test_a_range_of_times_asked_about_is_named_whole():
+    """"Should the pooled cohort estimate be repeated every 4-6 years?" was told the sources do
+    not address "the 6 years asked about": the range is what was asked, and is named whole. A
+    passage stating its last number states it, as before."""
+    from rag.generate.evidence import grade_evidence
+
+    question = "45-year-old, 10-year ASCVD risk 3%. Should the pooled cohort estimate be repeated every 4-6 years?"  # fmt: skip
+    silent = Hit("a", "ascvd", "Estimate 10-year ASCVD risk with the pooled cohort equations.", 1.0, 1)  # fmt: skip
+    evidence = grade_evidence(question, None, [silent], direct_score=1.3)
+    assert evidence.statement() == "The cited sources do not address the 4-6 years asked about."
+    stated = Hit("a", "ascvd", "Reassess the pooled cohort estimate every 6 years.", 1.0, 1)
+    assert grade_evidence(question, None, [stated], direct_score=1.3).missing == ()

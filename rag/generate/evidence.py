@@ -215,8 +215,10 @@ _NUMBER_WORDS = {
     "twenty-four": 24, "thirty": 30, "forty-eight": 48, "sixty": 60, "ninety": 90,
 }  # fmt: skip
 _NUMBER_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+# A time, or a range of times ("every 4-6 years": the range, not its "6 years").
 _TIME_AMOUNT = re.compile(
-    rf"\b(?:\d+(?:\.\d+)?|{_NUMBER_WORD})\s*(?:hours?|days?|weeks?|months?|years?)\b"
+    rf"\b(?:\d+(?:\.\d+)?\s*[-–]\s*)?(?:\d+(?:\.\d+)?|{_NUMBER_WORD})\s*"
+    r"(?:hours?|days?|weeks?|months?|years?)\b"
 )
 _DURATION = re.compile(
     r"\b\d+(?:\s*(?:-|–|to|or)\s*\d+)?\s*(?:days?|weeks?|wk|months?|years?|hours?|h|hrs?)\b|"
@@ -465,9 +467,13 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
         times = _TIME_AMOUNT.findall(asked_clauses) + times
     offered += [(value, "") for value in dict.fromkeys(times)]
     for value, noun in offered:
-        number, unit = re.fullmatch(rf"([\d.,]+|{_NUMBER_WORD})\s*(.*)", value).groups()
-        # "twelve weeks" is stated as "12 weeks" as well.
-        written = rf"(?:{number}|{_NUMBER_WORDS[number]})" if number in _NUMBER_WORDS else re.escape(number)
+        number, unit = re.fullmatch(
+            rf"((?:[\d.,]+\s*[-–]\s*)?[\d.,]+|{_NUMBER_WORD})\s*(.*)", value
+        ).groups()
+        # "twelve weeks" is stated as "12 weeks" as well; a range ("4-6 years") is named whole
+        # and stated by its last number, as a single time is.
+        last = re.split(r"\s*[-–]\s*", number)[-1]
+        written = rf"(?:{last}|{_NUMBER_WORDS[last]})" if last in _NUMBER_WORDS else re.escape(last)
         pattern = rf"(?<![\d.]){written}\s*{re.escape(unit[:3].lower())}"
         # The drug the amount is offered for names it ("labetalol 100 mg or labetalol 200
         # mg?"): "the labetalol 200 mg dose asked about", not a bare "200 mg" of no drug.
