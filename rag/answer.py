@@ -19,6 +19,7 @@ and the judge; without one the extractive generator answers and condensing is de
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from rag.generate.citations import CitedText, enforce_citations
 from rag.generate.evidence import (
     NONE,
     PARTIAL,
+    PHRASE_LOOKUP_DEPTH,
     RARE_TERM_PASSAGES,
     Evidence,
     grade_evidence,
@@ -416,6 +418,7 @@ class Engine:
                 is_term=lambda word: is_specific_term(self.index.embedder, word),
                 is_rare=self._is_rare,
                 is_unindexed=self._is_unindexed,
+                is_unindexed_phrase=self._is_unindexed_phrase,
             )
             if evidence.grade == PARTIAL:
                 answer_text, bottom_line = lead_with_missing(evidence, answer_text, bottom_line)
@@ -494,6 +497,13 @@ class Engine:
             and not self.index.has_word_family(word)
             and not known_behind_affix(self.index, word)
         )
+
+    def _is_unindexed_phrase(self, phrase: str) -> bool:
+        """Whether none of the passages that best match `phrase`'s words writes them together
+        (the lexical ranking puts any passage that does among the first)."""
+        found = self.index.hits(self.index.search_lexical(phrase, PHRASE_LOOKUP_DEPTH))
+        together = re.compile(rf"\b{re.escape(phrase)}", re.IGNORECASE)
+        return not any(together.search(" ".join(hit.text.split())) for hit in found)
 
     def _similarity_to(self, question: str) -> Callable[[Sequence[str]], Sequence[float]]:
         """Cosines of texts with `question`, by the index's embedder (the question embedded once)."""

@@ -1244,3 +1244,28 @@ def test_a_range_of_times_asked_about_is_named_whole():
     assert evidence.statement() == "The cited sources do not address the 4-6 years asked about."
     stated = Hit("a", "ascvd", "Reassess the pooled cohort estimate every 6 years.", 1.0, 1)
     assert grade_evidence(question, None, [stated], direct_score=1.3).missing == ()
+
+
+def test_a_name_and_its_noun_no_passage_writes_together_is_named():
+    """"Does APA adjust first-line treatment for adults with Down syndrome?" named only the
+    story's 'carers': "down" and "syndrome" are each in the index, but no passage writes
+    "Down syndrome". A name and its noun in the sentence that asks, never written together,
+    are named whole; one the index writes ("Surviving Sepsis") is not."""
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    depression = Hit("a", "mdd", "Psychotherapy is recommended as a first-line treatment for depression.", 1.0, 1)  # fmt: skip
+
+    def grade(question: str):
+        return grade_evidence(
+            question,
+            Coverage(0.5, 0.6),
+            [depression],
+            direct_score=1.3,
+            is_term=lambda word: False,
+            is_unindexed_phrase=lambda phrase: phrase.lower() == "down syndrome",
+        )
+
+    evidence = grade("Does the guideline adjust first-line treatment for adults with Down syndrome?")
+    assert evidence.unindexed == ("Down syndrome",), evidence
+    assert grade("Does the guideline back Surviving Sepsis bundles for depression?").unindexed == ()

@@ -56,6 +56,8 @@ DIRECT, PARTIAL, NONE = "direct", "partial", "none"
 # passages lack hold 0-7 passages for near misses ("terlipressin" 5, "debridement" 7) and
 # mostly 13 or more for answerable questions ("regimen" 48, "infusion" 64).
 RARE_TERM_PASSAGES = 7
+# Passages read for two words written together: BM25 ranks any that writes both first.
+PHRASE_LOOKUP_DEPTH = 20
 
 # "Child-Pugh" (the liver score) names no child.
 _CHILD = r"child(?!-pugh)"
@@ -658,6 +660,7 @@ def grade_evidence(
     is_term: Callable[[str], bool] = lambda word: True,
     is_rare: Callable[[str], bool] = lambda word: False,
     is_unindexed: Callable[[str], bool] = lambda word: False,
+    is_unindexed_phrase: Callable[[str], bool] = lambda phrase: False,
 ) -> Evidence:
     """The grade of an answer to `question` citing the passages `cited`.
 
@@ -665,7 +668,8 @@ def grade_evidence(
     direct grade (setting answer.min_direct_score); `is_term` tells a specific term from an
     everyday word ("plasmapheresis" from "still"; rag asks the embedder's vocabulary);
     `is_rare` tells a term few passages of the index hold (at most RARE_TERM_PASSAGES) and
-    `is_unindexed` one no passage holds in any form. No cited passage: none."""
+    `is_unindexed` one no passage holds in any form, `is_unindexed_phrase` words no passage
+    writes together ("Down syndrome"). No cited passage: none."""
     if not cited:
         return Evidence(NONE)
     missing = list(missing_facets(question, cited))
@@ -740,6 +744,7 @@ def grade_evidence(
                     question,
                     lambda word: (is_term(word) or _proper_name(word, question))
                     and is_unindexed(word),
+                    is_unindexed_phrase,
                 )
     if missing or unindexed or unmentioned or not gate_passed:
         named_terms = unmentioned or unindexed
@@ -779,16 +784,31 @@ def _nameable(word: str, measured: set[str], is_term: Callable[[str], bool]) -> 
 _ADJECTIVE_ENDING = re.compile(r"(?:ic|al|ous|ive|ary)$", re.IGNORECASE)
 
 
-def never_indexed(question: str, is_unindexed: Callable[[str], bool]) -> list[str]:
+# A name and the noun it names in a sentence that asks ("adults with Down syndrome"): the
+# name capitalised inside the sentence, the noun after it.
+_NAMED_NOUN = re.compile(r"(?<=[a-z,] )([A-Z][a-z]+\s+[a-z]{4,})\b")
+
+
+def never_indexed(
+    question: str,
+    is_unindexed: Callable[[str], bool],
+    is_unindexed_phrase: Callable[[str], bool] = lambda phrase: False,
+) -> list[str]:
     """At most two of `question`'s topical words that no passage of the index holds in any
     form, as written, those of the sentences that ask first ("Is obeticholic acid an
     option?"), then the story's ("plans to fast for Ramadan"): what a partial answer names
     when its cited passages lack no term of a known kind, instead of a caution that names
-    nothing. A word's measurements and numbers are the patient's, not terms ("HR 112")."""
+    nothing. A word's measurements and numbers are the patient's, not terms ("HR 112"). First
+    comes a name and its noun that the sentences that ask use and no passage writes together
+    (`is_unindexed_phrase`), though each word is common: "Down syndrome"."""
     asking = asking_sentences(question)
     measured = measurement_words(question)
     ordered = [*topical_words(asking).values(), *topical_words(asked_part(question)).values()]
-    named: list[str] = []
+    named: list[str] = [
+        phrase
+        for phrase in dict.fromkeys(_NAMED_NOUN.findall(asking))
+        if phrase.split()[1] not in STOPWORDS and is_unindexed_phrase(phrase)
+    ]
     for word in dict.fromkeys(ordered):
         if (
             len(word) > 3
