@@ -1209,27 +1209,21 @@ def test_a_name_the_question_capitalises_that_no_source_holds_is_named():
     from rag.generate.evidence import grade_evidence
 
     surgery = Hit("a", "ie", "Early surgery is recommended when heart failure is caused by valve dysfunction.", 1.0, 1)  # fmt: skip
-    question = "Aortic valve endocarditis needing valve replacement. Is a Ross procedure recommended?"
-    evidence = grade_evidence(
-        question,
-        Coverage(0.5, 0.6),
-        [surgery],
-        direct_score=1.3,
-        is_term=lambda word: False,
-        is_unindexed=lambda word: word.lower() in {"ross", "which"},
-    )
+
+    def grade(question: str):
+        return grade_evidence(
+            question,
+            Coverage(0.5, 0.6),
+            [surgery],
+            direct_score=1.3,
+            is_term=lambda word: False,
+            is_unindexed=lambda word: word.lower() in {"ross", "which"},
+        )
+
+    evidence = grade("Aortic valve endocarditis needing valve replacement. Is a Ross procedure recommended?")  # fmt: skip
     assert evidence.unindexed == ("Ross procedure",), evidence
     assert evidence.statement() == "No indexed source mentions 'Ross procedure'."
-    asked = "Which valve replacement is recommended in endocarditis?"
-    evidence = grade_evidence(
-        asked,
-        Coverage(0.5, 0.6),
-        [surgery],
-        direct_score=1.3,
-        is_term=lambda word: False,
-        is_unindexed=lambda word: word.lower() in {"ross", "which"},
-    )
-    assert evidence.unindexed == (), evidence
+    assert grade("Which valve replacement is recommended in endocarditis?").unindexed == ()
 
 
 def test_a_range_of_times_asked_about_is_named_whole():
