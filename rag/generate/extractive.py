@@ -317,10 +317,7 @@ class ExtractiveGenerator:
             if unit.kind in ("list", "table"):
                 score *= 1.25 if wants_list else 0.8
             score *= _answer_type_weight(wants, shown_text(unit))
-            if dosed and not (
-                _names_drug(unit, dosed)
-                or writes_form(hits[unit.passage - 1].section.lower(), dosed)
-            ):
+            if dosed and not _names_drug(unit, dosed, hits[unit.passage - 1].section):
                 # (A drug the headings name is the dose's: "Dose: 0.9 mg/kg" under "IV
                 # Alteplase > Dosing Protocol".)
                 score *= OTHER_DRUG_DOSE_WEIGHT
@@ -2158,9 +2155,10 @@ def _asked_first(
     return [first, *[unit for unit in chosen if unit is not first]]
 
 
-def _names_drug(unit: Unit, drugs: Sequence[str]) -> bool:
-    """Whether `unit`, its heading or its intro names one of `drugs` (stems: drug_stem)."""
-    return writes_form(f"{unit.section} {unit.lead} {shown_text(unit)}".lower(), drugs)
+def _names_drug(unit: Unit, drugs: Sequence[str], path: str = "") -> bool:
+    """Whether `unit`, its heading, its intro or the heading path `path` of its passage names
+    one of `drugs` (stems: drug_stem)."""
+    return writes_form(f"{path} {unit.section} {unit.lead} {shown_text(unit)}".lower(), drugs)
 
 
 def _doses(unit: Unit, drugs: Sequence[str], path: str = "") -> bool:
@@ -2171,12 +2169,12 @@ def _doses(unit: Unit, drugs: Sequence[str], path: str = "") -> bool:
     doses the drug its headings name."""
     text = shown_text(unit)
     amounts = list(_DOSE_AMOUNT.finditer(text))
-    if not amounts or not (_names_drug(unit, drugs) or writes_form(path.lower(), drugs)):
+    if not amounts or not _names_drug(unit, drugs, path):
         return False
-    dosed = [DRUG_NAME.findall(text[: amount.start()].lower()) for amount in amounts]
-    if not any(dosed):
+    named_before = [DRUG_NAME.findall(text[: amount.start()].lower()) for amount in amounts]
+    if not any(named_before):
         return True
-    return any(named and writes_form(named[-1], drugs) for named in dosed)
+    return any(named and writes_form(named[-1], drugs) for named in named_before)
 
 
 def _giving_unit_first(
