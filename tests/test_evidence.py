@@ -1169,32 +1169,35 @@ def test_a_term_only_the_patients_story_uses_does_not_lead_the_bottom_line():
     assert bottom_line.startswith("The cited passages do not mention 'TIA'; what they state:")
 
 
+def graded_partly_covered(question: str, cited: list[Hit], **checks):
+    """The grade of an answer citing `cited` to a question the gate found only partly covered
+    (coverage score 1.1, under the direct grade's 1.3), with the engine's `checks` faked."""
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    return grade_evidence(question, Coverage(0.5, 0.6), cited, direct_score=1.3, **checks)
+
+
 def test_a_term_no_source_holds_that_only_the_story_uses_does_not_lead_the_bottom_line():
     """"63F had 35 minutes of slurred speech ... ABCD2, and does she get admitted?" was answered
     "No indexed source mentions 'slurred'; what they state: ...": the index never writes the
     story's word, but the question asks for the score. The caution heads the answer; the bottom
     line answers. A term the sentence that asks uses still leads it."""
-    from rag.generate.abstention import Coverage
-    from rag.generate.evidence import grade_evidence, lead_with_missing
+    from rag.generate.evidence import lead_with_missing
 
     scoring = Hit("a", "tia", "ABCD2: speech disturbance without weakness 1 point.", 1.0, 1)
-    partly = Coverage(0.5, 0.6)
 
     def slurred(word: str) -> bool:
         return word == "slurred"
 
     story = "63F had 35 minutes of slurred speech, now resolved. What is her ABCD2 score?"
-    evidence = grade_evidence(
-        story, partly, [scoring], direct_score=1.3, is_term=slurred, is_unindexed=slurred
-    )
+    evidence = graded_partly_covered(story, [scoring], is_term=slurred, is_unindexed=slurred)
     assert evidence.unindexed == ("slurred",) and evidence.told, evidence
     text, bottom_line = lead_with_missing(evidence, "ABCD2 is 4 [1].", "ABCD2 is 4 [1].")
     assert text.startswith("No indexed source mentions 'slurred'.")
     assert bottom_line == "ABCD2 is 4 [1]."
     asked = "Does slurred speech score on the ABCD2?"
-    evidence = grade_evidence(
-        asked, partly, [scoring], direct_score=1.3, is_term=slurred, is_unindexed=slurred
-    )
+    evidence = graded_partly_covered(asked, [scoring], is_term=slurred, is_unindexed=slurred)
     assert "slurred" in evidence.unmentioned + evidence.unindexed and not evidence.told, evidence
     _, bottom_line = lead_with_missing(evidence, "ABCD2 is 4 [1].", "ABCD2 is 4 [1].")
     assert "'slurred'; what they state: ABCD2 is 4 [1]." in bottom_line, bottom_line
@@ -1205,17 +1208,12 @@ def test_a_name_the_question_capitalises_that_no_source_holds_is_named():
     every part": "Ross" is one token to the embedder, so it did not count as a specific term.
     A name capitalised inside a sentence is one; the statement names it with its noun. The
     sentence's first word ("Which ...") is no name."""
-    from rag.generate.abstention import Coverage
-    from rag.generate.evidence import grade_evidence
-
     surgery = Hit("a", "ie", "Early surgery is recommended when heart failure is caused by valve dysfunction.", 1.0, 1)  # fmt: skip
 
     def grade(question: str):
-        return grade_evidence(
+        return graded_partly_covered(
             question,
-            Coverage(0.5, 0.6),
             [surgery],
-            direct_score=1.3,
             is_term=lambda word: False,
             is_unindexed=lambda word: word.lower() in {"ross", "which"},
         )
@@ -1245,17 +1243,12 @@ def test_a_name_and_its_noun_no_passage_writes_together_is_named():
     story's 'carers': "down" and "syndrome" are each in the index, but no passage writes
     "Down syndrome". A name and its noun in the sentence that asks, never written together,
     are named whole; one the index writes ("Surviving Sepsis") is not."""
-    from rag.generate.abstention import Coverage
-    from rag.generate.evidence import grade_evidence
-
     depression = Hit("a", "mdd", "Psychotherapy is recommended as a first-line treatment for depression.", 1.0, 1)  # fmt: skip
 
     def grade(question: str):
-        return grade_evidence(
+        return graded_partly_covered(
             question,
-            Coverage(0.5, 0.6),
             [depression],
-            direct_score=1.3,
             is_term=lambda word: False,
             is_unindexed_phrase=lambda phrase: phrase.lower() == "down syndrome",
         )

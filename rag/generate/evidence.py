@@ -756,6 +756,10 @@ def grade_evidence(
     return Evidence(DIRECT)
 
 
+# Inside a sentence: after a lower-case word or a comma, not where a sentence starts.
+_INSIDE_SENTENCE = r"(?<=[a-z,] )"
+
+
 def _proper_name(word: str, question: str) -> bool:
     """Whether `word` is a name the question capitalises inside a sentence ("Is a Ross
     procedure recommended?"): a term however common its spelling, unlike a sentence's first
@@ -763,7 +767,7 @@ def _proper_name(word: str, question: str) -> bool:
     return (
         word[:1].isupper()
         and word[1:].islower()
-        and re.search(rf"(?<=[a-z,] ){re.escape(word)}\b", question) is not None
+        and re.search(rf"{_INSIDE_SENTENCE}{re.escape(word)}\b", question) is not None
     )
 
 
@@ -786,7 +790,7 @@ _ADJECTIVE_ENDING = re.compile(r"(?:ic|al|ous|ive|ary)$", re.IGNORECASE)
 
 # A name and the noun it names in a sentence that asks ("adults with Down syndrome"): the
 # name capitalised inside the sentence, the noun after it.
-_NAMED_NOUN = re.compile(r"(?<=[a-z,] )([A-Z][a-z]+\s+[a-z]{4,})\b")
+_NAMED_NOUN = re.compile(rf"{_INSIDE_SENTENCE}([A-Z][a-z]+\s+[a-z]{{4,}})\b")
 
 
 def never_indexed(

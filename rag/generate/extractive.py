@@ -275,14 +275,12 @@ class ExtractiveGenerator:
         asked_drugs = asked_about
         if not asked_drugs and CONTEXT_OPENER in question:
             asked_drugs = DRUG_NAME.findall(question.split(CONTEXT_OPENER, 1)[1].lower())
-        # A drug the drug-class table knows is dosed too, though its name has no drug's shape
-        # ("How do I dose alteplase?").
-        classed = [word for word in WORD.findall(asking.lower()) if drug_class(word)]
-        dosed = (
-            [drug_stem(drug) for drug in dict.fromkeys([*asked_drugs, *classed])]
-            if wants == "dose"
-            else []
-        )
+        dosed: list[str] = []
+        if wants == "dose":
+            # A drug the drug-class table knows is dosed too, though its name has no drug's
+            # shape ("How do I dose alteplase?").
+            classed = [word for word in WORD.findall(asking.lower()) if drug_class(word)]
+            dosed = [drug_stem(drug) for drug in dict.fromkeys([*asked_drugs, *classed])]
         # A drug the sentences that ask name ("RA on certolizumab, planning a pregnancy. Stop
         # it?") is what the answer is about: GINA's "biologic therapy should be continued
         # during pregnancy" answers for another drug. Its class names it too ("MRA" for
