@@ -28,7 +28,7 @@ from rag.text import content_stems, drug_stem, title_topics
 
 SHORTHAND: dict[str, str] = {
     # people and history
-    "pt": "patient", "pts": "patients", "yo": "year old", "hx": "history", "PMH": "past medical history",
+    "pt": "patient", "pts": "patients", "yo": "year old", "yr": "year", "yrs": "years", "hx": "history", "PMH": "past medical history",
     "dx": "diagnosis", "tx": "treatment", "sx": "symptoms", "fx": "fracture", "meds": "medications",
     "obs": "observations vital signs", "abx": "antibiotics", "f/u": "follow-up",
     # neurology
@@ -53,7 +53,7 @@ SHORTHAND: dict[str, str] = {
     "VF": "ventricular fibrillation", "VT": "ventricular tachycardia", "AAA": "abdominal aortic aneurysm",
     # respiratory and critical care
     "SOB": "shortness of breath dyspnea", "sats": "oxygen saturation", "vent": "mechanical ventilation",
-    "ETT": "endotracheal tube", "NIV": "noninvasive ventilation", "BiPAP": "noninvasive ventilation",
+    "ETT": "endotracheal tube", "UVC": "umbilical venous catheter; umbilical vein", "NIV": "noninvasive ventilation", "BiPAP": "noninvasive ventilation",
     "HFNC": "high-flow nasal cannula", "HFNO": "high-flow nasal cannula oxygen",
     "ABG": "arterial blood gas", "VBG": "venous blood gas", "non-rebreather": "NRB mask",
     "SSC": "Surviving Sepsis Campaign",
@@ -70,6 +70,7 @@ SHORTHAND: dict[str, str] = {
     "PMN": "neutrophil count polymorphonuclear", "UGIB": "upper gastrointestinal bleeding",
     "GIB": "gastrointestinal bleeding", "PUD": "peptic ulcer disease", "EGD": "endoscopy",
     "OGD": "endoscopy", "scope": "endoscopy", "T2DM": "type 2 diabetes", "T1DM": "type 1 diabetes", "T2D": "type 2 diabetes", "T1D": "type 1 diabetes",
+    "mealtime": "prandial",
     "BHB": "beta-hydroxybutyrate", "BG": "blood glucose", "FBG": "fasting blood glucose",
     "TPN": "parenteral nutrition", "NG": "nasogastric", "calorie": "kcal", "calories": "kcal",
     # blood
@@ -175,7 +176,7 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
     "NSTEMI": "non-ST-elevation myocardial infarction", "TIA": "transient ischemic attack",
     "HF": "heart failure", "CHF": "heart failure", "HFrEF": "heart failure with reduced ejection fraction",
     "HFpEF": "heart failure with preserved ejection fraction", "AF": "atrial fibrillation",
-    "ASCVD": "atherosclerotic cardiovascular disease", "DVT": "deep vein thrombosis",
+    "ASCVD": "atherosclerotic cardiovascular disease", "DVT": "deep vein thrombosis; venous thromboembolism",
     "PE": "pulmonary embolism", "VTE": "venous thromboembolism", "CKD": "chronic kidney disease",
     "COPD": "chronic obstructive pulmonary disease; chronic obstructive lung disease", "CAP": "community-acquired pneumonia",
     "UTI": "urinary tract infection", "DKA": "diabetic ketoacidosis",

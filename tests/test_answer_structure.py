@@ -13,7 +13,7 @@ from rag.config import Settings
 from rag.converse import condense_deterministic
 from rag.evaluate.metrics import auc, has_fact, readability_grade
 from rag.generate.citations import enforce_citations
-from rag.generate.extractive import ExtractiveGenerator
+from rag.generate.extractive import ExtractiveGenerator, answer_type
 from rag.generate.support import support_scores
 from rag.generate.values import conditions, match, other_score, question_values
 from rag.generate.wording import definitions, for_patient, is_sentence
@@ -1510,6 +1510,37 @@ def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_inde
     assert cited.citations[0].doc_id == "aha_asa_tia_2009/definition_and_risk_stratification"
     assert "Speech disturbance without weakness" in cited.answer
     assert "mention 'ABCD2'" not in cited.answer
+
+    cited = demo_answer(
+        demo_index,
+        "Type 2 diabetic on glargine that keeps going up: what should come before mealtime insulin?",
+    )
+    # "mealtime" insulin is what the diabetes guideline calls prandial insulin.
+    assert not cited.abstained
+    assert "GLP-1 RA" in cited.answer and "'mealtime'" not in cited.answer
+
+
+STEP_DOWN = """\
+### Stepping Down
+- Consider stepping down when asthma has been well controlled for at least 3 months.
+- Reduce ICS dose by approximately 25-50% at 3-month intervals.
+- Never completely withdraw ICS in adults or adolescents with asthma.
+
+### Step 3 Treatment
+- Controller: Low-dose ICS-formoterol maintenance (e.g., budesonide-formoterol 200/6 mcg, 1 inhalation twice daily).
+- Reliever: As-needed low-dose ICS-formoterol (same inhaler as maintenance).
+"""
+
+
+def test_asked_how_fast_the_answer_is_a_pace_not_a_dose():
+    """ "How fast can I step the dose down?" asks for a pace: the 25-50% at 3-month intervals
+    leads, not the dose a maintenance controller is given at."""
+    question = "Asthma well controlled for months on ICS - how fast can I step the dose down?"
+    assert answer_type(question) == "time"
+    cited = answer(
+        question, [hit("gina", STEP_DOWN, 1, title="Asthma strategy", section="Stepping Down")]
+    )
+    assert "25-50% at 3-month intervals" in cited.bottom_line
 
 
 BIOLOGICS = """\

@@ -465,6 +465,35 @@ def test_a_stage_only_the_question_writes_does_not_hide_another_guidelines_targe
     assert found and "[2]" in text and "ACC/AHA 2017" in text
 
 
+def test_two_documents_of_one_organisation_and_year_are_not_two_sides():
+    from rag.generate.agreement import compare_sources
+
+    # ADA 2024's basal-insulin table and ADA 2024's DKA transition rule both name insulin and
+    # give hours; they are one body of guidance on two subjects, not sources that disagree.
+    basal = Hit(
+        "d#1", "diabetes", "- Glargine U-300 insulin: duration of action is more than 24 hours.\n",
+        1.0, 1, title="Standards of Care in Diabetes", section="Basal Insulin", source="ADA",
+        year=2024,
+    )  # fmt: skip
+    crisis = Hit(
+        "k#1", "crises", "- Not yet eating: continue the insulin infusion and reassess every "
+        "4-6 hours.\n", 0.9, 2, title="Hyperglycemic Crises in Adults",
+        section="Transition off the Insulin Infusion", source="ADA", year=2024,
+    )  # fmt: skip
+    question = "Basal insulin: how many hours?"
+    draft = "Bottom line: Glargine U-300 insulin: duration of action is more than 24 hours [1]."
+    text, found = compare_sources(question, draft, [basal, crisis])
+    assert not found and "Sources differ" not in text
+    # The same statement from another organisation is a side.
+    other = Hit(
+        "o#1", "other", "- Glargine U-300 insulin: duration of action is about 18 hours.\n",
+        0.9, 2, title="Insulin handbook", section="Basal Insulin", source="Diabetes UK",
+        year=2019,
+    )  # fmt: skip
+    text, found = compare_sources(question, draft, [basal, other])
+    assert found and "Diabetes UK 2019" in text
+
+
 def test_another_source_is_shown_as_agreeing_only_when_it_is_on_the_point():
     from rag.generate.agreement import compare_sources
 

@@ -147,10 +147,16 @@ def compare_sources(
     }
     # The passages of other guidelines on the question's subject: the only ones that may take
     # a side, by shared words or by meaning.
+    # Two documents of one organisation from one year are one body of guidance, not sources
+    # that may disagree: ADA 2024's DKA insulin infusion takes no side against ADA 2024's
+    # basal insulin.
+    lead_origins = {origin(passages[n - 1]) for n in cited}
     other_sources = {
         n
         for n, hit in enumerate(passages, start=1)
-        if guideline(hit) not in lead_titles and _on_subject(hit, words)
+        if guideline(hit) not in lead_titles
+        and origin(hit) not in lead_origins
+        and _on_subject(hit, words)
     }
     others: dict[str, list[tuple[float, Unit]]] = {}
     for n, hit in enumerate(passages, start=1):

@@ -321,6 +321,8 @@ class ExtractiveGenerator:
                 score *= OTHER_DRUG_DOSE_WEIGHT
             elif named_drugs and not _names_drug(unit, named_drugs):
                 score *= OTHER_DRUG_WEIGHT
+            if wants == "time" and _TIMING_HEADING.search(unit.section):
+                score *= TIMING_HEADING_WEIGHT  # "how long?": "Duration of Prophylaxis"
             if asks_when and _CONDITION.search(unit.text):
                 score *= 1.4  # "When is bicarbonate indicated?": "Consider only if pH < 7.0"
             score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
@@ -895,16 +897,19 @@ _ASKS_DRUG = re.compile(
 
 
 def answer_type(question: str) -> str:
-    """ "definition", "harms", "dose", "drug", "frequency", "number", "decision" or "" for
-    what `question` asks: what a term means, what to watch for, a dose, which drug, how often,
-    a threshold or time, whether to do something, or else."""
+    """ "definition", "harms", "time", "dose", "drug", "frequency", "number", "decision" or ""
+    for what `question` asks: what a term means, what to watch for, how long or how fast, a
+    dose, which drug, how often, a threshold, whether to do something, or else."""
     # What the patient's story mentions ("on medium-dose ICS") is not what is asked ("Step down?").
     asked = asking_sentences(question)
     if _ASKS_DEFINITION.search(asked):
         return "definition"  # "what counts as DCI - how big a GCS drop?": its definition
     if _ASKS_HARMS.search(asked):
         return "harms"  # "which adverse effects should the nurses be watching for?"
-    if _ASKS_DOSE.search(asked):
+    pace, dose = _ASKS_PACE.search(asked), _ASKS_DOSE.search(asked)
+    if pace and (dose is None or pace.start() < dose.start()):
+        return "time"  # "how fast can I step the dose down?": at what intervals, not a dose
+    if dose:
         return "dose"
     if _ASKS_DRUG.search(asked):
         return "drug"  # "which inhaled steroid has the most safety data?"
@@ -931,6 +936,14 @@ _FREQUENCY = re.compile(
     re.IGNORECASE,
 )
 _LENGTH_WORDS = r"how long|duration|for how many"  # how long a course runs
+# How long, how soon or how fast: answered by a time ("for 3-6 months") or a pace ("by 25-50%
+# at 3-month intervals", "50-75 mg/dL per hour"), under a heading on it ("Duration of
+# Prophylaxis").
+_ASKS_PACE = re.compile(r"\bhow (?:long|fast|quickly|rapidly|soon)\b|\bfor how many\b", re.IGNORECASE)
+_RATE = re.compile(rf"\bper\s+{_PERIOD}\b|\bintervals?\b", re.IGNORECASE)
+_TIMING_HEADING = re.compile(
+    r"\b(?:duration|timing|length of (?:therapy|treatment|course))\b", re.IGNORECASE
+)
 _ASKS_LENGTH = re.compile(rf"\b(?:{_LENGTH_WORDS})\b", re.IGNORECASE)
 _ASKS_TIME = re.compile(rf"\b(?:{_LENGTH_WORDS}|how soon)\b", re.IGNORECASE)
 # A clause setting the scene of a question, not asking: "If he stays with us, ...".
@@ -970,6 +983,8 @@ def _answer_type_weight(wants: str, text: str) -> float:
         return 1.3 if DRUG_NAME.search(text.lower()) else 1.0
     if wants == "frequency":
         return 1.5 if _FREQUENCY.search(text) else 1.0
+    if wants == "time":
+        return 1.5 if _TIME_AMOUNT.search(text) or _RATE.search(text) else 1.0
     if wants == "number":
         # The digits of a name ("CURB-65", "ABCD2") are no number.
         return 1.3 if _gives_number(text) else 1.0
@@ -1332,6 +1347,9 @@ OTHER_DRUG_DOSE_WEIGHT = 0.6
 # another unit does, weighs this much. 0.8 raised the bottom line's key facts on dev and the
 # studied heldout14 and changed no other set's; 0.6 cost heldout13 a key fact.
 OTHER_DRUG_WEIGHT = 0.8
+# How much more a unit under a heading on duration or timing weighs for a question asking how
+# long or how fast.
+TIMING_HEADING_WEIGHT = 1.5
 
 
 def _rank_weight(passage: int) -> float:
