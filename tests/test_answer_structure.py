@@ -2280,3 +2280,18 @@ def test_what_the_bottom_lines_headings_name_needs_no_second_clause(demo_index: 
         cited.bottom_line
     ), cited.bottom_line
     assert "recommended tool" not in cited.bottom_line, cited.bottom_line
+
+
+def test_a_dose_questions_bottom_line_gives_the_amount_not_a_line_naming_the_drug(
+    demo_index: Path,
+):
+    """Asked for the epinephrine dose down the ET tube, the bottom line led with "Preferred
+    route is IV (umbilical vein)": it names the drug, which a dose question also weighs, and the
+    line giving the ET amount was among the best three (demo index). ("Newborn, no IV access
+    yet" still leads with the saline flush's 0.5-1.0 mL, an amount too.)"""
+    cited = demo_answer(
+        demo_index,
+        "Neonatal resus, UVC not in yet - what epinephrine dose via the ET tube, and what once "
+        "the line is in?",
+    )
+    assert "0.05-0.1 mg/kg" in cited.bottom_line, cited.bottom_line

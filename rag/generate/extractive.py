@@ -289,6 +289,14 @@ class ExtractiveGenerator:
         if not asked_about and len(story_drugs) == 1 and re.search(r"\bit\b", asking, re.IGNORECASE):
             asked_about = story_drugs  # "RA on certolizumab, planning a pregnancy. Stop it?"
         named_drugs = [form for drug in asked_about for form in drug_forms(drug)]
+
+        # A drug the sentences that ask name, not one of the conversation's.
+        dosed_as_asked = [drug_stem(drug) for drug in asked_about] if wants == "dose" else []
+
+        def gives_dose(unit: Unit) -> bool:
+            return _doses(unit, dosed_as_asked, hits[unit.passage - 1].section)
+
+        doses_asked = gives_dose if dosed_as_asked else None
         if not any(_names_drug(unit, named_drugs) for unit in units):
             named_drugs = []
         scores: list[float] = []
@@ -514,7 +522,7 @@ class ExtractiveGenerator:
             # (A rule the values matched answers one part of "Is it time for steroids, and
             # what dose?"; the others are answered too.)
             also = self._part_answers(
-                question, units, chosen, vectors, _bottom_unit(chosen, lead, wanted)
+                question, units, chosen, vectors, _bottom_unit(chosen, lead, wanted, doses_asked)
             )
         # Rows of one table that answer the question as well as the best ("Drug-eluting stent
         # (DES): optimally 365 days" beside "DES (abbreviated DAPT): after 180 days"): with no
@@ -593,7 +601,7 @@ class ExtractiveGenerator:
                     score_of,
                     lambda unit: _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs),
                 )
-        bottom = _bottom_unit(chosen, lead, wanted)
+        bottom = _bottom_unit(chosen, lead, wanted, doses_asked)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
             # inhibitor with eGFR 22 and no diabetes?": the eGFR threshold, and that it holds
@@ -2219,10 +2227,16 @@ def _giving_unit_first(
     return [first, *[unit for unit in chosen if unit is not first]]
 
 
-def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
+def _bottom_unit(
+    chosen: Sequence[Unit],
+    lead: Unit | None,
+    wants: str,
+    doses: Callable[[Unit], bool] | None = None,
+) -> Unit:
     """The unit the bottom line says: the unit the question's values matched (`lead`), else
     the best unit that reads as a sentence; when the question asks for a dose, a number or a
-    list (`wants`) and one of the best few such units gives one, that unit."""
+    list (`wants`) and one of the best few such units gives one, that unit (for a dose, one
+    giving an amount of the drug asked about, `doses`, first)."""
     if lead is not None and is_sentence(sentence_form(lead)) and not _stops_short(lead):
         return lead
     sentences = [
@@ -2241,6 +2255,10 @@ def _bottom_unit(chosen: Sequence[Unit], lead: Unit | None, wants: str) -> Unit:
             else _answer_type_weight(wants, sentence_form(unit)) > 1.0
         )
     ]
+    if doses is not None:
+        # An amount of the drug asked about ("The ET dose is higher (0.05-0.1 mg/kg)" under
+        # the epinephrine headings) over a line that only names it ("Preferred route is IV").
+        typed = [unit for unit in typed if doses(unit)] + [u for u in typed if not doses(u)]
     return (typed or sentences or list(chosen))[0]
 
 
