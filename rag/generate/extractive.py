@@ -290,8 +290,15 @@ class ExtractiveGenerator:
             asked_about = story_drugs  # "RA on certolizumab, planning a pregnancy. Stop it?"
         named_drugs = [form for drug in asked_about for form in drug_forms(drug)]
 
-        # A drug the sentences that ask name, not one of the conversation's.
-        dosed_as_asked = [drug_stem(drug) for drug in asked_about] if wants == "dose" else []
+        # A drug the sentences that ask name, not one of the conversation's; when the dose is
+        # what they ask first ("Does she qualify for mepolizumab, and what's the dose?" is
+        # answered in its own order).
+        first_asked = (question_parts(asking) or [asking])[0]
+        dosed_as_asked = (
+            [drug_stem(drug) for drug in asked_about]
+            if wants == "dose" and answer_type(first_asked) == "dose"
+            else []
+        )
 
         def gives_dose(unit: Unit) -> bool:
             return _doses(unit, dosed_as_asked, hits[unit.passage - 1].section)
