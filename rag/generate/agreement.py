@@ -146,10 +146,9 @@ def compare_sources(
         name.lower() for name in NAME_WITH_DIGITS.findall(question) if name.lower() in lead_text
     }
     # The passages of other guidelines on the question's subject: the only ones that may take
-    # a side, by shared words or by meaning.
-    # Two documents of one organisation from one year are one body of guidance, not sources
-    # that may disagree: ADA 2024's DKA insulin infusion takes no side against ADA 2024's
-    # basal insulin.
+    # a side, by shared words or by meaning. Two documents of one organisation from one year
+    # are one body of guidance, not sources that may disagree: ADA 2024's DKA insulin infusion
+    # takes no side against ADA 2024's basal insulin.
     lead_origins = {origin(passages[n - 1]) for n in cited}
     other_sources = {
         n

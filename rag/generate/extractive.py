@@ -289,21 +289,21 @@ class ExtractiveGenerator:
         if not asked_about and len(story_drugs) == 1 and re.search(r"\bit\b", asking, re.IGNORECASE):
             asked_about = story_drugs  # "RA on certolizumab, planning a pregnancy. Stop it?"
         named_drugs = [form for drug in asked_about for form in drug_forms(drug)]
+        # The bottom line of a question asking a dose first gives an amount of a drug the
+        # sentences that ask name, not of one of the conversation's ("Does she qualify for
+        # mepolizumab, and what's the dose?" is answered in its own order).
+        doses_asked: Callable[[Unit], bool] | None = None
+        if (
+            wants == "dose"
+            and asked_about
+            and answer_type((question_parts(asking) or [asking])[0]) == "dose"
+        ):
+            dosed_as_asked = [drug_stem(drug) for drug in asked_about]
 
-        # A drug the sentences that ask name, not one of the conversation's; when the dose is
-        # what they ask first ("Does she qualify for mepolizumab, and what's the dose?" is
-        # answered in its own order).
-        first_asked = (question_parts(asking) or [asking])[0]
-        dosed_as_asked = (
-            [drug_stem(drug) for drug in asked_about]
-            if wants == "dose" and answer_type(first_asked) == "dose"
-            else []
-        )
+            def gives_dose(unit: Unit) -> bool:
+                return _doses(unit, dosed_as_asked, hits[unit.passage - 1].section)
 
-        def gives_dose(unit: Unit) -> bool:
-            return _doses(unit, dosed_as_asked, hits[unit.passage - 1].section)
-
-        doses_asked = gives_dose if dosed_as_asked else None
+            doses_asked = gives_dose
         if not any(_names_drug(unit, named_drugs) for unit in units):
             named_drugs = []
         scores: list[float] = []
@@ -2265,7 +2265,7 @@ def _bottom_unit(
     if doses is not None:
         # An amount of the drug asked about ("The ET dose is higher (0.05-0.1 mg/kg)" under
         # the epinephrine headings) over a line that only names it ("Preferred route is IV").
-        typed = [unit for unit in typed if doses(unit)] + [u for u in typed if not doses(u)]
+        typed.sort(key=lambda unit: not doses(unit))
     return (typed or sentences or list(chosen))[0]
 
 
