@@ -37,6 +37,7 @@ from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
     EVERYDAY_ZIPF,
+    NEGATION,
     STOPWORDS,
     english_frequency,
     stem,
@@ -198,8 +199,18 @@ def topic_terms(history: Sequence[Turn], *, exclude: Sequence[str] = ()) -> list
         # settled on ("... so we're resorting to daily maintenance prednisolone").
         found: list[str] = []
         found_stems: set[str] = set()
+        # What the turn says the patient does not have or take ("no psychosis, not on
+        # metronidazole") is no topic: carried as a bare word it reads as present.
+        denied = {
+            stem(word)
+            for match in NEGATION.finditer(question)
+            for word in re.findall(r"[A-Za-z][A-Za-z-]+", match.group(1))
+            if word.lower() not in ("or", "nor")
+        }
         for term in content_terms(question):
             term_stem = stem(term)
+            if term_stem in denied:
+                continue
             if term_stem not in seen and term_stem not in found_stems:
                 found.append(term)
                 found_stems.add(term_stem)

@@ -42,6 +42,8 @@ SHORTHAND: dict[str, str] = {
     "lysed": "thrombolysis", "lytic": "thrombolysis; fibrinolytic", "lytics": "thrombolysis; fibrinolytic", "coiling": "endovascular coiling",
     # cardiology
     "afib": "atrial fibrillation", "RVR": "rapid ventricular response", "HTN": "hypertension",
+    "fast AF": "atrial fibrillation with rapid ventricular response",
+    "rapid AF": "atrial fibrillation with rapid ventricular response",
     "HLD": "hyperlipidemia", "CAD": "coronary artery disease", "ACS": "acute coronary syndrome",
     "DES": "drug-eluting stent", "BMS": "bare-metal stent", "cath": "catheterization angiography", "cathed": "catheterization angiography",
     "echo": "echocardiography", "GDMT": "guideline-directed medical therapy",
@@ -59,6 +61,7 @@ SHORTHAND: dict[str, str] = {
     "SSC": "Surviving Sepsis Campaign",
     "AECOPD": "COPD exacerbation", "ICS": "inhaled corticosteroid", "OCS": "oral corticosteroid",
     "neb": "nebulizer", "nebs": "nebulizer", "pressors": "vasopressors", "norepi": "norepinephrine", "epi": "epinephrine", "IVF": "intravenous fluids",
+    "pressor": "vasopressor",
     "LR": "lactated Ringer's", "NS": "normal saline", "ROSC": "return of spontaneous circulation",
     # infection
     "vanc": "vancomycin", "vanco": "vancomycin", "pip-tazo": "piperacillin-tazobactam",
@@ -83,7 +86,7 @@ SHORTHAND: dict[str, str] = {
     "DMARD": "disease-modifying antirheumatic drug", "ULT": "urate-lowering therapy",
     "BMD": "bone mineral density", "AUD": "alcohol use disorder", "OUD": "opioid use disorder",
     "EtOH": "alcohol", "bupe": "buprenorphine", "SSRI": "selective serotonin reuptake inhibitor",
-    "conceive": "pregnancy", "preg": "pregnancy", "intrapartum": "during labor delivery", "EFW": "estimated fetal weight",
+    "conceive": "pregnancy", "preg": "pregnancy", "intrapartum": "during labor delivery", "postnatal": "postpartum; perinatal", "EFW": "estimated fetal weight",
     "HIE": "hypoxic-ischemic encephalopathy", "cooling": "therapeutic hypothermia",
     "TBSA": "total body surface area",
     # orders and care
@@ -155,8 +158,9 @@ SHORTHAND: dict[str, str] = {
     "painkillers": "analgesics", "blood thinner": "anticoagulant", "blood thinners": "anticoagulants",
     "water tablet": "diuretic", "water tablets": "diuretics", "heart attack": "myocardial infarction",
     "short of breath": "dyspnea", "breathless": "dyspnea", "breathlessness": "dyspnea",
-    "temp": "temperature", "fits": "seizures", "muddled": "confusion", "rebleed": "rebleeding", "rebled": "rebleeding",
-    "noradrenergic": "norepinephrine", "trying for a baby": "pregnancy planning conception",
+    "temp": "temperature", "having fits": "seizures", "had fits": "seizures", "febrile fits": "febrile seizures",
+    "muddled": "confusion", "rebleed": "rebleeding", "rebled": "rebleeding",
+    "noradrenergic": "norepinephrine", "norad": "norepinephrine", "trying for a baby": "pregnancy planning conception",
     "water infection": "urinary tract infection", "chest infection": "pneumonia",
     "clot": "thrombus thrombosis", "clots": "thrombus thrombosis", "sugars": "glucose",
     "vomited blood": "hematemesis", "vomiting blood": "hematemesis", "operation": "surgery",
@@ -203,8 +207,10 @@ WRITTEN_BOTH_WAYS: dict[str, str] = {
 # question). Forms of one class are separated by ";".
 DRUG_CLASSES: dict[str, str] = {
     # anticoagulants and antiplatelets
-    "apixaban": "oral anticoagulant; OAC; NOAC; DOAC", "rivaroxaban": "oral anticoagulant; OAC; NOAC; DOAC",
-    "edoxaban": "oral anticoagulant; OAC; NOAC; DOAC", "dabigatran": "oral anticoagulant; OAC; NOAC; DOAC",
+    "apixaban": "oral anticoagulant; OAC; NOAC; DOAC; factor Xa inhibitor",
+    "rivaroxaban": "oral anticoagulant; OAC; NOAC; DOAC; factor Xa inhibitor",
+    "edoxaban": "oral anticoagulant; OAC; NOAC; DOAC; factor Xa inhibitor",
+    "dabigatran": "oral anticoagulant; OAC; NOAC; DOAC; direct thrombin inhibitor",
     "warfarin": "oral anticoagulant; OAC; vitamin K antagonist; VKA",
     "enoxaparin": "low-molecular-weight heparin; LMWH", "dalteparin": "low-molecular-weight heparin; LMWH",
     "clopidogrel": "P2Y12 inhibitor; antiplatelet", "ticagrelor": "P2Y12 inhibitor; antiplatelet",
@@ -281,6 +287,16 @@ _SHORTHAND = re.compile(
     + r")(?![\w/])"
 )
 _FULL = {word.lower(): full for word, full in SHORTHAND.items()}
+
+# Electrolytes by their chemical symbols: shorthand only where they label a value ("K 3.1",
+# "Na 128"); "vitamin K 10 mg" is no potassium. Always spelled out, even where the passages write
+# the symbol ("K+ < 3.5"): the full form is what retrieval needs.
+LAB_SYMBOLS: dict[str, str] = {
+    "K": "potassium", "Na": "sodium", "Ca": "calcium", "Mg": "magnesium", "Cl": "chloride",
+}  # fmt: skip
+_LAB_SYMBOL = re.compile(
+    r"(?<![\w/+-])(?<!vitamin )(" + "|".join(LAB_SYMBOLS) + r")(?=\s*[:=]?\s*[<>≤≥]?\s*\d)(?![\w/+])"
+)
 _BOTH_WAYS = re.compile(
     "|".join(_pattern(word) for word in sorted(WRITTEN_BOTH_WAYS, key=len, reverse=True))
 )
@@ -293,6 +309,8 @@ def expansions(text: str, written: str = "") -> dict[str, str]:
     word already followed by its full form ("tPA (alteplase)"), or one the passages `written`
     use themselves ("TBI" in a TBI guideline), is not listed."""
     found: dict[str, str] = {}
+    for match in _LAB_SYMBOL.finditer(text):
+        found.setdefault(match.group(1), LAB_SYMBOLS[match.group(1)])
     for match in _SHORTHAND.finditer(text):
         word = match.group(1)
         full = _FULL[word.lower()]
@@ -321,12 +339,12 @@ def spelled_out(text: str, written: str = "") -> str:
         if word not in full or word in done:
             return word
         done.add(word)
-        if _LABELS_VALUE.match(text, match.end()):
+        if _LABELS_VALUE.match(match.string, match.end()):
             # "MAP 80": the label stays next to its value, which rag.generate.values reads.
             return f"({full[word]}) {word}"
         return f"{word} ({full[word]})"
 
-    return _SHORTHAND.sub(spell, text)
+    return _SHORTHAND.sub(spell, _LAB_SYMBOL.sub(spell, text))
 
 
 def alternatives(word: str) -> str:

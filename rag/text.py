@@ -298,7 +298,16 @@ DRUG_NAME = re.compile(
     r"penem|nidazole|dronate|coxib|profen|fenac|caine|curium|uronium|orphine|adone|"
     r"dopamine|butamine|ephrine|pressin|actone|arone|teplase|oxin|osin|oquine|phylline|racetam|"
     r"patide|aratide|erenone|oxifene|purinol|uxostat|ecid|pentin|trexone|trexate|prosate|"
-    r"parinux|azodone)|cef[a-z]{4,}|cephalosporins?|[a-z]{2}sartan)\b"
+    r"parinux|azodone)|cef[a-z]{4,}|cephalosporins?|[a-z]{2}sartan"
+    # Common drugs of no such shape.
+    r"|alteplase|heparin|colchicine|disulfiram|ezetimibe|mannitol|rifampin|rifampicin"
+    r"|hydroxocobalamin|diltiazem|verapamil|bumetanide|glipizide|gliclazide|glimepiride"
+    r"|glargine|detemir|degludec|etanercept|abatacept|zoledronic|salbutamol|prednisone"
+    r"|sertraline|escitalopram|citalopram|bupropion|naproxen|indomethacin|phenytoin"
+    r"|valproate|diazepam|morphine|oxycodone|hydromorphone|fentanyl|haloperidol"
+    r"|acetaminophen|paracetamol|cephalexin|flecainide|propafenone|dofetilide|leflunomide"
+    r"|sulfasalazine|pioglitazone|naloxone|nitrofurantoin|nitroglycerin|pegloticase"
+    r"|inclisiran|adenosine|atropine|lithium)\b"
 )
 
 

@@ -453,6 +453,27 @@ def test_ward_words_for_a_procedure_or_its_timing_are_read_as_the_guideline_writ
     assert spelled_out("Which clotting tests?") == "Which clotting (coagulation) tests?"
 
 
+def test_an_electrolyte_symbol_is_spelled_out_only_where_it_labels_a_value():
+    from rag.shorthand import spelled_out
+
+    assert spelled_out("DKA, K 3.1, Na 128. Start insulin?") == (
+        "DKA, (potassium) K 3.1, (sodium) Na 128. Start insulin?"
+    )
+    # Vitamin K is no potassium, and a bare letter labels nothing.
+    assert spelled_out("vitamin K 10 mg IV") == "vitamin K 10 mg IV"
+    assert spelled_out("Plan K for the ward") == "Plan K for the ward"
+
+
+def test_ward_names_for_a_condition_are_spelled_out():
+    from rag.shorthand import spelled_out
+
+    assert "rapid ventricular response" in spelled_out("IV diltiazem for fast AF - dose?")
+    assert "postpartum" in spelled_out("Postnatal depression on sertraline: how long?")
+    # "fits" are seizures only where someone has them: "nothing fits better than PE" is a verb.
+    assert spelled_out("Nothing fits better than PE.") == "Nothing fits better than PE."
+    assert "seizures" in spelled_out("She had fits twice last night.")
+
+
 def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     from rag.shorthand import spelled_out
 

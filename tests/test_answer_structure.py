@@ -609,6 +609,168 @@ DKA_INSULIN = """\
 """
 
 
+AUD_DRUGS = """\
+### Oral Naltrexone
+
+| Parameter | Detail |
+|---|---|
+| Starting dose | 25 mg/day for the first 1-2 days to assess tolerability |
+| Target dose | 50 mg/day (single tablet, once daily) |
+
+### Disulfiram
+
+| Parameter | Detail |
+|---|---|
+| Starting dose | 250 mg/day |
+| Dose range | 125-500 mg/day |
+
+- The disulfiram-ethanol reaction can occur for up to 2 weeks after the last disulfiram dose.
+"""
+
+
+def test_a_follow_up_asking_a_dose_first_doses_the_drug_of_its_conversation():
+    """After "He wants disulfiram ...", "Starting dose, and how long after his last drink
+    before the first tablet?" led with naltrexone's starting dose (its "single tablet"): the
+    follow-up names no drug, so the one its conversation names is the one dosed."""
+    aud = hit("aud", AUD_DRUGS, 1, title="AUD pharmacotherapy guideline", section="FDA-Approved Medications")  # fmt: skip
+    cited = answer(
+        "Starting dose, and how long after his last drink before the first tablet? (context:"
+        " wants disulfiram goal complete abstinence)",
+        [aud],
+    )
+    assert "250 mg/day" in cited.bottom_line.split("[1]")[0], cited.bottom_line
+    assert not cited.bottom_line.startswith("Oral Naltrexone"), cited.bottom_line
+
+
+HHS_INSULIN = """\
+| Clinical Scenario | Insulin Regimen |
+|---|---|
+| **HHS without significant ketonemia** (beta-hydroxybutyrate < 3.0 mmol/L) | Fixed-rate IV infusion at **0.05 units/kg per hour** |
+| **HHS with significant ketonemia** (beta-hydroxybutyrate >= 3.0 mmol/L) | Fixed-rate IV infusion at **0.1 units/kg per hour** |
+"""
+DKA_INSULIN_RATE = """\
+- **Fixed-rate infusion:** 0.1 units/kg per hour of regular insulin.
+- **Variable-rate alternative:** Nurse-driven, titratable insulin infusion protocol.
+"""
+
+
+def test_a_row_for_the_condition_its_document_pairs_with_the_one_asked_does_not_lead():
+    """A DKA question with a beta-hydroxybutyrate of 0.4 was answered with the row "HHS without
+    significant ketonemia (beta-hydroxybutyrate < 3.0 mmol/L)": the ketones met its condition,
+    but the row is under "Insulin Therapy for HHS" in a document on DKA and HHS."""
+    top = "Insulin Therapy and Electrolyte Management in DKA and HHS — ADA 2024"
+    hhs, dka = f"{top} > Insulin Therapy for HHS", f"{top} > Insulin Therapy for DKA > IV Insulin"
+    hits = [
+        hit("dka", HHS_INSULIN, 1, title="Hyperglycemic crises", section=hhs),
+        hit("dka", DKA_INSULIN_RATE, 2, title="Hyperglycemic crises", section=dka),
+    ]
+    cited = answer(
+        "DKA day 2: beta-hydroxybutyrate 0.4 mmol/L, pH 7.34. What insulin infusion regimen?", hits
+    )
+    assert "HHS" not in cited.bottom_line, cited.bottom_line
+    assert "0.1 units/kg per hour" in cited.bottom_line, cited.bottom_line
+
+
+CHEST_PAIN_DRUGS = """\
+Initiate the following if acute coronary syndrome is suspected:
+- **Aspirin:** 162–325 mg non-enteric coated, chewed, given immediately (Class I). Continue 81 mg daily.
+- **Nitroglycerin:** 0.4 mg sublingual every 5 minutes × 3 doses for ongoing ischemic chest pain (Class I).
+"""
+NITRATE_CONTRAINDICATIONS = """\
+  - **Contraindications:** SBP < 90 mmHg, recent PDE-5 inhibitor use (sildenafil/vardenafil within 24 hours, tadalafil within 48 hours), right ventricular infarction, severe aortic stenosis.
+  - **Escalation:** If pain persists after 3 sublingual doses, initiate IV nitroglycerin infusion.
+- **Supplemental Oxygen:** Only if SpO2 < 90% or signs of respiratory distress (Class I).
+"""
+
+
+def test_asked_whether_a_drug_can_be_given_its_contraindication_the_story_meets_leads():
+    """"Took tadalafil about 14 h ago. Can he have sublingual GTN?" was answered "Nitroglycerin:
+    0.4 mg sublingual every 5 minutes": the contraindication (tadalafil within 48 hours), cut
+    by the chunker from its "Nitroglycerin:" item, was read under its label only and never
+    met the 14 h. A list labelled "Contraindications:" is a list of conditions, and one the
+    story meets, for the drug the story names, leads."""
+    section = "Acute Management > Pharmacotherapy"
+    hits = [
+        hit("chest", CHEST_PAIN_DRUGS, 1, title="Chest pain guideline", section=section),
+        hit("chest", NITRATE_CONTRAINDICATIONS, 2, title="Chest pain guideline", section=section),
+    ]
+    cited = answer(
+        "57M in ED with 40 min of crushing central chest pain, no STE on ECG, BP 138/84, SpO2 97%."
+        " Took tadalafil about 14 h ago. Can he have sublingual GTN? What else goes in now?",
+        hits,
+    )
+    assert cited.bottom_line.startswith("Contraindications: SBP < 90 mmHg"), cited.bottom_line
+    assert "tadalafil within 48 hours" in cited.bottom_line, cited.bottom_line
+
+
+ALTEPLASE_CONTRAINDICATIONS = """\
+The following are absolute contraindications to IV alteplase:
+- Active internal bleeding
+- Recent (within 3 months) intracranial or intraspinal surgery, or serious head trauma
+- Platelet count < 100,000/mm³
+- Use of direct thrombin inhibitors or direct factor Xa inhibitors within 48 hours (unless normal lab values)
+"""
+ALTEPLASE_DOSE = """\
+- **Dose:** 0.9 mg/kg (maximum 90 mg); 10% as an IV bolus over 1 minute, the rest over 60 minutes.
+- IV alteplase should not be delayed while awaiting thrombectomy evaluation (Class I).
+"""
+
+
+def test_asked_whether_to_lyse_a_patient_on_apixaban_the_factor_xa_rule_answers():
+    """"... apixaban for AF, last dose about 20 hours ago; no anti-Xa level. Can she have
+    alteplase?" never met "direct factor Xa inhibitors within 48 hours (unless normal lab
+    values)": the item was read by its "unless" clause, as too long for a bare criterion. Its
+    condition is its text; apixaban is a factor Xa inhibitor; and the 2 h since onset is no
+    "within 3 months" of surgery the story never mentions."""
+    title, contraindications = "AIS guideline", "IV Thrombolysis > Absolute Contraindications"
+    hits = [
+        hit("stroke", ALTEPLASE_DOSE, 1, title=title, section="IV Thrombolysis > Dosing"),
+        hit("stroke", ALTEPLASE_CONTRAINDICATIONS, 2, title=title, section=contraindications),
+    ]
+    cited = answer(
+        "68F, right M1 occlusion on CTA, LKW 2 h ago, NIHSS 14. She takes apixaban for AF and her"
+        " last dose was about 20 hours ago; no anti-Xa level available. Can she have alteplase?",
+        hits,
+    )
+    assert "factor Xa inhibitors within 48 hours" in cited.bottom_line, cited.bottom_line
+
+
+GOLD_GRADES = """\
+In patients with FEV1/FVC < 0.70, the severity of airflow limitation is classified by the post-bronchodilator FEV1 % predicted:
+
+| GOLD Grade | Severity | FEV1 % predicted |
+|---|---|---|
+| GOLD 1 | Mild | ≥ 80% |
+| GOLD 2 | Moderate | 50% ≤ FEV1 < 80% |
+| GOLD 3 | Severe | 30% ≤ FEV1 < 50% |
+| GOLD 4 | Very Severe | < 30% |
+"""
+
+
+def test_a_row_is_read_by_its_own_band_not_by_the_tables_intro():
+    """"ratio 0.64 after salbutamol, FEV1 62% predicted ... where does she sit on GOLD?" was
+    answered with GOLD 2, GOLD 1 and GOLD 3: the intro's "FEV1/FVC < 0.70", met by the 0.64,
+    held for every row, and "50% ≤ FEV1 < 80%" was read as "< 80%" and a bare 50%. A chained
+    comparison is one band; the row's own band says whose row it is."""
+    assert match(question_values("FEV1 62%"), "50% ≤ FEV1 < 80%") == 1
+    assert match(question_values("FEV1 45%"), "50% ≤ FEV1 < 80%") == -1
+    grades = hit("copd", GOLD_GRADES, 1, title="GOLD COPD report", section="Grading of Airflow Limitation")  # fmt: skip
+    cited = answer(
+        "Spirometry back for a 71-year-old woman: ratio 0.64 after salbutamol, FEV1 62% predicted."
+        " Where does she sit on GOLD?",
+        [grades],
+    )
+    assert "GOLD 2" in cited.bottom_line, cited.bottom_line
+    assert "GOLD 1" not in cited.bottom_line and "GOLD 3" not in cited.bottom_line, cited.bottom_line
+
+
+def test_a_named_scale_is_read_against_its_own_band_whatever_else_the_story_scores():
+    # "item 10 scored 0" gives a score; the EPDS of 15 is still read against "EPDS 13-19".
+    values = question_values("5 weeks postpartum, EPDS 15 with item 10 scored 0. How to manage?")
+    assert match(values, "Moderate Depression (EPDS 13-19, PHQ-9 15-19)") == 1
+    assert match(values, "Mild Depression (EPDS 10-12, PHQ-9 10-14)") == -1
+
+
 def test_a_laboratory_value_is_read_only_against_its_own_measurements_condition():
     # A pH of 7.12 is no glucose: "Glucose < 250 mg/dL" is not met by it, and the glucose of
     # 540 contradicts it.
@@ -1941,6 +2103,49 @@ Check serum potassium on admission
 """
 
 
+DKA_BOLUS_AND_POTASSIUM = """\
+### Intravenous Insulin
+
+- **Fixed-rate infusion:** 0.1 units/kg per hour of regular insulin.
+- **Optional initial bolus:** 0.1 units/kg IV bolus before starting infusion, particularly if infusion delay is anticipated.
+
+### Potassium Management Algorithm
+
+```
+Check serum potassium on admission
+  --> K+ < 3.5 mmol/L (hypokalemia)?
+      --> Replace at 10 mmol/hour IV
+      --> DELAY insulin until K+ > 3.5 mmol/L
+      --> Recheck K+ every 1-2 hours until > 3.5 mmol/L
+  --> K+ 3.5-5.0 mmol/L?
+      --> Add 20-30 mmol potassium per liter of IV fluid
+      --> Start insulin therapy
+```
+"""
+
+
+def test_a_potassium_written_as_k_without_its_unit_picks_the_branch_that_delays_insulin():
+    """"24M type 1, DKA: glucose 520 mg/dL, pH 7.08, bicarb 6, K 3.1 ... Can I start the insulin
+    infusion now?" led with the optional bolus "before starting infusion": the K of 3.1, with
+    no unit beside a glucose that has one, was compared with no potassium branch, and "until
+    K+ > 3.5" read as a condition the 3.1 contradicts. A wrong answer that kills: the branch
+    for a potassium below 3.5 says to delay insulin, and it leads."""
+    values = question_values("glucose 520 mg/dL, pH 7.08, bicarb 6, K 3.1")
+    low = "K+ < 3.5 mmol/L (hypokalemia)? → Replace at 10 mmol/hour IV; DELAY insulin until K+ > 3.5 mmol/L"  # fmt: skip
+    assert match(values, low) == 1
+    assert match(values, "K+ 3.5-5.0 mmol/L? → Start insulin therapy") == -1
+    dka = hit("dka", DKA_BOLUS_AND_POTASSIUM, 1, title="DKA consensus", section="Insulin and Electrolytes")  # fmt: skip
+    cited = answer(
+        "24M type 1, DKA: glucose 520 mg/dL, pH 7.08, bicarb 6, K 3.1. Litre of saline already"
+        " in. Can I start the insulin infusion now?",
+        [dka],
+    )
+    assert cited.bottom_line.startswith(
+        "Check serum potassium on admission — K+ < 3.5 mmol/L (hypokalemia)?: Replace at 10"
+        " mmol/hour IV; DELAY insulin until K+ > 3.5 mmol/L"
+    ), cited.bottom_line
+
+
 def test_asked_whether_to_start_a_drug_the_branch_that_holds_it_back_leads():
     """"... K+ 3.1 mmol/L. Can the insulin infusion start now?" led with the insulin regimen
     the ketones match; the potassium branch the K+ of 3.1 meets says to delay insulin, and a
@@ -2138,6 +2343,30 @@ def test_a_score_counts_the_risk_factors_the_story_names_and_its_band_row_leads(
     )
     assert "TIMI is 3: age 70 (1)" in cited.bottom_line, cited.bottom_line
     assert "0 for 2 risk factors (hypertension, diabetes mellitus)" in cited.bottom_line
+
+
+def test_a_normal_test_is_no_finding_and_ward_words_for_a_criterion_count():
+    """"62M with HTN, high cholesterol, current smoker ... 1 mm ST depression V4-6, first
+    troponin normal" was added up as TIMI 2 (low risk, conservative strategy): the normal
+    troponin counted as elevated markers, high cholesterol was no hypercholesterolemia and the
+    ST depression, its millimetres before its name, went unread. It is TIMI 3: angiography
+    within 24-72 hours."""
+    title = "TIMI risk score for UA/NSTEMI"
+    hits = [
+        hit("timi", TIMI_CRITERIA, 1, title=title, section="TIMI Risk Score Calculation"),
+        hit("timi", TIMI_BANDS, 2, title=title, section="Actionable Risk Stratification"),
+    ]
+    cited = answer(
+        "62M with HTN, high cholesterol, current smoker, takes aspirin daily; 1 mm ST depression"
+        " V4-6, first troponin normal, no known CAD. TIMI score and when should he go to the lab?",
+        hits,
+    )
+    assert cited.bottom_line.startswith(
+        "By the values given, TIMI is 3: 3 risk factors (hypertension, hypercholesterolemia,"
+        " current smoker) (1), aspirin use in the past 7 days (1), ST-segment deviation 1 mm (1)"
+    ), cited.bottom_line
+    assert "no elevated cardiac markers" in cited.bottom_line, cited.bottom_line
+    assert "coronary angiography within 24–72 hours" in cited.bottom_line, cited.bottom_line
 
 
 HEART_TABLE = """\

@@ -74,6 +74,23 @@ def test_context_carries_each_topic_word_once_whatever_its_form() -> None:
     assert context.split().count("aneurysm") == 1 and "aneurysmal" not in context
 
 
+def test_what_the_conversation_rules_out_is_not_carried_as_its_topic() -> None:
+    """"He wants disulfiram - no heart disease, no psychosis, not on metronidazole." carried
+    "metronidazole" and "psychosis" as bare topic words, and the follow-up "Starting dose?"
+    was answered with "Metronidazole use (interaction risk)"."""
+    story = Turn(
+        "He wants disulfiram - goal is complete abstinence, no heart disease, no psychosis,"
+        " not on metronidazole.",
+        "",
+        "",
+        (),
+    )
+    context = condense_deterministic("Starting dose, and how long after his last drink?", [story])
+    context = context.split("(context:", 1)[1]
+    assert "disulfiram" in context
+    assert "metronidazole" not in context and "psychosis" not in context
+
+
 def test_ie_stays_a_topic_of_the_conversation() -> None:
     endocarditis = Turn("E. faecalis native valve IE, fully susceptible — regimen?", "", "", ())
     assert " ie " in condense_deterministic("His CrCl is 35.", [endocarditis])

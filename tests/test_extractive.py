@@ -286,6 +286,11 @@ def test_questions_asking_two_things_are_split_in_two():
     )
     question = "Should aspirin and clopidogrel be combined?"  # "and" inside one question
     assert question_parts(question) == [question]
+    # A clause setting the scene asks nothing alone: "Once she's past the first 6 months" was
+    # answered as a part of its own with "Monitor for several months after discontinuation".
+    question = "Once she's past the first 6 months, is the reduced dose an option?"
+    assert question_parts(question) == [question]
+    assert question_parts("When should I start, and what dose?") == ["When should I start", "what dose"]
 
 
 # Many sentences answering "how is severity assessed": on their own they fill the answer.

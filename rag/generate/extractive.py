@@ -68,6 +68,7 @@ from rag.text import (
     drug_stem,
     is_everyday_english,
     plain,
+    section_headings,
     title_topics,
 )
 from rag.types import Hit
@@ -250,10 +251,18 @@ class ExtractiveGenerator:
         # (fever, jaundice, RUQ pain)? -> NO" for "T 39.2, bili rising, RUQ tender") is the
         # other patient's branch.
         findings = content_stems(own_words) - negated - GENERIC_WORDS
+        # So is one under a heading for the other condition its document pairs with the one
+        # asked about ("Insulin Therapy for HHS" in "... in DKA and HHS", for a DKA question:
+        # its "beta-hydroxybutyrate < 3.0" row is no DKA patient's, whatever the ketones).
+        spelled = {word.upper() for word in WORD.findall(question)}
         fits = [
             -1
             if fit >= 0
-            and (_denies(unit, findings, negated - GENERIC_WORDS) or _opens_without(unit, findings))
+            and (
+                _denies(unit, findings, negated - GENERIC_WORDS)
+                or _opens_without(unit, findings)
+                or _for_paired_condition(unit, hits[unit.passage - 1].section, spelled)
+            )
             else fit
             for fit, unit in zip(fits, units, strict=True)
         ]
@@ -291,14 +300,16 @@ class ExtractiveGenerator:
         named_drugs = [form for drug in asked_about for form in drug_forms(drug)]
         # The bottom line of a question asking a dose first gives an amount of a drug the
         # sentences that ask name, not of one of the conversation's ("Does she qualify for
-        # mepolizumab, and what's the dose?" is answered in its own order).
+        # mepolizumab, and what's the dose?" is answered in its own order); a follow-up that
+        # names none doses its context's ("Starting dose, and how long after his last drink?"
+        # after "He wants disulfiram": not naltrexone's starting dose).
         doses_asked: Callable[[Unit], bool] | None = None
         if (
             wants == "dose"
-            and asked_about
+            and asked_drugs
             and answer_type((question_parts(asking) or [asking])[0]) == "dose"
         ):
-            dosed_as_asked = [drug_stem(drug) for drug in asked_about]
+            dosed_as_asked = [drug_stem(drug) for drug in asked_drugs]
 
             def gives_dose(unit: Unit) -> bool:
                 return _doses(unit, dosed_as_asked, hits[unit.passage - 1].section)
@@ -443,19 +454,56 @@ class ExtractiveGenerator:
         unmatched_asked = max(
             (asked_share[i] for i in shown if asked_share and i not in matched), default=0.0
         )
+        # Asked whether to do something, a matched unit that holds it back ("K+ < 3.5 mmol/L?
+        # -> DELAY insulin until K+ > 3.5" for "K 3.1 ... Can I start the insulin infusion
+        # now?") answers before one saying how to do it (the insulin regimen the ketones
+        # match, the optional bolus "before starting infusion"), however few asked words it
+        # names.
+        # What the story says of the patient, with the classes of the drugs it names
+        # ("apixaban": a direct factor Xa inhibitor).
+        told = own_words.replace(asking, " ") if asking.strip() != own_words.strip() else own_words
+        story_terms = (
+            content_stems(told)
+            | content_stems(
+                " ".join(form for drug in DRUG_NAME.findall(told.lower()) for form in drug_class(drug))
+            )
+        ) - GENERIC_WORDS - negated
+        withheld = {
+            i
+            for i in matched
+            if wants == "decision"
+            # (shown, or shown within a chosen list: "Initiate the following if ACS ...")
+            and (units[i] in chosen or any(_contains(unit, units[i]) for unit in chosen))
+            # (the heading may say it: "Absolute Contraindications" over "Use of direct factor
+            # Xa inhibitors within 48 hours")
+            and _WITHHOLDS.search(f"{units[i].section} {shown_text(units[i])}")
+            # for what the story tells: "K+ < 3.5 ... DELAY insulin" for "K 3.1", "Contraindications:
+            # ... tadalafil within 48 hours" (cut from its "Nitroglycerin:" item) for "Took
+            # tadalafil about 14 h ago", "direct factor Xa inhibitors within 48 hours" for
+            # apixaban 20 hours ago; not "Recent (within 3 months) intracranial surgery" for a
+            # stroke 2 h old.
+            and (
+                units[i].words
+                | content_stems(f"{units[i].parent} {units[i].lead} {units[i].section}")
+            )
+            & story_terms
+        }
         shown_matched = [
             i
             for i in matched
-            if units[i] in chosen
-            and (
-                (
-                    scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
-                    and (
-                        asked_share is None
-                        or asked_share[i] >= ASKED_SHARE_RATIO * unmatched_asked
+            if i in withheld
+            or (
+                units[i] in chosen
+                and (
+                    (
+                        scores[i] / _VALUE_WEIGHT[1] >= MATCHED_LEAD_RATIO * unmatched_best
+                        and (
+                            asked_share is None
+                            or asked_share[i] >= ASKED_SHARE_RATIO * unmatched_asked
+                        )
                     )
+                    or _value_match(asked_values, units[i]) > 0
                 )
-                or _value_match(asked_values, units[i]) > 0
             )
         ]
         if named_drugs and any(_names_drug(units[i], named_drugs) for i in shown_matched):
@@ -475,17 +523,7 @@ class ExtractiveGenerator:
             if scores[i] >= CLOSER_FIT_RATIO * best_matched or holds_total(units[i])
         }
         closest = min(near_best.values(), default=math.inf)
-        # Asked whether to do something, a matched unit that holds it back ("K+ < 3.5 mmol/L?
-        # -> DELAY insulin until K+ > 3.5" for "potassium 3.1 ... Can the insulin infusion
-        # start now?") answers before one saying how to do it (the insulin regimen the
-        # ketones match).
-        withheld = {
-            i
-            for i in shown_matched
-            if wants == "decision"
-            and _WITHHOLDS.search(shown_text(units[i]))
-            and units[i].words & asked_words
-        }
+        withheld = {i for i in withheld if i in shown_matched}
         # A decision-tree path reads less well than a rule or a row: it leads only when it
         # answers clearly better than every matched rule ("INR >= 2.0: 4F-PCC ...").
         lead = next(
@@ -596,18 +634,22 @@ class ExtractiveGenerator:
                 lambda unit: _doses(unit, dosed, hits[unit.passage - 1].section)
                 and is_sentence(sentence_form(unit)),
             )
-        elif lead is None and asked_drugs and _ASKS_LENGTH.search(asking):
-            # "If he stays with us, how long should the enoxaparin run?" asks one thing.
-            asked = [part for part in question_parts(asking) if not _SETTING_CLAUSE.match(part)]
-            if len(asked) == 1:
-                # The "Duration:" item under the drug asked about leads, chosen or not.
-                drugs = [drug_stem(drug) for drug in asked_drugs]
-                chosen = _giving_unit_first(
-                    chosen,
-                    units,
-                    score_of,
-                    lambda unit: _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs),
-                )
+        elif (
+            lead is None
+            and asked_drugs
+            and _ASKS_LENGTH.search(asking)
+            # "If he stays with us, how long should the enoxaparin run?" asks one thing
+            # (question_parts keeps "If he stays with us" with the question it sets up).
+            and len(question_parts(asking)) == 1
+        ):
+            # The "Duration:" item under the drug asked about leads, chosen or not.
+            drugs = [drug_stem(drug) for drug in asked_drugs]
+            chosen = _giving_unit_first(
+                chosen,
+                units,
+                score_of,
+                lambda unit: _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs),
+            )
         bottom = _bottom_unit(chosen, lead, wanted, doses_asked)
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
@@ -891,7 +933,7 @@ _ASKS_WHETHER = re.compile(
 )
 # What holds an action back: "DELAY insulin until K+ > 3.5", "Do NOT replace potassium".
 _WITHHOLDS = re.compile(
-    r"\b(?:delay|do not|don't|withhold|hold off|avoid|contraindicated|not recommended)\b",
+    r"\b(?:delay|do not|don't|withhold|hold off|avoid|contraindicat(?:ed|ions?)|not recommended)\b",
     re.IGNORECASE,
 )
 _RECOMMENDS = re.compile(
@@ -961,10 +1003,6 @@ _TIMING_HEADING = re.compile(
 )
 _ASKS_LENGTH = re.compile(rf"\b(?:{_LENGTH_WORDS})\b", re.IGNORECASE)
 _ASKS_TIME = re.compile(rf"\b(?:{_LENGTH_WORDS}|how soon)\b", re.IGNORECASE)
-# A clause setting the scene of a question, not asking: "If he stays with us, ...".
-_SETTING_CLAUSE = re.compile(
-    r"\s*(?:if|since|because|as|after|before|while|now that|given)\b", re.IGNORECASE
-)
 _TIME_AMOUNT = re.compile(
     r"\d+(?:\s*[-–]\s*\d+)?\s*(?:min|minutes?|h|hrs?|hours?|days?|weeks?|months?|years?)\b",
     re.IGNORECASE,
@@ -1066,6 +1104,11 @@ _PART_BOUNDARY = re.compile(
 
 
 _QUANTITY_WORDS = set(content_words("how much long many often soon"))
+_SUBORDINATE = re.compile(
+    r"(?:once|if|since|because|as|after|before|while|now that|given|as soon as|unless"
+    r"|when(?!\s+(?:should|do|does|did|is|are|can|could|will|would|must|to)\b))\b",
+    re.IGNORECASE,
+)
 
 
 def question_parts(question: str) -> list[str]:
@@ -1075,6 +1118,11 @@ def question_parts(question: str) -> list[str]:
     and how much?" -> [..., "how much Phosphate DKA"])."""
     parts = [part.strip(" ?,;") for part in _PART_BOUNDARY.split(question)]
     parts = [part for part in parts if part]
+    # A clause setting the scene ("Once she's past the first 6 months, is the reduced dose an
+    # option?") asks nothing alone: it belongs to the question after it.
+    for n in range(len(parts) - 2, -1, -1):
+        if _SUBORDINATE.match(parts[n]):
+            parts[n : n + 2] = [f"{parts[n]}, {parts[n + 1]}"]
     topic = " ".join(_topic_words(part) for part in parts)
     parts = [
         part if set(content_words(part)) - _QUANTITY_WORDS else f"{part} {topic}".strip()
@@ -1222,6 +1270,25 @@ _WITHOUT_CLAUSE = re.compile(
 )
 
 
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]{1,5}\b")
+
+
+def _for_paired_condition(unit: Unit, path: str, spelled: set[str]) -> bool:
+    """Whether `unit` (of the section `path`) sits under a heading, or opens with a label, for
+    a condition the path's first heading pairs with one the question names (`spelled`: its
+    words in capitals), and names that one nowhere: "Insulin Therapy for HHS" under "... in
+    DKA and HHS" for a DKA question."""
+    headings = section_headings(path)
+    if len(headings) < 2:
+        return False
+    paired = set(_ACRONYM.findall(headings[0]))
+    asked, other = paired & spelled, paired - spelled
+    if not asked or not other:
+        return False
+    below = set(_ACRONYM.findall(" ".join([*headings[1:], unit.condition, unit.text])))
+    return bool(below & other) and not below & asked
+
+
 def _opens_without(unit: Unit, findings: frozenset[str]) -> bool:
     """Whether `unit` opens by ruling out one of the question's `findings` ("In the absence
     of gallstones, ..." for "Gallstone pancreatitis, ...")."""
@@ -1260,6 +1327,16 @@ def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], s
     condition of every item under it."""
     named = f"{unit.section} {unit.lead}"
     own = [value for value in values if not names_number(named, value.number)]
+    # What the table's intro states holds for every row ("In patients with FEV1/FVC < 0.70,
+    # ..." for a ratio of 0.64): the row's own cells say whether it is this patient's ("GOLD 2
+    # | Moderate | 50% ≤ FEV1 < 80%" for an FEV1 of 62%, not GOLD 1).
+    if (
+        unit.kind == "row"
+        and unit.lead
+        and value_match(own, unit.lead) > 0
+        and value_match(own, unit.text)
+    ):
+        return own, unit.text
     # The unit's own condition ("10-year ASCVD risk >= 20%:") decides before its heading's
     # ("Primary Prevention (Ages 40-75)"): the heading holds for every unit under it.
     stated = unit.condition.removesuffix(unit.section).strip()
@@ -1273,18 +1350,22 @@ def _deciding_condition(values: list[Value], unit: Unit) -> tuple[list[Value], s
         # An item whose label states no condition may state it in an "if" clause:
         # "Initiation Threshold: Start if eGFR >= 20 mL/min/1.73m2" for an eGFR of 22.
         return own, f"{condition} {clause.group(1)}"
-    if _is_criterion(unit):
+    label = label_of(unit.text)
+    if _is_criterion(unit) or (label and _CRITERIA.search(label)):
         # An item that is a bare criterion is its own condition: "Blood glucose < 50 mg/dL"
-        # under "Absolute Contraindications" for a glucose of 44.
+        # under "Absolute Contraindications" for a glucose of 44; so is one labelled as a list
+        # of them: "Contraindications: SBP < 90 mmHg, recent PDE-5 inhibitor use (... tadalafil
+        # within 48 hours)" for tadalafil 14 h ago.
         return own, f"{condition} {unit.text}"
     return own, condition
 
 
-_IF_CLAUSE = re.compile(r"\b(?:if|when|unless)\s+([^;:]+)", re.IGNORECASE)
-_COMPARISON = re.compile(r"(?:<|>|≤|≥)=?\s*\d")
+# ("unless normal lab values" is the exception, not the condition)
+_IF_CLAUSE = re.compile(r"\b(?:if|when)\s+([^;:]+)", re.IGNORECASE)
+_COMPARISON = re.compile(r"(?:<|>|≤|≥)=?\s*\d|\bwithin\s+\d", re.IGNORECASE)
 # A target to reach ("Target MAP >= 65 mmHg") is no condition a patient meets or not.
 _TARGET = re.compile(r"\b(?:target|goal|aim|maintain|keep|titrate|achieve)", re.IGNORECASE)
-CRITERION_WORDS = 16  # a bare criterion is short: "Platelet count < 100,000/mm3"
+CRITERION_WORDS = 20  # a bare criterion is short: "Platelet count < 100,000/mm3"
 
 
 # Headings and intros that list criteria ("Absolute Contraindications", "Exclusion criteria:").

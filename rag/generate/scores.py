@@ -65,7 +65,7 @@ _LABELLED = re.compile(
     r"((?:[A-Za-z][\w-]*\s+){0,2}[A-Za-z][\w-]*)\s*(?:(?:of|is|was|at|=|:)\s*)?"
     r"(\d+(?:\.\d+)?)(?:\s*/\s*(\d+(?:\.\d+)?))?"
 )
-_UNIT = re.compile(r"\b(mL|min(?:utes?)?|bpm|mmHg|years?)\b")
+_UNIT = re.compile(r"\b(mL|min(?:utes?)?|bpm|mmHg|mm|years?)\b")
 # Words a criterion's name shares with others that do not tell it apart ("History of
 # diabetes mellitus", "Preoperative serum creatinine").
 _GENERIC = content_stems(
@@ -75,10 +75,12 @@ _GENERIC = content_stems(
 # What a question rules out: from "no", "without", "denies" to the end of its clause ("no
 # heart failure or stroke", "No melaena or syncope, no liver or heart disease").
 _RULED_OUT = re.compile(r"\b(?:no|not|without|denies|never had)\s+([^,.;:?]+)", re.IGNORECASE)
-# A test the question reports negative ("first troponin negative", "negative troponin") and a
+# A test the question reports negative or normal ("first troponin negative", "first troponin
+# normal", "negative troponin") and a
 # habit it reports given up ("ex-smoker", "non-smoker"): ruled out too.
 _NEGATIVE = re.compile(
-    r"\b([A-Za-z][\w-]*)\s+(?:(?:was|is|came back)\s+)?negative\b|\bnegative\s+([A-Za-z][\w-]*)"
+    r"\b([A-Za-z][\w-]*)\s+(?:(?:was|is|came back)\s+)?(?:negative|normal)\b"
+    r"|\b(?:negative|normal)\s+([A-Za-z][\w-]*)"
     r"|\b(?:ex|non|former|never)[- ]?(smok\w*)",
     re.IGNORECASE,
 )
@@ -97,6 +99,9 @@ _FACTOR_GENERIC = content_stems("current known premature history disease CAD cor
 # spellings, "melaena", are respelled by rag.index.lexical.american_spelling).
 _SAME = {
     r"\bliver\b": "hepatic", r"\bheart\b": "cardiac", r"\bkidney\b": "renal",
+    r"\bhigh cholesterol\b|\bhyperlipid\w*|\bdyslipid\w*": "hypercholesterolemia",
+    # "1 mm ST depression" is an ST-segment deviation.
+    r"\bST[- ](?:segment )?(?:depression|elevation)\b": "deviation",
     r"\bconfused\b": "confusion", r"\bIVH\b|\bintraventricular\b": "IVH",
     r"\bposterior fossa\b|\bcerebell|\bbrainstem\b": "infratentorial",
     # A finding on one side ("right arm weakness") is unilateral.
@@ -290,8 +295,10 @@ def _with_component_tables(
 def tally(question: str, hits: Sequence[Hit]) -> Tally | None:
     """The score `question`'s values add up to on a component table of `hits` that the
     question names, None when the question gives the score itself, names no such table or
-    states fewer than two of its components."""
-    names = _asked_scores(question)
+    states fewer than two of its components. A follow-up's context does not name it: what the
+    context keeps of the story ("And the 7-day risk for her? (context: 64f 40 min arm ...)")
+    is not enough to add up."""
+    names = _asked_scores(asked_part(question))
     if not names:
         return None
     # A table the chunker cut into parts is read whole: the parts of one section are joined.
@@ -762,7 +769,9 @@ def _given_for(
     # onset" gives the duration 35 minutes: the 20 h is written in another unit.
     units = {unit.lower() for item in own for unit in _UNIT.findall(item.criterion)}
     for unit in units:
-        said = re.findall(rf"(\d+(?:\.\d+)?)\s*{re.escape(unit[:3])}\w*\b", question, re.IGNORECASE)
+        # ("1 mm ST depression" for "ST-segment deviation >= 0.5 mm"; no "90 mmHg")
+        written = re.escape(unit) if unit == "mm" else rf"{re.escape(unit[:3])}\w*"
+        said = re.findall(rf"(\d+(?:\.\d+)?)\s*{written}\b", question, re.IGNORECASE)
         if len(said) != 1:
             continue
         if unit.startswith("min"):

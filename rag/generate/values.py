@@ -28,6 +28,11 @@ _COMPARISON = re.compile(
     rf"(?:{TITER_MARK}\s*)?({_NUMBER})",
     re.IGNORECASE,
 )
+# A chained comparison: "50% ≤ FEV1 < 80%" is one band, not "< 80%" and a bare 50%.
+_BETWEEN = re.compile(
+    # (_masked blanks a name holding digits, "FEV1": the name may be spaces.)
+    rf"({_NUMBER})\s*%?\s*(≤|<=|<)([^\d<>≤≥=|;,.]{{1,25}}?)(≤|<=|<)\s*({_NUMBER})"
+)
 _PLAIN = re.compile(rf"(?<![\d.,])({_NUMBER})(?![\d.,]*\s*(?:–|—|to)\s*\d)")
 _OR_MORE = re.compile(
     rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)"
@@ -395,14 +400,17 @@ _LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
 _TARGET = re.compile(
     r"\b(?:maintain|target|goal|keep|aim(?: for)?|titrate to)\b[^.;:\d<>≤≥]{0,30}"
     r"(?:<|≤|<=|below|under|less than)\s*[\d.,]+(?:\s*/\s*[\d.,]+)?(?:\s*mm ?hg)?"
-    r"(?:\s+for (?:the first |at least )?[\d.,]+\s*(?:hours?|h|days?))?",
+    r"(?:\s+for (?:the first |at least )?[\d.,]+\s*(?:hours?|h|days?))?"
+    # An end point to wait or go on for: "DELAY insulin until K+ > 3.5 mmol/L" is the branch
+    # for a potassium below 3.5, not one above it.
+    r"|\buntil\b[^.;:\d<>≤≥]{0,30}(?:<|≤|<=|>|≥|>=|below|under|above|over)\s*[\d.,]+",
     re.IGNORECASE,
 )
 
 
 def conditions(text: str) -> list[Condition]:
     """The numeric conditions `text` states: ranges, comparisons, "65 or older", bare numbers;
-    not a target to reach ("Maintain BP < 180/105")."""
+    not a target to reach ("Maintain BP < 180/105", "until K+ > 3.5")."""
     original = text
     text = _TARGET.sub(lambda m: " " * len(m.group(0)), _masked(text))
     found: list[Condition] = []
@@ -411,7 +419,24 @@ def conditions(text: str) -> list[Condition]:
     def free(start: int, end: int) -> bool:
         return all(end <= a or start >= b for a, b in taken)
 
+    for match in _BETWEEN.finditer(text):
+        kind = _kind(text, match.start(5), match.end(5))
+        low, high = (_in_hours(_number(match.group(n)), kind, text, match.end()) for n in (1, 5))
+        if low <= high:
+            found.append(
+                Condition(
+                    low,
+                    high,
+                    kind,
+                    strict_low=match.group(2) == "<",
+                    strict_high=match.group(4) == "<",
+                    label=_label(text, match.start(), original),
+                )
+            )
+            taken.append(match.span())
     for match in _RANGE.finditer(text):
+        if not free(*match.span()):
+            continue
         low, high = _number(match.group(1)), _number(match.group(2))
         if low <= high:
             kind = _kind(text, match.start(), match.end())
@@ -569,9 +594,17 @@ def _comparable(values: list[Value], condition_text: str) -> list[tuple[Value, C
         for v in values
         for c in stated
         if compatible(v, c)
-        and (v.kind or c.kind)
-        and (v.kind == c.kind or c.kind not in kinds or (v.kind == "score" and not c.kind))
-        and not (c.kind == "score" and scores and v not in scores)
+        and (
+            # One name on both sides: "K 3.1" is read against "K+ < 3.5 mmol/L" though the
+            # glucose has its unit, "EPDS 15" against "EPDS 13-19" though "item 10 scored 0"
+            # gives a score.
+            (v.label and v.label == c.label)
+            or (
+                (v.kind or c.kind)
+                and (v.kind == c.kind or c.kind not in kinds or (v.kind == "score" and not c.kind))
+                and not (c.kind == "score" and scores and v not in scores)
+            )
+        )
     ]
     if not comparable:
         # Neither side says what it measures in a unit: compare plain numbers only when both
