@@ -300,7 +300,7 @@ DRUG_NAME = re.compile(
     r"patide|aratide|erenone|oxifene|purinol|uxostat|ecid|pentin|trexone|trexate|prosate|"
     r"parinux|azodone)|cef[a-z]{4,}|cephalosporins?|[a-z]{2}sartan"
     # Common drugs of no such shape.
-    r"|alteplase|heparin|colchicine|disulfiram|ezetimibe|mannitol|rifampin|rifampicin"
+    r"|heparin|colchicine|disulfiram|ezetimibe|mannitol|rifampin|rifampicin"
     r"|hydroxocobalamin|diltiazem|verapamil|bumetanide|glipizide|gliclazide|glimepiride"
     r"|glargine|detemir|degludec|etanercept|abatacept|zoledronic|salbutamol|prednisone"
     r"|sertraline|escitalopram|citalopram|bupropion|naproxen|indomethacin|phenytoin"
