@@ -454,20 +454,17 @@ class ExtractiveGenerator:
         unmatched_asked = max(
             (asked_share[i] for i in shown if asked_share and i not in matched), default=0.0
         )
+        # What the story says of the patient, with the classes of the drugs it names
+        # ("apixaban": a direct factor Xa inhibitor).
+        told = own_words.replace(asking, " ") if asking.strip() != own_words.strip() else own_words
+        classes = [form for drug in DRUG_NAME.findall(told.lower()) for form in drug_class(drug)]
+        story_terms = (content_stems(told) | content_stems(" ".join(classes))) - GENERIC_WORDS
+        story_terms -= negated
         # Asked whether to do something, a matched unit that holds it back ("K+ < 3.5 mmol/L?
         # -> DELAY insulin until K+ > 3.5" for "K 3.1 ... Can I start the insulin infusion
         # now?") answers before one saying how to do it (the insulin regimen the ketones
         # match, the optional bolus "before starting infusion"), however few asked words it
         # names.
-        # What the story says of the patient, with the classes of the drugs it names
-        # ("apixaban": a direct factor Xa inhibitor).
-        told = own_words.replace(asking, " ") if asking.strip() != own_words.strip() else own_words
-        story_terms = (
-            content_stems(told)
-            | content_stems(
-                " ".join(form for drug in DRUG_NAME.findall(told.lower()) for form in drug_class(drug))
-            )
-        ) - GENERIC_WORDS - negated
         withheld = {
             i
             for i in matched
@@ -477,9 +474,9 @@ class ExtractiveGenerator:
             # (the heading may say it: "Absolute Contraindications" over "Use of direct factor
             # Xa inhibitors within 48 hours")
             and _WITHHOLDS.search(f"{units[i].section} {shown_text(units[i])}")
-            # for what the story tells: "K+ < 3.5 ... DELAY insulin" for "K 3.1", "Contraindications:
-            # ... tadalafil within 48 hours" (cut from its "Nitroglycerin:" item) for "Took
-            # tadalafil about 14 h ago", "direct factor Xa inhibitors within 48 hours" for
+            # for what the story tells: "K+ < 3.5 ... DELAY insulin" for "K 3.1",
+            # "Contraindications: ... tadalafil within 48 hours" (cut from its "Nitroglycerin:"
+            # item) for "Took tadalafil about 14 h ago", "direct factor Xa inhibitors within 48 hours" for
             # apixaban 20 hours ago; not "Recent (within 3 months) intracranial surgery" for a
             # stroke 2 h old.
             and (
