@@ -324,6 +324,11 @@ NEGATION = re.compile(
 )
 
 
+def negated_stems(text: str) -> frozenset[str]:
+    """The stems of what `text` says the patient does not have ("no diabetes")."""
+    return frozenset(stem for match in NEGATION.finditer(text) for stem in content_stems(match.group(1)))
+
+
 _TREE_GLYPHS = re.compile(r"^[\s│├└─|+>→\-–]*")  # "+-->": an ASCII branch
 
 
@@ -359,6 +364,13 @@ def asking_sentences(question: str) -> str:
         sentence for sentence in sentences if _INDIRECT_QUESTION.search(sentence)
     ]
     return " ".join(asking) if asking and len(asking) < len(sentences) else text
+
+
+def told_sentences(text: str, asking: str) -> str:
+    """`text` without `asking`, its sentences that ask (asking_sentences): the story a vignette
+    tells ("30 min of slurred speech, no weakness, age 58."); all of `text` when every sentence
+    asks."""
+    return text.replace(asking, " ") if asking.strip() != text.strip() else text
 
 
 _INDIRECT_QUESTION = re.compile(

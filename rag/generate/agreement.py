@@ -31,7 +31,6 @@ from rag.generate.extractive import (
     guideline,
     names_all,
     names_ruled_out,
-    negated_stems,
     origin,
     quotable,
 )
@@ -39,7 +38,7 @@ from rag.generate.units import Unit, passage_units, shown_text
 from rag.generate.values import NAME_WITH_DIGITS
 from rag.generate.wording import sentence_form
 from rag.shorthand import BROAD_CLASSES, drug_forms, stems_with_full_forms, writes_form
-from rag.text import DRUG_NAME, content_stems
+from rag.text import DRUG_NAME, content_stems, negated_stems
 from rag.types import Citation, Hit
 
 # How much of the question's topical words a unit must share to address the same point, alone

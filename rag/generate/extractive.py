@@ -59,7 +59,6 @@ from rag.shorthand import (
 from rag.text import (
     CONTEXT_OPENER,
     DRUG_NAME,
-    NEGATION,
     WORD,
     asked_part,
     asking_sentences,
@@ -67,9 +66,11 @@ from rag.text import (
     content_words,
     drug_stem,
     is_everyday_english,
+    negated_stems,
     plain,
     section_headings,
     title_topics,
+    told_sentences,
 )
 from rag.types import Hit
 
@@ -456,7 +457,7 @@ class ExtractiveGenerator:
         )
         # What the story says of the patient, with the classes of the drugs it names
         # ("apixaban": a direct factor Xa inhibitor).
-        told = own_words.replace(asking, " ") if asking.strip() != own_words.strip() else own_words
+        told = told_sentences(own_words, asking)
         classes = [form for drug in DRUG_NAME.findall(told.lower()) for form in drug_class(drug)]
         story_terms = (content_stems(told) | content_stems(" ".join(classes))) - GENERIC_WORDS
         story_terms -= negated
@@ -1174,13 +1175,6 @@ def _condition_text(unit: Unit) -> str:
     steps = [step for n, step in enumerate(steps) if n not in denied]
     dangling = unit.text.rstrip().endswith((":", "?"))
     return f"{' → '.join(steps)} {unit.section}" + (f" {unit.text}" if dangling else "")
-
-
-def negated_stems(question: str) -> frozenset[str]:
-    """The stems of what `question` says the patient does not have ("no diabetes")."""
-    return frozenset(
-        stem for match in NEGATION.finditer(question) for stem in content_stems(match.group(1))
-    )
 
 
 # What the patient cannot do: "can't walk on a treadmill", "unable to exercise".

@@ -43,6 +43,7 @@ from rag.text import (
     is_everyday_english,
     plain,
     section_headings,
+    told_sentences,
 )
 from rag.types import Chunk, Hit
 
@@ -76,8 +77,8 @@ _GENERIC = content_stems(
 # heart failure or stroke", "No melaena or syncope, no liver or heart disease").
 _RULED_OUT = re.compile(r"\b(?:no|not|without|denies|never had)\s+([^,.;:?]+)", re.IGNORECASE)
 # A test the question reports negative or normal ("first troponin negative", "first troponin
-# normal", "negative troponin") and a
-# habit it reports given up ("ex-smoker", "non-smoker"): ruled out too.
+# normal", "negative troponin") and a habit it reports given up ("ex-smoker", "non-smoker"):
+# ruled out too.
 _NEGATIVE = re.compile(
     r"\b([A-Za-z][\w-]*)\s+(?:(?:was|is|came back)\s+)?(?:negative|normal)\b"
     r"|\b(?:negative|normal)\s+([A-Za-z][\w-]*)"
@@ -564,7 +565,7 @@ def _add_up(
     # The story states the findings; the sentences that ask ("and estimated risk of a major
     # cardiac complication?") do not.
     asking = asking_sentences(question)
-    story = question.replace(asking, " ") if asking.strip() != question.strip() else question
+    story = told_sentences(question, asking)
     ruled_out = " ".join(match.group(1) for match in _RULED_OUT.finditer(story))
     ruled_out += " " + " ".join(" ".join(filter(None, m.groups())) for m in _NEGATIVE.finditer(story))
     negated = _finding_stems(ruled_out)
