@@ -474,6 +474,22 @@ def test_ward_names_for_a_condition_are_spelled_out():
     assert "seizures" in spelled_out("She had fits twice last night.")
 
 
+def test_ward_words_for_diabetes_an_angiogram_and_inhaler_puffs_are_the_guidelines_words():
+    """"68M, DM, HTN, current smoker ... TIMI score and when to cath?" counted two risk
+    factors (not diabetes) and was told the passages do not mention "cath" beside "Coronary
+    angiography < 24 hours"; "max puffs per day" is asked in the guideline's inhalations."""
+    from rag.generate.abstention import absent_words
+    from rag.shorthand import spelled_out
+
+    assert "DM (diabetes mellitus)" in spelled_out("68M, DM, HTN, current smoker")
+    angiography = Hit(
+        chunk_id="acs#0", doc_id="acs", text="High risk: Coronary angiography < 24 hours.",
+        score=1.0, rank=1, title="NSTE-ACS guideline", section="Timing",
+    )  # fmt: skip
+    assert "cath" not in absent_words("TIMI score and when to cath?", [angiography])
+    assert "inhalations" in spelled_out("max puffs per day?")
+
+
 def test_shorthand_is_spelled_out_once_and_only_where_unambiguous():
     from rag.shorthand import spelled_out
 

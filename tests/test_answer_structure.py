@@ -2514,3 +2514,164 @@ def test_a_dose_questions_bottom_line_gives_the_amount_not_a_line_naming_the_dru
         "the line is in?",
     )
     assert "0.05-0.1 mg/kg" in cited.bottom_line, cited.bottom_line
+
+
+def test_a_blood_pressure_pair_is_a_systolic_and_a_diastolic_pressure():
+    """"BP 192/104" is a systolic of 192 and a diastolic of 104: the ICH algorithm's "SBP
+    150-220 mmHg?" branch is the patient's, "SBP < 150 mmHg?" is not (the 104 met it)."""
+    values = question_values("Lobar ICH, BP 192/104, nicardipine going.")
+    assert [(v.label, v.kind) for v in values] == [("SBP", "pressure"), ("DBP", "pressure")]
+    assert match(values, "SBP 150-220 mmHg?") == 1
+    assert match(values, "SBP < 150 mmHg?") == -1
+    # Below a pair is below both; above it, above either.
+    assert match(values, "BP < 185/110 mmHg") == -1
+    assert match(values, "BP > 185/110 mmHg") == 1
+    assert match(question_values("BP 80/50"), "systolic blood pressure < 90 mmHg") == 1
+    assert match(question_values("now sitting at 124 systolic"), "Avoid SBP < 130 mmHg") == 1
+    # A drug's strength is no measurement: "200/6" meets no "200-400" band.
+    assert question_values("on budesonide-formoterol 200/6 MART") == []
+
+
+def test_an_amount_to_give_is_no_condition_and_an_age_band_written_60_plus_is_one():
+    # "on citalopram 40" neither meets nor fails "maximum 20 mg/day"; the heading "Age 60+"
+    # holds for a woman of 72, and "adults over 60 years" is an age, not a time.
+    values = question_values("72yo been on citalopram 40 for years from another GP.")
+    assert match(values, "Citalopram: maximum dose limited to 20 mg/day") == 0
+    assert match(values, "Pharmacotherapy for Older Adults (Age 60+)") == 1
+    assert conditions("in adults over 60 years")[0].kind == "age"
+    # "SBP in the 90s" is no amount of nimodipine.
+    dips = question_values("SBP dips into the 90s after every nimodipine dose. Stop it?")
+    assert match(dips, "If the patient cannot tolerate 60 mg every 4 hours, reduce to 30 mg") == 0
+    # An intracranial pressure is no osmolality; the end of "INR 2-3" is an INR, no CrCl.
+    assert match(question_values("Severe TBI with EVD, ICP 28"), "hold if >= 320 mOsm/L") == 0
+    assert match(question_values("every INR 2-3"), "CrCl < 30 mL/min?") == 0
+    # "His eos came back at 110" is an eosinophil count: the ">= 300" ICS rule is not his.
+    came_back = question_values("His eos came back at 110. What would GOLD add?")
+    assert match(came_back, "Add ICS if blood eosinophils >= 300 cells/µL") == -1
+
+
+HYPEROSMOLAR_TREE = """\
+### Hyperosmolar Therapy Decision Algorithm
+
+```
+ICP > 22 mmHg despite first-line measures (HOB elevation, sedation, CSF drainage)
+  --> Is ICP monitoring in place?
+      --> YES: Administer mannitol 0.25-1 g/kg IV bolus
+          --> Check SBP: must be >= 90 mmHg
+          --> Monitor serum osmolality: hold if >= 320 mOsm/L
+          --> Reassess ICP in 15-30 minutes
+      --> NO: Signs of transtentorial herniation?
+          --> YES: Administer mannitol 0.25-1 g/kg IV bolus [Level III]
+          --> NO: Establish ICP monitoring before initiating hyperosmolar therapy
+```
+"""
+
+
+def test_the_branch_a_pressure_meets_keeps_the_osmolality_at_which_to_hold():
+    """"ICP 28 ... Mannitol dose, and what serum osm makes me hold it?" lost the branch saying
+    "hold if >= 320 mOsm/L": the ICP of 28 was read against the osmolality and failed it."""
+    tbi = hit("tbi", HYPEROSMOLAR_TREE, 1, title="TBI guideline", section="Hyperosmolar Therapy")
+    cited = answer(
+        "Severe TBI with EVD, ICP 28 despite sedation and draining CSF. Mannitol dose, and what"
+        " serum osm makes me hold it?",
+        [tbi],
+    )
+    assert "hold if >= 320 mOsm/L" in cited.bottom_line, cited.bottom_line
+    assert "YES: Administer mannitol 0.25-1 g/kg IV bolus" in cited.bottom_line
+
+
+ICS_AND_MART = """\
+### ICS Dose Categories for Adults
+
+| ICS Drug | Low Dose (mcg/day) | Medium Dose (mcg/day) | High Dose (mcg/day) |
+|---|---|---|---|
+| Budesonide (DPI) | 200-400 | >400-800 | >800 |
+| Fluticasone propionate (DPI) | 100-250 | >250-500 | >500 |
+
+### MART
+
+- Reliever: As-needed low-dose ICS-formoterol (e.g., budesonide-formoterol 200/6 mcg, 1 inhalation as needed)
+
+Note: The maximum recommended total formoterol dose from both maintenance and reliever use is 48 mcg/day (12 actuations of budesonide-formoterol 200/6 mcg).
+"""
+
+
+def test_a_question_asking_a_ceiling_is_answered_by_the_maximum_even_in_a_note():
+    """"budesonide-formoterol 200/6 MART ... max puffs per day?" was answered with the reliever
+    line (on the demo index, with the budesonide row of the ICS dose table: its "200" met
+    "200-400"); the note giving the maximum is the answer."""
+    gina = hit("gina", ICS_AND_MART, 1, title="GINA", section="Pharmacotherapy")
+    cited = answer(
+        "Pt on budesonide-formoterol 200/6 MART using it a lot - max puffs per day including"
+        " the reliever ones?",
+        [gina],
+    )
+    assert cited.bottom_line.startswith(
+        "Note: The maximum recommended total formoterol dose from both maintenance and reliever"
+        " use is 48 mcg/day"
+    ), cited.bottom_line
+
+
+SEPTIC_SHOCK_VASOPRESSORS = """\
+### Vasopressor Algorithm
+
+```
+Septic shock: MAP < 65 mmHg despite initial fluid resuscitation
+  --> Start norepinephrine (first-line)
+      --> MAP not at target on norepinephrine 0.25-0.5 mcg/kg/min?
+          --> Add vasopressin 0.03 units/min (fixed dose)
+```
+
+- Vasopressin is typically started when the norepinephrine dose is in the range of 0.25-0.5 mcg/kg/min.
+"""
+
+RRT_PRESCRIPTION = """\
+### RRT Prescription
+
+1. **Modality:** If hemodynamically unstable: use CRRT (Grade 2B).
+2. **Dosing:**
+   - CRRT: Target effluent 20-25 mL/kg/h (Grade 1A).
+   - IHD: Target Kt/V 3.9 per week (Grade 1A).
+3. **Anticoagulation:**
+   - If CRRT and no contraindication to citrate: regional citrate (Grade 2B).
+   - If IHD: UFH or LMWH (Grade 1C).
+"""
+
+
+def test_a_follow_up_on_a_topic_of_its_own_is_not_answered_with_the_conversations_numbers():
+    """After a septic-shock story ("norad 0.3"), "Starting RRT - CRRT or IHD, what effluent
+    dose, and which anticoagulant?" was answered with the vasopressin branch its context's 0.3
+    met and the norepinephrine it dosed; the RRT dosing answers it."""
+    sepsis = hit("ssc", SEPTIC_SHOCK_VASOPRESSORS, 1, title="Surviving Sepsis Campaign", section="Vasopressors")  # fmt: skip
+    rrt = hit("kdigo", RRT_PRESCRIPTION, 2, title="KDIGO AKI", section="Renal Replacement Therapy")  # fmt: skip
+    cited = answer(
+        "Starting RRT - CRRT or IHD, what effluent dose, and which anticoagulant if nothing"
+        " contraindicates it? (context: septic shock icu norad (norepinephrine) 0.3 anuric 18"
+        " 6.9 despite insulin-dextrose binders)",
+        [sepsis, rrt],
+    )
+    assert cited.bottom_line.startswith(
+        "Dosing: CRRT: Target effluent 20-25 mL/kg/h (Grade 1A)"
+    ), cited.bottom_line
+
+
+NIMODIPINE = """\
+## Nimodipine
+
+- **Dosing:** Nimodipine 60 mg orally (or via enteral tube) every 4 hours for **21 days** from SAH onset.
+- **Hemodynamic intolerance:** If the patient cannot tolerate 60 mg every 4 hours due to hypotension, reduce to **30 mg every 2 hours**.
+- Nimodipine is the **only FDA-approved agent** for improving outcomes in aSAH.
+"""
+
+
+def test_asked_whether_to_stop_a_drug_the_line_saying_how_to_change_it_answers():
+    """"SBP dips into the 90s after every nimodipine dose. Stop it, or change how it's
+    given?" was answered with the usual dose: "the 90s" failed the "60 mg" of the line that
+    says what to do, and "reduce to" read as no recommendation."""
+    sah = hit("sah", NIMODIPINE, 1, title="aSAH guideline", section="Medical Management")
+    cited = answer(
+        "SBP dips into the 90s after every nimodipine dose. Stop it, or change how it's given?"
+        " (context: asah hunt-hess 2 aneurysm coiled morning 60 mg q4h ng started)",
+        [sah],
+    )
+    assert "reduce to 30 mg every 2 hours" in cited.bottom_line, cited.bottom_line

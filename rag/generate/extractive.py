@@ -236,7 +236,11 @@ class ExtractiveGenerator:
         given_score = [Value(float(added_up.total), "score")] if added_up is not None else []
         # The story of a score it adds up to gives measurements, none of them the score:
         # "RR 22, HR 98 ... NEWS2?" meets no "NEWS2 >= 7".
-        story = measured(added_up, question_values(question))
+        # A follow-up on a topic of its own ("Starting RRT - CRRT or IHD, what effluent dose
+        # ...?" after a septic-shock story) is not read with the conversation's numbers: its
+        # "norad 0.3" picks no vasopressor branch.
+        own_topic = _own_topic(question)
+        story = measured(added_up, question_values(asked_part(question) if own_topic else question))
         values = story + given_score
         # Whether each unit's condition meets (+1), contradicts (-1) or says nothing of (0) the
         # question's values: it weighs the unit, and picks the rows and branches shown.
@@ -271,10 +275,11 @@ class ExtractiveGenerator:
         wants = answer_type(question)
         wanted = "list" if wants_list else wants  # what the bottom line's unit should give
         asks_when = bool(_ASKS_WHEN.search(own_words))
+        asks_limit = bool(_ASKS_LIMIT.search(asking))
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
         phrases = {term.lower() for term in re.findall(r"\b[A-Za-z]+(?:-[A-Za-z]+)+\b", question)}
-        about = _about_weights(question, hits)
+        about = _about_weights(asked_part(question) if own_topic else question, hits)
         # The drugs a dose question asks about ("Does she qualify for mepolizumab, and what's
         # the dose?"): another drug's dose (the ICS table her "high-dose ICS-LABA" brought)
         # answers a question not asked.
@@ -283,7 +288,7 @@ class ExtractiveGenerator:
         # vignette's story names the drugs that failed, not the one asked about.
         asked_about = DRUG_NAME.findall(asking.lower())
         asked_drugs = asked_about
-        if not asked_drugs and CONTEXT_OPENER in question:
+        if not asked_drugs and CONTEXT_OPENER in question and not own_topic:
             asked_drugs = DRUG_NAME.findall(question.split(CONTEXT_OPENER, 1)[1].lower())
         dosed: list[str] = []
         if wants == "dose":
@@ -352,6 +357,8 @@ class ExtractiveGenerator:
                 score *= TIMING_HEADING_WEIGHT  # "how long?": "Duration of Prophylaxis"
             if asks_when and _CONDITION.search(unit.text):
                 score *= 1.4  # "When is bicarbonate indicated?": "Consider only if pH < 7.0"
+            if asks_limit and _STATES_LIMIT.search(shown_text(unit)):
+                score *= LIMIT_WEIGHT
             score *= 1.0 + 0.3 * sum(1 for phrase in phrases if phrase in shown_text(unit).lower())
             score *= about[unit.passage - 1]
             scores.append(score if on_topic[i] else 0.0)
@@ -585,6 +592,8 @@ class ExtractiveGenerator:
         score_of = dict(zip(map(id, units), scores, strict=True))
 
         def aside(unit: Unit) -> bool:
+            if asks_limit and _STATES_LIMIT.search(shown_text(unit)):
+                return False  # "Note: The maximum recommended total formoterol dose ..."
             return (
                 bool(_ASIDE_HEADING.search(unit.section))
                 and not content_stems(unit.section) & question_words
@@ -753,7 +762,13 @@ class ExtractiveGenerator:
         line answers every part, not only the one its unit (`bottom`) answers, which is the
         part it is closest to (the first when it is not embedded)."""
         index_of = {id(unit): i for i, unit in enumerate(units)}
-        shown = [unit for unit in chosen if index_of.get(id(unit), -1) in vectors]
+        # (Not a sentence saying what a guideline does: "The RCP NEWS2 report defines graduated
+        # clinical response triggers ...".)
+        shown = [
+            unit
+            for unit in chosen
+            if index_of.get(id(unit), -1) in vectors and not _POINTS_ELSEWHERE.search(unit.text)
+        ]
         # A condensed follow-up's "(context: ...)" is the conversation, not a part asked.
         parts = question_parts(asked_part(question))[:MAX_BOTTOM_LINE_UNITS]
         if len(parts) < 2:
@@ -882,7 +897,7 @@ _WANTS_LIST = re.compile(
 )
 # What kind of answer a question asks for, and what a unit giving one contains.
 _ASKS_DOSE = re.compile(
-    r"\b(?:dose|doses|dosed|dosing|dosage|how much|mg|regimen|(?:starting|initial|infusion) rate|"
+    r"\b(?:dose|doses|dosed|dosing|dosage|how much|mg|regimen|puffs|inhalations|actuations|(?:starting|initial|infusion) rate|"
     r"(?:what|which) (?:\w+ )?(?:do|should) (?:i|we) start (?:at|on)|"
     r"titrat(?:e|ed|ion)|(?:which|what) (?:\w+ )?(?:antibiotics?|"
     r"drugs?|medications?|medicines?|agents?|inhalers?|antiplatelets?|anticoagulants?)|"
@@ -914,6 +929,16 @@ _STATES_HARMS = re.compile(
 )
 _DOSE_AMOUNT = re.compile(r"\d+(?:\.\d+)?\s*(?:mg|g|mcg|µg|units?|IU|mL|mmol|mEq)(?:/kg)?\b")
 _ANY_NUMBER = re.compile(r"\d")
+# A question asking for a ceiling ("max puffs per day?", "the ceiling at her age?") is answered
+# by the unit stating one ("The maximum recommended total formoterol dose ... is 48 mcg/day",
+# "limited to 20 mg/day in adults over 60"), even a note.
+_ASKS_LIMIT = re.compile(
+    r"\b(?:max(?:imum)?|ceiling|upper limit|most (?:i|we|she|he) can)\b", re.IGNORECASE
+)
+_STATES_LIMIT = re.compile(
+    r"\b(?:max(?:imum)?|up to|(?:not|never) (?:to )?exceed|no more than|limited to|ceiling)\b",
+    re.IGNORECASE,
+)
 
 
 # A question asking whether to do something ("Can allopurinol be started during a flare?",
@@ -934,10 +959,12 @@ _WITHHOLDS = re.compile(
     r"\b(?:delay|do not|don't|withhold|hold off|avoid|contraindicat(?:ed|ions?)|not recommended)\b",
     re.IGNORECASE,
 )
+
 _RECOMMENDS = re.compile(
     r"\b(?:recommend(?:s|ed|ation)?|suggest(?:s|ed)?|should|must|reasonable|indicated"
     r"|contraindicated|avoid|do not|not validated|preferred|class (?:I|IIa|IIb|III)|grade [12]"
-    r"|(?:does|do|did) not (?:require|need|account)|not (?:required|needed|necessary)|no need)\b",
+    r"|(?:does|do|did) not (?:require|need|account)|not (?:required|needed|necessary)|no need"
+    r"|(?:reduce|decrease|lower|switch|change) (?:\w+ )?to)\b",  # "..., reduce to 30 mg every 2 hours"
     re.IGNORECASE,
 )
 
@@ -1437,6 +1464,12 @@ OTHER_DRUG_WEIGHT = 0.8
 # How much more a unit under a heading on duration or timing weighs for a question asking how
 # long or how fast.
 TIMING_HEADING_WEIGHT = 1.5
+# How many topical words make a follow-up's topic its own (_own_topic): "dose drink last
+# start" (4) leans on the conversation; "anticoagulant contraindicated CRRT dose effluent IHD
+# RRT start" does not.
+OWN_TOPIC_WORDS = 6
+# How much a unit stating a ceiling weighs for a question asking one.
+LIMIT_WEIGHT = 1.3
 
 
 def _rank_weight(passage: int) -> float:
@@ -1486,6 +1519,16 @@ def _length_weight(unit: Unit, audience: str) -> float:
 # resuscitation guideline) fell from 10 of 60 to 6 and key facts rose 1.9 points; on dev no
 # answer's key facts changed (8 such answers became 9).
 ABOUT_WEIGHT = 1.3
+
+
+def _own_topic(question: str) -> bool:
+    """Whether a condensed follow-up names a topic of its own, in OWN_TOPIC_WORDS topical
+    words or more ("Starting RRT - CRRT or IHD, what effluent dose, and which anticoagulant
+    ...?"), rather than leaning on the conversation's ("Starting dose, and how long after his
+    last drink?")."""
+    if CONTEXT_OPENER not in question:
+        return False
+    return len(content_stems(asked_part(question)) - GENERIC_WORDS) >= OWN_TOPIC_WORDS
 
 
 def _about_weights(question: str, hits: Sequence[Hit]) -> list[float]:
@@ -2349,7 +2392,8 @@ _POINTS_ELSEWHERE = re.compile(
     r"\b(?<!not )provides? (?:\w+ ){0,2}recommendations? (?:on|about|regarding|for)\b"
     # "The SSC 2021 guideline introduces a stratified approach to antibiotic timing ...": what
     # the guideline does, not what it recommends.
-    r"|\bguidelines? (?:introduces|describes|outlines|covers|addresses|discusses)\b"
+    r"|\b(?:guidelines?|report|statement|document) (?:introduces|describes|outlines|covers|addresses"
+    r"|discusses|defines)\b"
     r"|^(?:this|these|such|it|they)\b(?! (?:is|are) (?:recommended|suggested|indicated))",
     re.IGNORECASE,
 )

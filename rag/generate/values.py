@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from rag.text import CONTEXT_OPENER
+from rag.text import CONTEXT_OPENER, DRUG_NAME
 
 # Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
 # "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
@@ -34,8 +34,30 @@ _BETWEEN = re.compile(
     rf"({_NUMBER})\s*%?\s*(≤|<=|<)([^\d<>≤≥=|;,.]{{1,25}}?)(≤|<=|<)\s*({_NUMBER})"
 )
 _PLAIN = re.compile(rf"(?<![\d.,])({_NUMBER})(?![\d.,]*\s*(?:–|—|to)\s*\d)")
+# A blood pressure written as a pair ("BP 192/104", "> 185/110 mmHg"): the systolic, then
+# the diastolic, each read against conditions on it ("SBP 150-220 mmHg?"); a comparison before
+# the pair holds for both (group 1).
+_PRESSURE_PAIR = re.compile(
+    r"(?:\b(?:BP|blood pressure)\b[^\d/]{0,12}?"
+    r"(≥|>=|≤|<=|>|<|at least|more than|less than|over|under|above|below)?\s*"
+    r"(\d{2,3})\s*/\s*(\d{2,3})\b"
+    r"|(≥|>=|≤|<=|>|<)?\s*(\d{2,3})\s*/\s*(\d{2,3})\s*mm\s?hg)",
+    re.IGNORECASE,
+)
+
+
+def _pressure_pairs(text: str) -> list[tuple[str, int, int, int, int]]:
+    """(comparison, systolic start, end, diastolic start, end) of each blood pressure pair."""
+    pairs = []
+    for match in _PRESSURE_PAIR.finditer(text):
+        first = 2 if match.group(2) else 5
+        sign = match.group(first - 1) or ""
+        if float(match.group(first)) > float(match.group(first + 1)):
+            pairs.append((sign, *match.span(first), *match.span(first + 1)))
+    return pairs
 _OR_MORE = re.compile(
-    rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)"
+    rf"({_NUMBER})(?:\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)"
+    r"|\+(?![\d\w]))"  # "Age 60+"
 )
 _OR_LESS = re.compile(
     rf"({_NUMBER})\s*(?:\w+\s+)?(?:or|and) (?:less|younger|below|under|lower|fewer)"
@@ -72,6 +94,7 @@ _KINDS = (
         ),
     ),
     ("dose", re.compile(r"^\s*(?:mg|g|mcg|µg|units?|iu|ml)\b", re.IGNORECASE)),
+    ("osmolality", re.compile(r"^\s*mOsm\b", re.IGNORECASE)),
     ("temperature", re.compile(r"^\s*°", re.IGNORECASE)),
     ("percentile", re.compile(r"^\s*(?:st|nd|rd|th)?\s+percentile\b", re.IGNORECASE)),
     ("rate", re.compile(r"^\s*(?:bpm|breaths|/min)\b", re.IGNORECASE)),
@@ -85,6 +108,8 @@ _BEFORE = (
         re.compile(r"\b(?:egfr|crcl|gfr|creatinine clearance)\s*(?:of|is|was)?\s*$", re.IGNORECASE),
     ),
     ("weight", re.compile(r"\b(?:weight|weighs|weighing)\s*(?:of|is)?\s*$", re.IGNORECASE)),
+    # "on citalopram 40", "amlodipine 10": a drug's dose with its unit left out
+    ("dose", re.compile(rf"(?:{DRUG_NAME.pattern})\s*$", re.IGNORECASE)),
     (
         "score",
         re.compile(
@@ -146,8 +171,16 @@ _LAB_BEFORE = re.compile(
     + "|".join(re.escape(name) for name in sorted(_LAB_LABEL, key=len, reverse=True))
     + r")(?![\w+])(?:\s+(?:levels?|concentration|value))?"
     r"(?:\s+(?:is|was|of|now|still|falls?|fell|rises?|rose|remains?|drops?|dropped|under|over|"
-    r"below|above|less than|more than|greater than))*"
+    r"below|above|less than|more than|greater than|came back|come back|returned|at))*"
     r"\s*(?:[:=|]\s*)?$",
+    re.IGNORECASE,
+)
+
+
+# "systolic BP < 90", "diastolic blood pressure of 110": the acronyms a pair is read by.
+_PRESSURE_BEFORE = re.compile(
+    r"\b(systolic|diastolic)\s+(?:blood pressure|BP)\s*"
+    r"(?:(?:of|is|was|at|=|:|≥|>=|≤|<=|>|<|at least|more than|less than|over|under|above|below)\s*)?$",
     re.IGNORECASE,
 )
 
@@ -156,6 +189,9 @@ def _label(text: str, start: int, original: str | None = None) -> str:
     """The label a number at `start` is given with: the acronym just before it ("ICP 26"), or
     the laboratory measurement ("glucose 540", "K 5.4"; read in the `original` text, whose
     names' digits are not masked: "HCO3 6"), as one label per measurement."""
+    pressure = _PRESSURE_BEFORE.search(text[max(0, start - 40) : start])
+    if pressure:
+        return "SBP" if pressure.group(1).lower().startswith("s") else "DBP"
     match = _ACRONYM_BEFORE.search(text[max(0, start - 16) : start])
     if match:
         return _LAB_LABEL.get(match.group(1).lower(), match.group(1))
@@ -214,11 +250,20 @@ def _masked(text: str) -> str:
     """`text` with the digits inside names blanked out, positions kept; a score name leaves
     the word "score" so the number after it reads as a score. A time horizon ("10-year ASCVD
     risk", "5-year survival") is part of the name of what it measures, not a value; nor is a
-    heading's or a step's number ("2. SGLT2 Inhibitors"), nor oxygen given ("on 100% O2")."""
+    heading's or a step's number ("2. SGLT2 Inhibitors"), nor oxygen given ("on 100% O2"), nor a
+    drug's strength ("budesonide-formoterol 200/6")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
     text = SCALE.sub(lambda m: " " * len(m.group(0)), text)
     text = _OXYGEN_GIVEN.sub(lambda m: " " * len(m.group(0)), text)
     text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
+    text = _STRENGTH.sub(
+        lambda m: (
+            m.group(1).ljust(len(m.group(0)))
+            if DRUG_NAME.search(m.group(1).lower())
+            else m.group(0)
+        ),
+        text,
+    )
     # A titer is its dilution: "1:1600" is 1600 (of kind titer), and meets "> 1:800".
     text = _TITER.sub(lambda m: TITER_MARK.ljust(len(m.group(0))), text)
     return NAME_WITH_DIGITS.sub(
@@ -237,6 +282,9 @@ _HORIZON = re.compile(r"\b\d+-(?:year|month|day|week)\b(?!-old)", re.IGNORECASE)
 # Oxygen given ("on 100% oxygen", "15 L O2") is a treatment, not a finding a row's condition
 # is about: "100% O2" is no carboxyhemoglobin "> 40%".
 _OXYGEN_GIVEN = re.compile(r"\b\d+\s*(?:%|L(?:/min)?)\s*(?:oxygen|O2|FiO2)\b", re.IGNORECASE)
+# A drug's strength after its name ("budesonide-formoterol 200/6", "fluticasone-salmeterol
+# 250/50") says which inhaler, not what the patient measures: "200/6" is no "200-400" band.
+_STRENGTH = re.compile(r"\b([A-Za-z][A-Za-z-]*\s+)\d+(?:\.\d+)?/\d+(?:\.\d+)?\b")
 _ENUMERATION = re.compile(r"^\s*(?:step\s+)?\d+(?:\.\d+)*[.)](?=\s+[A-Za-z])", re.IGNORECASE)
 
 
@@ -261,7 +309,9 @@ def _in_hours(number: float, kind: str, text: str, end: int) -> float:
 # Years counted since something, not a person's age: "T2DM for 20 years", "over the past 3
 # years", "a decade or 10 years ago".
 _YEARS_COUNTED = re.compile(
-    r"\b(?:for|over|past|last|since|within|after)\s+(?:the\s+)?(?:past\s+|last\s+)?"
+    # ("adults over 60 years" is an age)
+    r"\b(?:for|(?<!adults )(?<!patients )(?<!people )(?<!women )(?<!men )(?<!those )over"
+    r"|past|last|since|within|after)\s+(?:the\s+)?(?:past\s+|last\s+)?"
     r"(?:at least\s+|up to\s+|more than\s+)?$"
     r"|^\s*years?\s+(?:ago|since|before|after|of)\b",
     re.IGNORECASE,
@@ -315,10 +365,25 @@ def question_values(question: str) -> list[Value]:
     ]
 
 
+_PRESSURE_AFTER = re.compile(r"\s*(?:mm\s?hg\s*)?(systolic|diastolic)\b", re.IGNORECASE)
+_RANGE_DASH = re.compile(r"\s*(?:-|–|—|to)\s*")
+# What a measurement given by its acronym alone measures: "ICP 28" is no "320 mOsm/L".
+_LABEL_KINDS = {
+    **dict.fromkeys(("ICP", "CPP", "MAP", "SBP", "DBP", "BP"), "pressure"),
+    **dict.fromkeys(("HR", "RR"), "rate"),
+}
+
+
 def _values(question: str) -> list[Value]:
     text = _masked(question)
+    pressures = {
+        start: label
+        for _, systolic, _, diastolic, _ in _pressure_pairs(text)
+        for start, label in ((systolic, "SBP"), (diastolic, "DBP"))
+    }
     values: list[Value] = []
     listed: list[bool] = []  # a number listed before another ("5 and 10 minutes")
+    last_end = 0
     scales: list[float] = []  # what each number was multiplied by to be in hours
     for match in re.finditer(_NUMBER, text):
         before = text[max(0, match.start() - 1) : match.start()]
@@ -338,12 +403,24 @@ def _values(question: str) -> list[Value]:
         if side:
             number += _PAST if side.group(1) else -_PAST
         value = Value(number, kind, _label(text, match.start(), question))
+        if values and not value.label and _RANGE_DASH.fullmatch(text[last_end : match.start()]):
+            # "INR 2-3": the range's end is the same measurement as its start.
+            value = replace(value, label=values[-1].label, kind=value.kind or values[-1].kind)
+        if not kind and value.label in _LABEL_KINDS:
+            value = replace(value, kind=_LABEL_KINDS[value.label])  # "ICP 28": a pressure
+        if match.start() in pressures:
+            value = replace(value, kind="pressure", label=pressures[match.start()])
+        named_after = _PRESSURE_AFTER.match(text, match.end())
+        if named_after:  # "sitting at 124 systolic"
+            side = "SBP" if named_after.group(1).lower().startswith("s") else "DBP"
+            value = replace(value, kind="pressure", label=side)
         named = _SCORE_GIVEN.search(question[max(0, match.start() - 40) : match.start()])
         if kind == "score" and named:
             value = replace(value, score=named.group(1).lower())
         if not value.kind and re.fullmatch(r"(?:19|20)\d\d", match.group(0)):
             continue  # a year ("ACR 2020", "the 2019 guideline") is no value of the patient's
         values.append(value)
+        last_end = match.end()
         scales.append(value.number / raw if raw else 1.0)
         listed.append(not value.kind and _LISTED.match(text, match.end()) is not None)
     # "at 5 and 10 minutes": a number listed before another takes that one's kind and unit.
@@ -391,7 +468,7 @@ _SIDE = re.compile(
 )
 _PAST = 1e-6
 _COUNTED_TIME = re.compile(r"\b(day|week|month|hour)\s*$", re.IGNORECASE)
-_LISTED = re.compile(r"\s*(?:,|and\b|or\b)\s*(?=\d)")
+_LISTED = re.compile(r"\s*(?:,|and\b|or\b|-|–|to\b)\s*(?=\d)")
 
 
 # A value to reach, not one the patient must have, and how long to hold it: "Maintain BP <
@@ -419,6 +496,24 @@ def conditions(text: str) -> list[Condition]:
     def free(start: int, end: int) -> bool:
         return all(end <= a or start >= b for a, b in taken)
 
+    for sign, *spans in _pressure_pairs(text):
+        # Below a pair is below both ("BP < 185/110" fails for 192/104); above it, above either.
+        below = sign[:1] in ("<", "≤", "l", "u", "b")
+        sides = zip((spans[:2], spans[2:]), ("SBP", "DBP"), strict=True)
+        for (start, end), label in list(sides)[: 1 if below else 2]:
+            number = _number(text[start:end])
+            low, high = (None, number) if below else (number, None)
+            if not sign:
+                low = high = number
+            strict = sign in (">", "<", "more than", "less than", "over", "under", "above", "below")
+            found.append(
+                Condition(
+                    low, high, "pressure", strict_low=strict and low is not None and high is None,
+                    strict_high=strict and high is not None and low is None, label=label,
+                )
+            )
+            taken.append((start, end))
+        taken.append((spans[0] - len(sign) - 1 if sign else spans[0], spans[3]))
     for match in _BETWEEN.finditer(text):
         kind = _kind(text, match.start(5), match.end(5))
         low, high = (_in_hours(_number(match.group(n)), kind, text, match.end()) for n in (1, 5))
@@ -492,7 +587,7 @@ _OF_THE_PATIENT = frozenset({"age", "weight", "percent"})
 _PHYSICAL = frozenset(
     {
         "age", "weight", "kidney", "percent", "pressure", "time", "dose", "concentration",
-        "temperature", "rate", "titer",
+        "temperature", "rate", "titer", "osmolality",
     }
 )
 
@@ -502,8 +597,8 @@ def compatible(value: Value, condition: Condition) -> bool:
     not say ("> 2.67" in a FIB-4 table) is compared with values that are not measurements
     (a score, a bare number), never with an age or a weight. Two acronyms name two different
     measurements ("ICP 26" is not compared with "SBP < 90")."""
-    if value.label and condition.label and value.label != condition.label:
-        return False
+    if value.label and condition.label:
+        return value.label == condition.label  # "SBP 192" and "SBP 150-220 mmHg?"
     if value.measured and (condition.kind == "score" or not condition.kind):
         return bool(value.label) and value.label == condition.label
     if value.label and condition.kind in ("age", "weight"):
@@ -521,6 +616,11 @@ def compatible(value: Value, condition: Condition) -> bool:
         # A laboratory condition ("K+ > 5.0 mEq/L") is met by that measurement only, or by a
         # value given in its unit: a "30-a-day" smoker has no potassium of 30.
         return value.kind == condition.kind
+    if condition.kind == "dose" and condition.low == condition.high:
+        # An amount to give is no condition on the patient: "on citalopram 40" neither meets
+        # nor fails "maximum 20 mg/day", "SBP in the 90s" no "60 mg every 4 hours"; only a
+        # follow-up's context meets one ("edoxaban 60" after "edoxaban 60 mg daily").
+        return value.loose
     if not condition.kind:
         return value.kind not in _PHYSICAL
     if condition.kind == "time":

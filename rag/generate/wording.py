@@ -25,7 +25,7 @@ _VERBISH = re.compile(
     r"offer|offered|means|indicates|indicated|defined|include|includes|included|"
     # the imperatives of protocols and decision trees ("Initiate ICP-lowering therapy")
     r"initiate|administer|obtain|admit|refer|treat|begin|check|monitor|hold|maintain|lower|"
-    r"add|switch|proceed|repeat|assess|titrate|discontinue|evaluate|perform|transfer|observe|"
+    r"add|switch|proceed|repeat|assess|titrate|discontinue|evaluate|perform|transfer|observe|target|"
     r"[a-z]{3,}(?:ed|es|s))\b",
     re.IGNORECASE,
 )
