@@ -54,7 +54,7 @@ from rag.generate.evidence import (
     grade_evidence,
     lead_with_missing,
 )
-from rag.generate.extractive import GENERIC_WORDS
+from rag.generate.extractive import GENERIC_WORDS, question_parts
 from rag.generate.scores import with_whole_tables
 from rag.generate.support import attribute_uncited, check_support
 from rag.index.backend import open_index
@@ -63,7 +63,7 @@ from rag.related import related_questions
 from rag.render import NOT_COVERED, abstention_text
 from rag.retrieve import Retriever, expand_sections
 from rag.shorthand import spelled_out
-from rag.text import title_topics
+from rag.text import asked_part, title_topics
 from rag.types import Answer, Citation, Hit, Turn
 
 __all__ = ["NOT_COVERED", "Backend", "Engine", "Library", "load_backend", "load_generator"]
@@ -552,8 +552,10 @@ class Engine:
         # A follow-up condensed with its history may outgrow the limit its question kept to.
         limit = None if history else self.settings.answer.max_question_chars
         query = _require_text(query, "query", limit)
+        spelled = spelled_out(query)
         return self.retriever.search(
-            spelled_out(query), mode=mode, k=k, sources=sources, min_year=min_year, history=history
+            spelled, mode=mode, k=k, sources=sources, min_year=min_year, history=history,
+            parts=question_parts(asked_part(spelled)),
         )
 
     def related(

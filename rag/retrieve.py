@@ -584,11 +584,13 @@ class Retriever:
         sources: Sequence[str] = (),
         min_year: int | None = None,
         history: Sequence[Turn] = (),
+        parts: Sequence[str] = (),
     ) -> list[Hit]:
         """Ranked passages for `query`, best first, ranks from 1. With `history`, passages of
         the source the previous answer cited move up a few places (`lift_cited_source`). A
         question whose story surrounds the sentence that asks gains that sentence's own best
-        passage (`_with_asked_focus`)."""
+        passage (`_with_asked_focus`); one asking two or three things (`parts`, the questions
+        it asks) the best passage of each part (`_with_parts`)."""
         k = k or self.settings.k
         fusion = Fusion.from_settings(self.settings)
         preferred = cited_source_doc_ids(history, self.siblings)
@@ -608,6 +610,10 @@ class Retriever:
             hits = lift_cited_source(hits, preferred, rrf_k=fusion.rrf_k)[:k]
         hits = self._with_asked_focus(
             query, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
+            min_year=min_year
+        )
+        hits = self._with_parts(
+            parts, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
             min_year=min_year
         )
         return self._with_named_guidelines(
@@ -640,6 +646,38 @@ class Retriever:
             if best is not None and best.chunk_id not in present:
                 added.append(replace(best, rank=len(hits) + len(added) + 1, score=hits[-1].score))
                 present.add(best.chunk_id)
+        return [*hits, *added]
+
+    def _with_parts(
+        self,
+        parts: Sequence[str],
+        hits: list[Hit],
+        *,
+        mode: str,
+        fusion: Fusion,
+        sources: Sequence[str],
+        min_year: int | None,
+    ) -> list[Hit]:
+        """`hits` with the best passage for each part of a question asking two or three things,
+        when the hits lack it: "Total abx length, and does a 62yo smoker need a repeat CXR?"
+        ranks the antibiotic passages first, and the discharge section's "CXR at 6 weeks" only
+        when its part is searched alone. As for the sentence that asks, a part's passage joins
+        after the hits only from a guideline they already hold."""
+        if not hits or len(parts) < 2:
+            return hits
+        present = {hit.chunk_id for hit in hits}
+        guidelines = {doc for hit in hits for doc in self.siblings(hit.doc_id)}
+        added: list[Hit] = []
+        for part in parts:
+            found = retrieve(
+                self.index, part, mode=mode, k=1, per_document=1,
+                candidates=self.settings.candidates, fusion=fusion, sources=sources,
+                min_year=min_year,
+            )
+            if found and found[0].chunk_id not in present and found[0].doc_id in guidelines:
+                rank = len(hits) + len(added) + 1
+                added.append(replace(found[0], rank=rank, score=hits[-1].score))
+                present.add(found[0].chunk_id)
         return [*hits, *added]
 
     def _with_asked_focus(

@@ -426,7 +426,8 @@ def test_a_known_word_with_a_prefix_or_suffix_is_not_named_as_one_no_source_ment
         suggest_related=False,
     )
     assert "afebrile" not in answered.bottom_line, answered.bottom_line
-    assert "5 days may be sufficient" in answered.answer, answered.answer
+    shown = f"{answered.bottom_line}\n{answered.answer}"
+    assert "5 days may be sufficient" in shown, shown
     for word in ("afebrile", "unsteady", "coilable"):
         assert engine._is_unindexed(word) is False, word
     assert engine._is_unindexed("carbocisteine")

@@ -2675,3 +2675,16 @@ def test_asked_whether_to_stop_a_drug_the_line_saying_how_to_change_it_answers()
         [sah],
     )
     assert "reduce to 30 mg every 2 hours" in cited.bottom_line, cited.bottom_line
+
+
+def test_each_part_of_a_question_asking_two_things_finds_its_passage(demo_index: Path) -> None:
+    """"CURB-65 2 pneumonia, improving, stepped down to oral amox + clari. Total abx length,
+    and does a 62yo smoker need a repeat CXR?" was answered from the antibiotic passages only:
+    the discharge section's "CXR at 6 weeks" came up only when its part was searched alone."""
+    cited = demo_answer(
+        demo_index,
+        "CURB-65 2 pneumonia, improving, stepped down to oral amox + clari. Total abx length, and"
+        " does a 62yo smoker need a repeat CXR?",
+    )
+    shown = f"{cited.bottom_line}\n{cited.answer}"
+    assert "CXR at 6 weeks" in shown or "Chest X-ray follow-up arranged at 6 weeks" in shown, shown

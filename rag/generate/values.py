@@ -370,7 +370,6 @@ _RANGE_DASH = re.compile(r"\s*(?:-|–|—|to)\s*")
 # What a measurement given by its acronym alone measures: "ICP 28" is no "320 mOsm/L".
 _LABEL_KINDS = {
     **dict.fromkeys(("ICP", "CPP", "MAP", "SBP", "DBP", "BP"), "pressure"),
-    **dict.fromkeys(("HR", "RR"), "rate"),
 }
 
 
