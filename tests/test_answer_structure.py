@@ -2533,10 +2533,11 @@ def test_a_blood_pressure_pair_is_a_systolic_and_a_diastolic_pressure():
 
 
 def test_an_amount_to_give_is_no_condition_and_an_age_band_written_60_plus_is_one():
-    # "on citalopram 40" neither meets nor fails "maximum 20 mg/day"; the heading "Age 60+"
-    # holds for a woman of 72, and "adults over 60 years" is an age, not a time.
+    # "on citalopram 40" is a dose of 40; the heading "Age 60+" holds for a woman of 72, and
+    # "adults over 60 years" is an age, not a time.
     values = question_values("72yo been on citalopram 40 for years from another GP.")
-    assert match(values, "Citalopram: maximum dose limited to 20 mg/day") == 0
+    assert [v.kind for v in values] == ["age", "dose"]
+    assert match(values, "Citalopram: maximum 20 mg/day in adults over 60 years") == 1
     assert match(values, "Pharmacotherapy for Older Adults (Age 60+)") == 1
     assert conditions("in adults over 60 years")[0].kind == "age"
     # "SBP in the 90s" is no amount of nimodipine.

@@ -1087,6 +1087,20 @@ def test_who_asks_and_a_narrower_word_for_what_the_passage_says_are_not_named_as
     assert alternatives("angio") == "angiography"
 
 
+def test_a_test_the_story_reports_is_not_named_as_missing():
+    """"79M on warfarin, INR 4.6, 75 kg, left lobar ICH on CT. How much 4F-PCC, and what else
+    goes in?" led with "The cited passages do not mention 'CT'": the scan found the bleed, it
+    is not what is asked. A test the question asks about is still named."""
+    from rag.generate.evidence import grade_evidence
+
+    pcc = Hit("p", "ich", "Warfarin-associated ICH with baseline INR 4.0-6.0: give 4F-PCC 35 IU/kg (maximum 3,500 IU) with vitamin K 10 mg IV.", 1.0, 1)  # fmt: skip
+    asked = "79M on warfarin, INR 4.6, weighs 75 kg, left lobar ICH on CT. How much 4F-PCC, and what else goes in?"  # fmt: skip
+    graded = grade_evidence(asked, None, [pcc], direct_score=1.3)
+    assert "CT" not in graded.unmentioned, graded.statement()
+    scan = grade_evidence("Lobar ICH. Repeat CT at 6 hours?", None, [pcc], direct_score=1.3)
+    assert "CT" in scan.unmentioned, scan.statement()
+
+
 def test_a_term_of_a_hyphenated_name_is_named_whole():
     """"No indexed source mentions 'Ganz'" named half of "Swan-Ganz", and "do not mention
     'EUS'" half of "EUS-guided coil injection": the reader is told the whole name."""

@@ -255,6 +255,9 @@ _SETTINGS_AND_ROLES = frozenset(
     # who asks or acts: "Cardiology SHO wants prasugrel. OK?"
     | {"SHO", "FY1", "FY2", "SPR", "REG", "ANP", "ACP", "RMO", "HO"}
 )
+# Tests a story reports ("left lobar ICH on CT", "ECG shows ST depression"): what was found,
+# not what is asked, unless a sentence that asks names the test.
+_TESTS_DONE = frozenset({"CT", "MRI", "CXR", "ECG", "EKG", "EEG", "ABG", "VBG", "CTA", "TTE", "US"})
 # A vignette's measurements: the label right before a value ("RR 32", "BUN 28", "INR: 4.5")
 # and the unit right after one ("9 mmol/L"). They describe the patient, not what is asked.
 _VALUE_LABEL = re.compile(r"(?<![\w-])([A-Za-z][A-Za-z/]*)(?:\s*[:=])?\s+(?=\d)")
@@ -706,6 +709,7 @@ def grade_evidence(
             for name in names
             if name.lower() not in measured
             and name.upper() not in _SETTINGS_AND_ROLES
+            and not (name.upper() in _TESTS_DONE and not re.search(rf"\b{name}\b", asking))
             and (not alternatives(name) or name.lower() in absent)
             and not re.search(rf"\b{re.escape(name)}s?\b", text, re.IGNORECASE)
             and not _spelled_out(name, text)

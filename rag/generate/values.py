@@ -615,11 +615,6 @@ def compatible(value: Value, condition: Condition) -> bool:
         # A laboratory condition ("K+ > 5.0 mEq/L") is met by that measurement only, or by a
         # value given in its unit: a "30-a-day" smoker has no potassium of 30.
         return value.kind == condition.kind
-    if condition.kind == "dose" and condition.low == condition.high:
-        # An amount to give is no condition on the patient: "on citalopram 40" neither meets
-        # nor fails "maximum 20 mg/day", "SBP in the 90s" no "60 mg every 4 hours"; only a
-        # follow-up's context meets one ("edoxaban 60" after "edoxaban 60 mg daily").
-        return value.loose
     if not condition.kind:
         return value.kind not in _PHYSICAL
     if condition.kind == "time":
@@ -633,9 +628,14 @@ def match(values: list[Value], condition_text: str, *, every: bool = False) -> i
     they cannot be compared (no values, no conditions, or different kinds). `every`: the
     conditions are steps of one path, all to be met ("LVEF still <= 35%? -> NO (LVEF > 35%)"
     is no branch for an EF of 25)."""
-    # A loose value (a bare number of a follow-up's context) counts only where it is met.
+    # A loose value (a bare number of a follow-up's context) counts only where it is met; so
+    # does a number of no unit read against an amount to give, which is no condition on the
+    # patient: "SBP in the 90s" fails no "60 mg every 4 hours". (A dose the patient takes is
+    # read against it: "on dabigatran 150 mg" meets "150 mg BID", not "20 mg once daily".)
     comparable = [
-        (v, c) for v, c in _comparable(values, condition_text) if not v.loose or c.holds(v.number)
+        (v, c)
+        for v, c in _comparable(values, condition_text)
+        if not (v.loose or (_amount_to_give(c) and v.kind != "dose")) or c.holds(v.number)
     ]
     if not comparable:
         return 0
@@ -656,6 +656,10 @@ def match(values: list[Value], condition_text: str, *, every: bool = False) -> i
         if met:
             return 1 if all(met.values()) else -1
     return 1 if any(c.holds(v.number) for v, c in comparable) else -1
+
+
+def _amount_to_give(condition: Condition) -> bool:
+    return condition.kind == "dose" and condition.low == condition.high
 
 
 def slack(values: list[Value], condition_text: str) -> float:
