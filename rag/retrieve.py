@@ -590,7 +590,8 @@ class Retriever:
         the source the previous answer cited move up a few places (`lift_cited_source`). A
         question whose story surrounds the sentence that asks gains that sentence's own best
         passage (`_with_asked_focus`); one asking two or three things (`parts`, the questions
-        it asks) the best passage of each part (`_with_parts`)."""
+        it asks) the best passage of each part. Either joins only from a guideline the hits
+        already hold (`_with_best_of`)."""
         k = k or self.settings.k
         fusion = Fusion.from_settings(self.settings)
         preferred = cited_source_doc_ids(history, self.siblings)
@@ -612,10 +613,15 @@ class Retriever:
             query, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
             min_year=min_year
         )
-        hits = self._with_parts(
-            parts, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
-            min_year=min_year
-        )
+        if hits and len(parts) > 1:
+            # A question asking two or three things gains the best passage of each part: "Total
+            # abx length, and does a 62yo smoker need a repeat CXR?" ranks the antibiotic
+            # passages first, and the discharge section's "CXR at 6 weeks" only when its part
+            # is searched alone.
+            hits = self._with_best_of(
+                parts, hits, mode=mode or self.settings.mode, fusion=fusion, sources=sources,
+                min_year=min_year,
+            )
         return self._with_named_guidelines(
             query, hits, mode=mode or self.settings.mode, fusion=fusion, min_year=min_year
         )
@@ -648,38 +654,6 @@ class Retriever:
                 present.add(best.chunk_id)
         return [*hits, *added]
 
-    def _with_parts(
-        self,
-        parts: Sequence[str],
-        hits: list[Hit],
-        *,
-        mode: str,
-        fusion: Fusion,
-        sources: Sequence[str],
-        min_year: int | None,
-    ) -> list[Hit]:
-        """`hits` with the best passage for each part of a question asking two or three things,
-        when the hits lack it: "Total abx length, and does a 62yo smoker need a repeat CXR?"
-        ranks the antibiotic passages first, and the discharge section's "CXR at 6 weeks" only
-        when its part is searched alone. As for the sentence that asks, a part's passage joins
-        after the hits only from a guideline they already hold."""
-        if not hits or len(parts) < 2:
-            return hits
-        present = {hit.chunk_id for hit in hits}
-        guidelines = {doc for hit in hits for doc in self.siblings(hit.doc_id)}
-        added: list[Hit] = []
-        for part in parts:
-            found = retrieve(
-                self.index, part, mode=mode, k=1, per_document=1,
-                candidates=self.settings.candidates, fusion=fusion, sources=sources,
-                min_year=min_year,
-            )
-            if found and found[0].chunk_id not in present and found[0].doc_id in guidelines:
-                rank = len(hits) + len(added) + 1
-                added.append(replace(found[0], rank=rank, score=hits[-1].score))
-                present.add(found[0].chunk_id)
-        return [*hits, *added]
-
     def _with_asked_focus(
         self,
         query: str,
@@ -706,13 +680,33 @@ class Retriever:
         # ("What compression ratio and oxygen?") lose the newborn they are about.
         if not hits or asking.strip() == query.strip() or CONTEXT_OPENER in query:
             return hits
-        found = retrieve(
-            self.index, asking, mode=mode, k=1, per_document=1,
-            candidates=self.settings.candidates, fusion=fusion, sources=sources, min_year=min_year,
+        return self._with_best_of(
+            [asking], hits, mode=mode, fusion=fusion, sources=sources, min_year=min_year
         )
-        if not found or any(hit.chunk_id == found[0].chunk_id for hit in hits):
-            return hits
+
+    def _with_best_of(
+        self,
+        texts: Sequence[str],
+        hits: list[Hit],
+        *,
+        mode: str,
+        fusion: Fusion,
+        sources: Sequence[str],
+        min_year: int | None,
+    ) -> list[Hit]:
+        """`hits` with the best passage for each of `texts` searched alone, after them, when it
+        is not among them and comes from a guideline they already hold."""
+        present = {hit.chunk_id for hit in hits}
         guidelines = {doc for hit in hits for doc in self.siblings(hit.doc_id)}
-        if found[0].doc_id not in guidelines:
-            return hits
-        return [*hits, replace(found[0], rank=len(hits) + 1, score=hits[-1].score)]
+        added: list[Hit] = []
+        for text in texts:
+            found = retrieve(
+                self.index, text, mode=mode, k=1, per_document=1,
+                candidates=self.settings.candidates, fusion=fusion, sources=sources,
+                min_year=min_year,
+            )
+            if found and found[0].chunk_id not in present and found[0].doc_id in guidelines:
+                rank = len(hits) + len(added) + 1
+                added.append(replace(found[0], rank=rank, score=hits[-1].score))
+                present.add(found[0].chunk_id)
+        return [*hits, *added]
