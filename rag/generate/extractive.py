@@ -279,7 +279,7 @@ class ExtractiveGenerator:
         # Hyphenated terms ("first-line", "non-valvular") mean more together than their words
         # apart ("first" alone is a generic word).
         phrases = {term.lower() for term in re.findall(r"\b[A-Za-z]+(?:-[A-Za-z]+)+\b", question)}
-        about = _about_weights(asked_part(question) if own_topic else question, hits)
+        about = _about_weights(question, hits)
         # The drugs a dose question asks about ("Does she qualify for mepolizumab, and what's
         # the dose?"): another drug's dose (the ICS table her "high-dose ICS-LABA" brought)
         # answers a question not asked.
@@ -1466,7 +1466,10 @@ OTHER_DRUG_WEIGHT = 0.8
 TIMING_HEADING_WEIGHT = 1.5
 # How many topical words make a follow-up's topic its own (_own_topic): "dose drink last
 # start" (4) leans on the conversation; "anticoagulant contraindicated CRRT dose effluent IHD
-# RRT start" does not.
+# RRT start" does not. Such a follow-up still weighs the guideline its conversation's words name
+# (_about_weights): "How low a pH ... and what plateau ceiling?" about a burn patient stays
+# with the burn guideline's permissive hypercapnia, not the sepsis plateau rule its "6 mL/kg"
+# meets.
 OWN_TOPIC_WORDS = 6
 # How much a unit stating a ceiling weighs for a question asking one.
 LIMIT_WEIGHT = 1.3
