@@ -46,14 +46,14 @@ _PRESSURE_PAIR = re.compile(
 )
 
 
-def _pressure_pairs(text: str) -> list[tuple[str, int, int, int, int]]:
-    """(comparison, systolic start, end, diastolic start, end) of each blood pressure pair."""
+def _pressure_pairs(text: str) -> list[tuple[str, re.Match[str], int]]:
+    """(comparison, match, group of the systolic; the diastolic's is the next) of each blood
+    pressure pair."""
     pairs = []
     for match in _PRESSURE_PAIR.finditer(text):
         first = 2 if match.group(2) else 5
-        sign = match.group(first - 1) or ""
         if float(match.group(first)) > float(match.group(first + 1)):
-            pairs.append((sign, *match.span(first), *match.span(first + 1)))
+            pairs.append((match.group(first - 1) or "", match, first))
     return pairs
 _OR_MORE = re.compile(
     rf"({_NUMBER})(?:\s*(?:\w+\s+)?(?:or|and) (?:more|older|above|over|higher|greater)"
@@ -185,13 +185,18 @@ _PRESSURE_BEFORE = re.compile(
 )
 
 
+def _pressure_side(word: str) -> str:
+    """"SBP" for "systolic", "DBP" for "diastolic"."""
+    return "SBP" if word.lower() == "systolic" else "DBP"
+
+
 def _label(text: str, start: int, original: str | None = None) -> str:
     """The label a number at `start` is given with: the acronym just before it ("ICP 26"), or
     the laboratory measurement ("glucose 540", "K 5.4"; read in the `original` text, whose
     names' digits are not masked: "HCO3 6"), as one label per measurement."""
     pressure = _PRESSURE_BEFORE.search(text[max(0, start - 40) : start])
     if pressure:
-        return "SBP" if pressure.group(1).lower().startswith("s") else "DBP"
+        return _pressure_side(pressure.group(1))
     match = _ACRONYM_BEFORE.search(text[max(0, start - 16) : start])
     if match:
         return _LAB_LABEL.get(match.group(1).lower(), match.group(1))
@@ -376,9 +381,9 @@ _LABEL_KINDS = {
 def _values(question: str) -> list[Value]:
     text = _masked(question)
     pressures = {
-        start: label
-        for _, systolic, _, diastolic, _ in _pressure_pairs(text)
-        for start, label in ((systolic, "SBP"), (diastolic, "DBP"))
+        pair.start(group): label
+        for _, pair, first in _pressure_pairs(text)
+        for group, label in ((first, "SBP"), (first + 1, "DBP"))
     }
     values: list[Value] = []
     listed: list[bool] = []  # a number listed before another ("5 and 10 minutes")
@@ -401,18 +406,20 @@ def _values(question: str) -> list[Value]:
         side = _SIDE.search(text[max(0, match.start() - 24) : match.start()])
         if side:
             number += _PAST if side.group(1) else -_PAST
-        value = Value(number, kind, _label(text, match.start(), question))
+        # The side of a blood pressure pair, a pressure named after its number ("sitting at 124
+        # systolic"), or the name before it.
+        named_after = _PRESSURE_AFTER.match(text, match.end())
+        label = (
+            pressures.get(match.start())
+            or (named_after and _pressure_side(named_after.group(1)))
+            or _label(text, match.start(), question)
+        )
+        value = Value(number, kind, label)
         if values and not value.label and _RANGE_DASH.fullmatch(text[last_end : match.start()]):
             # "INR 2-3": the range's end is the same measurement as its start.
             value = replace(value, label=values[-1].label, kind=value.kind or values[-1].kind)
-        if not kind and value.label in _LABEL_KINDS:
+        if not value.kind and value.label in _LABEL_KINDS:
             value = replace(value, kind=_LABEL_KINDS[value.label])  # "ICP 28": a pressure
-        if match.start() in pressures:
-            value = replace(value, kind="pressure", label=pressures[match.start()])
-        named_after = _PRESSURE_AFTER.match(text, match.end())
-        if named_after:  # "sitting at 124 systolic"
-            side = "SBP" if named_after.group(1).lower().startswith("s") else "DBP"
-            value = replace(value, kind="pressure", label=side)
         named = _SCORE_GIVEN.search(question[max(0, match.start() - 40) : match.start()])
         if kind == "score" and named:
             value = replace(value, score=named.group(1).lower())
@@ -495,24 +502,22 @@ def conditions(text: str) -> list[Condition]:
     def free(start: int, end: int) -> bool:
         return all(end <= a or start >= b for a, b in taken)
 
-    for sign, *spans in _pressure_pairs(text):
+    for sign, pair, first in _pressure_pairs(text):
         # Below a pair is below both ("BP < 185/110" fails for 192/104); above it, above either.
-        below = sign[:1] in ("<", "≤", "l", "u", "b")
-        sides = zip((spans[:2], spans[2:]), ("SBP", "DBP"), strict=True)
-        for (start, end), label in list(sides)[: 1 if below else 2]:
-            number = _number(text[start:end])
-            low, high = (None, number) if below else (number, None)
-            if not sign:
-                low = high = number
-            strict = sign in (">", "<", "more than", "less than", "over", "under", "above", "below")
+        below = sign in ("<", "≤", "<=", "less than", "under", "below")
+        strict = sign in (
+            ">", "<", "more than", "less than", "over", "under", "above", "below"
+        )  # fmt: skip
+        for group, label in ((first, "SBP"), (first + 1, "DBP"))[: 1 if below else 2]:
+            number = _number(pair.group(group))
+            low, high = (None, number) if below else (number, None) if sign else (number, number)
             found.append(
                 Condition(
-                    low, high, "pressure", strict_low=strict and low is not None and high is None,
-                    strict_high=strict and high is not None and low is None, label=label,
+                    low, high, "pressure", strict_low=strict and not below,
+                    strict_high=strict and below, label=label,
                 )
             )
-            taken.append((start, end))
-        taken.append((spans[0] - len(sign) - 1 if sign else spans[0], spans[3]))
+        taken.append(pair.span())
     for match in _BETWEEN.finditer(text):
         kind = _kind(text, match.start(5), match.end(5))
         low, high = (_in_hours(_number(match.group(n)), kind, text, match.end()) for n in (1, 5))
