@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.generate.prompts import build_condense_messages
+from rag.generate.values import question_values
 
 # Moved to the stages they belong to; re-exported for callers written against this module.
 from rag.retrieve import (
@@ -305,7 +306,27 @@ def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
                 carried.append(f"{name} {value}")
             if carried and len(carried) > 1:
                 break
+    if not question_values(question):
+        # The measurements the story gave, as it wrote them ("BHB 1.1 mmol/L", "pH 7.35"):
+        # "once the insulin goes on, what rate?" is read against them, not against the bare
+        # numbers of the topic's words.
+        for turn in reversed(history[-2:]):
+            measurements = [
+                piece.strip()
+                for piece in _CLAUSE_BREAK.split(turn.question)
+                if len(piece.split()) <= MEASUREMENT_MAX_WORDS
+                and any(value.kind or value.label for value in question_values(piece))
+            ]
+            known = set(question_values(" ".join(carried)))
+            new = [piece for piece in measurements if not set(question_values(piece)) <= known]
+            if measurements:
+                carried += [f"{piece}," for piece in new]
+                break
     return carried
+
+
+MEASUREMENT_MAX_WORDS = 5  # "glucose 920 mg/dL", "effective osm 348": a measurement is short
+_CLAUSE_BREAK = re.compile(r"[,;]\s+|(?<=[A-Za-z0-9%)])\.\s+|\s+(?:and|with|but)\s+", re.IGNORECASE)
 
 
 # "And if he was on dabigatran instead?", "What if the score is 5 instead?": the follow-up

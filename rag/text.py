@@ -366,6 +366,30 @@ def asking_sentences(question: str) -> str:
     return " ".join(asking) if asking and len(asking) < len(sentences) else text
 
 
+# A story told before a dash, then what is asked: "Switching a DVT patient from enoxaparin to
+# warfarin — how long must they overlap?"
+_ASKING_CLAUSE = re.compile(
+    r"\s[—–-]\s+(?=(?:how|what|which|when|who|why|where|is|are|can|could|should|does|do|did|"
+    r"will|would|any|ok)\b)",
+    re.IGNORECASE,
+)
+
+
+STORY_CLAUSE_WORDS = 7  # "Alcohol biomarkers — which one ...?" names its topic, tells no story
+
+
+def asking_clause(asking: str) -> str:
+    """The clause of `asking` (asking_sentences) after a dash that opens a question, when one
+    does: "how long must they overlap?"; all of `asking` otherwise."""
+    pieces = _ASKING_CLAUSE.split(asking, maxsplit=1)
+    # Words the shorthand's full forms added in brackets ("UVC (umbilical venous catheter)")
+    # make no story longer.
+    told = re.sub(r"\([^()]*\)", " ", pieces[0]) if len(pieces) == 2 else ""
+    if len(WORD.findall(told)) < STORY_CLAUSE_WORDS or not content_stems(pieces[1]):
+        return asking
+    return pieces[1]
+
+
 def told_sentences(text: str, asking: str) -> str:
     """`text` without `asking`, its sentences that ask (asking_sentences): the story a vignette
     tells ("30 min of slurred speech, no weakness, age 58."); all of `text` when every sentence

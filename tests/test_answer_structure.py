@@ -2689,3 +2689,176 @@ def test_each_part_of_a_question_asking_two_things_finds_its_passage(demo_index:
     )
     shown = f"{cited.bottom_line}\n{cited.answer}"
     assert "CXR at 6 weeks" in shown or "Chest X-ray follow-up arranged at 6 weeks" in shown, shown
+
+
+HHS_INSULIN = """\
+### Insulin Therapy for HHS
+
+| Clinical Scenario | Insulin Regimen |
+|---|---|
+| HHS with significant ketonemia (beta-hydroxybutyrate >= 3.0 mmol/L) | Fixed-rate IV infusion at 0.1 units/kg per hour |
+| HHS without significant ketonemia (beta-hydroxybutyrate < 3.0 mmol/L) | Fixed-rate IV infusion at 0.05 units/kg per hour |
+"""
+HHS_MONITORING = """\
+### Monitoring During Insulin Therapy
+
+| Parameter | Frequency | Target |
+|---|---|---|
+| Capillary glucose | Every 1-2 hours | Decline of 50-75 mg/dL per hour |
+| Venous pH and bicarbonate | Every 4 hours | pH >= 7.3 and bicarbonate >= 18 mmol/L |
+"""
+
+
+def test_a_follow_up_is_read_against_the_measurements_the_story_gave():
+    """"74M, 80 kg, glucose 920, ..., BHB 1.1 mmol/L, pH 7.35 ..." then "once the insulin goes
+    on, what rate?": the condensed follow-up kept the story's words but not its numbers, so
+    its "74" and "80" met "pH >= 7.3" and the monitoring table led; the ketone level picks
+    the HHS row."""
+    history = [
+        Turn(
+            "74M, 80 kg, glucose 920 mg/dL, effective osm 348, BHB 1.1 mmol/L, pH 7.35, bicarb"
+            " 22, K 4.4. Saline running.",
+            "Bottom line: Fluid resuscitation takes priority [1].",
+        )
+    ]
+    condensed = condense_deterministic("once the insulin goes on, what rate?", history)
+    assert "BHB 1.1 mmol/L" in condensed and "pH 7.35" in condensed, condensed
+    monitoring = hit("dka", HHS_MONITORING, 1, title="DKA and HHS", section="Monitoring")
+    insulin = hit("dka-insulin", HHS_INSULIN, 2, title="DKA and HHS", section="Insulin")
+    cited = answer(condensed, [monitoring, insulin])
+    assert "0.05 units/kg per hour" in cited.bottom_line, cited.bottom_line
+    assert "0.1 units/kg" not in cited.bottom_line, cited.bottom_line
+
+
+NFS_TABLE = """\
+## NAFLD Fibrosis Score (NFS)
+
+| NFS Result | Interpretation |
+|---|---|
+| **< −1.455** | Low risk of advanced fibrosis (NPV 93%) |
+| **−1.455 to 0.676** | Indeterminate |
+| **> 0.676** | High risk of advanced fibrosis (PPV 90%) |
+"""
+
+
+def test_a_negative_score_picks_the_row_for_negative_scores():
+    """"NAFLD fibrosis score of −1.9 ... how do I read that?" read 1.9, and the "> 0.676"
+    row (high risk) led; a T-score of -1.9 met "T-score <= -2.5"."""
+    nafld = hit("nafld", NFS_TABLE, 1, title="MASLD guidance", section="Fibrosis Assessment")
+    cited = answer("NAFLD fibrosis score of −1.9 in a 47-year-old — how do I read that?", [nafld])
+    assert "Low risk of advanced fibrosis" in cited.bottom_line, cited.bottom_line
+    assert "High risk" not in cited.bottom_line, cited.bottom_line
+    t_score = question_values("DXA today shows total hip T -1.9")
+    assert match(t_score, "Osteoporosis: T-score <= -2.5") < 0
+    assert match(t_score, "Osteopenia: T-score between -1.0 and -2.5") > 0
+    # A range written with a hyphen stays a range.
+    assert [v.number for v in question_values("lispro every 1-2 hours")] == [1.0, 2.0]
+
+
+SGLT2_PILLAR = """\
+### Pillar 4: SGLT2 Inhibitors (Class I, LOE A)
+
+- No dose titration required.
+- Can be initiated regardless of diabetes status.
+- **Caution if eGFR < 20 mL/min/1.73 m²** (limited data; do not initiate below this threshold but can continue if eGFR declines after initiation).
+"""
+GDMT_TREE = """\
+### GDMT Initiation Algorithm
+```
+Patient with symptomatic HFrEF (LVEF ≤ 40%)
+  → Start dapagliflozin 10 mg daily or empagliflozin 10 mg daily
+```
+"""
+
+
+def test_a_numbered_heading_is_no_condition_of_the_lines_under_it():
+    """"HFrEF with eGFR 18 — can I start dapagliflozin?" was answered with the initiation
+    algorithm: the eGFR of 18 failed "Pillar 4" of the heading the eGFR rule sits under."""
+    tree = hit("hf", GDMT_TREE, 1, title="HF guideline", section="GDMT")
+    pillar = hit(
+        "hf-sglt2", SGLT2_PILLAR, 2, title="HF guideline",
+        section="Pharmacotherapy > Pillar 4: SGLT2 Inhibitors (Class I, LOE A)",
+    )  # fmt: skip
+    cited = answer(
+        "HFrEF with eGFR 18 — can I start dapagliflozin? And if he was already on it and drifted"
+        " below 20?",
+        [tree, pillar],
+    )
+    assert cited.bottom_line.startswith("Caution if eGFR < 20"), cited.bottom_line
+    assert conditions("Statement 3: Use of Biomarkers") == []
+
+
+ABSOLUTE_CONTRAINDICATIONS = """\
+### Absolute Contraindications
+
+The following are absolute contraindications to IV alteplase:
+- Active internal bleeding (excluding menses)
+- BP persistently > 185/110 mmHg despite treatment
+- Platelet count < 100,000/mm³
+- INR > 1.7 or PT > 15 seconds
+"""
+NIHSS_TABLE = """\
+### NIHSS Severity Classification
+
+| NIHSS Score | Severity | Clinical Implication |
+|---|---|---|
+| 0–4 | Minor stroke | Consider alteplase if disabling deficit |
+| 5–15 | Moderate stroke | IV alteplase indicated if within time window. Assess for LVO. |
+"""
+
+
+def test_a_contraindication_the_values_meet_opens_the_bottom_line():
+    """"72M, LKW 90 min, NIHSS 9, ..., known ITP with platelets 88,000. Alteplase?" led with
+    the NIHSS row ("IV alteplase indicated"); the platelet count it gives meets an absolute
+    contraindication, which the answer showed only further down."""
+    stroke = hit("stroke", NIHSS_TABLE, 1, title="AIS guideline", section="ED Evaluation")
+    ruled_out = hit(
+        "stroke-ci", ABSOLUTE_CONTRAINDICATIONS, 2, title="AIS guideline",
+        section="IV Alteplase > Absolute Contraindications",
+    )  # fmt: skip
+    question = "72M, LKW 90 min, NIHSS 9, CT clear, BP {bp}, platelets {platelets}. Alteplase?"
+    cited = answer(question.format(bp="164/90", platelets="88,000"), [stroke, ruled_out])
+    assert cited.bottom_line.startswith(
+        "By the values given, these contraindications (Absolute Contraindications) are met:"
+        " Platelet count < 100,000/mm³"
+    ), cited.bottom_line
+    assert "185/110" not in cited.bottom_line.split("[")[0], cited.bottom_line
+    # Platelets above the bound meet no contraindication.
+    cited = answer(question.format(bp="164/90", platelets="210,000"), [stroke, ruled_out])
+    assert "are met" not in cited.bottom_line, cited.bottom_line
+
+
+def test_a_test_the_question_reports_normal_picks_the_line_for_a_normal_result(demo_index: Path):
+    """"GCS 6 post resus, extensor posturing, SBP 84 on arrival, CT head reported normal.
+    Still need an ICP bolt?" led with BTF's indication for an abnormal CT scan; the line for a
+    normal CT scan (two or more of age > 40, posturing, SBP < 90) is this patient's."""
+    cited = demo_answer(
+        demo_index,
+        "52M fell off a ladder, GCS 6 post resus, extensor posturing, SBP 84 on arrival, CT head"
+        " reported normal. Still need an ICP bolt? What ICP do we treat?",
+    )
+    assert "with a normal CT scan if two or more" in cited.bottom_line, cited.bottom_line
+    assert "and an abnormal CT scan" not in cited.bottom_line, cited.bottom_line
+
+
+PHQ9_RESPONSE = """\
+### Assessing Response at 8 Weeks
+
+- If remission achieved (PHQ-9 < 5): continue treatment for 4-9 months.
+- If partial response (25-49% reduction): optimize dose or increase session frequency; reassess at 4 weeks.
+- If non-response (<25% reduction): switch antidepressant or augment.
+"""
+
+
+def test_a_score_given_at_baseline_and_now_is_read_as_its_reduction():
+    """"PHQ-9 20 at baseline and 13 today. Responder or not, and what next?" was answered
+    with the non-response branch: neither reading is a percent, so no branch was met."""
+    depression = hit("mdd", PHQ9_RESPONSE, 1, title="Depression guideline", section="Follow-up")
+    cited = answer(
+        "42M on sertraline 100 mg for 8 weeks, PHQ-9 20 at baseline and 13 today. Responder or"
+        " not, and what next?",
+        [depression],
+    )
+    assert cited.bottom_line.startswith("If partial response (25-49% reduction)"), cited.bottom_line
+    # A creatinine that rises from baseline is no score's reduction.
+    assert [v for v in question_values("baseline Cr 0.9, today 2.0 mg/dL") if v.kind == "percent"] == []

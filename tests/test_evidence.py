@@ -1300,3 +1300,49 @@ def test_a_name_and_its_noun_no_passage_writes_together_is_named():
     evidence = grade("Does the guideline adjust first-line treatment for adults with Down syndrome?")
     assert evidence.unindexed == ("Down syndrome",), evidence
     assert grade("Does the guideline back Surviving Sepsis bundles for depression?").unindexed == ()
+
+
+def test_a_range_of_times_offered_is_named_whole():
+    """"Can LMWH prophylaxis be started somewhere in the 24 to 72 hours after injury window?"
+    was told the sources "do not address the 72 hours asked about": half of what was asked."""
+    from rag.generate.evidence import grade_evidence
+
+    prophylaxis = Hit("p", "tbi", "LMWH or low-dose UFH may be used with mechanical prophylaxis.", 1.0, 1)  # fmt: skip
+    asked = "Severe TBI, contusions stable. Can LMWH prophylaxis be started in the 24 to 72 hours after injury window?"  # fmt: skip
+    statement = grade_evidence(asked, None, [prophylaxis], direct_score=1.3).statement()
+    assert "the 24 to 72 hours asked about" in statement, statement
+    access = Hit("a", "ckd", "Establish vascular access well before anticipated dialysis start.", 1.0, 1)
+    asked = "CKD G5 heading for haemodialysis. Is six to twelve months before the start the right time for the fistula?"  # fmt: skip
+    statement = grade_evidence(asked, None, [access], direct_score=1.3).statement()
+    assert "the six to twelve months asked about" in statement, statement
+
+
+def test_a_question_about_a_covered_topic_with_a_never_mentioned_term_is_answered_partial():
+    """A near miss ("Pharmacy suggests IV tigecycline - does ATS/IDSA list it?") was declined
+    outright when the never-mentioned term's own weight pulled its coverage below the bar, though
+    the rest of the question was covered as well as any answered one: it is answered, graded
+    partial, and names the term. A question whose other words are not covered still abstains."""
+    from rag.generate.abstention import Coverage, decide_before_generating
+
+    covered_but_for_term = Coverage(0.55, 0.4, ("tigecycline",), ("tigecycline",), False, 0.5)
+    assert covered_but_for_term.score < 0.985 <= covered_but_for_term.known_score
+    gate = decide_before_generating(covered_but_for_term, min_score=0.75, unknown_term_min_score=0.985)
+    assert not gate.abstains
+    off_topic = Coverage(0.4, 0.2, ("endometritis",), ("endometritis",), False, 0.3)
+    gate = decide_before_generating(off_topic, min_score=0.75, unknown_term_min_score=0.985)
+    assert gate.reason == "unknown_words" and gate.unknown_words == ("endometritis",)
+
+
+def test_an_adjective_ending_in_ular_is_named_with_its_noun():
+    """"Should the stenting be guided by intravascular ultrasound?" was told the passages "do
+    not mention 'intravascular'": the procedure is the adjective and its noun."""
+    from rag.generate.abstention import Coverage
+    from rag.generate.evidence import grade_evidence
+
+    stenting = Hit("s", "acs", "Stent placement is recommended over balloon angioplasty alone for primary PCI.", 1.0, 1)  # fmt: skip
+    question = "Left main culprit going for PCI. Should the stenting be guided by intravascular ultrasound?"
+    evidence = grade_evidence(
+        question, Coverage(0.5, 0.6, ("intravascular",), (), False), [stenting], direct_score=1.3,
+        is_term=lambda word: word.lower() == "intravascular",
+    )  # fmt: skip
+    assert evidence.unmentioned == ("intravascular ultrasound",), evidence

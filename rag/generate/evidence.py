@@ -217,9 +217,10 @@ _NUMBER_WORDS = {
     "twenty-four": 24, "thirty": 30, "forty-eight": 48, "sixty": 60, "ninety": 90,
 }  # fmt: skip
 _NUMBER_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-# A time, or a range of times ("every 4-6 years": the range, not its "6 years").
+# A time, or a range of times ("every 4-6 years", "24 to 72 hours", "six to twelve months":
+# the range, not its end).
 _TIME_AMOUNT = re.compile(
-    rf"\b(?:\d+(?:\.\d+)?\s*[-–]\s*)?(?:\d+(?:\.\d+)?|{_NUMBER_WORD})\s*"
+    rf"\b(?:(?:\d+(?:\.\d+)?|{_NUMBER_WORD})\s*(?:[-–]|to)\s*)?(?:\d+(?:\.\d+)?|{_NUMBER_WORD})\s*"
     r"(?:hours?|days?|weeks?|months?|years?)\b"
 )
 _DURATION = re.compile(
@@ -473,11 +474,12 @@ def question_facets(question: str) -> dict[str, re.Pattern[str] | None]:
     offered += [(value, "") for value in dict.fromkeys(times)]
     for value, noun in offered:
         number, unit = re.fullmatch(
-            rf"((?:[\d.,]+\s*[-–]\s*)?[\d.,]+|{_NUMBER_WORD})\s*(.*)", value
+            rf"((?:(?:[\d.,]+|{_NUMBER_WORD})\s*(?:[-–]|to)\s*)?(?:[\d.,]+|{_NUMBER_WORD}))\s*(.*)",
+            value,
         ).groups()
-        # "twelve weeks" is stated as "12 weeks" as well; a range ("4-6 years") is named whole
-        # and stated by its last number, as a single time is.
-        last = re.split(r"\s*[-–]\s*", number)[-1]
+        # "twelve weeks" is stated as "12 weeks" as well; a range ("4-6 years", "24 to 72
+        # hours") is named whole and stated by its last number, as a single time is.
+        last = re.split(r"\s*(?:[-–]|to)\s*", number)[-1]
         written = rf"(?:{last}|{_NUMBER_WORDS[last]})" if last in _NUMBER_WORDS else re.escape(last)
         pattern = rf"(?<![\d.]){written}\s*{re.escape(unit[:3].lower())}"
         # The drug the amount is offered for names it ("labetalol 100 mg or labetalol 200
@@ -789,7 +791,7 @@ def _nameable(word: str, measured: set[str], is_term: Callable[[str], bool]) -> 
 
 
 # An adjective naming a drug or device takes the noun after it ("obeticholic acid").
-_ADJECTIVE_ENDING = re.compile(r"(?:ic|al|ous|ive|ary)$", re.IGNORECASE)
+_ADJECTIVE_ENDING = re.compile(r"(?:ic|al|ous|ive|ary|ular)$", re.IGNORECASE)
 
 
 # A name and the noun it names in a sentence that asks ("adults with Down syndrome"): the

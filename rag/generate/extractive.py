@@ -61,6 +61,7 @@ from rag.text import (
     DRUG_NAME,
     WORD,
     asked_part,
+    asking_clause,
     asking_sentences,
     content_stems,
     content_words,
@@ -222,8 +223,9 @@ class ExtractiveGenerator:
             # A vignette's story fills its embedding ("on norepi 0.4 + vaso 0.03, adrenaline
             # added ... lactate up 3.1 -> 4.6. Failing resus?" is closest to the vasopressor
             # algorithm): the sentences that ask weigh half of what a unit is close to.
-            if asking != own_words:
-                asking_vector = np.asarray(self.embedder.embed_query(asking), dtype=np.float32)
+            clause = asking_clause(asking)
+            if clause != own_words:
+                asking_vector = np.asarray(self.embedder.embed_query(clause), dtype=np.float32)
                 similarity = [
                     (1 - ASKING_SIMILARITY_SHARE) * sim
                     + ASKING_SIMILARITY_SHARE * (float(vectors[i] @ asking_vector) if i in vectors else 0.0)
@@ -260,6 +262,7 @@ class ExtractiveGenerator:
         # asked about ("Insulin Therapy for HHS" in "... in DKA and HHS", for a DKA question:
         # its "beta-hydroxybutyrate < 3.0" row is no DKA patient's, whatever the ketones).
         spelled = {word.upper() for word in WORD.findall(question)}
+        results = test_results(own_words)
         fits = [
             -1
             if fit >= 0
@@ -267,7 +270,10 @@ class ExtractiveGenerator:
                 _denies(unit, findings, negated - GENERIC_WORDS)
                 or _opens_without(unit, findings)
                 or _for_paired_condition(unit, hits[unit.passage - 1].section, spelled)
+                or _states_result(unit, results, same=False)
             )
+            else 1
+            if fit == 0 and _states_result(unit, results, same=True)
             else fit
             for fit, unit in zip(fits, units, strict=True)
         ]
@@ -729,6 +735,8 @@ class ExtractiveGenerator:
                 if unit.kind == "row" and unit not in chosen and added_up.is_scored(unit.cells)
             ]
             chosen = [chosen[0], *scored, *chosen[1:]]
+        if unmet is None:
+            unmet = _met_contraindications(units, values, chosen, bottom)
         return Draft(
             text=_render(
                 chosen,
@@ -1269,6 +1277,39 @@ def _denies(unit: Unit, findings: frozenset[str], absent: frozenset[str]) -> boo
     return False
 
 
+# A test the question reports normal or abnormal: "CT head reported normal", "CT clear",
+# "abnormal ECG". Group 1 or 4: the test; group 2 or 3: how it came back.
+_TESTS = r"CT|MRI|CXR|ECG|EKG|echo(?:cardiogram)?|chest X-ray|EEG"
+_RESULT = re.compile(
+    rf"\b({_TESTS})\b(?:\s+(?:head|chest|brain|scan))?(?:\s+(?:is|was|reported|came back|looks?|shows?))*"
+    rf"\s+(normal|clear|unremarkable|abnormal)\b|\b(normal|abnormal)\s+({_TESTS})\b",
+    re.IGNORECASE,
+)
+
+
+def test_results(question: str) -> dict[str, bool]:
+    """{test, lower-cased: whether the question reports it normal} for the tests it reports."""
+    found = {}
+    for match in _RESULT.finditer(question):
+        test = (match.group(1) or match.group(4)).lower()
+        found[test] = (match.group(2) or match.group(3)).lower() != "abnormal"
+    return found
+
+
+def _states_result(unit: Unit, results: dict[str, bool], *, same: bool) -> bool:
+    """Whether `unit`, no tree path (its steps are answered YES or NO), is for the result of a
+    test the question reports (`same`) or for the other one: "... a severe TBI with a normal
+    CT scan if two or more ..." when the CT came back normal, "... and an abnormal CT scan"
+    when it did not."""
+    if unit.kind == "path":
+        return False
+    for test, normal in results.items():
+        written = "normal" if normal == same else "abnormal"
+        if re.search(rf"\b{written}\s+{re.escape(test)}\b", unit.text, re.IGNORECASE):
+            return True
+    return False
+
+
 def _answered_steps(steps: Sequence[str]) -> list[tuple[int, str, str]]:
     """(position, step, "yes" or "no") for each step of a tree path that asks ("...?") and
     whose next step answers it ("NO (LVEF > 35%)", "YES --> ...")."""
@@ -1667,6 +1708,56 @@ def _labelled_for(values: list[Value], criterion: str) -> list[Value]:
             for name in (value.label, alternatives(value.label))
             if name
         )
+    ]
+
+
+# A list of what rules a treatment out: "Absolute Contraindications", "Exclusion criteria".
+_RULES_OUT = re.compile(r"contraindicat|exclusion|\bdo not (?:give|use|start)\b", re.IGNORECASE)
+
+
+def _met_contraindications(
+    units: Sequence[Unit], values: list[Value], chosen: Sequence[Unit], bottom: Unit
+) -> tuple[str, int] | None:
+    """The contraindications of a list the answer shows that a value the question gives for
+    what each measures meets, as the sentence the bottom line opens with and its passage:
+    "72M, LKW 90 min, NIHSS 9 ... platelets 88,000. Alteplase?" is answered "By the values
+    given, these contraindications (Absolute Contraindications) are met: Platelet count <
+    100,000/mm³", not first with the NIHSS row that says alteplase is indicated. Only values
+    labelled with what the criterion measures count: a bare number meets too much."""
+    shown = {(unit.passage, unit.group) for unit in chosen if unit.group >= 0}
+    for passage, group in dict.fromkeys(shown):
+        members = [
+            unit
+            for unit in units
+            if unit.passage == passage and unit.group == group and unit.kind in ("item", "row")
+        ]
+        if not members or not _RULES_OUT.search(f"{members[0].section} {members[0].lead}"):
+            continue
+        met = [
+            unit
+            for unit in members
+            if not unit.parent
+            and (labelled := _measured_by(values, unit.text))
+            and value_match(labelled, unit.text) > 0
+        ]
+        if met and bottom not in met:  # not when it leads already
+            heading = section_headings(members[0].section)[-1:] or [""]
+            named = f" ({heading[0]})" if heading[0] else ""
+            stated = "; ".join(plain(unit.text).rstrip(".") for unit in met)
+            return f"By the values given, these contraindications{named} are met: {stated}", passage
+    return None
+
+
+def _measured_by(values: list[Value], criterion: str) -> list[Value]:
+    """The `values` labelled with what `criterion` measures: by its name ("platelets 88,000"
+    for "Platelet count < 100,000/mm³") or the label its condition is read with ("BP
+    192/104" for "BP persistently > 185/110")."""
+    named = content_stems(criterion)
+    labels = {condition.label for condition in value_conditions(criterion) if condition.label}
+    return [
+        value
+        for value in values
+        if value.label and (value.label in labels or content_stems(value.label) <= named)
     ]
 
 

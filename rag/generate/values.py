@@ -20,8 +20,12 @@ from rag.text import CONTEXT_OPENER, DRUG_NAME
 # Names with digits in them: a letter, then letters/digits, a digit somewhere ("CURB-65",
 # "CHA2DS2-VASc", "NEWS2", "IL-1", "HbA1c", "COVID-19", "T2DM", "PaO2/FiO2").
 NAME_WITH_DIGITS = re.compile(r"\b[A-Za-z][A-Za-z0-9/-]*\d[A-Za-z0-9-]*\b")
-_NUMBER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:[.,]\d+)?"
+# A minus sign only where no word or number comes before it: "NFS −1.9", "T-score <= -2.5";
+# "1-2 hourly" is a range.
+_NUMBER = r"(?:(?<![\w.)])[-−](?=\d))?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:[.,]\d+)?)"
 _RANGE = re.compile(rf"({_NUMBER})\s*(?:--|–|—|-|to)\s*({_NUMBER})")  # "--": a typed en dash
+# "T-score between -1.0 and -2.5": a range, whichever bound is written first.
+_BETWEEN_AND = re.compile(rf"\bbetween\s+({_NUMBER})\s+and\s+({_NUMBER})", re.IGNORECASE)
 TITER_MARK = "#:"  # what _masked writes for a titer's "1:"
 _COMPARISON = re.compile(
     rf"(≥|>=|≤|<=|>|<|=|at least|more than|less than|over|under|above|below|within)\s*"
@@ -242,10 +246,11 @@ class Condition:
 
 # "1,100 mg/dL", "100,000/mm³": a comma before three digits groups thousands; "2,5" is a
 # decimal comma.
-_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+$")
 
 
 def _number(text: str) -> float:
+    text = text.replace("−", "-")
     if _THOUSANDS.match(text):
         return float(text.replace(",", ""))
     return float(text.replace(",", "."))
@@ -255,12 +260,13 @@ def _masked(text: str) -> str:
     """`text` with the digits inside names blanked out, positions kept; a score name leaves
     the word "score" so the number after it reads as a score. A time horizon ("10-year ASCVD
     risk", "5-year survival") is part of the name of what it measures, not a value; nor is a
-    heading's or a step's number ("2. SGLT2 Inhibitors"), nor oxygen given ("on 100% O2"), nor a
+    heading's or a step's number ("2. SGLT2 Inhibitors", "Pillar 4"), nor oxygen given ("on 100% O2"), nor a
     drug's strength ("budesonide-formoterol 200/6")."""
     text = _HORIZON.sub(lambda m: " " * len(m.group(0)), text)
     text = SCALE.sub(lambda m: " " * len(m.group(0)), text)
     text = _OXYGEN_GIVEN.sub(lambda m: " " * len(m.group(0)), text)
     text = _ENUMERATION.sub(lambda m: " " * len(m.group(0)), text)
+    text = _NUMBERED_PART.sub(lambda m: m.group(1).ljust(len(m.group(0))), text)
     text = _STRENGTH.sub(
         lambda m: (
             m.group(1).ljust(len(m.group(0)))
@@ -290,6 +296,14 @@ _OXYGEN_GIVEN = re.compile(r"\b\d+\s*(?:%|L(?:/min)?)\s*(?:oxygen|O2|FiO2)\b", r
 # A drug's strength after its name ("budesonide-formoterol 200/6", "fluticasone-salmeterol
 # 250/50") says which inhaler, not what the patient measures: "200/6" is no "200-400" band.
 _STRENGTH = re.compile(r"\b([A-Za-z][A-Za-z-]*\s+)\d+(?:\.\d+)?/\d+(?:\.\d+)?\b")
+# A numbered part of a document ("Pillar 4: SGLT2 Inhibitors", "Statement 3", "Rec 3") is no
+# condition: an eGFR of 18 does not fail "Pillar 4". Steps and tracks stay: GINA's are a
+# patient's treatment level.
+_NUMBERED_PART = re.compile(
+    r"\b((?:pillar|statement|recommendations?|rec|table|figure|section|part|box|option|tier)\s*)"
+    r"\d+(?:\.\d+)*[a-z]?\b",
+    re.IGNORECASE,
+)
 _ENUMERATION = re.compile(r"^\s*(?:step\s+)?\d+(?:\.\d+)*[.)](?=\s+[A-Za-z])", re.IGNORECASE)
 
 
@@ -360,7 +374,7 @@ def question_values(question: str) -> list[Value]:
     asked, _, context = question.partition(CONTEXT_OPENER)
     own = _values(asked)
     if own or not context:
-        return own
+        return own + _reduction(asked)
     # The context is the conversation's terms, not its sentences: "at 5 weeks" comes back as
     # "5". A bare number of it may meet a row ("edoxaban 60 daily": "edoxaban 60 mg daily")
     # but turns none away ("in 25-60% of patients").
@@ -368,6 +382,29 @@ def question_values(question: str) -> list[Value]:
         value if value.kind or value.label else replace(value, loose=True)
         for value in _values(context)
     ]
+
+
+# A measure given at baseline and again now: "PHQ-9 22 at baseline, 14 today", "baseline PHQ-9
+# 20 and 13 today" (read in the masked text: "PHQ-9" has no digits there).
+_BASELINE_THEN = re.compile(
+    r"(?:\bbaseline\b[^\d.;]{0,24}?(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s+at\s+baseline)"
+    r"[^\d;]{0,24}?(?:(\d+(?:\.\d+)?)\s+(?:today|now|currently)\b|\b(?:today|now|currently)\s+(?:is\s+|at\s+)?(\d+(?:\.\d+)?))",
+    re.IGNORECASE,
+)
+
+
+def _reduction(question: str) -> list[Value]:
+    """The reduction from baseline a question's two readings of a score make, as a percent:
+    "PHQ-9 22 at baseline, 14 today" is a 36% reduction, which "Partial response: 25-49% reduction in
+    PHQ-9 score from baseline" holds."""
+    masked = _masked(question)
+    match = _BASELINE_THEN.search(masked)
+    # Of a score ("PHQ-9 22 at baseline"): a creatinine's rise is read as a ratio, not this.
+    if not match or "score" not in masked[max(0, match.start() - 24) : match.end()].lower():
+        return []
+    before = float(match.group(1) or match.group(2))
+    now = float(match.group(3) or match.group(4))
+    return [Value(round(100 * (before - now) / before, 1), "percent")] if before > 0 else []
 
 
 _PRESSURE_AFTER = re.compile(r"\s*(?:mm\s?hg\s*)?(systolic|diastolic)\b", re.IGNORECASE)
@@ -533,10 +570,12 @@ def conditions(text: str) -> list[Condition]:
                 )
             )
             taken.append(match.span())
-    for match in _RANGE.finditer(text):
+    for match in [*_BETWEEN_AND.finditer(text), *_RANGE.finditer(text)]:
         if not free(*match.span()):
             continue
         low, high = _number(match.group(1)), _number(match.group(2))
+        if match.re is _BETWEEN_AND:
+            low, high = sorted((low, high))
         if low <= high:
             kind = _kind(text, match.start(), match.end())
             low, high = (_in_hours(bound, kind, text, match.end()) for bound in (low, high))
