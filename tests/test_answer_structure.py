@@ -1922,6 +1922,21 @@ def test_a_score_with_its_points_in_the_header_counts_what_is_ruled_out_and_name
     ), found.sentence()
 
 
+def test_a_graded_component_is_read_by_the_grade_the_story_gives():
+    """"mild ascites controlled on diuretics, grade I HE on lactulose" scored encephalopathy as
+    "Grade III–IV (poorly controlled)" (3 points): the ascites' "controlled" is no grade."""
+    from rag.generate.scores import tally
+
+    hits = [hit("liver", CHILD_PUGH, 1, title="Cirrhosis", section="Child-Pugh Score")]
+    found = tally(
+        "61M alcohol cirrhosis: bili 2.8, albumin 2.7, INR 2.0, mild ascites controlled on"
+        " diuretics, grade I HE on lactulose. Child-Pugh class?",
+        hits,
+    )
+    assert found is not None and found.total == 11, found
+    assert "grade I–II (2)" in found.sentence(), found.sentence()
+
+
 ABCD2_TABLE = """\
 ### Score Components
 

@@ -593,7 +593,7 @@ def _add_up(
             if len(own) == 1:  # its one row states the threshold, met or not
                 measured.add(component)
             continue
-        worded = _worded(component, own, stated, negated, items)
+        worded = _graded(own, story) or _worded(component, own, stated, negated, items)
         if worded is not None:
             counted.append(worded)
             if worded[1]:
@@ -897,6 +897,36 @@ def _worded(
     if best is None and ruled_out:
         return (f"no {_short(component)}", none)
     return best
+
+
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5}
+_GRADE_SAID = re.compile(r"\bgrade\s+(iv|v|i{1,3}|[1-5])\b", re.IGNORECASE)
+_GRADE_RANGE = re.compile(
+    r"\bgrades?\s+(iv|v|i{1,3}|[1-5])(?:\s*(?:–|-|to)\s*(iv|v|i{1,3}|[1-5]))?\b", re.IGNORECASE
+)
+
+
+def _grade_number(text: str) -> int:
+    return int(text) if text.isdigit() else _ROMAN[text.lower()]
+
+
+def _graded(own: list[Item], story: str) -> tuple[str, float] | None:
+    """The row of a component graded by rows ("Grade I–II (managed)", "Grade III–IV") that
+    holds the one grade the story gives ("grade I HE on lactulose"): (the row, its points).
+    Read by number, not by words: "mild ascites controlled on diuretics" shares "controlled"
+    with "Grade III–IV (poorly controlled)"."""
+    said = _GRADE_SAID.findall(story)
+    if len(said) != 1:
+        return None
+    grade = _grade_number(said[0])
+    for item in own:
+        bounds = _GRADE_RANGE.search(item.criterion)
+        if bounds:
+            low = _grade_number(bounds.group(1))
+            high = _grade_number(bounds.group(2)) if bounds.group(2) else low
+            if low <= grade <= high:
+                return (_short(item.criterion), item.points)
+    return None
 
 
 def _short(text: str) -> str:
