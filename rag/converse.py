@@ -252,7 +252,8 @@ def condense_deterministic(
     if not history or is_self_contained(question, topics):
         return question
     topic = topic_terms(history, exclude=content_terms(question))
-    topic += [term for term in carried_facts(question, history) if term not in topic]
+    carried = carried_facts(question, history, known=" ".join(topic))
+    topic += [term for term in carried if term not in topic]
     topic = [term for term in topic if not replaced(term, question)]
     if not topic:
         return question
@@ -279,12 +280,14 @@ _SCORED_NAME = re.compile(
 )
 
 
-def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
+def carried_facts(question: str, history: Sequence[Turn], *, known: str = "") -> list[str]:
     """What a follow-up's "the score", "that dose" or "then" refers to, carried from the
     conversation: the named score or scale the last two turns are about (their most frequent
     name with digits, "CURB-65": any the questions name, those the answers give as a score)
     when the follow-up names none, and the values the last two questions gave ("score 2")
-    when the follow-up gives none of its own."""
+    when the follow-up gives none of its own; then, outside a conversation about a score, the
+    latest question's measurements as it wrote them ("BHB 1.1 mmol/L,") that the topic's
+    words (`known`) and those values do not already give."""
     carried: list[str] = []
     if not _NAMED_SCALE.search(question):
         asked = " ".join(f"{turn.question} {turn.standalone_question}" for turn in history[-2:])
@@ -306,19 +309,29 @@ def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
                 carried.append(f"{name} {value}")
             if carried and len(carried) > 1:
                 break
-    if not question_values(question):
+    scored = bool(carried) and _NAMED_SCALE.fullmatch(carried[0]) is not None
+    if not question_values(question) and not scored:
         # The measurements the story gave, as it wrote them ("BHB 1.1 mmol/L", "pH 7.35"):
         # "once the insulin goes on, what rate?" is read against them, not against the bare
-        # numbers of the topic's words.
+        # numbers of the topic's words. Not in a conversation about a score ("What's his
+        # CURB-65?" then "Which IV antibiotics then?"): its own values would pick the score's
+        # criteria rows over the row for the score they add up to.
         for turn in reversed(history[-2:]):
             measurements = [
-                piece.strip()
+                piece.strip().rstrip(".")
                 for piece in _CLAUSE_BREAK.split(turn.question)
                 if len(piece.split()) <= MEASUREMENT_MAX_WORDS
-                and any(value.kind or value.label for value in question_values(piece))
+                and re.search(r"[A-Za-z]", piece)
+                and question_values(piece)
             ]
-            known = set(question_values(" ".join(carried)))
-            new = [piece for piece in measurements if not set(question_values(piece)) <= known]
+            given = set(question_values(" ".join([known, *carried])))
+            said = set(content_terms(known))
+            # What the topic's words already say ("day 3 iv ceftriaxone") is not said twice.
+            new = [
+                piece
+                for piece in measurements
+                if not (set(question_values(piece)) <= given and set(content_terms(piece)) <= said)
+            ]
             if measurements:
                 carried += [f"{piece}," for piece in new]
                 break
@@ -326,7 +339,7 @@ def carried_facts(question: str, history: Sequence[Turn]) -> list[str]:
 
 
 MEASUREMENT_MAX_WORDS = 5  # "glucose 920 mg/dL", "effective osm 348": a measurement is short
-_CLAUSE_BREAK = re.compile(r"[,;]\s+|(?<=[A-Za-z0-9%)])\.\s+|\s+(?:and|with|but)\s+", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"[,;:]\s+|(?<=[A-Za-z0-9%)])\.\s+|\s+(?:and|with|but)\s+", re.IGNORECASE)
 
 
 # "And if he was on dabigatran instead?", "What if the score is 5 instead?": the follow-up

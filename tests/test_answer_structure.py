@@ -2743,6 +2743,11 @@ def test_a_follow_up_is_read_against_the_measurements_the_story_gave():
     cited = answer(condensed, [monitoring, insulin])
     assert "0.05 units/kg per hour" in cited.bottom_line, cited.bottom_line
     assert "0.1 units/kg" not in cited.bottom_line, cited.bottom_line
+    # In a conversation about a score, the score is carried, not the story's measurements: they
+    # would pick the score's criteria rows over the row for the score they add up to.
+    curb = [Turn("78M, newly confused, urea 9 mmol/L, RR 32, BP 110/70. What's his CURB-65?", "")]
+    condensed = condense_deterministic("Which IV antibiotics should he get then?", curb)
+    assert "CURB-65" in condensed and "urea 9 mmol/L," not in condensed, condensed
 
 
 NFS_TABLE = """\
