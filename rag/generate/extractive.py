@@ -262,7 +262,7 @@ class ExtractiveGenerator:
         # asked about ("Insulin Therapy for HHS" in "... in DKA and HHS", for a DKA question:
         # its "beta-hydroxybutyrate < 3.0" row is no DKA patient's, whatever the ketones).
         spelled = {word.upper() for word in WORD.findall(question)}
-        results = test_results(own_words)
+        results = reported_results(own_words)
         fits = [
             -1
             if fit >= 0
@@ -1287,7 +1287,7 @@ _RESULT = re.compile(
 )
 
 
-def test_results(question: str) -> dict[str, bool]:
+def reported_results(question: str) -> dict[str, bool]:
     """{test, lower-cased: whether the question reports it normal} for the tests it reports."""
     found = {}
     for match in _RESULT.finditer(question):
@@ -1725,7 +1725,7 @@ def _met_contraindications(
     100,000/mm³", not first with the NIHSS row that says alteplase is indicated. Only values
     labelled with what the criterion measures count: a bare number meets too much."""
     shown = {(unit.passage, unit.group) for unit in chosen if unit.group >= 0}
-    for passage, group in dict.fromkeys(shown):
+    for passage, group in sorted(shown):
         members = [
             unit
             for unit in units
@@ -2570,7 +2570,8 @@ def _render(
     intro, nested items or table); a section from another guideline than the first unit's is
     labelled with its organisation and year. A `score` the question's values add up to opens
     the bottom line with its working, citing the passages of its table; criteria that must all
-    be met and that the question's values fail (`unmet`, _unmet_criteria) open it after that."""
+    be met and that the question's values fail (`unmet`, _unmet_criteria), or the contraindications
+    they meet (_met_contraindications), open it after that."""
     defined = definitions("\n".join(hit.text for hit in hits)) if audience == "patient" else {}
 
     def adapt(text: str) -> str:
