@@ -280,6 +280,10 @@ def measure_coverage(
     )
     unknown_stems = {stem for stem, surface in words.items() if surface in unknown}
     known_total = total - sum(weights[stem] for stem in unknown_stems if stem in weights)
+    if _WANTS_DOSE.search(asking):
+        # A dose of a drug the index never mentions is the one thing no passage can give: the
+        # rest of the question being covered ("starting dose ... for MASH") does not help.
+        known_total = total
     return Coverage(
         nearest_cosine,
         covered / total,
