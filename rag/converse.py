@@ -289,6 +289,7 @@ def carried_facts(question: str, history: Sequence[Turn], *, known: str = "") ->
     latest question's measurements as it wrote them ("BHB 1.1 mmol/L,") that the topic's
     words (`known`) and those values do not already give."""
     carried: list[str] = []
+    scored = False  # whether the conversation is about a named score
     if not _NAMED_SCALE.search(question):
         asked = " ".join(f"{turn.question} {turn.standalone_question}" for turn in history[-2:])
         answered = " ".join(turn.answer for turn in history[-2:])
@@ -303,19 +304,21 @@ def carried_facts(question: str, history: Sequence[Turn], *, known: str = "") ->
             for name in names:
                 counts[name] = counts.get(name, 0) + 1
             carried.append(max(counts, key=lambda name: (counts[name], -names.index(name))))
+            scored = True
     if not _GIVEN_VALUE.search(question):
         for turn in reversed(history[-2:]):
             for name, value in _GIVEN_VALUE.findall(turn.question):
                 carried.append(f"{name} {value}")
             if carried and len(carried) > 1:
                 break
-    scored = bool(carried) and _NAMED_SCALE.fullmatch(carried[0]) is not None
     if not question_values(question) and not scored:
         # The measurements the story gave, as it wrote them ("BHB 1.1 mmol/L", "pH 7.35"):
         # "once the insulin goes on, what rate?" is read against them, not against the bare
         # numbers of the topic's words. Not in a conversation about a score ("What's his
         # CURB-65?" then "Which IV antibiotics then?"): its own values would pick the score's
         # criteria rows over the row for the score they add up to.
+        given = set(question_values(" ".join([known, *carried])))
+        said = set(content_terms(known))
         for turn in reversed(history[-2:]):
             measurements = [
                 piece.strip().rstrip(".")
@@ -324,8 +327,6 @@ def carried_facts(question: str, history: Sequence[Turn], *, known: str = "") ->
                 and re.search(r"[A-Za-z]", piece)
                 and question_values(piece)
             ]
-            given = set(question_values(" ".join([known, *carried])))
-            said = set(content_terms(known))
             # What the topic's words already say ("day 3 iv ceftriaxone") is not said twice.
             new = [
                 piece

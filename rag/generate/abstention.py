@@ -266,7 +266,8 @@ def measure_coverage(
         ):
             unknown.append(surface)
     dose_missing = False
-    if found and _WANTS_DOSE.search(asking):
+    asks_dose = _WANTS_DOSE.search(asking) is not None
+    if found and asks_dose:
         # The rarest word found; of equally rare ones the first asked (a set's order varies
         # from run to run, and "Entresto" and "Jardiance" are equally rare).
         key = max((stem for stem in weights if stem in found), key=weights.__getitem__)
@@ -278,12 +279,13 @@ def measure_coverage(
     covered = sum(weights[stem] for stem in found) + CLASS_WEIGHT * sum(
         weights[stem] for stem in classed
     )
-    unknown_stems = {stem for stem, surface in words.items() if surface in unknown}
-    known_total = total - sum(weights[stem] for stem in unknown_stems if stem in weights)
-    if _WANTS_DOSE.search(asking):
-        # A dose of a drug the index never mentions is the one thing no passage can give: the
-        # rest of the question being covered ("starting dose ... for MASH") does not help.
-        known_total = total
+    # A dose of a drug the index never mentions is the one thing no passage can give: the rest
+    # of the question being covered ("starting dose ... for MASH") does not help.
+    known_total = total - (
+        0.0
+        if asks_dose
+        else sum(weights[stem] for stem, surface in words.items() if surface in unknown and stem in weights)
+    )
     return Coverage(
         nearest_cosine,
         covered / total,

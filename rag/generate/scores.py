@@ -576,6 +576,7 @@ def _add_up(
     headroom: list[float] = []  # what each component not stated could add
     scored: set[tuple[str, str]] = set()
     measured: set[str] = set()
+    grade = _story_grade(story)
     for component in components:
         own = [item for item in items if item.component == component]
         given = _given_for(component, own, labelled, question)
@@ -593,7 +594,7 @@ def _add_up(
             if len(own) == 1:  # its one row states the threshold, met or not
                 measured.add(component)
             continue
-        worded = _graded(own, story) or _worded(component, own, stated, negated, items)
+        worded = _graded(own, grade) or _worded(component, own, stated, negated, items)
         if worded is not None:
             counted.append(worded)
             if worded[1]:
@@ -910,15 +911,19 @@ def _grade_number(text: str) -> int:
     return int(text) if text.isdigit() else _ROMAN[text.lower()]
 
 
-def _graded(own: list[Item], story: str) -> tuple[str, float] | None:
-    """The row of a component graded by rows ("Grade I–II (managed)", "Grade III–IV") that
-    holds the one grade the story gives ("grade I HE on lactulose"): (the row, its points).
-    Read by number, not by words: "mild ascites controlled on diuretics" shares "controlled"
-    with "Grade III–IV (poorly controlled)"."""
+def _story_grade(story: str) -> int | None:
+    """The one grade `story` gives ("grade I HE on lactulose": 1); None for none or several."""
     said = _GRADE_SAID.findall(story)
-    if len(said) != 1:
+    return _grade_number(said[0]) if len(said) == 1 else None
+
+
+def _graded(own: list[Item], grade: int | None) -> tuple[str, float] | None:
+    """The row of a component graded by rows ("Grade I–II (managed)", "Grade III–IV") that
+    holds the one `grade` the story gives (_story_grade): (the row, its points). Read by
+    number, not by words: "mild ascites controlled on diuretics" shares "controlled" with
+    "Grade III–IV (poorly controlled)"."""
+    if grade is None:
         return None
-    grade = _grade_number(said[0])
     for item in own:
         bounds = _GRADE_RANGE.search(item.criterion)
         if bounds:
