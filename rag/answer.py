@@ -61,9 +61,9 @@ from rag.index.backend import open_index
 from rag.index.store import Index, IndexedDocument
 from rag.related import related_questions
 from rag.render import NOT_COVERED, abstention_text
-from rag.retrieve import Retriever, expand_sections
+from rag.retrieve import Retriever, expand_sections, with_closest_of_document
 from rag.shorthand import spelled_out
-from rag.text import asked_part, title_topics
+from rag.text import asked_part, asking_clause, asking_sentences, title_topics
 from rag.types import Answer, Citation, Hit, Turn
 
 __all__ = ["NOT_COVERED", "Backend", "Engine", "Library", "load_backend", "load_generator"]
@@ -372,6 +372,15 @@ class Engine:
             )
             # A score table the question's values are to be added up on is read whole.
             passages = with_whole_tables(standalone, passages, self.index.chunks_of)
+            # The best document's chunks closest to what is asked, where no hit opened them:
+            # the document holds the topic, so the sentence that asks picks the chunk ("What do
+            # I need before she goes home?": the discharge criteria of a DKA story).
+            passages = with_closest_of_document(
+                passages,
+                self.index.chunks_of,
+                self._similarity_to(asking_clause(asking_sentences(standalone))),
+                at_most=self.settings.answer.document_closest,
+            )
             draft = (
                 Draft(text="", refused=True)  # nothing in the index answers it: do not guess
                 if before.abstains

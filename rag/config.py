@@ -193,6 +193,13 @@ class AnswerSettings:
     expand_chunks: int = Field(
         4, ge=0, description="Most chunks one passage brings with it (expand_top)."
     )
+    document_closest: int = Field(
+        2,
+        ge=0,
+        description="Before answering, this many other chunks of the best passage's document, "
+        "the closest to the question by the embedder, join the passages: the document is "
+        "right more often than its chunk. 0 switches it off.",
+    )
     attribute_min_support: float = Field(
         0.5,
         ge=0.0,

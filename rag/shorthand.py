@@ -54,7 +54,7 @@ SHORTHAND: dict[str, str] = {
     "OHCA": "out-of-hospital cardiac arrest", "IHCA": "in-hospital cardiac arrest",
     "VF": "ventricular fibrillation", "VT": "ventricular tachycardia", "AAA": "abdominal aortic aneurysm",
     # respiratory and critical care
-    "SOB": "shortness of breath dyspnea", "sats": "oxygen saturation", "vent": "mechanical ventilation",
+    "SOB": "shortness of breath dyspnea", "sats": "oxygen saturation", "resp": "respiratory", "vent": "mechanical ventilation",
     "ETT": "endotracheal tube", "UVC": "umbilical venous catheter; umbilical vein", "NIV": "noninvasive ventilation", "BiPAP": "noninvasive ventilation",
     "HFNC": "high-flow nasal cannula", "HFNO": "high-flow nasal cannula oxygen",
     "ABG": "arterial blood gas", "VBG": "venous blood gas", "non-rebreather": "NRB mask",
@@ -146,7 +146,8 @@ SHORTHAND: dict[str, str] = {
     "ppx": "prophylaxis", "NSGY": "neurosurgery", "neurosurg": "neurosurgery",
     "pred": "prednisone", "steroids": "corticosteroids", "steroid": "corticosteroid",
     "spiro": "spironolactone", "cipro": "ciprofloxacin",
-    "DU": "duodenal ulcer", "chole": "cholecystectomy", "lap": "laparoscopic", "clopi": "clopidogrel",
+    "DU": "duodenal ulcer", "THR": "total hip replacement surgery", "TKR": "total knee replacement surgery",
+    "ortho": "orthopedic surgery", "chole": "cholecystectomy", "lap": "laparoscopic", "clopi": "clopidogrel",
     "TG": "triglycerides", "TGs": "triglycerides",
     "tofa": "tofacitinib", "antiepileptic": "antiseizure", "antiepileptics": "antiseizure medications",
     "AED": "antiseizure medication", "AEDs": "antiseizure medications", "pheo": "pheochromocytoma",

@@ -73,6 +73,9 @@ class Hit:
     year: int | None = None
     url: str | None = None
     doi: str | None = None
+    # Read beside what retrieval ranked, not ranked itself (rag.retrieve.
+    # with_closest_of_document): it may fill an answer, not lead its bottom line.
+    beside: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ from rag.generate.extractive import ExtractiveGenerator, answer_type
 from rag.generate.support import support_scores
 from rag.generate.values import conditions, match, other_score, question_values
 from rag.generate.wording import definitions, for_patient, is_sentence
-from rag.retrieve import expand_sections
+from rag.retrieve import expand_sections, with_closest_of_document
 from rag.types import Chunk, Hit, Turn
 
 AF_DOSING = """\
@@ -314,6 +314,35 @@ def test_the_top_passages_bring_the_rest_of_their_section():
     expanded = expand_sections([top], lambda doc_id: chunks, top=3, per_hit=4)
     assert [h.chunk_id for h in expanded] == ["cap#0", "cap#1"]
     assert [h.rank for h in expanded] == [1, 2] and expanded[1].title == "CAP"
+
+
+def test_the_best_documents_closest_chunks_join_the_passages_read_beside_them():
+    """The document retrieval ranks first holds the answer in a section no hit opened ("DKA
+    resolved; what before she goes home?" matched the resolution criteria; the discharge
+    criteria sit under "Discharge"): its chunks closest to the question join the passages,
+    marked as read beside them, and a chunk already present is not added twice."""
+    chunks = [
+        Chunk("dka#0", "dka", "Resolution: glucose < 250 mg/dL and pH > 7.3.", "DKA > Resolution", 0, 9),
+        Chunk("dka#1", "dka", "Give basal insulin 2 hours before stopping the drip.", "DKA > Resolution > Transition", 1, 9),
+        Chunk("dka#2", "dka", "Discharge home on a stable subcutaneous insulin regimen for 12-24 hours; follow-up within 2-4 weeks.", "DKA > Discharge", 2, 9),
+        Chunk("dka#3", "dka", "Hold insulin while potassium is below 3.3 mmol/L.", "DKA > Potassium", 3, 9),
+    ]  # fmt: skip
+    top = Hit("dka#0", "dka", chunks[0].text, 1.0, 1, title="DKA", section="DKA > Resolution")
+    passages = expand_sections([top], lambda doc_id: chunks, top=3, per_hit=4)
+    assert [p.chunk_id for p in passages] == ["dka#0", "dka#1"]
+
+    def closeness(texts):  # what the embedder's cosines with "... before she goes home?" rank
+        return [0.9 if "Discharge" in text else 0.5 if "basal" in text else 0.2 for text in texts]
+
+    read = with_closest_of_document(passages, lambda doc_id: chunks, closeness, at_most=1)
+    assert [(p.chunk_id, p.beside, p.rank) for p in read] == [
+        ("dka#0", False, 1), ("dka#1", False, 2), ("dka#2", True, 3)
+    ]
+    assert read[2].title == "DKA" and read[2].section == "DKA > Discharge"
+    assert with_closest_of_document(passages, lambda doc_id: chunks, closeness, at_most=0) == passages
+    cited = answer("DKA resolved, eating again. What does she need before she goes home?", read)
+    shown = f"{cited.bottom_line}\n{cited.answer}"
+    assert "stable subcutaneous insulin regimen for 12-24 hours" in shown
 
 
 def test_a_table_cut_into_parts_is_read_whole_below_the_top_passages():
@@ -1653,6 +1682,24 @@ def test_a_score_with_bare_points_in_its_header_is_added_up_on_the_scale_asked_f
     assert re.search(r"Minimum every 1 hour|Hourly monitoring", cited.bottom_line), cited.bottom_line
 
 
+def test_ward_sats_are_the_scores_oxygen_saturation_and_the_total_picks_the_path(
+    demo_index: Path,
+):
+    """ "sats 93%" is NEWS2's SpO₂ scale 1 row (2 points), not a parameter left out as absent;
+    the total of 8 takes the decision tree's path for a score of 7 or more, not the path for
+    a score of 1-4 that asks about a single parameter of 3 on the way (demo index)."""
+    cited = demo_answer(
+        demo_index,
+        "Medical ward, 74F being treated for pneumonia: resp rate 26, sats 93% breathing air,"
+        " BP 98/60, pulse 96, alert, temp 37.9. What does that add up to on NEWS2?",
+    )
+    assert cited.bottom_line.startswith("By the values given, NEWS2 is 8:"), cited.bottom_line
+    assert "(sats 93) (2)" in cited.bottom_line
+    assert "counted as absent" not in cited.bottom_line
+    assert "Score 1–4" not in cited.bottom_line
+    assert "'resp'" not in cited.answer
+
+
 def test_ward_words_of_two_words_are_read_as_the_guideline_writes_them(demo_index: Path):
     """ "hep B" is hepatitis B and "word-finding" trouble a speech disturbance: neither is a
     term the index never mentions, and the answer comes from the guideline that writes them
@@ -2816,6 +2863,7 @@ The following are absolute contraindications to IV alteplase:
 - BP persistently > 185/110 mmHg despite treatment
 - Platelet count < 100,000/mm³
 - INR > 1.7 or PT > 15 seconds
+- Blood glucose < 50 mg/dL
 """
 NIHSS_TABLE = """\
 ### NIHSS Severity Classification
@@ -2846,6 +2894,13 @@ def test_a_contraindication_the_values_meet_opens_the_bottom_line():
     # Platelets above the bound meet no contraindication.
     cited = answer(question.format(bp="164/90", platelets="210,000"), [stroke, ruled_out])
     assert "are met" not in cited.bottom_line, cited.bottom_line
+    # A glucose written without its unit is read in the unit of the ward that wrote it: "7"
+    # (mmol/L) meets no "< 50 mg/dL"; "45 mg/dL" does.
+    story = "72M, LKW 90 min, NIHSS 9, CT clear, BP 164/90, platelets 210,000, glucose {}. Alteplase?"
+    cited = answer(story.format("7"), [stroke, ruled_out])
+    assert "are met" not in cited.bottom_line, cited.bottom_line
+    cited = answer(story.format("45 mg/dL"), [stroke, ruled_out])
+    assert "are met: Blood glucose < 50 mg/dL" in cited.bottom_line, cited.bottom_line
 
 
 def test_a_test_the_question_reports_normal_picks_the_line_for_a_normal_result(demo_index: Path):

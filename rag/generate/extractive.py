@@ -248,8 +248,7 @@ class ExtractiveGenerator:
         # question's values: it weighs the unit, and picks the rows and branches shown.
         fits = [
             0 if added_up is not None and unit.header and added_up.is_component(unit.header)
-            # "3 in any single parameter" is read against the most one component scored.
-            else _value_match(story + [Value(added_up.most, "score")], unit)
+            else _single_parameter_fit(story, added_up, unit)
             if added_up is not None and _SINGLE_PARAMETER.search(unit.text)
             else _value_match(values, unit)
             for unit in units
@@ -535,13 +534,16 @@ class ExtractiveGenerator:
         }
         closest = min(near_best.values(), default=math.inf)
         withheld = {i for i in withheld if i in shown_matched}
+        # A passage read beside the ranked ones (rag.retrieve.with_closest_of_document) fills
+        # the answer; it does not lead it, nor join its bottom line.
+        beside = {n for n, hit in enumerate(hits, start=1) if hit.beside}
         # A decision-tree path reads less well than a rule or a row: it leads only when it
         # answers clearly better than every matched rule ("INR >= 2.0: 4F-PCC ...").
         lead = next(
             (
                 units[i]
                 for i in sorted(
-                    shown_matched,
+                    (i for i in shown_matched if units[i].passage not in beside),
                     key=lambda i: (
                         bool(withheld) and i not in withheld,
                         units[i].kind == "path" and scores[i] < PATH_LEAD_RATIO * best_rule,
@@ -663,7 +665,12 @@ class ExtractiveGenerator:
                 score_of,
                 lambda unit: _labelled(unit, _DURATION_LABEL) and _names_drug(unit, drugs),
             )
-        bottom = _bottom_unit(chosen, lead, wanted, doses_asked)
+        bottom = _bottom_unit(
+            [unit for unit in chosen if unit.passage not in beside] or chosen,
+            lead,
+            wanted,
+            doses_asked,
+        )
         if not also and not tied_rows:
             # One unit rarely says everything a question asks ("too late to start an SGLT2
             # inhibitor with eGFR 22 and no diabetes?": the eGFR threshold, and that it holds
@@ -737,6 +744,7 @@ class ExtractiveGenerator:
             chosen = [chosen[0], *scored, *chosen[1:]]
         if unmet is None:
             unmet = _met_contraindications(units, values, chosen, bottom)
+        also = [unit for unit in also if unit.passage not in beside or unit is bottom]
         return Draft(
             text=_render(
                 chosen,
@@ -1372,6 +1380,17 @@ def _value_match(values: list[Value], unit: Unit) -> int:
     return value_match(own, text, every=unit.kind == "path")
 
 
+def _single_parameter_fit(story: list[Value], added_up: Tally, unit: Unit) -> int:
+    """How a unit naming one component's points ("3 in any single parameter") fits: that
+    condition is read against the most one component scored, and a total the unit's path
+    asks before it against the total ("Score 1–4? → Any single parameter = 3? → YES" is no
+    path for a NEWS2 of 8)."""
+    before = unit.text[: _SINGLE_PARAMETER.search(unit.text).start()]
+    if value_match([Value(float(added_up.total), "score")], before) < 0:
+        return -1
+    return _value_match([*story, Value(added_up.most, "score")], unit)
+
+
 def _value_slack(values: list[Value], unit: Unit) -> float:
     """values.slack for `unit`'s condition: how closely a condition the values meet fits them."""
     own, text = _deciding_condition(values, unit)
@@ -1737,7 +1756,11 @@ def _met_contraindications(
             unit
             for unit in members
             if not unit.parent
-            and (labelled := _measured_by(values, unit.text))
+            and (
+                labelled := [
+                    value for value in _measured_by(values, unit.text) if _on_scale(value, unit.text)
+                ]
+            )
             and value_match(labelled, unit.text) > 0
         ]
         if met and bottom not in met:  # not when it leads already
@@ -1746,6 +1769,29 @@ def _met_contraindications(
             stated = "; ".join(plain(unit.text).rstrip(".") for unit in met)
             return f"By the values given, these contraindications{named} are met: {stated}", passage
     return None
+
+
+def _on_scale(value: Value, criterion: str) -> bool:
+    """Whether `value` is read in the unit of a condition of `criterion`: written in a unit
+    of that kind when the criterion gives one, and for a concentration within a factor of
+    CONCENTRATION_SCALE of its bound. "glucose 7" (mmol/L, as British wards write it) meets
+    no "Blood glucose < 50 mg/dL"; "platelets 88,000" meets "Platelet count < 100,000/mm³"."""
+    for condition in value_conditions(criterion):
+        if condition.kind and value.kind != condition.kind:
+            continue
+        bound = condition.high if condition.high is not None else condition.low
+        if (
+            condition.kind == "concentration"
+            and bound
+            and not 1 / CONCENTRATION_SCALE <= value.number / bound <= CONCENTRATION_SCALE
+        ):
+            continue
+        return True
+    return False
+
+
+# mg/dL and mmol/L of glucose differ 18-fold; of one unit, a value and its bound rarely 5-fold.
+CONCENTRATION_SCALE = 5.0
 
 
 def _measured_by(values: list[Value], criterion: str) -> list[Value]:

@@ -687,7 +687,12 @@ def _finding_stems(text: str) -> frozenset[str]:
 
 
 # Ward words for a measurement that are no shorthand of the table (rag.shorthand).
-_MEASURED_AS = {"pulse": "heart rate", "sats": "oxygen saturation", "temp": "temperature"}
+_MEASURED_AS = {
+    "pulse": "heart rate",
+    "sats": "oxygen saturation",
+    "spo2": "oxygen saturation",
+    "temp": "temperature",
+}
 _SUBSCRIPTS = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 
 
