@@ -197,8 +197,9 @@ class AnswerSettings:
         2,
         ge=0,
         description="Before answering, this many other chunks of the best passage's document, "
-        "the closest to the question by the embedder, join the passages: the document is "
-        "right more often than its chunk. 0 switches it off.",
+        "the closest by the embedder to the sentence that asks, join the passages (they fill "
+        "the answer, never lead its bottom line): the document is right more often than its "
+        "chunk. 0 switches it off.",
     )
     attribute_min_support: float = Field(
         0.5,

@@ -468,8 +468,9 @@ def with_closest_of_document(
     DKA resolved yesterday, now eating on basal-bolus. What do I need before she goes home?"
     ranks the DKA document first by its resolution criteria, while its discharge criteria
     ("Stable subcutaneous insulin regimen for at least 12-24 hours") sit in a section no hit
-    opened. On two studied answer sets, 20 of 296 key facts were in the best document but in
-    none of the passages; its closest chunks, read beside them, bring about half of them."""
+    opened. On two studied answer sets (heldout26 and heldout25), 20 of 266 key facts were in
+    the best document but in none of the passages; its two closest chunks, read beside them,
+    brought 5 of them into the answers (evals/README.md, README session 35)."""
     if at_most <= 0 or not passages:
         return list(passages)
     best = passages[0]
