@@ -374,13 +374,15 @@ class Engine:
             passages = with_whole_tables(standalone, passages, self.index.chunks_of)
             # The best document's chunks closest to what is asked, where no hit opened them:
             # the document holds the topic, so the sentence that asks picks the chunk ("What do
-            # I need before she goes home?": the discharge criteria of a DKA story).
-            passages = with_closest_of_document(
-                passages,
-                self.index.chunks_of,
-                self._similarity_to(asking_clause(asking_sentences(standalone))),
-                at_most=self.settings.answer.document_closest,
-            )
+            # I need before she goes home?": the discharge criteria of a DKA story). Not for a
+            # question that is declined: nothing would read them, and embedding them costs.
+            if not before.abstains:
+                passages = with_closest_of_document(
+                    passages,
+                    self.index.chunks_of,
+                    self._similarity_to(asking_clause(asking_sentences(standalone))),
+                    at_most=self.settings.answer.document_closest,
+                )
             draft = (
                 Draft(text="", refused=True)  # nothing in the index answers it: do not guess
                 if before.abstains
